@@ -1,0 +1,1 @@
+//! tokenkeeper adapter for reqwest (in progress)

@@ -1,0 +1,1 @@
+//! tokenkeeper adapter for ureq (in progress)

@@ -1,0 +1,1 @@
+//! tokenkeeper adapter for wasm (in progress)

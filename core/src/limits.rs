@@ -1,0 +1,157 @@
+//! Bounds on everything that comes from outside: servers and storage.
+//! Each bound is checked before the input is used, and exceeding it is a
+//! typed error, never a panic or an unbounded allocation.
+
+use crate::error::ResponseError;
+use crate::http::HttpResponse;
+
+/// Limits on external input. [`Limits::default`] is suitable for real
+/// authorization servers; tighten them for constrained targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Limits {
+    /// Largest response body accepted, in bytes (default 1 MiB, as the SDK).
+    pub max_body_bytes: usize,
+    /// Most header fields in a response (default 128).
+    pub max_headers: usize,
+    /// Largest single header value, in bytes (default 16 KiB).
+    pub max_header_value_bytes: usize,
+    /// Deepest JSON nesting accepted (default 32).
+    pub max_json_depth: usize,
+    /// Longest access, refresh or ID token accepted, in bytes (default 64 KiB).
+    pub max_token_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 1024 * 1024,
+            max_headers: 128,
+            max_header_value_bytes: 16 * 1024,
+            max_json_depth: 32,
+            max_token_bytes: 64 * 1024,
+        }
+    }
+}
+
+impl Limits {
+    /// Checks a response's body size and headers.
+    ///
+    /// # Errors
+    /// [`ResponseError::TooLarge`] or [`ResponseError::HeadersTooLarge`].
+    pub fn check_response(&self, response: &HttpResponse) -> Result<(), ResponseError> {
+        if response.body.len() > self.max_body_bytes {
+            return Err(ResponseError::TooLarge {
+                limit: self.max_body_bytes,
+            });
+        }
+        if response.headers.len() > self.max_headers {
+            return Err(ResponseError::HeadersTooLarge {
+                what: "count",
+                limit: self.max_headers,
+            });
+        }
+        if response
+            .headers
+            .iter()
+            .any(|(n, v)| n.len() + v.len() > self.max_header_value_bytes)
+        {
+            return Err(ResponseError::HeadersTooLarge {
+                what: "value size",
+                limit: self.max_header_value_bytes,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The deepest nesting of arrays and objects in `json`, counting brackets
+/// outside strings. Stops early once `max` is exceeded.
+#[must_use]
+pub fn json_depth_exceeds(json: &[u8], max: usize) -> bool {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in json {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::string::String;
+    use alloc::vec;
+
+    #[test]
+    fn depth_counting() {
+        assert!(!json_depth_exceeds(br#"{"a":[1,{"b":2}]}"#, 3));
+        assert!(json_depth_exceeds(br#"{"a":[1,{"b":2}]}"#, 2));
+        // Brackets inside strings do not count, escaped quotes do not end them.
+        assert!(!json_depth_exceeds(br#"{"a":"[[[[\"[[[["}"#, 1));
+        let deep: String = "[".repeat(33) + &"]".repeat(33);
+        assert!(json_depth_exceeds(deep.as_bytes(), 32));
+        let ok: String = "[".repeat(32) + &"]".repeat(32);
+        assert!(!json_depth_exceeds(ok.as_bytes(), 32));
+    }
+
+    #[test]
+    fn body_limit_at_and_past() {
+        let limits = Limits {
+            max_body_bytes: 10,
+            ..Limits::default()
+        };
+        assert!(
+            limits
+                .check_response(&HttpResponse::new(200, vec![b'x'; 10]))
+                .is_ok()
+        );
+        assert_eq!(
+            limits.check_response(&HttpResponse::new(200, vec![b'x'; 11])),
+            Err(ResponseError::TooLarge { limit: 10 })
+        );
+    }
+
+    #[test]
+    fn header_limits_at_and_past() {
+        let limits = Limits {
+            max_headers: 2,
+            max_header_value_bytes: 8,
+            ..Limits::default()
+        };
+        let two = HttpResponse::new(200, "")
+            .with_header("a", "1")
+            .with_header("b", "2");
+        assert!(limits.check_response(&two).is_ok());
+        let three = two.clone().with_header("c", "3");
+        assert!(matches!(
+            limits.check_response(&three),
+            Err(ResponseError::HeadersTooLarge { what: "count", .. })
+        ));
+        let at = HttpResponse::new(200, "").with_header("abc", "12345");
+        assert!(limits.check_response(&at).is_ok());
+        let past = HttpResponse::new(200, "").with_header("abc", "123456");
+        assert!(limits.check_response(&past).is_err());
+    }
+}
