@@ -1,0 +1,508 @@
+// tokenkeeper integration-test harness: a real authorization server
+// (node-oidc-provider 9.13.3) plus a DPoP-aware resource server and a control
+// API, all on 127.0.0.1, each on its own free port (listen on port 0).
+//
+// Protocol with the test process
+// ------------------------------
+// * When ready, exactly ONE line of JSON is written to stdout:
+//     {"ready":true,"issuer":"http://127.0.0.1:P1","token_endpoint":"http://127.0.0.1:P1/token",
+//      "resource_server":"http://127.0.0.1:P2","control":"http://127.0.0.1:P3","pid":N}
+//   Nothing else is ever written to stdout; logs go to stderr, each line
+//   prefixed with `[harness]`.
+// * The process exits when its stdin closes (the test holds the pipe), on
+//   SIGTERM / SIGINT / SIGHUP, and when its parent process dies (process.ppid
+//   polled every second). Set HARNESS_IGNORE_STDIN=1 to run it by hand with a
+//   closed stdin.
+//
+// Environment
+// -----------
+//   HARNESS_DPOP_NONCE=required|off  (default off) token endpoint demands DPoP
+//                                    nonces (features.dPoP.nonceSecret +
+//                                    features.dPoP.requireNonce)
+//   HARNESS_AT_TTL=<seconds>         (default 60) access-token lifetime
+//   HARNESS_RS_NONCE=required|off    (default required) resource server
+//                                    demands its own DPoP nonce
+//
+// Provider (issuer origin, P1): standard oidc-provider routes — /auth, /token,
+// /token/introspection, /token/revocation, /jwks, /me, /session/end,
+// /.well-known/openid-configuration, /interaction/:uid (devInteractions).
+//
+// Resource server (P2): GET|POST /api1/data (aud https://api1.example.com) and
+// GET|POST /api2/data (aud https://api2.example.com). See resource_server.mjs.
+//
+// Control API (P3, JSON in and out):
+//   GET  /__harness/stats          counters (see `newStats()` below)
+//   POST /__harness/stats/reset    zero the counters
+//   POST /__harness/fail_next      {status, body, content_type, headers?, times?}
+//                                  the next `times` (default 1) token endpoint
+//                                  requests get this canned response instead
+//   POST /__harness/login          {authorization_url, login?, password?}
+//                                  -> {callback_url, trail}; drives the
+//                                  devInteractions login + consent pages
+//   POST /__harness/rs_nonce/rotate -> {nonce}: invalidates the RS DPoP nonce
+//   GET  /__harness/config         the effective options
+
+import * as crypto from 'node:crypto';
+import * as http from 'node:http';
+import * as querystring from 'node:querystring';
+import { readFileSync } from 'node:fs';
+
+import { exportJWK, generateKeyPair } from 'jose';
+import Provider, { errors } from 'oidc-provider';
+
+import { log, redirectConsoleToStderr } from './log.mjs';
+import { driveLogin, LoginError } from './login_driver.mjs';
+import { createResourceServer } from './resource_server.mjs';
+import { registerTokenExchange, TOKEN_EXCHANGE, tokenExchangeExtraClaims } from './token_exchange.mjs';
+
+redirectConsoleToStderr();
+
+const HOST = '127.0.0.1';
+
+// ---------------------------------------------------------------- options
+
+function envChoice(name, allowed, fallback) {
+  const value = process.env[name];
+  if (value === undefined || value === '') return fallback;
+  if (!allowed.includes(value)) {
+    throw new Error(`${name} must be one of ${allowed.join('|')}, got ${value}`);
+  }
+  return value;
+}
+
+const options = {
+  dpopNonce: envChoice('HARNESS_DPOP_NONCE', ['required', 'off'], 'off'),
+  rsNonce: envChoice('HARNESS_RS_NONCE', ['required', 'off'], 'required'),
+  accessTokenTTL: Number.parseInt(process.env.HARNESS_AT_TTL || '60', 10),
+};
+if (!Number.isSafeInteger(options.accessTokenTTL) || options.accessTokenTTL <= 0) {
+  throw new Error('HARNESS_AT_TTL must be a positive integer (seconds)');
+}
+
+// ---------------------------------------------------------------- lifetime
+
+function shutdown(reason, code = 0) {
+  log(`exiting: ${reason}`);
+  process.exit(code);
+}
+
+for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP']) {
+  process.on(signal, () => shutdown(signal));
+}
+if (process.env.HARNESS_IGNORE_STDIN !== '1') {
+  process.stdin.on('end', () => shutdown('stdin closed'));
+  process.stdin.on('close', () => shutdown('stdin closed'));
+  process.stdin.on('error', () => shutdown('stdin error'));
+  process.stdin.resume();
+}
+{
+  const initialPpid = process.ppid;
+  setInterval(() => {
+    if (process.ppid !== initialPpid || (process.ppid === 1 && initialPpid !== 1)) {
+      shutdown(`parent ${initialPpid} went away`);
+    }
+  }, 1000).unref();
+}
+process.on('uncaughtException', (err) => {
+  log('uncaught exception:', err);
+  shutdown('uncaught exception', 1);
+});
+process.on('unhandledRejection', (err) => {
+  log('unhandled rejection:', err);
+});
+
+// ---------------------------------------------------------------- helpers
+
+function listen(server) {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, HOST, () => {
+      server.off('error', reject);
+      resolve(`http://${HOST}:${server.address().port}`);
+    });
+  });
+}
+
+async function readBody(req) {
+  const chunks = [];
+  for await (const chunk of req) chunks.push(chunk);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function sendJson(res, status, body) {
+  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+  res.end(JSON.stringify(body));
+}
+
+// ---------------------------------------------------------------- constants
+
+export const RESOURCE_SERVERS = {
+  'https://api1.example.com': '/api1',
+  'https://api2.example.com': '/api2',
+};
+const RESOURCE_SCOPE = 'read:data write:data';
+
+const REDIRECT_URI = 'http://127.0.0.1/callback';
+const pkjwtPublic = (() => {
+  const jwk = JSON.parse(readFileSync(new URL('./keys/pkjwt-private.jwk.json', import.meta.url), 'utf8'));
+  const {
+    d: _d, ...pub
+  } = jwk;
+  return pub;
+})();
+
+const CODE_FLOW_GRANTS = ['authorization_code', 'refresh_token'];
+
+const clients = [
+  {
+    client_id: 'confidential-basic',
+    client_secret: 'secret-basic-1',
+    token_endpoint_auth_method: 'client_secret_basic',
+    grant_types: [...CODE_FLOW_GRANTS, 'client_credentials', TOKEN_EXCHANGE],
+    response_types: ['code'],
+    redirect_uris: [REDIRECT_URI],
+  },
+  {
+    client_id: 'confidential-post',
+    client_secret: 'secret-post-1',
+    token_endpoint_auth_method: 'client_secret_post',
+    grant_types: [...CODE_FLOW_GRANTS, 'client_credentials', TOKEN_EXCHANGE],
+    response_types: ['code'],
+    redirect_uris: [REDIRECT_URI],
+  },
+  {
+    client_id: 'pkjwt',
+    token_endpoint_auth_method: 'private_key_jwt',
+    token_endpoint_auth_signing_alg: 'ES256',
+    jwks: { keys: [pkjwtPublic] },
+    grant_types: [...CODE_FLOW_GRANTS, 'client_credentials', TOKEN_EXCHANGE],
+    response_types: ['code'],
+    redirect_uris: [REDIRECT_URI],
+  },
+  {
+    client_id: 'public-pkce',
+    token_endpoint_auth_method: 'none',
+    grant_types: CODE_FLOW_GRANTS,
+    response_types: ['code'],
+    redirect_uris: [REDIRECT_URI],
+  },
+  {
+    client_id: 'm2m',
+    client_secret: 'secret-m2m-1',
+    token_endpoint_auth_method: 'client_secret_basic',
+    grant_types: ['client_credentials'],
+    response_types: [],
+    redirect_uris: [],
+  },
+];
+
+// ---------------------------------------------------------------- stats
+
+function newStats() {
+  return {
+    token_requests_total: 0,
+    token_requests_by_grant: {},
+    token_responses_by_status: {},
+    dpop_nonce_challenges: 0,
+    resource_requests: 0,
+    resource_nonce_challenges: 0,
+    logins: 0,
+    // last 100 token endpoint requests (secrets redacted)
+    recent_token_requests: [],
+  };
+}
+const stats = newStats();
+// The resource server holds a reference; keep the same object and mutate it.
+function resetStats() {
+  const fresh = newStats();
+  for (const key of Object.keys(stats)) delete stats[key];
+  Object.assign(stats, fresh);
+}
+
+const REDACT = new Set(['client_secret', 'client_assertion', 'code_verifier', 'password']);
+
+let failNext = null; // { status, body, contentType, headers, times }
+
+// ---------------------------------------------------------------- provider
+
+async function main() {
+  const providerServer = http.createServer();
+  const resourceHttp = { server: null };
+  const issuer = await listen(providerServer);
+
+  const rsKey = await generateKeyPair('RS256', { extractable: true, modulusLength: 2048 });
+  const esKey = await generateKeyPair('ES256', { extractable: true });
+  const signingJwks = {
+    keys: [
+      { ...(await exportJWK(rsKey.privateKey)), kid: 'harness-rs256', alg: 'RS256', use: 'sig' },
+      { ...(await exportJWK(esKey.privateKey)), kid: 'harness-es256', alg: 'ES256', use: 'sig' },
+    ],
+  };
+  const publicJwks = {
+    keys: signingJwks.keys.map(({
+      d: _d, p: _p, q: _q, dp: _dp, dq: _dq, qi: _qi, ...pub
+    }) => pub),
+  };
+
+  async function getResourceServerInfo(_ctx, resourceIndicator, _client) {
+    if (!Object.hasOwn(RESOURCE_SERVERS, resourceIndicator)) {
+      throw new errors.InvalidTarget(`unknown resource indicator ${resourceIndicator}`);
+    }
+    return {
+      scope: RESOURCE_SCOPE,
+      audience: resourceIndicator,
+      accessTokenTTL: options.accessTokenTTL,
+      accessTokenFormat: 'jwt',
+      jwt: { sign: { alg: 'ES256' } },
+    };
+  }
+
+  const configuration = {
+    clients,
+    jwks: signingJwks,
+    cookies: { keys: ['harness-cookie-key-1', 'harness-cookie-key-2'] },
+    scopes: ['openid', 'profile', 'email', 'offline_access'],
+    claims: {
+      openid: ['sub'],
+      email: ['email', 'email_verified'],
+      profile: ['name'],
+    },
+    async findAccount(_ctx, id) {
+      return {
+        accountId: id,
+        async claims() {
+          return {
+            sub: id,
+            email: `${id}@example.com`,
+            email_verified: true,
+            name: `Test User ${id}`,
+          };
+        },
+      };
+    },
+    features: {
+      devInteractions: { enabled: true },
+      clientCredentials: { enabled: true },
+      introspection: { enabled: true },
+      revocation: { enabled: true },
+      userinfo: { enabled: true },
+      dPoP: {
+        enabled: true,
+        // nonces are only available when a nonceSecret is configured; then
+        // requireNonce decides whether a proof without nonce is rejected with
+        // `use_dpop_nonce` (+ DPoP-Nonce header).
+        ...(options.dpopNonce === 'required'
+          ? {
+            nonceSecret: crypto.randomBytes(32),
+            requireNonce: (ctx) => ctx.oidc?.route === 'token',
+          }
+          : {}),
+      },
+      resourceIndicators: {
+        enabled: true,
+        // Authorization requests without `resource` get no resource (plain
+        // OIDC login). At the token endpoint, when the grant holds several
+        // resources and the request names none, pick the first one granted.
+        async defaultResource(_ctx, _client, oneOf) {
+          if (Array.isArray(oneOf) && oneOf.length) return oneOf[0];
+          return undefined;
+        },
+        // The refresh token / code keeps all the resources granted at login,
+        // so one refresh token serves `resource=api1` and `resource=api2`.
+        async useGrantedResource(_ctx, _model) {
+          return true;
+        },
+        getResourceServerInfo,
+      },
+    },
+    pkce: {
+      // oidc-provider requires PKCE for public clients by default; keep that
+      // and make it optional for confidential ones.
+      required: (_ctx, client) => client.clientAuthMethod === 'none',
+    },
+    extraTokenClaims: tokenExchangeExtraClaims,
+    rotateRefreshToken: true,
+    async issueRefreshToken(_ctx, client, code) {
+      return client.grantTypeAllowed('refresh_token') && code.scopes.has('offline_access');
+    },
+    ttl: {
+      AccessToken: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? options.accessTokenTTL,
+      ClientCredentials: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? options.accessTokenTTL,
+      AuthorizationCode: 60,
+      IdToken: 3600,
+      RefreshToken: 24 * 3600,
+      Grant: 24 * 3600,
+      Session: 24 * 3600,
+      Interaction: 600,
+      DeviceCode: 600,
+      BackchannelAuthenticationRequest: 600,
+      PreAuthorizedCode: 600,
+    },
+    async renderError(ctx, out, _error) {
+      ctx.type = 'html';
+      ctx.body = `<!DOCTYPE html><html><body><h1>oops</h1><pre>${JSON.stringify(out)
+        .replaceAll('<', '&lt;')}</pre></body></html>`;
+    },
+  };
+
+  const provider = new Provider(issuer, configuration);
+  registerTokenExchange(provider, publicJwks, getResourceServerInfo);
+
+  for (const event of [
+    'grant.error', 'server_error', 'authorization.error', 'introspection.error',
+    'revocation.error', 'userinfo.error', 'jwks.error', 'discovery.error',
+    'end_session.error', 'registration.error', 'pushed_authorization_request.error',
+  ]) {
+    provider.on(event, (ctx, err) => {
+      log(`${event}: ${ctx?.method} ${ctx?.path} ${err?.error ?? err?.name}: ${err?.error_description ?? err?.message}`
+        + `${err?.error_detail ? ` (detail: ${err.error_detail})` : ''}`);
+      if (event === 'server_error') log(err?.stack);
+    });
+  }
+  provider.on('grant.revoked', (_ctx, grantId) => log(`grant revoked: ${grantId}`));
+
+  const tokenPath = new URL(provider.urlFor('token')).pathname;
+
+  // Counting / fault-injection middleware, runs before the provider itself.
+  provider.use(async (ctx, next) => {
+    if (ctx.path !== tokenPath || ctx.method !== 'POST') {
+      await next();
+      return;
+    }
+    // Read the raw body ourselves to count the grant type; oidc-provider's
+    // body parser falls back to `req.body` (a string is re-parsed) when the
+    // stream has already been consumed.
+    const raw = await readBody(ctx.req);
+    ctx.req.body = raw;
+    const form = querystring.parse(raw);
+    const grantType = typeof form.grant_type === 'string' ? form.grant_type : '(none)';
+
+    stats.token_requests_total += 1;
+    stats.token_requests_by_grant[grantType] = (stats.token_requests_by_grant[grantType] ?? 0) + 1;
+    const entry = { grant_type: grantType, dpop: !!ctx.get('dpop'), params: {} };
+    for (const [key, value] of Object.entries(form)) {
+      entry.params[key] = REDACT.has(key) ? '[redacted]' : value;
+    }
+    const authz = ctx.get('authorization');
+    if (authz) entry.authorization_scheme = authz.split(' ')[0];
+    stats.recent_token_requests.push(entry);
+    if (stats.recent_token_requests.length > 100) stats.recent_token_requests.shift();
+
+    if (failNext) {
+      const canned = failNext;
+      canned.times -= 1;
+      if (canned.times <= 0) failNext = null;
+      ctx.status = canned.status;
+      ctx.type = canned.contentType;
+      ctx.body = canned.body;
+      for (const [k, v] of Object.entries(canned.headers)) ctx.set(k, v);
+      entry.status = canned.status;
+      entry.canned = true;
+    } else {
+      await next();
+      entry.status = ctx.status;
+      if (ctx.body && typeof ctx.body === 'object' && ctx.body.error) {
+        entry.error = ctx.body.error;
+        if (ctx.body.error === 'use_dpop_nonce') stats.dpop_nonce_challenges += 1;
+      }
+    }
+    const statusKey = String(ctx.status);
+    stats.token_responses_by_status[statusKey] = (stats.token_responses_by_status[statusKey] ?? 0) + 1;
+    log(`token ${grantType} client=${form.client_id ?? entry.authorization_scheme ?? '?'}`
+      + ` resource=${JSON.stringify(form.resource ?? null)} dpop=${entry.dpop} -> ${ctx.status}`
+      + `${entry.error ? ` ${entry.error}` : ''}${entry.canned ? ' (canned)' : ''}`);
+  });
+
+  providerServer.on('request', provider.callback());
+
+  // ------------------------------------------------------------ resource server
+  const audiences = Object.fromEntries(
+    Object.entries(RESOURCE_SERVERS).map(([aud, prefix]) => [prefix, aud]),
+  );
+  const rs = createResourceServer({
+    issuer,
+    jwksUri: provider.urlFor('jwks'),
+    audiences,
+    nonceRequired: options.rsNonce === 'required',
+    stats,
+  });
+  resourceHttp.server = rs.server;
+  const resourceServer = await listen(rs.server);
+
+  // ------------------------------------------------------------ control API
+  const control = http.createServer(async (req, res) => {
+    try {
+      const { pathname } = new URL(req.url, 'http://control');
+      const body = req.method === 'POST' ? await readBody(req) : '';
+      const json = body ? JSON.parse(body) : {};
+
+      if (req.method === 'GET' && pathname === '/__harness/stats') {
+        sendJson(res, 200, stats);
+      } else if (req.method === 'POST' && pathname === '/__harness/stats/reset') {
+        resetStats();
+        sendJson(res, 200, stats);
+      } else if (req.method === 'POST' && pathname === '/__harness/fail_next') {
+        failNext = {
+          status: Number(json.status ?? 500),
+          body: json.body ?? '',
+          contentType: json.content_type ?? 'text/html; charset=utf-8',
+          headers: json.headers ?? {},
+          times: Number(json.times ?? 1),
+        };
+        sendJson(res, 200, { armed: true, times: failNext.times });
+      } else if (req.method === 'POST' && pathname === '/__harness/login') {
+        if (typeof json.authorization_url !== 'string') {
+          sendJson(res, 400, { error: 'authorization_url (string) is required' });
+          return;
+        }
+        try {
+          const { callbackUrl, trail } = await driveLogin({
+            authorizationUrl: json.authorization_url,
+            issuer,
+            login: json.login ?? 'alice',
+            password: json.password,
+          });
+          stats.logins += 1;
+          log(`login ok: ${trail.join(' | ')}`);
+          sendJson(res, 200, { callback_url: callbackUrl, trail });
+        } catch (err) {
+          log(`login failed: ${err.message}; trail: ${(err.trail ?? []).join(' | ')}`);
+          sendJson(res, 502, {
+            error: err.message,
+            trail: err instanceof LoginError ? err.trail : [],
+          });
+        }
+      } else if (req.method === 'POST' && pathname === '/__harness/rs_nonce/rotate') {
+        sendJson(res, 200, { nonce: rs.state.rotateNonce() });
+      } else if (req.method === 'GET' && pathname === '/__harness/config') {
+        sendJson(res, 200, {
+          issuer,
+          resource_server: resourceServer,
+          resources: RESOURCE_SERVERS,
+          options,
+        });
+      } else {
+        sendJson(res, 404, { error: 'not_found', path: pathname });
+      }
+    } catch (err) {
+      log('control error:', err);
+      sendJson(res, 500, { error: String(err?.message ?? err) });
+    }
+  });
+  const controlUrl = await listen(control);
+
+  log(`provider ${issuer}, resource server ${resourceServer}, control ${controlUrl}, options ${JSON.stringify(options)}`);
+  process.stdout.write(`${JSON.stringify({
+    ready: true,
+    issuer,
+    token_endpoint: provider.urlFor('token'),
+    resource_server: resourceServer,
+    control: controlUrl,
+    pid: process.pid,
+  })}\n`);
+}
+
+main().catch((err) => {
+  log('startup failed:', err);
+  shutdown('startup failure', 1);
+});

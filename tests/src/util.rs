@@ -1,0 +1,146 @@
+//! Small encoding helpers (base64url, randomness, form/query encoding).
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sha2::{Digest as _, Sha256};
+
+/// base64url without padding (RFC 4648 §5), as used by JOSE and PKCE.
+pub fn b64url(bytes: impl AsRef<[u8]>) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Decodes base64url without padding; `None` if malformed.
+pub fn b64url_decode(text: &str) -> Option<Vec<u8>> {
+    URL_SAFE_NO_PAD.decode(text.trim_end_matches('=')).ok()
+}
+
+/// base64url(SHA-256(input)): PKCE S256 challenges, DPoP `ath`.
+pub fn b64url_sha256(input: impl AsRef<[u8]>) -> String {
+    b64url(Sha256::digest(input.as_ref()))
+}
+
+/// `n` bytes from the operating system's CSPRNG.
+///
+/// # Panics
+/// If the OS random source fails.
+pub fn random_bytes(n: usize) -> Vec<u8> {
+    let mut buf = vec![0u8; n];
+    getrandom::fill(&mut buf).expect("OS random source");
+    buf
+}
+
+/// A random base64url string made of `n` random bytes.
+pub fn random_token(n: usize) -> String {
+    b64url(random_bytes(n))
+}
+
+/// Seconds since the Unix epoch.
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Percent-encodes everything except RFC 3986 unreserved characters.
+pub fn percent_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// Decodes `%XX` escapes and `+` (as space) of a form/query component.
+pub fn percent_decode(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
+                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Encodes `pairs` as `application/x-www-form-urlencoded` / a query string.
+/// Repeated keys (e.g. several `resource`) are kept in order.
+pub fn form_encode<K: AsRef<str>, V: AsRef<str>>(pairs: &[(K, V)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", percent_encode(k.as_ref()), percent_encode(v.as_ref())))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// Parses the query component of `url` into decoded `(key, value)` pairs.
+pub fn query_pairs(url: &str) -> Vec<(String, String)> {
+    let query = match url.split_once('?') {
+        Some((_, q)) => q.split('#').next().unwrap_or(""),
+        None => return Vec::new(),
+    };
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+/// The first value of `key` in the query of `url`.
+pub fn query_param(url: &str, key: &str) -> Option<String> {
+    query_pairs(url)
+        .into_iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_roundtrip() {
+        let s = "https://api1.example.com/x?y=1 2&z=ü";
+        assert_eq!(percent_decode(&percent_encode(s)), s);
+        assert_eq!(percent_decode("a+b%2"), "a b%2");
+        assert_eq!(percent_decode("%zz"), "%zz");
+    }
+
+    #[test]
+    fn query_parsing() {
+        let url = "http://127.0.0.1/callback?code=abc&state=s%20t&iss=http%3A%2F%2Fx#frag";
+        assert_eq!(query_param(url, "code").as_deref(), Some("abc"));
+        assert_eq!(query_param(url, "state").as_deref(), Some("s t"));
+        assert_eq!(query_param(url, "iss").as_deref(), Some("http://x"));
+        assert_eq!(query_param(url, "nope"), None);
+    }
+
+    #[test]
+    fn pkce_vector() {
+        // RFC 7636 appendix B
+        assert_eq!(
+            b64url_sha256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
+    }
+}
