@@ -24,8 +24,10 @@ pub const PKJWT_PRIVATE_JWK_PATH: &str = concat!(
     "/harness/keys/pkjwt-private.jwk.json"
 );
 /// PKCS#8 PEM copy of the [`PKJWT`] client's private key.
-pub const PKJWT_PRIVATE_PEM_PATH: &str =
-    concat!(env!("CARGO_MANIFEST_DIR"), "/harness/keys/pkjwt-private.pem");
+pub const PKJWT_PRIVATE_PEM_PATH: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/harness/keys/pkjwt-private.pem"
+);
 /// `kid` of the [`PKJWT`] client's key.
 pub const PKJWT_KID: &str = "pkjwt-test-key-1";
 

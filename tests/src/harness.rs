@@ -157,7 +157,10 @@ fn append(log: &Mutex<String>, line: &str) {
 
 fn installed(dir: &Path) -> bool {
     let marker = dir.join("node_modules/.package-lock.json");
-    if !dir.join("node_modules/oidc-provider/package.json").is_file() {
+    if !dir
+        .join("node_modules/oidc-provider/package.json")
+        .is_file()
+    {
         return false;
     }
     let mtime = |p: &Path| p.metadata().and_then(|m| m.modified()).ok();
@@ -545,7 +548,12 @@ impl Harness {
     /// message includes the trail of requests and the server log).
     pub fn login_as(&self, authorization_url: &str, login: &str) -> String {
         self.try_login_as(authorization_url, login)
-            .unwrap_or_else(|e| panic!("login failed: {e}\n--- server log ---\n{}", self.server_log()))
+            .unwrap_or_else(|e| {
+                panic!(
+                    "login failed: {e}\n--- server log ---\n{}",
+                    self.server_log()
+                )
+            })
     }
 
     /// Like [`Harness::login_as`] but returns the harness's error description

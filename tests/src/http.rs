@@ -50,10 +50,7 @@ impl HttpResponse {
 
     /// The `error` member of a JSON error body, if any.
     pub fn error(&self) -> Option<String> {
-        self.try_json()?
-            .get("error")?
-            .as_str()
-            .map(str::to_owned)
+        self.try_json()?.get("error")?.as_str().map(str::to_owned)
     }
 
     pub(crate) fn read(mut response: ureq::http::Response<ureq::Body>) -> Self {

@@ -72,7 +72,11 @@ impl AuthorizationRequest {
         for resource in &self.resources {
             params.push(("resource", resource));
         }
-        format!("{}?{}", harness.authorization_endpoint(), form_encode(&params))
+        format!(
+            "{}?{}",
+            harness.authorization_endpoint(),
+            form_encode(&params)
+        )
     }
 
     /// Extracts the `code` from the callback URL after checking that it is
@@ -145,7 +149,12 @@ impl AuthorizationRequest {
 ///
 /// # Panics
 /// If any step fails (with the provider's answer in the message).
-pub fn pkce_login(harness: &Harness, client: &TestClient, scope: &str, resources: &[&str]) -> Value {
+pub fn pkce_login(
+    harness: &Harness,
+    client: &TestClient,
+    scope: &str,
+    resources: &[&str],
+) -> Value {
     let request = AuthorizationRequest::new(client, scope, resources);
     let callback = harness.login(&request.url(harness));
     let code = request.code_from_callback(harness, &callback);

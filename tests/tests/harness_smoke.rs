@@ -1,0 +1,657 @@
+//! Smoke tests of the integration harness itself (node-oidc-provider 9.13.3,
+//! the resource server and the control API), through raw HTTP only.
+//!
+//! Provider facts these tests pin down (they are what the tokenkeeper tests
+//! build on):
+//! * refresh tokens rotate on every use; replaying a rotated (consumed)
+//!   refresh token fails with `invalid_grant` AND revokes the whole grant, so
+//!   the newest refresh token of the family is dead afterwards too;
+//! * one refresh token from a login with `resource=api1&resource=api2` serves
+//!   refreshes for either resource (`resource=` on the refresh request picks
+//!   the audience); an unknown or ungranted resource gives `invalid_target`;
+//! * with `HARNESS_DPOP_NONCE=required`, a DPoP proof without nonce gets
+//!   `400 use_dpop_nonce` with a `DPoP-Nonce` header;
+//! * RFC 8693 token exchange is not built into oidc-provider; the harness
+//!   registers a minimal grant handler (see `harness/token_exchange.mjs`).
+
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokenkeeper_integration::{
+    API1, API2, CONFIDENTIAL_BASIC, CONFIDENTIAL_POST, CannedResponse, DpopKey, Harness,
+    HarnessOptions, M2M, PKJWT, PUBLIC_PKCE, TOKEN_EXCHANGE_GRANT, TestClient, jwt, pkce_login,
+    resource_request, token_request,
+};
+
+const LOGIN_SCOPE: &str = "openid profile email offline_access read:data write:data";
+
+fn refresh(
+    harness: &Harness,
+    client: &TestClient,
+    refresh_token: &str,
+    resource: Option<&str>,
+) -> tokenkeeper_integration::HttpResponse {
+    let mut params = vec![
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh_token),
+    ];
+    if let Some(resource) = resource {
+        params.push(("resource", resource));
+    }
+    token_request(harness, client, &params, &[])
+}
+
+fn str_field<'a>(value: &'a Value, name: &str) -> &'a str {
+    value[name]
+        .as_str()
+        .unwrap_or_else(|| panic!("no string `{name}` in {value}"))
+}
+
+fn port_of(url: &str) -> u16 {
+    url.rsplit(':')
+        .next()
+        .and_then(|p| p.trim_end_matches('/').parse().ok())
+        .unwrap_or_else(|| panic!("no port in {url}"))
+}
+
+#[test]
+fn server_starts_serves_discovery_and_stops() {
+    let started = Instant::now();
+    let harness = Harness::start(HarnessOptions::default());
+    eprintln!("harness ready in {:?}", started.elapsed());
+
+    let discovery = harness.discovery();
+    assert_eq!(str_field(&discovery, "issuer"), harness.issuer());
+    assert_eq!(
+        str_field(&discovery, "token_endpoint"),
+        harness.token_endpoint()
+    );
+    let grants: Vec<&str> = discovery["grant_types_supported"]
+        .as_array()
+        .expect("grant_types_supported")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for grant in [
+        "authorization_code",
+        "refresh_token",
+        "client_credentials",
+        TOKEN_EXCHANGE_GRANT,
+    ] {
+        assert!(grants.contains(&grant), "{grant} missing from {grants:?}");
+    }
+    assert!(
+        discovery["dpop_signing_alg_values_supported"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|v| v == "ES256"))
+    );
+    assert!(discovery["introspection_endpoint"].is_string());
+    assert!(discovery["revocation_endpoint"].is_string());
+
+    let ports = [
+        port_of(harness.issuer()),
+        port_of(harness.resource_server()),
+        port_of(harness.control_url()),
+    ];
+    assert_eq!(
+        ports
+            .iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .len(),
+        3,
+        "three distinct ports: {ports:?}"
+    );
+    for port in ports {
+        TcpStream::connect(("127.0.0.1", port)).expect("port accepts connections while running");
+    }
+    let pid = harness.pid();
+    assert!(
+        harness
+            .server_log()
+            .contains("[harness] provider http://127.0.0.1:")
+    );
+
+    drop(harness);
+
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "node process {pid} still exists after drop"
+    );
+    for port in ports {
+        assert!(
+            TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(1))
+                .is_err(),
+            "port {port} still accepts connections after drop"
+        );
+    }
+}
+
+#[test]
+fn pkce_login_returns_refresh_token_and_jwt_access_token() {
+    let harness = Harness::start(HarnessOptions::default());
+    let tokens = pkce_login(&harness, &PUBLIC_PKCE, LOGIN_SCOPE, &[API1, API2]);
+
+    assert_eq!(str_field(&tokens, "token_type"), "Bearer");
+    assert_eq!(tokens["expires_in"], 60);
+    assert!(!str_field(&tokens, "refresh_token").is_empty());
+    assert!(jwt::is_jwt(str_field(&tokens, "id_token")));
+
+    let access_token = str_field(&tokens, "access_token");
+    assert!(
+        jwt::is_jwt(access_token),
+        "access token is not a JWT: {access_token}"
+    );
+    assert_eq!(jwt::header(access_token)["typ"], "at+jwt");
+    let claims = jwt::claims(access_token);
+    assert_eq!(claims["iss"], harness.issuer());
+    assert_eq!(claims["sub"], "alice");
+    assert_eq!(claims["client_id"], PUBLIC_PKCE.id);
+    // with several granted resources and no `resource` at the code exchange,
+    // the harness's defaultResource picks the first one
+    assert_eq!(jwt::audiences(access_token), [API1]);
+    assert_eq!(claims["scope"], "read:data write:data");
+    assert!(
+        claims.get("cnf").is_none(),
+        "Bearer token must not be bound"
+    );
+
+    let stats = harness.stats();
+    assert_eq!(stats.logins, 1);
+    assert_eq!(stats.grant("authorization_code"), 1);
+}
+
+#[test]
+fn code_exchange_works_with_each_client_auth_method() {
+    let harness = Harness::start(HarnessOptions::default());
+    for client in [CONFIDENTIAL_BASIC, CONFIDENTIAL_POST, PKJWT] {
+        let tokens = pkce_login(&harness, &client, LOGIN_SCOPE, &[API1]);
+        let access_token = str_field(&tokens, "access_token");
+        assert_eq!(jwt::claims(access_token)["client_id"], client.id);
+        assert!(
+            tokens["refresh_token"].is_string(),
+            "{}: {tokens}",
+            client.id
+        );
+        // and the refresh token works with the same authentication method
+        let refreshed = refresh(&harness, &client, str_field(&tokens, "refresh_token"), None);
+        assert_eq!(refreshed.status, 200, "{}: {}", client.id, refreshed.body);
+    }
+    let stats = harness.stats();
+    let schemes: Vec<Option<&str>> = stats
+        .recent_token_requests
+        .iter()
+        .map(|r| r["authorization_scheme"].as_str())
+        .collect();
+    assert!(schemes.contains(&Some("Basic")), "{schemes:?}");
+    let pkjwt_request = stats
+        .recent_token_requests
+        .iter()
+        .find(|r| r["params"]["client_id"] == PKJWT.id)
+        .expect("pkjwt request recorded");
+    assert_eq!(pkjwt_request["params"]["client_assertion"], "[redacted]");
+}
+
+/// Rotation: every refresh returns a new refresh token. Replaying the old one
+/// is `invalid_grant`, and oidc-provider then revokes the whole grant
+/// (`refresh_token.js`: a consumed token destroys itself and revokes its
+/// grantId), so the newest refresh token is dead as well.
+#[test]
+fn refresh_rotation_and_replay_revokes_the_family() {
+    let harness = Harness::start(HarnessOptions::default());
+    let tokens = pkce_login(&harness, &CONFIDENTIAL_BASIC, LOGIN_SCOPE, &[API1, API2]);
+    let rt0 = str_field(&tokens, "refresh_token").to_owned();
+
+    let first = refresh(&harness, &CONFIDENTIAL_BASIC, &rt0, None);
+    assert_eq!(first.status, 200, "{}", first.body);
+    let rt1 = str_field(&first.json(), "refresh_token").to_owned();
+    assert_ne!(rt0, rt1, "refresh token must rotate");
+
+    let replay = refresh(&harness, &CONFIDENTIAL_BASIC, &rt0, None);
+    assert_eq!(replay.status, 400, "{}", replay.body);
+    assert_eq!(replay.error().as_deref(), Some("invalid_grant"));
+
+    let after_replay = refresh(&harness, &CONFIDENTIAL_BASIC, &rt1, None);
+    assert_eq!(after_replay.status, 400, "{}", after_replay.body);
+    assert_eq!(
+        after_replay.error().as_deref(),
+        Some("invalid_grant"),
+        "the replay revoked the grant, so the rotated token is dead too"
+    );
+    assert!(harness.server_log().contains("refresh token already used"));
+}
+
+#[test]
+fn one_refresh_token_serves_both_resources() {
+    let harness = Harness::start(HarnessOptions::default());
+    let tokens = pkce_login(&harness, &PUBLIC_PKCE, LOGIN_SCOPE, &[API1, API2]);
+    harness.reset_stats();
+
+    let r1 = refresh(
+        &harness,
+        &PUBLIC_PKCE,
+        str_field(&tokens, "refresh_token"),
+        Some(API1),
+    );
+    assert_eq!(r1.status, 200, "{}", r1.body);
+    let r1 = r1.json();
+    let at1 = str_field(&r1, "access_token").to_owned();
+    assert_eq!(jwt::audiences(&at1), [API1]);
+
+    let r2 = refresh(
+        &harness,
+        &PUBLIC_PKCE,
+        str_field(&r1, "refresh_token"),
+        Some(API2),
+    );
+    assert_eq!(r2.status, 200, "{}", r2.body);
+    let r2 = r2.json();
+    let at2 = str_field(&r2, "access_token").to_owned();
+    assert_eq!(jwt::audiences(&at2), [API2]);
+    assert_ne!(r1["refresh_token"], r2["refresh_token"]);
+
+    // Bearer calls: the api1 token works at api1 only
+    let ok = resource_request(
+        &harness,
+        "GET",
+        "/api1/data",
+        Some(&format!("Bearer {at1}")),
+        None,
+    );
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    let body = ok.json();
+    assert_eq!(body["ok"], true);
+    assert_eq!(body["sub"], "alice");
+    assert_eq!(body["aud"], API1);
+    assert_eq!(body["scope"], "read:data write:data");
+
+    let wrong_aud = resource_request(
+        &harness,
+        "GET",
+        "/api2/data",
+        Some(&format!("Bearer {at1}")),
+        None,
+    );
+    assert_eq!(wrong_aud.status, 401, "{}", wrong_aud.body);
+    let challenge = wrong_aud
+        .header("www-authenticate")
+        .expect("WWW-Authenticate");
+    assert!(
+        challenge.starts_with("Bearer error=\"invalid_token\""),
+        "{challenge}"
+    );
+
+    let post = resource_request(
+        &harness,
+        "POST",
+        "/api2/data",
+        Some(&format!("Bearer {at2}")),
+        None,
+    );
+    assert_eq!(post.status, 200, "{}", post.body);
+    assert_eq!(post.json()["aud"], API2);
+
+    let no_token = resource_request(&harness, "GET", "/api1/data", None, None);
+    assert_eq!(no_token.status, 401);
+    assert_eq!(no_token.header("www-authenticate"), Some("Bearer"));
+
+    let stats = harness.stats();
+    assert_eq!(stats.grant("refresh_token"), 2, "{stats:?}");
+    assert_eq!(stats.token_requests_total, 2);
+    assert_eq!(stats.resource_requests, 4);
+    let resources: Vec<&Value> = stats
+        .recent_token_requests
+        .iter()
+        .map(|r| &r["params"]["resource"])
+        .collect();
+    assert_eq!(resources, [API1, API2]);
+}
+
+/// `invalid_target` for resources the refresh token cannot serve.
+///
+/// Surprise pinned here: oidc-provider rotates (consumes) the refresh token
+/// BEFORE it resolves the requested resource, so a refresh that fails with
+/// `invalid_target` has burnt the refresh token without returning its
+/// successor; using it again is a replay (`invalid_grant`, grant revoked).
+#[test]
+fn unknown_or_ungranted_resource_is_invalid_target_and_burns_the_refresh_token() {
+    let harness = Harness::start(HarnessOptions::default());
+
+    let tokens = pkce_login(&harness, &CONFIDENTIAL_POST, LOGIN_SCOPE, &[API1]);
+    let rt = str_field(&tokens, "refresh_token");
+    let unknown = refresh(
+        &harness,
+        &CONFIDENTIAL_POST,
+        rt,
+        Some("https://api3.example.com"),
+    );
+    assert_eq!(unknown.status, 400, "{}", unknown.body);
+    assert_eq!(unknown.error().as_deref(), Some("invalid_target"));
+    let burnt = refresh(&harness, &CONFIDENTIAL_POST, rt, Some(API1));
+    assert_eq!(burnt.status, 400, "{}", burnt.body);
+    assert_eq!(burnt.error().as_deref(), Some("invalid_grant"));
+    assert!(harness.server_log().contains("refresh token already used"));
+
+    // api2 exists but was not granted at this login
+    let tokens = pkce_login(&harness, &CONFIDENTIAL_POST, LOGIN_SCOPE, &[API1]);
+    let ungranted = refresh(
+        &harness,
+        &CONFIDENTIAL_POST,
+        str_field(&tokens, "refresh_token"),
+        Some(API2),
+    );
+    assert_eq!(ungranted.status, 400, "{}", ungranted.body);
+    assert_eq!(ungranted.error().as_deref(), Some("invalid_target"));
+
+    // resource indicators are compared as exact strings: a trailing slash is
+    // another (unknown) resource
+    let slash = token_request(
+        &harness,
+        &M2M,
+        &[
+            ("grant_type", "client_credentials"),
+            ("resource", "https://api1.example.com/"),
+        ],
+        &[],
+    );
+    assert_eq!(
+        slash.error().as_deref(),
+        Some("invalid_target"),
+        "{}",
+        slash.body
+    );
+}
+
+#[test]
+fn client_credentials_for_m2m() {
+    let harness = Harness::start(HarnessOptions::default());
+    let response = token_request(
+        &harness,
+        &M2M,
+        &[
+            ("grant_type", "client_credentials"),
+            ("scope", "read:data"),
+            ("resource", API1),
+        ],
+        &[],
+    );
+    assert_eq!(response.status, 200, "{}", response.body);
+    let body = response.json();
+    assert!(body.get("refresh_token").is_none());
+    let at = str_field(&body, "access_token");
+    let claims = jwt::claims(at);
+    assert_eq!(claims["sub"], M2M.id);
+    assert_eq!(claims["client_id"], M2M.id);
+    assert_eq!(claims["scope"], "read:data");
+    assert_eq!(jwt::audiences(at), [API1]);
+
+    let call = resource_request(
+        &harness,
+        "GET",
+        "/api1/data",
+        Some(&format!("Bearer {at}")),
+        None,
+    );
+    assert_eq!(call.status, 200, "{}", call.body);
+
+    // no resource: an opaque token (only good for introspection)
+    let opaque = token_request(&harness, &M2M, &[("grant_type", "client_credentials")], &[]);
+    assert_eq!(opaque.status, 200, "{}", opaque.body);
+    assert!(!jwt::is_jwt(str_field(&opaque.json(), "access_token")));
+
+    // m2m may not use refresh tokens
+    let refused = refresh(&harness, &M2M, "whatever", None);
+    assert_eq!(refused.status, 400, "{}", refused.body);
+
+    // wrong secret
+    let bad = TestClient {
+        secret: Some("nope"),
+        ..M2M
+    };
+    let unauthorized = token_request(&harness, &bad, &[("grant_type", "client_credentials")], &[]);
+    assert_eq!(unauthorized.status, 401, "{}", unauthorized.body);
+    assert_eq!(unauthorized.error().as_deref(), Some("invalid_client"));
+}
+
+#[test]
+fn fail_next_serves_a_canned_html_500_once() {
+    let harness = Harness::start(HarnessOptions::default());
+    let html = "<!DOCTYPE html><html><body><h1>502 Bad Gateway</h1></body></html>";
+    harness.fail_next(
+        CannedResponse::new(500, "text/html; charset=utf-8", html).header("retry-after", "1"),
+    );
+
+    let params = [("grant_type", "client_credentials"), ("resource", API1)];
+    let failed = token_request(&harness, &M2M, &params, &[]);
+    assert_eq!(failed.status, 500);
+    assert_eq!(
+        failed.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    assert_eq!(failed.header("retry-after"), Some("1"));
+    assert_eq!(failed.body, html);
+    assert!(failed.try_json().is_none());
+
+    let next = token_request(&harness, &M2M, &params, &[]);
+    assert_eq!(
+        next.status, 200,
+        "only the next request fails: {}",
+        next.body
+    );
+
+    harness.fail_next(CannedResponse::new(503, "text/plain", "busy").times(2));
+    for _ in 0..2 {
+        assert_eq!(token_request(&harness, &M2M, &params, &[]).status, 503);
+    }
+    assert_eq!(token_request(&harness, &M2M, &params, &[]).status, 200);
+
+    let stats = harness.stats();
+    assert_eq!(stats.token_requests_total, 5);
+    assert_eq!(stats.grant("client_credentials"), 5);
+    assert_eq!(stats.token_responses_by_status.get("500"), Some(&1));
+    assert_eq!(stats.token_responses_by_status.get("503"), Some(&2));
+    assert_eq!(stats.token_responses_by_status.get("200"), Some(&2));
+}
+
+#[test]
+fn dpop_nonces_at_token_endpoint_and_resource_server() {
+    let harness = Harness::start(HarnessOptions {
+        dpop_nonce_required: true,
+        access_token_ttl_secs: 30,
+        rs_nonce_required: true,
+    });
+    let key = DpopKey::generate();
+    let params = [
+        ("grant_type", "client_credentials"),
+        ("scope", "read:data"),
+        ("resource", API1),
+    ];
+
+    // 1. token endpoint: no nonce -> 400 use_dpop_nonce + DPoP-Nonce
+    let proof = key.proof("POST", harness.token_endpoint(), None, None);
+    let challenged = token_request(&harness, &M2M, &params, &[("DPoP", &proof)]);
+    assert_eq!(challenged.status, 400, "{}", challenged.body);
+    assert_eq!(challenged.error().as_deref(), Some("use_dpop_nonce"));
+    let nonce = challenged
+        .header("dpop-nonce")
+        .expect("DPoP-Nonce header")
+        .to_owned();
+
+    // 2. retry with the nonce -> DPoP-bound token
+    let proof = key.proof("POST", harness.token_endpoint(), Some(&nonce), None);
+    let issued = token_request(&harness, &M2M, &params, &[("DPoP", &proof)]);
+    assert_eq!(issued.status, 200, "{}", issued.body);
+    let body = issued.json();
+    assert_eq!(body["token_type"], "DPoP");
+    assert_eq!(body["expires_in"], 30, "HARNESS_AT_TTL applies");
+    let at = str_field(&body, "access_token").to_owned();
+    assert_eq!(jwt::claims(&at)["cnf"]["jkt"], key.thumbprint());
+
+    // a Bearer request without DPoP is not challenged
+    let bearer = token_request(&harness, &M2M, &params, &[]);
+    assert_eq!(bearer.status, 200, "{}", bearer.body);
+
+    // 3. resource server: no nonce -> 401 use_dpop_nonce + DPoP-Nonce
+    let url = harness.resource_url("/api1/data");
+    let authz = format!("DPoP {at}");
+    let proof = key.proof("GET", &url, None, Some(&at));
+    let rs_challenge = resource_request(&harness, "GET", "/api1/data", Some(&authz), Some(&proof));
+    assert_eq!(rs_challenge.status, 401, "{}", rs_challenge.body);
+    let www = rs_challenge
+        .header("www-authenticate")
+        .expect("WWW-Authenticate");
+    assert!(www.starts_with("DPoP error=\"use_dpop_nonce\""), "{www}");
+    let rs_nonce = rs_challenge
+        .header("dpop-nonce")
+        .expect("RS DPoP-Nonce")
+        .to_owned();
+
+    // 4. with the RS nonce -> 200
+    let proof = key.proof("GET", &url, Some(&rs_nonce), Some(&at));
+    let ok = resource_request(&harness, "GET", "/api1/data", Some(&authz), Some(&proof));
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    assert_eq!(ok.json()["token_type"], "DPoP");
+
+    // replayed proof (same jti) -> 401
+    let replay = resource_request(&harness, "GET", "/api1/data", Some(&authz), Some(&proof));
+    assert_eq!(replay.status, 401, "{}", replay.body);
+
+    // proof for another method / wrong ath / other key -> 401
+    let wrong_htm = key.proof("POST", &url, Some(&rs_nonce), Some(&at));
+    assert_eq!(
+        resource_request(
+            &harness,
+            "GET",
+            "/api1/data",
+            Some(&authz),
+            Some(&wrong_htm)
+        )
+        .status,
+        401
+    );
+    let wrong_ath = key.proof("GET", &url, Some(&rs_nonce), Some("another-token"));
+    assert_eq!(
+        resource_request(
+            &harness,
+            "GET",
+            "/api1/data",
+            Some(&authz),
+            Some(&wrong_ath)
+        )
+        .status,
+        401
+    );
+    let other_key = DpopKey::generate().proof("GET", &url, Some(&rs_nonce), Some(&at));
+    assert_eq!(
+        resource_request(
+            &harness,
+            "GET",
+            "/api1/data",
+            Some(&authz),
+            Some(&other_key)
+        )
+        .status,
+        401
+    );
+
+    // the DPoP-bound token presented as Bearer is rejected
+    let as_bearer = resource_request(
+        &harness,
+        "GET",
+        "/api1/data",
+        Some(&format!("Bearer {at}")),
+        None,
+    );
+    assert_eq!(as_bearer.status, 401, "{}", as_bearer.body);
+    let www = as_bearer
+        .header("www-authenticate")
+        .expect("WWW-Authenticate");
+    assert!(www.starts_with("Bearer error=\"invalid_token\""), "{www}");
+
+    // a rotated RS nonce makes the old one stale
+    let fresh = harness.rotate_rs_nonce();
+    assert_ne!(fresh, rs_nonce);
+    let proof = key.proof("GET", &url, Some(&rs_nonce), Some(&at));
+    let stale = resource_request(&harness, "GET", "/api1/data", Some(&authz), Some(&proof));
+    assert_eq!(stale.status, 401);
+    assert_eq!(stale.header("dpop-nonce"), Some(fresh.as_str()));
+
+    let stats = harness.stats();
+    assert_eq!(stats.dpop_nonce_challenges, 1, "{stats:?}");
+    assert_eq!(stats.resource_nonce_challenges, 2, "{stats:?}");
+    assert_eq!(stats.grant("client_credentials"), 3);
+}
+
+#[test]
+fn token_exchange_issues_a_token_for_another_resource() {
+    let harness = Harness::start(HarnessOptions::default());
+    let tokens = pkce_login(&harness, &CONFIDENTIAL_POST, LOGIN_SCOPE, &[API1]);
+    let subject = str_field(&tokens, "access_token");
+
+    let exchange = |subject_token: &str, resource: &str| {
+        token_request(
+            &harness,
+            &CONFIDENTIAL_BASIC,
+            &[
+                ("grant_type", TOKEN_EXCHANGE_GRANT),
+                ("subject_token", subject_token),
+                (
+                    "subject_token_type",
+                    "urn:ietf:params:oauth:token-type:access_token",
+                ),
+                ("resource", resource),
+            ],
+            &[],
+        )
+    };
+
+    let response = exchange(subject, API2);
+    assert_eq!(response.status, 200, "{}", response.body);
+    let body = response.json();
+    assert_eq!(
+        body["issued_token_type"],
+        "urn:ietf:params:oauth:token-type:access_token"
+    );
+    assert_eq!(body["token_type"], "Bearer");
+    let at = str_field(&body, "access_token");
+    let claims = jwt::claims(at);
+    assert_eq!(claims["sub"], "alice");
+    assert_eq!(claims["act"]["sub"], CONFIDENTIAL_BASIC.id);
+    assert_eq!(jwt::audiences(at), [API2]);
+    let call = resource_request(
+        &harness,
+        "GET",
+        "/api2/data",
+        Some(&format!("Bearer {at}")),
+        None,
+    );
+    assert_eq!(call.status, 200, "{}", call.body);
+
+    let forged = format!("{subject}x");
+    assert_eq!(
+        exchange(&forged, API2).error().as_deref(),
+        Some("invalid_grant")
+    );
+    assert_eq!(
+        exchange(subject, "https://api3.example.com")
+            .error()
+            .as_deref(),
+        Some("invalid_target")
+    );
+    // public client is not allowed this grant
+    let public = token_request(
+        &harness,
+        &PUBLIC_PKCE,
+        &[
+            ("grant_type", TOKEN_EXCHANGE_GRANT),
+            ("subject_token", subject),
+            (
+                "subject_token_type",
+                "urn:ietf:params:oauth:token-type:access_token",
+            ),
+            ("resource", API2),
+        ],
+        &[],
+    );
+    assert_eq!(public.status, 400, "{}", public.body);
+}
