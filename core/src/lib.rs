@@ -1,18 +1,133 @@
-//! tokenkeeper core (work in progress)
+//! # tokenkeeper
+//!
+//! OAuth 2.0 / OpenID Connect access tokens kept fresh, as a **sans-IO state
+//! machine**: the core never touches the network, a clock or a random
+//! source. It is told the time, given entropy, and *describes* the HTTP
+//! requests it wants sent; adapters (`tokenkeeper-ureq`,
+//! `tokenkeeper-reqwest`, `tokenkeeper-wasm`) run them.
+//!
+//! It follows the token lifecycle of the Auth0 Next.js SDK's
+//! `getAccessToken` (refresh buffer, forced refresh, rotation, per-audience
+//! tokens), and fixes what the JavaScript SDKs lose: one refresh at a time
+//! per refresh token across every audience, every change announced for
+//! persistence, nothing stored on a failed exchange.
+//!
+//! # Call order
+//!
+//! ```text
+//!  host                                   TokenManager
+//!   │ get_access_token(request, now) ───────►│
+//!   │◄── Action::Ready(token)                │  cached, no I/O
+//!   │◄── Action::Send { id, request }        │  refresh needed
+//!   │ …send it…                              │
+//!   │ handle_response(id, response, now) ───►│
+//!   │◄── Completion::Ready(token)            │
+//!   │ poll_event() ─────────────────────────►│
+//!   │◄── Event::SessionChanged { .. }        │  persist the session!
+//!   │ poll_timeout() / handle_timeout(now) ─►│  lease deadlines
+//! ```
+//!
+//! # States of one refresh
+//!
+//! ```text
+//!   Fresh ──(expiresAt <= now + buffer, or forced)──► Refreshing ──ok──► Fresh
+//!     ▲                                                 │  │
+//!     │                          transport error/cancel │  │ invalid_grant
+//!     └─────────────── (token unchanged) ◄──────────────┘  ▼
+//!                                              ReauthenticationRequired
+//! ```
+//!
+//! # Example: one refresh by hand
+//!
+//! ```
+//! use tokenkeeper::{
+//!     Action, Completion, Config, HttpResponse, SeededEntropy, Session, TokenManager,
+//!     TokenRequest, UnixTime,
+//! };
+//! use tokenkeeper::grant::ClientAuth;
+//! use tokenkeeper::ClientSecret;
+//!
+//! let config = Config::builder("https://tenant.example.com/oauth/token", "my-client")
+//!     .client_auth(ClientAuth::SecretPost(ClientSecret::new("my-secret")))
+//!     .build()?;
+//! let mut manager = TokenManager::new(config, SeededEntropy::new(1));
+//!
+//! // A stored session whose access token expired at t=1000.
+//! let stored = br#"{"tokenSet":{"accessToken":"old","refreshToken":"rt-1","expiresAt":1000}}"#;
+//! manager.set_session(Session::from_json(stored, &Default::default())?);
+//!
+//! let now = UnixTime::from_secs(2000);
+//! let outgoing = match manager.get_access_token(&TokenRequest::new(), now) {
+//!     Action::Send(outgoing) => outgoing,
+//!     other => panic!("expected a refresh, got {other:?}"),
+//! };
+//! assert_eq!(outgoing.request.url, "https://tenant.example.com/oauth/token");
+//! let body = String::from_utf8(outgoing.request.body.clone()).unwrap();
+//! assert!(body.starts_with("grant_type=refresh_token&refresh_token=rt-1"));
+//!
+//! // The host sends it; here is the server's answer, with a rotated refresh token.
+//! let response = HttpResponse::new(
+//!     200,
+//!     r#"{"access_token":"new","token_type":"Bearer","expires_in":3600,"refresh_token":"rt-2"}"#,
+//! );
+//! match manager.handle_response(outgoing.id, response, now) {
+//!     Completion::Ready(token) => {
+//!         assert_eq!(token.token.secret(), "new");
+//!         assert_eq!(token.expires_at, UnixTime::from_secs(5600));
+//!     }
+//!     other => panic!("{other:?}"),
+//! }
+//! // The rotated refresh token must be persisted.
+//! assert!(manager.poll_event().is_some());
+//! let session = manager.session().unwrap();
+//! assert_eq!(session.token_set().refresh_token.as_ref().unwrap().secret(), "rt-2");
+//! # Ok::<(), tokenkeeper::Error>(())
+//! ```
+//!
+//! # Invariants
+//!
+//! 1. No clock reads, no randomness drawn, no I/O.
+//! 2. A token expired at `now` is never returned as ready.
+//! 3. At most one refresh per refresh token in flight, across audiences.
+//! 4. The newest refresh token is never lost.
+//! 5. A DPoP-bound token is never sent as `Bearer`.
+//! 6. No input makes the core panic; bad input leaves the state as it was.
+//! 7. Secrets never appear in `Debug` or `Display` output.
 #![no_std]
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod cache;
+pub mod config;
 pub mod entropy;
 pub mod error;
+pub mod flight;
 pub mod form;
+pub mod grant;
 pub mod http;
 pub mod jwt;
 pub mod limits;
+pub mod manager;
 pub mod scope;
 pub mod secret;
+pub mod session;
 pub mod time;
 pub mod token;
+
+pub use config::{Config, ConfigBuilder};
+pub use entropy::{Entropy, SeededEntropy};
+pub use error::{Error, ResponseError, ServerError};
+pub use flight::RequestId;
+pub use http::{Headers, HttpRequest, HttpResponse, Method};
+pub use manager::{
+    AccessTokenInfo, AccessTokenRef, Action, ChangeReason, Completion, Event, OutgoingRequest,
+    TokenManager, TokenRequest,
+};
+pub use secret::{AccessToken, ClientSecret, IdToken, RefreshToken};
+pub use session::Session;
+pub use time::UnixTime;
+pub use token::{AccessTokenSet, TokenSet, TokenType};

@@ -1,0 +1,327 @@
+//! Configuration, validated once when built.
+
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use core::time::Duration;
+
+use crate::error::Error;
+use crate::grant::ClientAuth;
+use crate::grant::refresh::TargetParameter;
+use crate::limits::Limits;
+use crate::scope::DEFAULT_SCOPE;
+
+/// The default scope: one string for every audience, or one per audience
+/// (the SDK's `authorizationParameters.scope` as a string or a map).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DefaultScope {
+    /// One scope for every audience.
+    Single(String),
+    /// A scope per audience. The default audience gets
+    /// [`DEFAULT_SCOPE`] when the map has no entry for it; other audiences
+    /// without an entry get no default scope.
+    PerAudience(BTreeMap<String, String>),
+}
+
+/// A validated configuration. Build it with [`Config::builder`].
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub(crate) token_endpoint: String,
+    pub(crate) client_id: String,
+    pub(crate) client_auth: ClientAuth,
+    pub(crate) default_audience: Option<String>,
+    pub(crate) default_scope: DefaultScope,
+    pub(crate) merge_scopes: bool,
+    pub(crate) refresh_buffer: Duration,
+    pub(crate) default_lifetime: Duration,
+    pub(crate) target_parameter: TargetParameter,
+    pub(crate) strict_scopes: bool,
+    pub(crate) max_cache_entries: usize,
+    pub(crate) lease: Duration,
+    pub(crate) session_ceiling_leeway: Duration,
+    pub(crate) limits: Limits,
+}
+
+impl Config {
+    /// Starts a configuration for a client at a token endpoint.
+    #[must_use]
+    pub fn builder(
+        token_endpoint: impl Into<String>,
+        client_id: impl Into<String>,
+    ) -> ConfigBuilder {
+        ConfigBuilder {
+            config: Config {
+                token_endpoint: token_endpoint.into(),
+                client_id: client_id.into(),
+                client_auth: ClientAuth::None,
+                default_audience: None,
+                default_scope: DefaultScope::Single(String::from(DEFAULT_SCOPE)),
+                merge_scopes: true,
+                refresh_buffer: Duration::ZERO,
+                default_lifetime: Duration::from_secs(3600),
+                target_parameter: TargetParameter::Audience,
+                strict_scopes: false,
+                max_cache_entries: 50,
+                lease: Duration::from_secs(60),
+                session_ceiling_leeway: Duration::from_secs(30),
+                limits: Limits::default(),
+            },
+            problem: None,
+        }
+    }
+
+    /// The token endpoint URL.
+    #[must_use]
+    pub fn token_endpoint(&self) -> &str {
+        &self.token_endpoint
+    }
+
+    /// The client id.
+    #[must_use]
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    /// The default audience.
+    #[must_use]
+    pub fn default_audience(&self) -> Option<&str> {
+        self.default_audience.as_deref()
+    }
+
+    /// The limits on external input.
+    #[must_use]
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The default scope for `audience` (`None`: the default audience).
+    #[must_use]
+    pub fn scope_for(&self, audience: Option<&str>) -> &str {
+        match &self.default_scope {
+            DefaultScope::Single(scope) => scope,
+            DefaultScope::PerAudience(map) => {
+                let audience = audience.or(self.default_audience.as_deref());
+                match audience.and_then(|a| map.get(a)) {
+                    Some(scope) => scope,
+                    None if audience == self.default_audience.as_deref() => DEFAULT_SCOPE,
+                    None => "",
+                }
+            }
+        }
+    }
+}
+
+/// Builds a [`Config`]; [`ConfigBuilder::build`] validates it.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct ConfigBuilder {
+    config: Config,
+    problem: Option<&'static str>,
+}
+
+impl ConfigBuilder {
+    /// How the client authenticates (default: a public client).
+    pub fn client_auth(mut self, auth: ClientAuth) -> Self {
+        self.config.client_auth = auth;
+        self
+    }
+
+    /// The default audience (the API the login token is for).
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.config.default_audience = Some(audience.into());
+        self
+    }
+
+    /// The default scope for every audience (default
+    /// `openid profile email offline_access`).
+    pub fn scope(mut self, scope: impl Into<String>) -> Self {
+        self.config.default_scope = DefaultScope::Single(scope.into());
+        self
+    }
+
+    /// A default scope per audience. Needs a default audience.
+    pub fn scope_per_audience(mut self, scopes: BTreeMap<String, String>) -> Self {
+        self.config.default_scope = DefaultScope::PerAudience(scopes);
+        self
+    }
+
+    /// Whether requested scopes are merged with the default scope (default
+    /// `true`); `false` sends only the scopes asked for.
+    pub fn merge_scopes(mut self, merge: bool) -> Self {
+        self.config.merge_scopes = merge;
+        self
+    }
+
+    /// Refresh this long before expiry when a refresh token exists (the SDK's
+    /// `tokenRefreshBuffer`; default zero).
+    pub fn refresh_buffer(mut self, buffer: Duration) -> Self {
+        self.config.refresh_buffer = buffer;
+        self
+    }
+
+    /// The refresh buffer from a number of seconds as read from a
+    /// configuration file; negative, NaN or infinite values are rejected by
+    /// [`ConfigBuilder::build`].
+    pub fn refresh_buffer_secs(mut self, secs: f64) -> Self {
+        if secs.is_finite() && secs >= 0.0 && secs <= u32::MAX as f64 {
+            self.config.refresh_buffer = Duration::from_secs_f64(secs);
+        } else {
+            self.problem = Some("tokenRefreshBuffer must be a non-negative number of seconds.");
+        }
+        self
+    }
+
+    /// The lifetime assumed when a token response has no `expires_in`
+    /// (default one hour; must be positive).
+    pub fn default_lifetime(mut self, lifetime: Duration) -> Self {
+        self.config.default_lifetime = lifetime;
+        self
+    }
+
+    /// How the target API is named in token requests (default `audience`).
+    pub fn target_parameter(mut self, parameter: TargetParameter) -> Self {
+        self.config.target_parameter = parameter;
+        self
+    }
+
+    /// Strict scopes: fewer scopes granted than asked is a `missing_scopes`
+    /// error (the token is stored all the same). Default off.
+    pub fn strict_scopes(mut self, strict: bool) -> Self {
+        self.config.strict_scopes = strict;
+        self
+    }
+
+    /// The most per-audience cache entries kept (default 50; at least 1).
+    /// The least recently used entry goes first.
+    pub fn max_cache_entries(mut self, max: usize) -> Self {
+        self.config.max_cache_entries = max;
+        self
+    }
+
+    /// How long a request in flight holds its slot before
+    /// [`handle_timeout`](crate::TokenManager::handle_timeout) releases it
+    /// (default 60 s; keep it longer than the transport timeout).
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.config.lease = lease;
+        self
+    }
+
+    /// Limits on external input.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.config.limits = limits;
+        self
+    }
+
+    /// Validates and returns the configuration.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfiguration`] naming the problem.
+    pub fn build(self) -> Result<Config, Error> {
+        let invalid = |why: &str| Err(Error::InvalidConfiguration(String::from(why)));
+        if let Some(problem) = self.problem {
+            return invalid(problem);
+        }
+        let c = &self.config;
+        if !is_http_url(&c.token_endpoint) {
+            return invalid("the token endpoint must be an absolute http(s) URL");
+        }
+        if c.client_id.is_empty() {
+            return invalid("the client id is empty");
+        }
+        if c.default_lifetime.as_secs() == 0 {
+            return invalid("the default token lifetime must be at least one second");
+        }
+        if c.max_cache_entries == 0 {
+            return invalid("the cache must hold at least one entry");
+        }
+        if c.lease.as_secs() == 0 {
+            return invalid("the lease must be at least one second");
+        }
+        if matches!(c.default_scope, DefaultScope::PerAudience(_)) && c.default_audience.is_none() {
+            return invalid("When defining scope as a Map, an audience is required.");
+        }
+        Ok(self.config)
+    }
+}
+
+/// Whether `url` parses as an absolute `http` or `https` URL with a host.
+pub(crate) fn is_http_url(url: &str) -> bool {
+    url::Url::parse(url)
+        .map(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn builder() -> ConfigBuilder {
+        Config::builder("https://as.example/oauth/token", "client")
+    }
+
+    #[test]
+    fn refresh_buffer_validation() {
+        assert!(builder().refresh_buffer_secs(0.0).build().is_ok());
+        assert_eq!(
+            builder()
+                .refresh_buffer_secs(60.0)
+                .build()
+                .unwrap()
+                .refresh_buffer,
+            Duration::from_secs(60)
+        );
+        for bad in [-1.0, f64::NAN, f64::INFINITY] {
+            let err = builder().refresh_buffer_secs(bad).build().unwrap_err();
+            assert_eq!(err.code(), "invalid_configuration");
+            assert!(
+                alloc::string::ToString::to_string(&err).contains("non-negative"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_bad_values() {
+        assert!(Config::builder("not a url", "c").build().is_err());
+        assert!(Config::builder("ftp://x/token", "c").build().is_err());
+        assert!(Config::builder("https://x/token", "").build().is_err());
+        assert!(builder().default_lifetime(Duration::ZERO).build().is_err());
+        assert!(builder().max_cache_entries(0).build().is_err());
+        assert!(builder().lease(Duration::ZERO).build().is_err());
+        assert!(
+            builder()
+                .scope_per_audience(BTreeMap::new())
+                .build()
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn scope_resolution() {
+        let c = builder().build().unwrap();
+        assert_eq!(c.scope_for(None), DEFAULT_SCOPE);
+        assert_eq!(c.scope_for(Some("https://other")), DEFAULT_SCOPE);
+
+        let mut map = BTreeMap::new();
+        map.insert(
+            String::from("https://api1"),
+            String::from("openid read:data"),
+        );
+        map.insert(String::from("https://api2"), String::from("write:data"));
+        let c = builder()
+            .audience("https://api1")
+            .scope_per_audience(map.clone())
+            .build()
+            .unwrap();
+        assert_eq!(c.scope_for(None), "openid read:data");
+        assert_eq!(c.scope_for(Some("https://api2")), "write:data");
+        assert_eq!(c.scope_for(Some("https://api3")), "");
+        map.remove("https://api1");
+        let c = builder()
+            .audience("https://api1")
+            .scope_per_audience(map)
+            .build()
+            .unwrap();
+        assert_eq!(c.scope_for(None), DEFAULT_SCOPE);
+    }
+}

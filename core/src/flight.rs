@@ -1,0 +1,174 @@
+//! Requests in flight: ids, leases, and the single-flight rule.
+//!
+//! At most one refresh is in flight per refresh token, across every
+//! audience: with rotation, a second concurrent refresh would spend a
+//! consumed token and the server would revoke the whole grant. Every other
+//! caller waits on the flight's [`RequestId`]. Each flight holds a lease; a
+//! flight whose lease ran out is released and remembered for a while, so a
+//! late response can still be applied when nothing else changed meanwhile.
+
+use alloc::collections::VecDeque;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use crate::error::Error;
+use crate::secret::RefreshToken;
+use crate::time::UnixTime;
+
+/// Identifies one request issued by the manager; the response is handed
+/// back with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RequestId(u64);
+
+impl RequestId {
+    /// The raw number (unique within one manager).
+    #[must_use]
+    pub const fn as_u64(self) -> u64 {
+        self.0
+    }
+}
+
+impl core::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// Where the result of a refresh goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Destination {
+    /// The session's main token set.
+    Main,
+    /// The per-audience entry for this audience.
+    Entry(String),
+}
+
+/// What a flight is for.
+#[derive(Debug, Clone)]
+pub(crate) struct Flight {
+    pub id: RequestId,
+    pub destination: Destination,
+    /// The audience the request resolved to (for waiters' matching).
+    pub audience: Option<String>,
+    /// The merged scope asked for (recorded as `requestedScope`).
+    pub requested_scope: String,
+    /// The refresh token the request spends.
+    pub refresh_token: RefreshToken,
+    /// When the request was built (the base of `expiresAt`).
+    pub sent_at: UnixTime,
+    /// When the lease runs out.
+    pub deadline: UnixTime,
+    /// 0 for the first try, 1 after a `use_dpop_nonce` retry.
+    pub attempt: u8,
+    /// Whether the request asked for a DPoP-bound token.
+    pub dpop: bool,
+}
+
+/// How a finished flight ended, kept for the callers that waited on it.
+#[derive(Debug, Clone)]
+struct Outcome {
+    id: RequestId,
+    audience: Option<String>,
+    result: Result<(), Error>,
+}
+
+const KEEP_OUTCOMES: usize = 32;
+const KEEP_ABANDONED: usize = 8;
+
+/// The table of flights.
+#[derive(Debug, Default)]
+pub(crate) struct Flights {
+    next_id: u64,
+    active: Vec<Flight>,
+    outcomes: VecDeque<Outcome>,
+    abandoned: VecDeque<Flight>,
+}
+
+impl Flights {
+    pub fn next_id(&mut self) -> RequestId {
+        self.next_id += 1;
+        RequestId(self.next_id)
+    }
+
+    /// The refresh in flight, if any (there is at most one).
+    pub fn refresh_in_flight(&self) -> Option<RequestId> {
+        self.active.first().map(|f| f.id)
+    }
+
+    pub fn is_active(&self, id: RequestId) -> bool {
+        self.active.iter().any(|f| f.id == id)
+    }
+
+    pub fn start(&mut self, flight: Flight) {
+        self.active.push(flight);
+    }
+
+    /// Removes and returns the flight `id`, active or recently abandoned.
+    /// The flag tells whether it had been abandoned.
+    pub fn take(&mut self, id: RequestId) -> Option<(Flight, bool)> {
+        if let Some(i) = self.active.iter().position(|f| f.id == id) {
+            return Some((self.active.remove(i), false));
+        }
+        let i = self.abandoned.iter().position(|f| f.id == id)?;
+        self.abandoned.remove(i).map(|f| (f, true))
+    }
+
+    /// Records how a flight ended, for its waiters.
+    pub fn finish(&mut self, flight: &Flight, result: Result<(), Error>) {
+        if self.outcomes.len() == KEEP_OUTCOMES {
+            self.outcomes.pop_front();
+        }
+        self.outcomes.push_back(Outcome {
+            id: flight.id,
+            audience: flight.audience.clone(),
+            result,
+        });
+    }
+
+    /// How flight `id` ended, when known, as (audience, result).
+    pub fn outcome(&self, id: RequestId) -> Option<(Option<&str>, &Result<(), Error>)> {
+        self.outcomes
+            .iter()
+            .find(|o| o.id == id)
+            .map(|o| (o.audience.as_deref(), &o.result))
+    }
+
+    /// Releases a flight without an outcome (cancelled, or the caller gave
+    /// up); its waiters then take their own turn.
+    pub fn release(&mut self, id: RequestId) -> Option<Flight> {
+        let i = self.active.iter().position(|f| f.id == id)?;
+        Some(self.active.remove(i))
+    }
+
+    /// Moves flights whose lease ran out at `now` to the abandoned list.
+    pub fn expire(&mut self, now: UnixTime) -> usize {
+        let mut expired = 0;
+        while let Some(i) = self.active.iter().position(|f| f.deadline <= now) {
+            let flight = self.active.remove(i);
+            if self.abandoned.len() == KEEP_ABANDONED {
+                self.abandoned.pop_front();
+            }
+            self.abandoned.push_back(flight);
+            expired += 1;
+        }
+        expired
+    }
+
+    /// The earliest lease deadline.
+    pub fn next_deadline(&self) -> Option<UnixTime> {
+        self.active.iter().map(|f| f.deadline).min()
+    }
+
+    pub fn active_count(&self) -> usize {
+        self.active.len()
+    }
+
+    pub fn active(&self) -> impl Iterator<Item = &Flight> {
+        self.active.iter()
+    }
+
+    /// Re-registers a flight (a `use_dpop_nonce` retry keeps its id).
+    pub fn restart(&mut self, flight: Flight) {
+        self.active.push(flight);
+    }
+}

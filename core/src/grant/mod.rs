@@ -1,0 +1,26 @@
+//! Token endpoint request builders and client authentication.
+
+pub mod client_auth;
+pub mod refresh;
+
+pub use client_auth::ClientAuth;
+pub use refresh::RefreshRequest;
+
+use alloc::string::String;
+
+use crate::form::FormBody;
+use crate::http::{Headers, HttpRequest, Method};
+
+/// A `POST` of a form to a token-type endpoint, with the headers every
+/// such request carries.
+#[must_use]
+pub fn form_post(url: &str, form: FormBody, mut headers: Headers) -> HttpRequest {
+    headers.append("Content-Type", "application/x-www-form-urlencoded");
+    headers.append("Accept", "application/json");
+    HttpRequest {
+        method: Method::POST,
+        url: String::from(url),
+        headers,
+        body: form.finish().into_bytes(),
+    }
+}

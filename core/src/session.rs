@@ -1,0 +1,301 @@
+//! The persisted session, readable and writable in the JSON shape of the
+//! Auth0 Next.js SDK: `tokenSet`, `accessTokens[]`, and whatever else the
+//! session holds (`user`, `internal`, …), kept untouched.
+//!
+//! tokenkeeper adds one member, `tokenkeeper`, with the session's
+//! `generation` (a counter raised by every change, for compare-and-swap in
+//! shared stores) and the flags that must survive a restart
+//! (re-authentication required, logged out). The SDK ignores it.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{Map, Value};
+
+use crate::cache::TokenCache;
+use crate::error::Error;
+use crate::limits::{Limits, json_depth_exceeds};
+use crate::time::UnixTime;
+use crate::token::set::seconds_from_json;
+use crate::token::{AccessTokenSet, TokenSet};
+
+/// tokenkeeper's own persisted state inside the session.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct KeeperState {
+    #[serde(default)]
+    generation: u64,
+    #[serde(
+        rename = "reauthenticationRequired",
+        default,
+        skip_serializing_if = "core::ops::Not::not"
+    )]
+    reauthentication_required: bool,
+    #[serde(
+        rename = "loggedOut",
+        default,
+        skip_serializing_if = "core::ops::Not::not"
+    )]
+    logged_out: bool,
+}
+
+/// A user's session: the main token set, the per-audience cache, and the
+/// rest of the SDK session kept as it was.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub(crate) token_set: TokenSet,
+    pub(crate) cache: TokenCache,
+    state: KeeperState,
+    pub(crate) session_expires_at: Option<UnixTime>,
+    extra: Map<String, Value>,
+}
+
+impl Session {
+    /// A new session from a login's token set.
+    #[must_use]
+    pub fn new(token_set: TokenSet) -> Self {
+        Session {
+            token_set,
+            cache: TokenCache::new(),
+            state: KeeperState::default(),
+            session_expires_at: None,
+            extra: Map::new(),
+        }
+    }
+
+    /// Reads a session from its JSON form, within `limits` (body size and
+    /// nesting depth).
+    ///
+    /// # Errors
+    /// [`Error::InvalidSession`] when the input is too large, too deep, not
+    /// JSON, or not shaped like a session.
+    pub fn from_json(json: &[u8], limits: &Limits) -> Result<Self, Error> {
+        if json.len() > limits.max_body_bytes {
+            return Err(Error::InvalidSession(String::from(
+                "the session is larger than the body limit",
+            )));
+        }
+        if json_depth_exceeds(json, limits.max_json_depth) {
+            return Err(Error::InvalidSession(String::from(
+                "the session JSON is nested deeper than the limit",
+            )));
+        }
+        serde_json::from_slice(json).map_err(|e| Error::InvalidSession(alloc::format!("{e}")))
+    }
+
+    /// The session as JSON.
+    #[must_use]
+    pub fn to_json(&self) -> String {
+        // Serialising plain data into a String cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// The main token set.
+    #[must_use]
+    pub fn token_set(&self) -> &TokenSet {
+        &self.token_set
+    }
+
+    /// The per-audience entries, in their stored order.
+    #[must_use]
+    pub fn access_tokens(&self) -> Vec<&AccessTokenSet> {
+        self.cache.entries()
+    }
+
+    /// The per-audience cache.
+    #[must_use]
+    pub fn cache(&self) -> &TokenCache {
+        &self.cache
+    }
+
+    /// The change counter: raised by one with every change to store.
+    #[must_use]
+    pub fn generation(&self) -> u64 {
+        self.state.generation
+    }
+
+    /// Whether the refresh token was rejected (`invalid_grant`) and only a
+    /// new login helps.
+    #[must_use]
+    pub fn is_reauthentication_required(&self) -> bool {
+        self.state.reauthentication_required
+    }
+
+    /// Whether the session was logged out.
+    #[must_use]
+    pub fn is_logged_out(&self) -> bool {
+        self.state.logged_out
+    }
+
+    /// The session ceiling (`internal.sessionExpiresAt`), if any.
+    #[must_use]
+    pub fn session_expires_at(&self) -> Option<UnixTime> {
+        self.session_expires_at
+    }
+
+    /// Sets the session ceiling (stored as `internal.sessionExpiresAt`).
+    pub fn set_session_expires_at(&mut self, at: Option<UnixTime>) {
+        self.session_expires_at = at;
+        let internal = self
+            .extra
+            .entry("internal")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(internal) = internal {
+            match at {
+                Some(at) => {
+                    internal.insert("sessionExpiresAt".into(), Value::from(at.as_secs()));
+                }
+                None => {
+                    internal.remove("sessionExpiresAt");
+                }
+            }
+        }
+    }
+
+    /// The `user` member (the ID token's claims, as the SDK stores them).
+    #[must_use]
+    pub fn user(&self) -> Option<&Value> {
+        self.extra.get("user")
+    }
+
+    /// Sets the `user` member.
+    pub fn set_user(&mut self, user: Value) {
+        self.extra.insert("user".into(), user);
+    }
+
+    /// Members this crate does not interpret (`user`, `internal`, …).
+    #[must_use]
+    pub fn extra(&self) -> &Map<String, Value> {
+        &self.extra
+    }
+
+    pub(crate) fn bump_generation(&mut self) -> u64 {
+        self.state.generation = self.state.generation.wrapping_add(1);
+        self.state.generation
+    }
+
+    pub(crate) fn set_reauthentication_required(&mut self) {
+        self.state.reauthentication_required = true;
+    }
+
+    pub(crate) fn set_logged_out(&mut self) {
+        self.state.logged_out = true;
+    }
+}
+
+#[derive(Serialize)]
+struct WireOut<'a> {
+    #[serde(rename = "tokenSet")]
+    token_set: &'a TokenSet,
+    #[serde(rename = "accessTokens", skip_serializing_if = "Vec::is_empty")]
+    access_tokens: Vec<&'a AccessTokenSet>,
+    tokenkeeper: &'a KeeperState,
+    #[serde(flatten)]
+    extra: &'a Map<String, Value>,
+}
+
+#[derive(Deserialize)]
+struct WireIn {
+    #[serde(rename = "tokenSet")]
+    token_set: TokenSet,
+    #[serde(rename = "accessTokens", default)]
+    access_tokens: Vec<AccessTokenSet>,
+    #[serde(default)]
+    tokenkeeper: KeeperState,
+    #[serde(flatten)]
+    extra: Map<String, Value>,
+}
+
+impl Serialize for Session {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        WireOut {
+            token_set: &self.token_set,
+            access_tokens: self.cache.entries(),
+            tokenkeeper: &self.state,
+            extra: &self.extra,
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Session {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let wire = WireIn::deserialize(deserializer)?;
+        let session_expires_at = wire
+            .extra
+            .get("internal")
+            .and_then(|i| i.get("sessionExpiresAt"))
+            .and_then(seconds_from_json)
+            // The SDK accepts a ceiling only when 0 < value < 1e10.
+            .filter(|&s| s > 0 && s < 10_000_000_000)
+            .map(UnixTime::from_secs);
+        Ok(Session {
+            token_set: wire.token_set,
+            cache: TokenCache::from_entries(wire.access_tokens),
+            state: wire.tokenkeeper,
+            session_expires_at,
+            extra: wire.extra,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn round_trip_keeps_foreign_members() {
+        let input = json!({
+            "user": {"sub": "auth0|1", "name": "Ada"},
+            "tokenSet": {"accessToken": "at", "refreshToken": "rt", "expiresAt": 100},
+            "accessTokens": [
+                {"accessToken": "a1", "audience": "https://api1", "requestedScope": "read", "scope": "read", "expiresAt": 100, "token_type": "Bearer"}
+            ],
+            "internal": {"sid": "s1", "createdAt": 5, "sessionExpiresAt": 900},
+            "connectionTokenSets": [{"connection": "github"}]
+        });
+        let session: Session = serde_json::from_value(input.clone()).unwrap();
+        assert_eq!(session.session_expires_at(), Some(UnixTime::from_secs(900)));
+        assert_eq!(session.access_tokens().len(), 1);
+        let back = serde_json::to_value(&session).unwrap();
+        let mut expected = input;
+        expected["tokenkeeper"] = json!({"generation": 0});
+        assert_eq!(back, expected);
+    }
+
+    #[test]
+    fn bad_input_is_a_typed_error() {
+        let limits = Limits::default();
+        for bad in [&b"{"[..], b"[]", b"{}", b"{\"tokenSet\":1}", b"\xff"] {
+            let err = Session::from_json(bad, &limits).unwrap_err();
+            assert_eq!(err.code(), "invalid_session");
+        }
+        let deep = alloc::format!("{{\"x\":{}{}}}", "[".repeat(40), "]".repeat(40));
+        assert_eq!(
+            Session::from_json(deep.as_bytes(), &limits)
+                .unwrap_err()
+                .code(),
+            "invalid_session"
+        );
+    }
+
+    #[test]
+    fn ceiling_is_validated_like_the_sdk() {
+        for (raw, expected) in [
+            (json!(0), None),
+            (json!(1e11), None),
+            (json!("50"), Some(50)),
+        ] {
+            let session: Session = serde_json::from_value(json!({
+                "tokenSet": {"accessToken": "a"},
+                "internal": {"sessionExpiresAt": raw}
+            }))
+            .unwrap();
+            assert_eq!(
+                session.session_expires_at(),
+                expected.map(UnixTime::from_secs)
+            );
+        }
+    }
+}
