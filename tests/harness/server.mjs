@@ -47,7 +47,6 @@ import * as http from 'node:http';
 import * as querystring from 'node:querystring';
 import { readFileSync } from 'node:fs';
 
-import { exportJWK, generateKeyPair } from 'jose';
 import Provider, { errors } from 'oidc-provider';
 
 import { log, redirectConsoleToStderr } from './log.mjs';
@@ -230,14 +229,11 @@ async function main() {
   const resourceHttp = { server: null };
   const issuer = await listen(providerServer);
 
-  const rsKey = await generateKeyPair('RS256', { extractable: true, modulusLength: 2048 });
-  const esKey = await generateKeyPair('ES256', { extractable: true });
-  const signingJwks = {
-    keys: [
-      { ...(await exportJWK(rsKey.privateKey)), kid: 'harness-rs256', alg: 'RS256', use: 'sig' },
-      { ...(await exportJWK(esKey.privateKey)), kid: 'harness-es256', alg: 'ES256', use: 'sig' },
-    ],
-  };
+  // Fixed TEST signing keys of the provider (RS256 for ID tokens, ES256 for
+  // JWT access tokens), committed to save the ~300 ms of RSA key generation
+  // per harness start. Tokens of one harness never verify at another one
+  // anyway: the issuer (with its random port) differs.
+  const signingJwks = JSON.parse(readFileSync(new URL('./keys/provider-signing.jwks.json', import.meta.url), 'utf8'));
   const publicJwks = {
     keys: signingJwks.keys.map(({
       d: _d, p: _p, q: _q, dp: _dp, dq: _dq, qi: _qi, ...pub

@@ -439,6 +439,22 @@ impl Harness {
             .clone()
     }
 
+    /// Waits up to `timeout` for `needle` to appear in [`Self::server_log`]
+    /// (the log is collected by a background thread, so a line the server
+    /// wrote before answering may arrive a moment after the answer).
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.server_log().contains(needle) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     fn control_get(&self, path: &str) -> HttpResponse {
         let url = format!("{}{path}", self.control);
         let response = self

@@ -111,12 +111,18 @@ impl AuthorizationRequest {
             .unwrap_or_else(|| panic!("no code in callback {callback_url}"))
     }
 
-    /// Exchanges `code` at the token endpoint (authenticating as the client)
-    /// and returns the raw JSON token response.
+    /// Exchanges `code` at the token endpoint (authenticating as the client,
+    /// adding `extra_headers`, e.g. `("DPoP", proof)`) and returns the raw
+    /// JSON token response.
     ///
     /// # Panics
     /// If the token endpoint does not answer 200 with JSON.
-    pub fn exchange_code(&self, harness: &Harness, code: &str) -> Value {
+    pub fn exchange_code(
+        &self,
+        harness: &Harness,
+        code: &str,
+        extra_headers: &[(&str, &str)],
+    ) -> Value {
         let response = token_request(
             harness,
             &self.client,
@@ -126,7 +132,7 @@ impl AuthorizationRequest {
                 ("redirect_uri", &self.redirect_uri),
                 ("code_verifier", &self.code_verifier),
             ],
-            &[],
+            extra_headers,
         );
         assert_eq!(
             response.status, 200,
@@ -158,5 +164,5 @@ pub fn pkce_login(
     let request = AuthorizationRequest::new(client, scope, resources);
     let callback = harness.login(&request.url(harness));
     let code = request.code_from_callback(harness, &callback);
-    request.exchange_code(harness, &code)
+    request.exchange_code(harness, &code, &[])
 }

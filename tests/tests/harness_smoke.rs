@@ -19,9 +19,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tokenkeeper_integration::{
-    API1, API2, CONFIDENTIAL_BASIC, CONFIDENTIAL_POST, CannedResponse, DpopKey, Harness,
-    HarnessOptions, M2M, PKJWT, PUBLIC_PKCE, TOKEN_EXCHANGE_GRANT, TestClient, jwt, pkce_login,
-    resource_request, token_request,
+    API1, API2, AuthorizationRequest, CONFIDENTIAL_BASIC, CONFIDENTIAL_POST, CannedResponse,
+    DpopKey, Harness, HarnessOptions, M2M, PKJWT, PUBLIC_PKCE, TOKEN_EXCHANGE_GRANT, TestClient,
+    jwt, pkce_login, resource_request, token_request,
 };
 
 const LOGIN_SCOPE: &str = "openid profile email offline_access read:data write:data";
@@ -218,7 +218,7 @@ fn refresh_rotation_and_replay_revokes_the_family() {
         Some("invalid_grant"),
         "the replay revoked the grant, so the rotated token is dead too"
     );
-    assert!(harness.server_log().contains("refresh token already used"));
+    assert!(harness.wait_for_log("refresh token already used", Duration::from_secs(5)));
 }
 
 #[test]
@@ -330,7 +330,7 @@ fn unknown_or_ungranted_resource_is_invalid_target_and_burns_the_refresh_token()
     let burnt = refresh(&harness, &CONFIDENTIAL_POST, rt, Some(API1));
     assert_eq!(burnt.status, 400, "{}", burnt.body);
     assert_eq!(burnt.error().as_deref(), Some("invalid_grant"));
-    assert!(harness.server_log().contains("refresh token already used"));
+    assert!(harness.wait_for_log("refresh token already used", Duration::from_secs(5)));
 
     // api2 exists but was not granted at this login
     let tokens = pkce_login(&harness, &CONFIDENTIAL_POST, LOGIN_SCOPE, &[API1]);
@@ -654,4 +654,84 @@ fn token_exchange_issues_a_token_for_another_resource() {
         &[],
     );
     assert_eq!(public.status, 400, "{}", public.body);
+}
+
+/// Without any nonce requirement: a public client's code exchange with a DPoP
+/// proof gives a DPoP-bound access token AND a refresh token bound to the
+/// same key (oidc-provider binds public clients' refresh tokens), which then
+/// cannot be used without a proof of that key.
+#[test]
+fn dpop_without_nonces_binds_public_client_refresh_tokens() {
+    let harness = Harness::start(HarnessOptions {
+        dpop_nonce_required: false,
+        access_token_ttl_secs: 60,
+        rs_nonce_required: false,
+    });
+    let key = DpopKey::generate();
+    let request = AuthorizationRequest::new(&PUBLIC_PKCE, LOGIN_SCOPE, &[API1, API2]);
+    let callback = harness.login_as(&request.url(&harness), "bob");
+    let code = request.code_from_callback(&harness, &callback);
+    let proof = key.proof("POST", harness.token_endpoint(), None, None);
+    let tokens = request.exchange_code(&harness, &code, &[("DPoP", &proof)]);
+    assert_eq!(tokens["token_type"], "DPoP");
+    let at = str_field(&tokens, "access_token");
+    let claims = jwt::claims(at);
+    assert_eq!(claims["sub"], "bob");
+    assert_eq!(claims["cnf"]["jkt"], key.thumbprint());
+
+    // resource server without nonce requirement accepts the first proof
+    let url = harness.resource_url("/api1/data");
+    let proof = key.proof("GET", &url, None, Some(at));
+    let ok = resource_request(
+        &harness,
+        "GET",
+        "/api1/data",
+        Some(&format!("DPoP {at}")),
+        Some(&proof),
+    );
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    assert_eq!(ok.json()["sub"], "bob");
+
+    let rt = str_field(&tokens, "refresh_token");
+    let unbound = refresh(&harness, &PUBLIC_PKCE, rt, Some(API2));
+    assert_eq!(unbound.status, 400, "{}", unbound.body);
+    assert_eq!(unbound.error().as_deref(), Some("invalid_grant"));
+
+    let other = DpopKey::generate().proof("POST", harness.token_endpoint(), None, None);
+    let wrong_key = token_request(
+        &harness,
+        &PUBLIC_PKCE,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", rt),
+            ("resource", API2),
+        ],
+        &[("DPoP", &other)],
+    );
+    assert_eq!(
+        wrong_key.error().as_deref(),
+        Some("invalid_grant"),
+        "{}",
+        wrong_key.body
+    );
+
+    let proof = key.proof("POST", harness.token_endpoint(), None, None);
+    let refreshed = token_request(
+        &harness,
+        &PUBLIC_PKCE,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", rt),
+            ("resource", API2),
+        ],
+        &[("DPoP", &proof)],
+    );
+    assert_eq!(refreshed.status, 200, "{}", refreshed.body);
+    let refreshed = refreshed.json();
+    assert_eq!(refreshed["token_type"], "DPoP");
+    assert_eq!(
+        jwt::audiences(str_field(&refreshed, "access_token")),
+        [API2]
+    );
+    assert_eq!(harness.stats().dpop_nonce_challenges, 0);
 }
