@@ -508,7 +508,13 @@ impl TokenManager {
         let limits = self.config.limits;
         let parsed = match TokenResponse::parse(response, &limits) {
             Ok(parsed) => parsed,
-            Err(ResponseError::Server(server)) if server.error == "invalid_grant" => {
+            // `invalid_grant`: the refresh token is dead. `invalid_target`:
+            // servers such as node-oidc-provider consume the refresh token
+            // before checking the resource, so sending it again would be a
+            // replay that revokes the whole grant.
+            Err(ResponseError::Server(server))
+                if server.error == "invalid_grant" || server.error == "invalid_target" =>
+            {
                 let session = self.session.as_mut().ok_or(Error::MissingSession)?;
                 if session.token_set.refresh_token.as_ref() == Some(&flight.refresh_token) {
                     session.set_reauthentication_required();
