@@ -115,6 +115,7 @@ pub mod manager;
 pub mod scope;
 pub mod secret;
 pub mod session;
+pub mod store;
 pub mod time;
 pub mod token;
 
@@ -125,9 +126,10 @@ pub use flight::RequestId;
 pub use http::{Headers, HttpRequest, HttpResponse, Method};
 pub use manager::{
     AccessTokenInfo, AccessTokenRef, Action, ChangeReason, Completion, Event, OutgoingRequest,
-    TokenManager, TokenRequest,
+    ResourceVerdict, TokenManager, TokenRequest,
 };
 pub use secret::{AccessToken, ClientSecret, IdToken, RefreshToken};
 pub use session::Session;
+pub use store::{MemoryStore, SessionStore, StoreError};
 pub use time::UnixTime;
 pub use token::{AccessTokenSet, TokenSet, TokenType};

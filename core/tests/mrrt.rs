@@ -586,7 +586,13 @@ fn invalid_target_keeps_the_session_consistent() {
     // session is marked at once and nothing more is sent.
     assert!(m.session().unwrap().is_reauthentication_required());
     assert_eq!(
-        get(&mut m, &mut server, &TokenRequest::new().audience(API1), 1000).unwrap_err(),
+        get(
+            &mut m,
+            &mut server,
+            &TokenRequest::new().audience(API1),
+            1000
+        )
+        .unwrap_err(),
         "reauthentication_required"
     );
     assert_eq!(server.refreshes, 1);
@@ -647,4 +653,41 @@ fn sdk_session_is_usable_and_changes_persist() {
     assert_eq!(json["user"]["email"], "ada@example.com");
     assert_eq!(json["connectionTokenSets"][0]["connection"], "github");
     assert_eq!(json["accessTokens"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn resource_server_invalid_token_forces_a_refresh() {
+    let mut m = manager(builder(), expired_session(9000));
+    let mut server = FakeServer::default();
+    let req = TokenRequest::new().audience(API1);
+    get(&mut m, &mut server, &req, 1000).unwrap();
+    let token = match m.get_access_token(&req, t(1001)) {
+        Action::Ready(tok) => tok.to_owned(),
+        other => panic!("{other:?}"),
+    };
+    let headers = m
+        .authorize(
+            &tokenkeeper::Method::GET,
+            "https://api1.example.com/data",
+            &token,
+            t(1001),
+        )
+        .unwrap();
+    assert_eq!(
+        headers.get("authorization"),
+        Some(format!("Bearer {}", token.token.secret()).as_str())
+    );
+    let ok = HttpResponse::new(200, "{}");
+    assert_eq!(
+        m.handle_resource_response("https://api1.example.com/data", &token, &ok, t(1001)),
+        tokenkeeper::ResourceVerdict::Accepted
+    );
+    let rejected = HttpResponse::new(401, "")
+        .with_header("WWW-Authenticate", r#"Bearer error="invalid_token""#);
+    assert_eq!(
+        m.handle_resource_response("https://api1.example.com/data", &token, &rejected, t(1001)),
+        tokenkeeper::ResourceVerdict::TokenRejected
+    );
+    // The next request refreshes.
+    assert!(matches!(m.get_access_token(&req, t(1002)), Action::Send(_)));
 }

@@ -1,0 +1,142 @@
+//! Where sessions are kept between calls and processes.
+//!
+//! The manager announces every change with
+//! [`Event::SessionChanged`](crate::Event::SessionChanged); an adapter then
+//! saves the session through a [`SessionStore`]. Stores shared by several
+//! processes compare generations: a save names the generation it replaces,
+//! and a store that holds another one refuses with
+//! [`StoreError::Conflict`], so two processes can never both overwrite a
+//! session from the same starting point — the loser reloads instead.
+
+use alloc::string::String;
+
+use crate::session::Session;
+
+/// Why a store operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The stored session is not the generation the save expected: another
+    /// writer got there first. Reload and retry.
+    #[error("the stored session changed meanwhile (generation {found:?})")]
+    Conflict {
+        /// The generation found in the store, if any.
+        found: Option<u64>,
+    },
+    /// The store itself failed.
+    #[error("session store: {0}")]
+    Backend(String),
+}
+
+/// Persistence for one session.
+pub trait SessionStore {
+    /// The stored session, if any.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the store cannot be read.
+    fn load(&mut self) -> Result<Option<Session>, StoreError>;
+
+    /// Stores `session`, which was derived from the stored generation
+    /// `expected` (`None`: nothing was stored). Stores that can compare
+    /// and swap return [`StoreError::Conflict`] when the stored generation
+    /// differs; others may ignore `expected`.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] or [`StoreError::Backend`].
+    fn save(&mut self, session: &Session, expected: Option<u64>) -> Result<(), StoreError>;
+
+    /// Removes the stored session (logout).
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the store cannot be written.
+    fn clear(&mut self) -> Result<(), StoreError>;
+}
+
+/// A store in memory, with compare-and-swap on the generation.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryStore {
+    session: Option<Session>,
+    saves: u64,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    #[must_use]
+    pub fn new() -> Self {
+        MemoryStore::default()
+    }
+
+    /// A store holding `session`.
+    #[must_use]
+    pub fn with_session(session: Session) -> Self {
+        MemoryStore {
+            session: Some(session),
+            saves: 0,
+        }
+    }
+
+    /// The stored session.
+    #[must_use]
+    pub fn session(&self) -> Option<&Session> {
+        self.session.as_ref()
+    }
+
+    /// How many saves succeeded.
+    #[must_use]
+    pub fn saves(&self) -> u64 {
+        self.saves
+    }
+}
+
+impl SessionStore for MemoryStore {
+    fn load(&mut self) -> Result<Option<Session>, StoreError> {
+        Ok(self.session.clone())
+    }
+
+    fn save(&mut self, session: &Session, expected: Option<u64>) -> Result<(), StoreError> {
+        let found = self.session.as_ref().map(Session::generation);
+        if found != expected {
+            return Err(StoreError::Conflict { found });
+        }
+        self.session = Some(session.clone());
+        self.saves += 1;
+        Ok(())
+    }
+
+    fn clear(&mut self) -> Result<(), StoreError> {
+        self.session = None;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(json: &str) -> Session {
+        Session::from_json(json.as_bytes(), &Default::default()).unwrap()
+    }
+
+    #[test]
+    fn compare_and_swap() {
+        let s0 = session(r#"{"tokenSet":{"accessToken":"a"}}"#);
+        let s1 = session(r#"{"tokenSet":{"accessToken":"b"},"tokenkeeper":{"generation":1}}"#);
+        let mut store = MemoryStore::new();
+        assert_eq!(store.save(&s0, None), Ok(()));
+        // A writer that started from nothing loses.
+        assert_eq!(
+            store.save(&s1, None),
+            Err(StoreError::Conflict { found: Some(0) })
+        );
+        assert_eq!(store.save(&s1, Some(0)), Ok(()));
+        // A second writer from generation 0 loses too.
+        assert!(matches!(
+            store.save(&s1, Some(0)),
+            Err(StoreError::Conflict { found: Some(1) })
+        ));
+        assert_eq!(store.saves(), 2);
+        assert_eq!(store.load().unwrap().unwrap().generation(), 1);
+        store.clear().unwrap();
+        assert!(store.load().unwrap().is_none());
+    }
+}
