@@ -800,6 +800,12 @@ impl TokenManager {
         self.events.pop_front()
     }
 
+    /// Whether request `id` is in flight (its lease has not run out).
+    #[must_use]
+    pub fn is_in_flight(&self, id: RequestId) -> bool {
+        self.flights.borrow().is_active(id)
+    }
+
     /// The number of requests in flight (at most one refresh).
     #[must_use]
     pub fn in_flight(&self) -> usize {
