@@ -112,6 +112,7 @@ pub mod grant;
 pub mod http;
 pub mod jwt;
 pub mod limits;
+pub mod login;
 pub mod manager;
 pub mod scope;
 pub mod secret;

@@ -1,9 +1,11 @@
 //! Token endpoint request builders and client authentication.
 
 pub mod client_auth;
+pub mod code;
 pub mod refresh;
 
 pub use client_auth::ClientAuth;
+pub use code::CodeExchangeRequest;
 pub use refresh::RefreshRequest;
 
 use alloc::string::String;
