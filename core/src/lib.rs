@@ -110,6 +110,7 @@ pub mod flight;
 pub mod form;
 pub mod grant;
 pub mod http;
+pub mod id_token;
 pub mod jwt;
 pub mod limits;
 pub mod login;
