@@ -115,6 +115,7 @@ pub mod jwt;
 pub mod limits;
 pub mod login;
 pub mod manager;
+pub mod route;
 pub mod scope;
 pub mod secret;
 pub mod session;

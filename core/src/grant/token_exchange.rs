@@ -285,9 +285,7 @@ impl<'a> TokenExchangeRequest<'a> {
             return Err(TokenExchangeError::InvalidSubjectTokenType);
         }
         match (self.actor_token, self.actor_token_type) {
-            (Some(token), _) if token.is_empty() => {
-                return Err(TokenExchangeError::MissingActorToken);
-            }
+            (Some(""), _) => return Err(TokenExchangeError::MissingActorToken),
             (Some(_), None) => return Err(TokenExchangeError::MissingActorTokenType),
             (None, Some(_)) => return Err(TokenExchangeError::MissingActorToken),
             (Some(_), Some(t)) if !is_valid_token_type(t) => {
