@@ -2,7 +2,7 @@
 //!
 //! An ID token received straight from the token endpoint over TLS need not
 //! have its signature checked (§3.1.3.7 step 6), so the claims are read with
-//! [`jwt::decode_claims`](crate::jwt::decode_claims) and validated. A
+//! [`crate::jwt::decode_claims`] and validated. A
 //! [`Jwks`] can be attached to also verify `ES256` signatures.
 //!
 //! # Call order
