@@ -166,26 +166,10 @@ impl DiscoveryError {
 }
 
 impl From<DiscoveryError> for crate::error::Error {
-    /// Configuration problems become [`Error::InvalidConfiguration`]
-    /// (code `invalid_configuration`); a failed fetch becomes
-    /// [`Error::TokenRequestFailed`] with the closest [`ResponseError`].
-    ///
-    /// [`Error::InvalidConfiguration`]: crate::error::Error::InvalidConfiguration
-    /// [`Error::TokenRequestFailed`]: crate::error::Error::TokenRequestFailed
+    /// Wrapped as [`Error::Discovery`](crate::error::Error::Discovery),
+    /// keeping the code.
     fn from(error: DiscoveryError) -> Self {
-        use crate::error::Error;
-        use alloc::string::ToString;
-        match error {
-            DiscoveryError::Limit(e) => Error::TokenRequestFailed(e),
-            DiscoveryError::HttpStatus { status } => {
-                Error::TokenRequestFailed(ResponseError::UnexpectedStatus { status })
-            }
-            e if e.is_configuration_error() => Error::InvalidConfiguration(e.to_string()),
-            _ => Error::TokenRequestFailed(ResponseError::Malformed {
-                status: 200,
-                reason: "invalid authorization server metadata",
-            }),
-        }
+        crate::error::Error::Discovery(error)
     }
 }
 
@@ -1056,7 +1040,7 @@ mod tests {
         assert!(e.to_string().contains("client_secret_post"));
         assert!(e.is_configuration_error());
         let err: crate::error::Error = e.into();
-        assert_eq!(err.code(), "invalid_configuration");
+        assert_eq!(err.code(), "unsupported_auth_method");
         // Not advertised: anything goes.
         let m = parse(200, &doc("")).unwrap();
         assert!(check_auth_method(&m, "none").is_ok());

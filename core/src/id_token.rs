@@ -33,7 +33,6 @@ use p256::ecdsa::signature::Verifier as _;
 use p256::ecdsa::{Signature, VerifyingKey};
 use serde_json::{Map, Value};
 
-use crate::error::ResponseError;
 use crate::http::HttpResponse;
 use crate::jwt::{self, JwtError};
 use crate::limits::{Limits, json_depth_exceeds};
@@ -149,16 +148,12 @@ impl From<JwtError> for IdTokenError {
 impl From<IdTokenError> for crate::error::Error {
     /// [`IdTokenError::SubjectMismatch`] becomes
     /// [`Error::SubjectMismatch`](crate::error::Error::SubjectMismatch); the
-    /// others an invalid token response
-    /// ([`Error::TokenRequestFailed`](crate::error::Error::TokenRequestFailed)).
+    /// others are wrapped as [`Error::IdToken`](crate::error::Error::IdToken),
+    /// keeping their codes.
     fn from(error: IdTokenError) -> Self {
-        use crate::error::Error;
         match error {
-            IdTokenError::SubjectMismatch => Error::SubjectMismatch,
-            _ => Error::TokenRequestFailed(ResponseError::Malformed {
-                status: 200,
-                reason: "the id_token failed validation",
-            }),
+            IdTokenError::SubjectMismatch => crate::error::Error::SubjectMismatch,
+            other => crate::error::Error::IdToken(other),
         }
     }
 }
@@ -828,7 +823,7 @@ pub(crate) mod tests {
         assert_eq!(crate::error::Error::from(e).code(), "subject_mismatch");
         assert_eq!(
             crate::error::Error::from(IdTokenError::NonceMismatch).code(),
-            "token_request_failed"
+            "nonce_mismatch"
         );
     }
 
