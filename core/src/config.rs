@@ -292,6 +292,19 @@ impl ConfigBuilder {
         if c.lease.as_secs() == 0 {
             return invalid("the lease must be at least one second");
         }
+        if let Some(endpoint) = &c.revocation_endpoint
+            && !is_http_url(endpoint)
+        {
+            return invalid("the revocation endpoint must be an absolute http(s) URL");
+        }
+        if let Some(methods) = &c.supported_auth_methods
+            && !methods.iter().any(|m| m == c.client_auth.method_name())
+        {
+            return Err(Error::InvalidConfiguration(alloc::format!(
+                "the authorization server does not support the client authentication method {}",
+                c.client_auth.method_name()
+            )));
+        }
         if matches!(c.default_scope, DefaultScope::PerAudience(_)) && c.default_audience.is_none() {
             return invalid("When defining scope as a Map, an audience is required.");
         }
