@@ -6,8 +6,10 @@ use super::{ChangeReason, Event, TokenManager};
 use crate::error::{Error, ResponseError};
 use crate::flight::{Destination, Flight, FlightKind};
 use crate::http::HttpResponse;
-use crate::id_token::{IdTokenClaims, IdTokenValidator};
+use crate::id_token::IdTokenValidator;
+use crate::jwt;
 use crate::scope;
+use crate::secret::IdToken;
 use crate::time::UnixTime;
 use crate::token::response::parse_mfa_required;
 use crate::token::{AccessTokenSet, TokenResponse, TokenType};
@@ -57,24 +59,27 @@ impl TokenManager {
         // `sub` continuity: a refreshed ID token must name the same user
         // (and, with an issuer configured, pass the other checks too).
         if let Some(new_id_token) = &parsed.id_token {
-            let old_sub = session
-                .token_set
-                .id_token
-                .as_ref()
-                .and_then(|t| IdTokenClaims::decode_unvalidated(t).ok())
-                .map(|c| String::from(c.sub()));
-            let claims = match (&self.config.issuer, &old_sub) {
+            let old_sub = session.token_set.id_token.as_ref().and_then(subject);
+            let new_sub = match (&self.config.issuer, &old_sub) {
                 (Some(issuer), Some(old_sub)) => {
-                    IdTokenValidator::new(issuer, &self.config.client_id)
-                        .clock_tolerance(self.config.clock_tolerance)
-                        .validate_refresh(new_id_token, old_sub, now)?
+                    let validator = IdTokenValidator::new(issuer, &self.config.client_id)
+                        .clock_tolerance(self.config.clock_tolerance);
+                    String::from(
+                        validator
+                            .validate_refresh(new_id_token, old_sub, now)?
+                            .sub(),
+                    )
                 }
-                (Some(issuer), None) => IdTokenValidator::new(issuer, &self.config.client_id)
-                    .clock_tolerance(self.config.clock_tolerance)
-                    .validate(new_id_token, None, now)?,
-                (None, _) => IdTokenClaims::decode_unvalidated(new_id_token)?,
+                (Some(issuer), None) => {
+                    let validator = IdTokenValidator::new(issuer, &self.config.client_id)
+                        .clock_tolerance(self.config.clock_tolerance);
+                    String::from(validator.validate(new_id_token, None, now)?.sub())
+                }
+                // Without an issuer to check against, only `sub` is read.
+                (None, _) => subject(new_id_token)
+                    .ok_or(Error::IdToken(crate::id_token::IdTokenError::MissingSub))?,
             };
-            if old_sub.is_some_and(|old| old != claims.sub()) {
+            if old_sub.is_some_and(|old| old != new_sub) {
                 return Err(Error::SubjectMismatch);
             }
         }
@@ -188,4 +193,10 @@ impl TokenManager {
         }
         Ok(())
     }
+}
+
+/// The `sub` claim of an ID token, read without validation.
+fn subject(id_token: &IdToken) -> Option<String> {
+    let claims = jwt::decode_claims(id_token.secret()).ok()?;
+    claims.get("sub")?.as_str().map(String::from)
 }
