@@ -6,6 +6,7 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod dpop;
 pub mod entropy;
 pub mod error;
 pub mod form;
