@@ -450,7 +450,9 @@ mod tests {
 
     #[test]
     fn rfc_9449_and_6750_examples() {
-        let c = parses(r#"DPoP error="use_dpop_nonce", error_description="Resource server requires nonce in DPoP proof""#);
+        let c = parses(
+            r#"DPoP error="use_dpop_nonce", error_description="Resource server requires nonce in DPoP proof""#,
+        );
         assert_eq!(
             shape(&c),
             vec![(
@@ -458,7 +460,10 @@ mod tests {
                 None,
                 vec![
                     ("error", "use_dpop_nonce"),
-                    ("error_description", "Resource server requires nonce in DPoP proof")
+                    (
+                        "error_description",
+                        "Resource server requires nonce in DPoP proof"
+                    )
                 ]
             )]
         );
@@ -470,7 +475,9 @@ mod tests {
         assert_eq!(c[0].param("ALGS"), Some("ES256 PS256"));
         assert_eq!(dpop_error(&c), None);
 
-        let c = parses(r#"Bearer realm="example", error="invalid_token", error_description="The access token expired""#);
+        let c = parses(
+            r#"Bearer realm="example", error="invalid_token", error_description="The access token expired""#,
+        );
         assert!(bearer_or_dpop_invalid_token(&c));
         assert!(!is_use_dpop_nonce(&c));
         assert_eq!(c[0].error(), Some("invalid_token"));
@@ -483,19 +490,29 @@ mod tests {
             shape(&c),
             vec![
                 ("bearer", None, vec![("realm", "api")]),
-                ("dpop", None, vec![("algs", "ES256"), ("error", "invalid_token")]),
+                (
+                    "dpop",
+                    None,
+                    vec![("algs", "ES256"), ("error", "invalid_token")]
+                ),
             ]
         );
         assert!(bearer_or_dpop_invalid_token(&c));
 
-        let c = parses("Newauth realm=\"apps\", type=1, title=\"Login to \\\"apps\\\"\", Basic realm=\"simple\"");
+        let c = parses(
+            "Newauth realm=\"apps\", type=1, title=\"Login to \\\"apps\\\"\", Basic realm=\"simple\"",
+        );
         assert_eq!(
             shape(&c),
             vec![
                 (
                     "newauth",
                     None,
-                    vec![("realm", "apps"), ("type", "1"), ("title", "Login to \"apps\"")]
+                    vec![
+                        ("realm", "apps"),
+                        ("type", "1"),
+                        ("title", "Login to \"apps\"")
+                    ]
                 ),
                 ("basic", None, vec![("realm", "simple")]),
             ]
@@ -511,13 +528,19 @@ mod tests {
             ]
         );
         let c = parses("Bearer, DPoP");
-        assert_eq!(shape(&c), vec![("bearer", None, vec![]), ("dpop", None, vec![])]);
+        assert_eq!(
+            shape(&c),
+            vec![("bearer", None, vec![]), ("dpop", None, vec![])]
+        );
         let c = parses("Negotiate abc/+_-.~9");
         assert_eq!(c[0].token68(), Some("abc/+_-.~9"));
         // `name=` with no value is, by the grammar, a token68, not an
         // empty parameter.
         let c = parses("DPoP error=, Bearer");
-        assert_eq!(shape(&c), vec![("dpop", Some("error="), vec![]), ("bearer", None, vec![])]);
+        assert_eq!(
+            shape(&c),
+            vec![("dpop", Some("error="), vec![]), ("bearer", None, vec![])]
+        );
         assert_eq!(dpop_error(&c), None);
     }
 
@@ -561,7 +584,10 @@ mod tests {
             assert_eq!(c.len(), 1, "{input:?}");
         }
         let c = parses("Bearer , , Basic");
-        assert_eq!(shape(&c), vec![("bearer", None, vec![]), ("basic", None, vec![])]);
+        assert_eq!(
+            shape(&c),
+            vec![("bearer", None, vec![]), ("basic", None, vec![])]
+        );
         assert_eq!(parses(""), vec![]);
         assert_eq!(parses(" , ,\t"), vec![]);
         // Scheme comparison is case-insensitive, values are not.
@@ -592,29 +618,29 @@ mod tests {
     #[test]
     fn malformed_inputs_are_errors() {
         let malformed = [
-            r#"DPoP error="use_dpop_nonce"#,      // unterminated quote
-            r#"DPoP error="use_dpop_nonce\"#,     // escaped closing quote
-            "DPoP =use_dpop_nonce",               // '=' without name
-            "DPoP error=use_dpop_nonce, =x",      // '=' without name later
-            "=DPoP",                              // no scheme
-            "DPoP error==x",                      // stray '='
-            "DPoP error=\"a\"b",                  // junk after a quoted value
-            "DPoP error=a b",                     // junk after a token value
-            "DPoP error=a realm=b",               // missing comma
-            "DPoP\"x\"",                          // no space after the scheme
-            "DPoP=x",                             // no space after the scheme
+            r#"DPoP error="use_dpop_nonce"#,       // unterminated quote
+            r#"DPoP error="use_dpop_nonce\"#,      // escaped closing quote
+            "DPoP =use_dpop_nonce",                // '=' without name
+            "DPoP error=use_dpop_nonce, =x",       // '=' without name later
+            "=DPoP",                               // no scheme
+            "DPoP error==x",                       // stray '='
+            "DPoP error=\"a\"b",                   // junk after a quoted value
+            "DPoP error=a b",                      // junk after a token value
+            "DPoP error=a realm=b",                // missing comma
+            "DPoP\"x\"",                           // no space after the scheme
+            "DPoP=x",                              // no space after the scheme
             "DPoP error=\"use_dpop_nonce\" x=1 y", // missing comma
-            "Bearer Basic realm=x",               // token then scheme, no comma
-            "Négotiate abc",                      // non-ASCII scheme
-            "DPoP érror=x",                       // non-ASCII name
-            "DPoP error=nönce",                   // non-ASCII token value
-            "DPoP error=\"a\u{1}b\"",             // control character
-            "DPoP error=\"a\\\u{1}\"",            // control character escaped
-            "DPoP error=\"a\rb\"",                // CR
-            "DPoP\u{0}",                          // NUL
-            "DPoP error=x;y=z",                   // ';' is not a separator
-            "Basic realm=\"a\", realm=\"b\"",     // duplicate parameter
-            "DPoP error=a, ERROR=b",              // duplicate, case-insensitive
+            "Bearer Basic realm=x",                // token then scheme, no comma
+            "Négotiate abc",                       // non-ASCII scheme
+            "DPoP érror=x",                        // non-ASCII name
+            "DPoP error=nönce",                    // non-ASCII token value
+            "DPoP error=\"a\u{1}b\"",              // control character
+            "DPoP error=\"a\\\u{1}\"",             // control character escaped
+            "DPoP error=\"a\rb\"",                 // CR
+            "DPoP\u{0}",                           // NUL
+            "DPoP error=x;y=z",                    // ';' is not a separator
+            "Basic realm=\"a\", realm=\"b\"",      // duplicate parameter
+            "DPoP error=a, ERROR=b",               // duplicate, case-insensitive
         ];
         for input in malformed {
             assert!(parse_challenges(input).is_err(), "{input:?} was accepted");
@@ -634,7 +660,10 @@ mod tests {
 
     #[test]
     fn limits() {
-        let huge = format!("Bearer realm=\"{}\"", "a".repeat(MAX_WWW_AUTHENTICATE_BYTES));
+        let huge = format!(
+            "Bearer realm=\"{}\"",
+            "a".repeat(MAX_WWW_AUTHENTICATE_BYTES)
+        );
         assert_eq!(
             parse_challenges(&huge),
             Err(ChallengeError::TooLarge {
@@ -661,7 +690,10 @@ mod tests {
             let list: Vec<String> = (0..n).map(|i| format!("p{i}=v")).collect();
             format!("X {}", list.join(", "))
         };
-        assert_eq!(parses(&params(MAX_CHALLENGE_PARAMS))[0].params().count(), MAX_CHALLENGE_PARAMS);
+        assert_eq!(
+            parses(&params(MAX_CHALLENGE_PARAMS))[0].params().count(),
+            MAX_CHALLENGE_PARAMS
+        );
         assert_eq!(
             parse_challenges(&params(MAX_CHALLENGE_PARAMS + 1)),
             Err(ChallengeError::TooManyParams {

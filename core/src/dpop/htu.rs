@@ -92,19 +92,34 @@ mod tests {
     pub(crate) const VECTORS: &[(&str, &str)] = &[
         ("https://as.example/token", "https://as.example/token"),
         ("https://as.example:443/token", "https://as.example/token"),
-        ("https://as.example:8443/token", "https://as.example:8443/token"),
+        (
+            "https://as.example:8443/token",
+            "https://as.example:8443/token",
+        ),
         ("http://as.example:80/token", "http://as.example/token"),
         ("http://as.example:443/token", "http://as.example:443/token"),
         ("https://as.example:80/", "https://as.example:80/"),
         ("HTTPS://AS.Example/Token", "https://as.example/Token"),
-        ("https://bücher.example/x", "https://xn--bcher-kva.example/x"),
-        ("https://BÜCHER.example/x", "https://xn--bcher-kva.example/x"),
-        ("https://as.example/token?a=1&b=2", "https://as.example/token"),
+        (
+            "https://bücher.example/x",
+            "https://xn--bcher-kva.example/x",
+        ),
+        (
+            "https://BÜCHER.example/x",
+            "https://xn--bcher-kva.example/x",
+        ),
+        (
+            "https://as.example/token?a=1&b=2",
+            "https://as.example/token",
+        ),
         ("https://as.example/token#frag", "https://as.example/token"),
         ("https://as.example/token?q#f", "https://as.example/token"),
         ("https://as.example/a%20b", "https://as.example/a%20b"),
         ("https://as.example/a b", "https://as.example/a%20b"),
-        ("https://as.example/%7e/%7E/~", "https://as.example/%7e/%7E/~"),
+        (
+            "https://as.example/%7e/%7E/~",
+            "https://as.example/%7e/%7E/~",
+        ),
         ("https://as.example/ä", "https://as.example/%C3%A4"),
         ("https://as.example", "https://as.example/"),
         ("https://as.example?x", "https://as.example/"),
@@ -116,7 +131,10 @@ mod tests {
         ("http://[0:0::1]/", "http://[::1]/"),
         ("https://as.example.:443/", "https://as.example./"),
         ("  https://as.example/x\t", "https://as.example/x"),
-        ("https://as.example/a\"b<c>", "https://as.example/a%22b%3Cc%3E"),
+        (
+            "https://as.example/a\"b<c>",
+            "https://as.example/a%22b%3Cc%3E",
+        ),
         ("https:as.example/x", "https://as.example/x"),
         ("https://0x7f.1/", "https://127.0.0.1/"),
         ("https:///x", "https://x/"),
@@ -132,11 +150,26 @@ mod tests {
 
     #[test]
     fn origins() {
-        assert_eq!(origin("https://AS.example:443/t?x").unwrap(), "https://as.example");
-        assert_eq!(origin("http://as.example:8080/").unwrap(), "http://as.example:8080");
-        assert_eq!(origin("https://as.example:65535").unwrap(), "https://as.example:65535");
-        assert_eq!(origin("https://as.example:1/").unwrap(), "https://as.example:1");
-        assert_eq!(origin("https://as.example:0/").unwrap(), "https://as.example:0");
+        assert_eq!(
+            origin("https://AS.example:443/t?x").unwrap(),
+            "https://as.example"
+        );
+        assert_eq!(
+            origin("http://as.example:8080/").unwrap(),
+            "http://as.example:8080"
+        );
+        assert_eq!(
+            origin("https://as.example:65535").unwrap(),
+            "https://as.example:65535"
+        );
+        assert_eq!(
+            origin("https://as.example:1/").unwrap(),
+            "https://as.example:1"
+        );
+        assert_eq!(
+            origin("https://as.example:0/").unwrap(),
+            "https://as.example:0"
+        );
     }
 
     #[test]
@@ -156,7 +189,12 @@ mod tests {
             assert_eq!(htu(input), Err(HtuError::Invalid), "{input:?}");
             assert!(origin(input).is_err(), "{input:?}");
         }
-        for input in ["ftp://as.example/x", "mailto:a@b", "file:///etc/passwd", "data:,x"] {
+        for input in [
+            "ftp://as.example/x",
+            "mailto:a@b",
+            "file:///etc/passwd",
+            "data:,x",
+        ] {
             assert_eq!(htu(input), Err(HtuError::UnsupportedScheme), "{input:?}");
         }
     }

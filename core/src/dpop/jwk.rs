@@ -263,8 +263,14 @@ impl JwkMembers {
         if self.alg.as_deref().is_some_and(|alg| alg != "ES256") {
             return Err(KeyError::InvalidJwk("`alg` is not `ES256`"));
         }
-        let x = decode_coordinate(self.x.as_deref(), "`x` is missing or not 32 base64url bytes")?;
-        let y = decode_coordinate(self.y.as_deref(), "`y` is missing or not 32 base64url bytes")?;
+        let x = decode_coordinate(
+            self.x.as_deref(),
+            "`x` is missing or not 32 base64url bytes",
+        )?;
+        let y = decode_coordinate(
+            self.y.as_deref(),
+            "`y` is missing or not 32 base64url bytes",
+        )?;
         PublicJwk::from_coordinates(&x, &y)
     }
 }
@@ -320,7 +326,8 @@ mod tests {
     #[test]
     fn thumbprint_is_hash_of_canonical_json() {
         let jwk = rfc_jwk();
-        let canonical = alloc::format!(r#"{{"crv":"P-256","kty":"EC","x":"{RFC_X}","y":"{RFC_Y}"}}"#);
+        let canonical =
+            alloc::format!(r#"{{"crv":"P-256","kty":"EC","x":"{RFC_X}","y":"{RFC_Y}"}}"#);
         assert_eq!(jwk.thumbprint_input(), canonical);
         assert_eq!(
             jwk.thumbprint(),
@@ -331,7 +338,8 @@ mod tests {
     #[test]
     fn serialises_in_fixed_member_order() {
         let jwk = rfc_jwk();
-        let expected = alloc::format!(r#"{{"kty":"EC","crv":"P-256","x":"{RFC_X}","y":"{RFC_Y}"}}"#);
+        let expected =
+            alloc::format!(r#"{{"kty":"EC","crv":"P-256","x":"{RFC_X}","y":"{RFC_Y}"}}"#);
         assert_eq!(jwk.to_json(), expected);
         assert_eq!(serde_json::to_string(&jwk).unwrap(), expected);
         let back: PublicJwk = serde_json::from_str(&expected).unwrap();
@@ -355,10 +363,15 @@ mod tests {
             alloc::format!(r#"{{"kty":"RSA","crv":"P-256","x":"{RFC_X}","y":"{RFC_Y}"}}"#),
             alloc::format!(r#"{{"kty":"EC","crv":"P-384","x":"{RFC_X}","y":"{RFC_Y}"}}"#),
             alloc::format!(r#"{{"kty":"EC","crv":"P-256","x":"{RFC_X}"}}"#),
-            alloc::format!(r#"{{"kty":"EC","crv":"P-256","x":"{}","y":"{RFC_Y}"}}"#, &RFC_X[..40]),
+            alloc::format!(
+                r#"{{"kty":"EC","crv":"P-256","x":"{}","y":"{RFC_Y}"}}"#,
+                &RFC_X[..40]
+            ),
             alloc::format!(r#"{{"kty":"EC","crv":"P-256","x":"{RFC_X}","y":"{RFC_Y}="}}"#),
             alloc::format!(r#"{{"kty":"EC","crv":"P-256","x":"{RFC_X}","y":"{off_curve}"}}"#),
-            alloc::format!(r#"{{"kty":"EC","crv":"P-256","alg":"ES384","x":"{RFC_X}","y":"{RFC_Y}"}}"#),
+            alloc::format!(
+                r#"{{"kty":"EC","crv":"P-256","alg":"ES384","x":"{RFC_X}","y":"{RFC_Y}"}}"#
+            ),
             alloc::format!(r#"{{"kty":"EC","crv":"P-256","x":"{RFC_X}","y":"{RFC_Y}","d":"x"}}"#),
             alloc::format!(r#"{{"kty":"EC","crv":"P-256","x":7,"y":"{RFC_Y}"}}"#),
             String::from("[]"),

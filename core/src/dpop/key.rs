@@ -277,7 +277,10 @@ fF4ytrGzOBd3t1g95yUKngw4N7yn8y1tx91O8HbRxkavv/MzmrY3QksQ
         );
         assert_eq!(DpopKey::from_jwk(&exported).unwrap(), key);
         // Thumbprint pinned from Node: sha256 of the canonical JWK.
-        assert_eq!(key.thumbprint(), "Q3QhD6Boy72xBaSSDpR3EMpS_mcuixRTEU-qMYoPMq4");
+        assert_eq!(
+            key.thumbprint(),
+            "Q3QhD6Boy72xBaSSDpR3EMpS_mcuixRTEU-qMYoPMq4"
+        );
     }
 
     #[test]
@@ -357,11 +360,24 @@ f0gCTBc320ar4CvykPtWOfHPksd9yS+RqUo8FDvOMVtx2Kcj7NB9GfI=
         );
         assert_eq!(DpopKey::from_jwk(&mismatched), Err(KeyError::JwkMismatch));
         // No d, short d, zero d.
-        let public_only = DpopKey::from_pkcs8_pem(PEM).unwrap().public_jwk().to_json().to_string();
-        assert!(matches!(DpopKey::from_jwk(&public_only), Err(KeyError::InvalidJwk(_))));
+        let public_only = DpopKey::from_pkcs8_pem(PEM)
+            .unwrap()
+            .public_jwk()
+            .to_json()
+            .to_string();
+        assert!(matches!(
+            DpopKey::from_jwk(&public_only),
+            Err(KeyError::InvalidJwk(_))
+        ));
         let zero_d = JWK.replace(D, &URL_SAFE_NO_PAD.encode([0u8; 32]));
-        assert!(matches!(DpopKey::from_jwk(&zero_d), Err(KeyError::InvalidJwk(_))));
+        assert!(matches!(
+            DpopKey::from_jwk(&zero_d),
+            Err(KeyError::InvalidJwk(_))
+        ));
         let short_d = JWK.replace(D, &D[..42]);
-        assert!(matches!(DpopKey::from_jwk(&short_d), Err(KeyError::InvalidJwk(_))));
+        assert!(matches!(
+            DpopKey::from_jwk(&short_d),
+            Err(KeyError::InvalidJwk(_))
+        ));
     }
 }

@@ -165,22 +165,26 @@ impl NonceCache {
     pub fn get(&mut self, url: &str) -> Option<&str> {
         let origin = origin(url).ok()?;
         self.touch(&origin);
-        self.by_origin.get(&origin).map(|entry| entry.nonce.as_str())
+        self.by_origin
+            .get(&origin)
+            .map(|entry| entry.nonce.as_str())
     }
 
     /// The nonce for `url` without counting it as a use.
     #[must_use]
     pub fn peek(&self, url: &str) -> Option<&str> {
         let origin = origin(url).ok()?;
-        self.by_origin.get(&origin).map(|entry| entry.nonce.as_str())
+        self.by_origin
+            .get(&origin)
+            .map(|entry| entry.nonce.as_str())
     }
 
     /// Forgets the nonce of `url`'s origin.
     pub fn remove(&mut self, url: &str) {
-        if let Ok(origin) = origin(url) {
-            if let Some(entry) = self.by_origin.remove(&origin) {
-                self.by_use.remove(&entry.used);
-            }
+        if let Ok(origin) = origin(url)
+            && let Some(entry) = self.by_origin.remove(&origin)
+        {
+            self.by_use.remove(&entry.used);
         }
     }
 
@@ -200,7 +204,10 @@ impl Default for NonceCache {
 impl fmt::Debug for NonceCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("NonceCache")
-            .field("origins", &self.by_origin.keys().collect::<alloc::vec::Vec<_>>())
+            .field(
+                "origins",
+                &self.by_origin.keys().collect::<alloc::vec::Vec<_>>(),
+            )
             .field("capacity", &self.capacity)
             .finish()
     }
@@ -258,8 +265,13 @@ mod tests {
         let mut cache = NonceCache::new();
         assert!(cache.learn("https://as.example/", &with_nonce("good")));
         let too_long = "a".repeat(MAX_NONCE_BYTES + 1);
-        for bad in ["", " ", "a b", "a\"b", "a\\b", "nönce", "a\u{7f}", "a\u{1}", &too_long] {
-            assert!(!cache.learn("https://as.example/", &with_nonce(bad)), "{bad:?}");
+        for bad in [
+            "", " ", "a b", "a\"b", "a\\b", "nönce", "a\u{7f}", "a\u{1}", &too_long,
+        ] {
+            assert!(
+                !cache.learn("https://as.example/", &with_nonce(bad)),
+                "{bad:?}"
+            );
             assert_eq!(cache.peek("https://as.example/"), Some("good"));
         }
         let longest = "a".repeat(MAX_NONCE_BYTES);

@@ -356,14 +356,20 @@ fn encode_header<S: Signer + ?Sized>(signer: &S) -> Result<String, ProofError> {
     Ok(URL_SAFE_NO_PAD.encode(header))
 }
 
-fn sign<S: Signer + ?Sized>(signer: &S, unsigned: UnsignedProof) -> Result<ProofOutcome, ProofError> {
+fn sign<S: Signer + ?Sized>(
+    signer: &S,
+    unsigned: UnsignedProof,
+) -> Result<ProofOutcome, ProofError> {
     Ok(match signer.sign(unsigned.signing_input.as_bytes())? {
         SignOutcome::Signature(signature) => ProofOutcome::Ready(unsigned.finish(&signature)),
         SignOutcome::Deferred => ProofOutcome::Deferred(unsigned),
     })
 }
 
-fn unsigned_proof(encoded_header: &str, params: &ProofParams<'_>) -> Result<UnsignedProof, ProofError> {
+fn unsigned_proof(
+    encoded_header: &str,
+    params: &ProofParams<'_>,
+) -> Result<UnsignedProof, ProofError> {
     if !(MIN_JTI_BYTES..=MAX_JTI_BYTES).contains(&params.jti.len()) {
         return Err(ProofError::JtiLength {
             len: params.jti.len(),
@@ -407,4 +413,246 @@ fn unsigned_proof(encoded_header: &str, params: &ProofParams<'_>) -> Result<Unsi
     signing_input.push('.');
     URL_SAFE_NO_PAD.encode_string(claims.as_bytes(), &mut signing_input);
     Ok(UnsignedProof { signing_input })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dpop::{DpopKey, P256Signer};
+    use crate::entropy::SeededEntropy;
+    use alloc::format;
+
+    fn builder() -> ProofBuilder<P256Signer> {
+        let key = DpopKey::generate(&mut SeededEntropy::new(11)).unwrap();
+        ProofBuilder::new(P256Signer::new(key)).unwrap()
+    }
+
+    fn claims_of(unsigned: &UnsignedProof) -> String {
+        let (_, claims) = unsigned.signing_input().split_once('.').unwrap();
+        String::from_utf8(URL_SAFE_NO_PAD.decode(claims).unwrap()).unwrap()
+    }
+
+    const JTI: [u8; 16] = [0xfb; 16];
+
+    #[test]
+    fn header_is_exact() {
+        let b = builder();
+        let header =
+            String::from_utf8(URL_SAFE_NO_PAD.decode(b.encoded_header()).unwrap()).unwrap();
+        assert_eq!(
+            header,
+            format!(
+                r#"{{"typ":"dpop+jwt","alg":"ES256","jwk":{{"kty":"EC","crv":"P-256","x":"{}","y":"{}"}}}}"#,
+                b.public_jwk().x(),
+                b.public_jwk().y()
+            )
+        );
+    }
+
+    #[test]
+    fn claims_order_and_optional_members() {
+        let b = builder();
+        let token = AccessToken::new("at-123");
+        let params = ProofParams::new(
+            &Method::GET,
+            "https://rs.example/api?q=1",
+            UnixTime::from_secs(100),
+            &JTI,
+        )
+        .with_nonce(Some("n0nce"))
+        .with_access_token(&token)
+        .with_clock_skew(-30);
+        let ath = URL_SAFE_NO_PAD.encode(Sha256::digest(b"at-123"));
+        assert_eq!(
+            claims_of(&b.unsigned(&params).unwrap()),
+            format!(
+                r#"{{"jti":"-_v7-_v7-_v7-_v7-_v7-w","htm":"GET","htu":"https://rs.example/api","iat":70,"nonce":"n0nce","ath":"{ath}"}}"#
+            )
+        );
+        let plain = ProofParams::new(
+            &Method::POST,
+            "https://as.example/token",
+            UnixTime::from_secs(5),
+            &JTI,
+        );
+        assert_eq!(
+            claims_of(&b.unsigned(&plain).unwrap()),
+            r#"{"jti":"-_v7-_v7-_v7-_v7-_v7-w","htm":"POST","htu":"https://as.example/token","iat":5}"#
+        );
+    }
+
+    #[test]
+    fn iat_skew_saturates() {
+        let b = builder();
+        let iat = |now: u64, skew: i64| {
+            let params = ProofParams::new(
+                &Method::GET,
+                "https://a.example/",
+                UnixTime::from_secs(now),
+                &JTI,
+            )
+            .with_clock_skew(skew);
+            let claims = claims_of(&b.unsigned(&params).unwrap());
+            let value: serde_json::Value = serde_json::from_str(&claims).unwrap();
+            value["iat"].as_u64().unwrap()
+        };
+        assert_eq!(iat(1000, 0), 1000);
+        assert_eq!(iat(1000, 60), 1060);
+        assert_eq!(iat(1000, -60), 940);
+        assert_eq!(iat(10, -60), 0);
+        assert_eq!(iat(10, i64::MIN), 0);
+        assert_eq!(iat(u64::MAX - 1, 60), u64::MAX);
+        assert_eq!(iat(u64::MAX, i64::MAX), u64::MAX);
+    }
+
+    #[test]
+    fn method_and_htu_are_json_escaped() {
+        let b = builder();
+        let odd = Method::new("we\"ird\\\n");
+        let params = ProofParams::new(&odd, "https://a.example/", UnixTime::EPOCH, &JTI);
+        let claims = claims_of(&b.unsigned(&params).unwrap());
+        let value: serde_json::Value = serde_json::from_str(&claims).unwrap();
+        assert_eq!(value["htm"], "WE\"IRD\\\n");
+        // WHATWG hosts may contain `"` (it is not a forbidden code point).
+        let params = ProofParams::new(&Method::GET, "https://a\"b.example/", UnixTime::EPOCH, &JTI);
+        let claims = claims_of(&b.unsigned(&params).unwrap());
+        let value: serde_json::Value = serde_json::from_str(&claims).unwrap();
+        assert_eq!(value["htu"], "https://a\"b.example/");
+    }
+
+    #[test]
+    fn bad_params_are_errors() {
+        let b = builder();
+        let now = UnixTime::EPOCH;
+        let url = "https://a.example/";
+        for len in [0, 15, 65] {
+            let jti = alloc::vec![1u8; len];
+            assert_eq!(
+                b.build(&ProofParams::new(&Method::GET, url, now, &jti)),
+                Err(ProofError::JtiLength { len })
+            );
+        }
+        for len in [16, 32, 64] {
+            let jti = alloc::vec![1u8; len];
+            assert!(
+                b.build(&ProofParams::new(&Method::GET, url, now, &jti))
+                    .is_ok()
+            );
+        }
+        for nonce in ["", "a b", "a\"b"] {
+            let params = ProofParams::new(&Method::GET, url, now, &JTI).with_nonce(Some(nonce));
+            assert_eq!(b.build(&params), Err(ProofError::InvalidNonce));
+        }
+        for bad in ["", "nope", "ftp://a.example/"] {
+            assert!(matches!(
+                b.build(&ProofParams::new(&Method::GET, bad, now, &JTI)),
+                Err(ProofError::Htu(_))
+            ));
+        }
+    }
+
+    struct Es384(P256Signer);
+
+    impl Signer for Es384 {
+        fn algorithm(&self) -> &'static str {
+            "ES384"
+        }
+        fn public_jwk(&self) -> &PublicJwk {
+            self.0.public_jwk()
+        }
+        fn sign(&self, _: &[u8]) -> Result<SignOutcome, SignError> {
+            Err(SignError::Failed("unused"))
+        }
+    }
+
+    struct Failing(P256Signer);
+
+    impl Signer for Failing {
+        fn algorithm(&self) -> &'static str {
+            ES256
+        }
+        fn public_jwk(&self) -> &PublicJwk {
+            self.0.public_jwk()
+        }
+        fn sign(&self, _: &[u8]) -> Result<SignOutcome, SignError> {
+            Err(SignError::Failed("hsm offline"))
+        }
+    }
+
+    #[test]
+    fn signer_errors_propagate() {
+        let signer = builder().signer().clone();
+        assert!(matches!(
+            ProofBuilder::new(Es384(signer.clone())),
+            Err(ProofError::UnsupportedAlgorithm)
+        ));
+        let failing = ProofBuilder::new(Failing(signer)).unwrap();
+        let params = ProofParams::new(&Method::GET, "https://a.example/", UnixTime::EPOCH, &JTI);
+        assert_eq!(
+            failing.build(&params),
+            Err(ProofError::Sign(SignError::Failed("hsm offline")))
+        );
+    }
+
+    #[test]
+    fn builder_and_free_function_agree_and_by_reference_works() {
+        let b = builder();
+        let params = ProofParams::new(
+            &Method::GET,
+            "https://a.example/x",
+            UnixTime::from_secs(9),
+            &JTI,
+        );
+        let a = b.build(&params).unwrap();
+        let c = build_proof(b.signer(), &params).unwrap();
+        assert_eq!(a, c);
+        let by_ref = ProofBuilder::new(b.signer()).unwrap();
+        assert_eq!(by_ref.build(&params).unwrap(), a);
+        let dyn_signer: alloc::boxed::Box<dyn Signer> = alloc::boxed::Box::new(b.signer().clone());
+        assert_eq!(build_proof(&*dyn_signer, &params).unwrap(), a);
+    }
+
+    #[test]
+    fn finish_verified_catches_wrong_signatures() {
+        let b = builder();
+        let params = ProofParams::new(&Method::GET, "https://a.example/", UnixTime::EPOCH, &JTI);
+        let unsigned = b.unsigned(&params).unwrap();
+        let good = b.signer().sign_now(unsigned.signing_input().as_bytes());
+        let other = b.signer().sign_now(b"something else");
+        assert_eq!(
+            unsigned.clone().finish_verified(&other, b.public_jwk()),
+            Err(SignError::InvalidSignature)
+        );
+        let proof = unsigned
+            .clone()
+            .finish_verified(&good, b.public_jwk())
+            .unwrap();
+        assert_eq!(proof, unsigned.finish(&good));
+    }
+
+    #[test]
+    fn debug_output_is_redacted() {
+        let b = builder();
+        let token = AccessToken::new("secret-access-token");
+        let params = ProofParams::new(&Method::GET, "https://a.example/", UnixTime::EPOCH, &JTI)
+            .with_access_token(&token);
+        let unsigned = b.unsigned(&params).unwrap();
+        let ProofOutcome::Ready(proof) = b.build(&params).unwrap() else {
+            panic!("immediate signer");
+        };
+        let printed = format!("{params:?} {unsigned:?} {proof:?} {b:?}");
+        assert!(!printed.contains("secret-access-token"), "{printed}");
+        assert!(!printed.contains(b.encoded_header()), "{printed}");
+        assert!(printed.contains("redacted"));
+    }
+
+    #[test]
+    fn draw_jti_uses_the_entropy() {
+        let a = draw_jti(&mut SeededEntropy::new(1));
+        let b = draw_jti(&mut SeededEntropy::new(1));
+        let c = draw_jti(&mut SeededEntropy::new(2));
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert_eq!(a.len(), JTI_BYTES);
+    }
 }

@@ -46,7 +46,9 @@ impl RingSigner {
         let point = key_pair.public_key().as_ref();
         let (Some(x), Some(y)) = (
             point.get(1..33).and_then(|x| <&[u8; 32]>::try_from(x).ok()),
-            point.get(33..65).and_then(|y| <&[u8; 32]>::try_from(y).ok()),
+            point
+                .get(33..65)
+                .and_then(|y| <&[u8; 32]>::try_from(y).ok()),
         ) else {
             return Err(KeyError::InvalidPublicKey);
         };
