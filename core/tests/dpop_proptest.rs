@@ -4,7 +4,8 @@ use std::sync::OnceLock;
 
 use proptest::prelude::*;
 use tokenkeeper::dpop::{
-    DpopKey, NonceCache, P256Signer, ProofBuilder, ProofParams, htu, origin, parse_challenges,
+    DpopKey, EcdsaSignature, NonceCache, P256Signer, ProofBuilder, ProofParams, PublicJwk, htu,
+    origin, parse_challenges,
 };
 use tokenkeeper::http::{Headers, Method};
 use tokenkeeper::secret::AccessToken;
@@ -161,6 +162,36 @@ proptest! {
             }
             prop_assert!(cache.len() <= capacity);
         }
+    }
+
+    #[test]
+    fn key_and_signature_parsers_never_panic(
+        bytes in prop::collection::vec(any::<u8>(), 0..300),
+        text in any::<String>(),
+    ) {
+        let _ = DpopKey::from_pkcs8_der(&bytes);
+        let _ = DpopKey::from_pkcs8_pem(&text);
+        let _ = DpopKey::from_pkcs8_pem(&format!("-----BEGIN PRIVATE KEY-----\n{text}\n-----END PRIVATE KEY-----\n"));
+        let _ = DpopKey::from_jwk(&text);
+        let _ = PublicJwk::from_json(&text);
+        let _ = EcdsaSignature::from_der(&bytes);
+        let _ = EcdsaSignature::from_slice(&bytes);
+    }
+
+    #[test]
+    fn jwk_members_never_panic(
+        kty in prop_oneof![Just(String::from("EC")), "[ -~]{0,4}"],
+        crv in prop_oneof![Just(String::from("P-256")), "[ -~]{0,6}"],
+        x in "[A-Za-z0-9_=+/-]{0,46}",
+        y in "[A-Za-z0-9_=+/-]{0,46}",
+        d in prop::option::of("[A-Za-z0-9_=+/-]{0,46}"),
+    ) {
+        let mut json = serde_json::json!({ "kty": kty, "crv": crv, "x": x, "y": y });
+        if let Some(d) = d {
+            json["d"] = serde_json::Value::from(d);
+        }
+        let _ = DpopKey::from_jwk(&json.to_string());
+        let _ = PublicJwk::from_json(&json.to_string());
     }
 
     #[test]

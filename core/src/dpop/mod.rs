@@ -75,7 +75,9 @@
 //! assert_eq!(parts[2].len(), 86); // 64-byte r || s
 //!
 //! use base64::Engine as _;
-//! let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(parts[1])?;
+//! let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD
+//!     .decode(parts[1])
+//!     .expect("base64url claims");
 //! assert_eq!(
 //!     std::str::from_utf8(&claims)?,
 //!     r#"{"jti":"BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc","htm":"POST","htu":"https://as.example/token","iat":1700000000,"nonce":"eyJ7S_zG.9-0"}"#

@@ -162,6 +162,7 @@ impl NonceCache {
 
     /// The nonce to put into the next proof for a request to `url`, if its
     /// origin sent one. Counts as a use for the eviction order.
+    #[must_use]
     pub fn get(&mut self, url: &str) -> Option<&str> {
         let origin = origin(url).ok()?;
         self.touch(&origin);

@@ -34,10 +34,17 @@ impl P256Signer {
     }
 
     /// Signs `message` (deterministic RFC 6979 ECDSA over SHA-256).
-    #[must_use]
-    pub fn sign_now(&self, message: &[u8]) -> EcdsaSignature {
-        let signature: p256::ecdsa::Signature = self.key.signing_key().sign(message);
-        EcdsaSignature::from(signature)
+    ///
+    /// # Errors
+    /// [`SignError::Failed`] in the negligible case (probability about
+    /// 2⁻²⁵⁶) that the RFC 6979 nonce gives `r = 0` or `s = 0`.
+    pub fn sign_now(&self, message: &[u8]) -> Result<EcdsaSignature, SignError> {
+        let signature: p256::ecdsa::Signature = self
+            .key
+            .signing_key()
+            .try_sign(message)
+            .map_err(|_| SignError::Failed("ECDSA signing failed"))?;
+        Ok(EcdsaSignature::from(signature))
     }
 }
 
@@ -57,7 +64,7 @@ impl Signer for P256Signer {
     }
 
     fn sign(&self, signing_input: &[u8]) -> Result<SignOutcome, SignError> {
-        Ok(SignOutcome::Signature(self.sign_now(signing_input)))
+        self.sign_now(signing_input).map(SignOutcome::Signature)
     }
 }
 

@@ -6,7 +6,7 @@
 //! - header, fixed per key and encoded once by [`ProofBuilder::new`]:
 //!   `{"typ":"dpop+jwt","alg":"ES256","jwk":{"kty":"EC","crv":"P-256","x":"…","y":"…"}}`
 //! - claims, in this order: `jti` (base64url of caller-supplied random
-//!   bytes), `htm` (the method), `htu` (the [normalised](super::htu) URL),
+//!   bytes), `htm` (the method), `htu` (the [normalised](super::htu()) URL),
 //!   `iat` (`now` plus a clock skew), then `nonce` when the server gave
 //!   one and `ath` (base64url(SHA-256(access token))) on resource requests.
 //!
@@ -617,8 +617,11 @@ mod tests {
         let b = builder();
         let params = ProofParams::new(&Method::GET, "https://a.example/", UnixTime::EPOCH, &JTI);
         let unsigned = b.unsigned(&params).unwrap();
-        let good = b.signer().sign_now(unsigned.signing_input().as_bytes());
-        let other = b.signer().sign_now(b"something else");
+        let good = b
+            .signer()
+            .sign_now(unsigned.signing_input().as_bytes())
+            .unwrap();
+        let other = b.signer().sign_now(b"something else").unwrap();
         assert_eq!(
             unsigned.clone().finish_verified(&other, b.public_jwk()),
             Err(SignError::InvalidSignature)
