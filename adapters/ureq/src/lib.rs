@@ -1,1 +1,444 @@
-//! tokenkeeper adapter for ureq (in progress)
+//! # tokenkeeper-ureq
+//!
+//! A blocking driver for the [`tokenkeeper`] core on [ureq] 3: one
+//! [`TokenKeeper`] handle per application (`Clone + Send + Sync`), shared by
+//! every thread. The core decides everything (when to refresh, what to
+//! send, what a response means); this crate only sends its requests, reads
+//! the clock and the OS random source, makes callers wait while another
+//! thread's refresh is in flight, and saves every change to a
+//! [`SessionStore`].
+//!
+//! ```no_run
+//! use tokenkeeper::grant::ClientAuth;
+//! use tokenkeeper::{ClientSecret, Config, MemoryStore, TokenRequest};
+//! use tokenkeeper_ureq::TokenKeeper;
+//!
+//! let config = Config::builder("https://tenant.example.com/oauth/token", "my-client")
+//!     .client_auth(ClientAuth::SecretPost(ClientSecret::new("my-secret")))
+//!     .build()?;
+//! let keeper = TokenKeeper::builder(config)
+//!     .store(MemoryStore::new()) // or your database; the session is loaded from it
+//!     .build()?;
+//! let token = keeper.get_access_token(&TokenRequest::new().audience("https://api.example.com"))?;
+//! println!("expires at {}", token.expires_at);
+//!
+//! // Or let the handle authorize, send and retry an API call:
+//! let request = ureq::http::Request::get("https://api.example.com/me").body(())?;
+//! let response = keeper.send_authorized(&TokenRequest::new(), request)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # The agent
+//!
+//! Bring your own [`ureq::Agent`] ([`Builder::agent`]) or let [`agent`]
+//! build one. Either way it must be configured with
+//! `http_status_as_error(false)` (a 400 or 401 is data for the core, not a
+//! transport error) and `max_redirects(0)` (token endpoints never
+//! redirect; following one could send a refresh token elsewhere). TLS is not
+//! enabled by this crate: turn on ureq's `rustls` or `native-tls` feature in
+//! your own `Cargo.toml`.
+//!
+//! # Threads
+//!
+//! The core sits behind a [`Mutex`], held only while the core or the store
+//! is called, never during network I/O. At most one refresh is in flight:
+//! the other callers sleep on a [`Condvar`] until it ends, or until its
+//! lease runs out (then [`TokenManager::handle_timeout`] releases it, so a
+//! thread that died mid-request cannot wedge the others).
+//!
+//! # Persistence
+//!
+//! After every core call the adapter drains [`TokenManager::poll_event`] and,
+//! when the session changed, saves it with `expected` = the generation it
+//! last saved or loaded (compare-and-swap). On [`StoreError::Conflict`]
+//! another process saved first: the adapter reloads the stored session and
+//! installs it — except when its own change rotated the refresh token
+//! (then the stored session holds a spent one, and this one overwrites it).
+//! Before sending a refresh the adapter also checks whether the store moved
+//! on, and if so adopts the stored session instead of spending a refresh
+//! token another process may already have rotated. Stores shared across
+//! processes narrow, but cannot close, the window in which two processes
+//! refresh at the same moment; use one process per session where rotation
+//! is on.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+use std::io::Read as _;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokenkeeper::{
+    AccessTokenInfo, Completion, Config, Headers, HttpRequest, HttpResponse, MemoryStore,
+    OutgoingRequest, RequestId, ResourceVerdict, Session, SessionStore, TokenManager, TokenRequest,
+    UnixTime,
+};
+use ureq::http;
+
+mod error;
+mod state;
+
+pub use error::Error;
+pub use state::OsEntropy;
+use state::{State, Step, now};
+pub use tokenkeeper;
+
+/// The default transport timeout for a whole request (10 s).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An agent configured for token endpoints: every status returned as a
+/// response (`http_status_as_error(false)`), no redirects followed
+/// (`max_redirects(0)`), and `timeout` for each whole request.
+#[must_use]
+pub fn agent(timeout: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .timeout_global(Some(timeout))
+        .build()
+        .into()
+}
+
+/// The shared handle. Cheap to clone; every clone drives the same session.
+#[derive(Clone)]
+pub struct TokenKeeper {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    agent: ureq::Agent,
+    state: Mutex<State>,
+    /// Signalled whenever a flight ends (response, error, cancel).
+    flight_ended: Condvar,
+    max_body: usize,
+}
+
+impl std::fmt::Debug for TokenKeeper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenKeeper").finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`TokenKeeper`].
+#[must_use]
+pub struct Builder {
+    config: Config,
+    agent: Option<ureq::Agent>,
+    timeout: Duration,
+    store: Box<dyn SessionStore + Send>,
+    session: Option<Session>,
+}
+
+impl Builder {
+    /// Sends with `agent` (see the [crate docs](crate#the-agent) for the
+    /// settings it needs). Default: [`agent`]`(timeout)`.
+    pub fn agent(mut self, agent: ureq::Agent) -> Self {
+        self.agent = Some(agent);
+        self
+    }
+
+    /// The request timeout of the agent this builder makes (default
+    /// [`DEFAULT_TIMEOUT`]; ignored with [`Builder::agent`]).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Where the session is kept (default: a fresh [`MemoryStore`]). The
+    /// session is loaded from it when the handle is built.
+    pub fn store(mut self, store: impl SessionStore + Send + 'static) -> Self {
+        self.store = Box::new(store);
+        self
+    }
+
+    /// Starts with `session` (saved to the store) instead of the stored one.
+    pub fn session(mut self, session: Session) -> Self {
+        self.session = Some(session);
+        self
+    }
+
+    /// The handle.
+    ///
+    /// # Errors
+    /// [`Error::Store`] when the store cannot be read or written.
+    pub fn build(self) -> Result<TokenKeeper, Error> {
+        let max_body = self.config.limits().max_body_bytes;
+        let manager = TokenManager::new(self.config, OsEntropy);
+        let state = State::new(manager, self.store, self.session)?;
+        Ok(TokenKeeper {
+            inner: Arc::new(Inner {
+                agent: self.agent.unwrap_or_else(|| agent(self.timeout)),
+                state: Mutex::new(state),
+                flight_ended: Condvar::new(),
+                max_body,
+            }),
+        })
+    }
+}
+
+impl TokenKeeper {
+    /// A builder: agent, timeout, store, initial session.
+    pub fn builder(config: Config) -> Builder {
+        Builder {
+            config,
+            agent: None,
+            timeout: DEFAULT_TIMEOUT,
+            store: Box::new(MemoryStore::new()),
+            session: None,
+        }
+    }
+
+    /// A handle with the default agent and an in-memory store holding
+    /// `session`.
+    ///
+    /// # Errors
+    /// See [`Builder::build`].
+    pub fn new(config: Config, session: Session) -> Result<Self, Error> {
+        TokenKeeper::builder(config).session(session).build()
+    }
+
+    /// The agent requests are sent with.
+    #[must_use]
+    pub fn agent(&self) -> &ureq::Agent {
+        &self.inner.agent
+    }
+
+    /// An access token for `request`: the cached one when fresh, otherwise
+    /// refreshed (one refresh at a time; concurrent callers wait for it and
+    /// share its result).
+    ///
+    /// # Errors
+    /// [`Error::Core`] for the core's answers (login required, the refresh
+    /// failed with the server's error, …), [`Error::Transport`] when the
+    /// refresh could not be sent, [`Error::Store`] when a change could not
+    /// be saved.
+    pub fn get_access_token(&self, request: &TokenRequest<'_>) -> Result<AccessTokenInfo, Error> {
+        let inner = &*self.inner;
+        let mut state = inner.lock();
+        let mut waited = None;
+        loop {
+            match state.step(request, waited)? {
+                Step::Ready(token) => return Ok(token),
+                Step::Failed(error) => return Err(error.into()),
+                Step::Wait(id, deadline) => {
+                    waited = Some(id);
+                    let pause = deadline.map_or(Duration::from_secs(1), until);
+                    state = inner
+                        .flight_ended
+                        .wait_timeout(state, pause.max(Duration::from_millis(1)))
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0;
+                }
+                Step::Send(out) => {
+                    drop(state);
+                    return self.exchange(out);
+                }
+            }
+        }
+    }
+
+    /// Sends the request for flight `out` (again, on `Resend`) and hands
+    /// the outcome to the core. Owns the flight: if this thread unwinds,
+    /// the guard cancels it.
+    fn exchange(&self, mut out: OutgoingRequest) -> Result<AccessTokenInfo, Error> {
+        let inner = &*self.inner;
+        let mut guard = CancelOnDrop(Some((inner, out.id)));
+        loop {
+            let sent = send(&inner.agent, out.request, inner.max_body);
+            let mut state = inner.lock();
+            let now = now();
+            let result = match sent {
+                Ok(response) => match state.manager.handle_response(out.id, response, now) {
+                    Completion::Ready(token) => Ok(token.to_owned()),
+                    Completion::Resend(next) => {
+                        out = next;
+                        state.persist()?;
+                        continue;
+                    }
+                    Completion::Failed(error) => Err(error.into()),
+                    other => Err(Error::Unsupported(format!("{other:?}"))),
+                },
+                Err(error) => {
+                    let _ = state.manager.handle_transport_error(out.id, now);
+                    Err(Error::Transport(error))
+                }
+            };
+            guard.0 = None;
+            let saved = state.persist();
+            drop(state);
+            inner.flight_ended.notify_all();
+            return result.and_then(|token| saved.map(|()| token).map_err(Error::from));
+        }
+    }
+
+    /// Sends `request` to a resource server with this handle's token for
+    /// `token_request`: the core's `Authorization` (and `DPoP`) headers are
+    /// set, the response is shown to the core, and the request is sent once
+    /// more when the core asks for it — with a fresh proof after a
+    /// `use_dpop_nonce` challenge, or with a new token (refreshed) after an
+    /// `invalid_token` rejection. The response is returned whatever its
+    /// status; its body is not read here.
+    ///
+    /// # Errors
+    /// Getting the token ([`TokenKeeper::get_access_token`]), authorizing
+    /// it ([`Error::Core`]), or sending ([`Error::Transport`]).
+    pub fn send_authorized<B: ureq::AsSendBody + Clone>(
+        &self,
+        token_request: &TokenRequest<'_>,
+        request: http::Request<B>,
+    ) -> Result<http::Response<ureq::Body>, Error> {
+        let method = tokenkeeper::Method::new(request.method().as_str());
+        let url = request.uri().to_string();
+        let mut token = self.get_access_token(token_request)?;
+        let (mut nonce_retried, mut token_retried) = (false, false);
+        loop {
+            let headers = self.with_manager(|m| m.authorize(&method, &url, &token, now()))??;
+            let mut attempt = copy_request(&request);
+            for (name, _) in headers.iter() {
+                attempt.headers_mut().remove(name);
+            }
+            for (name, value) in headers.iter() {
+                let name = http::HeaderName::try_from(name).map_err(http::Error::from);
+                let value = http::HeaderValue::try_from(value).map_err(http::Error::from);
+                let (name, value) = name
+                    .and_then(|n| value.map(|v| (n, v)))
+                    .map_err(|e| Error::Transport(e.into()))?;
+                attempt.headers_mut().append(name, value);
+            }
+            let response = self.inner.agent.run(attempt).map_err(Error::Transport)?;
+            let seen = HttpResponse {
+                status: response.status().as_u16(),
+                headers: headers_of(response.headers()),
+                body: Vec::new(),
+            };
+            let verdict =
+                self.with_manager(|m| m.handle_resource_response(&url, &token, &seen, now()))?;
+            match verdict {
+                ResourceVerdict::RetryWithNonce if !nonce_retried => nonce_retried = true,
+                ResourceVerdict::TokenRejected if !token_retried => {
+                    token_retried = true;
+                    token = self.get_access_token(token_request)?;
+                }
+                _ => return Ok(response),
+            }
+        }
+    }
+
+    /// Calls `f` with the core's manager (for what this handle does not
+    /// wrap), then saves any change it made.
+    ///
+    /// # Errors
+    /// [`Error::Store`] when a change could not be saved.
+    pub fn with_manager<R>(&self, f: impl FnOnce(&mut TokenManager) -> R) -> Result<R, Error> {
+        let mut state = self.inner.lock();
+        let result = f(&mut state.manager);
+        state.persist()?;
+        drop(state);
+        // `f` may have finished or cancelled a flight.
+        self.inner.flight_ended.notify_all();
+        Ok(result)
+    }
+
+    /// Installs `session` (after a login) and saves it, replacing whatever
+    /// the store held.
+    ///
+    /// # Errors
+    /// [`Error::Store`] when it could not be saved (it is installed here
+    /// all the same, and saved with the next change).
+    pub fn set_session(&self, session: Session) -> Result<(), Error> {
+        Ok(self.inner.lock().install(session)?)
+    }
+
+    /// A copy of the current session.
+    #[must_use]
+    pub fn session(&self) -> Option<Session> {
+        self.inner.lock().manager.session().cloned()
+    }
+
+    /// Removes the session here and from the store (a local logout).
+    ///
+    /// # Errors
+    /// [`Error::Store`] when the store could not be cleared.
+    pub fn clear_session(&self) -> Result<Option<Session>, Error> {
+        Ok(self.inner.lock().clear()?)
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Cancels the flight it holds when dropped armed (the owner unwound).
+struct CancelOnDrop<'a>(Option<(&'a Inner, RequestId)>);
+
+impl Drop for CancelOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Some((inner, id)) = self.0.take() {
+            let _ = inner.lock().manager.cancel(id);
+            inner.flight_ended.notify_all();
+        }
+    }
+}
+
+/// The time from now until `deadline` (zero if it passed).
+fn until(deadline: UnixTime) -> Duration {
+    let at = UNIX_EPOCH + Duration::from_secs(deadline.as_secs());
+    at.duration_since(SystemTime::now()).unwrap_or_default()
+}
+
+/// Sends a core request; returns the response whatever its status, with
+/// every header and at most `max_body + 1` bytes of body (the core rejects
+/// a longer one itself).
+fn send(
+    agent: &ureq::Agent,
+    request: HttpRequest,
+    max_body: usize,
+) -> Result<HttpResponse, ureq::Error> {
+    let mut builder = http::Request::builder()
+        .method(request.method.as_str())
+        .uri(request.url.as_str());
+    for (name, value) in request.headers.iter() {
+        builder = builder.header(name, value);
+    }
+    let response = agent.run(builder.body(request.body)?)?;
+    let status = response.status().as_u16();
+    let headers = headers_of(response.headers());
+    let mut body = Vec::new();
+    let limit = u64::try_from(max_body)
+        .unwrap_or(u64::MAX)
+        .saturating_add(1);
+    response
+        .into_body()
+        .into_reader()
+        .take(limit)
+        .read_to_end(&mut body)?;
+    Ok(HttpResponse {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// Every header field, in order (values that are not UTF-8 lossily).
+fn headers_of(map: &http::HeaderMap) -> Headers {
+    map.iter()
+        .map(|(name, value)| {
+            (
+                name.as_str(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            )
+        })
+        .collect()
+}
+
+/// A copy of `request` to send again (the body type is cloneable).
+fn copy_request<B: Clone>(request: &http::Request<B>) -> http::Request<B> {
+    let mut copy = http::Request::new(request.body().clone());
+    *copy.method_mut() = request.method().clone();
+    *copy.uri_mut() = request.uri().clone();
+    *copy.version_mut() = request.version();
+    *copy.headers_mut() = request.headers().clone();
+    *copy.extensions_mut() = request.extensions().clone();
+    copy
+}

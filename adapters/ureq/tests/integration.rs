@@ -1,0 +1,432 @@
+//! The ureq adapter over real HTTP on 127.0.0.1, against node-oidc-provider
+//! with refresh-token rotation and two APIs (the `tokenkeeper-integration`
+//! harness).
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::io::{Read as _, Write as _};
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use support::{
+    SharedStore, access_token, closed_port, config, config_for, login, refresh_token, session_from,
+};
+use tokenkeeper::{Action, Config, ResponseError, TokenRequest};
+use tokenkeeper_integration::{API1, API2, CannedResponse, Harness, HarnessOptions, jwt};
+use tokenkeeper_ureq::{Error, TokenKeeper};
+use ureq::http;
+
+fn harness() -> Harness {
+    Harness::start(HarnessOptions::default())
+}
+
+fn keeper(config: Config, store: &SharedStore) -> TokenKeeper {
+    TokenKeeper::builder(config)
+        .store(store.clone())
+        .build()
+        .unwrap()
+}
+
+/// `n` threads ask at once (released by a barrier); their answers.
+fn ask_at_once(
+    keeper: &TokenKeeper,
+    requests: Vec<TokenRequest<'static>>,
+) -> Vec<Result<tokenkeeper::AccessTokenInfo, Error>> {
+    let barrier = Arc::new(Barrier::new(requests.len()));
+    let threads: Vec<_> = requests
+        .into_iter()
+        .map(|request| {
+            let (keeper, barrier) = (keeper.clone(), Arc::clone(&barrier));
+            std::thread::spawn(move || {
+                barrier.wait();
+                keeper.get_access_token(&request)
+            })
+        })
+        .collect();
+    threads.into_iter().map(|t| t.join().unwrap()).collect()
+}
+
+fn get(keeper: &TokenKeeper, url: &str) -> http::Response<ureq::Body> {
+    let request = http::Request::get(url).body(()).unwrap();
+    keeper
+        .send_authorized(&TokenRequest::new(), request)
+        .unwrap()
+}
+
+#[test]
+fn sixty_four_threads_on_an_expired_session_make_one_refresh() {
+    let h = harness();
+    let tokens = login(&h);
+    let store = SharedStore::with_session(session_from(&tokens, true));
+    let keeper = keeper(config(&h), &store);
+    h.reset_stats();
+
+    let started = Instant::now();
+    let answers = ask_at_once(&keeper, vec![TokenRequest::new(); 64]);
+    eprintln!("64 threads answered in {:?}", started.elapsed());
+
+    assert_eq!(h.stats().grant("refresh_token"), 1, "exactly one refresh");
+    let distinct: BTreeSet<String> = answers
+        .iter()
+        .map(|a| a.as_ref().unwrap().token.secret().to_owned())
+        .collect();
+    assert_eq!(distinct.len(), 1, "all callers share the refreshed token");
+    let token = distinct.into_iter().next().unwrap();
+    assert_ne!(token, tokens["access_token"].as_str().unwrap());
+    assert_eq!(jwt::audiences(&token), [API1]);
+
+    // The rotated refresh token reached the store.
+    let stored = store.stored().unwrap();
+    assert_ne!(
+        refresh_token(&stored),
+        tokens["refresh_token"].as_str().unwrap()
+    );
+    assert_eq!(access_token(&stored), token);
+    assert_eq!(store.history().len(), 1);
+
+    // The token is valid at the API, and no further refresh happens.
+    let mut response = get(&keeper, &h.resource_url("/api1/data"));
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value =
+        serde_json::from_slice(&response.body_mut().read_to_vec().unwrap()).unwrap();
+    assert_eq!(body["sub"], "alice");
+    assert_eq!(h.stats().grant("refresh_token"), 1);
+}
+
+#[test]
+fn two_audiences_at_once_one_refresh_each_and_no_replay() {
+    let h = harness();
+    let tokens = login(&h);
+    let store = SharedStore::with_session(session_from(&tokens, true));
+    let keeper = keeper(config(&h), &store);
+    h.reset_stats();
+
+    let requests = (0..64)
+        .map(|i| TokenRequest::new().audience(if i % 2 == 0 { API1 } else { API2 }))
+        .collect();
+    let answers = ask_at_once(&keeper, requests);
+    assert_eq!(
+        h.stats().grant("refresh_token"),
+        2,
+        "one refresh per audience"
+    );
+    for (audience, parity) in [(API1, 0), (API2, 1)] {
+        let distinct: BTreeSet<String> = answers
+            .iter()
+            .skip(parity)
+            .step_by(2)
+            .map(|a| a.as_ref().unwrap().token.secret().to_owned())
+            .collect();
+        assert_eq!(distinct.len(), 1, "{audience}: one shared token");
+        let token = distinct.into_iter().next().unwrap();
+        assert_eq!(jwt::audiences(&token), [audience]);
+    }
+    // Both refreshes rotated the refresh token, and both rotations were saved.
+    let history = store.history();
+    let saved_rts: BTreeSet<String> = history.iter().map(refresh_token).collect();
+    assert_eq!(saved_rts.len(), 2, "two rotations saved");
+    assert!(!saved_rts.contains(tokens["refresh_token"].as_str().unwrap()));
+
+    // Had a refresh token been replayed, the server would have revoked the
+    // grant: a later refresh proves it was not.
+    let forced = keeper
+        .get_access_token(&TokenRequest::new().audience(API2).force_refresh())
+        .unwrap();
+    assert_eq!(jwt::audiences(forced.token.secret()), [API2]);
+    assert_eq!(h.stats().grant("refresh_token"), 3);
+    assert_eq!(h.stats().token_responses_by_status.get("400"), None);
+    let request = http::Request::get(h.resource_url("/api2/data"))
+        .body(())
+        .unwrap();
+    let response = keeper
+        .send_authorized(&TokenRequest::new().audience(API2), request)
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+#[test]
+fn invalid_token_from_the_api_refreshes_and_resends_once() {
+    let h = harness();
+    let tokens = login(&h);
+    let store = SharedStore::with_session(session_from(&tokens, false));
+    let keeper = keeper(config(&h), &store);
+    h.reset_stats();
+
+    // An API1 token sent to API2: 401 invalid_token. The core marks the
+    // token rejected, the handle gets a new one (a refresh) and resends
+    // once; API2 still refuses an API1 token, so that 401 is the answer.
+    let response = get(&keeper, &h.resource_url("/api2/data"));
+    assert_eq!(response.status(), 401);
+    let challenge = response.headers()["www-authenticate"].to_str().unwrap();
+    assert!(challenge.contains("invalid_token"), "{challenge}");
+    let stats = h.stats();
+    assert_eq!(stats.resource_requests, 2, "sent, then resent once");
+    assert_eq!(
+        stats.grant("refresh_token"),
+        1,
+        "the rejected token was replaced"
+    );
+    let session = keeper.session().unwrap();
+    assert_ne!(
+        access_token(&session),
+        tokens["access_token"].as_str().unwrap()
+    );
+    assert_eq!(store.stored().unwrap().generation(), session.generation());
+
+    // The second 401 rejected the replacement too (the core cannot tell a
+    // wrong audience from a revoked token), so the next use refreshes again,
+    // and that token is good where it belongs.
+    assert_eq!(get(&keeper, &h.resource_url("/api1/data")).status(), 200);
+    assert_eq!(h.stats().grant("refresh_token"), 2);
+}
+
+#[test]
+fn server_error_page_is_a_typed_error_and_the_session_is_untouched() {
+    let h = harness();
+    let tokens = login(&h);
+    let store = SharedStore::with_session(session_from(&tokens, true));
+    let keeper = keeper(config(&h), &store);
+    let before = keeper.session().unwrap().to_json();
+    h.fail_next(CannedResponse::new(
+        500,
+        "text/html",
+        "<html><body><h1>502 Bad Gateway</h1></body></html>",
+    ));
+
+    let error = keeper.get_access_token(&TokenRequest::new()).unwrap_err();
+    assert_eq!(error.code(), "failed_to_refresh_token", "{error:?}");
+    assert!(matches!(
+        error,
+        Error::Core(tokenkeeper::Error::FailedToRefreshToken(
+            ResponseError::NotJson { status: 500 }
+        ))
+    ));
+    assert_eq!(keeper.session().unwrap().to_json(), before);
+    assert!(store.history().is_empty(), "nothing saved");
+
+    // The refresh token is still good.
+    keeper.get_access_token(&TokenRequest::new()).unwrap();
+    assert_eq!(h.stats().grant("refresh_token"), 2);
+}
+
+#[test]
+fn connection_refused_is_a_transport_error_and_the_session_is_untouched() {
+    let h = harness();
+    let tokens = login(&h);
+    let endpoint = format!("http://127.0.0.1:{}/token", closed_port());
+    let store = SharedStore::with_session(session_from(&tokens, true));
+    let keeper = keeper(config_for(&endpoint), &store);
+    let before = keeper.session().unwrap().to_json();
+
+    let answers = ask_at_once(&keeper, vec![TokenRequest::new(); 8]);
+    for answer in answers {
+        let error = answer.unwrap_err();
+        assert_eq!(error.code(), "transport_error", "{error:?}");
+    }
+    let error = keeper.get_access_token(&TokenRequest::new()).unwrap_err();
+    assert!(matches!(error, Error::Transport(_)), "{error:?}");
+    assert_eq!(keeper.session().unwrap().to_json(), before);
+    assert!(store.history().is_empty());
+}
+
+#[test]
+fn the_store_receives_every_rotation() {
+    let h = harness();
+    let tokens = login(&h);
+    let store = SharedStore::with_session(session_from(&tokens, true));
+    let keeper = keeper(config(&h), &store);
+
+    let mut seen = vec![tokens["refresh_token"].as_str().unwrap().to_owned()];
+    for round in 0..3 {
+        let request = if round == 0 {
+            TokenRequest::new()
+        } else {
+            TokenRequest::new().force_refresh()
+        };
+        keeper.get_access_token(&request).unwrap();
+        seen.push(refresh_token(&keeper.session().unwrap()));
+    }
+    let history = store.history();
+    assert_eq!(history.len(), 3);
+    let saved: Vec<String> = history.iter().map(refresh_token).collect();
+    assert_eq!(
+        saved,
+        seen[1..],
+        "every rotated refresh token was saved, in order"
+    );
+    assert_eq!(
+        seen.iter().collect::<BTreeSet<_>>().len(),
+        4,
+        "each refresh rotated"
+    );
+    let generations: Vec<u64> = history
+        .iter()
+        .map(tokenkeeper::Session::generation)
+        .collect();
+    assert!(
+        generations.windows(2).all(|w| w[0] < w[1]),
+        "{generations:?}"
+    );
+
+    // A new handle on the same store starts where this one stopped.
+    let reloaded = keeper_from(&h, &store);
+    assert_eq!(
+        reloaded.session().unwrap().to_json(),
+        keeper.session().unwrap().to_json()
+    );
+}
+
+fn keeper_from(h: &Harness, store: &SharedStore) -> TokenKeeper {
+    keeper(config(h), store)
+}
+
+#[test]
+fn two_handles_on_one_store_adopt_each_others_changes() {
+    let h = harness();
+    let tokens = login(&h);
+    let store = SharedStore::with_session(session_from(&tokens, true));
+    let a = keeper(config(&h), &store);
+    let b = keeper(config(&h), &store);
+    h.reset_stats();
+
+    // A refreshes and saves. B's copy is stale (spent refresh token): before
+    // refreshing it sees the store moved on and adopts A's session.
+    let token_a = a.get_access_token(&TokenRequest::new()).unwrap();
+    let token_b = b.get_access_token(&TokenRequest::new()).unwrap();
+    assert_eq!(token_a.token, token_b.token);
+    assert_eq!(h.stats().grant("refresh_token"), 1, "B did not refresh");
+
+    // A refreshes again; B, still on the older generation, changes its own
+    // copy without a refresh (the API rejects its token): its save conflicts,
+    // so B reloads A's session and uses A's new token for the one retry.
+    let token_a2 = a
+        .get_access_token(&TokenRequest::new().force_refresh())
+        .unwrap();
+    let response = get(&b, &h.resource_url("/api2/data"));
+    assert_eq!(response.status(), 401);
+    assert_eq!(h.stats().grant("refresh_token"), 2, "B did not refresh");
+    let session_b = b.session().unwrap();
+    assert_eq!(access_token(&session_b), token_a2.token.secret());
+    // B saved its own last change (the retry's 401 rejected that token too).
+    assert_eq!(session_b.generation(), store.stored().unwrap().generation());
+    assert_eq!(
+        refresh_token(&session_b),
+        refresh_token(&store.stored().unwrap())
+    );
+
+    // No refresh token was replayed: both handles can still refresh.
+    b.get_access_token(&TokenRequest::new().force_refresh())
+        .unwrap();
+    a.get_access_token(&TokenRequest::new()).unwrap();
+    assert_eq!(h.stats().grant("refresh_token"), 3);
+    assert_eq!(h.stats().token_responses_by_status.get("400"), None);
+}
+
+#[test]
+fn a_vanished_caller_is_released_at_its_lease_deadline() {
+    let h = harness();
+    let tokens = login(&h);
+    let config = tokenkeeper::Config::builder(h.token_endpoint(), "confidential-post")
+        .client_auth(tokenkeeper::grant::ClientAuth::SecretPost(
+            tokenkeeper::ClientSecret::new("secret-post-1"),
+        ))
+        .audience(API1)
+        .scope(support::LOGIN_SCOPE)
+        .lease(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let keeper = TokenKeeper::new(config, session_from(&tokens, true)).unwrap();
+    h.reset_stats();
+
+    // A caller starts a refresh and disappears without sending it.
+    let now = tokenkeeper::UnixTime::from_system_time(std::time::SystemTime::now());
+    let abandoned = keeper
+        .with_manager(|m| match m.get_access_token(&TokenRequest::new(), now) {
+            Action::Send(out) => out.id,
+            other => panic!("{other:?}"),
+        })
+        .unwrap();
+    let started = Instant::now();
+    let token = keeper.get_access_token(&TokenRequest::new()).unwrap();
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_secs(4), "waited {waited:?}");
+    assert!(token.expires_at > now);
+    assert_eq!(h.stats().grant("refresh_token"), 1);
+    // The lost request's id is gone.
+    assert!(!keeper.with_manager(|m| m.cancel(abandoned)).unwrap());
+}
+
+/// A one-shot HTTP server: answers each connection with `response`, counts
+/// connections.
+fn canned_server(response: &'static str) -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&hits);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(4) {
+            let Ok(mut stream) = stream else { break };
+            counter.fetch_add(1, Ordering::SeqCst);
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(response.as_bytes());
+        }
+    });
+    (url, hits)
+}
+
+#[test]
+fn redirects_are_not_followed_and_every_header_is_kept() {
+    let (elsewhere, elsewhere_hits) = canned_server(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}",
+    );
+    let redirect: &'static str = Box::leak(
+        format!(
+            "HTTP/1.1 307 Temporary Redirect\r\nlocation: {elsewhere}/token\r\ncontent-length: 0\r\n\r\n"
+        )
+        .into_boxed_str(),
+    );
+    let (endpoint, hits) = canned_server(redirect);
+    let session = session_from(
+        &serde_json::json!({"access_token": "at", "refresh_token": "rt", "id_token": null,
+            "expires_in": 60, "scope": "openid", "token_type": "Bearer"}),
+        true,
+    );
+    let keeper = TokenKeeper::new(config_for(&format!("{endpoint}/token")), session).unwrap();
+    let error = keeper.get_access_token(&TokenRequest::new()).unwrap_err();
+    assert_eq!(error.code(), "failed_to_refresh_token", "{error:?}");
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        elsewhere_hits.load(Ordering::SeqCst),
+        0,
+        "redirect followed"
+    );
+
+    // A 401 with two challenges and a nonce: data for the core, all headers.
+    let (api, _) = canned_server(
+        "HTTP/1.1 401 Unauthorized\r\nwww-authenticate: Bearer realm=\"a\"\r\nwww-authenticate: DPoP algs=\"ES256\"\r\ndpop-nonce: n1\r\ncontent-length: 0\r\n\r\n",
+    );
+    let session = session_from(
+        &serde_json::json!({"access_token": "at", "refresh_token": "rt", "id_token": null,
+            "expires_in": 60, "scope": "openid", "token_type": "Bearer"}),
+        false,
+    );
+    let keeper = TokenKeeper::new(config_for(&format!("{endpoint}/token")), session).unwrap();
+    let request = http::Request::get(format!("{api}/data")).body(()).unwrap();
+    let response = keeper
+        .send_authorized(&TokenRequest::new(), request)
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(
+        response
+            .headers()
+            .get_all("www-authenticate")
+            .iter()
+            .count(),
+        2
+    );
+    assert_eq!(response.headers()["dpop-nonce"], "n1");
+}
