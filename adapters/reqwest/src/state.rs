@@ -1,0 +1,230 @@
+//! The shared state behind the handle: the core's manager and the session
+//! store, kept in step (every change the core announces is saved).
+
+use std::time::SystemTime;
+
+use tokenkeeper::{ChangeReason, Entropy, Event, Session, SessionStore, StoreError, TokenManager};
+use tokenkeeper::{TokenRequest, UnixTime};
+
+/// The clock: wall time in whole seconds.
+pub(crate) fn now() -> UnixTime {
+    UnixTime::from_system_time(SystemTime::now())
+}
+
+/// Entropy from the operating system (`getrandom`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OsEntropy;
+
+impl Entropy for OsEntropy {
+    /// # Panics
+    /// If the operating system has no random source (a broken platform:
+    /// nothing secure can be done without one).
+    fn fill(&mut self, dest: &mut [u8]) {
+        getrandom::fill(dest).expect("the operating system's random source failed");
+    }
+}
+
+/// The manager and its store. Always behind the handle's mutex.
+pub(crate) struct State {
+    pub(crate) manager: TokenManager,
+    store: Box<dyn SessionStore + Send>,
+    /// The generation the store holds, as far as this handle knows.
+    saved: Option<u64>,
+    /// A change not saved yet (the last save failed).
+    pending: bool,
+    /// The unsaved change holds a rotated refresh token (the only live one).
+    pending_rotation: bool,
+}
+
+impl State {
+    /// Loads the session from `store`, or installs `session` (and saves it).
+    pub(crate) fn new(
+        mut manager: TokenManager,
+        mut store: Box<dyn SessionStore + Send>,
+        session: Option<Session>,
+    ) -> Result<Self, StoreError> {
+        let stored = store.load()?;
+        let saved = stored.as_ref().map(Session::generation);
+        if let Some(stored) = stored {
+            manager.set_session(stored);
+        }
+        let mut state = State {
+            manager,
+            store,
+            saved,
+            pending: false,
+            pending_rotation: false,
+        };
+        if let Some(session) = session {
+            state.install(session)?;
+        }
+        Ok(state)
+    }
+
+    /// Installs `session` (a login) and saves it over whatever is stored.
+    pub(crate) fn install(&mut self, session: Session) -> Result<(), StoreError> {
+        let generation = session.generation();
+        let result = match self.store.save(&session, self.saved) {
+            Err(StoreError::Conflict { found }) => self.store.save(&session, found),
+            other => other,
+        };
+        self.manager.set_session(session);
+        self.pending = result.is_err();
+        self.pending_rotation = false;
+        if result.is_ok() {
+            self.saved = Some(generation);
+        }
+        result
+    }
+
+    /// Removes the session here and in the store.
+    pub(crate) fn clear(&mut self) -> Result<Option<Session>, StoreError> {
+        self.store.clear()?;
+        self.saved = None;
+        self.pending = false;
+        self.pending_rotation = false;
+        Ok(self.manager.clear_session())
+    }
+
+    /// Drains the core's events and saves the session when it changed,
+    /// with `expected` = the last saved generation. On a conflict (another
+    /// process saved meanwhile) the stored session is adopted — unless this
+    /// change rotated the refresh token: then the stored session was
+    /// derived from a spent refresh token, and this one overwrites it.
+    ///
+    /// Returns an error only when a change made by this call could not be
+    /// saved (it stays pending and is retried after the next core call).
+    pub(crate) fn persist(&mut self) -> Result<(), StoreError> {
+        let mut changed = false;
+        while let Some(event) = self.manager.poll_event() {
+            if let Event::SessionChanged { reason, .. } = event {
+                changed = true;
+                if let ChangeReason::TokensUpdated {
+                    refresh_token_rotated: true,
+                } = reason
+                {
+                    self.pending_rotation = true;
+                }
+            }
+        }
+        self.pending |= changed;
+        if !self.pending {
+            return Ok(());
+        }
+        let result = self.save();
+        if changed { result } else { Ok(()) }
+    }
+
+    fn save(&mut self) -> Result<(), StoreError> {
+        let Some(session) = self.manager.session() else {
+            self.pending = false;
+            return Ok(());
+        };
+        let generation = session.generation();
+        let result = match self.store.save(session, self.saved) {
+            Err(StoreError::Conflict { found }) if self.pending_rotation => {
+                self.store.save(session, found)
+            }
+            Err(StoreError::Conflict { .. }) => return self.adopt().map(|_| ()),
+            other => other,
+        };
+        result?;
+        self.saved = Some(generation);
+        self.pending = false;
+        self.pending_rotation = false;
+        Ok(())
+    }
+
+    /// Adopts the stored session when another writer moved it on since the
+    /// last save or load (an empty store means it logged out). Returns
+    /// whether the session here changed.
+    pub(crate) fn adopt(&mut self) -> Result<bool, StoreError> {
+        let stored = self.store.load()?;
+        let generation = stored.as_ref().map(Session::generation);
+        if generation == self.saved && !self.pending {
+            return Ok(false);
+        }
+        match stored {
+            Some(session) => self.manager.set_session(session),
+            None => drop(self.manager.clear_session()),
+        }
+        self.saved = generation;
+        self.pending = false;
+        self.pending_rotation = false;
+        Ok(true)
+    }
+
+    /// Before a refresh goes out: if another writer moved the stored
+    /// session on, its refresh token is the live one (ours may be spent),
+    /// so adopt it and ask again instead of replaying a spent token.
+    pub(crate) fn moved_on(&mut self) -> Result<bool, StoreError> {
+        if self.pending_rotation {
+            // Only this handle holds the newest refresh token.
+            return Ok(false);
+        }
+        let stored = self.store.load()?.map(|s| s.generation());
+        if stored == self.saved {
+            return Ok(false);
+        }
+        self.adopt()
+    }
+}
+
+/// What one question to the core led to, owned (no borrow of the manager).
+pub(crate) enum Step {
+    /// The token.
+    Ready(tokenkeeper::AccessTokenInfo),
+    /// Send this request.
+    Send(tokenkeeper::OutgoingRequest),
+    /// Wait for flight `id`, until it ends or the lease deadline.
+    Wait(tokenkeeper::RequestId, Option<UnixTime>),
+    /// The answer is this error.
+    Failed(tokenkeeper::Error),
+}
+
+impl State {
+    /// Asks the core once (after expiring leases that ran out), and saves
+    /// what changed.
+    pub(crate) fn step(
+        &mut self,
+        request: &TokenRequest<'_>,
+        waited: Option<tokenkeeper::RequestId>,
+    ) -> Result<Step, crate::Error> {
+        use tokenkeeper::Action;
+        let now = now();
+        if self.manager.poll_timeout().is_some_and(|t| t <= now) {
+            self.manager.handle_timeout(now);
+        }
+        let action = match waited {
+            Some(id) => self.manager.get_access_token_after_wait(request, id, now),
+            None => self.manager.get_access_token(request, now),
+        };
+        let step = match action {
+            Action::Ready(token) => Step::Ready(token.to_owned()),
+            Action::Send(out) => Step::Send(out),
+            Action::Wait(id) => Step::Wait(id, None),
+            Action::LoginRequired(e) | Action::Failed(e) => Step::Failed(e),
+            other => return Err(crate::Error::Unsupported(format!("{other:?}"))),
+        };
+        let step = match step {
+            Step::Wait(id, _) => Step::Wait(id, self.manager.poll_timeout()),
+            Step::Send(out) => match self.moved_on() {
+                Ok(false) => Step::Send(out),
+                moved => {
+                    // Nothing was sent: release the flight and ask again.
+                    let _ = self.manager.cancel(out.id);
+                    moved?;
+                    return self.step(request, None);
+                }
+            },
+            other => other,
+        };
+        if let Err(error) = self.persist() {
+            if let Step::Send(out) = &step {
+                let _ = self.manager.cancel(out.id);
+            }
+            return Err(error.into());
+        }
+        Ok(step)
+    }
+}
