@@ -44,7 +44,6 @@ pub struct Config {
 
 impl Config {
     /// Starts a configuration for a client at a token endpoint.
-    #[must_use]
     pub fn builder(
         token_endpoint: impl Into<String>,
         client_id: impl Into<String>,

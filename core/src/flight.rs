@@ -59,6 +59,7 @@ pub(crate) struct Flight {
     /// When the lease runs out.
     pub deadline: UnixTime,
     /// 0 for the first try, 1 after a `use_dpop_nonce` retry.
+    #[allow(dead_code)] // read by the DPoP nonce retry
     pub attempt: u8,
     /// Whether the request asked for a DPoP-bound token.
     pub dpop: bool,
@@ -168,6 +169,7 @@ impl Flights {
     }
 
     /// Re-registers a flight (a `use_dpop_nonce` retry keeps its id).
+    #[allow(dead_code)] // used by the DPoP nonce retry
     pub fn restart(&mut self, flight: Flight) {
         self.active.push(flight);
     }

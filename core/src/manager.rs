@@ -40,9 +40,10 @@
 use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::String;
+use core::cell::RefCell;
 use core::fmt;
 
-use crate::cache::{SlotRef, WantedScope};
+use crate::cache::WantedScope;
 use crate::config::Config;
 use crate::entropy::Entropy;
 use crate::error::{Error, ResponseError};
@@ -252,14 +253,14 @@ pub enum Event {
 
 /// Where a request's token lives.
 #[derive(Debug, Clone, Copy)]
-enum Location<'r> {
+enum Location<'r, 's> {
     /// The main token set; `covers` tells whether its requested scope covers
     /// the wanted scope.
     Main { covers: bool },
     /// A per-audience entry (found or not).
     Entry {
         audience: &'r str,
-        slot: Option<SlotRef>,
+        entry: Option<&'s AccessTokenSet>,
     },
 }
 
@@ -268,11 +269,13 @@ enum Location<'r> {
 pub struct TokenManager {
     config: Config,
     session: Option<Session>,
-    flights: Flights,
+    /// A `RefCell` so the cached path can run on a shared borrow while the
+    /// refresh path registers a flight (the borrow checker cannot otherwise
+    /// see that the two never overlap).
+    flights: RefCell<Flights>,
     events: alloc::collections::VecDeque<Event>,
     #[allow(dead_code)] // drawn from by DPoP proofs and PKCE.
     entropy: Box<dyn Entropy + Send>,
-    tick: u64,
 }
 
 impl fmt::Debug for TokenManager {
@@ -292,10 +295,9 @@ impl TokenManager {
         TokenManager {
             config,
             session: None,
-            flights: Flights::default(),
+            flights: RefCell::new(Flights::default()),
             events: alloc::collections::VecDeque::new(),
             entropy: Box::new(entropy),
-            tick: 0,
         }
     }
 
@@ -325,61 +327,48 @@ impl TokenManager {
 
     /// Asks for an access token. See [`Action`].
     pub fn get_access_token(&mut self, request: &TokenRequest<'_>, now: UnixTime) -> Action<'_> {
-        let config = &self.config;
-        let Some(session) = self.session.as_ref() else {
+        if self.prune_unrefreshable(now) {
+            // Entries that expired and cannot be refreshed are dead weight
+            // in the stored session.
+            let session = self.session.as_mut().expect("pruned a session");
+            let generation = session.bump_generation();
+            self.events.push_back(Event::SessionChanged {
+                generation,
+                reason: ChangeReason::Evicted,
+            });
+        }
+        // The rest runs on a shared borrow, so a ready token can be returned
+        // straight from the one cache lookup.
+        let this: &Self = self;
+        let config = &this.config;
+        let Some(session) = this.session.as_ref() else {
             return Action::LoginRequired(Error::MissingSession);
         };
         if session.is_logged_out() {
             return Action::LoginRequired(Error::LoggedOut);
         }
-        if let Some(ceiling) = session.session_expires_at {
-            if now >= ceiling.saturating_sub(config.session_ceiling_leeway) {
-                return Action::LoginRequired(Error::SessionExpired);
-            }
+        if let Some(ceiling) = session.session_expires_at
+            && now >= ceiling.saturating_sub(config.session_ceiling_leeway)
+        {
+            return Action::LoginRequired(Error::SessionExpired);
         }
         let (audience, wanted) = resolve(config, request);
         let location = locate(config, session, audience, &wanted);
         let reauth = session.is_reauthentication_required();
         let (has_access_token, expires_at) = match location {
             Location::Main { covers } => (covers, session.token_set.expires_at),
-            Location::Entry { audience, slot } => {
-                match slot.and_then(|s| session.cache.get(audience, s)) {
-                    Some(entry) => (true, entry.expires_at),
-                    None => (false, None),
-                }
-            }
+            Location::Entry { entry, .. } => match entry {
+                Some(entry) => (true, entry.expires_at),
+                None => (false, None),
+            },
         };
-        let can_refresh = session.token_set.refresh_token.is_some() && !reauth;
         let freshness = Freshness {
             has_access_token,
             expires_at,
-            has_refresh_token: can_refresh,
+            has_refresh_token: session.token_set.refresh_token.is_some() && !reauth,
         };
-        if !can_refresh && session.cache.has_expired(now) {
-            // Entries that expired and cannot be refreshed are dead weight in
-            // the stored session.
-            let session = self.session.as_mut().expect("checked above");
-            session.cache.remove_expired(now);
-            let generation = session.bump_generation();
-            self.events.push_back(Event::SessionChanged {
-                generation,
-                reason: ChangeReason::Evicted,
-            });
-            return self.get_access_token(request, now);
-        }
         match freshness.decide(now, config.refresh_buffer, request.force_refresh) {
-            Decision::Ready => {
-                let session = self.session.as_mut().expect("checked above");
-                if let Location::Entry {
-                    audience,
-                    slot: Some(slot),
-                } = location
-                {
-                    self.tick += 1;
-                    session.cache.touch(audience, slot, self.tick);
-                }
-                Action::Ready(token_ref(session, location))
-            }
+            Decision::Ready => Action::Ready(token_ref(session, location)),
             Decision::MissingRefreshToken {
                 access_token_expired,
             } => Action::LoginRequired(if reauth {
@@ -390,7 +379,7 @@ impl TokenManager {
                 }
             }),
             Decision::Refresh => {
-                if let Some(id) = self.flights.refresh_in_flight() {
+                if let Some(id) = this.flights.borrow().refresh_in_flight() {
                     return Action::Wait(id);
                 }
                 let destination = match location {
@@ -401,18 +390,28 @@ impl TokenManager {
                     Destination::Entry(audience) => Some(audience.clone()),
                     Destination::Main => request.audience.map(String::from),
                 };
-                let requested_scope = wanted.merged();
-                let audience = audience.map(String::from);
-                Action::Send(self.start_refresh(
+                Action::Send(this.start_refresh(
+                    session,
                     destination,
-                    audience,
+                    audience.map(String::from),
                     target,
-                    requested_scope,
+                    wanted.merged(),
                     request.scope.is_some(),
                     now,
                 ))
             }
         }
+    }
+
+    /// Drops cache entries that expired at `now` when the session cannot
+    /// refresh them. Returns whether any went.
+    fn prune_unrefreshable(&mut self, now: UnixTime) -> bool {
+        let Some(session) = self.session.as_mut() else {
+            return false;
+        };
+        let can_refresh =
+            session.token_set.refresh_token.is_some() && !session.is_reauthentication_required();
+        !can_refresh && session.cache.has_expired(now) && session.cache.remove_expired(now) > 0
     }
 
     /// Asks again after waiting on flight `waited`: gives the waiter the
@@ -426,24 +425,26 @@ impl TokenManager {
         waited: RequestId,
         now: UnixTime,
     ) -> Action<'_> {
-        if self.flights.is_active(waited) {
+        if self.flights.get_mut().is_active(waited) {
             return Action::Wait(waited);
         }
         let (audience, _) = resolve(&self.config, request);
         let mut request = *request;
-        if let Some((flight_audience, result)) = self.flights.outcome(waited) {
-            if flight_audience == audience {
-                match result {
-                    Err(error) => return Action::Failed(error.clone()),
-                    Ok(()) => request.force_refresh = false,
-                }
+        if let Some((flight_audience, result)) = self.flights.get_mut().outcome(waited)
+            && flight_audience == audience
+        {
+            match result {
+                Err(error) => return Action::Failed(error.clone()),
+                Ok(()) => request.force_refresh = false,
             }
         }
         self.get_access_token(&request, now)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn start_refresh(
-        &mut self,
+        &self,
+        session: &Session,
         destination: Destination,
         audience: Option<String>,
         target: Option<String>,
@@ -451,7 +452,6 @@ impl TokenManager {
         send_scope: bool,
         now: UnixTime,
     ) -> OutgoingRequest {
-        let session = self.session.as_ref().expect("refresh needs a session");
         let refresh_token = session
             .token_set
             .refresh_token
@@ -467,8 +467,9 @@ impl TokenManager {
             target_parameter: self.config.target_parameter,
         }
         .build();
-        let id = self.flights.next_id();
-        self.flights.start(Flight {
+        let mut flights = self.flights.borrow_mut();
+        let id = flights.next_id();
+        flights.start(Flight {
             id,
             destination,
             audience,
@@ -489,7 +490,7 @@ impl TokenManager {
         response: HttpResponse,
         now: UnixTime,
     ) -> Completion<'_> {
-        let Some((flight, abandoned)) = self.flights.take(id) else {
+        let Some((flight, abandoned)) = self.flights.get_mut().take(id) else {
             return Completion::Failed(Error::UnknownRequest);
         };
         let current_refresh_token = self
@@ -503,12 +504,12 @@ impl TokenManager {
         }
         match self.apply_refresh(&flight, &response, now) {
             Ok(()) => {
-                self.flights.finish(&flight, Ok(()));
+                self.flights.get_mut().finish(&flight, Ok(()));
                 let session = self.session.as_ref().expect("applied to a session");
                 Completion::Ready(flight_token_ref(session, &flight))
             }
             Err(error) => {
-                self.flights.finish(&flight, Err(error.clone()));
+                self.flights.get_mut().finish(&flight, Err(error.clone()));
                 Completion::Failed(error)
             }
         }
@@ -625,7 +626,6 @@ impl TokenManager {
             .unwrap_or_else(|| flight.requested_scope.clone());
         let requested =
             (!flight.requested_scope.is_empty()).then(|| flight.requested_scope.clone());
-        self.tick += 1;
         let mut evicted = 0;
         match &flight.destination {
             Destination::Main => {
@@ -648,18 +648,15 @@ impl TokenManager {
                 if let Some(id_token) = &parsed.id_token {
                     session.token_set.id_token = Some(id_token.clone());
                 }
-                session.cache.upsert(
-                    AccessTokenSet {
-                        access_token: parsed.access_token.clone(),
-                        scope: Some(granted.clone()),
-                        requested_scope: Some(flight.requested_scope.clone()),
-                        audience: audience.clone(),
-                        expires_at: Some(expires_at),
-                        token_type: Some(parsed.token_type.clone()),
-                        extra: serde_json::Map::new(),
-                    },
-                    self.tick,
-                );
+                session.cache.upsert(AccessTokenSet {
+                    access_token: parsed.access_token.clone(),
+                    scope: Some(granted.clone()),
+                    requested_scope: Some(flight.requested_scope.clone()),
+                    audience: audience.clone(),
+                    expires_at: Some(expires_at),
+                    token_type: Some(parsed.token_type.clone()),
+                    extra: serde_json::Map::new(),
+                });
                 evicted = session.cache.evict_over(
                     self.config.max_cache_entries,
                     Some((audience, &flight.requested_scope)),
@@ -765,9 +762,11 @@ impl TokenManager {
     /// is released and nothing stored changes; callers waiting for the same
     /// audience get [`Error::Transport`].
     pub fn handle_transport_error(&mut self, id: RequestId, _now: UnixTime) -> Error {
-        match self.flights.take(id) {
+        match self.flights.get_mut().take(id) {
             Some((flight, _)) => {
-                self.flights.finish(&flight, Err(Error::Transport));
+                self.flights
+                    .get_mut()
+                    .finish(&flight, Err(Error::Transport));
                 Error::Transport
             }
             None => Error::UnknownRequest,
@@ -778,21 +777,21 @@ impl TokenManager {
     /// released without an outcome, so its waiters take their own turn.
     /// Returns whether such a request was in flight.
     pub fn cancel(&mut self, id: RequestId) -> bool {
-        self.flights.release(id).is_some()
+        self.flights.get_mut().release(id).is_some()
     }
 
     /// The next time [`TokenManager::handle_timeout`] must be called: the
     /// earliest lease deadline of a request in flight.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<UnixTime> {
-        self.flights.next_deadline()
+        self.flights.borrow().next_deadline()
     }
 
     /// Releases flights whose lease ran out at `now`, so a caller that
     /// vanished cannot block the others. A response that still arrives for
     /// such a flight is applied only if the session has not moved on.
     pub fn handle_timeout(&mut self, now: UnixTime) {
-        self.flights.expire(now);
+        self.flights.get_mut().expire(now);
     }
 
     /// The next event for the host. Drain after every call.
@@ -801,16 +800,27 @@ impl TokenManager {
         self.events.pop_front()
     }
 
+    /// Whether request `id` is in flight (its lease has not run out).
+    #[must_use]
+    pub fn is_in_flight(&self, id: RequestId) -> bool {
+        self.flights.borrow().is_active(id)
+    }
+
     /// The number of requests in flight (at most one refresh).
     #[must_use]
     pub fn in_flight(&self) -> usize {
-        self.flights.active_count()
+        self.flights.borrow().active_count()
     }
 
     /// The refresh tokens spent by the requests in flight (for tests and
     /// fuzzing of the single-flight invariant).
-    pub fn in_flight_refresh_tokens(&self) -> impl Iterator<Item = &crate::secret::RefreshToken> {
-        self.flights.active().map(|f| &f.refresh_token)
+    #[must_use]
+    pub fn in_flight_refresh_tokens(&self) -> alloc::vec::Vec<crate::secret::RefreshToken> {
+        self.flights
+            .borrow()
+            .active()
+            .map(|f| f.refresh_token.clone())
+            .collect()
     }
 }
 
@@ -832,12 +842,12 @@ fn resolve<'r>(
 
 /// Finds where the token for `audience` + `wanted` lives (the SDK's
 /// `#getTokenSetFromSession`).
-fn locate<'a>(
+fn locate<'a, 's>(
     config: &Config,
-    session: &Session,
+    session: &'s Session,
     audience: Option<&'a str>,
     wanted: &WantedScope<'_>,
-) -> Location<'a> {
+) -> Location<'a, 's> {
     let main = &session.token_set;
     let main_audience = main
         .audience
@@ -847,14 +857,14 @@ fn locate<'a>(
         .requested_scope
         .as_deref()
         .unwrap_or_else(|| config.scope_for(main_audience));
-    let covers = wanted.is_empty() || wanted.covered_by(main_requested);
+    let covers = || wanted.is_empty() || wanted.covered_by(main_requested);
     match audience {
         // Without any audience there is nowhere else to keep a token.
-        None => Location::Main { covers },
-        Some(aud) if Some(aud) == main_audience && covers => Location::Main { covers },
+        None => Location::Main { covers: covers() },
+        Some(aud) if Some(aud) == main_audience && covers() => Location::Main { covers: true },
         Some(aud) => Location::Entry {
             audience: aud,
-            slot: session.cache.find_slot(aud, wanted),
+            entry: session.cache.find(aud, wanted),
         },
     }
 }
@@ -864,20 +874,27 @@ fn flight_token_ref<'s>(session: &'s Session, flight: &Flight) -> AccessTokenRef
         Destination::Main => token_ref(session, Location::Main { covers: true }),
         Destination::Entry(audience) => {
             let wanted = WantedScope::new(&flight.requested_scope, "");
-            let (aud, slot) = session
-                .cache
-                .find_slot(audience, &wanted)
-                .map(|slot| (audience.as_str(), slot))
-                .expect("the entry was just stored");
-            let entry = session.cache.get(aud, slot).expect("slot is valid");
-            entry_ref(entry)
+            let entry = session.cache.find(audience, &wanted);
+            token_ref(
+                session,
+                Location::Entry {
+                    audience: "",
+                    entry,
+                },
+            )
         }
     }
 }
 
-fn token_ref<'s>(session: &'s Session, location: Location<'_>) -> AccessTokenRef<'s> {
+fn token_ref<'s>(session: &'s Session, location: Location<'_, 's>) -> AccessTokenRef<'s> {
     match location {
-        Location::Main { .. } => {
+        Location::Entry {
+            entry: Some(entry), ..
+        } => entry_ref(entry),
+        // A ready token is either the main set or a found entry; an entry
+        // that vanished (it cannot: it was just stored) falls back to the
+        // main set rather than panicking.
+        _ => {
             let set = &session.token_set;
             AccessTokenRef {
                 token: &set.access_token,
@@ -886,12 +903,6 @@ fn token_ref<'s>(session: &'s Session, location: Location<'_>) -> AccessTokenRef
                 audience: set.audience.as_deref(),
                 token_type: set.token_type.as_ref().unwrap_or(&BEARER),
             }
-        }
-        Location::Entry { audience, slot } => {
-            let entry = slot
-                .and_then(|s| session.cache.get(audience, s))
-                .expect("a ready entry exists");
-            entry_ref(entry)
         }
     }
 }

@@ -12,8 +12,37 @@ pub const DEFAULT_SCOPE: &str = "openid profile email offline_access";
 
 /// The scope tokens of `scope`, in order, empty ones skipped (so repeated
 /// spaces are harmless).
-pub fn tokens(scope: &str) -> impl Iterator<Item = &str> + Clone {
-    scope.split(' ').filter(|t| !t.is_empty())
+#[must_use]
+pub fn tokens(scope: &str) -> Tokens<'_> {
+    Tokens { scope, pos: 0 }
+}
+
+/// Iterator over scope tokens (see [`tokens`]). A byte scan rather than
+/// `str::split`: this runs on every cached-token lookup.
+#[derive(Debug, Clone)]
+pub struct Tokens<'a> {
+    scope: &'a str,
+    pos: usize,
+}
+
+impl<'a> Iterator for Tokens<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let bytes = self.scope.as_bytes();
+        while self.pos < bytes.len() && bytes[self.pos] == b' ' {
+            self.pos += 1;
+        }
+        if self.pos >= bytes.len() {
+            return None;
+        }
+        let start = self.pos;
+        while self.pos < bytes.len() && bytes[self.pos] != b' ' {
+            self.pos += 1;
+        }
+        // Splitting at an ASCII space always falls on a char boundary.
+        self.scope.get(start..self.pos)
+    }
 }
 
 /// Whether `scope` contains the token `token`.

@@ -178,6 +178,7 @@ impl Session {
         self.state.reauthentication_required = true;
     }
 
+    #[allow(dead_code)] // used by revocation at logout
     pub(crate) fn set_logged_out(&mut self) {
         self.state.logged_out = true;
     }

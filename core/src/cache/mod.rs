@@ -14,6 +14,7 @@
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::cell::Cell;
 
 use crate::scope;
 use crate::time::UnixTime;
@@ -60,15 +61,79 @@ struct Slot {
     set: AccessTokenSet,
     /// Insertion order, for a stable `accessTokens[]` order.
     seq: u64,
-    /// Recency tick of the last lookup or write.
-    last_used: u64,
+    /// Recency tick of the last lookup or write (a `Cell`: lookups borrow
+    /// the cache shared and still count as use).
+    last_used: Cell<u64>,
+    /// The key scope's distinct tokens, each as its first eight bytes
+    /// packed in a word, its length, and its byte range in
+    /// `set.key_scope()`. A word compare settles most tokens (scope names are
+    /// short) without calling `memcmp`.
+    key_tokens: Vec<KeyToken>,
+    /// How many distinct scopes were granted (ranks matches).
+    granted_count: usize,
 }
 
-/// Where an entry is: its audience and its index among that audience's
-/// entries. Valid until the cache is next modified.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct SlotRef {
-    index: usize,
+#[derive(Debug, Clone, Copy)]
+struct KeyToken {
+    prefix: u64,
+    start: usize,
+    end: usize,
+}
+
+/// The first eight bytes of `token`, zero-padded, as one word.
+fn prefix_word(token: &[u8]) -> u64 {
+    let mut word = [0u8; 8];
+    let n = token.len().min(8);
+    word[..n].copy_from_slice(&token[..n]);
+    u64::from_le_bytes(word)
+}
+
+impl Slot {
+    fn new(set: AccessTokenSet, seq: u64, last_used: u64) -> Self {
+        let key = set.key_scope();
+        let mut key_tokens: Vec<KeyToken> = Vec::new();
+        let mut pos = 0;
+        for token in scope::tokens(key) {
+            // Tokens come in order: find each one's offset from the last.
+            let start = key[pos..].find(token).map_or(pos, |i| pos + i);
+            let end = start + token.len();
+            pos = end;
+            if !key_tokens.iter().any(|k| &key[k.start..k.end] == token) {
+                key_tokens.push(KeyToken {
+                    prefix: prefix_word(token.as_bytes()),
+                    start,
+                    end,
+                });
+            }
+        }
+        let granted_count = scope::count(set.scope.as_deref().unwrap_or(key));
+        Slot {
+            set,
+            seq,
+            last_used: Cell::new(last_used),
+            key_tokens,
+            granted_count,
+        }
+    }
+
+    /// Whether the key scope holds `token`.
+    fn has(&self, token: &[u8]) -> bool {
+        let key = self.set.key_scope().as_bytes();
+        let prefix = prefix_word(token);
+        self.key_tokens.iter().any(|k| {
+            k.prefix == prefix
+                && k.end - k.start == token.len()
+                && (token.len() <= 8 || key.get(k.start + 8..k.end) == token.get(8..))
+        })
+    }
+
+    /// Whether the key scope covers `wanted`.
+    fn covers(&self, wanted: &WantedScope<'_>) -> bool {
+        wanted
+            .parts
+            .iter()
+            .all(|part| scope::tokens(part).all(|t| self.has(t.as_bytes())))
+    }
 }
 
 /// The per-audience access token cache.
@@ -77,6 +142,8 @@ pub struct TokenCache {
     by_audience: BTreeMap<String, Vec<Slot>>,
     len: usize,
     next_seq: u64,
+    /// The recency clock: raised by every lookup hit and write.
+    clock: Cell<u64>,
 }
 
 impl TokenCache {
@@ -92,7 +159,7 @@ impl TokenCache {
     pub fn from_entries(entries: Vec<AccessTokenSet>) -> Self {
         let mut cache = TokenCache::new();
         for entry in entries {
-            cache.upsert(entry, 0);
+            cache.upsert(entry);
         }
         cache
     }
@@ -117,75 +184,55 @@ impl TokenCache {
         slots.into_iter().map(|s| &s.set).collect()
     }
 
-    /// The best entry for `audience` covering `wanted`, if any.
+    /// The best entry for `audience` covering `wanted`, if any. A hit
+    /// counts as use for the least-recently-used eviction.
     #[must_use]
     pub fn find(&self, audience: &str, wanted: &WantedScope<'_>) -> Option<&AccessTokenSet> {
-        self.find_slot(audience, wanted)
-            .map(|r| &self.by_audience[audience][r.index].set)
-    }
-
-    pub(crate) fn find_slot(&self, audience: &str, wanted: &WantedScope<'_>) -> Option<SlotRef> {
         let slots = self.by_audience.get(audience)?;
-        let mut best: Option<(usize, usize, u64)> = None;
-        for (index, slot) in slots.iter().enumerate() {
-            if !wanted.covered_by(slot.set.key_scope()) {
+        let mut best: Option<&Slot> = None;
+        for slot in slots {
+            if !slot.covers(wanted) {
                 continue;
             }
-            let granted = scope::count(slot.set.scope.as_deref().unwrap_or(slot.set.key_scope()));
             let better = match best {
                 None => true,
-                Some((_, best_granted, best_seq)) => {
-                    granted < best_granted || (granted == best_granted && slot.seq < best_seq)
+                Some(b) => {
+                    slot.granted_count < b.granted_count
+                        || (slot.granted_count == b.granted_count && slot.seq < b.seq)
                 }
             };
             if better {
-                best = Some((index, granted, slot.seq));
+                best = Some(slot);
             }
         }
-        best.map(|(index, _, _)| SlotRef { index })
+        let best = best?;
+        best.last_used.set(self.tick());
+        Some(&best.set)
     }
 
-    pub(crate) fn get(&self, audience: &str, slot: SlotRef) -> Option<&AccessTokenSet> {
-        self.by_audience
-            .get(audience)
-            .and_then(|slots| slots.get(slot.index))
-            .map(|s| &s.set)
-    }
-
-    pub(crate) fn touch(&mut self, audience: &str, slot: SlotRef, tick: u64) {
-        if let Some(s) = self
-            .by_audience
-            .get_mut(audience)
-            .and_then(|slots| slots.get_mut(slot.index))
-        {
-            s.last_used = tick;
-        }
+    fn tick(&self) -> u64 {
+        let next = self.clock.get() + 1;
+        self.clock.set(next);
+        next
     }
 
     /// Inserts `set`, replacing an entry with the same audience and the same
-    /// requested scope (as sets). Returns where it went.
-    pub(crate) fn upsert(&mut self, set: AccessTokenSet, tick: u64) -> SlotRef {
+    /// requested scope (as sets).
+    pub(crate) fn upsert(&mut self, set: AccessTokenSet) {
         let seq = self.next_seq;
         self.next_seq += 1;
+        let tick = self.tick();
         let slots = self.by_audience.entry(set.audience.clone()).or_default();
-        if let Some(index) = slots
-            .iter()
-            .position(|s| scope::same_set(s.set.key_scope(), set.key_scope()))
+        if let Some(slot) = slots
+            .iter_mut()
+            .find(|s| scope::same_set(s.set.key_scope(), set.key_scope()))
         {
-            let slot = &mut slots[index];
-            slot.set = set;
-            slot.last_used = tick;
-            return SlotRef { index };
+            let seq = slot.seq;
+            *slot = Slot::new(set, seq, tick);
+            return;
         }
-        slots.push(Slot {
-            set,
-            seq,
-            last_used: tick,
-        });
+        slots.push(Slot::new(set, seq, tick));
         self.len += 1;
-        SlotRef {
-            index: slots.len() - 1,
-        }
     }
 
     /// Removes the least recently used entries until at most `max` remain,
@@ -202,7 +249,7 @@ impl TokenCache {
                         aud.as_str() != k_aud || !scope::same_set(s.set.key_scope(), k_scope)
                     })
                 })
-                .min_by_key(|(_, _, s)| (s.last_used, s.seq))
+                .min_by_key(|(_, _, s)| (s.last_used.get(), s.seq))
                 .map(|(aud, i, _)| (aud.clone(), i));
             let Some((audience, index)) = victim else {
                 break;
@@ -323,9 +370,9 @@ mod tests {
     #[test]
     fn upsert_replaces_same_key() {
         let mut cache = TokenCache::new();
-        cache.upsert(entry("a", "x y", "x y", "1"), 1);
-        cache.upsert(entry("a", "y  x", "x y", "2"), 2);
-        cache.upsert(entry("a", "x", "x", "3"), 3);
+        cache.upsert(entry("a", "x y", "x y", "1"));
+        cache.upsert(entry("a", "y  x", "x y", "2"));
+        cache.upsert(entry("a", "x", "x", "3"));
         assert_eq!(cache.len(), 2);
         let tokens: Vec<&str> = cache
             .entries()
@@ -338,13 +385,12 @@ mod tests {
     #[test]
     fn lru_eviction_keeps_the_newest() {
         let mut cache = TokenCache::new();
-        for (i, aud) in ["a", "b", "c"].iter().enumerate() {
-            cache.upsert(entry(aud, "s", "s", aud), i as u64);
+        for aud in ["a", "b", "c"] {
+            cache.upsert(entry(aud, "s", "s", aud));
         }
         // Use "a" so "b" becomes the least recently used.
-        let slot = cache.find_slot("a", &WantedScope::new("s", "")).unwrap();
-        cache.touch("a", slot, 10);
-        cache.upsert(entry("d", "s", "s", "d"), 11);
+        assert!(cache.find("a", &WantedScope::new("s", "")).is_some());
+        cache.upsert(entry("d", "s", "s", "d"));
         assert_eq!(cache.evict_over(3, Some(("d", "s"))), 1);
         assert!(cache.find("b", &WantedScope::new("s", "")).is_none());
         assert_eq!(cache.len(), 3);
@@ -361,7 +407,7 @@ mod tests {
         ]);
         let mut fresh = entry("c", "s", "s", "3");
         fresh.expires_at = Some(UnixTime::from_secs(500));
-        cache.upsert(fresh, 0);
+        cache.upsert(fresh);
         assert_eq!(cache.remove_expired(UnixTime::from_secs(100)), 2);
         assert_eq!(cache.len(), 1);
         assert!(cache.invalidate("3"));

@@ -106,12 +106,12 @@ impl FakeServer {
             return json_error(400, "invalid_grant");
         }
         let audience = field(request, "audience").or_else(|| field(request, "resource"));
-        if let (Some(allowed), Some(aud)) = (&self.audiences, &audience) {
-            if !allowed.contains(aud) {
-                // Like oidc-provider: the refresh token is consumed first.
-                self.rotate_token(&presented);
-                return json_error(400, "invalid_target");
-            }
+        if let (Some(allowed), Some(aud)) = (&self.audiences, &audience)
+            && !allowed.contains(aud)
+        {
+            // Like oidc-provider: the refresh token is consumed first.
+            self.rotate_token(&presented);
+            return json_error(400, "invalid_target");
         }
         self.counter += 1;
         let asked = field(request, "scope");

@@ -1,0 +1,55 @@
+//! The cached path allocates nothing: counted with an instrumented global
+//! allocator (one test per binary, so no other test allocates meanwhile).
+
+use std::alloc::System;
+
+use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
+use tokenkeeper::{Action, Config, SeededEntropy, Session, TokenManager, TokenRequest, UnixTime};
+
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+#[test]
+fn cached_path_does_not_allocate() {
+    let entries: Vec<String> = (0..100)
+        .map(|i| format!(r#"{{"accessToken":"at-{i}","audience":"https://api{i}","requestedScope":"openid profile email offline_access read:data","expiresAt":9999999999}}"#))
+        .collect();
+    let json = format!(
+        r#"{{"tokenSet":{{"accessToken":"main","refreshToken":"rt","expiresAt":9999999999}},"accessTokens":[{}]}}"#,
+        entries.join(",")
+    );
+    let config = Config::builder("https://as.example/token", "c")
+        .max_cache_entries(1000)
+        .build()
+        .unwrap();
+    let mut manager = TokenManager::new(config, SeededEntropy::new(1));
+    manager.set_session(Session::from_json(json.as_bytes(), &Default::default()).unwrap());
+    let now = UnixTime::from_secs(1_800_000_000);
+    let requests = [
+        TokenRequest::new(),
+        TokenRequest::new()
+            .audience("https://api50")
+            .scope("read:data"),
+        TokenRequest::new().audience("https://api99"),
+    ];
+    // Warm up (first use of lazily initialised statics, if any).
+    for request in &requests {
+        assert!(matches!(
+            manager.get_access_token(request, now),
+            Action::Ready(_)
+        ));
+    }
+    let region = Region::new(GLOBAL);
+    let mut served = 0;
+    for _ in 0..1000 {
+        for request in &requests {
+            if let Action::Ready(token) = manager.get_access_token(request, now) {
+                served += token.token.len();
+            }
+        }
+    }
+    let change = region.change();
+    assert!(served > 0);
+    assert_eq!(change.allocations, 0, "{change:?}");
+    assert_eq!(change.reallocations, 0, "{change:?}");
+}

@@ -1,0 +1,185 @@
+//! Drives the token manager with arbitrary operation sequences and checks
+//! the invariants after every step: no ready token expired at `now`, at most
+//! one refresh in flight, the newest refresh token never lost, no panic.
+#![no_main]
+
+use arbitrary::Arbitrary;
+use libfuzzer_sys::fuzz_target;
+use tokenkeeper::grant::ClientAuth;
+use tokenkeeper::{
+    Action, ClientSecret, Completion, Config, HttpResponse, RequestId, SeededEntropy, Session,
+    TokenManager, TokenRequest, UnixTime,
+};
+
+#[derive(Debug, Arbitrary)]
+enum Op<'a> {
+    Get {
+        audience: Option<&'a str>,
+        scope: Option<&'a str>,
+        force: bool,
+        merge: Option<bool>,
+    },
+    GetAfterWait {
+        audience: Option<&'a str>,
+        waited: u8,
+    },
+    Respond {
+        which: u8,
+        status: u16,
+        headers: Vec<(&'a str, &'a str)>,
+        body: &'a [u8],
+    },
+    RespondToken {
+        which: u8,
+        access_token: &'a str,
+        refresh_token: Option<&'a str>,
+        expires_in: i64,
+        scope: Option<&'a str>,
+    },
+    TransportError(u8),
+    Cancel(u8),
+    Forward(u16),
+    Back(u16),
+    Timeout,
+    ResourceResponse {
+        status: u16,
+        www_authenticate: &'a str,
+    },
+    ReloadSession,
+}
+
+fuzz_target!(|input: (u8, Vec<Op<'_>>)| {
+    let (seed, ops) = input;
+    let config = Config::builder("https://as.example/oauth/token", "client")
+        .client_auth(ClientAuth::SecretBasic(ClientSecret::new("secret")))
+        .max_cache_entries(1 + usize::from(seed % 4))
+        .strict_scopes(seed & 1 == 1)
+        .build()
+        .unwrap();
+    let mut m = TokenManager::new(config, SeededEntropy::new(u64::from(seed)));
+    let session = Session::from_json(
+        br#"{"tokenSet":{"accessToken":"at0","refreshToken":"rt0","expiresAt":1000,"idToken":"eyJhbGciOiJub25lIn0.eyJzdWIiOiJ1MSJ9.x"}}"#,
+        &Default::default(),
+    )
+    .unwrap();
+    m.set_session(session);
+    let mut now: u64 = 500;
+    let mut issued: Vec<RequestId> = Vec::new();
+    let mut last_token: Option<tokenkeeper::AccessTokenInfo> = None;
+    for op in ops.into_iter().take(64) {
+        let at = UnixTime::from_secs(now);
+        let rt_before = stored_rt(&m);
+        let generation_before = m.session().map(|s| s.generation());
+        let mut rotated_to: Option<String> = None;
+        match op {
+            Op::Get { audience, scope, force, merge } => {
+                let request = TokenRequest { audience, scope, force_refresh: force, merge_scopes: merge };
+                match m.get_access_token(&request, at) {
+                    Action::Ready(token) => {
+                        assert!(token.expires_at > at, "expired token served");
+                        last_token = Some(token.to_owned());
+                    }
+                    Action::Send(out) => issued.push(out.id),
+                    _ => {}
+                }
+            }
+            Op::GetAfterWait { audience, waited } => {
+                if let Some(&id) = pick(&issued, waited) {
+                    let request = TokenRequest { audience, ..TokenRequest::new() };
+                    match m.get_access_token_after_wait(&request, id, at) {
+                        Action::Ready(token) => assert!(token.expires_at > at),
+                        Action::Send(out) => issued.push(out.id),
+                        _ => {}
+                    }
+                }
+            }
+            Op::Respond { which, status, headers, body } => {
+                if let Some(&id) = pick(&issued, which) {
+                    let mut response = HttpResponse::new(status, body.to_vec());
+                    for (n, v) in headers.into_iter().take(8) {
+                        response.headers.append(n, v);
+                    }
+                    rotated_to = rotated(&response.body);
+                    check_completion(m.handle_response(id, response, at), at);
+                }
+            }
+            Op::RespondToken { which, access_token, refresh_token, expires_in, scope } => {
+                if let Some(&id) = pick(&issued, which) {
+                    let mut body = serde_json::json!({
+                        "access_token": access_token,
+                        "token_type": "Bearer",
+                        "expires_in": expires_in,
+                    });
+                    if let Some(rt) = refresh_token {
+                        body["refresh_token"] = rt.into();
+                    }
+                    if let Some(scope) = scope {
+                        body["scope"] = scope.into();
+                    }
+                    let response = HttpResponse::new(200, body.to_string());
+                    rotated_to = rotated(&response.body);
+                    check_completion(m.handle_response(id, response, at), at);
+                }
+            }
+            Op::TransportError(which) => {
+                if let Some(&id) = pick(&issued, which) {
+                    let _ = m.handle_transport_error(id, at);
+                }
+            }
+            Op::Cancel(which) => {
+                if let Some(&id) = pick(&issued, which) {
+                    let _ = m.cancel(id);
+                }
+            }
+            Op::Forward(s) => now = now.saturating_add(u64::from(s)),
+            Op::Back(s) => now = now.saturating_sub(u64::from(s)),
+            Op::Timeout => m.handle_timeout(at),
+            Op::ResourceResponse { status, www_authenticate } => {
+                if let Some(token) = &last_token {
+                    let response = HttpResponse::new(status, Vec::new())
+                        .with_header("WWW-Authenticate", www_authenticate);
+                    let _ = m.handle_resource_response("https://api.example/x", token, &response, at);
+                }
+            }
+            Op::ReloadSession => {
+                let json = m.session().unwrap().to_json();
+                let again = Session::from_json(json.as_bytes(), &Default::default()).unwrap();
+                assert_eq!(again.to_json(), json);
+                m.set_session(again);
+            }
+        }
+        // At most one refresh in flight.
+        assert!(m.in_flight() <= 1);
+        // The newest refresh token is never lost: it changes only to the
+        // one a response carried.
+        let rt_after = stored_rt(&m);
+        if rt_after != rt_before {
+            assert!(rt_after.is_some(), "refresh token dropped");
+            assert_eq!(rt_after, rotated_to, "refresh token changed to one no response carried");
+        }
+        // The generation never goes back.
+        if let (Some(before), Some(after)) = (generation_before, m.session().map(|s| s.generation())) {
+            assert!(after >= before);
+        }
+        while m.poll_event().is_some() {}
+    }
+});
+
+fn pick(ids: &[RequestId], which: u8) -> Option<&RequestId> {
+    if ids.is_empty() { None } else { ids.get(usize::from(which) % ids.len()) }
+}
+
+fn stored_rt(m: &TokenManager) -> Option<String> {
+    m.session()?.token_set().refresh_token.as_ref().map(|r| r.secret().to_string())
+}
+
+fn rotated(body: &[u8]) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    value.get("refresh_token")?.as_str().map(String::from)
+}
+
+fn check_completion(completion: Completion<'_>, at: UnixTime) {
+    if let Completion::Ready(token) = completion {
+        assert!(token.expires_at > at, "expired token completed");
+    }
+}
