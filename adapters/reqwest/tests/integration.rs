@@ -500,3 +500,52 @@ fn serve_once(response: String) -> String {
     });
     url
 }
+
+/// The example binary, built next to this test by `cargo test`.
+fn example(name: &str) -> std::process::Command {
+    let exe = std::env::current_exe().unwrap();
+    let path = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(name);
+    assert!(
+        path.is_file(),
+        "{} not built: plain `cargo test` builds the examples, `--test` alone does not",
+        path.display()
+    );
+    std::process::Command::new(path)
+}
+
+#[test]
+fn the_example_refreshes_a_token() {
+    let output = example("get_token_async").env_clear().output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("TOKENKEEPER_REFRESH_TOKEN"));
+
+    let h = harness();
+    let tokens = login(&h);
+    let output = example("get_token_async")
+        .env_clear()
+        .env("TOKENKEEPER_ISSUER", h.issuer())
+        .env("TOKENKEEPER_TOKEN_ENDPOINT", h.token_endpoint())
+        .env("TOKENKEEPER_CLIENT_ID", "confidential-post")
+        .env("TOKENKEEPER_CLIENT_SECRET", "secret-post-1")
+        .env(
+            "TOKENKEEPER_REFRESH_TOKEN",
+            tokens["refresh_token"].as_str().unwrap(),
+        )
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("expires at"), "{stdout}");
+    assert!(stdout.contains("rotated"), "{stdout}");
+    assert_eq!(h.stats().grant("refresh_token"), 1);
+}
