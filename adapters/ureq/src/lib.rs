@@ -31,12 +31,15 @@
 //! # The agent
 //!
 //! Bring your own [`ureq::Agent`] ([`Builder::agent`]) or let [`agent`]
-//! build one. Either way it must be configured with
-//! `http_status_as_error(false)` (a 400 or 401 is data for the core, not a
-//! transport error) and `max_redirects(0)` (token endpoints never
-//! redirect; following one could send a refresh token elsewhere). TLS is not
-//! enabled by this crate: turn on ureq's `rustls` or `native-tls` feature in
-//! your own `Cargo.toml`.
+//! build one. Token requests need `http_status_as_error(false)` (a 400 or
+//! 401 is data for the core, not a transport error) and `max_redirects(0)`
+//! (token endpoints never redirect; following one could send a refresh
+//! token elsewhere): [`agent`] configures both, and the handle also sets
+//! them on each token request it sends, so an agent configured otherwise
+//! cannot break them. Requests sent by [`TokenKeeper::send_authorized`] get
+//! `http_status_as_error(false)` and keep the agent's redirect settings.
+//! TLS is not enabled by this crate: turn on ureq's `rustls` or
+//! `native-tls` feature in your own `Cargo.toml`.
 //!
 //! # Threads
 //!
@@ -304,6 +307,11 @@ impl TokenKeeper {
                     .map_err(|e| Error::Transport(e.into()))?;
                 attempt.headers_mut().append(name, value);
             }
+            // A 401 must come back as a response for the core to see it.
+            let attempt = (self.inner.agent)
+                .configure_request(attempt)
+                .http_status_as_error(false)
+                .build();
             let response = self.inner.agent.run(attempt).map_err(Error::Transport)?;
             let seen = HttpResponse {
                 status: response.status().as_u16(),
@@ -401,7 +409,13 @@ fn send(
     for (name, value) in request.headers.iter() {
         builder = builder.header(name, value);
     }
-    let response = agent.run(builder.body(request.body)?)?;
+    // Enforced per request, whatever the agent's own configuration.
+    let request = agent
+        .configure_request(builder.body(request.body)?)
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build();
+    let response = agent.run(request)?;
     let status = response.status().as_u16();
     let headers = headers_of(response.headers());
     let mut body = Vec::new();

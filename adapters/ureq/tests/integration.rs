@@ -379,7 +379,7 @@ fn canned_server(response: &'static str) -> (String, Arc<AtomicUsize>) {
 }
 
 #[test]
-fn redirects_are_not_followed_and_every_header_is_kept() {
+fn redirects_are_not_followed_and_every_header_is_kept_whatever_the_agent() {
     let (elsewhere, elsewhere_hits) = canned_server(
         "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}",
     );
@@ -395,7 +395,13 @@ fn redirects_are_not_followed_and_every_header_is_kept() {
             "expires_in": 60, "scope": "openid", "token_type": "Bearer"}),
         true,
     );
-    let keeper = TokenKeeper::new(config_for(&format!("{endpoint}/token")), session).unwrap();
+    // An agent with ureq's defaults (status codes as errors, 10 redirects):
+    // the handle overrides both for its own requests.
+    let keeper = TokenKeeper::builder(config_for(&format!("{endpoint}/token")))
+        .agent(ureq::Agent::new_with_defaults())
+        .session(session)
+        .build()
+        .unwrap();
     let error = keeper.get_access_token(&TokenRequest::new()).unwrap_err();
     assert_eq!(error.code(), "failed_to_refresh_token", "{error:?}");
     assert_eq!(hits.load(Ordering::SeqCst), 1);
@@ -414,7 +420,13 @@ fn redirects_are_not_followed_and_every_header_is_kept() {
             "expires_in": 60, "scope": "openid", "token_type": "Bearer"}),
         false,
     );
-    let keeper = TokenKeeper::new(config_for(&format!("{endpoint}/token")), session).unwrap();
+    // An agent with ureq's defaults (status codes as errors, 10 redirects):
+    // the handle overrides both for its own requests.
+    let keeper = TokenKeeper::builder(config_for(&format!("{endpoint}/token")))
+        .agent(ureq::Agent::new_with_defaults())
+        .session(session)
+        .build()
+        .unwrap();
     let request = http::Request::get(format!("{api}/data")).body(()).unwrap();
     let response = keeper
         .send_authorized(&TokenRequest::new(), request)
