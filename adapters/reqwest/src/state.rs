@@ -125,7 +125,11 @@ impl State {
             Err(StoreError::Conflict { found }) if self.pending_rotation => {
                 self.store.save(session, found)
             }
-            Err(StoreError::Conflict { .. }) => return self.adopt().map(|_| ()),
+            Err(StoreError::Conflict { .. }) => {
+                let stored = self.store.load()?;
+                self.adopt(stored);
+                return Ok(());
+            }
             other => other,
         };
         result?;
@@ -135,38 +139,33 @@ impl State {
         Ok(())
     }
 
-    /// Adopts the stored session when another writer moved it on since the
-    /// last save or load (an empty store means it logged out). Returns
-    /// whether the session here changed.
-    pub(crate) fn adopt(&mut self) -> Result<bool, StoreError> {
-        let stored = self.store.load()?;
-        let generation = stored.as_ref().map(Session::generation);
-        if generation == self.saved && !self.pending {
-            return Ok(false);
-        }
+    /// Installs `stored` (what the store holds now; `None`: another writer
+    /// logged out), dropping any unsaved change here.
+    fn adopt(&mut self, stored: Option<Session>) {
+        self.saved = stored.as_ref().map(Session::generation);
         match stored {
             Some(session) => self.manager.set_session(session),
             None => drop(self.manager.clear_session()),
         }
-        self.saved = generation;
         self.pending = false;
         self.pending_rotation = false;
-        Ok(true)
     }
 
     /// Before a refresh goes out: if another writer moved the stored
     /// session on, its refresh token is the live one (ours may be spent),
     /// so adopt it and ask again instead of replaying a spent token.
+    /// Returns whether the session here changed.
     pub(crate) fn moved_on(&mut self) -> Result<bool, StoreError> {
         if self.pending_rotation {
             // Only this handle holds the newest refresh token.
             return Ok(false);
         }
-        let stored = self.store.load()?.map(|s| s.generation());
-        if stored == self.saved {
+        let stored = self.store.load()?;
+        if stored.as_ref().map(Session::generation) == self.saved {
             return Ok(false);
         }
-        self.adopt()
+        self.adopt(stored);
+        Ok(true)
     }
 }
 
