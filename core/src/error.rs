@@ -206,6 +206,23 @@ pub enum Error {
     /// A DPoP operation failed. Code `dpop_error`.
     #[error("DPoP: {0}")]
     Dpop(String),
+    /// An ID token failed validation; the code is the check that failed
+    /// (`issuer_mismatch`, `nonce_mismatch`, `id_token_expired`, …).
+    #[error("ID token: {0}")]
+    IdToken(#[source] crate::id_token::IdTokenError),
+    /// A login callback or request was invalid; the code says why
+    /// (`state_mismatch`, `authorization_error`, …).
+    #[error("login: {0}")]
+    Login(#[source] crate::login::LoginError),
+    /// Discovery failed; the code says why (`issuer_mismatch`, …).
+    #[error("discovery: {0}")]
+    Discovery(#[source] crate::discovery::DiscoveryError),
+    /// Revocation failed; the code says why (`failed_to_revoke`, …).
+    #[error("revocation: {0}")]
+    Revocation(#[source] crate::grant::revocation::RevocationError),
+    /// A token exchange failed; the code says why.
+    #[error("token exchange: {0}")]
+    TokenExchange(#[source] crate::grant::token_exchange::TokenExchangeError),
 }
 
 impl Error {
@@ -230,6 +247,11 @@ impl Error {
             Error::InvalidConfiguration(_) => "invalid_configuration",
             Error::InvalidSession(_) => "invalid_session",
             Error::Dpop(_) => "dpop_error",
+            Error::IdToken(e) => e.code(),
+            Error::Login(e) => e.code(),
+            Error::Discovery(e) => e.code(),
+            Error::Revocation(e) => e.code(),
+            Error::TokenExchange(e) => e.code(),
         }
     }
 

@@ -72,7 +72,11 @@ fn body_for(reply: &Reply, server: &mut FakeServer, out: &OutgoingRequest) -> Ht
     match reply {
         Reply::Rotate | Reply::NoRotate | Reply::Expired => {
             server.rotate = matches!(reply, Reply::Rotate);
-            server.expires_in = if matches!(reply, Reply::Expired) { 1 } else { 600 };
+            server.expires_in = if matches!(reply, Reply::Expired) {
+                1
+            } else {
+                600
+            };
             server.handle(&out.request)
         }
         Reply::InvalidGrant => HttpResponse::new(400, r#"{"error":"invalid_grant"}"#),

@@ -1,10 +1,18 @@
 //! Token endpoint request builders and client authentication.
 
 pub mod client_auth;
+pub mod client_credentials;
+pub mod code;
 pub mod refresh;
+pub mod revocation;
+pub mod token_exchange;
 
 pub use client_auth::ClientAuth;
+pub use client_credentials::ClientCredentialsRequest;
+pub use code::CodeExchangeRequest;
 pub use refresh::RefreshRequest;
+pub use revocation::{RevocationRequest, TokenTypeHint};
+pub use token_exchange::TokenExchangeRequest;
 
 use alloc::string::String;
 
