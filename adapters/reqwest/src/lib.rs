@@ -359,6 +359,17 @@ impl TokenKeeper {
         unreachable!("every attempt either returns or sets the next one")
     }
 
+    /// Sends a request the core described outside the token lifecycle (a
+    /// login's code exchange, a discovery fetch, a revocation) with the
+    /// token-endpoint settings, and returns the response whatever its
+    /// status, with every header.
+    ///
+    /// # Errors
+    /// [`Error::Transport`] when it could not be sent.
+    pub async fn send_request(&self, request: HttpRequest) -> Result<HttpResponse, Error> {
+        send(&self.inner.client, request, self.inner.max_body).await
+    }
+
     /// Calls `f` with the core's manager (for what this handle does not
     /// wrap), then saves any change it made.
     ///

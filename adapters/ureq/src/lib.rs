@@ -331,6 +331,17 @@ impl TokenKeeper {
         }
     }
 
+    /// Sends a request the core described outside the token lifecycle (a
+    /// login's code exchange, a discovery fetch, a revocation) with the
+    /// token-endpoint settings, and returns the response whatever its
+    /// status, with every header.
+    ///
+    /// # Errors
+    /// [`Error::Transport`] when it could not be sent.
+    pub fn send_request(&self, request: HttpRequest) -> Result<HttpResponse, Error> {
+        send(&self.inner.agent, request, self.inner.max_body).map_err(Error::Transport)
+    }
+
     /// Calls `f` with the core's manager (for what this handle does not
     /// wrap), then saves any change it made.
     ///

@@ -491,3 +491,68 @@ fn the_example_refreshes_a_token() {
     assert!(stdout.contains("rotated"), "{stdout}");
     assert_eq!(h.stats().grant("refresh_token"), 1);
 }
+
+#[test]
+fn a_login_through_the_core_code_exchange_bootstraps_the_session() {
+    use tokenkeeper::grant::ClientAuth;
+    use tokenkeeper::login::LoginRequest;
+    use tokenkeeper::token::TokenResponse;
+
+    let h = harness();
+    let keeper = TokenKeeper::builder(config(&h)).build().unwrap();
+    assert_eq!(
+        keeper
+            .get_access_token(&TokenRequest::new())
+            .unwrap_err()
+            .code(),
+        "missing_session"
+    );
+
+    // The core builds the authorization URL; the harness plays the browser.
+    let authorization_endpoint = h.authorization_endpoint();
+    let (url, transaction) = LoginRequest::new(
+        &authorization_endpoint,
+        "confidential-post",
+        tokenkeeper_integration::REDIRECT_URI,
+    )
+    .scope(support::LOGIN_SCOPE)
+    .resource(API1)
+    .resource(API2)
+    .param("prompt", "consent")
+    .start(&mut tokenkeeper_ureq::OsEntropy)
+    .unwrap();
+    let callback = h.login(&url);
+    let code = transaction
+        .validate_callback(&callback, Some(h.issuer()), true)
+        .unwrap();
+
+    // The core describes the code exchange; the handle sends it.
+    let auth = ClientAuth::SecretPost(tokenkeeper::ClientSecret::new("secret-post-1"));
+    let sent_at = tokenkeeper::UnixTime::from_system_time(std::time::SystemTime::now());
+    let request = transaction
+        .code_exchange(&code, h.token_endpoint(), "confidential-post", &auth)
+        .build();
+    let response = keeper.send_request(request).unwrap();
+    assert_eq!(response.status, 200);
+    let parsed = TokenResponse::parse(&response, &Default::default()).unwrap();
+    let session = tokenkeeper::Session::new(tokenkeeper::TokenSet {
+        access_token: parsed.access_token.clone(),
+        id_token: parsed.id_token.clone(),
+        scope: parsed.scope.clone(),
+        requested_scope: None,
+        refresh_token: parsed.refresh_token.clone(),
+        expires_at: Some(parsed.expires_at(sent_at, Duration::from_secs(3600))),
+        audience: Some(API1.to_owned()),
+        token_type: Some(parsed.token_type.clone()),
+        extra: Default::default(),
+    });
+    keeper.set_session(session).unwrap();
+
+    let token = keeper.get_access_token(&TokenRequest::new()).unwrap();
+    assert_eq!(&token.token, &parsed.access_token);
+    let api2 = keeper
+        .get_access_token(&TokenRequest::new().audience(API2))
+        .unwrap();
+    assert_eq!(jwt::audiences(api2.token.secret()), [API2]);
+    assert_eq!(h.stats().grant("refresh_token"), 1);
+}
