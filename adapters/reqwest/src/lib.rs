@@ -146,6 +146,13 @@ impl Builder {
 
     /// The request timeout of the client this builder makes (default
     /// [`DEFAULT_TIMEOUT`]; ignored with [`Builder::client`]).
+    ///
+    /// Keep the configuration's lease ([`ConfigBuilder::lease`], default
+    /// 60 s) longer than any transport timeout: when a lease runs out, a
+    /// waiting caller takes over the refresh even if the first request is
+    /// still on the wire, and both would spend the same refresh token.
+    ///
+    /// [`ConfigBuilder::lease`]: tokenkeeper::ConfigBuilder::lease
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self

@@ -616,3 +616,25 @@ async fn a_login_through_the_core_code_exchange_bootstraps_the_session() {
     assert_eq!(jwt::audiences(api2.token.secret()), [API2]);
     assert_eq!(h.stats().grant("refresh_token"), 1);
 }
+
+#[test]
+fn the_handle_is_clone_send_sync_and_its_futures_are_send() {
+    fn shareable<T: Clone + Send + Sync + 'static>() {}
+    fn send<T: Send>(_: &T) {}
+    shareable::<TokenKeeper>();
+    let keeper = TokenKeeper::new(
+        config_for("http://127.0.0.1:9/token"),
+        offline_session(false),
+    )
+    .unwrap();
+    let request = TokenRequest::new();
+    send(&keeper.get_access_token(&request));
+    let api = keeper.client().get("http://127.0.0.1:9/").build().unwrap();
+    send(&keeper.send_authorized(&request, api));
+    send(&keeper.send_request(tokenkeeper::HttpRequest {
+        method: tokenkeeper::Method::GET,
+        url: "http://127.0.0.1:9/".into(),
+        headers: tokenkeeper::Headers::new(),
+        body: Vec::new(),
+    }));
+}

@@ -556,3 +556,9 @@ fn a_login_through_the_core_code_exchange_bootstraps_the_session() {
     assert_eq!(jwt::audiences(api2.token.secret()), [API2]);
     assert_eq!(h.stats().grant("refresh_token"), 1);
 }
+
+#[test]
+fn the_handle_is_clone_send_sync() {
+    fn shareable<T: Clone + Send + Sync + 'static>() {}
+    shareable::<TokenKeeper>();
+}
