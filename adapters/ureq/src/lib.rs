@@ -63,6 +63,8 @@
 //! processes narrow, but cannot close, the window in which two processes
 //! refresh at the same moment; use one process per session where rotation
 //! is on.
+//!
+//! [`StoreError::Conflict`]: tokenkeeper::StoreError::Conflict
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
