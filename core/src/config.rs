@@ -40,6 +40,11 @@ pub struct Config {
     pub(crate) lease: Duration,
     pub(crate) session_ceiling_leeway: Duration,
     pub(crate) limits: Limits,
+    pub(crate) issuer: Option<String>,
+    pub(crate) revocation_endpoint: Option<String>,
+    pub(crate) clock_tolerance: Duration,
+    pub(crate) require_iss: bool,
+    pub(crate) supported_auth_methods: Option<alloc::vec::Vec<String>>,
 }
 
 impl Config {
@@ -64,6 +69,11 @@ impl Config {
                 lease: Duration::from_secs(60),
                 session_ceiling_leeway: Duration::from_secs(30),
                 limits: Limits::default(),
+                issuer: None,
+                revocation_endpoint: None,
+                clock_tolerance: Duration::from_secs(60),
+                require_iss: false,
+                supported_auth_methods: None,
             },
             problem: None,
         }
@@ -91,6 +101,18 @@ impl Config {
     #[must_use]
     pub fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    /// The issuer, when configured (ID tokens are validated against it).
+    #[must_use]
+    pub fn issuer(&self) -> Option<&str> {
+        self.issuer.as_deref()
+    }
+
+    /// The client authentication method.
+    #[must_use]
+    pub fn client_auth(&self) -> &ClientAuth {
+        &self.client_auth
     }
 
     /// The default scope for `audience` (`None`: the default audience).
@@ -211,6 +233,40 @@ impl ConfigBuilder {
         self
     }
 
+    /// The issuer (needed to validate ID tokens at login and refresh, and
+    /// as the audience of `private_key_jwt` assertions).
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.config.issuer = Some(issuer.into());
+        self
+    }
+
+    /// The revocation endpoint (RFC 7009), for logout.
+    pub fn revocation_endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        self.config.revocation_endpoint = Some(endpoint.into());
+        self
+    }
+
+    /// Clock tolerance for ID token `exp`/`iat` checks (default 60 s).
+    pub fn clock_tolerance(mut self, tolerance: Duration) -> Self {
+        self.config.clock_tolerance = tolerance;
+        self
+    }
+
+    /// Takes the endpoints and issuer from discovered metadata, requires
+    /// the `iss` callback parameter when the server announces it (RFC 9207),
+    /// and remembers the advertised client authentication methods so
+    /// [`ConfigBuilder::build`] can refuse an unsupported one.
+    pub fn metadata(mut self, metadata: &crate::discovery::AuthorizationServerMetadata) -> Self {
+        self.config.token_endpoint = metadata.token_endpoint.clone();
+        self.config.issuer = Some(metadata.issuer.clone());
+        if let Some(revocation) = &metadata.revocation_endpoint {
+            self.config.revocation_endpoint = Some(revocation.clone());
+        }
+        self.config.require_iss = metadata.authorization_response_iss_parameter_supported;
+        self.config.supported_auth_methods = metadata.token_endpoint_auth_methods_supported.clone();
+        self
+    }
+
     /// Validates and returns the configuration.
     ///
     /// # Errors
@@ -235,6 +291,19 @@ impl ConfigBuilder {
         }
         if c.lease.as_secs() == 0 {
             return invalid("the lease must be at least one second");
+        }
+        if let Some(endpoint) = &c.revocation_endpoint
+            && !is_http_url(endpoint)
+        {
+            return invalid("the revocation endpoint must be an absolute http(s) URL");
+        }
+        if let Some(methods) = &c.supported_auth_methods
+            && !methods.iter().any(|m| m == c.client_auth.method_name())
+        {
+            return Err(Error::InvalidConfiguration(alloc::format!(
+                "the authorization server does not support the client authentication method {}",
+                c.client_auth.method_name()
+            )));
         }
         if matches!(c.default_scope, DefaultScope::PerAudience(_)) && c.default_audience.is_none() {
             return invalid("When defining scope as a Map, an audience is required.");

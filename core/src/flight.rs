@@ -12,6 +12,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::error::Error;
+use crate::http::HttpRequest;
 use crate::secret::RefreshToken;
 use crate::time::UnixTime;
 
@@ -45,15 +46,32 @@ pub(crate) enum Destination {
 
 /// What a flight is for.
 #[derive(Debug, Clone)]
+pub(crate) enum FlightKind {
+    /// A `refresh_token` grant spending this refresh token.
+    Refresh {
+        destination: Destination,
+        refresh_token: RefreshToken,
+    },
+    /// The `authorization_code` exchange of a login; the ID token must carry
+    /// this nonce.
+    CodeExchange { nonce: String },
+    /// A `client_credentials` grant (machine to machine).
+    ClientCredentials,
+    /// An RFC 8693 token exchange; the result is handed back, not stored.
+    TokenExchange,
+    /// The revocation of the session's refresh token at logout.
+    Revocation,
+}
+
+/// A request in flight.
+#[derive(Debug, Clone)]
 pub(crate) struct Flight {
     pub id: RequestId,
-    pub destination: Destination,
+    pub kind: FlightKind,
     /// The audience the request resolved to (for waiters' matching).
     pub audience: Option<String>,
     /// The merged scope asked for (recorded as `requestedScope`).
     pub requested_scope: String,
-    /// The refresh token the request spends.
-    pub refresh_token: RefreshToken,
     /// When the request was built (the base of `expiresAt`).
     pub sent_at: UnixTime,
     /// When the lease runs out.
@@ -63,6 +81,19 @@ pub(crate) struct Flight {
     pub attempt: u8,
     /// Whether the request asked for a DPoP-bound token.
     pub dpop: bool,
+    /// The request as built, before any DPoP proof: a retry re-signs it.
+    #[allow(dead_code)] // re-signed by the DPoP nonce retry
+    pub request: HttpRequest,
+}
+
+impl Flight {
+    /// The refresh token a refresh spends.
+    pub fn refresh_token(&self) -> Option<&RefreshToken> {
+        match &self.kind {
+            FlightKind::Refresh { refresh_token, .. } => Some(refresh_token),
+            _ => None,
+        }
+    }
 }
 
 /// How a finished flight ended, kept for the callers that waited on it.
@@ -93,7 +124,23 @@ impl Flights {
 
     /// The refresh in flight, if any (there is at most one).
     pub fn refresh_in_flight(&self) -> Option<RequestId> {
-        self.active.first().map(|f| f.id)
+        self.active
+            .iter()
+            .find(|f| matches!(f.kind, FlightKind::Refresh { .. }))
+            .map(|f| f.id)
+    }
+
+    /// The client-credentials request in flight for this audience and
+    /// scope, if any.
+    pub fn machine_in_flight(&self, audience: Option<&str>, scope: &str) -> Option<RequestId> {
+        self.active
+            .iter()
+            .find(|f| {
+                matches!(f.kind, FlightKind::ClientCredentials)
+                    && f.audience.as_deref() == audience
+                    && crate::scope::same_set(&f.requested_scope, scope)
+            })
+            .map(|f| f.id)
     }
 
     pub fn is_active(&self, id: RequestId) -> bool {

@@ -169,6 +169,16 @@ impl Session {
         &self.extra
     }
 
+    /// Sets the `internal` member (the SDK's `sid`, `createdAt`, …).
+    pub fn set_internal(&mut self, internal: Map<String, Value>) {
+        self.extra
+            .insert("internal".into(), Value::Object(internal));
+    }
+
+    pub(crate) fn set_generation(&mut self, generation: u64) {
+        self.state.generation = generation;
+    }
+
     pub(crate) fn bump_generation(&mut self) -> u64 {
         self.state.generation = self.state.generation.wrapping_add(1);
         self.state.generation
@@ -178,7 +188,6 @@ impl Session {
         self.state.reauthentication_required = true;
     }
 
-    #[allow(dead_code)] // used by revocation at logout
     pub(crate) fn set_logged_out(&mut self) {
         self.state.logged_out = true;
     }

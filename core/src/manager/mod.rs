@@ -37,25 +37,30 @@
 //! old one at once and raises an event, and nothing but a successful
 //! response changes the stored tokens.
 
+mod exchange;
+mod login;
+mod machine;
+mod refresh;
+mod resource;
+mod revocation;
+
+pub use resource::ResourceVerdict;
+
 use alloc::boxed::Box;
-use alloc::format;
 use alloc::string::String;
 use core::cell::RefCell;
 use core::fmt;
 
-use crate::cache::WantedScope;
+use crate::cache::{TokenCache, WantedScope};
 use crate::config::Config;
 use crate::entropy::Entropy;
-use crate::error::{Error, ResponseError};
-use crate::flight::{Destination, Flight, Flights, RequestId};
+use crate::error::Error;
+use crate::flight::{Destination, Flight, FlightKind, Flights, RequestId};
 use crate::grant::RefreshRequest;
-use crate::http::{Headers, HttpRequest, HttpResponse, Method};
-use crate::jwt;
-use crate::scope;
+use crate::http::{HttpRequest, HttpResponse};
 use crate::secret::AccessToken;
 use crate::session::Session;
 use crate::time::UnixTime;
-use crate::token::response::parse_mfa_required;
 use crate::token::{AccessTokenSet, Decision, Freshness, TokenResponse, TokenType};
 
 /// What a caller asks for: the SDK's `getAccessToken` options.
@@ -198,6 +203,10 @@ pub enum Completion<'a> {
     /// error says (`invalid_grant` marks the session for re-authentication;
     /// `missing_scopes` stored the token anyway).
     Failed(Error),
+    /// A token exchange (RFC 8693) finished; its result is not stored.
+    Exchanged(alloc::boxed::Box<TokenResponse>),
+    /// The refresh token was revoked (logout finished).
+    Revoked,
 }
 
 /// Why the session changed.
@@ -216,23 +225,10 @@ pub enum ChangeReason {
     Evicted,
     /// The session was logged out.
     LoggedOut,
+    /// A login finished: a new session.
+    LoggedIn,
     /// A resource server rejected an access token (`invalid_token`); it is
     /// marked expired so the next request refreshes it.
-    TokenRejected,
-}
-
-/// What a resource server's response means for the token that was sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[must_use]
-#[non_exhaustive]
-pub enum ResourceVerdict {
-    /// Nothing about the token: use the response as it is.
-    Accepted,
-    /// The server asked for a DPoP nonce and sent one: authorize again (a
-    /// new proof carries it) and resend, once.
-    RetryWithNonce,
-    /// The server rejected the token (`invalid_token`). It is marked
-    /// unusable: get a token again (it will be refreshed) and resend, once.
     TokenRejected,
 }
 
@@ -274,6 +270,8 @@ pub struct TokenManager {
     /// see that the two never overlap).
     flights: RefCell<Flights>,
     events: alloc::collections::VecDeque<Event>,
+    /// Machine-to-machine tokens (client credentials), by audience and scope.
+    machine_cache: TokenCache,
     #[allow(dead_code)] // drawn from by DPoP proofs and PKCE.
     entropy: Box<dyn Entropy + Send>,
 }
@@ -297,6 +295,7 @@ impl TokenManager {
             session: None,
             flights: RefCell::new(Flights::default()),
             events: alloc::collections::VecDeque::new(),
+            machine_cache: TokenCache::new(),
             entropy: Box::new(entropy),
         }
     }
@@ -390,13 +389,30 @@ impl TokenManager {
                     Destination::Entry(audience) => Some(audience.clone()),
                     Destination::Main => request.audience.map(String::from),
                 };
-                Action::Send(this.start_refresh(
-                    session,
-                    destination,
+                let refresh_token = session
+                    .token_set
+                    .refresh_token
+                    .clone()
+                    .expect("a refresh needs a refresh token");
+                let requested_scope = wanted.merged();
+                let request = RefreshRequest {
+                    token_endpoint: &config.token_endpoint,
+                    client_id: &config.client_id,
+                    client_auth: &config.client_auth,
+                    refresh_token: &refresh_token,
+                    scope: request.scope.is_some().then_some(requested_scope.as_str()),
+                    target: target.as_deref(),
+                    target_parameter: config.target_parameter,
+                }
+                .build();
+                Action::Send(this.launch(
+                    FlightKind::Refresh {
+                        destination,
+                        refresh_token,
+                    },
                     audience.map(String::from),
-                    target,
-                    wanted.merged(),
-                    request.scope.is_some(),
+                    requested_scope,
+                    request,
                     now,
                 ))
             }
@@ -441,44 +457,37 @@ impl TokenManager {
         self.get_access_token(&request, now)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn start_refresh(
+    /// RFC 9449 §5: a token asked for with DPoP must come back as DPoP.
+    fn check_token_type(&self, flight: &Flight, parsed: &TokenResponse) -> Result<(), Error> {
+        if flight.dpop && parsed.token_type != TokenType::DPoP {
+            return Err(Error::TokenTypeMismatch {
+                received: String::from(parsed.token_type.as_str()),
+            });
+        }
+        Ok(())
+    }
+
+    /// Registers a flight for `request` and hands the request out.
+    fn launch(
         &self,
-        session: &Session,
-        destination: Destination,
+        kind: FlightKind,
         audience: Option<String>,
-        target: Option<String>,
         requested_scope: String,
-        send_scope: bool,
+        request: HttpRequest,
         now: UnixTime,
     ) -> OutgoingRequest {
-        let refresh_token = session
-            .token_set
-            .refresh_token
-            .clone()
-            .expect("refresh needs a refresh token");
-        let request = RefreshRequest {
-            token_endpoint: &self.config.token_endpoint,
-            client_id: &self.config.client_id,
-            client_auth: &self.config.client_auth,
-            refresh_token: &refresh_token,
-            scope: send_scope.then_some(requested_scope.as_str()),
-            target: target.as_deref(),
-            target_parameter: self.config.target_parameter,
-        }
-        .build();
         let mut flights = self.flights.borrow_mut();
         let id = flights.next_id();
         flights.start(Flight {
             id,
-            destination,
+            kind,
             audience,
             requested_scope,
-            refresh_token,
             sent_at: now,
             deadline: now.saturating_add(self.config.lease),
             attempt: 0,
             dpop: false,
+            request: request.clone(),
         });
         OutgoingRequest { id, request }
     }
@@ -490,271 +499,50 @@ impl TokenManager {
         response: HttpResponse,
         now: UnixTime,
     ) -> Completion<'_> {
-        let Some((flight, abandoned)) = self.flights.get_mut().take(id) else {
+        let Some((flight, _abandoned)) = self.flights.get_mut().take(id) else {
             return Completion::Failed(Error::UnknownRequest);
         };
-        let current_refresh_token = self
-            .session
-            .as_ref()
-            .and_then(|s| s.token_set.refresh_token.as_ref());
-        if abandoned && current_refresh_token != Some(&flight.refresh_token) {
-            // The lease ran out and the session moved on: applying this
-            // response could overwrite newer tokens.
-            return Completion::Failed(Error::RequestAbandoned);
-        }
-        match self.apply_refresh(&flight, &response, now) {
-            Ok(()) => {
-                self.flights.get_mut().finish(&flight, Ok(()));
-                let session = self.session.as_ref().expect("applied to a session");
-                Completion::Ready(flight_token_ref(session, &flight))
-            }
-            Err(error) => {
-                self.flights.get_mut().finish(&flight, Err(error.clone()));
-                Completion::Failed(error)
-            }
-        }
-    }
-
-    /// Applies a refresh response to the session. On error nothing stored
-    /// changes, except: `invalid_grant` marks the session for
-    /// re-authentication, and a rotated refresh token is kept even when the
-    /// access token cannot be used.
-    fn apply_refresh(
-        &mut self,
-        flight: &Flight,
-        response: &HttpResponse,
-        now: UnixTime,
-    ) -> Result<(), Error> {
-        let limits = self.config.limits;
-        let parsed = match TokenResponse::parse(response, &limits) {
-            Ok(parsed) => parsed,
-            // `invalid_grant`: the refresh token is dead. `invalid_target`:
-            // servers such as node-oidc-provider consume the refresh token
-            // before checking the resource, so sending it again would be a
-            // replay that revokes the whole grant.
-            Err(ResponseError::Server(server))
-                if server.error == "invalid_grant" || server.error == "invalid_target" =>
-            {
-                let session = self.session.as_mut().ok_or(Error::MissingSession)?;
-                if session.token_set.refresh_token.as_ref() == Some(&flight.refresh_token) {
-                    session.set_reauthentication_required();
-                    let generation = session.bump_generation();
-                    self.events.push_back(Event::SessionChanged {
-                        generation,
-                        reason: ChangeReason::ReauthenticationRequired,
-                    });
-                }
-                return Err(Error::FailedToRefreshToken(ResponseError::Server(server)));
-            }
-            Err(ResponseError::Server(server)) if server.error == "mfa_required" => {
-                return Err(match parse_mfa_required(response, &limits) {
-                    Some(mfa) => Error::MfaRequired(mfa),
-                    None => Error::FailedToRefreshToken(ResponseError::Server(server)),
-                });
-            }
-            Err(other) => return Err(Error::FailedToRefreshToken(other)),
-        };
-        let session = self.session.as_mut().ok_or(Error::MissingSession)?;
-
-        // `sub` continuity: a refreshed ID token must name the same user.
-        if let Some(new_id_token) = &parsed.id_token {
-            let new_sub = jwt::decode_claims(new_id_token.secret())
-                .ok()
-                .and_then(|c| c.get("sub").and_then(|s| s.as_str()).map(String::from));
-            let Some(new_sub) = new_sub else {
-                return Err(Error::FailedToRefreshToken(ResponseError::Malformed {
-                    status: response.status,
-                    reason: "the id_token is not a JWT with a sub claim",
-                }));
-            };
-            let old_sub = session
-                .token_set
-                .id_token
+        if let Some(spent) = flight.refresh_token() {
+            let current = self
+                .session
                 .as_ref()
-                .and_then(|t| jwt::decode_claims(t.secret()).ok())
-                .and_then(|c| c.get("sub").and_then(|s| s.as_str()).map(String::from));
-            if old_sub.is_some_and(|old| old != new_sub) {
-                return Err(Error::SubjectMismatch);
+                .and_then(|s| s.token_set.refresh_token.as_ref());
+            if current != Some(spent) {
+                // The session moved on (a new login, a logout, or a lease
+                // that ran out): applying this could overwrite newer tokens.
+                return Completion::Failed(Error::RequestAbandoned);
             }
         }
-
-        // The rotated refresh token is stored first: the old one is spent
-        // whatever happens to the access token.
-        let rotated = match parsed.refresh_token.clone() {
-            Some(new) if session.token_set.refresh_token.as_ref() != Some(&new) => {
-                session.token_set.refresh_token = Some(new);
-                true
+        let result = match &flight.kind {
+            FlightKind::Refresh { .. } => self.apply_refresh(&flight, &response, now),
+            FlightKind::CodeExchange { .. } => self.apply_login(&flight, &response, now),
+            FlightKind::ClientCredentials => self.apply_machine_token(&flight, &response, now),
+            FlightKind::TokenExchange => {
+                let result = self.parse_exchanged(&response);
+                self.flights
+                    .get_mut()
+                    .finish(&flight, result.as_ref().map(|_| ()).map_err(Clone::clone));
+                return match result {
+                    Ok(token) => Completion::Exchanged(alloc::boxed::Box::new(token)),
+                    Err(error) => Completion::Failed(error),
+                };
             }
-            _ => false,
+            FlightKind::Revocation => {
+                let result = self.apply_revocation(&response);
+                self.flights.get_mut().finish(&flight, result.clone());
+                return match result {
+                    Ok(()) => Completion::Revoked,
+                    Err(error) => Completion::Failed(error),
+                };
+            }
         };
-
-        let token_type_error = if flight.dpop && parsed.token_type != TokenType::DPoP {
-            Some(Error::TokenTypeMismatch {
-                received: String::from(parsed.token_type.as_str()),
-            })
-        } else {
-            None
-        };
-        let expires_at = parsed.expires_at(flight.sent_at, self.config.default_lifetime);
-        let unusable = if let Some(error) = token_type_error {
-            Some(error)
-        } else if expires_at <= now {
-            Some(Error::FailedToRefreshToken(ResponseError::Malformed {
-                status: response.status,
-                reason: "the access token expired before the response arrived",
-            }))
-        } else {
-            None
-        };
-        if let Some(error) = unusable {
-            if rotated {
-                let generation = session.bump_generation();
-                self.events.push_back(Event::SessionChanged {
-                    generation,
-                    reason: ChangeReason::TokensUpdated {
-                        refresh_token_rotated: true,
-                    },
-                });
-            }
-            return Err(error);
-        }
-
-        // RFC 6749 §5.1: no `scope` means "as requested".
-        let granted = parsed
-            .scope
-            .clone()
-            .unwrap_or_else(|| flight.requested_scope.clone());
-        let requested =
-            (!flight.requested_scope.is_empty()).then(|| flight.requested_scope.clone());
-        let mut evicted = 0;
-        match &flight.destination {
-            Destination::Main => {
-                let set = &mut session.token_set;
-                set.access_token = parsed.access_token.clone();
-                set.expires_at = Some(expires_at);
-                set.scope = Some(granted.clone());
-                if requested.is_some() {
-                    set.requested_scope = requested;
-                }
-                if set.audience.is_none() {
-                    set.audience = flight.audience.clone();
-                }
-                set.token_type = Some(parsed.token_type.clone());
-                if let Some(id_token) = &parsed.id_token {
-                    set.id_token = Some(id_token.clone());
-                }
-            }
-            Destination::Entry(audience) => {
-                if let Some(id_token) = &parsed.id_token {
-                    session.token_set.id_token = Some(id_token.clone());
-                }
-                session.cache.upsert(AccessTokenSet {
-                    access_token: parsed.access_token.clone(),
-                    scope: Some(granted.clone()),
-                    requested_scope: Some(flight.requested_scope.clone()),
-                    audience: audience.clone(),
-                    expires_at: Some(expires_at),
-                    token_type: Some(parsed.token_type.clone()),
-                    extra: serde_json::Map::new(),
-                });
-                evicted = session.cache.evict_over(
-                    self.config.max_cache_entries,
-                    Some((audience, &flight.requested_scope)),
-                );
-            }
-        }
-        let generation = session.bump_generation();
-        self.events.push_back(Event::SessionChanged {
-            generation,
-            reason: ChangeReason::TokensUpdated {
-                refresh_token_rotated: rotated,
+        self.flights.get_mut().finish(&flight, result.clone());
+        match result {
+            Ok(()) => match self.flight_token_ref(&flight) {
+                Some(token) => Completion::Ready(token),
+                None => Completion::Failed(Error::UnknownRequest),
             },
-        });
-        if evicted > 0 {
-            self.events.push_back(Event::SessionChanged {
-                generation,
-                reason: ChangeReason::Evicted,
-            });
-        }
-        if self.config.strict_scopes {
-            let missing = scope::missing(&flight.requested_scope, &granted);
-            if !missing.is_empty() {
-                return Err(Error::MissingScopes { missing });
-            }
-        }
-        Ok(())
-    }
-
-    /// The headers that authorize a request to a resource server with
-    /// `token`: `Authorization: Bearer …` for a Bearer token. A DPoP-bound
-    /// token is never sent as Bearer.
-    ///
-    /// # Errors
-    /// [`Error::Dpop`] when the token is DPoP-bound and no DPoP key is
-    /// configured, or for a token type this crate cannot present.
-    pub fn authorize(
-        &mut self,
-        method: &Method,
-        url: &str,
-        token: &AccessTokenInfo,
-        now: UnixTime,
-    ) -> Result<Headers, Error> {
-        let _ = (method, url, now);
-        let mut headers = Headers::new();
-        match &token.token_type {
-            TokenType::Bearer => {
-                headers.append("Authorization", format!("Bearer {}", token.token.secret()));
-                Ok(headers)
-            }
-            TokenType::DPoP => Err(Error::Dpop(String::from(
-                "the token is DPoP-bound and no DPoP key is configured",
-            ))),
-            TokenType::Other(other) => Err(Error::Dpop(format!(
-                "cannot present a token of type {other}"
-            ))),
-        }
-    }
-
-    /// Learns from a resource server's response to a request authorized
-    /// with `token`. See [`ResourceVerdict`].
-    pub fn handle_resource_response(
-        &mut self,
-        url: &str,
-        token: &AccessTokenInfo,
-        response: &HttpResponse,
-        now: UnixTime,
-    ) -> ResourceVerdict {
-        let _ = (url, now);
-        if response.status != 401 {
-            return ResourceVerdict::Accepted;
-        }
-        let invalid_token = response
-            .headers
-            .get_all("www-authenticate")
-            .any(|v| v.contains("invalid_token"));
-        if !invalid_token {
-            return ResourceVerdict::Accepted;
-        }
-        self.invalidate(token.token.secret());
-        ResourceVerdict::TokenRejected
-    }
-
-    /// Marks every stored copy of `access_token` expired.
-    fn invalidate(&mut self, access_token: &str) {
-        let Some(session) = self.session.as_mut() else {
-            return;
-        };
-        let mut found = session.cache.invalidate(access_token);
-        if session.token_set.access_token.secret() == access_token {
-            session.token_set.expires_at = Some(UnixTime::EPOCH);
-            found = true;
-        }
-        if found {
-            let generation = session.bump_generation();
-            self.events.push_back(Event::SessionChanged {
-                generation,
-                reason: ChangeReason::TokenRejected,
-            });
+            Err(error) => Completion::Failed(error),
         }
     }
 
@@ -819,8 +607,33 @@ impl TokenManager {
         self.flights
             .borrow()
             .active()
-            .map(|f| f.refresh_token.clone())
+            .filter_map(|f| f.refresh_token().cloned())
             .collect()
+    }
+}
+
+impl TokenManager {
+    /// The token a finished flight stored (`None` only if it vanished,
+    /// which the write paths rule out).
+    fn flight_token_ref(&self, flight: &Flight) -> Option<AccessTokenRef<'_>> {
+        let wanted = WantedScope::new(&flight.requested_scope, "");
+        match &flight.kind {
+            FlightKind::ClientCredentials => self
+                .machine_cache
+                .find(flight.audience.as_deref().unwrap_or(""), &wanted)
+                .map(entry_ref),
+            FlightKind::Refresh {
+                destination: Destination::Entry(audience),
+                ..
+            } => {
+                let session = self.session.as_ref()?;
+                session.cache.find(audience, &wanted).map(entry_ref)
+            }
+            _ => {
+                let session = self.session.as_ref()?;
+                Some(token_ref(session, Location::Main { covers: true }))
+            }
+        }
     }
 }
 
@@ -866,23 +679,6 @@ fn locate<'a, 's>(
             audience: aud,
             entry: session.cache.find(aud, wanted),
         },
-    }
-}
-
-fn flight_token_ref<'s>(session: &'s Session, flight: &Flight) -> AccessTokenRef<'s> {
-    match &flight.destination {
-        Destination::Main => token_ref(session, Location::Main { covers: true }),
-        Destination::Entry(audience) => {
-            let wanted = WantedScope::new(&flight.requested_scope, "");
-            let entry = session.cache.find(audience, &wanted);
-            token_ref(
-                session,
-                Location::Entry {
-                    audience: "",
-                    entry,
-                },
-            )
-        }
     }
 }
 

@@ -1,0 +1,35 @@
+//! Token exchange (RFC 8693): the result is handed back, never stored.
+
+use alloc::string::String;
+
+use super::{OutgoingRequest, TokenManager};
+use crate::error::Error;
+use crate::flight::FlightKind;
+use crate::grant::token_exchange::{TokenExchangeRequest, parse_response};
+use crate::http::HttpResponse;
+use crate::time::UnixTime;
+use crate::token::TokenResponse;
+
+impl TokenManager {
+    /// Sends a token exchange built by the caller (see
+    /// [`TokenExchangeRequest`]); its response, through
+    /// [`TokenManager::handle_response`], gives
+    /// [`Completion::Exchanged`](super::Completion::Exchanged).
+    ///
+    /// # Errors
+    /// [`Error::TokenExchange`] when the request is invalid (token type URIs,
+    /// a missing actor token type, …).
+    pub fn exchange_token(
+        &mut self,
+        request: &TokenExchangeRequest<'_>,
+        now: UnixTime,
+    ) -> Result<OutgoingRequest, Error> {
+        let http = request.build().map_err(Error::TokenExchange)?;
+        Ok(self.launch(FlightKind::TokenExchange, None, String::new(), http, now))
+    }
+
+    /// Parses an exchange response (`issued_token_type` required).
+    pub(super) fn parse_exchanged(&self, response: &HttpResponse) -> Result<TokenResponse, Error> {
+        parse_response(response, &self.config.limits).map_err(Error::TokenExchange)
+    }
+}

@@ -1,0 +1,147 @@
+//! Login: the authorization code exchange that starts a session.
+//!
+//! ```text
+//! LoginRequest::start(entropy) ──► (authorization URL, LoginTransaction)   the host redirects
+//! exchange_code(transaction, callback, now) ──► OutgoingRequest           state, iss, error checked
+//! handle_response(id, response, now) ──► Completion::Ready(token)          ID token checked,
+//!                                                                          session started
+//! ```
+
+use alloc::string::String;
+
+use serde_json::Value;
+
+use super::{ChangeReason, Event, OutgoingRequest, TokenManager};
+use crate::error::{Error, ResponseError};
+use crate::flight::{Flight, FlightKind};
+use crate::http::HttpResponse;
+use crate::id_token::IdTokenValidator;
+use crate::login::LoginTransaction;
+use crate::session::Session;
+use crate::time::UnixTime;
+use crate::token::response::parse_mfa_required;
+use crate::token::{TokenResponse, TokenSet};
+
+impl TokenManager {
+    /// Validates the login callback (`state`, `error`, and `iss` per RFC
+    /// 9207) and builds the authorization code exchange. Its response,
+    /// through [`TokenManager::handle_response`], starts the session.
+    ///
+    /// # Errors
+    /// [`Error::Login`] with the failed check's code (`state_mismatch`,
+    /// `authorization_error`, `issuer_mismatch`, …).
+    pub fn exchange_code(
+        &mut self,
+        transaction: &LoginTransaction,
+        callback: &str,
+        now: UnixTime,
+    ) -> Result<OutgoingRequest, Error> {
+        let code = transaction
+            .validate_callback(
+                callback,
+                self.config.issuer.as_deref(),
+                self.config.require_iss,
+            )
+            .map_err(Error::Login)?;
+        let request = transaction
+            .code_exchange(
+                &code,
+                &self.config.token_endpoint,
+                &self.config.client_id,
+                &self.config.client_auth,
+            )
+            .build();
+        Ok(self.launch(
+            FlightKind::CodeExchange {
+                nonce: String::from(transaction.nonce().secret()),
+            },
+            transaction.audience().map(String::from),
+            String::from(transaction.scope()),
+            request,
+            now,
+        ))
+    }
+
+    /// Applies a code exchange response: a new session with the tokens, the
+    /// requested scope, the normalised `token_type` and the ID token's
+    /// claims as the user.
+    pub(super) fn apply_login(
+        &mut self,
+        flight: &Flight,
+        response: &HttpResponse,
+        now: UnixTime,
+    ) -> Result<(), Error> {
+        let limits = self.config.limits;
+        let parsed = match TokenResponse::parse(response, &limits) {
+            Ok(parsed) => parsed,
+            Err(ResponseError::Server(server)) if server.error == "mfa_required" => {
+                return Err(match parse_mfa_required(response, &limits) {
+                    Some(mfa) => Error::MfaRequired(mfa),
+                    None => Error::TokenRequestFailed(ResponseError::Server(server)),
+                });
+            }
+            Err(other) => return Err(Error::TokenRequestFailed(other)),
+        };
+        self.check_token_type(flight, &parsed)?;
+        let expires_at = parsed.expires_at(flight.sent_at, self.config.default_lifetime);
+        if expires_at <= now {
+            return Err(Error::TokenRequestFailed(ResponseError::Malformed {
+                status: response.status,
+                reason: "the access token expired before the response arrived",
+            }));
+        }
+        let FlightKind::CodeExchange { nonce } = &flight.kind else {
+            return Err(Error::UnknownRequest);
+        };
+        let claims = match &parsed.id_token {
+            Some(id_token) => {
+                let issuer = self.config.issuer.as_deref().ok_or_else(|| {
+                    Error::InvalidConfiguration(String::from(
+                        "an issuer is needed to validate the ID token of a login",
+                    ))
+                })?;
+                Some(
+                    IdTokenValidator::new(issuer, &self.config.client_id)
+                        .clock_tolerance(self.config.clock_tolerance)
+                        .validate_login(id_token, nonce, now)?,
+                )
+            }
+            None => None,
+        };
+        let granted = parsed
+            .scope
+            .clone()
+            .unwrap_or_else(|| flight.requested_scope.clone());
+        let mut session = Session::new(TokenSet {
+            access_token: parsed.access_token,
+            id_token: parsed.id_token,
+            scope: Some(granted),
+            requested_scope: Some(flight.requested_scope.clone()),
+            refresh_token: parsed.refresh_token,
+            expires_at: Some(expires_at),
+            audience: flight.audience.clone(),
+            token_type: Some(parsed.token_type),
+            extra: serde_json::Map::new(),
+        });
+        let mut internal = serde_json::Map::new();
+        if let Some(claims) = claims {
+            if let Some(sid) = claims.sid() {
+                internal.insert("sid".into(), Value::from(sid));
+            }
+            session.set_user(Value::Object(claims.into_claims()));
+        }
+        internal.insert("createdAt".into(), Value::from(now.as_secs()));
+        session.set_internal(internal);
+        // Continue the generation of the session this one replaces, so a
+        // store's compare-and-swap sees a newer value.
+        let previous = self.session.as_ref().map_or(0, Session::generation);
+        session.set_generation(previous);
+        let generation = session.bump_generation();
+        self.session = Some(session);
+        self.events.push_back(Event::SessionChanged {
+            generation,
+            reason: ChangeReason::LoggedIn,
+        });
+        Ok(())
+    }
+}

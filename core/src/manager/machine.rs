@@ -1,0 +1,106 @@
+//! Machine-to-machine tokens: the `client_credentials` grant, cached per
+//! audience and scope and coalesced like refreshes (one request per
+//! audience + scope in flight; other callers wait on it).
+
+use alloc::string::String;
+
+use super::{Action, TokenManager, TokenRequest, entry_ref};
+use crate::cache::WantedScope;
+use crate::error::{Error, ResponseError};
+use crate::flight::{Flight, FlightKind};
+use crate::grant::client_credentials::ClientCredentialsRequest;
+use crate::http::HttpResponse;
+use crate::time::UnixTime;
+use crate::token::{AccessTokenSet, Decision, Freshness, TokenResponse};
+
+impl TokenManager {
+    /// A client-credentials token for `request.audience` with
+    /// `request.scope` (the configured default scope is not merged in: it
+    /// is a user login's). Needs no session.
+    pub fn get_client_credentials_token(
+        &mut self,
+        request: &TokenRequest<'_>,
+        now: UnixTime,
+    ) -> Action<'_> {
+        let this: &Self = self;
+        let audience = request.audience.or(this.config.default_audience.as_deref());
+        let scope = request.scope.unwrap_or("");
+        let wanted = WantedScope::new(scope, "");
+        let entry = this.machine_cache.find(audience.unwrap_or(""), &wanted);
+        let freshness = Freshness {
+            has_access_token: entry.is_some(),
+            expires_at: entry.and_then(|e| e.expires_at),
+            // A client can always ask for a new token.
+            has_refresh_token: true,
+        };
+        match freshness.decide(now, this.config.refresh_buffer, request.force_refresh) {
+            Decision::Ready => match entry {
+                Some(entry) => Action::Ready(entry_ref(entry)),
+                None => Action::LoginRequired(Error::MissingSession),
+            },
+            _ => {
+                if let Some(id) = this.flights.borrow().machine_in_flight(audience, scope) {
+                    return Action::Wait(id);
+                }
+                let mut builder = ClientCredentialsRequest::new(
+                    &this.config.token_endpoint,
+                    &this.config.client_id,
+                    &this.config.client_auth,
+                );
+                if !scope.is_empty() {
+                    builder = builder.scope(scope);
+                }
+                if let Some(audience) = audience {
+                    builder = builder.target(audience, this.config.target_parameter);
+                }
+                let http = builder.build();
+                Action::Send(this.launch(
+                    FlightKind::ClientCredentials,
+                    audience.map(String::from),
+                    String::from(scope),
+                    http,
+                    now,
+                ))
+            }
+        }
+    }
+
+    /// Stores a client-credentials token in the machine cache.
+    pub(super) fn apply_machine_token(
+        &mut self,
+        flight: &Flight,
+        response: &HttpResponse,
+        now: UnixTime,
+    ) -> Result<(), Error> {
+        let parsed = TokenResponse::parse(response, &self.config.limits)
+            .map_err(Error::TokenRequestFailed)?;
+        self.check_token_type(flight, &parsed)?;
+        let expires_at = parsed.expires_at(flight.sent_at, self.config.default_lifetime);
+        if expires_at <= now {
+            return Err(Error::TokenRequestFailed(ResponseError::Malformed {
+                status: response.status,
+                reason: "the access token expired before the response arrived",
+            }));
+        }
+        let audience = flight.audience.clone().unwrap_or_default();
+        self.machine_cache.upsert(AccessTokenSet {
+            access_token: parsed.access_token,
+            scope: Some(
+                parsed
+                    .scope
+                    .unwrap_or_else(|| flight.requested_scope.clone()),
+            ),
+            requested_scope: Some(flight.requested_scope.clone()),
+            audience: audience.clone(),
+            expires_at: Some(expires_at),
+            token_type: Some(parsed.token_type),
+            extra: serde_json::Map::new(),
+        });
+        self.machine_cache.remove_expired(now);
+        self.machine_cache.evict_over(
+            self.config.max_cache_entries,
+            Some((&audience, &flight.requested_scope)),
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,202 @@
+//! Applying a refresh response (RFC 6749 §6) to the session.
+
+use alloc::string::String;
+
+use super::{ChangeReason, Event, TokenManager};
+use crate::error::{Error, ResponseError};
+use crate::flight::{Destination, Flight, FlightKind};
+use crate::http::HttpResponse;
+use crate::id_token::IdTokenValidator;
+use crate::jwt;
+use crate::scope;
+use crate::secret::IdToken;
+use crate::time::UnixTime;
+use crate::token::response::parse_mfa_required;
+use crate::token::{AccessTokenSet, TokenResponse, TokenType};
+
+impl TokenManager {
+    /// Applies a refresh response to the session. On error nothing stored
+    /// changes, except: `invalid_grant` marks the session for
+    /// re-authentication, and a rotated refresh token is kept even when the
+    /// access token cannot be used.
+    pub(super) fn apply_refresh(
+        &mut self,
+        flight: &Flight,
+        response: &HttpResponse,
+        now: UnixTime,
+    ) -> Result<(), Error> {
+        let limits = self.config.limits;
+        let parsed = match TokenResponse::parse(response, &limits) {
+            Ok(parsed) => parsed,
+            // `invalid_grant`: the refresh token is dead. `invalid_target`:
+            // servers such as node-oidc-provider consume the refresh token
+            // before checking the resource, so sending it again would be a
+            // replay that revokes the whole grant.
+            Err(ResponseError::Server(server))
+                if server.error == "invalid_grant" || server.error == "invalid_target" =>
+            {
+                let session = self.session.as_mut().ok_or(Error::MissingSession)?;
+                if session.token_set.refresh_token.as_ref() == flight.refresh_token() {
+                    session.set_reauthentication_required();
+                    let generation = session.bump_generation();
+                    self.events.push_back(Event::SessionChanged {
+                        generation,
+                        reason: ChangeReason::ReauthenticationRequired,
+                    });
+                }
+                return Err(Error::FailedToRefreshToken(ResponseError::Server(server)));
+            }
+            Err(ResponseError::Server(server)) if server.error == "mfa_required" => {
+                return Err(match parse_mfa_required(response, &limits) {
+                    Some(mfa) => Error::MfaRequired(mfa),
+                    None => Error::FailedToRefreshToken(ResponseError::Server(server)),
+                });
+            }
+            Err(other) => return Err(Error::FailedToRefreshToken(other)),
+        };
+        let session = self.session.as_mut().ok_or(Error::MissingSession)?;
+
+        // `sub` continuity: a refreshed ID token must name the same user
+        // (and, with an issuer configured, pass the other checks too).
+        if let Some(new_id_token) = &parsed.id_token {
+            let old_sub = session.token_set.id_token.as_ref().and_then(subject);
+            let new_sub = match (&self.config.issuer, &old_sub) {
+                (Some(issuer), Some(old_sub)) => {
+                    let validator = IdTokenValidator::new(issuer, &self.config.client_id)
+                        .clock_tolerance(self.config.clock_tolerance);
+                    String::from(
+                        validator
+                            .validate_refresh(new_id_token, old_sub, now)?
+                            .sub(),
+                    )
+                }
+                (Some(issuer), None) => {
+                    let validator = IdTokenValidator::new(issuer, &self.config.client_id)
+                        .clock_tolerance(self.config.clock_tolerance);
+                    String::from(validator.validate(new_id_token, None, now)?.sub())
+                }
+                // Without an issuer to check against, only `sub` is read.
+                (None, _) => subject(new_id_token)
+                    .ok_or(Error::IdToken(crate::id_token::IdTokenError::MissingSub))?,
+            };
+            if old_sub.is_some_and(|old| old != new_sub) {
+                return Err(Error::SubjectMismatch);
+            }
+        }
+
+        // The rotated refresh token is stored first: the old one is spent
+        // whatever happens to the access token.
+        let rotated = match parsed.refresh_token.clone() {
+            Some(new) if session.token_set.refresh_token.as_ref() != Some(&new) => {
+                session.token_set.refresh_token = Some(new);
+                true
+            }
+            _ => false,
+        };
+
+        let token_type_error = if flight.dpop && parsed.token_type != TokenType::DPoP {
+            Some(Error::TokenTypeMismatch {
+                received: String::from(parsed.token_type.as_str()),
+            })
+        } else {
+            None
+        };
+        let expires_at = parsed.expires_at(flight.sent_at, self.config.default_lifetime);
+        let unusable = if let Some(error) = token_type_error {
+            Some(error)
+        } else if expires_at <= now {
+            Some(Error::FailedToRefreshToken(ResponseError::Malformed {
+                status: response.status,
+                reason: "the access token expired before the response arrived",
+            }))
+        } else {
+            None
+        };
+        if let Some(error) = unusable {
+            if rotated {
+                let generation = session.bump_generation();
+                self.events.push_back(Event::SessionChanged {
+                    generation,
+                    reason: ChangeReason::TokensUpdated {
+                        refresh_token_rotated: true,
+                    },
+                });
+            }
+            return Err(error);
+        }
+
+        // RFC 6749 §5.1: no `scope` means "as requested".
+        let granted = parsed
+            .scope
+            .clone()
+            .unwrap_or_else(|| flight.requested_scope.clone());
+        let requested =
+            (!flight.requested_scope.is_empty()).then(|| flight.requested_scope.clone());
+        let mut evicted = 0;
+        let FlightKind::Refresh { destination, .. } = &flight.kind else {
+            return Err(Error::UnknownRequest);
+        };
+        match destination {
+            Destination::Main => {
+                let set = &mut session.token_set;
+                set.access_token = parsed.access_token.clone();
+                set.expires_at = Some(expires_at);
+                set.scope = Some(granted.clone());
+                if requested.is_some() {
+                    set.requested_scope = requested;
+                }
+                if set.audience.is_none() {
+                    set.audience = flight.audience.clone();
+                }
+                set.token_type = Some(parsed.token_type.clone());
+                if let Some(id_token) = &parsed.id_token {
+                    set.id_token = Some(id_token.clone());
+                }
+            }
+            Destination::Entry(audience) => {
+                if let Some(id_token) = &parsed.id_token {
+                    session.token_set.id_token = Some(id_token.clone());
+                }
+                session.cache.upsert(AccessTokenSet {
+                    access_token: parsed.access_token.clone(),
+                    scope: Some(granted.clone()),
+                    requested_scope: Some(flight.requested_scope.clone()),
+                    audience: audience.clone(),
+                    expires_at: Some(expires_at),
+                    token_type: Some(parsed.token_type.clone()),
+                    extra: serde_json::Map::new(),
+                });
+                evicted = session.cache.evict_over(
+                    self.config.max_cache_entries,
+                    Some((audience, &flight.requested_scope)),
+                );
+            }
+        }
+        let generation = session.bump_generation();
+        self.events.push_back(Event::SessionChanged {
+            generation,
+            reason: ChangeReason::TokensUpdated {
+                refresh_token_rotated: rotated,
+            },
+        });
+        if evicted > 0 {
+            self.events.push_back(Event::SessionChanged {
+                generation,
+                reason: ChangeReason::Evicted,
+            });
+        }
+        if self.config.strict_scopes {
+            let missing = scope::missing(&flight.requested_scope, &granted);
+            if !missing.is_empty() {
+                return Err(Error::MissingScopes { missing });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The `sub` claim of an ID token, read without validation.
+fn subject(id_token: &IdToken) -> Option<String> {
+    let claims = jwt::decode_claims(id_token.secret()).ok()?;
+    claims.get("sub")?.as_str().map(String::from)
+}

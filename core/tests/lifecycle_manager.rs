@@ -1,0 +1,345 @@
+//! The lifecycle through the manager: login code exchange, client
+//! credentials, token exchange and logout, against scripted responses.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use tokenkeeper::grant::ClientAuth;
+use tokenkeeper::grant::token_exchange::{TokenExchangeRequest, token_types};
+use tokenkeeper::login::LoginRequest;
+use tokenkeeper::{
+    Action, ChangeReason, ClientSecret, Completion, Config, Event, HttpResponse, SeededEntropy,
+    TokenManager, TokenRequest, UnixTime, form,
+};
+
+const ISSUER: &str = "https://as.example";
+
+fn manager() -> TokenManager {
+    let config = Config::builder("https://as.example/token", "client-1")
+        .client_auth(ClientAuth::SecretBasic(ClientSecret::new("s")))
+        .issuer(ISSUER)
+        .scope("openid profile offline_access")
+        .revocation_endpoint("https://as.example/revoke")
+        .build()
+        .unwrap();
+    TokenManager::new(config, SeededEntropy::new(5))
+}
+
+fn id_token(claims: serde_json::Value) -> String {
+    format!(
+        "{}.{}.sig",
+        URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256"}"#),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    )
+}
+
+fn t(s: u64) -> UnixTime {
+    UnixTime::from_secs(s)
+}
+
+fn callback_for(url: &str, code: &str) -> String {
+    let query = url.split_once('?').unwrap().1;
+    let pairs = form::parse(query);
+    let state = form::find(&pairs, "state").unwrap();
+    format!(
+        "https://app.example/cb?code={code}&state={state}&iss={}",
+        form::encode(ISSUER)
+    )
+}
+
+fn login(m: &mut TokenManager, nonce_override: Option<&str>, sub: &str) -> Result<(), String> {
+    let mut entropy = SeededEntropy::new(11);
+    let (url, transaction) = LoginRequest::new(
+        "https://as.example/authorize",
+        "client-1",
+        "https://app.example/cb",
+    )
+    .scope("openid profile offline_access")
+    .audience("https://api1.example.com")
+    .start(&mut entropy)
+    .unwrap();
+    let out = m
+        .exchange_code(&transaction, &callback_for(&url, "code-1"), t(1000))
+        .map_err(|e| e.code().to_string())?;
+    let body = form::parse(std::str::from_utf8(&out.request.body).unwrap());
+    assert_eq!(
+        form::find(&body, "grant_type").as_deref(),
+        Some("authorization_code")
+    );
+    assert_eq!(form::find(&body, "code").as_deref(), Some("code-1"));
+    assert_eq!(
+        form::find(&body, "code_verifier").as_deref(),
+        Some(transaction.code_verifier().secret())
+    );
+    let nonce = nonce_override
+        .unwrap_or(transaction.nonce().secret())
+        .to_string();
+    let token = id_token(serde_json::json!({
+        "iss": ISSUER, "aud": "client-1", "sub": sub, "exp": 5000, "iat": 1000,
+        "nonce": nonce, "sid": "sid-1", "email": "ada@example.com"
+    }));
+    let response = HttpResponse::new(
+        200,
+        serde_json::json!({
+            "access_token": "at-login", "token_type": "bearer", "expires_in": 60,
+            "refresh_token": "rt-login", "id_token": token, "scope": "openid profile offline_access"
+        })
+        .to_string(),
+    );
+    match m.handle_response(out.id, response, t(1001)) {
+        Completion::Ready(tok) => {
+            assert_eq!(tok.token.secret(), "at-login");
+            assert_eq!(tok.expires_at, t(1060), "from the send time");
+            Ok(())
+        }
+        Completion::Failed(e) => Err(e.code().to_string()),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn login_starts_a_session() {
+    let mut m = manager();
+    login(&mut m, None, "auth0|ada").unwrap();
+    assert_eq!(
+        m.poll_event(),
+        Some(Event::SessionChanged {
+            generation: 1,
+            reason: ChangeReason::LoggedIn
+        })
+    );
+    let session = m.session().unwrap();
+    let set = session.token_set();
+    assert_eq!(set.token_type.as_ref().unwrap().as_str(), "Bearer");
+    assert_eq!(
+        set.requested_scope.as_deref(),
+        Some("openid profile offline_access")
+    );
+    assert_eq!(set.audience.as_deref(), Some("https://api1.example.com"));
+    assert_eq!(session.user().unwrap()["email"], "ada@example.com");
+    assert_eq!(session.extra()["internal"]["sid"], "sid-1");
+    // The new session serves tokens.
+    assert!(matches!(
+        m.get_access_token(&TokenRequest::new(), t(1002)),
+        Action::Ready(_)
+    ));
+}
+
+#[test]
+fn login_checks_nonce_state_and_issuer() {
+    let mut m = manager();
+    assert_eq!(
+        login(&mut m, Some("other-nonce"), "auth0|ada").unwrap_err(),
+        "nonce_mismatch"
+    );
+    assert!(m.session().is_none(), "nothing stored");
+
+    let mut entropy = SeededEntropy::new(11);
+    let (url, transaction) = LoginRequest::new(
+        "https://as.example/authorize",
+        "client-1",
+        "https://app.example/cb",
+    )
+    .start(&mut entropy)
+    .unwrap();
+    let wrong_state = "https://app.example/cb?code=c&state=forged";
+    assert_eq!(
+        m.exchange_code(&transaction, wrong_state, t(1))
+            .unwrap_err()
+            .code(),
+        "state_mismatch"
+    );
+    let callback = callback_for(&url, "c").replace("as.example", "evil.example");
+    assert_eq!(
+        m.exchange_code(&transaction, &callback, t(1))
+            .unwrap_err()
+            .code(),
+        "issuer_mismatch"
+    );
+    let denied = format!("{}&error=access_denied", callback_for(&url, "c"));
+    assert_eq!(
+        m.exchange_code(&transaction, &denied, t(1))
+            .unwrap_err()
+            .code(),
+        "authorization_error"
+    );
+}
+
+#[test]
+fn refresh_after_login_checks_sub() {
+    let mut m = manager();
+    login(&mut m, None, "auth0|ada").unwrap();
+    let Action::Send(out) = m.get_access_token(&TokenRequest::new(), t(2000)) else {
+        panic!()
+    };
+    let other = id_token(
+        serde_json::json!({"iss": ISSUER, "aud": "client-1", "sub": "auth0|eve", "exp": 9000, "iat": 2000}),
+    );
+    let response = HttpResponse::new(200, serde_json::json!({"access_token": "x", "token_type": "Bearer", "expires_in": 60, "id_token": other}).to_string());
+    match m.handle_response(out.id, response, t(2000)) {
+        Completion::Failed(e) => assert_eq!(e.code(), "subject_mismatch"),
+        other => panic!("{other:?}"),
+    }
+    // A refreshed ID token for another audience fails validation too.
+    let Action::Send(out) = m.get_access_token(&TokenRequest::new(), t(2000)) else {
+        panic!()
+    };
+    let wrong_aud = id_token(
+        serde_json::json!({"iss": ISSUER, "aud": "someone-else", "sub": "auth0|ada", "exp": 9000, "iat": 2000}),
+    );
+    let response = HttpResponse::new(200, serde_json::json!({"access_token": "x", "token_type": "Bearer", "expires_in": 60, "id_token": wrong_aud}).to_string());
+    match m.handle_response(out.id, response, t(2000)) {
+        Completion::Failed(e) => assert_eq!(e.code(), "audience_mismatch"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        m.session().unwrap().token_set().access_token.secret(),
+        "at-login"
+    );
+}
+
+#[test]
+fn client_credentials_are_cached_and_coalesced() {
+    let mut m = manager();
+    let req = TokenRequest::new()
+        .audience("https://api1.example.com")
+        .scope("read:data");
+    let Action::Send(out) = m.get_client_credentials_token(&req, t(100)) else {
+        panic!()
+    };
+    let body = form::parse(std::str::from_utf8(&out.request.body).unwrap());
+    assert_eq!(
+        form::find(&body, "grant_type").as_deref(),
+        Some("client_credentials")
+    );
+    assert_eq!(
+        form::find(&body, "audience").as_deref(),
+        Some("https://api1.example.com")
+    );
+    // Same audience and scope: wait. Another scope: its own request.
+    assert!(
+        matches!(m.get_client_credentials_token(&req, t(100)), Action::Wait(id) if id == out.id)
+    );
+    let other = TokenRequest::new()
+        .audience("https://api1.example.com")
+        .scope("write:data");
+    let Action::Send(second) = m.get_client_credentials_token(&other, t(100)) else {
+        panic!()
+    };
+    let response = HttpResponse::new(
+        200,
+        r#"{"access_token":"m2m-1","token_type":"Bearer","expires_in":300}"#,
+    );
+    assert!(
+        matches!(m.handle_response(out.id, response, t(101)), Completion::Ready(tok) if tok.token.secret() == "m2m-1")
+    );
+    assert!(
+        matches!(m.get_client_credentials_token(&req, t(200)), Action::Ready(tok) if tok.token.secret() == "m2m-1")
+    );
+    // Expired: fetched again.
+    assert!(matches!(
+        m.get_client_credentials_token(&req, t(400)),
+        Action::Send(_)
+    ));
+    let _ = m.cancel(second.id);
+    // No session involved.
+    assert!(m.session().is_none());
+}
+
+#[test]
+fn token_exchange_is_not_stored() {
+    let mut m = manager();
+    let auth = ClientAuth::SecretBasic(ClientSecret::new("s"));
+    let request = TokenExchangeRequest::new(
+        "https://as.example/token",
+        "client-1",
+        &auth,
+        "subject-at",
+        token_types::ACCESS_TOKEN,
+    )
+    .target(
+        "https://api2.example.com",
+        tokenkeeper::grant::refresh::TargetParameter::Resource,
+    );
+    let out = m.exchange_token(&request, t(10)).unwrap();
+    let response = HttpResponse::new(
+        200,
+        r#"{"access_token":"exchanged","token_type":"Bearer","expires_in":60,"issued_token_type":"urn:ietf:params:oauth:token-type:access_token"}"#,
+    );
+    match m.handle_response(out.id, response, t(10)) {
+        Completion::Exchanged(token) => assert_eq!(token.access_token.secret(), "exchanged"),
+        other => panic!("{other:?}"),
+    }
+    assert!(m.session().is_none());
+    let bad = TokenExchangeRequest::new(
+        "https://as.example/token",
+        "client-1",
+        &auth,
+        "subject",
+        "not-a-uri",
+    );
+    assert_eq!(
+        m.exchange_token(&bad, t(10)).unwrap_err().code(),
+        "invalid_subject_token_type"
+    );
+}
+
+#[test]
+fn logout_revokes_and_blocks() {
+    let mut m = manager();
+    login(&mut m, None, "auth0|ada").unwrap();
+    while m.poll_event().is_some() {}
+    let out = m.logout(t(1100)).unwrap().expect("a revocation request");
+    assert_eq!(out.request.url, "https://as.example/revoke");
+    let body = form::parse(std::str::from_utf8(&out.request.body).unwrap());
+    assert_eq!(form::find(&body, "token").as_deref(), Some("rt-login"));
+    assert_eq!(
+        form::find(&body, "token_type_hint").as_deref(),
+        Some("refresh_token")
+    );
+    assert!(matches!(
+        m.poll_event(),
+        Some(Event::SessionChanged {
+            reason: ChangeReason::LoggedOut,
+            ..
+        })
+    ));
+    // Logged out at once, before the revocation answers.
+    assert!(
+        matches!(m.get_access_token(&TokenRequest::new(), t(1101)), Action::LoginRequired(e) if e.code() == "logged_out")
+    );
+    assert!(matches!(
+        m.handle_response(out.id, HttpResponse::new(200, ""), t(1101)),
+        Completion::Revoked
+    ));
+    assert!(m.session().unwrap().token_set().refresh_token.is_none());
+    assert!(
+        m.session()
+            .unwrap()
+            .to_json()
+            .contains(r#""loggedOut":true"#)
+    );
+    // A failed revocation is reported.
+    let mut m = manager();
+    login(&mut m, None, "auth0|ada").unwrap();
+    let out = m.logout(t(1100)).unwrap().unwrap();
+    assert!(
+        matches!(m.handle_response(out.id, HttpResponse::new(503, "").with_header("Retry-After", "30"), t(1101)), Completion::Failed(e) if e.code() == "revocation_unavailable")
+    );
+}
+
+#[test]
+fn unsupported_auth_method_is_a_configuration_error() {
+    let metadata = tokenkeeper::discovery::AuthorizationServerMetadata::from_json(
+        br#"{"issuer":"https://as.example","token_endpoint":"https://as.example/token","token_endpoint_auth_methods_supported":["private_key_jwt"]}"#,
+        "https://as.example",
+        &Default::default(),
+    )
+    .unwrap();
+    let err = Config::builder("https://placeholder/token", "c")
+        .client_auth(ClientAuth::SecretPost(ClientSecret::new("s")))
+        .metadata(&metadata)
+        .build()
+        .unwrap_err();
+    assert_eq!(err.code(), "invalid_configuration");
+    assert!(err.to_string().contains("client_secret_post"));
+}
