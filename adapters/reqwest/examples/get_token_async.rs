@@ -9,7 +9,7 @@
 //! cargo run -p tokenkeeper-reqwest --example get_token_async
 //! ```
 //!
-//! Optional: `TOKENKEEPER_TOKEN_ENDPOINT` (default `{issuer}/oauth/token`),
+//! The token endpoint comes from the issuer's discovery document. Optional:
 //! `TOKENKEEPER_AUDIENCE`, `TOKENKEEPER_CLIENT_SECRET` (a public client
 //! without it). Plain `http://` only unless a reqwest TLS feature is on.
 
@@ -33,27 +33,32 @@ async fn main() -> ExitCode {
         eprintln!(
             "missing environment: set TOKENKEEPER_ISSUER, TOKENKEEPER_CLIENT_ID and \
              TOKENKEEPER_REFRESH_TOKEN (optional: TOKENKEEPER_CLIENT_SECRET, \
-             TOKENKEEPER_TOKEN_ENDPOINT, TOKENKEEPER_AUDIENCE)"
+             TOKENKEEPER_AUDIENCE)"
         );
         return ExitCode::from(2);
     };
-    let endpoint = var("TOKENKEEPER_TOKEN_ENDPOINT")
-        .unwrap_or_else(|| format!("{}/oauth/token", issuer.trim_end_matches('/')));
-    match run(&endpoint, &client_id, &refresh_token).await {
+    match run(&issuer, &client_id, &refresh_token).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error}");
+            eprintln!("error: {error}\n  {error:?}");
+            let mut source = error.source();
+            while let Some(cause) = source {
+                eprintln!("  caused by: {cause}");
+                source = cause.source();
+            }
             ExitCode::FAILURE
         }
     }
 }
 
 async fn run(
-    endpoint: &str,
+    issuer: &str,
     client_id: &str,
     refresh_token: &str,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let mut config = Config::builder(endpoint, client_id);
+    let client = tokenkeeper_reqwest::client(tokenkeeper_reqwest::DEFAULT_TIMEOUT)?;
+    let metadata = tokenkeeper_reqwest::discover(&client, issuer).await?;
+    let mut config = Config::builder(&metadata.token_endpoint, client_id).metadata(&metadata);
     if let Some(secret) = var("TOKENKEEPER_CLIENT_SECRET") {
         config = config.client_auth(ClientAuth::SecretPost(ClientSecret::new(secret)));
     }
@@ -66,7 +71,10 @@ async fn run(
         "refreshToken": refresh_token,
     }))?;
     token_set.expires_at = None;
-    let keeper = TokenKeeper::new(config.build()?, Session::new(token_set))?;
+    let keeper = TokenKeeper::builder(config.build()?)
+        .client(client)
+        .session(Session::new(token_set))
+        .build()?;
 
     let token = keeper.get_access_token(&TokenRequest::new()).await?;
     let session = keeper.session().expect("a session");

@@ -77,6 +77,10 @@ use std::task::Poll;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use event_listener::{Event, EventListener};
+use tokenkeeper::discovery::{AuthorizationServerMetadata, DiscoveryKind, discovery_request};
+use tokenkeeper::grant::token_exchange::TokenExchangeRequest;
+use tokenkeeper::login::LoginTransaction;
+use tokenkeeper::token::TokenResponse;
 use tokenkeeper::{
     AccessTokenInfo, Completion, Config, Headers, HttpRequest, HttpResponse, MemoryStore,
     OutgoingRequest, RequestId, ResourceVerdict, Session, SessionStore, TokenManager, TokenRequest,
@@ -88,7 +92,7 @@ mod state;
 
 pub use error::Error;
 pub use state::OsEntropy;
-use state::{State, Step, now};
+use state::{Ask, State, Step, now};
 pub use tokenkeeper;
 
 /// The default transport timeout for a whole request (10 s).
@@ -104,6 +108,24 @@ pub fn client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
         .redirect(reqwest::redirect::Policy::none())
         .timeout(timeout)
         .build()
+}
+
+/// Fetches and validates `issuer`'s OpenID Connect discovery document
+/// (`/.well-known/openid-configuration`); build the configuration from it
+/// with [`ConfigBuilder::metadata`](tokenkeeper::ConfigBuilder::metadata).
+///
+/// # Errors
+/// [`Error::Transport`], or [`Error::Core`] with
+/// [`tokenkeeper::Error::Discovery`] (an issuer mismatch, a bad document, …).
+pub async fn discover(
+    client: &reqwest::Client,
+    issuer: &str,
+) -> Result<AuthorizationServerMetadata, Error> {
+    let discovery = |e| Error::Core(tokenkeeper::Error::Discovery(e));
+    let limits = tokenkeeper::limits::Limits::default();
+    let request = discovery_request(issuer, DiscoveryKind::OpenIdConnect).map_err(discovery)?;
+    let response = send(client, request, limits.max_body_bytes).await?;
+    AuthorizationServerMetadata::parse(&response, issuer, &limits).map_err(discovery)
 }
 
 /// The shared handle. Cheap to clone; every clone drives the same session.
@@ -242,23 +264,98 @@ impl TokenKeeper {
         &self,
         request: &TokenRequest<'_>,
     ) -> Result<AccessTokenInfo, Error> {
+        self.drive(Ask::User(request)).await
+    }
+
+    /// A client-credentials token for `request`'s audience and scope (no
+    /// session needed): cached, and one request at a time per audience and
+    /// scope.
+    ///
+    /// # Errors
+    /// As [`TokenKeeper::get_access_token`].
+    pub async fn get_client_credentials_token(
+        &self,
+        request: &TokenRequest<'_>,
+    ) -> Result<AccessTokenInfo, Error> {
+        self.drive(Ask::Machine(request)).await
+    }
+
+    /// Finishes a login: checks the callback URL (or query) against
+    /// `transaction` (state, issuer, error), exchanges the code, validates
+    /// the ID token and starts a new session (saved to the store).
+    ///
+    /// # Errors
+    /// [`Error::Core`] with the failed check or the server's error,
+    /// [`Error::Transport`], [`Error::Store`].
+    pub async fn login(
+        &self,
+        transaction: &LoginTransaction,
+        callback: &str,
+    ) -> Result<AccessTokenInfo, Error> {
+        let out = self.with_manager(|m| m.exchange_code(transaction, callback, now()))??;
+        match self.exchange(out).await? {
+            Finished::Token(token) => Ok(token),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Runs a token exchange (RFC 8693); the result is returned, not stored.
+    ///
+    /// # Errors
+    /// [`Error::Core`] for an invalid request or the server's error,
+    /// [`Error::Transport`].
+    pub async fn exchange_token(
+        &self,
+        request: &TokenExchangeRequest<'_>,
+    ) -> Result<TokenResponse, Error> {
+        let out = self.with_manager(|m| m.exchange_token(request, now()))??;
+        match self.exchange(out).await? {
+            Finished::Exchanged(response) => Ok(*response),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Logs the session out: it is marked logged out (and saved) at once,
+    /// then its refresh token is revoked when the configuration has a
+    /// revocation endpoint.
+    ///
+    /// # Errors
+    /// [`Error::Core`] (no session, the revocation failed),
+    /// [`Error::Transport`], [`Error::Store`].
+    pub async fn logout(&self) -> Result<(), Error> {
+        let Some(out) = self.with_manager(|m| m.logout(now()))?? else {
+            return Ok(());
+        };
+        match self.exchange(out).await? {
+            Finished::Revoked => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// The drive loop: ask, wait for another caller's flight, or own one.
+    async fn drive(&self, ask: Ask<'_, '_>) -> Result<AccessTokenInfo, Error> {
         let mut waited = None;
         loop {
-            match self.next(request, waited) {
+            match self.next(ask, waited) {
                 Next::Done(result) => return result,
                 Next::Wait(id, deadline, listener) => {
                     waited = Some(id);
                     wait(listener, deadline).await;
                 }
-                Next::Send(out) => return self.exchange(out).await,
+                Next::Send(out) => {
+                    return match self.exchange(out).await? {
+                        Finished::Token(token) => Ok(token),
+                        other => Err(unexpected(&other)),
+                    };
+                }
             }
         }
     }
 
     /// One question to the core, with the lock held only here.
-    fn next(&self, request: &TokenRequest<'_>, waited: Option<RequestId>) -> Next {
+    fn next(&self, ask: Ask<'_, '_>, waited: Option<RequestId>) -> Next {
         let mut state = self.inner.lock();
-        match state.step(request, waited) {
+        match state.step(ask, waited) {
             Ok(Step::Ready(token)) => Next::Done(Ok(token)),
             Ok(Step::Failed(error)) => Next::Done(Err(error.into())),
             // Listening before the lock is released: no notification is lost.
@@ -273,7 +370,7 @@ impl TokenKeeper {
     /// Sends the request for flight `out` (again, on `Resend`) and hands
     /// the outcome to the core. Owns the flight: if this future is dropped,
     /// the guard cancels it.
-    async fn exchange(&self, mut out: OutgoingRequest) -> Result<AccessTokenInfo, Error> {
+    async fn exchange(&self, mut out: OutgoingRequest) -> Result<Finished, Error> {
         let inner = &*self.inner;
         let mut guard = CancelOnDrop(Some((inner, out.id)));
         loop {
@@ -282,7 +379,9 @@ impl TokenKeeper {
             let now = now();
             let result = match sent {
                 Ok(response) => match state.manager.handle_response(out.id, response, now) {
-                    Completion::Ready(token) => Ok(token.to_owned()),
+                    Completion::Ready(token) => Ok(Finished::Token(token.to_owned())),
+                    Completion::Exchanged(response) => Ok(Finished::Exchanged(response)),
+                    Completion::Revoked => Ok(Finished::Revoked),
                     Completion::Resend(next) => {
                         out = next;
                         state.persist()?;
@@ -300,7 +399,7 @@ impl TokenKeeper {
             let saved = state.persist();
             drop(state);
             inner.flight_ended.notify(usize::MAX);
-            return result.and_then(|token| saved.map(|()| token).map_err(Error::from));
+            return result.and_then(|done| saved.map(|()| done).map_err(Error::from));
         }
     }
 
@@ -421,6 +520,19 @@ impl Inner {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// How a flight ended well.
+#[derive(Debug)]
+enum Finished {
+    Token(AccessTokenInfo),
+    Exchanged(Box<TokenResponse>),
+    Revoked,
+}
+
+/// A flight ended in another way than its kind should.
+fn unexpected(finished: &Finished) -> Error {
+    Error::Unsupported(format!("{finished:?}"))
 }
 
 /// Cancels the flight it holds when dropped armed (the owner's future was

@@ -9,7 +9,7 @@
 //! cargo run -p tokenkeeper-ureq --example get_token
 //! ```
 //!
-//! Optional: `TOKENKEEPER_TOKEN_ENDPOINT` (default `{issuer}/oauth/token`),
+//! The token endpoint comes from the issuer's discovery document. Optional:
 //! `TOKENKEEPER_AUDIENCE`, `TOKENKEEPER_CLIENT_SECRET` (a public client
 //! without it). Plain `http://` only unless ureq's `rustls` feature is on.
 
@@ -32,27 +32,32 @@ fn main() -> ExitCode {
         eprintln!(
             "missing environment: set TOKENKEEPER_ISSUER, TOKENKEEPER_CLIENT_ID and \
              TOKENKEEPER_REFRESH_TOKEN (optional: TOKENKEEPER_CLIENT_SECRET, \
-             TOKENKEEPER_TOKEN_ENDPOINT, TOKENKEEPER_AUDIENCE)"
+             TOKENKEEPER_AUDIENCE)"
         );
         return ExitCode::from(2);
     };
-    let endpoint = var("TOKENKEEPER_TOKEN_ENDPOINT")
-        .unwrap_or_else(|| format!("{}/oauth/token", issuer.trim_end_matches('/')));
-    match run(&endpoint, &client_id, &refresh_token) {
+    match run(&issuer, &client_id, &refresh_token) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error}");
+            eprintln!("error: {error}\n  {error:?}");
+            let mut source = error.source();
+            while let Some(cause) = source {
+                eprintln!("  caused by: {cause}");
+                source = cause.source();
+            }
             ExitCode::FAILURE
         }
     }
 }
 
 fn run(
-    endpoint: &str,
+    issuer: &str,
     client_id: &str,
     refresh_token: &str,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let mut config = Config::builder(endpoint, client_id);
+    let agent = tokenkeeper_ureq::agent(tokenkeeper_ureq::DEFAULT_TIMEOUT);
+    let metadata = tokenkeeper_ureq::discover(&agent, issuer)?;
+    let mut config = Config::builder(&metadata.token_endpoint, client_id).metadata(&metadata);
     if let Some(secret) = var("TOKENKEEPER_CLIENT_SECRET") {
         config = config.client_auth(ClientAuth::SecretPost(ClientSecret::new(secret)));
     }
@@ -65,7 +70,10 @@ fn run(
         "refreshToken": refresh_token,
     }))?;
     token_set.expires_at = None;
-    let keeper = TokenKeeper::new(config.build()?, Session::new(token_set))?;
+    let keeper = TokenKeeper::builder(config.build()?)
+        .agent(agent)
+        .session(Session::new(token_set))
+        .build()?;
 
     let token = keeper.get_access_token(&TokenRequest::new())?;
     let session = keeper.session().expect("a session");

@@ -181,12 +181,21 @@ pub(crate) enum Step {
     Failed(tokenkeeper::Error),
 }
 
+/// Which token a caller asks for.
+#[derive(Clone, Copy)]
+pub(crate) enum Ask<'r, 'a> {
+    /// The session's (a user's) token: refreshed with the refresh token.
+    User(&'r TokenRequest<'a>),
+    /// A client-credentials token (no session).
+    Machine(&'r TokenRequest<'a>),
+}
+
 impl State {
     /// Asks the core once (after expiring leases that ran out), and saves
     /// what changed.
     pub(crate) fn step(
         &mut self,
-        request: &TokenRequest<'_>,
+        ask: Ask<'_, '_>,
         waited: Option<tokenkeeper::RequestId>,
     ) -> Result<Step, crate::Error> {
         use tokenkeeper::Action;
@@ -194,9 +203,12 @@ impl State {
         if self.manager.poll_timeout().is_some_and(|t| t <= now) {
             self.manager.handle_timeout(now);
         }
-        let action = match waited {
-            Some(id) => self.manager.get_access_token_after_wait(request, id, now),
-            None => self.manager.get_access_token(request, now),
+        let action = match (ask, waited) {
+            (Ask::User(request), Some(id)) => {
+                self.manager.get_access_token_after_wait(request, id, now)
+            }
+            (Ask::User(request), None) => self.manager.get_access_token(request, now),
+            (Ask::Machine(request), _) => self.manager.get_client_credentials_token(request, now),
         };
         let step = match action {
             Action::Ready(token) => Step::Ready(token.to_owned()),
@@ -207,13 +219,15 @@ impl State {
         };
         let step = match step {
             Step::Wait(id, _) => Step::Wait(id, self.manager.poll_timeout()),
-            Step::Send(out) => match self.moved_on() {
+            // A refresh spends the session's refresh token: check it is
+            // still the live one.
+            Step::Send(out) if matches!(ask, Ask::User(_)) => match self.moved_on() {
                 Ok(false) => Step::Send(out),
                 moved => {
                     // Nothing was sent: release the flight and ask again.
                     let _ = self.manager.cancel(out.id);
                     moved?;
-                    return self.step(request, None);
+                    return self.step(ask, None);
                 }
             },
             other => other,

@@ -12,12 +12,22 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use support::{
-    SharedStore, access_token, closed_port, config, config_for, login, refresh_token, session_from,
+    SharedStore, access_token, authorization, closed_port, config, config_for, expire,
+    refresh_token, session_from,
 };
 use tokenkeeper::{Action, Config, ResponseError, TokenRequest};
 use tokenkeeper_integration::{API1, API2, CannedResponse, Harness, HarnessOptions, jwt};
 use tokenkeeper_ureq::{Error, TokenKeeper};
 use ureq::http;
+
+/// A real login through the core (authorization URL, the harness as the
+/// browser, code exchange and ID token checks by the handle): the session.
+fn login(h: &Harness) -> tokenkeeper::Session {
+    let keeper = TokenKeeper::builder(config(h)).build().unwrap();
+    let (url, transaction) = authorization(h);
+    keeper.login(&transaction, &h.login(&url)).unwrap();
+    keeper.session().unwrap()
+}
 
 fn harness() -> Harness {
     Harness::start(HarnessOptions::default())
@@ -59,8 +69,8 @@ fn get(keeper: &TokenKeeper, url: &str) -> http::Response<ureq::Body> {
 #[test]
 fn sixty_four_threads_on_an_expired_session_make_one_refresh() {
     let h = harness();
-    let tokens = login(&h);
-    let store = SharedStore::with_session(session_from(&tokens, true));
+    let session = login(&h);
+    let store = SharedStore::with_session(expire(&session));
     let keeper = keeper(config(&h), &store);
     h.reset_stats();
 
@@ -75,15 +85,12 @@ fn sixty_four_threads_on_an_expired_session_make_one_refresh() {
         .collect();
     assert_eq!(distinct.len(), 1, "all callers share the refreshed token");
     let token = distinct.into_iter().next().unwrap();
-    assert_ne!(token, tokens["access_token"].as_str().unwrap());
+    assert_ne!(token, access_token(&session).as_str());
     assert_eq!(jwt::audiences(&token), [API1]);
 
     // The rotated refresh token reached the store.
     let stored = store.stored().unwrap();
-    assert_ne!(
-        refresh_token(&stored),
-        tokens["refresh_token"].as_str().unwrap()
-    );
+    assert_ne!(refresh_token(&stored), refresh_token(&session).as_str());
     assert_eq!(access_token(&stored), token);
     assert_eq!(store.history().len(), 1);
 
@@ -99,8 +106,8 @@ fn sixty_four_threads_on_an_expired_session_make_one_refresh() {
 #[test]
 fn two_audiences_at_once_one_refresh_each_and_no_replay() {
     let h = harness();
-    let tokens = login(&h);
-    let store = SharedStore::with_session(session_from(&tokens, true));
+    let session = login(&h);
+    let store = SharedStore::with_session(expire(&session));
     let keeper = keeper(config(&h), &store);
     h.reset_stats();
 
@@ -128,7 +135,7 @@ fn two_audiences_at_once_one_refresh_each_and_no_replay() {
     let history = store.history();
     let saved_rts: BTreeSet<String> = history.iter().map(refresh_token).collect();
     assert_eq!(saved_rts.len(), 2, "two rotations saved");
-    assert!(!saved_rts.contains(tokens["refresh_token"].as_str().unwrap()));
+    assert!(!saved_rts.contains(refresh_token(&session).as_str()));
 
     // Had a refresh token been replayed, the server would have revoked the
     // grant: a later refresh proves it was not.
@@ -150,8 +157,8 @@ fn two_audiences_at_once_one_refresh_each_and_no_replay() {
 #[test]
 fn invalid_token_from_the_api_refreshes_and_resends_once() {
     let h = harness();
-    let tokens = login(&h);
-    let store = SharedStore::with_session(session_from(&tokens, false));
+    let session = login(&h);
+    let store = SharedStore::with_session(session.clone());
     let keeper = keeper(config(&h), &store);
     h.reset_stats();
 
@@ -169,12 +176,9 @@ fn invalid_token_from_the_api_refreshes_and_resends_once() {
         1,
         "the rejected token was replaced"
     );
-    let session = keeper.session().unwrap();
-    assert_ne!(
-        access_token(&session),
-        tokens["access_token"].as_str().unwrap()
-    );
-    assert_eq!(store.stored().unwrap().generation(), session.generation());
+    let current = keeper.session().unwrap();
+    assert_ne!(access_token(&current), access_token(&session));
+    assert_eq!(store.stored().unwrap().generation(), current.generation());
 
     // The second 401 rejected the replacement too (the core cannot tell a
     // wrong audience from a revoked token), so the next use refreshes again,
@@ -186,8 +190,8 @@ fn invalid_token_from_the_api_refreshes_and_resends_once() {
 #[test]
 fn server_error_page_is_a_typed_error_and_the_session_is_untouched() {
     let h = harness();
-    let tokens = login(&h);
-    let store = SharedStore::with_session(session_from(&tokens, true));
+    let session = login(&h);
+    let store = SharedStore::with_session(expire(&session));
     let keeper = keeper(config(&h), &store);
     let before = keeper.session().unwrap().to_json();
     h.fail_next(CannedResponse::new(
@@ -215,9 +219,9 @@ fn server_error_page_is_a_typed_error_and_the_session_is_untouched() {
 #[test]
 fn connection_refused_is_a_transport_error_and_the_session_is_untouched() {
     let h = harness();
-    let tokens = login(&h);
+    let session = login(&h);
     let endpoint = format!("http://127.0.0.1:{}/token", closed_port());
-    let store = SharedStore::with_session(session_from(&tokens, true));
+    let store = SharedStore::with_session(expire(&session));
     let keeper = keeper(config_for(&endpoint), &store);
     let before = keeper.session().unwrap().to_json();
 
@@ -235,11 +239,11 @@ fn connection_refused_is_a_transport_error_and_the_session_is_untouched() {
 #[test]
 fn the_store_receives_every_rotation() {
     let h = harness();
-    let tokens = login(&h);
-    let store = SharedStore::with_session(session_from(&tokens, true));
+    let session = login(&h);
+    let store = SharedStore::with_session(expire(&session));
     let keeper = keeper(config(&h), &store);
 
-    let mut seen = vec![tokens["refresh_token"].as_str().unwrap().to_owned()];
+    let mut seen = vec![refresh_token(&session).as_str().to_owned()];
     for round in 0..3 {
         let request = if round == 0 {
             TokenRequest::new()
@@ -286,8 +290,8 @@ fn keeper_from(h: &Harness, store: &SharedStore) -> TokenKeeper {
 #[test]
 fn two_handles_on_one_store_adopt_each_others_changes() {
     let h = harness();
-    let tokens = login(&h);
-    let store = SharedStore::with_session(session_from(&tokens, true));
+    let session = login(&h);
+    let store = SharedStore::with_session(expire(&session));
     let a = keeper(config(&h), &store);
     let b = keeper(config(&h), &store);
     h.reset_stats();
@@ -328,7 +332,7 @@ fn two_handles_on_one_store_adopt_each_others_changes() {
 #[test]
 fn a_vanished_caller_is_released_at_its_lease_deadline() {
     let h = harness();
-    let tokens = login(&h);
+    let session = login(&h);
     let config = tokenkeeper::Config::builder(h.token_endpoint(), "confidential-post")
         .client_auth(tokenkeeper::grant::ClientAuth::SecretPost(
             tokenkeeper::ClientSecret::new("secret-post-1"),
@@ -338,7 +342,7 @@ fn a_vanished_caller_is_released_at_its_lease_deadline() {
         .lease(Duration::from_secs(1))
         .build()
         .unwrap();
-    let keeper = TokenKeeper::new(config, session_from(&tokens, true)).unwrap();
+    let keeper = TokenKeeper::new(config, expire(&session)).unwrap();
     h.reset_stats();
 
     // A caller starts a refresh and disappears without sending it.
@@ -443,21 +447,31 @@ fn redirects_are_not_followed_and_every_header_is_kept_whatever_the_agent() {
     assert_eq!(response.headers()["dpop-nonce"], "n1");
 }
 
-/// The example binary, built next to this test by `cargo test`.
+/// The example binary, built next to this test by `cargo test` (the
+/// newest build, if `cargo build --examples` left another).
 fn example(name: &str) -> std::process::Command {
     let exe = std::env::current_exe().unwrap();
-    let path = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join(name);
-    assert!(
-        path.is_file(),
-        "{} not built: plain `cargo test` builds the examples, `--test` alone does not",
-        path.display()
-    );
+    let dir = exe.parent().unwrap().parent().unwrap().join("examples");
+    let newest = std::fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|entry| {
+            let file = entry.file_name();
+            let file = file.to_string_lossy();
+            file == name
+                || file
+                    .strip_prefix(name)
+                    .and_then(|rest| rest.strip_prefix('-'))
+                    .is_some_and(|hash| hash.chars().all(|c| c.is_ascii_hexdigit()))
+        })
+        .max_by_key(|entry| entry.metadata().and_then(|m| m.modified()).ok());
+    let path = newest.map(|entry| entry.path()).unwrap_or_else(|| {
+        panic!(
+            "{name} not built in {}: plain `cargo test` builds the examples, `--test` alone does not",
+            dir.display()
+        )
+    });
     std::process::Command::new(path)
 }
 
@@ -468,16 +482,15 @@ fn the_example_refreshes_a_token() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("TOKENKEEPER_REFRESH_TOKEN"));
 
     let h = harness();
-    let tokens = login(&h);
+    let session = login(&h);
     let output = example("get_token")
         .env_clear()
         .env("TOKENKEEPER_ISSUER", h.issuer())
-        .env("TOKENKEEPER_TOKEN_ENDPOINT", h.token_endpoint())
         .env("TOKENKEEPER_CLIENT_ID", "confidential-post")
         .env("TOKENKEEPER_CLIENT_SECRET", "secret-post-1")
         .env(
             "TOKENKEEPER_REFRESH_TOKEN",
-            tokens["refresh_token"].as_str().unwrap(),
+            refresh_token(&session).as_str(),
         )
         .output()
         .unwrap();
@@ -493,13 +506,9 @@ fn the_example_refreshes_a_token() {
 }
 
 #[test]
-fn a_login_through_the_core_code_exchange_bootstraps_the_session() {
-    use tokenkeeper::grant::ClientAuth;
-    use tokenkeeper::login::LoginRequest;
-    use tokenkeeper::token::TokenResponse;
-
+fn login_with_discovery_starts_a_saved_session() {
     let h = harness();
-    let keeper = TokenKeeper::builder(config(&h)).build().unwrap();
+    let (keeper, store) = discovered(&h);
     assert_eq!(
         keeper
             .get_access_token(&TokenRequest::new())
@@ -508,57 +517,162 @@ fn a_login_through_the_core_code_exchange_bootstraps_the_session() {
         "missing_session"
     );
 
-    // The core builds the authorization URL; the harness plays the browser.
-    let authorization_endpoint = h.authorization_endpoint();
-    let (url, transaction) = LoginRequest::new(
-        &authorization_endpoint,
-        "confidential-post",
-        tokenkeeper_integration::REDIRECT_URI,
-    )
-    .scope(support::LOGIN_SCOPE)
-    .resource(API1)
-    .resource(API2)
-    .param("prompt", "consent")
-    .start(&mut tokenkeeper_ureq::OsEntropy)
-    .unwrap();
-    let callback = h.login(&url);
-    let code = transaction
-        .validate_callback(&callback, Some(h.issuer()), true)
-        .unwrap();
-
-    // The core describes the code exchange; the handle sends it.
-    let auth = ClientAuth::SecretPost(tokenkeeper::ClientSecret::new("secret-post-1"));
-    let sent_at = tokenkeeper::UnixTime::from_system_time(std::time::SystemTime::now());
-    let request = transaction
-        .code_exchange(&code, h.token_endpoint(), "confidential-post", &auth)
-        .build();
-    let response = keeper.send_request(request).unwrap();
-    assert_eq!(response.status, 200);
-    let parsed = TokenResponse::parse(&response, &Default::default()).unwrap();
-    let session = tokenkeeper::Session::new(tokenkeeper::TokenSet {
-        access_token: parsed.access_token.clone(),
-        id_token: parsed.id_token.clone(),
-        scope: parsed.scope.clone(),
-        requested_scope: None,
-        refresh_token: parsed.refresh_token.clone(),
-        expires_at: Some(parsed.expires_at(sent_at, Duration::from_secs(3600))),
-        audience: Some(API1.to_owned()),
-        token_type: Some(parsed.token_type.clone()),
-        extra: Default::default(),
-    });
-    keeper.set_session(session).unwrap();
+    // The core builds the authorization URL, the harness plays the browser,
+    // the handle exchanges the code (the core checks the ID token).
+    let (url, transaction) = authorization(&h);
+    let token = keeper.login(&transaction, &h.login(&url)).unwrap();
+    assert_eq!(jwt::audiences(token.token.secret()), [API1]);
+    let stored = store.stored().unwrap();
+    assert_eq!(stored.user().unwrap()["sub"], "alice");
+    assert_eq!(access_token(&stored), token.token.secret());
+    assert_eq!(store.history().len(), 1, "the new session was saved");
 
     let token = keeper.get_access_token(&TokenRequest::new()).unwrap();
-    assert_eq!(&token.token, &parsed.access_token);
+    assert_eq!(access_token(&stored), token.token.secret(), "no refresh");
     let api2 = keeper
         .get_access_token(&TokenRequest::new().audience(API2))
         .unwrap();
     assert_eq!(jwt::audiences(api2.token.secret()), [API2]);
     assert_eq!(h.stats().grant("refresh_token"), 1);
+    assert_eq!(h.stats().grant("authorization_code"), 1);
+}
+
+/// A handle configured from the harness's discovery document (issuer,
+/// token and revocation endpoints), on a shared store without a session.
+fn discovered(h: &Harness) -> (TokenKeeper, SharedStore) {
+    let metadata = tokenkeeper_ureq::discover(
+        &tokenkeeper_ureq::agent(tokenkeeper_ureq::DEFAULT_TIMEOUT),
+        h.issuer(),
+    )
+    .unwrap();
+    assert_eq!(metadata.issuer, h.issuer());
+    let config = Config::builder(metadata.token_endpoint.clone(), "confidential-post")
+        .metadata(&metadata)
+        .client_auth(tokenkeeper::grant::ClientAuth::SecretPost(
+            tokenkeeper::ClientSecret::new("secret-post-1"),
+        ))
+        .audience(API1)
+        .scope(support::LOGIN_SCOPE)
+        .target_parameter(tokenkeeper::grant::refresh::TargetParameter::Resource)
+        .build()
+        .unwrap();
+    let store = SharedStore::default();
+    (keeper(config, &store), store)
+}
+
+#[test]
+fn logout_marks_the_session_and_revokes_the_refresh_token() {
+    let h = harness();
+    let (keeper, store) = discovered(&h);
+    let (url, transaction) = authorization(&h);
+    keeper.login(&transaction, &h.login(&url)).unwrap();
+    let spent = refresh_token(&keeper.session().unwrap());
+
+    keeper.logout().unwrap();
+    assert!(
+        store.stored().unwrap().is_logged_out(),
+        "saved as logged out"
+    );
+    let error = keeper
+        .get_access_token(&TokenRequest::new().force_refresh())
+        .unwrap_err();
+    assert_eq!(error.code(), "logged_out");
+    assert!(error.requires_login());
+    // The server no longer honours the refresh token.
+    let refused = tokenkeeper_integration::token_request(
+        &h,
+        &tokenkeeper_integration::CONFIDENTIAL_POST,
+        &[("grant_type", "refresh_token"), ("refresh_token", &spent)],
+        &[],
+    );
+    assert_eq!(
+        refused.error().as_deref(),
+        Some("invalid_grant"),
+        "{}",
+        refused.body
+    );
+}
+
+#[test]
+fn token_exchange_returns_a_token_for_another_api_without_storing_it() {
+    let h = harness();
+    let (keeper, _store) = discovered(&h);
+    let (url, transaction) = authorization(&h);
+    let subject = keeper.login(&transaction, &h.login(&url)).unwrap();
+    let before = keeper.session().unwrap().to_json();
+
+    let auth =
+        tokenkeeper::grant::ClientAuth::SecretPost(tokenkeeper::ClientSecret::new("secret-post-1"));
+    let request = tokenkeeper::grant::token_exchange::TokenExchangeRequest::new(
+        h.token_endpoint(),
+        "confidential-post",
+        &auth,
+        subject.token.secret(),
+        "urn:ietf:params:oauth:token-type:access_token",
+    )
+    .target(API2, tokenkeeper::grant::refresh::TargetParameter::Resource);
+    let exchanged = keeper.exchange_token(&request).unwrap();
+    assert_eq!(
+        exchanged.issued_token_type.as_deref(),
+        Some("urn:ietf:params:oauth:token-type:access_token")
+    );
+    let claims = jwt::claims(exchanged.access_token.secret());
+    assert_eq!(claims["sub"], "alice");
+    assert_eq!(claims["act"]["sub"], "confidential-post");
+    assert_eq!(jwt::audiences(exchanged.access_token.secret()), [API2]);
+    assert_eq!(keeper.session().unwrap().to_json(), before, "not stored");
 }
 
 #[test]
 fn the_handle_is_clone_send_sync() {
     fn shareable<T: Clone + Send + Sync + 'static>() {}
     shareable::<TokenKeeper>();
+}
+
+#[test]
+fn client_credentials_are_cached_and_coalesced() {
+    let h = harness();
+    let config = Config::builder(h.token_endpoint(), "m2m")
+        .client_auth(tokenkeeper::grant::ClientAuth::SecretBasic(
+            tokenkeeper::ClientSecret::new("secret-m2m-1"),
+        ))
+        .target_parameter(tokenkeeper::grant::refresh::TargetParameter::Resource)
+        .build()
+        .unwrap();
+    let keeper = TokenKeeper::builder(config).build().unwrap();
+    let barrier = Arc::new(Barrier::new(16));
+    let threads: Vec<_> = (0..16)
+        .map(|_| {
+            let (keeper, barrier) = (keeper.clone(), Arc::clone(&barrier));
+            std::thread::spawn(move || {
+                barrier.wait();
+                keeper
+                    .get_client_credentials_token(&TokenRequest::new().audience(API1))
+                    .unwrap()
+            })
+        })
+        .collect();
+    let tokens: BTreeSet<String> = threads
+        .into_iter()
+        .map(|t| t.join().unwrap().token.secret().to_owned())
+        .collect();
+    assert_eq!(tokens.len(), 1, "one shared token");
+    assert_eq!(h.stats().grant("client_credentials"), 1, "one request");
+    let token = tokens.into_iter().next().unwrap();
+    assert_eq!(jwt::claims(&token)["sub"], "m2m");
+    assert_eq!(jwt::audiences(&token), [API1]);
+
+    let again = keeper
+        .get_client_credentials_token(&TokenRequest::new().audience(API1))
+        .unwrap();
+    assert_eq!(again.token.secret(), token, "cached");
+    assert_eq!(h.stats().grant("client_credentials"), 1);
+    let call = tokenkeeper_integration::resource_request(
+        &h,
+        "GET",
+        "/api1/data",
+        Some(&format!("Bearer {token}")),
+        None,
+    );
+    assert_eq!(call.status, 200, "{}", call.body);
 }

@@ -9,8 +9,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde_json::{Value, json};
 use tokenkeeper::grant::ClientAuth;
 use tokenkeeper::grant::refresh::TargetParameter;
+use tokenkeeper::login::{LoginRequest, LoginTransaction};
 use tokenkeeper::{ClientSecret, Config, MemoryStore, Session, SessionStore, StoreError};
-use tokenkeeper_integration::{API1, API2, CONFIDENTIAL_POST, Harness, pkce_login};
+use tokenkeeper_integration::{API1, API2, CONFIDENTIAL_POST, Harness, REDIRECT_URI};
 
 pub const LOGIN_SCOPE: &str = "openid profile email offline_access read:data write:data";
 
@@ -21,13 +22,33 @@ fn now() -> u64 {
         .as_secs()
 }
 
-/// A real authorization code + PKCE login for both APIs; the token JSON.
-pub fn login(h: &Harness) -> Value {
-    pkce_login(h, &CONFIDENTIAL_POST, LOGIN_SCOPE, &[API1, API2])
+/// The authorization URL of a login for both APIs (the core builds it),
+/// and its transaction; the harness then plays the browser.
+pub fn authorization(h: &Harness) -> (String, LoginTransaction) {
+    let seed = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+    let mut entropy = tokenkeeper::SeededEntropy::new(seed.as_nanos() as u64);
+    LoginRequest::new(
+        &h.authorization_endpoint(),
+        CONFIDENTIAL_POST.id,
+        REDIRECT_URI,
+    )
+    .scope(LOGIN_SCOPE)
+    .resource(API1)
+    .resource(API2)
+    .param("prompt", "consent")
+    .start(&mut entropy)
+    .unwrap()
 }
 
-/// The session a login would store (the bootstrap until the core's own
-/// code exchange lands). `expired`: `expiresAt` in the past.
+/// `session` with its access token expired.
+pub fn expire(session: &Session) -> Session {
+    let mut json: Value = serde_json::from_str(&session.to_json()).unwrap();
+    json["tokenSet"]["expiresAt"] = json!(now() - 10);
+    Session::from_json(json.to_string().as_bytes(), &Default::default()).unwrap()
+}
+
+/// A session from a token response (for scripted servers).
+/// `expired`: `expiresAt` in the past.
 pub fn session_from(tokens: &Value, expired: bool) -> Session {
     let expires_at = if expired {
         now() - 10
@@ -61,8 +82,18 @@ pub fn config_for(token_endpoint: &str) -> Config {
         .unwrap()
 }
 
+/// [`config_for`] the harness, with its issuer (ID tokens are checked).
 pub fn config(h: &Harness) -> Config {
-    config_for(h.token_endpoint())
+    Config::builder(h.token_endpoint(), CONFIDENTIAL_POST.id)
+        .client_auth(ClientAuth::SecretPost(ClientSecret::new(
+            CONFIDENTIAL_POST.secret.unwrap(),
+        )))
+        .issuer(h.issuer())
+        .audience(API1)
+        .scope(LOGIN_SCOPE)
+        .target_parameter(TargetParameter::Resource)
+        .build()
+        .unwrap()
 }
 
 /// A [`MemoryStore`] behind an `Arc<Mutex>`, so several handles (standing
