@@ -45,6 +45,7 @@ pub struct Config {
     pub(crate) clock_tolerance: Duration,
     pub(crate) require_iss: bool,
     pub(crate) supported_auth_methods: Option<alloc::vec::Vec<String>>,
+    pub(crate) shared_store: bool,
 }
 
 impl Config {
@@ -74,6 +75,7 @@ impl Config {
                 clock_tolerance: Duration::from_secs(60),
                 require_iss: false,
                 supported_auth_methods: None,
+                shared_store: false,
             },
             problem: None,
         }
@@ -243,6 +245,17 @@ impl ConfigBuilder {
     /// The revocation endpoint (RFC 7009), for logout.
     pub fn revocation_endpoint(mut self, endpoint: impl Into<String>) -> Self {
         self.config.revocation_endpoint = Some(endpoint.into());
+        self
+    }
+
+    /// The session lives in a store shared by several processes (or several
+    /// managers): before a refresh is sent, the manager claims the refresh
+    /// token in the session (an event asks the host to save it with
+    /// compare-and-swap first); a manager that finds another's live claim
+    /// answers [`Action::Reload`](crate::Action::Reload) instead of spending
+    /// the same token. Default off.
+    pub fn shared_store(mut self, shared: bool) -> Self {
+        self.config.shared_store = shared;
         self
     }
 

@@ -104,6 +104,7 @@ extern crate std;
 pub mod cache;
 pub mod config;
 pub mod discovery;
+pub mod dpop;
 pub mod entropy;
 pub mod error;
 pub mod flight;

@@ -37,6 +37,24 @@ struct KeeperState {
         skip_serializing_if = "core::ops::Not::not"
     )]
     logged_out: bool,
+    #[serde(
+        rename = "refreshClaim",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    refresh_claim: Option<RefreshClaim>,
+}
+
+/// A manager's claim on the session's refresh token while its refresh is in
+/// flight (shared stores only): other managers reload instead of spending
+/// the same token. It runs out at `until`, so a crashed owner cannot block
+/// the others.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefreshClaim {
+    /// The manager instance that holds it.
+    pub owner: String,
+    /// When it runs out.
+    pub until: UnixTime,
 }
 
 /// A user's session: the main token set, the per-audience cache, and the
@@ -173,6 +191,16 @@ impl Session {
     pub fn set_internal(&mut self, internal: Map<String, Value>) {
         self.extra
             .insert("internal".into(), Value::Object(internal));
+    }
+
+    /// The refresh claim, if a manager holds one.
+    #[must_use]
+    pub fn refresh_claim(&self) -> Option<&RefreshClaim> {
+        self.state.refresh_claim.as_ref()
+    }
+
+    pub(crate) fn set_refresh_claim(&mut self, claim: Option<RefreshClaim>) {
+        self.state.refresh_claim = claim;
     }
 
     pub(crate) fn set_generation(&mut self, generation: u64) {

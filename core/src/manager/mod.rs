@@ -37,6 +37,7 @@
 //! old one at once and raises an event, and nothing but a successful
 //! response changes the stored tokens.
 
+mod claim;
 mod exchange;
 mod login;
 mod machine;
@@ -48,7 +49,7 @@ pub use resource::ResourceVerdict;
 
 use alloc::boxed::Box;
 use alloc::string::String;
-use core::cell::RefCell;
+use core::cell::{Cell, RefCell};
 use core::fmt;
 
 use crate::cache::{TokenCache, WantedScope};
@@ -187,6 +188,13 @@ pub enum Action<'a> {
     LoginRequired(Error),
     /// The refresh this caller waited on failed with this error.
     Failed(Error),
+    /// (Shared stores.) Another manager is refreshing this session: reload
+    /// the session from the store (it will carry the new tokens) and ask
+    /// again, at the latest at `until`, when its claim runs out.
+    Reload {
+        /// When the other manager's claim runs out.
+        until: UnixTime,
+    },
 }
 
 /// The answer to [`TokenManager::handle_response`].
@@ -227,6 +235,11 @@ pub enum ChangeReason {
     LoggedOut,
     /// A login finished: a new session.
     LoggedIn,
+    /// (Shared stores.) This manager claimed the refresh token: save with
+    /// compare-and-swap before sending the request.
+    RefreshClaimed,
+    /// (Shared stores.) The claim was released without new tokens.
+    RefreshReleased,
     /// A resource server rejected an access token (`invalid_token`); it is
     /// marked expired so the next request refreshes it.
     TokenRejected,
@@ -272,6 +285,10 @@ pub struct TokenManager {
     events: alloc::collections::VecDeque<Event>,
     /// Machine-to-machine tokens (client credentials), by audience and scope.
     machine_cache: TokenCache,
+    /// This manager's name in refresh claims (shared stores).
+    instance: String,
+    /// A claim recorded on the shared-borrow path, written by `settle`.
+    pending_claim: Cell<Option<UnixTime>>,
     #[allow(dead_code)] // drawn from by DPoP proofs and PKCE.
     entropy: Box<dyn Entropy + Send>,
 }
@@ -290,7 +307,11 @@ impl TokenManager {
     /// A manager without a session. `entropy` supplies randomness (DPoP
     /// `jti`s, PKCE); the core draws none by itself.
     pub fn new(config: Config, entropy: impl Entropy + Send + 'static) -> Self {
+        let mut entropy = entropy;
+        let instance = TokenManager::instance_name(&mut entropy);
         TokenManager {
+            instance,
+            pending_claim: Cell::new(None),
             config,
             session: None,
             flights: RefCell::new(Flights::default()),
@@ -316,6 +337,7 @@ impl TokenManager {
     /// Installs a session (after a login, or reloaded from a store). Flights
     /// in progress keep running; their results apply to this session.
     pub fn set_session(&mut self, session: Session) {
+        self.pending_claim.set(None);
         self.session = Some(session);
     }
 
@@ -326,6 +348,7 @@ impl TokenManager {
 
     /// Asks for an access token. See [`Action`].
     pub fn get_access_token(&mut self, request: &TokenRequest<'_>, now: UnixTime) -> Action<'_> {
+        self.settle();
         if self.prune_unrefreshable(now) {
             // Entries that expired and cannot be refreshed are dead weight
             // in the stored session.
@@ -381,6 +404,9 @@ impl TokenManager {
                 if let Some(id) = this.flights.borrow().refresh_in_flight() {
                     return Action::Wait(id);
                 }
+                if let Some(until) = this.foreign_claim(now) {
+                    return Action::Reload { until };
+                }
                 let destination = match location {
                     Location::Main { .. } => Destination::Main,
                     Location::Entry { audience, .. } => Destination::Entry(String::from(audience)),
@@ -405,7 +431,7 @@ impl TokenManager {
                     target_parameter: config.target_parameter,
                 }
                 .build();
-                Action::Send(this.launch(
+                let outgoing = this.launch(
                     FlightKind::Refresh {
                         destination,
                         refresh_token,
@@ -414,7 +440,12 @@ impl TokenManager {
                     requested_scope,
                     request,
                     now,
-                ))
+                );
+                if config.shared_store {
+                    this.pending_claim
+                        .set(Some(now.saturating_add(config.lease)));
+                }
+                Action::Send(outgoing)
             }
         }
     }
@@ -499,9 +530,14 @@ impl TokenManager {
         response: HttpResponse,
         now: UnixTime,
     ) -> Completion<'_> {
+        self.settle();
         let Some((flight, _abandoned)) = self.flights.get_mut().take(id) else {
             return Completion::Failed(Error::UnknownRequest);
         };
+        // The claim goes with the flight; when nothing else is stored, its
+        // release is announced on its own.
+        let claimed = flight.refresh_token().is_some() && self.release_claim();
+        let generation = self.session.as_ref().map(Session::generation);
         if let Some(spent) = flight.refresh_token() {
             let current = self
                 .session
@@ -510,6 +546,9 @@ impl TokenManager {
             if current != Some(spent) {
                 // The session moved on (a new login, a logout, or a lease
                 // that ran out): applying this could overwrite newer tokens.
+                if claimed {
+                    self.announce_release();
+                }
                 return Completion::Failed(Error::RequestAbandoned);
             }
         }
@@ -537,6 +576,9 @@ impl TokenManager {
             }
         };
         self.flights.get_mut().finish(&flight, result.clone());
+        if claimed && self.session.as_ref().map(Session::generation) == generation {
+            self.announce_release();
+        }
         match result {
             Ok(()) => match self.flight_token_ref(&flight) {
                 Some(token) => Completion::Ready(token),
@@ -550,8 +592,12 @@ impl TokenManager {
     /// is released and nothing stored changes; callers waiting for the same
     /// audience get [`Error::Transport`].
     pub fn handle_transport_error(&mut self, id: RequestId, _now: UnixTime) -> Error {
+        self.settle();
         match self.flights.get_mut().take(id) {
             Some((flight, _)) => {
+                if flight.refresh_token().is_some() {
+                    self.release_claim_and_announce();
+                }
                 self.flights
                     .get_mut()
                     .finish(&flight, Err(Error::Transport));
@@ -565,7 +611,16 @@ impl TokenManager {
     /// released without an outcome, so its waiters take their own turn.
     /// Returns whether such a request was in flight.
     pub fn cancel(&mut self, id: RequestId) -> bool {
-        self.flights.get_mut().release(id).is_some()
+        self.settle();
+        match self.flights.get_mut().release(id) {
+            Some(flight) => {
+                if flight.refresh_token().is_some() {
+                    self.release_claim_and_announce();
+                }
+                true
+            }
+            None => false,
+        }
     }
 
     /// The next time [`TokenManager::handle_timeout`] must be called: the
@@ -579,12 +634,18 @@ impl TokenManager {
     /// vanished cannot block the others. A response that still arrives for
     /// such a flight is applied only if the session has not moved on.
     pub fn handle_timeout(&mut self, now: UnixTime) {
-        self.flights.get_mut().expire(now);
+        self.settle();
+        if self.flights.get_mut().expire(now) > 0
+            && self.flights.get_mut().refresh_in_flight().is_none()
+        {
+            self.release_claim_and_announce();
+        }
     }
 
     /// The next event for the host. Drain after every call.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
+        self.settle();
         self.events.pop_front()
     }
 

@@ -1,0 +1,95 @@
+//! Refresh claims for sessions in shared stores.
+//!
+//! ```text
+//! get_access_token ──► Send(request)    the claim is pending
+//! poll_event       ──► SessionChanged { RefreshClaimed }: save with
+//!                      compare-and-swap BEFORE sending; on a conflict,
+//!                      cancel(id), reload the session and ask again
+//! handle_response  ──► the claim is released with the new tokens
+//! other managers   ──► Action::Reload { until } while the claim is live
+//! ```
+//!
+//! The claim is recorded in the session itself (`tokenkeeper.refreshClaim`),
+//! so the store's compare-and-swap decides which manager may spend the
+//! refresh token: the loser's save fails before its request leaves.
+
+use alloc::string::String;
+
+use super::{ChangeReason, Event, TokenManager};
+use crate::session::RefreshClaim;
+use crate::time::UnixTime;
+
+impl TokenManager {
+    /// Another manager's live claim on the session's refresh token, if any.
+    pub(super) fn foreign_claim(&self, now: UnixTime) -> Option<UnixTime> {
+        if !self.config.shared_store {
+            return None;
+        }
+        let claim = self.session.as_ref()?.refresh_claim()?;
+        (claim.owner != self.instance && claim.until > now).then_some(claim.until)
+    }
+
+    /// Writes a claim recorded by the shared-borrow path into the session,
+    /// and announces it. Runs at the start of every `&mut` entry point, so
+    /// the host sees it before it sends the request.
+    pub(super) fn settle(&mut self) {
+        let Some(until) = self.pending_claim.take() else {
+            return;
+        };
+        let Some(session) = self.session.as_mut() else {
+            return;
+        };
+        session.set_refresh_claim(Some(RefreshClaim {
+            owner: self.instance.clone(),
+            until,
+        }));
+        let generation = session.bump_generation();
+        self.events.push_back(Event::SessionChanged {
+            generation,
+            reason: ChangeReason::RefreshClaimed,
+        });
+    }
+
+    /// Removes this manager's claim. Returns whether there was one (the
+    /// caller announces the change, usually with the new tokens).
+    pub(super) fn release_claim(&mut self) -> bool {
+        self.pending_claim.set(None);
+        let Some(session) = self.session.as_mut() else {
+            return false;
+        };
+        if session
+            .refresh_claim()
+            .is_some_and(|c| c.owner == self.instance)
+        {
+            session.set_refresh_claim(None);
+            return true;
+        }
+        false
+    }
+
+    /// Releases the claim when a refresh ended without new tokens, and
+    /// announces it.
+    pub(super) fn release_claim_and_announce(&mut self) {
+        if self.release_claim() {
+            self.announce_release();
+        }
+    }
+
+    /// Announces a released claim as a change of its own.
+    pub(super) fn announce_release(&mut self) {
+        if let Some(session) = self.session.as_mut() {
+            let generation = session.bump_generation();
+            self.events.push_back(Event::SessionChanged {
+                generation,
+                reason: ChangeReason::RefreshReleased,
+            });
+        }
+    }
+
+    /// A random instance name for claims, from the host's entropy.
+    pub(super) fn instance_name(entropy: &mut dyn crate::entropy::Entropy) -> String {
+        let mut bytes = [0u8; 12];
+        entropy.fill(&mut bytes);
+        bytes.iter().map(|b| alloc::format!("{b:02x}")).collect()
+    }
+}
