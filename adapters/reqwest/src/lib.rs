@@ -60,11 +60,20 @@
 //! another process saved first: the adapter reloads the stored session and
 //! installs it — except when its own change rotated the refresh token
 //! (then the stored session holds a spent one, and this one overwrites it).
-//! Before sending a refresh the adapter also checks whether the store moved
-//! on, and if so adopts the stored session instead of spending a refresh
-//! token another process may already have rotated. Stores shared across
-//! processes narrow, but cannot close, the window in which two processes
-//! refresh at the same moment. The store is called with the mutex held.
+//!
+//! Sessions shared by several processes through one store should be
+//! configured with [`ConfigBuilder::shared_store`]: before a refresh leaves,
+//! the core claims the refresh token in the session, and the adapter saves
+//! that claim with compare-and-swap first. If the save loses, the request
+//! is cancelled unsent and the stored session adopted; a handle that finds
+//! another process's live claim polls the store (every 50 ms) for its
+//! tokens, until the claim ends (the core's lease). Without that option the
+//! adapter still compares the store's generation with its own before each
+//! refresh and adopts a newer stored session instead of spending a refresh
+//! token another process may have rotated, which narrows the window but
+//! cannot close it. The store is called with the mutex held.
+//!
+//! [`ConfigBuilder::shared_store`]: tokenkeeper::ConfigBuilder::shared_store
 //!
 //! [`StoreError::Conflict`]: tokenkeeper::StoreError::Conflict
 #![forbid(unsafe_code)]
@@ -97,6 +106,9 @@ pub use tokenkeeper;
 
 /// The default transport timeout for a whole request (10 s).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How often the store is read while another process refreshes.
+const RELOAD_POLL: Duration = Duration::from_millis(50);
 
 /// A client configured for token endpoints: no redirects followed
 /// (`redirect(Policy::none())`) and `timeout` for each whole request.
@@ -222,6 +234,8 @@ enum Next {
     Done(Result<AccessTokenInfo, Error>),
     Wait(RequestId, Option<UnixTime>, EventListener),
     Send(OutgoingRequest),
+    /// Another process is refreshing: ask again after this pause.
+    Pause(Duration),
 }
 
 impl TokenKeeper {
@@ -342,6 +356,12 @@ impl TokenKeeper {
                     waited = Some(id);
                     wait(listener, deadline).await;
                 }
+                Next::Pause(pause) => {
+                    waited = None;
+                    if !pause.is_zero() {
+                        futures_timer::Delay::new(pause).await;
+                    }
+                }
                 Next::Send(out) => {
                     return match self.exchange(out).await? {
                         Finished::Token(token) => Ok(token),
@@ -363,6 +383,17 @@ impl TokenKeeper {
                 Next::Wait(id, deadline, self.inner.flight_ended.listen())
             }
             Ok(Step::Send(out)) => Next::Send(out),
+            // Another process is refreshing: poll the store for its tokens,
+            // until its claim ends.
+            Ok(Step::Reload(claim_ends)) => match state.moved_on() {
+                Ok(true) => Next::Pause(Duration::ZERO),
+                Ok(false) => Next::Pause(
+                    until(claim_ends)
+                        .min(RELOAD_POLL)
+                        .max(Duration::from_millis(1)),
+                ),
+                Err(error) => Next::Done(Err(error.into())),
+            },
             Err(error) => Next::Done(Err(error)),
         }
     }
@@ -399,7 +430,7 @@ impl TokenKeeper {
             let saved = state.persist();
             drop(state);
             inner.flight_ended.notify(usize::MAX);
-            return result.and_then(|done| saved.map(|()| done).map_err(Error::from));
+            return result.and_then(|done| saved.map(|_| done).map_err(Error::from));
         }
     }
 

@@ -755,3 +755,40 @@ async fn client_credentials_are_cached_and_coalesced() {
         .unwrap();
     assert_eq!(response.status(), 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_sharing_a_store_make_one_refresh() {
+    let h = harness();
+    let session = login(&h).await;
+    let store = SharedStore::with_session(expire(&session));
+    // Two handles stand for two processes: each has its own single-flight,
+    // only the refresh claim saved in the store keeps them apart.
+    let a = keeper(support::shared_config(&h), &store);
+    let b = keeper(support::shared_config(&h), &store);
+    h.reset_stats();
+
+    let tasks: Vec<_> = (0..64)
+        .map(|i| {
+            let keeper = if i % 2 == 0 { a.clone() } else { b.clone() };
+            tokio::spawn(async move { keeper.get_access_token(&TokenRequest::new()).await })
+        })
+        .collect();
+    let mut tokens = BTreeSet::new();
+    for task in tasks {
+        tokens.insert(task.await.unwrap().unwrap().token.secret().to_owned());
+    }
+    assert_eq!(h.stats().grant("refresh_token"), 1, "one refresh in all");
+    assert_eq!(tokens.len(), 1, "both processes share the new token");
+    let stored = store.stored().unwrap();
+    assert!(stored.refresh_claim().is_none(), "the claim was released");
+    assert_eq!(access_token(&stored), *tokens.first().unwrap());
+
+    b.get_access_token(&TokenRequest::new().force_refresh())
+        .await
+        .unwrap();
+    a.get_access_token(&TokenRequest::new().force_refresh())
+        .await
+        .unwrap();
+    assert_eq!(h.stats().grant("refresh_token"), 3);
+    assert_eq!(h.stats().token_responses_by_status.get("400"), None);
+}

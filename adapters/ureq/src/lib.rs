@@ -57,13 +57,20 @@
 //! another process saved first: the adapter reloads the stored session and
 //! installs it — except when its own change rotated the refresh token
 //! (then the stored session holds a spent one, and this one overwrites it).
-//! Before sending a refresh the adapter also checks whether the store moved
-//! on, and if so adopts the stored session instead of spending a refresh
-//! token another process may already have rotated. Stores shared across
-//! processes narrow, but cannot close, the window in which two processes
-//! refresh at the same moment; use one process per session where rotation
-//! is on.
 //!
+//! Sessions shared by several processes through one store should be
+//! configured with [`ConfigBuilder::shared_store`]: before a refresh leaves,
+//! the core claims the refresh token in the session, and the adapter saves
+//! that claim with compare-and-swap first. If the save loses, the request
+//! is cancelled unsent and the stored session adopted; a handle that finds
+//! another process's live claim polls the store (every 50 ms) for its
+//! tokens, until the claim ends (the core's lease). Without that option the
+//! adapter still compares the store's generation with its own before each
+//! refresh and adopts a newer stored session instead of spending a refresh
+//! token another process may have rotated, which narrows the window but
+//! cannot close it.
+//!
+//! [`ConfigBuilder::shared_store`]: tokenkeeper::ConfigBuilder::shared_store
 //! [`StoreError::Conflict`]: tokenkeeper::StoreError::Conflict
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -93,6 +100,9 @@ pub use tokenkeeper;
 
 /// The default transport timeout for a whole request (10 s).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How often the store is read while another process refreshes.
+const RELOAD_POLL: Duration = Duration::from_millis(50);
 
 /// An agent configured for token endpoints: every status returned as a
 /// response (`http_status_as_error(false)`), no redirects followed
@@ -329,6 +339,19 @@ impl TokenKeeper {
                         .unwrap_or_else(PoisonError::into_inner)
                         .0;
                 }
+                Step::Reload(claim_ends) => {
+                    // Another process is refreshing: poll the store for its
+                    // tokens, until its claim ends.
+                    waited = None;
+                    if !state.moved_on()? {
+                        let pause = until(claim_ends).min(RELOAD_POLL);
+                        state = inner
+                            .flight_ended
+                            .wait_timeout(state, pause.max(Duration::from_millis(1)))
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .0;
+                    }
+                }
                 Step::Send(out) => {
                     drop(state);
                     return match self.exchange(out)? {
@@ -372,7 +395,7 @@ impl TokenKeeper {
             let saved = state.persist();
             drop(state);
             inner.flight_ended.notify_all();
-            return result.and_then(|done| saved.map(|()| done).map_err(Error::from));
+            return result.and_then(|done| saved.map(|_| done).map_err(Error::from));
         }
     }
 

@@ -94,7 +94,7 @@ impl State {
     ///
     /// Returns an error only when a change made by this call could not be
     /// saved (it stays pending and is retried after the next core call).
-    pub(crate) fn persist(&mut self) -> Result<(), StoreError> {
+    pub(crate) fn persist(&mut self) -> Result<Saved, StoreError> {
         let mut changed = false;
         while let Some(event) = self.manager.poll_event() {
             if let Event::SessionChanged { reason, .. } = event {
@@ -109,16 +109,18 @@ impl State {
         }
         self.pending |= changed;
         if !self.pending {
-            return Ok(());
+            return Ok(Saved::Nothing);
         }
-        let result = self.save();
-        if changed { result } else { Ok(()) }
+        match self.save() {
+            Err(_) if !changed => Ok(Saved::Nothing),
+            other => other,
+        }
     }
 
-    fn save(&mut self) -> Result<(), StoreError> {
+    fn save(&mut self) -> Result<Saved, StoreError> {
         let Some(session) = self.manager.session() else {
             self.pending = false;
-            return Ok(());
+            return Ok(Saved::Nothing);
         };
         let generation = session.generation();
         let result = match self.store.save(session, self.saved) {
@@ -128,7 +130,7 @@ impl State {
             Err(StoreError::Conflict { .. }) => {
                 let stored = self.store.load()?;
                 self.adopt(stored);
-                return Ok(());
+                return Ok(Saved::Adopted);
             }
             other => other,
         };
@@ -136,7 +138,7 @@ impl State {
         self.saved = Some(generation);
         self.pending = false;
         self.pending_rotation = false;
-        Ok(())
+        Ok(Saved::Stored)
     }
 
     /// Installs `stored` (what the store holds now; `None`: another writer
@@ -151,10 +153,10 @@ impl State {
         self.pending_rotation = false;
     }
 
-    /// Before a refresh goes out: if another writer moved the stored
-    /// session on, its refresh token is the live one (ours may be spent),
-    /// so adopt it and ask again instead of replaying a spent token.
-    /// Returns whether the session here changed.
+    /// Adopts the stored session if another writer moved it on since this
+    /// handle last saved or loaded it (before a refresh goes out, its
+    /// refresh token is the live one; while another process refreshes, it
+    /// brings the new tokens). Returns whether the session here changed.
     pub(crate) fn moved_on(&mut self) -> Result<bool, StoreError> {
         if self.pending_rotation {
             // Only this handle holds the newest refresh token.
@@ -169,6 +171,17 @@ impl State {
     }
 }
 
+/// What [`State::persist`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Saved {
+    /// Nothing to save.
+    Nothing,
+    /// Saved with compare-and-swap.
+    Stored,
+    /// Another writer saved first; its session was adopted.
+    Adopted,
+}
+
 /// What one question to the core led to, owned (no borrow of the manager).
 pub(crate) enum Step {
     /// The token.
@@ -177,6 +190,9 @@ pub(crate) enum Step {
     Send(tokenkeeper::OutgoingRequest),
     /// Wait for flight `id`, until it ends or the lease deadline.
     Wait(tokenkeeper::RequestId, Option<UnixTime>),
+    /// Another process is refreshing (shared stores): reload the stored
+    /// session until its tokens arrive, at the latest until its claim ends.
+    Reload(UnixTime),
     /// The answer is this error.
     Failed(tokenkeeper::Error),
 }
@@ -213,31 +229,33 @@ impl State {
         let step = match action {
             Action::Ready(token) => Step::Ready(token.to_owned()),
             Action::Send(out) => Step::Send(out),
-            Action::Wait(id) => Step::Wait(id, None),
+            Action::Wait(id) => Step::Wait(id, self.manager.poll_timeout()),
+            Action::Reload { until } => Step::Reload(until),
             Action::LoginRequired(e) | Action::Failed(e) => Step::Failed(e),
             other => return Err(crate::Error::Unsupported(format!("{other:?}"))),
         };
-        let step = match step {
-            Step::Wait(id, _) => Step::Wait(id, self.manager.poll_timeout()),
-            // A refresh spends the session's refresh token: check it is
-            // still the live one.
-            Step::Send(out) if matches!(ask, Ask::User(_)) => match self.moved_on() {
-                Ok(false) => Step::Send(out),
-                moved => {
-                    // Nothing was sent: release the flight and ask again.
-                    let _ = self.manager.cancel(out.id);
-                    moved?;
-                    return self.step(ask, None);
-                }
-            },
-            other => other,
+        let saved = self.persist();
+        let Step::Send(out) = &step else {
+            return saved.map(|_| step).map_err(Into::into);
         };
-        if let Err(error) = self.persist() {
-            if let Step::Send(out) = &step {
-                let _ = self.manager.cancel(out.id);
-            }
-            return Err(error.into());
+        // A refresh spends the session's refresh token: it must still be
+        // the live one. With a shared store the core's claim was just saved
+        // with compare-and-swap (lost: another process refreshes); without,
+        // compare with the store.
+        let lost = match saved {
+            Ok(Saved::Stored) => Ok(false),
+            Ok(Saved::Adopted) => Ok(true),
+            Ok(Saved::Nothing) if matches!(ask, Ask::User(_)) => self.moved_on(),
+            Ok(Saved::Nothing) => Ok(false),
+            Err(error) => Err(error),
+        };
+        if lost.as_ref().is_ok_and(|lost| !lost) {
+            return Ok(step);
         }
-        Ok(step)
+        // Nothing was sent: release the flight, then ask again.
+        let _ = self.manager.cancel(out.id);
+        lost?;
+        self.persist()?;
+        self.step(ask, None)
     }
 }

@@ -676,3 +676,44 @@ fn client_credentials_are_cached_and_coalesced() {
     );
     assert_eq!(call.status, 200, "{}", call.body);
 }
+
+#[test]
+fn two_processes_sharing_a_store_make_one_refresh() {
+    let h = harness();
+    let session = login(&h);
+    let store = SharedStore::with_session(expire(&session));
+    // Two handles stand for two processes: each has its own single-flight,
+    // only the refresh claim saved in the store keeps them apart.
+    let a = keeper(support::shared_config(&h), &store);
+    let b = keeper(support::shared_config(&h), &store);
+    h.reset_stats();
+
+    let barrier = Arc::new(Barrier::new(64));
+    let threads: Vec<_> = (0..64)
+        .map(|i| {
+            let keeper = if i % 2 == 0 { a.clone() } else { b.clone() };
+            let barrier = Arc::clone(&barrier);
+            std::thread::spawn(move || {
+                barrier.wait();
+                keeper.get_access_token(&TokenRequest::new())
+            })
+        })
+        .collect();
+    let tokens: BTreeSet<String> = threads
+        .into_iter()
+        .map(|t| t.join().unwrap().unwrap().token.secret().to_owned())
+        .collect();
+    assert_eq!(h.stats().grant("refresh_token"), 1, "one refresh in all");
+    assert_eq!(tokens.len(), 1, "both processes share the new token");
+    let stored = store.stored().unwrap();
+    assert!(stored.refresh_claim().is_none(), "the claim was released");
+    assert_eq!(access_token(&stored), *tokens.first().unwrap());
+
+    // Nothing was replayed: both can refresh again.
+    b.get_access_token(&TokenRequest::new().force_refresh())
+        .unwrap();
+    a.get_access_token(&TokenRequest::new().force_refresh())
+        .unwrap();
+    assert_eq!(h.stats().grant("refresh_token"), 3);
+    assert_eq!(h.stats().token_responses_by_status.get("400"), None);
+}

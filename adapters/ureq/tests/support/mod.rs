@@ -84,6 +84,16 @@ pub fn config_for(token_endpoint: &str) -> Config {
 
 /// [`config_for`] the harness, with its issuer (ID tokens are checked).
 pub fn config(h: &Harness) -> Config {
+    builder(h).build().unwrap()
+}
+
+/// [`config`] for a session several processes share through one store
+/// (refresh claims).
+pub fn shared_config(h: &Harness) -> Config {
+    builder(h).shared_store(true).build().unwrap()
+}
+
+fn builder(h: &Harness) -> tokenkeeper::ConfigBuilder {
     Config::builder(h.token_endpoint(), CONFIDENTIAL_POST.id)
         .client_auth(ClientAuth::SecretPost(ClientSecret::new(
             CONFIDENTIAL_POST.secret.unwrap(),
@@ -92,8 +102,6 @@ pub fn config(h: &Harness) -> Config {
         .audience(API1)
         .scope(LOGIN_SCOPE)
         .target_parameter(TargetParameter::Resource)
-        .build()
-        .unwrap()
 }
 
 /// A [`MemoryStore`] behind an `Arc<Mutex>`, so several handles (standing
