@@ -434,10 +434,12 @@ impl TokenKeeper {
                 attempt.headers_mut().append(name, value);
             }
             // A 401 must come back as a response for the core to see it.
-            let attempt = (self.inner.agent)
-                .configure_request(attempt)
-                .http_status_as_error(false)
-                .build();
+            if self.inner.agent.config().http_status_as_error() {
+                attempt = (self.inner.agent)
+                    .configure_request(attempt)
+                    .http_status_as_error(false)
+                    .build();
+            }
             let response = self.inner.agent.run(attempt).map_err(Error::Transport)?;
             let seen = HttpResponse {
                 status: response.status().as_u16(),
@@ -559,12 +561,16 @@ fn send(
     for (name, value) in request.headers.iter() {
         builder = builder.header(name, value);
     }
-    // Enforced per request, whatever the agent's own configuration.
-    let request = agent
-        .configure_request(builder.body(request.body)?)
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .build();
+    let mut request = builder.body(request.body)?;
+    let config = agent.config();
+    if config.http_status_as_error() || config.max_redirects() > 0 {
+        // Enforced per request, whatever the agent's own configuration.
+        request = agent
+            .configure_request(request)
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .build();
+    }
     let response = agent.run(request)?;
     let status = response.status().as_u16();
     let headers = headers_of(response.headers());
