@@ -133,6 +133,7 @@ pub use manager::{
     AccessTokenInfo, AccessTokenRef, Action, ChangeReason, Completion, Event, OutgoingRequest,
     ResourceVerdict, TokenManager, TokenRequest,
 };
+pub use manager::{Authorization, Dispatch, PendingAuthorization, SignatureRequest};
 pub use secret::{AccessToken, ClientSecret, IdToken, RefreshToken};
 pub use session::Session;
 pub use store::{MemoryStore, SessionStore, StoreError};

@@ -38,6 +38,7 @@
 //! response changes the stored tokens.
 
 mod claim;
+mod dpop;
 mod exchange;
 mod login;
 mod machine;
@@ -45,7 +46,8 @@ mod refresh;
 mod resource;
 mod revocation;
 
-pub use resource::ResourceVerdict;
+pub use dpop::{Dispatch, SignatureRequest};
+pub use resource::{Authorization, PendingAuthorization, ResourceVerdict};
 
 use alloc::boxed::Box;
 use alloc::string::String;
@@ -55,13 +57,14 @@ use core::fmt;
 use crate::cache::{TokenCache, WantedScope};
 use crate::config::Config;
 use crate::entropy::Entropy;
-use crate::error::Error;
+use crate::error::{Error, ResponseError};
 use crate::flight::{Destination, Flight, FlightKind, Flights, RequestId};
 use crate::grant::RefreshRequest;
 use crate::http::{HttpRequest, HttpResponse};
 use crate::secret::AccessToken;
 use crate::session::Session;
 use crate::time::UnixTime;
+use crate::token::response::parse_mfa_required;
 use crate::token::{AccessTokenSet, Decision, Freshness, TokenResponse, TokenType};
 
 /// What a caller asks for: the SDK's `getAccessToken` options.
@@ -179,6 +182,9 @@ pub enum Action<'a> {
     /// Send this request and hand the response to
     /// [`TokenManager::handle_response`].
     Send(OutgoingRequest),
+    /// (Deferred DPoP signers.) Sign this, then
+    /// [`TokenManager::handle_signature`] gives the request to send.
+    Sign(SignatureRequest),
     /// A refresh is already in flight. When it ends (its owner handles the
     /// response, or the lease runs out), call
     /// [`TokenManager::get_access_token_after_wait`].
@@ -207,6 +213,8 @@ pub enum Completion<'a> {
     /// Send this request again (same id): a retry the protocol asks for,
     /// at most once.
     Resend(OutgoingRequest),
+    /// (Deferred DPoP signers.) The retry's proof needs a signature first.
+    Sign(SignatureRequest),
     /// The exchange failed. What is stored did not change, except as the
     /// error says (`invalid_grant` marks the session for re-authentication;
     /// `missing_scopes` stored the token anyway).
@@ -215,6 +223,16 @@ pub enum Completion<'a> {
     Exchanged(alloc::boxed::Box<TokenResponse>),
     /// The refresh token was revoked (logout finished).
     Revoked,
+}
+
+impl From<Result<Dispatch, Error>> for Action<'_> {
+    fn from(result: Result<Dispatch, Error>) -> Self {
+        match result {
+            Ok(Dispatch::Send(out)) => Action::Send(out),
+            Ok(Dispatch::Sign(sign)) => Action::Sign(sign),
+            Err(error) => Action::Failed(error),
+        }
+    }
 }
 
 /// Why the session changed.
@@ -289,8 +307,11 @@ pub struct TokenManager {
     instance: String,
     /// A claim recorded on the shared-borrow path, written by `settle`.
     pending_claim: Cell<Option<UnixTime>>,
-    #[allow(dead_code)] // drawn from by DPoP proofs and PKCE.
-    entropy: Box<dyn Entropy + Send>,
+    /// The host's randomness (DPoP `jti`s); a `RefCell` so proofs can be
+    /// made on the shared-borrow path.
+    entropy: RefCell<Box<dyn Entropy + Send>>,
+    /// DPoP, when enabled.
+    dpop: Option<dpop::DpopState>,
 }
 
 impl fmt::Debug for TokenManager {
@@ -317,7 +338,8 @@ impl TokenManager {
             flights: RefCell::new(Flights::default()),
             events: alloc::collections::VecDeque::new(),
             machine_cache: TokenCache::new(),
-            entropy: Box::new(entropy),
+            entropy: RefCell::new(Box::new(entropy)),
+            dpop: None,
         }
     }
 
@@ -441,11 +463,11 @@ impl TokenManager {
                     request,
                     now,
                 );
-                if config.shared_store {
+                if config.shared_store && outgoing.is_ok() {
                     this.pending_claim
                         .set(Some(now.saturating_add(config.lease)));
                 }
-                Action::Send(outgoing)
+                outgoing.into()
             }
         }
     }
@@ -488,17 +510,54 @@ impl TokenManager {
         self.get_access_token(&request, now)
     }
 
-    /// RFC 9449 §5: a token asked for with DPoP must come back as DPoP.
-    fn check_token_type(&self, flight: &Flight, parsed: &TokenResponse) -> Result<(), Error> {
+    /// Whether the token of a grant response can be used: RFC 9449 §5 (a
+    /// token asked for with DPoP must come back as DPoP), and not already
+    /// expired at `now` (its lifetime counts from the send time). Gives the
+    /// expiry. `wrap` names the failure (`failed_to_refresh_token`, …).
+    fn usable_expiry(
+        &self,
+        flight: &Flight,
+        parsed: &TokenResponse,
+        status: u16,
+        now: UnixTime,
+        wrap: fn(ResponseError) -> Error,
+    ) -> Result<UnixTime, Error> {
         if flight.dpop && parsed.token_type != TokenType::DPoP {
             return Err(Error::TokenTypeMismatch {
                 received: String::from(parsed.token_type.as_str()),
             });
         }
-        Ok(())
+        let expires_at = parsed.expires_at(flight.sent_at, self.config.default_lifetime);
+        if expires_at <= now {
+            return Err(wrap(ResponseError::Malformed {
+                status,
+                reason: "the access token expired before the response arrived",
+            }));
+        }
+        Ok(expires_at)
+    }
+
+    /// The error for a grant response that could not be parsed:
+    /// `mfa_required` becomes [`Error::MfaRequired`] with its details, the
+    /// rest is wrapped by `wrap`.
+    fn grant_error(
+        &self,
+        error: ResponseError,
+        response: &HttpResponse,
+        wrap: fn(ResponseError) -> Error,
+    ) -> Error {
+        if let ResponseError::Server(server) = &error
+            && server.error == "mfa_required"
+            && let Some(mfa) = parse_mfa_required(response, &self.config.limits)
+        {
+            return Error::MfaRequired(mfa);
+        }
+        wrap(error)
     }
 
     /// Registers a flight for `request` and hands the request out.
+    /// With DPoP on, token requests carry a proof (revocation does not
+    /// need one).
     fn launch(
         &self,
         kind: FlightKind,
@@ -506,9 +565,27 @@ impl TokenManager {
         requested_scope: String,
         request: HttpRequest,
         now: UnixTime,
-    ) -> OutgoingRequest {
+    ) -> Result<Dispatch, Error> {
+        let dpop = self.dpop.is_some() && !matches!(kind, FlightKind::Revocation);
+        let prepared = if dpop {
+            self.prepare_token_request(&request, now)?
+        } else {
+            dpop::Prepared::Ready(request.clone())
+        };
         let mut flights = self.flights.borrow_mut();
         let id = flights.next_id();
+        let (dispatch, pending_proof) = match prepared {
+            dpop::Prepared::Ready(ready) => {
+                (Dispatch::Send(OutgoingRequest { id, request: ready }), None)
+            }
+            dpop::Prepared::Deferred(unsigned) => (
+                Dispatch::Sign(SignatureRequest {
+                    id,
+                    signing_input: String::from(unsigned.signing_input()),
+                }),
+                Some(unsigned),
+            ),
+        };
         flights.start(Flight {
             id,
             kind,
@@ -517,10 +594,11 @@ impl TokenManager {
             sent_at: now,
             deadline: now.saturating_add(self.config.lease),
             attempt: 0,
-            dpop: false,
-            request: request.clone(),
+            dpop,
+            request,
+            pending_proof,
         });
-        OutgoingRequest { id, request }
+        Ok(dispatch)
     }
 
     /// Feeds the response to request `id`, whatever its status.
@@ -531,9 +609,34 @@ impl TokenManager {
         now: UnixTime,
     ) -> Completion<'_> {
         self.settle();
-        let Some((flight, _abandoned)) = self.flights.get_mut().take(id) else {
+        let Some((mut flight, _abandoned)) = self.flights.get_mut().take(id) else {
             return Completion::Failed(Error::UnknownRequest);
         };
+        // RFC 9449 §8: one retry with a fresh proof, only when the server
+        // sent a new nonce with its `use_dpop_nonce` error.
+        if self.token_nonce_retry(&flight.request.url, &response)
+            && flight.dpop
+            && flight.attempt == 0
+        {
+            flight.attempt = 1;
+            match self.prepare_token_request(&flight.request, now) {
+                Ok(dpop::Prepared::Ready(request)) => {
+                    self.flights.get_mut().restart(flight);
+                    return Completion::Resend(OutgoingRequest { id, request });
+                }
+                Ok(dpop::Prepared::Deferred(unsigned)) => {
+                    let signing_input = String::from(unsigned.signing_input());
+                    flight.pending_proof = Some(unsigned);
+                    self.flights.get_mut().restart(flight);
+                    return Completion::Sign(SignatureRequest { id, signing_input });
+                }
+                Err(error) => {
+                    self.flights.get_mut().restart(flight);
+                    let _ = self.cancel(id);
+                    return Completion::Failed(error);
+                }
+            }
+        }
         // The claim goes with the flight; when nothing else is stored, its
         // release is announced on its own.
         let claimed = flight.refresh_token().is_some() && self.release_claim();
