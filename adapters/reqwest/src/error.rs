@@ -21,6 +21,9 @@ pub enum Error {
     /// saved again after the next change.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The deferred DPoP signer failed, or none is configured.
+    #[error("DPoP signing failed: {0}")]
+    Signing(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The core asked for a step this adapter version does not know.
     #[error("unsupported step from the core: {0}")]
     Unsupported(String),
@@ -29,8 +32,8 @@ pub enum Error {
 impl Error {
     /// A stable code: the core's [`code`](tokenkeeper::Error::code),
     /// `transport_error` (also for callers that waited on a request that
-    /// failed in transport), `invalid_request`, `store_error`, or
-    /// `unsupported`.
+    /// failed in transport), `invalid_request`, `store_error`,
+    /// `signing_error`, or `unsupported`.
     #[must_use]
     pub fn code(&self) -> &'static str {
         match self {
@@ -38,6 +41,7 @@ impl Error {
             Error::Transport(_) => "transport_error",
             Error::InvalidRequest(_) => "invalid_request",
             Error::Store(_) => "store_error",
+            Error::Signing(_) => "signing_error",
             Error::Unsupported(_) => "unsupported",
         }
     }

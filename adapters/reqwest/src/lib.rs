@@ -79,21 +79,23 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-use std::future::{Future as _, poll_fn};
-use std::pin::pin;
+use std::error::Error as StdError;
+use std::future::{Future, poll_fn};
+use std::pin::{Pin, pin};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::Poll;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use event_listener::{Event, EventListener};
 use tokenkeeper::discovery::{AuthorizationServerMetadata, DiscoveryKind, discovery_request};
+use tokenkeeper::dpop::{EcdsaSignature, Signer};
 use tokenkeeper::grant::token_exchange::TokenExchangeRequest;
 use tokenkeeper::login::LoginTransaction;
 use tokenkeeper::token::TokenResponse;
 use tokenkeeper::{
-    AccessTokenInfo, Completion, Config, Headers, HttpRequest, HttpResponse, MemoryStore,
-    OutgoingRequest, RequestId, ResourceVerdict, Session, SessionStore, TokenManager, TokenRequest,
-    UnixTime,
+    AccessTokenInfo, Authorization, Completion, Config, Dispatch, Headers, HttpRequest,
+    HttpResponse, MemoryStore, RequestId, ResourceVerdict, Session, SessionStore, TokenManager,
+    TokenRequest, UnixTime,
 };
 
 mod error;
@@ -101,7 +103,7 @@ mod state;
 
 pub use error::Error;
 pub use state::OsEntropy;
-use state::{Ask, State, Step, now};
+use state::{Ask, State, Step, dispatch_id, now};
 pub use tokenkeeper;
 
 /// The default transport timeout for a whole request (10 s).
@@ -152,7 +154,17 @@ struct Inner {
     /// Notified whenever a flight ends (response, error, cancel).
     flight_ended: Event,
     max_body: usize,
+    deferred_signer: Option<Box<DeferredSigner>>,
 }
+
+/// What a [`DeferredSigner`] returns.
+pub type SignFuture =
+    Pin<Box<dyn Future<Output = Result<EcdsaSignature, Box<dyn StdError + Send + Sync>>> + Send>>;
+
+/// Signs a DPoP proof's signing input for a signer that answered
+/// [`SignOutcome::Deferred`](tokenkeeper::dpop::SignOutcome::Deferred) (a
+/// KMS, an HSM): ES256, the raw 64-byte `r || s`.
+pub type DeferredSigner = dyn Fn(String) -> SignFuture + Send + Sync;
 
 impl std::fmt::Debug for TokenKeeper {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -168,9 +180,30 @@ pub struct Builder {
     timeout: Duration,
     store: Box<dyn SessionStore + Send>,
     session: Option<Session>,
+    dpop: Option<Box<dyn Signer + Send>>,
+    deferred_signer: Option<Box<DeferredSigner>>,
 }
 
 impl Builder {
+    /// Turns DPoP on with `signer`: token requests carry proofs (with the
+    /// servers' nonces), tokens come back DPoP-bound, and
+    /// [`TokenKeeper::send_authorized`] presents them with proofs.
+    pub fn dpop(mut self, signer: impl Signer + Send + 'static) -> Self {
+        self.dpop = Some(Box::new(signer));
+        self
+    }
+
+    /// Signs for a DPoP signer that defers (answers
+    /// [`SignOutcome::Deferred`](tokenkeeper::dpop::SignOutcome::Deferred)).
+    /// Awaited without any lock held.
+    pub fn deferred_signer(
+        mut self,
+        sign: impl Fn(String) -> SignFuture + Send + Sync + 'static,
+    ) -> Self {
+        self.deferred_signer = Some(Box::new(sign));
+        self
+    }
+
     /// Sends with `client`, which must not follow redirects (see the
     /// [crate docs](crate#the-client)). Default: [`client`]`(timeout)`.
     pub fn client(mut self, client: reqwest::Client) -> Self {
@@ -209,14 +242,18 @@ impl Builder {
     ///
     /// # Errors
     /// [`Error::Store`] when the store cannot be read or written,
-    /// [`Error::Transport`] when the default client cannot be built.
+    /// [`Error::Transport`] when the default client cannot be built,
+    /// [`Error::Core`] when the DPoP signer is not ES256.
     pub fn build(self) -> Result<TokenKeeper, Error> {
         let client = match self.client {
             Some(client) => client,
             None => client(self.timeout).map_err(Error::Transport)?,
         };
         let max_body = self.config.limits().max_body_bytes;
-        let manager = TokenManager::new(self.config, OsEntropy);
+        let mut manager = TokenManager::new(self.config, OsEntropy);
+        if let Some(signer) = self.dpop {
+            manager.enable_dpop(signer)?;
+        }
         let state = State::new(manager, self.store, self.session)?;
         Ok(TokenKeeper {
             inner: Arc::new(Inner {
@@ -224,6 +261,7 @@ impl Builder {
                 state: Mutex::new(state),
                 flight_ended: Event::new(),
                 max_body,
+                deferred_signer: self.deferred_signer,
             }),
         })
     }
@@ -233,7 +271,7 @@ impl Builder {
 enum Next {
     Done(Result<AccessTokenInfo, Error>),
     Wait(RequestId, Option<UnixTime>, EventListener),
-    Send(OutgoingRequest),
+    Own(Dispatch),
     /// Another process is refreshing: ask again after this pause.
     Pause(Duration),
 }
@@ -247,6 +285,8 @@ impl TokenKeeper {
             timeout: DEFAULT_TIMEOUT,
             store: Box::new(MemoryStore::new()),
             session: None,
+            dpop: None,
+            deferred_signer: None,
         }
     }
 
@@ -362,8 +402,8 @@ impl TokenKeeper {
                         futures_timer::Delay::new(pause).await;
                     }
                 }
-                Next::Send(out) => {
-                    return match self.exchange(out).await? {
+                Next::Own(dispatch) => {
+                    return match self.exchange(dispatch).await? {
                         Finished::Token(token) => Ok(token),
                         other => Err(unexpected(&other)),
                     };
@@ -382,7 +422,7 @@ impl TokenKeeper {
             Ok(Step::Wait(id, deadline)) => {
                 Next::Wait(id, deadline, self.inner.flight_ended.listen())
             }
-            Ok(Step::Send(out)) => Next::Send(out),
+            Ok(Step::Own(dispatch)) => Next::Own(dispatch),
             // Another process is refreshing: poll the store for its tokens,
             // until its claim ends.
             Ok(Step::Reload(claim_ends)) => match state.moved_on() {
@@ -398,23 +438,41 @@ impl TokenKeeper {
         }
     }
 
-    /// Sends the request for flight `out` (again, on `Resend`) and hands
-    /// the outcome to the core. Owns the flight: if this future is dropped,
-    /// the guard cancels it.
-    async fn exchange(&self, mut out: OutgoingRequest) -> Result<Finished, Error> {
+    /// Owns a flight to its end: signs its DPoP proof when the signer
+    /// defers, sends the request (again, on `Resend`) and hands the outcome
+    /// to the core. If this future is dropped, the guard cancels the flight.
+    async fn exchange(&self, first: Dispatch) -> Result<Finished, Error> {
         let inner = &*self.inner;
-        let mut guard = CancelOnDrop(Some((inner, out.id)));
+        let id = dispatch_id(&first).ok_or_else(|| unsupported(&first))?;
+        let mut guard = CancelOnDrop(Some((inner, id)));
+        let mut next = first;
         loop {
+            let out = match next {
+                Dispatch::Send(out) => out,
+                Dispatch::Sign(request) => {
+                    let signature = self.sign(request.signing_input).await?;
+                    let mut state = inner.lock();
+                    let out = state.manager.handle_signature(id, &signature, now());
+                    state.persist()?;
+                    out?
+                }
+                other => return Err(unsupported(&other)),
+            };
             let sent = send(&inner.client, out.request, inner.max_body).await;
             let mut state = inner.lock();
             let now = now();
             let result = match sent {
-                Ok(response) => match state.manager.handle_response(out.id, response, now) {
+                Ok(response) => match state.manager.handle_response(id, response, now) {
                     Completion::Ready(token) => Ok(Finished::Token(token.to_owned())),
                     Completion::Exchanged(response) => Ok(Finished::Exchanged(response)),
                     Completion::Revoked => Ok(Finished::Revoked),
-                    Completion::Resend(next) => {
-                        out = next;
+                    Completion::Resend(out) => {
+                        next = Dispatch::Send(out);
+                        state.persist()?;
+                        continue;
+                    }
+                    Completion::Sign(request) => {
+                        next = Dispatch::Sign(request);
                         state.persist()?;
                         continue;
                     }
@@ -422,7 +480,7 @@ impl TokenKeeper {
                     other => Err(Error::Unsupported(format!("{other:?}"))),
                 },
                 Err(error) => {
-                    let _ = state.manager.handle_transport_error(out.id, now);
+                    let _ = state.manager.handle_transport_error(id, now);
                     Err(error)
                 }
             };
@@ -432,6 +490,25 @@ impl TokenKeeper {
             inner.flight_ended.notify(usize::MAX);
             return result.and_then(|done| saved.map(|_| done).map_err(Error::from));
         }
+    }
+
+    /// Signs with the deferred signer (no lock held).
+    async fn sign(&self, signing_input: String) -> Result<EcdsaSignature, Error> {
+        let sign = self.inner.deferred_signer.as_ref().ok_or_else(|| {
+            Error::Signing("the DPoP signer deferred and no deferred signer is configured".into())
+        })?;
+        sign(signing_input).await.map_err(Error::Signing)
+    }
+
+    /// The JWK thumbprint of the DPoP key (for a login's `dpop_jkt`), when
+    /// DPoP is on.
+    #[must_use]
+    pub fn dpop_thumbprint(&self) -> Option<String> {
+        self.inner
+            .lock()
+            .manager
+            .dpop_thumbprint()
+            .map(String::from)
     }
 
     /// Sends `request` to a resource server with this handle's token for
@@ -458,7 +535,16 @@ impl TokenKeeper {
         let mut next = Some(request);
         while let Some(mut attempt) = next.take() {
             let spare = attempt.try_clone();
-            let headers = self.with_manager(|m| m.authorize(&method, &url, &token, now()))??;
+            let authorization =
+                self.with_manager(|m| m.authorize(&method, &url, &token, now()))??;
+            let headers = match authorization {
+                Authorization::Ready(headers) => headers,
+                Authorization::Sign(pending) => {
+                    let signature = self.sign(pending.signing_input().to_owned()).await?;
+                    pending.finish(&signature)
+                }
+                other => return Err(Error::Unsupported(format!("{other:?}"))),
+            };
             for (name, _) in headers.iter() {
                 attempt.headers_mut().remove(name);
             }
@@ -564,6 +650,11 @@ enum Finished {
 /// A flight ended in another way than its kind should.
 fn unexpected(finished: &Finished) -> Error {
     Error::Unsupported(format!("{finished:?}"))
+}
+
+/// The core asked for a step this adapter does not know.
+fn unsupported(dispatch: &Dispatch) -> Error {
+    Error::Unsupported(format!("{dispatch:?}"))
 }
 
 /// Cancels the flight it holds when dropped armed (the owner's future was

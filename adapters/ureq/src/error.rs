@@ -18,6 +18,9 @@ pub enum Error {
     /// saved again after the next change.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The deferred DPoP signer failed, or none is configured.
+    #[error("DPoP signing failed: {0}")]
+    Signing(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The core asked for a step this adapter version does not know.
     #[error("unsupported step from the core: {0}")]
     Unsupported(String),
@@ -26,13 +29,15 @@ pub enum Error {
 impl Error {
     /// A stable code: the core's [`code`](tokenkeeper::Error::code),
     /// `transport_error` (also for callers that waited on a request that
-    /// failed in transport), `store_error`, or `unsupported`.
+    /// failed in transport), `store_error`, `signing_error`, or
+    /// `unsupported`.
     #[must_use]
     pub fn code(&self) -> &'static str {
         match self {
             Error::Core(e) => e.code(),
             Error::Transport(_) => "transport_error",
             Error::Store(_) => "store_error",
+            Error::Signing(_) => "signing_error",
             Error::Unsupported(_) => "unsupported",
         }
     }

@@ -80,13 +80,14 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokenkeeper::discovery::{AuthorizationServerMetadata, DiscoveryKind, discovery_request};
+use tokenkeeper::dpop::{EcdsaSignature, Signer};
 use tokenkeeper::grant::token_exchange::TokenExchangeRequest;
 use tokenkeeper::login::LoginTransaction;
 use tokenkeeper::token::TokenResponse;
 use tokenkeeper::{
-    AccessTokenInfo, Completion, Config, Headers, HttpRequest, HttpResponse, MemoryStore,
-    OutgoingRequest, RequestId, ResourceVerdict, Session, SessionStore, TokenManager, TokenRequest,
-    UnixTime,
+    AccessTokenInfo, Authorization, Completion, Config, Dispatch, Headers, HttpRequest,
+    HttpResponse, MemoryStore, RequestId, ResourceVerdict, Session, SessionStore, TokenManager,
+    TokenRequest, UnixTime,
 };
 use ureq::http;
 
@@ -95,7 +96,7 @@ mod state;
 
 pub use error::Error;
 pub use state::OsEntropy;
-use state::{Ask, State, Step, now};
+use state::{Ask, State, Step, dispatch_id, now};
 pub use tokenkeeper;
 
 /// The default transport timeout for a whole request (10 s).
@@ -144,7 +145,14 @@ struct Inner {
     /// Signalled whenever a flight ends (response, error, cancel).
     flight_ended: Condvar,
     max_body: usize,
+    deferred_signer: Option<Box<DeferredSigner>>,
 }
+
+/// Signs a DPoP proof's signing input for a signer that answered
+/// [`SignOutcome::Deferred`](tokenkeeper::dpop::SignOutcome::Deferred) (a
+/// KMS, an HSM): ES256, the raw 64-byte `r || s`.
+pub type DeferredSigner =
+    dyn Fn(&str) -> Result<EcdsaSignature, Box<dyn std::error::Error + Send + Sync>> + Send + Sync;
 
 impl std::fmt::Debug for TokenKeeper {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -160,9 +168,33 @@ pub struct Builder {
     timeout: Duration,
     store: Box<dyn SessionStore + Send>,
     session: Option<Session>,
+    dpop: Option<Box<dyn Signer + Send>>,
+    deferred_signer: Option<Box<DeferredSigner>>,
 }
 
 impl Builder {
+    /// Turns DPoP on with `signer`: token requests carry proofs (with the
+    /// servers' nonces), tokens come back DPoP-bound, and
+    /// [`TokenKeeper::send_authorized`] presents them with proofs.
+    pub fn dpop(mut self, signer: impl Signer + Send + 'static) -> Self {
+        self.dpop = Some(Box::new(signer));
+        self
+    }
+
+    /// Signs for a DPoP signer that defers (answers
+    /// [`SignOutcome::Deferred`](tokenkeeper::dpop::SignOutcome::Deferred)).
+    /// Called without any lock held.
+    pub fn deferred_signer(
+        mut self,
+        sign: impl Fn(&str) -> Result<EcdsaSignature, Box<dyn std::error::Error + Send + Sync>>
+        + Send
+        + Sync
+        + 'static,
+    ) -> Self {
+        self.deferred_signer = Some(Box::new(sign));
+        self
+    }
+
     /// Sends with `agent` (see the [crate docs](crate#the-agent) for the
     /// settings it needs). Default: [`agent`]`(timeout)`.
     pub fn agent(mut self, agent: ureq::Agent) -> Self {
@@ -200,10 +232,14 @@ impl Builder {
     /// The handle.
     ///
     /// # Errors
-    /// [`Error::Store`] when the store cannot be read or written.
+    /// [`Error::Store`] when the store cannot be read or written,
+    /// [`Error::Core`] when the DPoP signer is not ES256.
     pub fn build(self) -> Result<TokenKeeper, Error> {
         let max_body = self.config.limits().max_body_bytes;
-        let manager = TokenManager::new(self.config, OsEntropy);
+        let mut manager = TokenManager::new(self.config, OsEntropy);
+        if let Some(signer) = self.dpop {
+            manager.enable_dpop(signer)?;
+        }
         let state = State::new(manager, self.store, self.session)?;
         Ok(TokenKeeper {
             inner: Arc::new(Inner {
@@ -211,6 +247,7 @@ impl Builder {
                 state: Mutex::new(state),
                 flight_ended: Condvar::new(),
                 max_body,
+                deferred_signer: self.deferred_signer,
             }),
         })
     }
@@ -225,6 +262,8 @@ impl TokenKeeper {
             timeout: DEFAULT_TIMEOUT,
             store: Box::new(MemoryStore::new()),
             session: None,
+            dpop: None,
+            deferred_signer: None,
         }
     }
 
@@ -352,9 +391,9 @@ impl TokenKeeper {
                             .0;
                     }
                 }
-                Step::Send(out) => {
+                Step::Own(dispatch) => {
                     drop(state);
-                    return match self.exchange(out)? {
+                    return match self.exchange(dispatch)? {
                         Finished::Token(token) => Ok(token),
                         other => Err(unexpected(&other)),
                     };
@@ -363,23 +402,41 @@ impl TokenKeeper {
         }
     }
 
-    /// Sends the request for flight `out` (again, on `Resend`) and hands
-    /// the outcome to the core. Owns the flight: if this thread unwinds,
-    /// the guard cancels it.
-    fn exchange(&self, mut out: OutgoingRequest) -> Result<Finished, Error> {
+    /// Owns a flight to its end: signs its DPoP proof when the signer
+    /// defers, sends the request (again, on `Resend`) and hands the outcome
+    /// to the core. If this thread unwinds, the guard cancels the flight.
+    fn exchange(&self, first: Dispatch) -> Result<Finished, Error> {
         let inner = &*self.inner;
-        let mut guard = CancelOnDrop(Some((inner, out.id)));
+        let id = dispatch_id(&first).ok_or_else(|| unsupported(&first))?;
+        let mut guard = CancelOnDrop(Some((inner, id)));
+        let mut next = first;
         loop {
+            let out = match next {
+                Dispatch::Send(out) => out,
+                Dispatch::Sign(request) => {
+                    let signature = self.sign(&request.signing_input)?;
+                    let mut state = inner.lock();
+                    let out = state.manager.handle_signature(id, &signature, now());
+                    state.persist()?;
+                    out?
+                }
+                other => return Err(unsupported(&other)),
+            };
             let sent = send(&inner.agent, out.request, inner.max_body);
             let mut state = inner.lock();
             let now = now();
             let result = match sent {
-                Ok(response) => match state.manager.handle_response(out.id, response, now) {
+                Ok(response) => match state.manager.handle_response(id, response, now) {
                     Completion::Ready(token) => Ok(Finished::Token(token.to_owned())),
                     Completion::Exchanged(response) => Ok(Finished::Exchanged(response)),
                     Completion::Revoked => Ok(Finished::Revoked),
-                    Completion::Resend(next) => {
-                        out = next;
+                    Completion::Resend(out) => {
+                        next = Dispatch::Send(out);
+                        state.persist()?;
+                        continue;
+                    }
+                    Completion::Sign(request) => {
+                        next = Dispatch::Sign(request);
                         state.persist()?;
                         continue;
                     }
@@ -387,7 +444,7 @@ impl TokenKeeper {
                     other => Err(Error::Unsupported(format!("{other:?}"))),
                 },
                 Err(error) => {
-                    let _ = state.manager.handle_transport_error(out.id, now);
+                    let _ = state.manager.handle_transport_error(id, now);
                     Err(Error::Transport(error))
                 }
             };
@@ -397,6 +454,25 @@ impl TokenKeeper {
             inner.flight_ended.notify_all();
             return result.and_then(|done| saved.map(|_| done).map_err(Error::from));
         }
+    }
+
+    /// Signs with the deferred signer (no lock held).
+    fn sign(&self, signing_input: &str) -> Result<EcdsaSignature, Error> {
+        let sign = self.inner.deferred_signer.as_ref().ok_or_else(|| {
+            Error::Signing("the DPoP signer deferred and no deferred signer is configured".into())
+        })?;
+        sign(signing_input).map_err(Error::Signing)
+    }
+
+    /// The JWK thumbprint of the DPoP key (for a login's `dpop_jkt`), when
+    /// DPoP is on.
+    #[must_use]
+    pub fn dpop_thumbprint(&self) -> Option<String> {
+        self.inner
+            .lock()
+            .manager
+            .dpop_thumbprint()
+            .map(String::from)
     }
 
     /// Sends `request` to a resource server with this handle's token for
@@ -420,7 +496,15 @@ impl TokenKeeper {
         let mut token = self.get_access_token(token_request)?;
         let (mut nonce_retried, mut token_retried) = (false, false);
         loop {
-            let headers = self.with_manager(|m| m.authorize(&method, &url, &token, now()))??;
+            let headers =
+                match self.with_manager(|m| m.authorize(&method, &url, &token, now()))?? {
+                    Authorization::Ready(headers) => headers,
+                    Authorization::Sign(pending) => {
+                        let signature = self.sign(pending.signing_input())?;
+                        pending.finish(&signature)
+                    }
+                    other => return Err(Error::Unsupported(format!("{other:?}"))),
+                };
             let mut attempt = copy_request(&request);
             for (name, _) in headers.iter() {
                 attempt.headers_mut().remove(name);
@@ -527,6 +611,11 @@ enum Finished {
 /// A flight ended in another way than its kind should.
 fn unexpected(finished: &Finished) -> Error {
     Error::Unsupported(format!("{finished:?}"))
+}
+
+/// The core asked for a step this adapter does not know.
+fn unsupported(dispatch: &Dispatch) -> Error {
+    Error::Unsupported(format!("{dispatch:?}"))
 }
 
 /// Cancels the flight it holds when dropped armed (the owner unwound).

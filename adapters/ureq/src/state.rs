@@ -4,7 +4,7 @@
 use std::time::SystemTime;
 
 use tokenkeeper::{ChangeReason, Entropy, Event, Session, SessionStore, StoreError, TokenManager};
-use tokenkeeper::{TokenRequest, UnixTime};
+use tokenkeeper::{Dispatch, RequestId, TokenRequest, UnixTime};
 
 /// The clock: wall time in whole seconds.
 pub(crate) fn now() -> UnixTime {
@@ -186,8 +186,9 @@ pub(crate) enum Saved {
 pub(crate) enum Step {
     /// The token.
     Ready(tokenkeeper::AccessTokenInfo),
-    /// Send this request.
-    Send(tokenkeeper::OutgoingRequest),
+    /// Own this flight: send the request (after signing its DPoP proof,
+    /// with a deferred signer).
+    Own(Dispatch),
     /// Wait for flight `id`, until it ends or the lease deadline.
     Wait(tokenkeeper::RequestId, Option<UnixTime>),
     /// Another process is refreshing (shared stores): reload the stored
@@ -228,14 +229,18 @@ impl State {
         };
         let step = match action {
             Action::Ready(token) => Step::Ready(token.to_owned()),
-            Action::Send(out) => Step::Send(out),
+            Action::Send(out) => Step::Own(Dispatch::Send(out)),
+            Action::Sign(request) => Step::Own(Dispatch::Sign(request)),
             Action::Wait(id) => Step::Wait(id, self.manager.poll_timeout()),
             Action::Reload { until } => Step::Reload(until),
             Action::LoginRequired(e) | Action::Failed(e) => Step::Failed(e),
             other => return Err(crate::Error::Unsupported(format!("{other:?}"))),
         };
         let saved = self.persist();
-        let Step::Send(out) = &step else {
+        let Some(id) = (match &step {
+            Step::Own(dispatch) => dispatch_id(dispatch),
+            _ => None,
+        }) else {
             return saved.map(|_| step).map_err(Into::into);
         };
         // A refresh spends the session's refresh token: it must still be
@@ -253,9 +258,18 @@ impl State {
             return Ok(step);
         }
         // Nothing was sent: release the flight, then ask again.
-        let _ = self.manager.cancel(out.id);
+        let _ = self.manager.cancel(id);
         lost?;
         self.persist()?;
         self.step(ask, None)
+    }
+}
+
+/// The flight a dispatch belongs to.
+pub(crate) fn dispatch_id(dispatch: &Dispatch) -> Option<RequestId> {
+    match dispatch {
+        Dispatch::Send(out) => Some(out.id),
+        Dispatch::Sign(request) => Some(request.id),
+        _ => None,
     }
 }
