@@ -792,3 +792,109 @@ async fn two_processes_sharing_a_store_make_one_refresh() {
     assert_eq!(h.stats().grant("refresh_token"), 3);
     assert_eq!(h.stats().token_responses_by_status.get("400"), None);
 }
+
+/// A DPoP signer that always defers, so the handle's deferred signer (here
+/// the same key, signing "elsewhere") does the signing.
+struct Deferring(Arc<tokenkeeper::dpop::P256Signer>);
+
+impl tokenkeeper::dpop::Signer for Deferring {
+    fn algorithm(&self) -> &'static str {
+        self.0.algorithm()
+    }
+    fn public_jwk(&self) -> &tokenkeeper::dpop::PublicJwk {
+        self.0.public_jwk()
+    }
+    fn sign(
+        &self,
+        _: &[u8],
+    ) -> Result<tokenkeeper::dpop::SignOutcome, tokenkeeper::dpop::SignError> {
+        Ok(tokenkeeper::dpop::SignOutcome::Deferred)
+    }
+}
+
+/// Login, API calls and a refresh with DPoP against a server that demands
+/// nonces at the token endpoint and at the resource server.
+async fn dpop_end_to_end(deferred: bool) {
+    use tokenkeeper::dpop::{DpopKey, P256Signer, Signer as _};
+
+    let h = Harness::start(HarnessOptions {
+        dpop_nonce_required: true,
+        ..HarnessOptions::default()
+    });
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let signer = Arc::new(P256Signer::new(
+        DpopKey::generate(&mut tokenkeeper::SeededEntropy::new(seed)).unwrap(),
+    ));
+    let store = SharedStore::default();
+    let builder = TokenKeeper::builder(config(&h)).store(store.clone());
+    let builder = if deferred {
+        let remote = Arc::clone(&signer);
+        builder
+            .dpop(Deferring(Arc::clone(&signer)))
+            .deferred_signer(move |input: String| {
+                // A KMS would answer over the network; this one answers at once.
+                let signature = remote.sign_now(input.as_bytes()).map_err(Into::into);
+                Box::pin(async move { signature })
+            })
+    } else {
+        builder.dpop(Arc::clone(&signer))
+    };
+    let keeper = builder.build().unwrap();
+    let thumbprint = keeper.dpop_thumbprint().unwrap();
+    assert_eq!(thumbprint, signer.public_jwk().thumbprint());
+
+    let (url, transaction) = authorization(&h);
+    let token = keeper.login(&transaction, &h.login(&url)).await.unwrap();
+    assert_eq!(token.token_type, tokenkeeper::TokenType::DPoP);
+    assert_eq!(jwt::claims(token.token.secret())["cnf"]["jkt"], thumbprint);
+    assert_eq!(h.stats().dpop_nonce_challenges, 1);
+
+    for expected_requests in [2, 3] {
+        let request = keeper
+            .client()
+            .get(h.resource_url("/api1/data"))
+            .build()
+            .unwrap();
+        let response = keeper
+            .send_authorized(&TokenRequest::new(), request)
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let body: serde_json::Value =
+            serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+        assert_eq!(body["token_type"], "DPoP");
+        let stats = h.stats();
+        assert_eq!(stats.resource_requests, expected_requests);
+        assert_eq!(stats.resource_nonce_challenges, 1);
+    }
+
+    let refreshed = keeper
+        .get_access_token(&TokenRequest::new().force_refresh())
+        .await
+        .unwrap();
+    assert_eq!(refreshed.token_type, tokenkeeper::TokenType::DPoP);
+    assert_eq!(
+        jwt::claims(refreshed.token.secret())["cnf"]["jkt"],
+        thumbprint
+    );
+    let stats = h.stats();
+    assert_eq!(stats.grant("refresh_token"), 1);
+    assert_eq!(stats.dpop_nonce_challenges, 1, "the nonce was remembered");
+    assert_eq!(
+        access_token(&store.stored().unwrap()),
+        refreshed.token.secret()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dpop_with_nonces_end_to_end() {
+    dpop_end_to_end(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dpop_with_a_deferred_signer_end_to_end() {
+    dpop_end_to_end(true).await;
+}

@@ -717,3 +717,106 @@ fn two_processes_sharing_a_store_make_one_refresh() {
     assert_eq!(h.stats().grant("refresh_token"), 3);
     assert_eq!(h.stats().token_responses_by_status.get("400"), None);
 }
+
+/// A DPoP signer that always defers, so the handle's deferred signer (here
+/// the same key, signing "elsewhere") does the signing.
+struct Deferring(Arc<tokenkeeper::dpop::P256Signer>);
+
+impl tokenkeeper::dpop::Signer for Deferring {
+    fn algorithm(&self) -> &'static str {
+        self.0.algorithm()
+    }
+    fn public_jwk(&self) -> &tokenkeeper::dpop::PublicJwk {
+        self.0.public_jwk()
+    }
+    fn sign(
+        &self,
+        _: &[u8],
+    ) -> Result<tokenkeeper::dpop::SignOutcome, tokenkeeper::dpop::SignError> {
+        Ok(tokenkeeper::dpop::SignOutcome::Deferred)
+    }
+}
+
+/// Login, API calls and a refresh with DPoP against a server that demands
+/// nonces at the token endpoint and at the resource server.
+fn dpop_end_to_end(deferred: bool) {
+    use tokenkeeper::dpop::{DpopKey, P256Signer, Signer as _};
+
+    let h = Harness::start(HarnessOptions {
+        dpop_nonce_required: true,
+        ..HarnessOptions::default()
+    });
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let signer = Arc::new(P256Signer::new(
+        DpopKey::generate(&mut tokenkeeper::SeededEntropy::new(seed)).unwrap(),
+    ));
+    let store = SharedStore::default();
+    let builder = TokenKeeper::builder(config(&h)).store(store.clone());
+    let builder = if deferred {
+        let remote = Arc::clone(&signer);
+        builder
+            .dpop(Deferring(Arc::clone(&signer)))
+            .deferred_signer(move |input: &str| Ok(remote.sign_now(input.as_bytes())?))
+    } else {
+        builder.dpop(Arc::clone(&signer))
+    };
+    let keeper = builder.build().unwrap();
+    let thumbprint = keeper.dpop_thumbprint().unwrap();
+    assert_eq!(thumbprint, signer.public_jwk().thumbprint());
+
+    // The code exchange: the first proof has no nonce, the server answers
+    // use_dpop_nonce, the core resends once with it.
+    let (url, transaction) = authorization(&h);
+    let token = keeper.login(&transaction, &h.login(&url)).unwrap();
+    assert_eq!(token.token_type, tokenkeeper::TokenType::DPoP);
+    assert_eq!(jwt::claims(token.token.secret())["cnf"]["jkt"], thumbprint);
+    assert_eq!(h.stats().dpop_nonce_challenges, 1);
+
+    // The API call: the resource server wants its own nonce (one retry);
+    // the next call carries it at once.
+    for expected_requests in [2, 3] {
+        let request = http::Request::get(h.resource_url("/api1/data"))
+            .body(())
+            .unwrap();
+        let mut response = keeper
+            .send_authorized(&TokenRequest::new(), request)
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let body: serde_json::Value =
+            serde_json::from_slice(&response.body_mut().read_to_vec().unwrap()).unwrap();
+        assert_eq!(body["token_type"], "DPoP");
+        let stats = h.stats();
+        assert_eq!(stats.resource_requests, expected_requests);
+        assert_eq!(stats.resource_nonce_challenges, 1);
+    }
+
+    // A refresh: proof with the remembered nonce, a bound token, saved.
+    let refreshed = keeper
+        .get_access_token(&TokenRequest::new().force_refresh())
+        .unwrap();
+    assert_eq!(refreshed.token_type, tokenkeeper::TokenType::DPoP);
+    assert_eq!(
+        jwt::claims(refreshed.token.secret())["cnf"]["jkt"],
+        thumbprint
+    );
+    let stats = h.stats();
+    assert_eq!(stats.grant("refresh_token"), 1);
+    assert_eq!(stats.dpop_nonce_challenges, 1, "the nonce was remembered");
+    assert_eq!(
+        access_token(&store.stored().unwrap()),
+        refreshed.token.secret()
+    );
+}
+
+#[test]
+fn dpop_with_nonces_end_to_end() {
+    dpop_end_to_end(false);
+}
+
+#[test]
+fn dpop_with_a_deferred_signer_end_to_end() {
+    dpop_end_to_end(true);
+}
