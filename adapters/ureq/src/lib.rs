@@ -49,6 +49,22 @@
 //! lease runs out (then [`TokenManager::handle_timeout`] releases it, so a
 //! thread that died mid-request cannot wedge the others).
 //!
+//! # Logins, machine tokens, DPoP
+//!
+//! [`TokenKeeper::login`] finishes an authorization code login that the
+//! core started ([`tokenkeeper::login::LoginRequest`]): the core checks the
+//! callback and the ID token, the handle sends the code exchange and saves
+//! the new session. [`TokenKeeper::get_client_credentials_token`],
+//! [`TokenKeeper::exchange_token`] and [`TokenKeeper::logout`] drive the
+//! core's other grants; [`discover`] fetches the server's metadata.
+//!
+//! [`Builder::dpop`] turns DPoP on with a [`Signer`]: proofs on every token
+//! request (the token endpoint's `use_dpop_nonce` retry is the core's), and
+//! [`TokenKeeper::send_authorized`] presents bound tokens with proofs and
+//! resends once with the resource server's nonce. A signer that answers
+//! later (a KMS, an HSM) is served by [`Builder::deferred_signer`]:
+//! a closure `Fn(&str) -> Result<EcdsaSignature, _>`, called without the lock.
+//!
 //! # Persistence
 //!
 //! After every core call the adapter drains [`TokenManager::poll_event`] and,
