@@ -87,6 +87,8 @@ mod fetch;
 mod js;
 #[cfg(target_arch = "wasm32")]
 mod keeper;
+#[cfg(all(target_arch = "wasm32", feature = "web-storage"))]
+mod storage;
 
 pub use error::Error;
 pub use tokenkeeper;
@@ -97,3 +99,5 @@ pub use fetch::fetch;
 pub use js::{WebCryptoEntropy, now, sleep};
 #[cfg(target_arch = "wasm32")]
 pub use keeper::{Builder, DEFAULT_TIMEOUT, TokenKeeper, discover};
+#[cfg(all(target_arch = "wasm32", feature = "web-storage"))]
+pub use storage::WebStorageStore;
