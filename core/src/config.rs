@@ -46,6 +46,8 @@ pub struct Config {
     pub(crate) require_iss: bool,
     pub(crate) supported_auth_methods: Option<alloc::vec::Vec<String>>,
     pub(crate) shared_store: bool,
+    pub(crate) nonce_capacity: usize,
+    pub(crate) dpop_clock_skew: i64,
 }
 
 impl Config {
@@ -76,6 +78,8 @@ impl Config {
                 require_iss: false,
                 supported_auth_methods: None,
                 shared_store: false,
+                nonce_capacity: crate::dpop::DEFAULT_NONCE_CAPACITY,
+                dpop_clock_skew: 0,
             },
             problem: None,
         }
@@ -256,6 +260,20 @@ impl ConfigBuilder {
     /// the same token. Default off.
     pub fn shared_store(mut self, shared: bool) -> Self {
         self.config.shared_store = shared;
+        self
+    }
+
+    /// How many origins' DPoP nonces are remembered (default 100; the least
+    /// recently used goes first).
+    pub fn dpop_nonce_capacity(mut self, capacity: usize) -> Self {
+        self.config.nonce_capacity = capacity;
+        self
+    }
+
+    /// Seconds added to `now` for DPoP proofs' `iat` (may be negative), for
+    /// hosts whose clock is known to be off.
+    pub fn dpop_clock_skew(mut self, seconds: i64) -> Self {
+        self.config.dpop_clock_skew = seconds;
         self
     }
 

@@ -11,6 +11,7 @@ use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use crate::dpop::UnsignedProof;
 use crate::error::Error;
 use crate::http::HttpRequest;
 use crate::secret::RefreshToken;
@@ -77,13 +78,13 @@ pub(crate) struct Flight {
     /// When the lease runs out.
     pub deadline: UnixTime,
     /// 0 for the first try, 1 after a `use_dpop_nonce` retry.
-    #[allow(dead_code)] // read by the DPoP nonce retry
     pub attempt: u8,
     /// Whether the request asked for a DPoP-bound token.
     pub dpop: bool,
     /// The request as built, before any DPoP proof: a retry re-signs it.
-    #[allow(dead_code)] // re-signed by the DPoP nonce retry
     pub request: HttpRequest,
+    /// A proof waiting for a deferred signer's signature.
+    pub pending_proof: Option<UnsignedProof>,
 }
 
 impl Flight {
@@ -215,8 +216,15 @@ impl Flights {
         self.active.iter()
     }
 
+    /// The proof of flight `id` waiting for a signature, with the request
+    /// it goes on.
+    pub fn take_pending_proof(&mut self, id: RequestId) -> Option<(UnsignedProof, HttpRequest)> {
+        let flight = self.active.iter_mut().find(|f| f.id == id)?;
+        let proof = flight.pending_proof.take()?;
+        Some((proof, flight.request.clone()))
+    }
+
     /// Re-registers a flight (a `use_dpop_nonce` retry keeps its id).
-    #[allow(dead_code)] // used by the DPoP nonce retry
     pub fn restart(&mut self, flight: Flight) {
         self.active.push(flight);
     }

@@ -104,6 +104,7 @@ extern crate std;
 pub mod cache;
 pub mod config;
 pub mod discovery;
+pub mod dpop;
 pub mod entropy;
 pub mod error;
 pub mod flight;
@@ -132,6 +133,7 @@ pub use manager::{
     AccessTokenInfo, AccessTokenRef, Action, ChangeReason, Completion, Event, OutgoingRequest,
     ResourceVerdict, TokenManager, TokenRequest,
 };
+pub use manager::{Authorization, Dispatch, PendingAuthorization, SignatureRequest};
 pub use secret::{AccessToken, ClientSecret, IdToken, RefreshToken};
 pub use session::Session;
 pub use store::{MemoryStore, SessionStore, StoreError};

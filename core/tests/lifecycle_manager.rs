@@ -32,6 +32,13 @@ fn id_token(claims: serde_json::Value) -> String {
     )
 }
 
+fn sent(dispatch: tokenkeeper::Dispatch) -> tokenkeeper::OutgoingRequest {
+    match dispatch {
+        tokenkeeper::Dispatch::Send(out) => out,
+        other => panic!("{other:?}"),
+    }
+}
+
 fn t(s: u64) -> UnixTime {
     UnixTime::from_secs(s)
 }
@@ -57,9 +64,10 @@ fn login(m: &mut TokenManager, nonce_override: Option<&str>, sub: &str) -> Resul
     .audience("https://api1.example.com")
     .start(&mut entropy)
     .unwrap();
-    let out = m
-        .exchange_code(&transaction, &callback_for(&url, "code-1"), t(1000))
-        .map_err(|e| e.code().to_string())?;
+    let out = sent(
+        m.exchange_code(&transaction, &callback_for(&url, "code-1"), t(1000))
+            .map_err(|e| e.code().to_string())?,
+    );
     let body = form::parse(std::str::from_utf8(&out.request.body).unwrap());
     assert_eq!(
         form::find(&body, "grant_type").as_deref(),
@@ -260,7 +268,7 @@ fn token_exchange_is_not_stored() {
         "https://api2.example.com",
         tokenkeeper::grant::refresh::TargetParameter::Resource,
     );
-    let out = m.exchange_token(&request, t(10)).unwrap();
+    let out = sent(m.exchange_token(&request, t(10)).unwrap());
     let response = HttpResponse::new(
         200,
         r#"{"access_token":"exchanged","token_type":"Bearer","expires_in":60,"issued_token_type":"urn:ietf:params:oauth:token-type:access_token"}"#,
@@ -288,7 +296,7 @@ fn logout_revokes_and_blocks() {
     let mut m = manager();
     login(&mut m, None, "auth0|ada").unwrap();
     while m.poll_event().is_some() {}
-    let out = m.logout(t(1100)).unwrap().expect("a revocation request");
+    let out = sent(m.logout(t(1100)).unwrap().expect("a revocation request"));
     assert_eq!(out.request.url, "https://as.example/revoke");
     let body = form::parse(std::str::from_utf8(&out.request.body).unwrap());
     assert_eq!(form::find(&body, "token").as_deref(), Some("rt-login"));
@@ -321,7 +329,7 @@ fn logout_revokes_and_blocks() {
     // A failed revocation is reported.
     let mut m = manager();
     login(&mut m, None, "auth0|ada").unwrap();
-    let out = m.logout(t(1100)).unwrap().unwrap();
+    let out = sent(m.logout(t(1100)).unwrap().unwrap());
     assert!(
         matches!(m.handle_response(out.id, HttpResponse::new(503, "").with_header("Retry-After", "30"), t(1101)), Completion::Failed(e) if e.code() == "revocation_unavailable")
     );

@@ -2,7 +2,7 @@
 
 use alloc::string::String;
 
-use super::{OutgoingRequest, TokenManager};
+use super::{Dispatch, TokenManager};
 use crate::error::Error;
 use crate::flight::FlightKind;
 use crate::grant::token_exchange::{TokenExchangeRequest, parse_response};
@@ -23,9 +23,9 @@ impl TokenManager {
         &mut self,
         request: &TokenExchangeRequest<'_>,
         now: UnixTime,
-    ) -> Result<OutgoingRequest, Error> {
+    ) -> Result<Dispatch, Error> {
         let http = request.build().map_err(Error::TokenExchange)?;
-        Ok(self.launch(FlightKind::TokenExchange, None, String::new(), http, now))
+        self.launch(FlightKind::TokenExchange, None, String::new(), http, now)
     }
 
     /// Parses an exchange response (`issued_token_type` required).

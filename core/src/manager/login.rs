@@ -11,7 +11,7 @@ use alloc::string::String;
 
 use serde_json::Value;
 
-use super::{ChangeReason, Event, OutgoingRequest, TokenManager};
+use super::{ChangeReason, Dispatch, Event, TokenManager};
 use crate::error::{Error, ResponseError};
 use crate::flight::{Flight, FlightKind};
 use crate::http::HttpResponse;
@@ -35,7 +35,7 @@ impl TokenManager {
         transaction: &LoginTransaction,
         callback: &str,
         now: UnixTime,
-    ) -> Result<OutgoingRequest, Error> {
+    ) -> Result<Dispatch, Error> {
         let code = transaction
             .validate_callback(
                 callback,
@@ -51,7 +51,7 @@ impl TokenManager {
                 &self.config.client_auth,
             )
             .build();
-        Ok(self.launch(
+        self.launch(
             FlightKind::CodeExchange {
                 nonce: String::from(transaction.nonce().secret()),
             },
@@ -59,7 +59,7 @@ impl TokenManager {
             String::from(transaction.scope()),
             request,
             now,
-        ))
+        )
     }
 
     /// Applies a code exchange response: a new session with the tokens, the

@@ -54,13 +54,14 @@ impl TokenManager {
                     builder = builder.target(audience, this.config.target_parameter);
                 }
                 let http = builder.build();
-                Action::Send(this.launch(
+                this.launch(
                     FlightKind::ClientCredentials,
                     audience.map(String::from),
                     String::from(scope),
                     http,
                     now,
-                ))
+                )
+                .into()
             }
         }
     }

@@ -38,6 +38,7 @@
 //! response changes the stored tokens.
 
 mod claim;
+mod dpop;
 mod exchange;
 mod login;
 mod machine;
@@ -45,7 +46,8 @@ mod refresh;
 mod resource;
 mod revocation;
 
-pub use resource::ResourceVerdict;
+pub use dpop::{Dispatch, SignatureRequest};
+pub use resource::{Authorization, PendingAuthorization, ResourceVerdict};
 
 use alloc::boxed::Box;
 use alloc::string::String;
@@ -179,6 +181,9 @@ pub enum Action<'a> {
     /// Send this request and hand the response to
     /// [`TokenManager::handle_response`].
     Send(OutgoingRequest),
+    /// (Deferred DPoP signers.) Sign this, then
+    /// [`TokenManager::handle_signature`] gives the request to send.
+    Sign(SignatureRequest),
     /// A refresh is already in flight. When it ends (its owner handles the
     /// response, or the lease runs out), call
     /// [`TokenManager::get_access_token_after_wait`].
@@ -207,6 +212,8 @@ pub enum Completion<'a> {
     /// Send this request again (same id): a retry the protocol asks for,
     /// at most once.
     Resend(OutgoingRequest),
+    /// (Deferred DPoP signers.) The retry's proof needs a signature first.
+    Sign(SignatureRequest),
     /// The exchange failed. What is stored did not change, except as the
     /// error says (`invalid_grant` marks the session for re-authentication;
     /// `missing_scopes` stored the token anyway).
@@ -215,6 +222,16 @@ pub enum Completion<'a> {
     Exchanged(alloc::boxed::Box<TokenResponse>),
     /// The refresh token was revoked (logout finished).
     Revoked,
+}
+
+impl From<Result<Dispatch, Error>> for Action<'_> {
+    fn from(result: Result<Dispatch, Error>) -> Self {
+        match result {
+            Ok(Dispatch::Send(out)) => Action::Send(out),
+            Ok(Dispatch::Sign(sign)) => Action::Sign(sign),
+            Err(error) => Action::Failed(error),
+        }
+    }
 }
 
 /// Why the session changed.
@@ -289,8 +306,11 @@ pub struct TokenManager {
     instance: String,
     /// A claim recorded on the shared-borrow path, written by `settle`.
     pending_claim: Cell<Option<UnixTime>>,
-    #[allow(dead_code)] // drawn from by DPoP proofs and PKCE.
-    entropy: Box<dyn Entropy + Send>,
+    /// The host's randomness (DPoP `jti`s); a `RefCell` so proofs can be
+    /// made on the shared-borrow path.
+    entropy: RefCell<Box<dyn Entropy + Send>>,
+    /// DPoP, when enabled.
+    dpop: Option<dpop::DpopState>,
 }
 
 impl fmt::Debug for TokenManager {
@@ -317,7 +337,8 @@ impl TokenManager {
             flights: RefCell::new(Flights::default()),
             events: alloc::collections::VecDeque::new(),
             machine_cache: TokenCache::new(),
-            entropy: Box::new(entropy),
+            entropy: RefCell::new(Box::new(entropy)),
+            dpop: None,
         }
     }
 
@@ -441,11 +462,11 @@ impl TokenManager {
                     request,
                     now,
                 );
-                if config.shared_store {
+                if config.shared_store && outgoing.is_ok() {
                     this.pending_claim
                         .set(Some(now.saturating_add(config.lease)));
                 }
-                Action::Send(outgoing)
+                outgoing.into()
             }
         }
     }
@@ -499,6 +520,8 @@ impl TokenManager {
     }
 
     /// Registers a flight for `request` and hands the request out.
+    /// With DPoP on, token requests carry a proof (revocation does not
+    /// need one).
     fn launch(
         &self,
         kind: FlightKind,
@@ -506,9 +529,27 @@ impl TokenManager {
         requested_scope: String,
         request: HttpRequest,
         now: UnixTime,
-    ) -> OutgoingRequest {
+    ) -> Result<Dispatch, Error> {
+        let dpop = self.dpop.is_some() && !matches!(kind, FlightKind::Revocation);
+        let prepared = if dpop {
+            self.prepare_token_request(&request, now)?
+        } else {
+            dpop::Prepared::Ready(request.clone())
+        };
         let mut flights = self.flights.borrow_mut();
         let id = flights.next_id();
+        let (dispatch, pending_proof) = match prepared {
+            dpop::Prepared::Ready(ready) => {
+                (Dispatch::Send(OutgoingRequest { id, request: ready }), None)
+            }
+            dpop::Prepared::Deferred(unsigned) => (
+                Dispatch::Sign(SignatureRequest {
+                    id,
+                    signing_input: String::from(unsigned.signing_input()),
+                }),
+                Some(unsigned),
+            ),
+        };
         flights.start(Flight {
             id,
             kind,
@@ -517,10 +558,11 @@ impl TokenManager {
             sent_at: now,
             deadline: now.saturating_add(self.config.lease),
             attempt: 0,
-            dpop: false,
-            request: request.clone(),
+            dpop,
+            request,
+            pending_proof,
         });
-        OutgoingRequest { id, request }
+        Ok(dispatch)
     }
 
     /// Feeds the response to request `id`, whatever its status.
@@ -531,9 +573,34 @@ impl TokenManager {
         now: UnixTime,
     ) -> Completion<'_> {
         self.settle();
-        let Some((flight, _abandoned)) = self.flights.get_mut().take(id) else {
+        let Some((mut flight, _abandoned)) = self.flights.get_mut().take(id) else {
             return Completion::Failed(Error::UnknownRequest);
         };
+        // RFC 9449 §8: one retry with a fresh proof, only when the server
+        // sent a new nonce with its `use_dpop_nonce` error.
+        if self.token_nonce_retry(&flight.request.url, &response)
+            && flight.dpop
+            && flight.attempt == 0
+        {
+            flight.attempt = 1;
+            match self.prepare_token_request(&flight.request, now) {
+                Ok(dpop::Prepared::Ready(request)) => {
+                    self.flights.get_mut().restart(flight);
+                    return Completion::Resend(OutgoingRequest { id, request });
+                }
+                Ok(dpop::Prepared::Deferred(unsigned)) => {
+                    let signing_input = String::from(unsigned.signing_input());
+                    flight.pending_proof = Some(unsigned);
+                    self.flights.get_mut().restart(flight);
+                    return Completion::Sign(SignatureRequest { id, signing_input });
+                }
+                Err(error) => {
+                    self.flights.get_mut().restart(flight);
+                    let _ = self.cancel(id);
+                    return Completion::Failed(error);
+                }
+            }
+        }
         // The claim goes with the flight; when nothing else is stored, its
         // release is announced on its own.
         let claimed = flight.refresh_token().is_some() && self.release_claim();

@@ -1,10 +1,25 @@
-//! Requests to resource servers: the `Authorization` header (and DPoP
-//! proof), and what a 401 means for the token.
+//! Requests to resource servers: the `Authorization` header (and the DPoP
+//! proof with `ath`), and what a 401 means for the token.
+//!
+//! ```text
+//! authorize(method, url, token, now) ──► Authorization::Ready(headers)
+//!                                    └─► Authorization::Sign(pending)   deferred signer
+//! …send the API request…
+//! handle_resource_response(url, token, response, now)
+//!   ├─► Accepted                                    use the response
+//!   ├─► RetryWithNonce   DPoP error="use_dpop_nonce" and a new DPoP-Nonce: authorize again, resend once
+//!   └─► TokenRejected    error="invalid_token": the token is marked expired; get a token
+//!                        (it refreshes) and resend once
+//! ```
 
 use alloc::format;
 use alloc::string::String;
 
 use super::{AccessTokenInfo, ChangeReason, Event, TokenManager};
+use crate::dpop::{
+    DpopProof, EcdsaSignature, ProofOutcome, ProofParams, UnsignedProof,
+    bearer_or_dpop_invalid_token, draw_jti, is_use_dpop_nonce, parse_www_authenticate,
+};
 use crate::error::Error;
 use crate::http::{Headers, HttpResponse, Method};
 use crate::time::UnixTime;
@@ -25,31 +40,101 @@ pub enum ResourceVerdict {
     TokenRejected,
 }
 
+/// The headers that authorize an API request.
+#[derive(Debug)]
+#[must_use]
+#[non_exhaustive]
+pub enum Authorization {
+    /// Add these headers (`Authorization`, and `DPoP` for a bound token).
+    Ready(Headers),
+    /// The DPoP proof waits for a deferred signer.
+    Sign(PendingAuthorization),
+}
+
+/// An authorization whose DPoP proof needs a signature from outside (a
+/// non-extractable WebCrypto key, a KMS).
+#[derive(Debug)]
+#[must_use]
+pub struct PendingAuthorization {
+    proof: UnsignedProof,
+    authorization: String,
+}
+
+impl PendingAuthorization {
+    /// What to sign (ES256, raw `r || s`).
+    #[must_use]
+    pub fn signing_input(&self) -> &str {
+        self.proof.signing_input()
+    }
+
+    /// The headers, with the proof finished by `signature`.
+    #[must_use]
+    pub fn finish(self, signature: &EcdsaSignature) -> Headers {
+        dpop_headers(self.authorization, self.proof.finish(signature))
+    }
+}
+
+fn dpop_headers(authorization: String, proof: DpopProof) -> Headers {
+    let mut headers = Headers::new();
+    headers.append("Authorization", authorization);
+    headers.append("DPoP", proof.into_string());
+    headers
+}
+
 impl TokenManager {
     /// The headers that authorize a request to a resource server with
-    /// `token`: `Authorization: Bearer …` for a Bearer token. A DPoP-bound
-    /// token is never sent as Bearer.
+    /// `token`: `Authorization: Bearer …` for a Bearer token;
+    /// `Authorization: DPoP …` and a `DPoP` proof (with `ath` and the
+    /// server's current nonce) for a DPoP-bound one. A DPoP-bound token is
+    /// never sent as Bearer.
     ///
     /// # Errors
-    /// [`Error::Dpop`] when the token is DPoP-bound and no DPoP key is
-    /// configured, or for a token type this crate cannot present.
+    /// [`Error::Dpop`] when the token is DPoP-bound and DPoP is not enabled,
+    /// when the URL cannot be used as `htu`, or for a token type this crate
+    /// cannot present.
     pub fn authorize(
         &mut self,
         method: &Method,
         url: &str,
         token: &AccessTokenInfo,
         now: UnixTime,
-    ) -> Result<Headers, Error> {
-        let _ = (method, url, now);
-        let mut headers = Headers::new();
+    ) -> Result<Authorization, Error> {
         match &token.token_type {
             TokenType::Bearer => {
+                let mut headers = Headers::new();
                 headers.append("Authorization", format!("Bearer {}", token.token.secret()));
-                Ok(headers)
+                Ok(Authorization::Ready(headers))
             }
-            TokenType::DPoP => Err(Error::Dpop(String::from(
-                "the token is DPoP-bound and no DPoP key is configured",
-            ))),
+            TokenType::DPoP => {
+                let dpop = self.dpop.as_mut().ok_or_else(|| {
+                    Error::Dpop(String::from(
+                        "the token is DPoP-bound and DPoP is not enabled",
+                    ))
+                })?;
+                let jti = draw_jti(&mut **self.entropy.get_mut());
+                // `get` counts as a use for the nonce cache's recency.
+                let _ = dpop.resource_nonces.get(url);
+                let params = ProofParams::new(method, url, now, &jti)
+                    .with_nonce(dpop.resource_nonces.peek(url))
+                    .with_access_token(&token.token)
+                    .with_clock_skew(self.config.dpop_clock_skew);
+                let authorization = format!("DPoP {}", token.token.secret());
+                match dpop
+                    .builder
+                    .build(&params)
+                    .map_err(|e| Error::Dpop(format!("{e}")))?
+                {
+                    ProofOutcome::Ready(proof) => {
+                        Ok(Authorization::Ready(dpop_headers(authorization, proof)))
+                    }
+                    ProofOutcome::Deferred(proof) => {
+                        Ok(Authorization::Sign(PendingAuthorization {
+                            proof,
+                            authorization,
+                        }))
+                    }
+                }
+            }
             TokenType::Other(other) => Err(Error::Dpop(format!(
                 "cannot present a token of type {other}"
             ))),
@@ -57,7 +142,8 @@ impl TokenManager {
     }
 
     /// Learns from a resource server's response to a request authorized
-    /// with `token`. See [`ResourceVerdict`].
+    /// with `token`: its `DPoP-Nonce` (any status), and on a 401 what the
+    /// `WWW-Authenticate` challenges say. See [`ResourceVerdict`].
     pub fn handle_resource_response(
         &mut self,
         url: &str,
@@ -65,19 +151,30 @@ impl TokenManager {
         response: &HttpResponse,
         now: UnixTime,
     ) -> ResourceVerdict {
-        let _ = (url, now);
+        let _ = now;
+        let new_nonce = self
+            .dpop
+            .as_mut()
+            .is_some_and(|d| d.resource_nonces.learn(url, &response.headers));
         if response.status != 401 {
             return ResourceVerdict::Accepted;
         }
-        let invalid_token = response
-            .headers
-            .get_all("www-authenticate")
-            .any(|v| v.contains("invalid_token"));
-        if !invalid_token {
+        // A malformed challenge says nothing we can act on.
+        let Ok(challenges) = parse_www_authenticate(&response.headers) else {
             return ResourceVerdict::Accepted;
+        };
+        if is_use_dpop_nonce(&challenges) {
+            return if new_nonce {
+                ResourceVerdict::RetryWithNonce
+            } else {
+                ResourceVerdict::Accepted
+            };
         }
-        self.invalidate(token.token.secret());
-        ResourceVerdict::TokenRejected
+        if bearer_or_dpop_invalid_token(&challenges) {
+            self.invalidate(token.token.secret());
+            return ResourceVerdict::TokenRejected;
+        }
+        ResourceVerdict::Accepted
     }
 
     /// Marks every stored copy of `access_token` expired.
@@ -97,5 +194,6 @@ impl TokenManager {
                 reason: ChangeReason::TokenRejected,
             });
         }
+        self.machine_cache.invalidate(access_token);
     }
 }

@@ -1,7 +1,7 @@
 //! Logout: the session is marked logged out at once, and its refresh token
 //! revoked (RFC 7009) when a revocation endpoint is configured.
 
-use super::{ChangeReason, Event, OutgoingRequest, TokenManager};
+use super::{ChangeReason, Dispatch, Event, TokenManager};
 use crate::error::Error;
 use crate::flight::FlightKind;
 use crate::grant::revocation::{parse_revocation_response, revoke_refresh_token};
@@ -18,7 +18,7 @@ impl TokenManager {
     ///
     /// # Errors
     /// [`Error::MissingSession`] without a session.
-    pub fn logout(&mut self, now: UnixTime) -> Result<Option<OutgoingRequest>, Error> {
+    pub fn logout(&mut self, now: UnixTime) -> Result<Option<Dispatch>, Error> {
         let session = self.session.as_mut().ok_or(Error::MissingSession)?;
         if !session.is_logged_out() {
             session.set_logged_out();
@@ -43,13 +43,14 @@ impl TokenManager {
             refresh_token,
         )
         .build();
-        Ok(Some(self.launch(
+        self.launch(
             FlightKind::Revocation,
             None,
             alloc::string::String::new(),
             request,
             now,
-        )))
+        )
+        .map(Some)
     }
 
     /// Applies a revocation response: on success the refresh token is

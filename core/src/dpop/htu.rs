@@ -1,0 +1,201 @@
+//! The `htu` claim: the target URI of a request without query and
+//! fragment (RFC 9449 §4.2), and the origin that keys the nonce cache.
+//!
+//! URLs are parsed with the WHATWG URL Standard (the `url` crate), so the
+//! result is what `new URL(x).origin + new URL(x).pathname` gives in a
+//! browser or Node, which is what servers compare against:
+//!
+//! - scheme and host are lower-cased; only `http` and `https` are accepted;
+//! - internationalised host names become punycode (`bücher.example` →
+//!   `xn--bcher-kva.example`). The `url` crate always carries its IDNA
+//!   implementation (UTS #46 with compiled data), `std` or not, so this
+//!   holds on `no_std` and WASM as well;
+//! - the default port (80 for `http`, 443 for `https`) is dropped, any
+//!   other kept;
+//! - user name and password are dropped;
+//! - the path is kept as the parser normalises it: dot segments resolved,
+//!   characters that must be escaped percent-encoded (`/a b` → `/a%20b`),
+//!   existing escapes left as they are (`%7e` stays `%7e`), and an empty
+//!   path becomes `/`;
+//! - query and fragment are removed.
+
+use alloc::string::String;
+use core::fmt::Write as _;
+
+use url::Url;
+
+/// Why a URL cannot be used as a DPoP `htu` or origin.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HtuError {
+    /// Not an absolute URL the WHATWG parser accepts.
+    #[error("not a valid absolute URL")]
+    Invalid,
+    /// A scheme other than `http` or `https`.
+    #[error("DPoP needs an http or https URL")]
+    UnsupportedScheme,
+}
+
+fn parse(url: &str) -> Result<Url, HtuError> {
+    let parsed = Url::parse(url).map_err(|_| HtuError::Invalid)?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(HtuError::UnsupportedScheme);
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(HtuError::Invalid);
+    }
+    Ok(parsed)
+}
+
+fn push_origin(out: &mut String, url: &Url) {
+    out.push_str(url.scheme());
+    out.push_str("://");
+    out.push_str(url.host_str().unwrap_or_default());
+    // `port()` is `None` for the scheme's default port.
+    if let Some(port) = url.port() {
+        // Writing to a `String` cannot fail.
+        let _ = write!(out, ":{port}");
+    }
+}
+
+/// The `htu` of a request to `url`: `scheme://host[:port]/path`, without
+/// query and fragment, normalised as the module documentation describes.
+///
+/// # Errors
+/// [`HtuError`] when `url` is not an absolute `http` or `https` URL.
+pub fn htu(url: &str) -> Result<String, HtuError> {
+    let parsed = parse(url)?;
+    let mut out = String::with_capacity(url.len() + 1);
+    push_origin(&mut out, &parsed);
+    out.push_str(parsed.path());
+    Ok(out)
+}
+
+/// The origin of `url`: `scheme://host[:port]`, normalised like [`htu`].
+/// DPoP nonces are kept per origin.
+///
+/// # Errors
+/// [`HtuError`] when `url` is not an absolute `http` or `https` URL.
+pub fn origin(url: &str) -> Result<String, HtuError> {
+    let parsed = parse(url)?;
+    let mut out = String::with_capacity(url.len());
+    push_origin(&mut out, &parsed);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each pair is checked against Node's `new URL(x).origin + pathname`
+    /// in `tests/dpop_node.rs` as well.
+    pub(crate) const VECTORS: &[(&str, &str)] = &[
+        ("https://as.example/token", "https://as.example/token"),
+        ("https://as.example:443/token", "https://as.example/token"),
+        (
+            "https://as.example:8443/token",
+            "https://as.example:8443/token",
+        ),
+        ("http://as.example:80/token", "http://as.example/token"),
+        ("http://as.example:443/token", "http://as.example:443/token"),
+        ("https://as.example:80/", "https://as.example:80/"),
+        ("HTTPS://AS.Example/Token", "https://as.example/Token"),
+        (
+            "https://bücher.example/x",
+            "https://xn--bcher-kva.example/x",
+        ),
+        (
+            "https://BÜCHER.example/x",
+            "https://xn--bcher-kva.example/x",
+        ),
+        (
+            "https://as.example/token?a=1&b=2",
+            "https://as.example/token",
+        ),
+        ("https://as.example/token#frag", "https://as.example/token"),
+        ("https://as.example/token?q#f", "https://as.example/token"),
+        ("https://as.example/a%20b", "https://as.example/a%20b"),
+        ("https://as.example/a b", "https://as.example/a%20b"),
+        (
+            "https://as.example/%7e/%7E/~",
+            "https://as.example/%7e/%7E/~",
+        ),
+        ("https://as.example/ä", "https://as.example/%C3%A4"),
+        ("https://as.example", "https://as.example/"),
+        ("https://as.example?x", "https://as.example/"),
+        ("https://as.example/a/../b/./c", "https://as.example/b/c"),
+        ("https://as.example//double", "https://as.example//double"),
+        ("https://user:pw@as.example/x", "https://as.example/x"),
+        ("https://127.0.0.1:8080/x", "https://127.0.0.1:8080/x"),
+        ("http://[::1]:3000/x", "http://[::1]:3000/x"),
+        ("http://[0:0::1]/", "http://[::1]/"),
+        ("https://as.example.:443/", "https://as.example./"),
+        ("  https://as.example/x\t", "https://as.example/x"),
+        (
+            "https://as.example/a\"b<c>",
+            "https://as.example/a%22b%3Cc%3E",
+        ),
+        ("https:as.example/x", "https://as.example/x"),
+        ("https://0x7f.1/", "https://127.0.0.1/"),
+        ("https:///x", "https://x/"),
+        ("https://as.example:0/", "https://as.example:0/"),
+    ];
+
+    #[test]
+    fn vectors() {
+        for (input, expected) in VECTORS {
+            assert_eq!(htu(input).as_deref(), Ok(*expected), "{input}");
+        }
+    }
+
+    #[test]
+    fn origins() {
+        assert_eq!(
+            origin("https://AS.example:443/t?x").unwrap(),
+            "https://as.example"
+        );
+        assert_eq!(
+            origin("http://as.example:8080/").unwrap(),
+            "http://as.example:8080"
+        );
+        assert_eq!(
+            origin("https://as.example:65535").unwrap(),
+            "https://as.example:65535"
+        );
+        assert_eq!(
+            origin("https://as.example:1/").unwrap(),
+            "https://as.example:1"
+        );
+        assert_eq!(
+            origin("https://as.example:0/").unwrap(),
+            "https://as.example:0"
+        );
+    }
+
+    #[test]
+    fn invalid_inputs_are_errors() {
+        for input in [
+            "",
+            "as.example/token",
+            "/token",
+            "https://",
+            "https://as.example:99999/",
+            "https://as.example:-1/",
+            "https://exa mple/",
+            "https://[::1/",
+            "https://xn--/",
+            "http://%00/",
+        ] {
+            assert_eq!(htu(input), Err(HtuError::Invalid), "{input:?}");
+            assert!(origin(input).is_err(), "{input:?}");
+        }
+        for input in [
+            "ftp://as.example/x",
+            "mailto:a@b",
+            "file:///etc/passwd",
+            "data:,x",
+        ] {
+            assert_eq!(htu(input), Err(HtuError::UnsupportedScheme), "{input:?}");
+        }
+    }
+}

@@ -1,0 +1,195 @@
+//! DPoP in the manager: proofs on token requests, the server nonces, the
+//! one `use_dpop_nonce` retry, and deferred signers.
+//!
+//! ```text
+//! token request ──► proof (fresh jti, the token endpoint's nonce) ──► Send
+//!                └─► deferred signer: Sign { id, signing_input }
+//!                       handle_signature(id, signature) ──► Send
+//! 400 use_dpop_nonce + a NEW DPoP-Nonce, first try ──► Resend (new proof)
+//! 400 use_dpop_nonce otherwise ──► the error surfaces
+//! ```
+//!
+//! Nonces are learned from every response, success or error. The token
+//! endpoints' nonces and the resource servers' are kept in two caches, so
+//! one is never sent to the other, even on a shared origin.
+
+use alloc::boxed::Box;
+use alloc::format;
+use alloc::string::String;
+use core::cell::RefCell;
+
+use super::{OutgoingRequest, TokenManager};
+use crate::dpop::{
+    DpopProof, EcdsaSignature, NonceCache, ProofBuilder, ProofOutcome, ProofParams, Signer,
+    UnsignedProof, draw_jti,
+};
+use crate::error::{Error, ResponseError};
+use crate::flight::RequestId;
+use crate::http::{HttpRequest, HttpResponse};
+use crate::limits::Limits;
+use crate::time::UnixTime;
+use crate::token::response::parse_json_object;
+
+/// The DPoP state of a manager: the signer (with its encoded header) and
+/// the nonces it has learned.
+pub(super) struct DpopState {
+    pub(super) builder: ProofBuilder<Box<dyn Signer + Send>>,
+    /// Nonces of token endpoints (shared-borrow path: a `RefCell`).
+    pub(super) token_nonces: RefCell<NonceCache>,
+    /// Nonces of resource servers.
+    pub(super) resource_nonces: NonceCache,
+}
+
+impl core::fmt::Debug for DpopState {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("DpopState")
+            .field("jkt", &self.builder.public_jwk().thumbprint())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A proof the signer will give later (a non-extractable WebCrypto key, a
+/// KMS, an HSM): sign `signing_input` with ES256 (raw `r || s`, 64 bytes)
+/// and hand the signature to [`TokenManager::handle_signature`].
+#[derive(Debug)]
+#[must_use = "the signing input must be signed and the signature handed back"]
+pub struct SignatureRequest {
+    /// The request the proof is for.
+    pub id: RequestId,
+    /// What to sign: `BASE64URL(header) "." BASE64URL(claims)`.
+    pub signing_input: String,
+}
+
+/// A request ready to send, or one waiting for a deferred signature.
+#[derive(Debug)]
+#[must_use]
+#[non_exhaustive]
+pub enum Dispatch {
+    /// Send this request.
+    Send(OutgoingRequest),
+    /// Sign this first ([`TokenManager::handle_signature`] then gives the
+    /// request).
+    Sign(SignatureRequest),
+}
+
+/// A prepared token request: ready, or its proof waits for a signature.
+pub(super) enum Prepared {
+    Ready(HttpRequest),
+    Deferred(UnsignedProof),
+}
+
+impl TokenManager {
+    /// Turns DPoP on: every token request from now on carries a proof made
+    /// with `signer`, and tokens must come back DPoP-bound.
+    ///
+    /// # Errors
+    /// [`Error::Dpop`] when the signer's algorithm is not ES256.
+    pub fn enable_dpop(&mut self, signer: impl Signer + Send + 'static) -> Result<(), Error> {
+        let signer: Box<dyn Signer + Send> = Box::new(signer);
+        let builder = ProofBuilder::new(signer).map_err(|e| Error::Dpop(format!("{e}")))?;
+        self.dpop = Some(DpopState {
+            builder,
+            token_nonces: RefCell::new(NonceCache::with_capacity(self.config.nonce_capacity)),
+            resource_nonces: NonceCache::with_capacity(self.config.nonce_capacity),
+        });
+        Ok(())
+    }
+
+    /// The JWK thumbprint of the DPoP key (the `dpop_jkt` authorization
+    /// parameter), when DPoP is on.
+    #[must_use]
+    pub fn dpop_thumbprint(&self) -> Option<&str> {
+        self.dpop
+            .as_ref()
+            .map(|d| d.builder.public_jwk().thumbprint())
+    }
+
+    /// Adds a fresh proof to a token request (the token endpoint's current
+    /// nonce included), or hands back the unsigned proof for a deferred
+    /// signer. Without DPoP the request is ready as it is.
+    pub(super) fn prepare_token_request(
+        &self,
+        base: &HttpRequest,
+        now: UnixTime,
+    ) -> Result<Prepared, Error> {
+        let Some(dpop) = &self.dpop else {
+            return Ok(Prepared::Ready(base.clone()));
+        };
+        let jti = draw_jti(&mut **self.entropy.borrow_mut());
+        let nonces = dpop.token_nonces.borrow();
+        let params = ProofParams::new(&base.method, &base.url, now, &jti)
+            .with_nonce(nonces.peek(&base.url))
+            .with_clock_skew(self.config.dpop_clock_skew);
+        match dpop
+            .builder
+            .build(&params)
+            .map_err(|e| Error::Dpop(format!("{e}")))?
+        {
+            ProofOutcome::Ready(proof) => Ok(Prepared::Ready(with_proof(base, proof))),
+            ProofOutcome::Deferred(unsigned) => Ok(Prepared::Deferred(unsigned)),
+        }
+    }
+
+    /// Finishes a deferred proof with the host's signature and returns the
+    /// request to send.
+    ///
+    /// # Errors
+    /// [`Error::UnknownRequest`] when no request `id` waits for a signature;
+    /// [`Error::Dpop`] when the signature does not verify against the key
+    /// (the request is then dropped, and nothing stored changed).
+    pub fn handle_signature(
+        &mut self,
+        id: RequestId,
+        signature: &EcdsaSignature,
+        now: UnixTime,
+    ) -> Result<OutgoingRequest, Error> {
+        self.settle();
+        let _ = now;
+        let jwk = self
+            .dpop
+            .as_ref()
+            .map(|d| d.builder.public_jwk().clone())
+            .ok_or(Error::UnknownRequest)?;
+        let flights = self.flights.get_mut();
+        let (unsigned, base) = flights
+            .take_pending_proof(id)
+            .ok_or(Error::UnknownRequest)?;
+        match unsigned.finish_verified(signature, &jwk) {
+            Ok(proof) => Ok(OutgoingRequest {
+                id,
+                request: with_proof(&base, proof),
+            }),
+            Err(e) => {
+                let _ = self.cancel(id);
+                Err(Error::Dpop(format!("the signature does not verify: {e}")))
+            }
+        }
+    }
+
+    /// Learns the token endpoint's nonce from any response, and tells
+    /// whether it is a `use_dpop_nonce` error worth the one retry (a new
+    /// nonce arrived).
+    pub(super) fn token_nonce_retry(&self, url: &str, response: &HttpResponse) -> bool {
+        let Some(dpop) = &self.dpop else {
+            return false;
+        };
+        let new_nonce = dpop.token_nonces.borrow_mut().learn(url, &response.headers);
+        new_nonce && is_use_dpop_nonce_error(response, &self.config.limits)
+    }
+}
+
+/// `base` with a `DPoP` header carrying `proof`.
+pub(super) fn with_proof(base: &HttpRequest, proof: DpopProof) -> HttpRequest {
+    let mut request = base.clone();
+    request.headers.set("DPoP", proof.into_string());
+    request
+}
+
+/// Whether a token endpoint response is the `use_dpop_nonce` error
+/// (RFC 9449 §8: a 400 JSON body with that `error`).
+fn is_use_dpop_nonce_error(response: &HttpResponse, limits: &Limits) -> bool {
+    matches!(
+        parse_json_object(response, limits),
+        Err(ResponseError::Server(e)) if e.error == "use_dpop_nonce"
+    )
+}
