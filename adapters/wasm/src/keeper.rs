@@ -11,18 +11,20 @@ use std::rc::Rc;
 
 use futures_channel::oneshot;
 use tokenkeeper::discovery::{AuthorizationServerMetadata, DiscoveryKind, discovery_request};
+use tokenkeeper::dpop::EcdsaSignature;
 use tokenkeeper::grant::token_exchange::TokenExchangeRequest;
 use tokenkeeper::login::LoginTransaction;
 use tokenkeeper::token::TokenResponse;
 use tokenkeeper::{
-    AccessTokenInfo, Config, HttpRequest, HttpResponse, MemoryStore, OutgoingRequest, RequestId,
+    AccessTokenInfo, Authorization, Config, HttpRequest, HttpResponse, MemoryStore, RequestId,
     ResourceVerdict, Session, SessionStore, TokenManager, TokenRequest, UnixTime,
 };
 
 use crate::Error;
+use crate::dpop::WebCryptoKey;
 use crate::fetch::fetch;
 use crate::js::{Delay, WebCryptoEntropy, millis_until, now};
-use crate::state::{Ask, Finished, State, Step};
+use crate::state::{Ask, Finished, State, Step, dispatch_step};
 
 /// The default timeout of one request, body included (10 s).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -67,6 +69,8 @@ struct Inner {
     /// sends) when the flight ends.
     waiters: RefCell<BTreeMap<RequestId, Vec<oneshot::Sender<()>>>>,
     timeout: Duration,
+    /// The Web Crypto key that signs the core's deferred DPoP proofs.
+    dpop: Option<WebCryptoKey>,
 }
 
 impl fmt::Debug for TokenKeeper {
@@ -84,6 +88,7 @@ pub struct Builder {
     timeout: Duration,
     store: Box<dyn SessionStore>,
     session: Option<Session>,
+    dpop: Option<WebCryptoKey>,
 }
 
 impl fmt::Debug for Builder {
@@ -122,18 +127,31 @@ impl Builder {
         self
     }
 
+    /// Turns DPoP on with `key` (see [`WebCryptoKey`]): every token
+    /// request carries a proof, tokens must come back DPoP-bound, and API
+    /// requests present them with a proof. The core builds the proofs; this
+    /// handle signs them in Web Crypto (the core's deferred signer path).
+    pub fn dpop(mut self, key: WebCryptoKey) -> Self {
+        self.dpop = Some(key);
+        self
+    }
+
     /// The handle. Its entropy is [`WebCryptoEntropy`].
     ///
     /// # Errors
     /// [`Error::Store`] when the store cannot be read or written.
     pub fn build(self) -> Result<TokenKeeper, Error> {
-        let manager = TokenManager::new(self.config, WebCryptoEntropy);
+        let mut manager = TokenManager::new(self.config, WebCryptoEntropy);
+        if let Some(key) = &self.dpop {
+            manager.enable_dpop(key.deferred_signer())?;
+        }
         let state = State::new(manager, self.store, self.session)?;
         Ok(TokenKeeper {
             inner: Rc::new(Inner {
                 state: RefCell::new(state),
                 waiters: RefCell::new(BTreeMap::new()),
                 timeout: self.timeout,
+                dpop: self.dpop,
             }),
         })
     }
@@ -147,6 +165,7 @@ impl TokenKeeper {
             timeout: DEFAULT_TIMEOUT,
             store: Box::new(MemoryStore::new()),
             session: None,
+            dpop: None,
         }
     }
 
@@ -206,8 +225,8 @@ impl TokenKeeper {
         transaction: &LoginTransaction,
         callback: &str,
     ) -> Result<AccessTokenInfo, Error> {
-        let out = self.with_manager(|m| m.exchange_code(transaction, callback, now()))??;
-        match self.exchange(out).await? {
+        let dispatch = self.with_manager(|m| m.exchange_code(transaction, callback, now()))??;
+        match self.exchange(dispatch_step(dispatch)?).await? {
             Finished::Token(token) => Ok(token),
             other => Err(unexpected(&other)),
         }
@@ -222,8 +241,8 @@ impl TokenKeeper {
         &self,
         request: &TokenExchangeRequest<'_>,
     ) -> Result<TokenResponse, Error> {
-        let out = self.with_manager(|m| m.exchange_token(request, now()))??;
-        match self.exchange(out).await? {
+        let dispatch = self.with_manager(|m| m.exchange_token(request, now()))??;
+        match self.exchange(dispatch_step(dispatch)?).await? {
             Finished::Exchanged(response) => Ok(*response),
             other => Err(unexpected(&other)),
         }
@@ -237,10 +256,10 @@ impl TokenKeeper {
     /// [`Error::Core`] (no session, the revocation failed),
     /// [`Error::Transport`], [`Error::Timeout`], [`Error::Store`].
     pub async fn logout(&self) -> Result<(), Error> {
-        let Some(out) = self.with_manager(|m| m.logout(now()))?? else {
+        let Some(dispatch) = self.with_manager(|m| m.logout(now()))?? else {
             return Ok(());
         };
-        match self.exchange(out).await? {
+        match self.exchange(dispatch_step(dispatch)?).await? {
             Finished::Revoked => Ok(()),
             other => Err(unexpected(&other)),
         }
@@ -266,8 +285,16 @@ impl TokenKeeper {
         let mut token = self.get_access_token(token_request).await?;
         let (mut nonce_retried, mut token_retried) = (false, false);
         loop {
-            let headers =
+            let authorization =
                 self.with_manager(|m| m.authorize(&request.method, &request.url, &token, now()))??;
+            let headers = match authorization {
+                Authorization::Ready(headers) => headers,
+                Authorization::Sign(pending) => {
+                    let signature = self.sign(pending.signing_input()).await?;
+                    pending.finish(&signature)
+                }
+                other => return Err(Error::Unsupported(format!("{other:?}"))),
+            };
             let mut attempt = request.clone();
             for (name, _) in headers.iter() {
                 attempt.headers.remove(name);
@@ -358,8 +385,8 @@ impl TokenKeeper {
                 Step::Reload(until) => {
                     Delay::new(millis_until(until).clamp(1, RELOAD_POLL_MS)).await;
                 }
-                Step::Send(out) => {
-                    return match self.exchange(out).await? {
+                step @ (Step::Send(_) | Step::Sign(_)) => {
+                    return match self.exchange(step).await? {
                         Finished::Token(token) => Ok(token),
                         other => Err(unexpected(&other)),
                     };
@@ -390,25 +417,52 @@ impl TokenKeeper {
         .await;
     }
 
-    /// Sends the request of flight `out` (again, on a resend) and hands the
-    /// outcome to the core. Owns the flight: if this future is dropped, the
-    /// flight is cancelled and its waiters woken.
-    async fn exchange(&self, mut out: OutgoingRequest) -> Result<Finished, Error> {
+    /// Sends the request of flight `step` (a `Send`, or a `Sign` whose
+    /// proof is signed first), again on a resend, and hands the outcome to
+    /// the core. Owns the flight: if this future is dropped, the flight is
+    /// cancelled and its waiters woken.
+    async fn exchange(&self, mut step: Step) -> Result<Finished, Error> {
+        let Some(id) = step.flight() else {
+            return Err(Error::Unsupported(format!("{step:?}")));
+        };
         let mut guard = CancelOnDrop {
             inner: &self.inner,
-            id: Some(out.id),
+            id: Some(id),
         };
-        loop {
+        let finished = loop {
+            let out = match step {
+                Step::Send(out) => out,
+                Step::Sign(sign) => {
+                    let signature = self.sign(&sign.signing_input).await;
+                    let signed = self.inner.state.borrow_mut().signed(id, signature, now());
+                    match signed {
+                        Ok(out) => out,
+                        Err(error) => break Err(error),
+                    }
+                }
+                other => break Err(Error::Unsupported(format!("{other:?}"))),
+            };
             let sent = fetch(&out.request, self.inner.timeout).await;
-            let finished = self.inner.state.borrow_mut().complete(out.id, sent, now());
-            if let Ok(Finished::Resend(next)) = finished {
-                out = next;
-                continue;
-            }
-            guard.id = None;
-            self.inner.wake(out.id);
-            return finished;
-        }
+            let finished = self.inner.state.borrow_mut().complete(id, sent, now());
+            step = match finished {
+                Ok(Finished::Resend(next)) => Step::Send(next),
+                Ok(Finished::Sign(sign)) => Step::Sign(sign),
+                other => break other,
+            };
+        };
+        guard.id = None;
+        self.inner.wake(id);
+        finished
+    }
+
+    /// Signs a DPoP signing input with this handle's Web Crypto key.
+    async fn sign(&self, signing_input: &str) -> Result<EcdsaSignature, Error> {
+        let key = self.inner.dpop.as_ref().ok_or_else(|| {
+            Error::Crypto(String::from(
+                "the core asked for a DPoP signature and this handle has no Web Crypto key",
+            ))
+        })?;
+        key.sign(signing_input.as_bytes()).await
     }
 }
 

@@ -82,6 +82,8 @@ mod error;
 mod state;
 
 #[cfg(target_arch = "wasm32")]
+mod dpop;
+#[cfg(target_arch = "wasm32")]
 mod fetch;
 #[cfg(target_arch = "wasm32")]
 mod js;
@@ -93,6 +95,8 @@ mod storage;
 pub use error::Error;
 pub use tokenkeeper;
 
+#[cfg(target_arch = "wasm32")]
+pub use dpop::WebCryptoKey;
 #[cfg(target_arch = "wasm32")]
 pub use fetch::fetch;
 #[cfg(target_arch = "wasm32")]

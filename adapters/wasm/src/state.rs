@@ -2,10 +2,12 @@
 //! kept in step. Pure Rust (the time is a parameter), so it builds and is
 //! tested on every target; only the driver around it needs JavaScript.
 
+use tokenkeeper::dpop::EcdsaSignature;
 use tokenkeeper::token::TokenResponse;
 use tokenkeeper::{
-    AccessTokenInfo, Action, ChangeReason, Completion, Event, HttpResponse, OutgoingRequest,
-    RequestId, Session, SessionStore, StoreError, TokenManager, TokenRequest, UnixTime,
+    AccessTokenInfo, Action, ChangeReason, Completion, Dispatch, Event, HttpResponse,
+    OutgoingRequest, RequestId, Session, SessionStore, SignatureRequest, StoreError, TokenManager,
+    TokenRequest, UnixTime,
 };
 
 use crate::Error;
@@ -47,6 +49,9 @@ pub(crate) enum Step {
     Ready(AccessTokenInfo),
     /// Send this request (its claim, if any, is saved).
     Send(OutgoingRequest),
+    /// Sign this DPoP proof (deferred signer), then send (its claim, if
+    /// any, is saved).
+    Sign(SignatureRequest),
     /// Wait for flight `id`, until it ends or the lease deadline.
     Wait(RequestId, Option<UnixTime>),
     /// Another manager sharing the store is refreshing: ask again a little
@@ -76,6 +81,28 @@ pub(crate) enum Finished {
     Revoked,
     /// Send this request again, same id (a `use_dpop_nonce` retry).
     Resend(OutgoingRequest),
+    /// Sign the retry's proof first (deferred signer), then send it.
+    Sign(SignatureRequest),
+}
+
+impl Step {
+    /// The flight a `Send` or `Sign` step registered.
+    pub(crate) fn flight(&self) -> Option<RequestId> {
+        match self {
+            Step::Send(out) => Some(out.id),
+            Step::Sign(sign) => Some(sign.id),
+            _ => None,
+        }
+    }
+}
+
+/// A core request to send, or to sign first.
+pub(crate) fn dispatch_step(dispatch: Dispatch) -> Result<Step, Error> {
+    match dispatch {
+        Dispatch::Send(out) => Ok(Step::Send(out)),
+        Dispatch::Sign(sign) => Ok(Step::Sign(sign)),
+        other => Err(Error::Unsupported(format!("{other:?}"))),
+    }
 }
 
 impl State {
@@ -250,35 +277,37 @@ impl State {
             let step = match action {
                 Action::Ready(token) => Step::Ready(token.to_owned()),
                 Action::Send(out) => Step::Send(out),
+                Action::Sign(sign) => Step::Sign(sign),
                 Action::Wait(id) => Step::Wait(id, None),
                 Action::Reload { until } => Step::Reload(until),
                 Action::LoginRequired(e) | Action::Failed(e) => Step::Failed(e),
                 other => return Err(Error::Unsupported(format!("{other:?}"))),
             };
-            match step {
-                Step::Send(out) if matches!(ask, Ask::User(_)) => {
-                    // A refresh spends the session's refresh token: it must
-                    // still be the live one.
-                    let moved = self.reload();
-                    if !matches!(moved, Ok(false)) {
-                        // Nothing was sent: release the flight, ask again.
-                        let _ = self.manager.cancel(out.id);
+            if let (Some(id), Ask::User(_)) = (step.flight(), ask) {
+                // A refresh spends the session's refresh token: it must
+                // still be the live one.
+                let moved = self.reload();
+                if !matches!(moved, Ok(false)) {
+                    // Nothing was sent: release the flight, ask again.
+                    let _ = self.manager.cancel(id);
+                    self.persist()?;
+                    moved?;
+                    continue;
+                }
+                match self.persist() {
+                    Ok(Persisted::Adopted) => {
+                        let _ = self.manager.cancel(id);
                         self.persist()?;
-                        moved?;
                         continue;
                     }
-                    match self.persist() {
-                        Ok(Persisted::Adopted) => {
-                            let _ = self.manager.cancel(out.id);
-                            self.persist()?;
-                        }
-                        Ok(_) => return Ok(Step::Send(out)),
-                        Err(error) => {
-                            let _ = self.manager.cancel(out.id);
-                            return Err(error.into());
-                        }
+                    Ok(_) => return Ok(step),
+                    Err(error) => {
+                        let _ = self.manager.cancel(id);
+                        return Err(error.into());
                     }
                 }
+            }
+            match step {
                 Step::Reload(until) => {
                     if self.reload()? {
                         continue;
@@ -292,8 +321,8 @@ impl State {
                 }
                 other => {
                     if let Err(error) = self.persist() {
-                        if let Step::Send(out) = &other {
-                            let _ = self.manager.cancel(out.id);
+                        if let Some(id) = other.flight() {
+                            let _ = self.manager.cancel(id);
                         }
                         return Err(error.into());
                     }
@@ -320,6 +349,7 @@ impl State {
                 Completion::Exchanged(response) => Ok(Finished::Exchanged(response)),
                 Completion::Revoked => Ok(Finished::Revoked),
                 Completion::Resend(next) => Ok(Finished::Resend(next)),
+                Completion::Sign(sign) => Ok(Finished::Sign(sign)),
                 Completion::Failed(error) => Err(error.into()),
                 other => Err(Error::Unsupported(format!("{other:?}"))),
             },
@@ -332,11 +362,42 @@ impl State {
         match (result, saved) {
             (Err(error), _) => Err(error),
             (Ok(done), Ok(_)) => Ok(done),
-            (Ok(Finished::Resend(next)), Err(error)) => {
-                let _ = self.manager.cancel(next.id);
+            (Ok(Finished::Resend(OutgoingRequest { id, .. })), Err(error))
+            | (Ok(Finished::Sign(SignatureRequest { id, .. })), Err(error)) => {
+                let _ = self.manager.cancel(id);
                 Err(error.into())
             }
             (Ok(_), Err(error)) => Err(error.into()),
+        }
+    }
+
+    /// Hands the host's signature of flight `id`'s DPoP proof to the core
+    /// (or gives the flight up when signing failed), and saves: the request
+    /// to send.
+    pub(crate) fn signed(
+        &mut self,
+        id: RequestId,
+        signature: Result<EcdsaSignature, Error>,
+        now: UnixTime,
+    ) -> Result<OutgoingRequest, Error> {
+        let result = match signature {
+            // The core drops the flight when the signature does not verify.
+            Ok(signature) => self
+                .manager
+                .handle_signature(id, &signature, now)
+                .map_err(Error::from),
+            Err(error) => {
+                let _ = self.manager.cancel(id);
+                Err(error)
+            }
+        };
+        let saved = self.persist();
+        match (result, saved) {
+            (Ok(out), Err(error)) => {
+                let _ = self.manager.cancel(out.id);
+                Err(error.into())
+            }
+            (result, _) => result,
         }
     }
 
