@@ -417,3 +417,82 @@ async fn logout_revokes_the_refresh_token() {
 fn web_sys_log(text: &str) {
     wasm_bindgen_test::console_log!("{text}");
 }
+
+/// `globalThis.localStorage` for Node 20, which has none: a `Map` behind
+/// the Storage methods the store calls.
+#[cfg(feature = "web-storage")]
+fn install_local_storage() {
+    js_sys::Function::new_no_args(
+        "if (!globalThis.localStorage) {
+           const data = new Map();
+           globalThis.localStorage = {
+             getItem: (k) => (data.has(k) ? data.get(k) : null),
+             setItem: (k, v) => { data.set(k, String(v)); },
+             removeItem: (k) => { data.delete(k); },
+           };
+         }",
+    )
+    .call0(&wasm_bindgen::JsValue::NULL)
+    .unwrap();
+}
+
+#[cfg(feature = "web-storage")]
+#[wasm_bindgen_test]
+async fn two_tabs_sharing_local_storage_refresh_once() {
+    use tokenkeeper::SessionStore as _;
+    use tokenkeeper_wasm::WebStorageStore;
+
+    install_local_storage();
+    let h = Harness::from_env();
+    let session = expire(&h.logged_in_session().await);
+    let key = format!("tokenkeeper-test-{}", js_sys::Date::now());
+    WebStorageStore::local(&key)
+        .unwrap()
+        .save(&session, None)
+        .unwrap();
+    // Two handles on one localStorage key stand for two tabs; with a shared
+    // store the core claims the refresh token in the stored session first.
+    let tab = || {
+        let config = support::builder(&h, &h.token_endpoint)
+            .shared_store(true)
+            .build()
+            .unwrap();
+        TokenKeeper::builder(config)
+            .store(WebStorageStore::local(&key).unwrap())
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (tab(), tab());
+    h.reset_stats().await;
+    let request = TokenRequest::new();
+    let answers = join_all((0..32).map(|i| {
+        let tab = if i % 2 == 0 { a.clone() } else { b.clone() };
+        async move { tab.get_access_token(&request).await }
+    }))
+    .await;
+    let stats = h.stats().await;
+    assert_eq!(stats["token_requests_by_grant"]["refresh_token"], 1);
+    let distinct: BTreeSet<String> = answers
+        .iter()
+        .map(|a| a.as_ref().unwrap().token.secret().to_owned())
+        .collect();
+    assert_eq!(distinct.len(), 1, "both tabs got the one refreshed token");
+
+    // The store holds the rotated refresh token, and no claim.
+    let stored = WebStorageStore::local(&key)
+        .unwrap()
+        .load()
+        .unwrap()
+        .unwrap();
+    assert_ne!(refresh_token(&stored), refresh_token(&session));
+    assert!(stored.refresh_claim().is_none());
+    // A third tab opened later starts from it, without a request.
+    let c = tab();
+    let token = c.get_access_token(&request).await.unwrap();
+    assert_eq!(Some(&token.token.secret().to_owned()), distinct.first());
+    assert_eq!(
+        h.stats().await["token_requests_by_grant"]["refresh_token"],
+        1
+    );
+    WebStorageStore::local(&key).unwrap().clear().unwrap();
+}
