@@ -3,8 +3,8 @@
 //! with refresh-token rotation, a resource server, a control API).
 //!
 //! `scripts/wasm-tests.sh run` starts the harness and passes its URLs in the
-//! environment (`HARNESS_ISSUER`, `HARNESS_TOKEN_ENDPOINT`,
-//! `HARNESS_RESOURCE_SERVER`, `HARNESS_CONTROL`), read here at run time
+//! environment (`WASM_HARNESS_ISSUER`, `WASM_HARNESS_TOKEN_ENDPOINT`,
+//! `WASM_HARNESS_RESOURCE_SERVER`, `WASM_HARNESS_CONTROL`), read here at run time
 //! from Node's `process.env`.
 #![cfg(target_arch = "wasm32")]
 #![allow(missing_docs)]

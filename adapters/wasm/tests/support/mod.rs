@@ -41,8 +41,8 @@ pub fn env(name: &str) -> Option<String> {
 }
 
 impl Harness {
-    /// The harness named by `HARNESS_*` variables (`prefix` `HARNESS` for
-    /// the default server, `HARNESS_DPOP` for the nonce-requiring one).
+    /// The harness named by `HARNESS_*` variables (`prefix` `WASM_HARNESS` for
+    /// the default server, `WASM_HARNESS_DPOP` for the nonce-requiring one).
     pub fn from_env_prefix(prefix: &str) -> Self {
         let var = |name: &str| {
             let key = format!("{prefix}_{name}");
@@ -58,9 +58,9 @@ impl Harness {
         }
     }
 
-    /// The default harness (`HARNESS_*`).
+    /// The default harness (`WASM_HARNESS_*`).
     pub fn from_env() -> Self {
-        Self::from_env_prefix("HARNESS")
+        Self::from_env_prefix("WASM_HARNESS")
     }
 
     /// A JSON request to the control API.
