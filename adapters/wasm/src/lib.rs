@@ -7,7 +7,8 @@
 //! (when to refresh, what to send, what a response means); this crate only
 //! sends its requests with `fetch`, reads the clock (`Date.now()`) and Web
 //! Crypto's random source, makes callers wait while another task's refresh
-//! is in flight, and saves every change to a [`SessionStore`].
+//! is in flight, and saves every change to a
+//! [`SessionStore`](tokenkeeper::SessionStore).
 //!
 //! ```ignore
 //! use tokenkeeper::{Config, TokenRequest};
@@ -69,9 +70,34 @@
 //!   `Authorization` header, sends, calls `handle_resource_response`,
 //!   retries once on `RetryWithNonce` and refreshes once on
 //!   `TokenRejected`.
-//! - **DPoP**: the `dpop` module generates an ECDSA P-256 key with
-//!   `extractable: false` in Web Crypto and signs DPoP signing inputs with
-//!   it (the raw 64-byte `r || s`); the key never enters Rust memory.
+//! - **DPoP**: `WebCryptoKey::generate` makes an ECDSA P-256 key with
+//!   `extractable: false` in Web Crypto (only the public JWK is exported);
+//!   `Builder::dpop` turns DPoP on in the core with a deferred signer, and
+//!   the handle signs each proof's signing input with
+//!   `crypto.subtle.sign({ name: "ECDSA", hash: "SHA-256" }, …)` (the raw
+//!   64-byte `r || s`) and hands it back (`TokenManager::handle_signature`,
+//!   `PendingAuthorization::finish`). The private key never enters Rust.
+//!
+//! # Public items (wasm32)
+//!
+//! | item | what |
+//! |---|---|
+//! | `TokenKeeper`, `Builder` | the handle: `get_access_token`, `get_client_credentials_token`, `login`, `logout`, `exchange_token`, `send_authorized`, `send_request`, `with_manager`, `session`, `set_session`, `clear_session` |
+//! | `fetch(&HttpRequest, timeout)` | one core request over `fetch` |
+//! | `discover(issuer, timeout)` | OpenID Connect discovery |
+//! | `WebCryptoKey` | the non-extractable DPoP key |
+//! | `WebCryptoEntropy`, `now()`, `sleep()` | entropy, clock, timer from the global scope |
+//! | `WebStorageStore` (feature `web-storage`) | a `SessionStore` on `localStorage` / `sessionStorage` |
+//! | `DEFAULT_TIMEOUT` | 10 s per request |
+//!
+//! # Features
+//!
+//! - `web-storage`: `WebStorageStore`.
+//!
+//! The library does not choose a `getrandom` backend: it draws randomness
+//! from Web Crypto itself. An application whose other dependencies need
+//! `getrandom` on `wasm32-unknown-unknown` selects its `wasm_js` backend in
+//! its own build.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 // The state logic is used by the wasm driver only; elsewhere it is built
