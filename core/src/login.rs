@@ -25,7 +25,6 @@
 
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::fmt;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -40,70 +39,20 @@ use crate::grant::ClientAuth;
 use crate::grant::code::CodeExchangeRequest;
 use crate::scope::DEFAULT_SCOPE;
 
-macro_rules! secret_value {
-    ($(#[$doc:meta])* $name:ident) => {
-        $(#[$doc])*
-        ///
-        /// `Debug` prints only the type name and the length; there is no
-        /// `Display`; the value is wiped from memory on drop. Serialises as
-        /// a plain string.
-        #[derive(Clone, PartialEq, Eq)]
-        pub struct $name(String);
-
-        impl $name {
-            /// Wraps a value.
-            #[must_use]
-            pub fn new(value: impl Into<String>) -> Self {
-                $name(value.into())
-            }
-
-            /// The value itself. Never log it.
-            #[must_use]
-            pub fn secret(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl fmt::Debug for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, concat!(stringify!($name), "(<redacted {} bytes>)"), self.0.len())
-            }
-        }
-
-        impl Drop for $name {
-            fn drop(&mut self) {
-                self.0.zeroize();
-            }
-        }
-
-        impl Serialize for $name {
-            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                serializer.serialize_str(&self.0)
-            }
-        }
-
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                String::deserialize(deserializer).map($name)
-            }
-        }
-    };
-}
-
-secret_value!(
+crate::secret::secret_string!(
     /// A PKCE `code_verifier` (RFC 7636 §4.1).
     CodeVerifier
 );
-secret_value!(
+crate::secret::secret_string!(
     /// The `state` value binding a callback to the browser that started
     /// the login.
     State
 );
-secret_value!(
+crate::secret::secret_string!(
     /// The `nonce` the ID token must carry back.
     Nonce
 );
-secret_value!(
+crate::secret::secret_string!(
     /// An authorization `code` from a validated callback: a one-time
     /// credential, exchanged at the token endpoint.
     AuthorizationCode

@@ -1,12 +1,8 @@
 //! Secret-holding string types. Their `Debug` output is redacted, they have
 //! no `Display`, and their bytes are wiped when dropped.
 
-use alloc::string::String;
-use core::fmt;
-
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use zeroize::Zeroize;
-
+/// Defines a secret-holding string newtype (redacted `Debug`, no
+/// `Display`, wiped on drop, serialised as a plain string).
 macro_rules! secret_string {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
@@ -14,12 +10,12 @@ macro_rules! secret_string {
         /// `Debug` prints only the type name and the length; the value is
         /// wiped from memory on drop.
         #[derive(Clone, PartialEq, Eq)]
-        pub struct $name(String);
+        pub struct $name(::alloc::string::String);
 
         impl $name {
             /// Wraps a secret value.
             #[must_use]
-            pub fn new(value: impl Into<String>) -> Self {
+            pub fn new(value: impl Into<::alloc::string::String>) -> Self {
                 $name(value.into())
             }
 
@@ -42,31 +38,33 @@ macro_rules! secret_string {
             }
         }
 
-        impl fmt::Debug for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::core::fmt::Debug for $name {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
                 write!(f, concat!(stringify!($name), "(<redacted {} bytes>)"), self.0.len())
             }
         }
 
         impl Drop for $name {
             fn drop(&mut self) {
-                self.0.zeroize();
+                ::zeroize::Zeroize::zeroize(&mut self.0);
             }
         }
 
-        impl Serialize for $name {
-            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        impl ::serde::Serialize for $name {
+            fn serialize<S: ::serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
                 serializer.serialize_str(&self.0)
             }
         }
 
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                String::deserialize(deserializer).map($name)
+        impl<'de> ::serde::Deserialize<'de> for $name {
+            fn deserialize<D: ::serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                <::alloc::string::String as ::serde::Deserialize>::deserialize(deserializer).map($name)
             }
         }
     };
 }
+
+pub(crate) use secret_string;
 
 secret_string!(
     /// An OAuth 2.0 access token.

@@ -5,58 +5,14 @@ mod support;
 
 use std::collections::VecDeque;
 
-use support::{FakeServer, expired_session, field, t};
-use tokenkeeper::grant::ClientAuth;
+use support::{FakeServer, builder, expired_session, field, get, manager, rt, t};
 use tokenkeeper::{
-    Action, ChangeReason, ClientSecret, Completion, Config, ConfigBuilder, Event, HttpResponse,
-    OutgoingRequest, RequestId, SeededEntropy, Session, TokenManager, TokenRequest,
+    Action, ChangeReason, Completion, Event, HttpResponse, OutgoingRequest, RequestId, Session,
+    TokenRequest,
 };
 
 const API1: &str = "https://api1.example.com";
 const API2: &str = "https://api2.example.com";
-
-fn builder() -> ConfigBuilder {
-    Config::builder("https://as.example/oauth/token", "client-1")
-        .client_auth(ClientAuth::SecretPost(ClientSecret::new("secret-1")))
-}
-
-fn manager(builder: ConfigBuilder, session: Session) -> TokenManager {
-    let mut m = TokenManager::new(builder.build().unwrap(), SeededEntropy::new(7));
-    m.set_session(session);
-    m
-}
-
-fn rt(m: &TokenManager) -> String {
-    m.session()
-        .unwrap()
-        .token_set()
-        .refresh_token
-        .as_ref()
-        .unwrap()
-        .secret()
-        .to_string()
-}
-
-fn get(
-    m: &mut TokenManager,
-    server: &mut FakeServer,
-    req: &TokenRequest<'_>,
-    now: u64,
-) -> Result<String, String> {
-    match m.get_access_token(req, t(now)) {
-        Action::Ready(token) => Ok(token.token.secret().to_string()),
-        Action::Send(out) => {
-            let response = server.handle(&out.request);
-            match m.handle_response(out.id, response, t(now)) {
-                Completion::Ready(token) => Ok(token.token.secret().to_string()),
-                Completion::Failed(e) => Err(e.code().to_string()),
-                other => panic!("{other:?}"),
-            }
-        }
-        Action::LoginRequired(e) | Action::Failed(e) => Err(e.code().to_string()),
-        other => panic!("{other:?}"),
-    }
-}
 
 #[test]
 fn two_audiences_share_one_rotating_refresh_token() {

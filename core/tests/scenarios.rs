@@ -5,62 +5,16 @@ mod support;
 
 use std::time::Duration;
 
-use support::{FakeServer, expired_session, fake_jwt, field, t};
+use support::{FakeServer, builder, expired_session, fake_jwt, field, get, manager, rt, t};
 use tokenkeeper::grant::ClientAuth;
 use tokenkeeper::grant::refresh::TargetParameter;
 use tokenkeeper::{
-    Action, ChangeReason, ClientSecret, Completion, Config, ConfigBuilder, Event, HttpResponse,
-    SeededEntropy, Session, TokenManager, TokenRequest,
+    Action, ChangeReason, ClientSecret, Completion, Event, HttpResponse, SeededEntropy, Session,
+    TokenManager, TokenRequest,
 };
-
-const TOKEN_ENDPOINT: &str = "https://as.example/oauth/token";
-
-fn builder() -> ConfigBuilder {
-    Config::builder(TOKEN_ENDPOINT, "client-1")
-        .client_auth(ClientAuth::SecretPost(ClientSecret::new("secret-1")))
-}
-
-fn manager(builder: ConfigBuilder, session: Session) -> TokenManager {
-    let mut m = TokenManager::new(builder.build().unwrap(), SeededEntropy::new(7));
-    m.set_session(session);
-    m
-}
 
 fn events(m: &mut TokenManager) -> Vec<Event> {
     std::iter::from_fn(|| m.poll_event()).collect()
-}
-
-fn rt(m: &TokenManager) -> String {
-    m.session()
-        .unwrap()
-        .token_set()
-        .refresh_token
-        .as_ref()
-        .map(|r| r.secret().to_string())
-        .unwrap_or_default()
-}
-
-/// Drives one `get_access_token` to completion against `server`; returns
-/// the token string or the error code.
-fn get(
-    m: &mut TokenManager,
-    server: &mut FakeServer,
-    request: &TokenRequest<'_>,
-    now: u64,
-) -> Result<String, String> {
-    match m.get_access_token(request, t(now)) {
-        Action::Ready(token) => Ok(token.token.secret().to_string()),
-        Action::Send(out) => {
-            let response = server.handle(&out.request);
-            match m.handle_response(out.id, response, t(now)) {
-                Completion::Ready(token) => Ok(token.token.secret().to_string()),
-                Completion::Failed(e) => Err(e.code().to_string()),
-                other => panic!("unexpected {other:?}"),
-            }
-        }
-        Action::LoginRequired(e) | Action::Failed(e) => Err(e.code().to_string()),
-        other => panic!("unexpected {other:?}"),
-    }
 }
 
 #[test]

@@ -64,6 +64,14 @@ fn push_origin(out: &mut String, url: &Url) {
 /// # Errors
 /// [`HtuError`] when `url` is not an absolute `http` or `https` URL.
 pub fn htu(url: &str) -> Result<String, HtuError> {
+    if let Some(canonical) = canonical_htu(url) {
+        return Ok(String::from(canonical));
+    }
+    htu_parsed(url)
+}
+
+/// `htu` through the full WHATWG parser.
+fn htu_parsed(url: &str) -> Result<String, HtuError> {
     let parsed = parse(url)?;
     let mut out = String::with_capacity(url.len() + 1);
     push_origin(&mut out, &parsed);
@@ -83,9 +91,103 @@ pub fn origin(url: &str) -> Result<String, HtuError> {
     Ok(out)
 }
 
+/// The `htu` of a URL already in canonical form, as a prefix of it, or
+/// `None` when the full parser is needed. Most request URLs are canonical
+/// (lower-case ASCII host, no default port, a plain path), and skipping the
+/// parser makes a proof noticeably cheaper. Anything unusual — upper case,
+/// IDN or punycode, numeric hosts, dot segments, characters the parser
+/// would escape, userinfo — goes to the parser.
+fn canonical_htu(url: &str) -> Option<&str> {
+    let (rest, default_port) = if let Some(rest) = url.strip_prefix("https://") {
+        (rest, "443")
+    } else if let Some(rest) = url.strip_prefix("http://") {
+        (rest, "80")
+    } else {
+        return None;
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path_and_more) = rest.split_at(authority_end);
+    let (host, port) = match authority.split_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (authority, None),
+    };
+    let host_ok = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && !host.starts_with(['.', '-'])
+        && !host.ends_with('.')
+        && !host.contains("..")
+        && !host.contains("xn--")
+        // A numeric last label makes the host an IPv4 address to normalise.
+        && host
+            .rsplit('.')
+            .next()
+            .is_some_and(|label| label.bytes().any(|b| b.is_ascii_lowercase()));
+    let port_ok = port.is_none_or(|p| {
+        !p.is_empty()
+            && p.len() <= 5
+            && p.bytes().all(|b| b.is_ascii_digit())
+            && !p.starts_with('0')
+            && p != default_port
+            && p.parse::<u16>().is_ok()
+    });
+    if !host_ok || !port_ok || !path_and_more.starts_with('/') {
+        return None;
+    }
+    let path_end = path_and_more
+        .find(['?', '#'])
+        .unwrap_or(path_and_more.len());
+    let path = &path_and_more[..path_end];
+    let path_ok = path
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/%".contains(&b))
+        && !path.contains("/.")
+        && !path.contains("%2e")
+        && !path.contains("%2E");
+    path_ok.then(|| &url[..url.len() - rest.len() + authority_end + path_end])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn canonical_fast_path_agrees_with_the_parser() {
+        let mut fast = 0;
+        for (input, expected) in VECTORS {
+            if let Some(prefix) = canonical_htu(input) {
+                fast += 1;
+                assert_eq!(prefix, *expected, "{input}");
+                assert_eq!(htu_parsed(input).unwrap(), *expected, "{input}");
+            }
+        }
+        assert!(fast >= 5, "the fast path should serve the plain vectors");
+        for odd in [
+            "https://as.example:0443/x",
+            "https://as.example:443/x",
+            "https://as.example/a/%2e%2e/b",
+            "https://as.example/a/./b",
+            "https://xn--bcher-kva.example/x",
+            "https://as.example.com.1/x",
+            "https://as.example",
+            "https://as..example/x",
+            "https://as.example:99999/x",
+        ] {
+            assert_eq!(canonical_htu(odd), None, "{odd}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn fast_path_equals_the_parser(
+            url in "https?://[a-z0-9.-]{1,12}(:[0-9]{1,5})?(/[a-zA-Z0-9._~%!$&'()*+,;=:@-]{0,8}){0,4}([?#][a-z=&]{0,6})?"
+        ) {
+            if let Some(fast) = canonical_htu(&url) {
+                proptest::prop_assert_eq!(Ok(alloc::string::String::from(fast)), htu_parsed(&url));
+            }
+        }
+    }
 
     /// Each pair is checked against Node's `new URL(x).origin + pathname`
     /// in `tests/dpop_node.rs` as well.

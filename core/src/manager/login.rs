@@ -12,14 +12,13 @@ use alloc::string::String;
 use serde_json::Value;
 
 use super::{ChangeReason, Dispatch, Event, TokenManager};
-use crate::error::{Error, ResponseError};
+use crate::error::Error;
 use crate::flight::{Flight, FlightKind};
 use crate::http::HttpResponse;
 use crate::id_token::IdTokenValidator;
 use crate::login::LoginTransaction;
 use crate::session::Session;
 use crate::time::UnixTime;
-use crate::token::response::parse_mfa_required;
 use crate::token::{TokenResponse, TokenSet};
 
 impl TokenManager {
@@ -71,25 +70,10 @@ impl TokenManager {
         response: &HttpResponse,
         now: UnixTime,
     ) -> Result<(), Error> {
-        let limits = self.config.limits;
-        let parsed = match TokenResponse::parse(response, &limits) {
-            Ok(parsed) => parsed,
-            Err(ResponseError::Server(server)) if server.error == "mfa_required" => {
-                return Err(match parse_mfa_required(response, &limits) {
-                    Some(mfa) => Error::MfaRequired(mfa),
-                    None => Error::TokenRequestFailed(ResponseError::Server(server)),
-                });
-            }
-            Err(other) => return Err(Error::TokenRequestFailed(other)),
-        };
-        self.check_token_type(flight, &parsed)?;
-        let expires_at = parsed.expires_at(flight.sent_at, self.config.default_lifetime);
-        if expires_at <= now {
-            return Err(Error::TokenRequestFailed(ResponseError::Malformed {
-                status: response.status,
-                reason: "the access token expired before the response arrived",
-            }));
-        }
+        let wrap = Error::TokenRequestFailed;
+        let parsed = TokenResponse::parse(response, &self.config.limits)
+            .map_err(|e| self.grant_error(e, response, wrap))?;
+        let expires_at = self.usable_expiry(flight, &parsed, response.status, now, wrap)?;
         let FlightKind::CodeExchange { nonce } = &flight.kind else {
             return Err(Error::UnknownRequest);
         };

@@ -6,7 +6,7 @@ use alloc::string::String;
 
 use super::{Action, TokenManager, TokenRequest, entry_ref};
 use crate::cache::WantedScope;
-use crate::error::{Error, ResponseError};
+use crate::error::Error;
 use crate::flight::{Flight, FlightKind};
 use crate::grant::client_credentials::ClientCredentialsRequest;
 use crate::http::HttpResponse;
@@ -73,16 +73,10 @@ impl TokenManager {
         response: &HttpResponse,
         now: UnixTime,
     ) -> Result<(), Error> {
+        let wrap = Error::TokenRequestFailed;
         let parsed = TokenResponse::parse(response, &self.config.limits)
-            .map_err(Error::TokenRequestFailed)?;
-        self.check_token_type(flight, &parsed)?;
-        let expires_at = parsed.expires_at(flight.sent_at, self.config.default_lifetime);
-        if expires_at <= now {
-            return Err(Error::TokenRequestFailed(ResponseError::Malformed {
-                status: response.status,
-                reason: "the access token expired before the response arrived",
-            }));
-        }
+            .map_err(|e| self.grant_error(e, response, wrap))?;
+        let expires_at = self.usable_expiry(flight, &parsed, response.status, now, wrap)?;
         let audience = flight.audience.clone().unwrap_or_default();
         self.machine_cache.upsert(AccessTokenSet {
             access_token: parsed.access_token,

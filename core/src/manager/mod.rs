@@ -57,13 +57,14 @@ use core::fmt;
 use crate::cache::{TokenCache, WantedScope};
 use crate::config::Config;
 use crate::entropy::Entropy;
-use crate::error::Error;
+use crate::error::{Error, ResponseError};
 use crate::flight::{Destination, Flight, FlightKind, Flights, RequestId};
 use crate::grant::RefreshRequest;
 use crate::http::{HttpRequest, HttpResponse};
 use crate::secret::AccessToken;
 use crate::session::Session;
 use crate::time::UnixTime;
+use crate::token::response::parse_mfa_required;
 use crate::token::{AccessTokenSet, Decision, Freshness, TokenResponse, TokenType};
 
 /// What a caller asks for: the SDK's `getAccessToken` options.
@@ -509,14 +510,49 @@ impl TokenManager {
         self.get_access_token(&request, now)
     }
 
-    /// RFC 9449 §5: a token asked for with DPoP must come back as DPoP.
-    fn check_token_type(&self, flight: &Flight, parsed: &TokenResponse) -> Result<(), Error> {
+    /// Whether the token of a grant response can be used: RFC 9449 §5 (a
+    /// token asked for with DPoP must come back as DPoP), and not already
+    /// expired at `now` (its lifetime counts from the send time). Gives the
+    /// expiry. `wrap` names the failure (`failed_to_refresh_token`, …).
+    fn usable_expiry(
+        &self,
+        flight: &Flight,
+        parsed: &TokenResponse,
+        status: u16,
+        now: UnixTime,
+        wrap: fn(ResponseError) -> Error,
+    ) -> Result<UnixTime, Error> {
         if flight.dpop && parsed.token_type != TokenType::DPoP {
             return Err(Error::TokenTypeMismatch {
                 received: String::from(parsed.token_type.as_str()),
             });
         }
-        Ok(())
+        let expires_at = parsed.expires_at(flight.sent_at, self.config.default_lifetime);
+        if expires_at <= now {
+            return Err(wrap(ResponseError::Malformed {
+                status,
+                reason: "the access token expired before the response arrived",
+            }));
+        }
+        Ok(expires_at)
+    }
+
+    /// The error for a grant response that could not be parsed:
+    /// `mfa_required` becomes [`Error::MfaRequired`] with its details, the
+    /// rest is wrapped by `wrap`.
+    fn grant_error(
+        &self,
+        error: ResponseError,
+        response: &HttpResponse,
+        wrap: fn(ResponseError) -> Error,
+    ) -> Error {
+        if let ResponseError::Server(server) = &error
+            && server.error == "mfa_required"
+            && let Some(mfa) = parse_mfa_required(response, &self.config.limits)
+        {
+            return Error::MfaRequired(mfa);
+        }
+        wrap(error)
     }
 
     /// Registers a flight for `request` and hands the request out.

@@ -11,8 +11,7 @@ use crate::jwt;
 use crate::scope;
 use crate::secret::IdToken;
 use crate::time::UnixTime;
-use crate::token::response::parse_mfa_required;
-use crate::token::{AccessTokenSet, TokenResponse, TokenType};
+use crate::token::{AccessTokenSet, TokenResponse};
 
 impl TokenManager {
     /// Applies a refresh response to the session. On error nothing stored
@@ -25,8 +24,8 @@ impl TokenManager {
         response: &HttpResponse,
         now: UnixTime,
     ) -> Result<(), Error> {
-        let limits = self.config.limits;
-        let parsed = match TokenResponse::parse(response, &limits) {
+        let wrap = Error::FailedToRefreshToken;
+        let parsed = match TokenResponse::parse(response, &self.config.limits) {
             Ok(parsed) => parsed,
             // `invalid_grant`: the refresh token is dead. `invalid_target`:
             // servers such as node-oidc-provider consume the refresh token
@@ -46,14 +45,9 @@ impl TokenManager {
                 }
                 return Err(Error::FailedToRefreshToken(ResponseError::Server(server)));
             }
-            Err(ResponseError::Server(server)) if server.error == "mfa_required" => {
-                return Err(match parse_mfa_required(response, &limits) {
-                    Some(mfa) => Error::MfaRequired(mfa),
-                    None => Error::FailedToRefreshToken(ResponseError::Server(server)),
-                });
-            }
-            Err(other) => return Err(Error::FailedToRefreshToken(other)),
+            Err(other) => return Err(self.grant_error(other, response, wrap)),
         };
+        let usable = self.usable_expiry(flight, &parsed, response.status, now, wrap);
         let session = self.session.as_mut().ok_or(Error::MissingSession)?;
 
         // `sub` continuity: a refreshed ID token must name the same user
@@ -94,36 +88,21 @@ impl TokenManager {
             _ => false,
         };
 
-        let token_type_error = if flight.dpop && parsed.token_type != TokenType::DPoP {
-            Some(Error::TokenTypeMismatch {
-                received: String::from(parsed.token_type.as_str()),
-            })
-        } else {
-            None
-        };
-        let expires_at = parsed.expires_at(flight.sent_at, self.config.default_lifetime);
-        let unusable = if let Some(error) = token_type_error {
-            Some(error)
-        } else if expires_at <= now {
-            Some(Error::FailedToRefreshToken(ResponseError::Malformed {
-                status: response.status,
-                reason: "the access token expired before the response arrived",
-            }))
-        } else {
-            None
-        };
-        if let Some(error) = unusable {
-            if rotated {
-                let generation = session.bump_generation();
-                self.events.push_back(Event::SessionChanged {
-                    generation,
-                    reason: ChangeReason::TokensUpdated {
-                        refresh_token_rotated: true,
-                    },
-                });
+        let expires_at = match usable {
+            Ok(expires_at) => expires_at,
+            Err(error) => {
+                if rotated {
+                    let generation = session.bump_generation();
+                    self.events.push_back(Event::SessionChanged {
+                        generation,
+                        reason: ChangeReason::TokensUpdated {
+                            refresh_token_rotated: true,
+                        },
+                    });
+                }
+                return Err(error);
             }
-            return Err(error);
-        }
+        };
 
         // RFC 6749 §5.1: no `scope` means "as requested".
         let granted = parsed

@@ -7,8 +7,11 @@ use std::collections::BTreeSet;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use tokenkeeper::form;
-use tokenkeeper::{HttpRequest, HttpResponse, Session, UnixTime};
+use tokenkeeper::grant::ClientAuth;
+use tokenkeeper::{
+    Action, ClientSecret, Completion, Config, ConfigBuilder, HttpRequest, HttpResponse,
+    SeededEntropy, Session, TokenManager, TokenRequest, UnixTime, form,
+};
 
 /// A fake authorization server.
 pub struct FakeServer {
@@ -159,4 +162,48 @@ pub fn expired_session(expires_at: u64) -> Session {
 /// `UnixTime` shorthand.
 pub fn t(secs: u64) -> UnixTime {
     UnixTime::from_secs(secs)
+}
+
+/// The scenario tests' client: `client_secret_post` at the scripted server.
+pub fn builder() -> ConfigBuilder {
+    Config::builder("https://as.example/oauth/token", "client-1")
+        .client_auth(ClientAuth::SecretPost(ClientSecret::new("secret-1")))
+}
+
+/// A manager for `builder` holding `session`.
+pub fn manager(builder: ConfigBuilder, session: Session) -> TokenManager {
+    let mut m = TokenManager::new(builder.build().unwrap(), SeededEntropy::new(7));
+    m.set_session(session);
+    m
+}
+
+/// The stored refresh token ("" when there is none).
+pub fn rt(m: &TokenManager) -> String {
+    m.session()
+        .and_then(|s| s.token_set().refresh_token.as_ref())
+        .map(|r| r.secret().to_string())
+        .unwrap_or_default()
+}
+
+/// Drives one `get_access_token` to completion against `server`; returns
+/// the token string or the error code.
+pub fn get(
+    m: &mut TokenManager,
+    server: &mut FakeServer,
+    request: &TokenRequest<'_>,
+    now: u64,
+) -> Result<String, String> {
+    match m.get_access_token(request, t(now)) {
+        Action::Ready(token) => Ok(token.token.secret().to_string()),
+        Action::Send(out) => {
+            let response = server.handle(&out.request);
+            match m.handle_response(out.id, response, t(now)) {
+                Completion::Ready(token) => Ok(token.token.secret().to_string()),
+                Completion::Failed(e) => Err(e.code().to_string()),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        Action::LoginRequired(e) | Action::Failed(e) => Err(e.code().to_string()),
+        other => panic!("unexpected {other:?}"),
+    }
 }
