@@ -12,7 +12,9 @@
 #                                   HARNESS_DPOP_NONCE=required), passes their
 #                                   URLs to the tests as WASM_HARNESS_* and
 #                                   WASM_HARNESS_DPOP_* environment variables
-#                                   (read at run time from process.env), runs
+#                                   (read at run time from process.env; also
+#                                   WASM_HARNESS_CLOSED_PORT, a port nothing
+#                                   listens on), runs
 #                                   `cargo test -p tokenkeeper-wasm --target
 #                                   wasm32-unknown-unknown --all-features`, and
 #                                   always stops the servers it started
@@ -137,6 +139,12 @@ run() {
 
   start_server default WASM_HARNESS HARNESS_DPOP_NONCE=off HARNESS_RS_NONCE=required HARNESS_AT_TTL=60
   start_server dpop WASM_HARNESS_DPOP HARNESS_DPOP_NONCE=required HARNESS_RS_NONCE=required HARNESS_AT_TTL=60
+
+  # A port nothing listens on, for the connection-refused test.
+  WASM_HARNESS_CLOSED_PORT=$(node -e '
+    const server = require("node:net").createServer();
+    server.listen(0, "127.0.0.1", () => { console.log(server.address().port); server.close(); });')
+  export WASM_HARNESS_CLOSED_PORT
 
   local started=$SECONDS status=0
   CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \

@@ -258,14 +258,19 @@ async fn invalid_grant_requires_login() {
 async fn connection_refused_is_a_transport_error() {
     let h = Harness::from_env();
     let session = expire(&h.logged_in_session().await);
-    // Port 9 (discard) on 127.0.0.1: nothing listens there.
-    let config = support::config_at(&h, "http://127.0.0.1:9/token");
+    // A port nothing listens on (the script found one); not a port fetch
+    // blocks by itself (9, say), so this is a real connection refusal.
+    let port = support::env("WASM_HARNESS_CLOSED_PORT").expect("WASM_HARNESS_CLOSED_PORT");
+    let config = support::config_at(&h, &format!("http://127.0.0.1:{port}/token"));
     let keeper = TokenKeeper::new(config, session.clone()).unwrap();
     let error = keeper
         .get_access_token(&TokenRequest::new())
         .await
         .unwrap_err();
-    assert!(matches!(error, Error::Transport(_)), "{error:?}");
+    match &error {
+        Error::Transport(message) => assert!(message.contains("ECONNREFUSED"), "{message}"),
+        other => panic!("{other:?}"),
+    }
     assert!(error.is_transient());
     assert_eq!(keeper.session().unwrap().to_json(), session.to_json());
     assert_eq!(keeper.with_manager(|m| m.in_flight()).unwrap(), 0);
@@ -495,4 +500,37 @@ async fn two_tabs_sharing_local_storage_refresh_once() {
         1
     );
     WebStorageStore::local(&key).unwrap().clear().unwrap();
+}
+
+#[wasm_bindgen_test]
+async fn a_vanished_owner_is_released_at_its_lease_deadline() {
+    let h = Harness::from_env();
+    let session = expire(&h.logged_in_session().await);
+    let config = support::builder(&h, &h.token_endpoint)
+        .lease(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let keeper = TokenKeeper::new(config, session).unwrap();
+    h.reset_stats().await;
+    // A caller takes the refresh and vanishes: it never sends it and never
+    // cancels (a leaked future).
+    let abandoned = keeper
+        .with_manager(
+            |m| match m.get_access_token(&TokenRequest::new(), tokenkeeper_wasm::now()) {
+                tokenkeeper::Action::Send(out) => out.id,
+                other => panic!("{other:?}"),
+            },
+        )
+        .unwrap();
+    // The next caller waits on that flight until its lease runs out (at
+    // most a second here), then refreshes itself.
+    let started = js_sys::Date::now();
+    let token = keeper.get_access_token(&TokenRequest::new()).await.unwrap();
+    let waited = js_sys::Date::now() - started;
+    web_sys_log(&format!("released at the lease deadline after {waited} ms"));
+    assert!(waited < 2500.0, "{waited} ms");
+    assert_eq!(token.token_type.as_str(), "Bearer");
+    assert!(!keeper.with_manager(|m| m.is_in_flight(abandoned)).unwrap());
+    let stats = h.stats().await;
+    assert_eq!(stats["token_requests_by_grant"]["refresh_token"], 1);
 }
