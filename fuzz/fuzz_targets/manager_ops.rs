@@ -5,6 +5,7 @@
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
+use tokenkeeper::dpop::{DpopKey, P256Signer};
 use tokenkeeper::grant::ClientAuth;
 use tokenkeeper::{
     Action, ClientSecret, Completion, Config, HttpResponse, RequestId, SeededEntropy, Session,
@@ -44,6 +45,11 @@ enum Op<'a> {
     ResourceResponse {
         status: u16,
         www_authenticate: &'a str,
+        nonce: Option<&'a str>,
+    },
+    Authorize {
+        method: &'a str,
+        url: &'a str,
     },
     ReloadSession,
 }
@@ -57,6 +63,11 @@ fuzz_target!(|input: (u8, Vec<Op<'_>>)| {
         .build()
         .unwrap();
     let mut m = TokenManager::new(config, SeededEntropy::new(u64::from(seed)));
+    let dpop = seed & 2 != 0;
+    if dpop {
+        let key = DpopKey::generate(&mut SeededEntropy::new(u64::from(seed))).unwrap();
+        m.enable_dpop(P256Signer::new(key)).unwrap();
+    }
     let session = Session::from_json(
         br#"{"tokenSet":{"accessToken":"at0","refreshToken":"rt0","expiresAt":1000,"idToken":"eyJhbGciOiJub25lIn0.eyJzdWIiOiJ1MSJ9.x"}}"#,
         &Default::default(),
@@ -107,7 +118,7 @@ fuzz_target!(|input: (u8, Vec<Op<'_>>)| {
                 if let Some(&id) = pick(&issued, which) {
                     let mut body = serde_json::json!({
                         "access_token": access_token,
-                        "token_type": "Bearer",
+                        "token_type": if dpop { "DPoP" } else { "Bearer" },
                         "expires_in": expires_in,
                     });
                     if let Some(rt) = refresh_token {
@@ -116,7 +127,10 @@ fuzz_target!(|input: (u8, Vec<Op<'_>>)| {
                     if let Some(scope) = scope {
                         body["scope"] = scope.into();
                     }
-                    let response = HttpResponse::new(200, body.to_string());
+                    let mut response = HttpResponse::new(200, body.to_string());
+                    if dpop {
+                        response.headers.append("DPoP-Nonce", "n-1");
+                    }
                     rotated_to = rotated(&response.body);
                     check_completion(m.handle_response(id, response, at), at);
                 }
@@ -134,11 +148,29 @@ fuzz_target!(|input: (u8, Vec<Op<'_>>)| {
             Op::Forward(s) => now = now.saturating_add(u64::from(s)),
             Op::Back(s) => now = now.saturating_sub(u64::from(s)),
             Op::Timeout => m.handle_timeout(at),
-            Op::ResourceResponse { status, www_authenticate } => {
+            Op::ResourceResponse { status, www_authenticate, nonce } => {
                 if let Some(token) = &last_token {
-                    let response = HttpResponse::new(status, Vec::new())
+                    let mut response = HttpResponse::new(status, Vec::new())
                         .with_header("WWW-Authenticate", www_authenticate);
+                    if let Some(nonce) = nonce {
+                        response.headers.append("DPoP-Nonce", nonce);
+                    }
                     let _ = m.handle_resource_response("https://api.example/x", token, &response, at);
+                }
+            }
+            Op::Authorize { method, url } => {
+                if let Some(token) = &last_token {
+                    let method = tokenkeeper::Method::new(method);
+                    if let Ok(tokenkeeper::Authorization::Ready(headers)) =
+                        m.authorize(&method, url, token, at)
+                    {
+                        let authorization = headers.get("authorization").unwrap_or("");
+                        // A DPoP-bound token is never sent as Bearer.
+                        if token.token_type == tokenkeeper::TokenType::DPoP {
+                            assert!(authorization.starts_with("DPoP "));
+                            assert!(headers.get("dpop").is_some());
+                        }
+                    }
                 }
             }
             Op::ReloadSession => {

@@ -1,1 +1,757 @@
-//! tokenkeeper adapter for reqwest (in progress)
+//! # tokenkeeper-reqwest
+//!
+//! An async driver for the [`tokenkeeper`] core on [reqwest] 0.12: one
+//! [`TokenKeeper`] handle per application (`Clone + Send + Sync`), shared by
+//! every task. The core decides everything (when to refresh, what to send,
+//! what a response means); this crate only sends its requests, reads the
+//! clock and the OS random source, makes callers wait while another task's
+//! refresh is in flight, and saves every change to a [`SessionStore`].
+//!
+//! ```no_run
+//! use tokenkeeper::grant::ClientAuth;
+//! use tokenkeeper::{ClientSecret, Config, MemoryStore, TokenRequest};
+//! use tokenkeeper_reqwest::TokenKeeper;
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = Config::builder("https://tenant.example.com/oauth/token", "my-client")
+//!     .client_auth(ClientAuth::SecretPost(ClientSecret::new("my-secret")))
+//!     .build()?;
+//! let keeper = TokenKeeper::builder(config)
+//!     .store(MemoryStore::new()) // or your database; the session is loaded from it
+//!     .build()?;
+//! let token = keeper
+//!     .get_access_token(&TokenRequest::new().audience("https://api.example.com"))
+//!     .await?;
+//! println!("expires at {}", token.expires_at);
+//!
+//! // Or let the handle authorize, send and retry an API call:
+//! let request = keeper.client().get("https://api.example.com/me").build()?;
+//! let response = keeper.send_authorized(&TokenRequest::new(), request).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # The client
+//!
+//! Bring your own [`reqwest::Client`] ([`Builder::client`]) or let
+//! [`client`] build one. Either way it must be built with
+//! `redirect(Policy::none())`: token endpoints never redirect, and
+//! following one could send a refresh token elsewhere. (reqwest returns
+//! every status as a response; a 400 or 401 is data for the core.) TLS is
+//! not enabled by this crate: turn on reqwest's `rustls-tls` or
+//! `native-tls` feature in your own `Cargo.toml`.
+//!
+//! # Executors
+//!
+//! The handle's own waiting is executor-agnostic (an [`event_listener`]
+//! notification and a [`futures_timer`] delay for lease deadlines), and the
+//! core sits behind a `std::sync::Mutex` that is never held across an
+//! `.await`. reqwest itself needs a Tokio reactor for its connections.
+//!
+//! If a caller's future is dropped while its refresh is in flight, the
+//! refresh is cancelled ([`TokenManager::cancel`]) and a waiting caller
+//! takes its turn; a caller that vanishes otherwise (a leaked future, a
+//! stalled executor) is released at its lease deadline.
+//!
+//! # Logins, machine tokens, DPoP
+//!
+//! [`TokenKeeper::login`] finishes an authorization code login that the
+//! core started ([`tokenkeeper::login::LoginRequest`]): the core checks the
+//! callback and the ID token, the handle sends the code exchange and saves
+//! the new session. [`TokenKeeper::get_client_credentials_token`],
+//! [`TokenKeeper::exchange_token`] and [`TokenKeeper::logout`] drive the
+//! core's other grants; [`discover`] fetches the server's metadata.
+//!
+//! [`Builder::dpop`] turns DPoP on with a [`Signer`]: proofs on every token
+//! request (the token endpoint's `use_dpop_nonce` retry is the core's), and
+//! [`TokenKeeper::send_authorized`] presents bound tokens with proofs and
+//! resends once with the resource server's nonce. A signer that answers
+//! later (a KMS, an HSM) is served by [`Builder::deferred_signer`]:
+//! an async closure `Fn(String) -> SignFuture`, awaited without the lock.
+//!
+//! # Persistence
+//!
+//! After every core call the adapter drains [`TokenManager::poll_event`] and,
+//! when the session changed, saves it with `expected` = the generation it
+//! last saved or loaded (compare-and-swap). On [`StoreError::Conflict`]
+//! another process saved first: the adapter reloads the stored session and
+//! installs it — except when its own change rotated the refresh token
+//! (then the stored session holds a spent one, and this one overwrites it).
+//!
+//! Sessions shared by several processes through one store should be
+//! configured with [`ConfigBuilder::shared_store`]: before a refresh leaves,
+//! the core claims the refresh token in the session, and the adapter saves
+//! that claim with compare-and-swap first. If the save loses, the request
+//! is cancelled unsent and the stored session adopted; a handle that finds
+//! another process's live claim polls the store (every 50 ms) for its
+//! tokens, until the claim ends (the core's lease). Without that option the
+//! adapter still compares the store's generation with its own before each
+//! refresh and adopts a newer stored session instead of spending a refresh
+//! token another process may have rotated, which narrows the window but
+//! cannot close it. The store is called with the mutex held.
+//!
+//! [`ConfigBuilder::shared_store`]: tokenkeeper::ConfigBuilder::shared_store
+//!
+//! [`StoreError::Conflict`]: tokenkeeper::StoreError::Conflict
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+use std::error::Error as StdError;
+use std::future::{Future, poll_fn};
+use std::pin::{Pin, pin};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::Poll;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use event_listener::{Event, EventListener};
+use tokenkeeper::discovery::{AuthorizationServerMetadata, DiscoveryKind, discovery_request};
+use tokenkeeper::dpop::{EcdsaSignature, Signer};
+use tokenkeeper::grant::token_exchange::TokenExchangeRequest;
+use tokenkeeper::login::LoginTransaction;
+use tokenkeeper::token::TokenResponse;
+use tokenkeeper::{
+    AccessTokenInfo, Authorization, Completion, Config, Dispatch, Headers, HttpRequest,
+    HttpResponse, MemoryStore, RequestId, ResourceVerdict, Session, SessionStore, TokenManager,
+    TokenRequest, UnixTime,
+};
+
+mod error;
+mod state;
+
+pub use error::Error;
+pub use state::OsEntropy;
+use state::{Ask, State, Step, dispatch_id, now};
+pub use tokenkeeper;
+
+/// The default transport timeout for a whole request (10 s).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How often the store is read while another process refreshes.
+const RELOAD_POLL: Duration = Duration::from_millis(50);
+
+/// A client configured for token endpoints: no redirects followed
+/// (`redirect(Policy::none())`) and `timeout` for each whole request.
+///
+/// # Errors
+/// When reqwest cannot build a client (no TLS backend could start, …).
+pub fn client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(timeout)
+        .build()
+}
+
+/// Fetches and validates `issuer`'s OpenID Connect discovery document
+/// (`/.well-known/openid-configuration`); build the configuration from it
+/// with [`ConfigBuilder::metadata`](tokenkeeper::ConfigBuilder::metadata).
+///
+/// # Errors
+/// [`Error::Transport`], or [`Error::Core`] with
+/// [`tokenkeeper::Error::Discovery`] (an issuer mismatch, a bad document, …).
+pub async fn discover(
+    client: &reqwest::Client,
+    issuer: &str,
+) -> Result<AuthorizationServerMetadata, Error> {
+    let discovery = |e| Error::Core(tokenkeeper::Error::Discovery(e));
+    let limits = tokenkeeper::limits::Limits::default();
+    let request = discovery_request(issuer, DiscoveryKind::OpenIdConnect).map_err(discovery)?;
+    let response = send(client, request, limits.max_body_bytes).await?;
+    AuthorizationServerMetadata::parse(&response, issuer, &limits).map_err(discovery)
+}
+
+/// The shared handle. Cheap to clone; every clone drives the same session.
+#[derive(Clone)]
+pub struct TokenKeeper {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: reqwest::Client,
+    state: Mutex<State>,
+    /// Notified whenever a flight ends (response, error, cancel).
+    flight_ended: Event,
+    max_body: usize,
+    deferred_signer: Option<Box<DeferredSigner>>,
+}
+
+/// What a [`DeferredSigner`] returns.
+pub type SignFuture =
+    Pin<Box<dyn Future<Output = Result<EcdsaSignature, Box<dyn StdError + Send + Sync>>> + Send>>;
+
+/// Signs a DPoP proof's signing input for a signer that answered
+/// [`SignOutcome::Deferred`](tokenkeeper::dpop::SignOutcome::Deferred) (a
+/// KMS, an HSM): ES256, the raw 64-byte `r || s`.
+pub type DeferredSigner = dyn Fn(String) -> SignFuture + Send + Sync;
+
+impl std::fmt::Debug for TokenKeeper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenKeeper").finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`TokenKeeper`].
+#[must_use]
+pub struct Builder {
+    config: Config,
+    client: Option<reqwest::Client>,
+    timeout: Duration,
+    store: Box<dyn SessionStore + Send>,
+    session: Option<Session>,
+    dpop: Option<Box<dyn Signer + Send>>,
+    deferred_signer: Option<Box<DeferredSigner>>,
+}
+
+impl Builder {
+    /// Turns DPoP on with `signer`: token requests carry proofs (with the
+    /// servers' nonces), tokens come back DPoP-bound, and
+    /// [`TokenKeeper::send_authorized`] presents them with proofs.
+    pub fn dpop(mut self, signer: impl Signer + Send + 'static) -> Self {
+        self.dpop = Some(Box::new(signer));
+        self
+    }
+
+    /// Signs for a DPoP signer that defers (answers
+    /// [`SignOutcome::Deferred`](tokenkeeper::dpop::SignOutcome::Deferred)).
+    /// Awaited without any lock held.
+    pub fn deferred_signer(
+        mut self,
+        sign: impl Fn(String) -> SignFuture + Send + Sync + 'static,
+    ) -> Self {
+        self.deferred_signer = Some(Box::new(sign));
+        self
+    }
+
+    /// Sends with `client`, which must not follow redirects (see the
+    /// [crate docs](crate#the-client)). Default: [`client`]`(timeout)`.
+    pub fn client(mut self, client: reqwest::Client) -> Self {
+        self.client = Some(client);
+        self
+    }
+
+    /// The request timeout of the client this builder makes (default
+    /// [`DEFAULT_TIMEOUT`]; ignored with [`Builder::client`]).
+    ///
+    /// Keep the configuration's lease ([`ConfigBuilder::lease`], default
+    /// 60 s) longer than any transport timeout: when a lease runs out, a
+    /// waiting caller takes over the refresh even if the first request is
+    /// still on the wire, and both would spend the same refresh token.
+    ///
+    /// [`ConfigBuilder::lease`]: tokenkeeper::ConfigBuilder::lease
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Where the session is kept (default: a fresh [`MemoryStore`]). The
+    /// session is loaded from it when the handle is built.
+    pub fn store(mut self, store: impl SessionStore + Send + 'static) -> Self {
+        self.store = Box::new(store);
+        self
+    }
+
+    /// Starts with `session` (saved to the store) instead of the stored one.
+    pub fn session(mut self, session: Session) -> Self {
+        self.session = Some(session);
+        self
+    }
+
+    /// The handle.
+    ///
+    /// # Errors
+    /// [`Error::Store`] when the store cannot be read or written,
+    /// [`Error::Transport`] when the default client cannot be built,
+    /// [`Error::Core`] when the DPoP signer is not ES256.
+    pub fn build(self) -> Result<TokenKeeper, Error> {
+        let client = match self.client {
+            Some(client) => client,
+            None => client(self.timeout).map_err(Error::Transport)?,
+        };
+        let max_body = self.config.limits().max_body_bytes;
+        let mut manager = TokenManager::new(self.config, OsEntropy);
+        if let Some(signer) = self.dpop {
+            manager.enable_dpop(signer)?;
+        }
+        let state = State::new(manager, self.store, self.session)?;
+        Ok(TokenKeeper {
+            inner: Arc::new(Inner {
+                client,
+                state: Mutex::new(state),
+                flight_ended: Event::new(),
+                max_body,
+                deferred_signer: self.deferred_signer,
+            }),
+        })
+    }
+}
+
+/// What to do next, decided with the lock held and acted on without it.
+enum Next {
+    Done(Result<AccessTokenInfo, Error>),
+    Wait(RequestId, Option<UnixTime>, EventListener),
+    Own(Dispatch),
+    /// Another process is refreshing: ask again after this pause.
+    Pause(Duration),
+}
+
+impl TokenKeeper {
+    /// A builder: client, timeout, store, initial session.
+    pub fn builder(config: Config) -> Builder {
+        Builder {
+            config,
+            client: None,
+            timeout: DEFAULT_TIMEOUT,
+            store: Box::new(MemoryStore::new()),
+            session: None,
+            dpop: None,
+            deferred_signer: None,
+        }
+    }
+
+    /// A handle with the default client and an in-memory store holding
+    /// `session`.
+    ///
+    /// # Errors
+    /// See [`Builder::build`].
+    pub fn new(config: Config, session: Session) -> Result<Self, Error> {
+        TokenKeeper::builder(config).session(session).build()
+    }
+
+    /// The client requests are sent with.
+    #[must_use]
+    pub fn client(&self) -> &reqwest::Client {
+        &self.inner.client
+    }
+
+    /// An access token for `request`: the cached one when fresh, otherwise
+    /// refreshed (one refresh at a time; concurrent callers wait for it and
+    /// share its result).
+    ///
+    /// # Errors
+    /// [`Error::Core`] for the core's answers (login required, the refresh
+    /// failed with the server's error, …), [`Error::Transport`] when the
+    /// refresh could not be sent, [`Error::Store`] when a change could not
+    /// be saved.
+    pub async fn get_access_token(
+        &self,
+        request: &TokenRequest<'_>,
+    ) -> Result<AccessTokenInfo, Error> {
+        self.drive(Ask::User(request)).await
+    }
+
+    /// A client-credentials token for `request`'s audience and scope (no
+    /// session needed): cached, and one request at a time per audience and
+    /// scope.
+    ///
+    /// # Errors
+    /// As [`TokenKeeper::get_access_token`].
+    pub async fn get_client_credentials_token(
+        &self,
+        request: &TokenRequest<'_>,
+    ) -> Result<AccessTokenInfo, Error> {
+        self.drive(Ask::Machine(request)).await
+    }
+
+    /// Finishes a login: checks the callback URL (or query) against
+    /// `transaction` (state, issuer, error), exchanges the code, validates
+    /// the ID token and starts a new session (saved to the store).
+    ///
+    /// # Errors
+    /// [`Error::Core`] with the failed check or the server's error,
+    /// [`Error::Transport`], [`Error::Store`].
+    pub async fn login(
+        &self,
+        transaction: &LoginTransaction,
+        callback: &str,
+    ) -> Result<AccessTokenInfo, Error> {
+        let out = self.with_manager(|m| m.exchange_code(transaction, callback, now()))??;
+        match self.exchange(out).await? {
+            Finished::Token(token) => Ok(token),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Runs a token exchange (RFC 8693); the result is returned, not stored.
+    ///
+    /// # Errors
+    /// [`Error::Core`] for an invalid request or the server's error,
+    /// [`Error::Transport`].
+    pub async fn exchange_token(
+        &self,
+        request: &TokenExchangeRequest<'_>,
+    ) -> Result<TokenResponse, Error> {
+        let out = self.with_manager(|m| m.exchange_token(request, now()))??;
+        match self.exchange(out).await? {
+            Finished::Exchanged(response) => Ok(*response),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Logs the session out: it is marked logged out (and saved) at once,
+    /// then its refresh token is revoked when the configuration has a
+    /// revocation endpoint.
+    ///
+    /// # Errors
+    /// [`Error::Core`] (no session, the revocation failed),
+    /// [`Error::Transport`], [`Error::Store`].
+    pub async fn logout(&self) -> Result<(), Error> {
+        let Some(out) = self.with_manager(|m| m.logout(now()))?? else {
+            return Ok(());
+        };
+        match self.exchange(out).await? {
+            Finished::Revoked => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// The drive loop: ask, wait for another caller's flight, or own one.
+    async fn drive(&self, ask: Ask<'_, '_>) -> Result<AccessTokenInfo, Error> {
+        let mut waited = None;
+        loop {
+            match self.next(ask, waited) {
+                Next::Done(result) => return result,
+                Next::Wait(id, deadline, listener) => {
+                    waited = Some(id);
+                    wait(listener, deadline).await;
+                }
+                Next::Pause(pause) => {
+                    waited = None;
+                    if !pause.is_zero() {
+                        futures_timer::Delay::new(pause).await;
+                    }
+                }
+                Next::Own(dispatch) => {
+                    return match self.exchange(dispatch).await? {
+                        Finished::Token(token) => Ok(token),
+                        other => Err(unexpected(&other)),
+                    };
+                }
+            }
+        }
+    }
+
+    /// One question to the core, with the lock held only here.
+    fn next(&self, ask: Ask<'_, '_>, waited: Option<RequestId>) -> Next {
+        let mut state = self.inner.lock();
+        match state.step(ask, waited) {
+            Ok(Step::Ready(token)) => Next::Done(Ok(token)),
+            Ok(Step::Failed(error)) => Next::Done(Err(error.into())),
+            // Listening before the lock is released: no notification is lost.
+            Ok(Step::Wait(id, deadline)) => {
+                Next::Wait(id, deadline, self.inner.flight_ended.listen())
+            }
+            Ok(Step::Own(dispatch)) => Next::Own(dispatch),
+            // Another process is refreshing: poll the store for its tokens,
+            // until its claim ends.
+            Ok(Step::Reload(claim_ends)) => match state.moved_on() {
+                Ok(true) => Next::Pause(Duration::ZERO),
+                Ok(false) => Next::Pause(
+                    until(claim_ends)
+                        .min(RELOAD_POLL)
+                        .max(Duration::from_millis(1)),
+                ),
+                Err(error) => Next::Done(Err(error.into())),
+            },
+            Err(error) => Next::Done(Err(error)),
+        }
+    }
+
+    /// Owns a flight to its end: signs its DPoP proof when the signer
+    /// defers, sends the request (again, on `Resend`) and hands the outcome
+    /// to the core. If this future is dropped, the guard cancels the flight.
+    async fn exchange(&self, first: Dispatch) -> Result<Finished, Error> {
+        let inner = &*self.inner;
+        let id = dispatch_id(&first).ok_or_else(|| unsupported(&first))?;
+        let mut guard = CancelOnDrop(Some((inner, id)));
+        let mut next = first;
+        loop {
+            let out = match next {
+                Dispatch::Send(out) => out,
+                Dispatch::Sign(request) => {
+                    let signature = self.sign(request.signing_input).await?;
+                    let mut state = inner.lock();
+                    let out = state.manager.handle_signature(id, &signature, now());
+                    state.persist()?;
+                    out?
+                }
+                other => return Err(unsupported(&other)),
+            };
+            let sent = send(&inner.client, out.request, inner.max_body).await;
+            let mut state = inner.lock();
+            let now = now();
+            let result = match sent {
+                Ok(response) => match state.manager.handle_response(id, response, now) {
+                    Completion::Ready(token) => Ok(Finished::Token(token.to_owned())),
+                    Completion::Exchanged(response) => Ok(Finished::Exchanged(response)),
+                    Completion::Revoked => Ok(Finished::Revoked),
+                    Completion::Resend(out) => {
+                        next = Dispatch::Send(out);
+                        state.persist()?;
+                        continue;
+                    }
+                    Completion::Sign(request) => {
+                        next = Dispatch::Sign(request);
+                        state.persist()?;
+                        continue;
+                    }
+                    Completion::Failed(error) => Err(error.into()),
+                    other => Err(Error::Unsupported(format!("{other:?}"))),
+                },
+                Err(error) => {
+                    let _ = state.manager.handle_transport_error(id, now);
+                    Err(error)
+                }
+            };
+            guard.0 = None;
+            let saved = state.persist();
+            drop(state);
+            inner.flight_ended.notify(usize::MAX);
+            return result.and_then(|done| saved.map(|_| done).map_err(Error::from));
+        }
+    }
+
+    /// Signs with the deferred signer (no lock held).
+    async fn sign(&self, signing_input: String) -> Result<EcdsaSignature, Error> {
+        let sign = self.inner.deferred_signer.as_ref().ok_or_else(|| {
+            Error::Signing("the DPoP signer deferred and no deferred signer is configured".into())
+        })?;
+        sign(signing_input).await.map_err(Error::Signing)
+    }
+
+    /// The JWK thumbprint of the DPoP key (for a login's `dpop_jkt`), when
+    /// DPoP is on.
+    #[must_use]
+    pub fn dpop_thumbprint(&self) -> Option<String> {
+        self.inner
+            .lock()
+            .manager
+            .dpop_thumbprint()
+            .map(String::from)
+    }
+
+    /// Sends `request` to a resource server with this handle's token for
+    /// `token_request`: the core's `Authorization` (and `DPoP`) headers are
+    /// set, the response is shown to the core, and the request is sent once
+    /// more when the core asks for it — with a fresh proof after a
+    /// `use_dpop_nonce` challenge, or with a new token (refreshed) after an
+    /// `invalid_token` rejection. A request whose body cannot be cloned (a
+    /// stream) is sent only once. The response is returned whatever its
+    /// status; its body is not read here.
+    ///
+    /// # Errors
+    /// Getting the token ([`TokenKeeper::get_access_token`]), authorizing
+    /// it ([`Error::Core`]), or sending ([`Error::Transport`]).
+    pub async fn send_authorized(
+        &self,
+        token_request: &TokenRequest<'_>,
+        request: reqwest::Request,
+    ) -> Result<reqwest::Response, Error> {
+        let method = tokenkeeper::Method::new(request.method().as_str());
+        let url = request.url().to_string();
+        let mut token = self.get_access_token(token_request).await?;
+        let (mut nonce_retried, mut token_retried) = (false, false);
+        let mut next = Some(request);
+        while let Some(mut attempt) = next.take() {
+            let spare = attempt.try_clone();
+            let authorization =
+                self.with_manager(|m| m.authorize(&method, &url, &token, now()))??;
+            let headers = match authorization {
+                Authorization::Ready(headers) => headers,
+                Authorization::Sign(pending) => {
+                    let signature = self.sign(pending.signing_input().to_owned()).await?;
+                    pending.finish(&signature)
+                }
+                other => return Err(Error::Unsupported(format!("{other:?}"))),
+            };
+            for (name, _) in headers.iter() {
+                attempt.headers_mut().remove(name);
+            }
+            for (name, value) in headers.iter() {
+                let name = http::HeaderName::try_from(name).map_err(http::Error::from)?;
+                let value = http::HeaderValue::try_from(value).map_err(http::Error::from)?;
+                attempt.headers_mut().append(name, value);
+            }
+            let response = self
+                .inner
+                .client
+                .execute(attempt)
+                .await
+                .map_err(Error::Transport)?;
+            let seen = HttpResponse {
+                status: response.status().as_u16(),
+                headers: headers_of(response.headers()),
+                body: Vec::new(),
+            };
+            let verdict =
+                self.with_manager(|m| m.handle_resource_response(&url, &token, &seen, now()))?;
+            match (verdict, spare) {
+                (ResourceVerdict::RetryWithNonce, Some(spare)) if !nonce_retried => {
+                    nonce_retried = true;
+                    next = Some(spare);
+                }
+                (ResourceVerdict::TokenRejected, Some(spare)) if !token_retried => {
+                    token_retried = true;
+                    token = self.get_access_token(token_request).await?;
+                    next = Some(spare);
+                }
+                _ => return Ok(response),
+            }
+        }
+        unreachable!("every attempt either returns or sets the next one")
+    }
+
+    /// Sends a request the core described outside the token lifecycle (a
+    /// login's code exchange, a discovery fetch, a revocation) with the
+    /// token-endpoint settings, and returns the response whatever its
+    /// status, with every header.
+    ///
+    /// # Errors
+    /// [`Error::Transport`] when it could not be sent.
+    pub async fn send_request(&self, request: HttpRequest) -> Result<HttpResponse, Error> {
+        send(&self.inner.client, request, self.inner.max_body).await
+    }
+
+    /// Calls `f` with the core's manager (for what this handle does not
+    /// wrap), then saves any change it made.
+    ///
+    /// # Errors
+    /// [`Error::Store`] when a change could not be saved.
+    pub fn with_manager<R>(&self, f: impl FnOnce(&mut TokenManager) -> R) -> Result<R, Error> {
+        let mut state = self.inner.lock();
+        let result = f(&mut state.manager);
+        state.persist()?;
+        drop(state);
+        // `f` may have finished or cancelled a flight.
+        self.inner.flight_ended.notify(usize::MAX);
+        Ok(result)
+    }
+
+    /// Installs `session` (after a login) and saves it, replacing whatever
+    /// the store held.
+    ///
+    /// # Errors
+    /// [`Error::Store`] when it could not be saved (it is installed here
+    /// all the same, and saved with the next change).
+    pub fn set_session(&self, session: Session) -> Result<(), Error> {
+        Ok(self.inner.lock().install(session)?)
+    }
+
+    /// A copy of the current session.
+    #[must_use]
+    pub fn session(&self) -> Option<Session> {
+        self.inner.lock().manager.session().cloned()
+    }
+
+    /// Removes the session here and from the store (a local logout).
+    ///
+    /// # Errors
+    /// [`Error::Store`] when the store could not be cleared.
+    pub fn clear_session(&self) -> Result<Option<Session>, Error> {
+        Ok(self.inner.lock().clear()?)
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// How a flight ended well.
+#[derive(Debug)]
+enum Finished {
+    Token(AccessTokenInfo),
+    Exchanged(Box<TokenResponse>),
+    Revoked,
+}
+
+/// A flight ended in another way than its kind should.
+fn unexpected(finished: &Finished) -> Error {
+    Error::Unsupported(format!("{finished:?}"))
+}
+
+/// The core asked for a step this adapter does not know.
+fn unsupported(dispatch: &Dispatch) -> Error {
+    Error::Unsupported(format!("{dispatch:?}"))
+}
+
+/// Cancels the flight it holds when dropped armed (the owner's future was
+/// dropped mid-request).
+struct CancelOnDrop<'a>(Option<(&'a Inner, RequestId)>);
+
+impl Drop for CancelOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Some((inner, id)) = self.0.take() {
+            let _ = inner.lock().manager.cancel(id);
+            inner.flight_ended.notify(usize::MAX);
+        }
+    }
+}
+
+/// Waits until `listener` fires or `deadline` passes.
+async fn wait(listener: EventListener, deadline: Option<UnixTime>) {
+    let pause = deadline.map_or(Duration::from_secs(1), until);
+    let mut timer = pin!(futures_timer::Delay::new(
+        pause.max(Duration::from_millis(1))
+    ));
+    let mut listener = pin!(listener);
+    poll_fn(|cx| {
+        if listener.as_mut().poll(cx).is_ready() || timer.as_mut().poll(cx).is_ready() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
+}
+
+/// The time from now until `deadline` (zero if it passed).
+fn until(deadline: UnixTime) -> Duration {
+    let at = UNIX_EPOCH + Duration::from_secs(deadline.as_secs());
+    at.duration_since(SystemTime::now()).unwrap_or_default()
+}
+
+/// Sends a core request; returns the response whatever its status, with
+/// every header and at most a little more than `max_body` bytes of body
+/// (the core rejects a longer one itself).
+async fn send(
+    client: &reqwest::Client,
+    request: HttpRequest,
+    max_body: usize,
+) -> Result<HttpResponse, Error> {
+    let method = reqwest::Method::from_bytes(request.method.as_str().as_bytes())
+        .map_err(http::Error::from)?;
+    let mut builder = client.request(method, request.url.as_str());
+    for (name, value) in request.headers.iter() {
+        builder = builder.header(name, value);
+    }
+    let mut response = builder
+        .body(request.body)
+        .send()
+        .await
+        .map_err(Error::Transport)?;
+    let status = response.status().as_u16();
+    let headers = headers_of(response.headers());
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(Error::Transport)? {
+        body.extend_from_slice(&chunk);
+        if body.len() > max_body {
+            break;
+        }
+    }
+    Ok(HttpResponse {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// Every header field, in order (values that are not UTF-8 lossily).
+fn headers_of(map: &http::HeaderMap) -> Headers {
+    map.iter()
+        .map(|(name, value)| {
+            (
+                name.as_str(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            )
+        })
+        .collect()
+}

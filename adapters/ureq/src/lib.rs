@@ -1,1 +1,719 @@
-//! tokenkeeper adapter for ureq (in progress)
+//! # tokenkeeper-ureq
+//!
+//! A blocking driver for the [`tokenkeeper`] core on [ureq] 3: one
+//! [`TokenKeeper`] handle per application (`Clone + Send + Sync`), shared by
+//! every thread. The core decides everything (when to refresh, what to
+//! send, what a response means); this crate only sends its requests, reads
+//! the clock and the OS random source, makes callers wait while another
+//! thread's refresh is in flight, and saves every change to a
+//! [`SessionStore`].
+//!
+//! ```no_run
+//! use tokenkeeper::grant::ClientAuth;
+//! use tokenkeeper::{ClientSecret, Config, MemoryStore, TokenRequest};
+//! use tokenkeeper_ureq::TokenKeeper;
+//!
+//! let config = Config::builder("https://tenant.example.com/oauth/token", "my-client")
+//!     .client_auth(ClientAuth::SecretPost(ClientSecret::new("my-secret")))
+//!     .build()?;
+//! let keeper = TokenKeeper::builder(config)
+//!     .store(MemoryStore::new()) // or your database; the session is loaded from it
+//!     .build()?;
+//! let token = keeper.get_access_token(&TokenRequest::new().audience("https://api.example.com"))?;
+//! println!("expires at {}", token.expires_at);
+//!
+//! // Or let the handle authorize, send and retry an API call:
+//! let request = ureq::http::Request::get("https://api.example.com/me").body(())?;
+//! let response = keeper.send_authorized(&TokenRequest::new(), request)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # The agent
+//!
+//! Bring your own [`ureq::Agent`] ([`Builder::agent`]) or let [`agent`]
+//! build one. Token requests need `http_status_as_error(false)` (a 400 or
+//! 401 is data for the core, not a transport error) and `max_redirects(0)`
+//! (token endpoints never redirect; following one could send a refresh
+//! token elsewhere): [`agent`] configures both, and the handle also sets
+//! them on each token request it sends, so an agent configured otherwise
+//! cannot break them. Requests sent by [`TokenKeeper::send_authorized`] get
+//! `http_status_as_error(false)` and keep the agent's redirect settings.
+//! TLS is not enabled by this crate: turn on ureq's `rustls` or
+//! `native-tls` feature in your own `Cargo.toml`.
+//!
+//! # Threads
+//!
+//! The core sits behind a [`Mutex`], held only while the core or the store
+//! is called, never during network I/O. At most one refresh is in flight:
+//! the other callers sleep on a [`Condvar`] until it ends, or until its
+//! lease runs out (then [`TokenManager::handle_timeout`] releases it, so a
+//! thread that died mid-request cannot wedge the others).
+//!
+//! # Logins, machine tokens, DPoP
+//!
+//! [`TokenKeeper::login`] finishes an authorization code login that the
+//! core started ([`tokenkeeper::login::LoginRequest`]): the core checks the
+//! callback and the ID token, the handle sends the code exchange and saves
+//! the new session. [`TokenKeeper::get_client_credentials_token`],
+//! [`TokenKeeper::exchange_token`] and [`TokenKeeper::logout`] drive the
+//! core's other grants; [`discover`] fetches the server's metadata.
+//!
+//! [`Builder::dpop`] turns DPoP on with a [`Signer`]: proofs on every token
+//! request (the token endpoint's `use_dpop_nonce` retry is the core's), and
+//! [`TokenKeeper::send_authorized`] presents bound tokens with proofs and
+//! resends once with the resource server's nonce. A signer that answers
+//! later (a KMS, an HSM) is served by [`Builder::deferred_signer`]:
+//! a closure `Fn(&str) -> Result<EcdsaSignature, _>`, called without the lock.
+//!
+//! # Persistence
+//!
+//! After every core call the adapter drains [`TokenManager::poll_event`] and,
+//! when the session changed, saves it with `expected` = the generation it
+//! last saved or loaded (compare-and-swap). On [`StoreError::Conflict`]
+//! another process saved first: the adapter reloads the stored session and
+//! installs it — except when its own change rotated the refresh token
+//! (then the stored session holds a spent one, and this one overwrites it).
+//!
+//! Sessions shared by several processes through one store should be
+//! configured with [`ConfigBuilder::shared_store`]: before a refresh leaves,
+//! the core claims the refresh token in the session, and the adapter saves
+//! that claim with compare-and-swap first. If the save loses, the request
+//! is cancelled unsent and the stored session adopted; a handle that finds
+//! another process's live claim polls the store (every 50 ms) for its
+//! tokens, until the claim ends (the core's lease). Without that option the
+//! adapter still compares the store's generation with its own before each
+//! refresh and adopts a newer stored session instead of spending a refresh
+//! token another process may have rotated, which narrows the window but
+//! cannot close it.
+//!
+//! [`ConfigBuilder::shared_store`]: tokenkeeper::ConfigBuilder::shared_store
+//! [`StoreError::Conflict`]: tokenkeeper::StoreError::Conflict
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+use std::io::Read as _;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokenkeeper::discovery::{AuthorizationServerMetadata, DiscoveryKind, discovery_request};
+use tokenkeeper::dpop::{EcdsaSignature, Signer};
+use tokenkeeper::grant::token_exchange::TokenExchangeRequest;
+use tokenkeeper::login::LoginTransaction;
+use tokenkeeper::token::TokenResponse;
+use tokenkeeper::{
+    AccessTokenInfo, Authorization, Completion, Config, Dispatch, Headers, HttpRequest,
+    HttpResponse, MemoryStore, RequestId, ResourceVerdict, Session, SessionStore, TokenManager,
+    TokenRequest, UnixTime,
+};
+use ureq::http;
+
+mod error;
+mod state;
+
+pub use error::Error;
+pub use state::OsEntropy;
+use state::{Ask, State, Step, dispatch_id, now};
+pub use tokenkeeper;
+
+/// The default transport timeout for a whole request (10 s).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How often the store is read while another process refreshes.
+const RELOAD_POLL: Duration = Duration::from_millis(50);
+
+/// An agent configured for token endpoints: every status returned as a
+/// response (`http_status_as_error(false)`), no redirects followed
+/// (`max_redirects(0)`), and `timeout` for each whole request.
+#[must_use]
+pub fn agent(timeout: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .timeout_global(Some(timeout))
+        .build()
+        .into()
+}
+
+/// Fetches and validates `issuer`'s OpenID Connect discovery document
+/// (`/.well-known/openid-configuration`); build the configuration from it
+/// with [`ConfigBuilder::metadata`](tokenkeeper::ConfigBuilder::metadata).
+///
+/// # Errors
+/// [`Error::Transport`], or [`Error::Core`] with
+/// [`tokenkeeper::Error::Discovery`] (an issuer mismatch, a bad document, …).
+pub fn discover(agent: &ureq::Agent, issuer: &str) -> Result<AuthorizationServerMetadata, Error> {
+    let discovery = |e| Error::Core(tokenkeeper::Error::Discovery(e));
+    let limits = tokenkeeper::limits::Limits::default();
+    let request = discovery_request(issuer, DiscoveryKind::OpenIdConnect).map_err(discovery)?;
+    let response = send(agent, request, limits.max_body_bytes).map_err(Error::Transport)?;
+    AuthorizationServerMetadata::parse(&response, issuer, &limits).map_err(discovery)
+}
+
+/// The shared handle. Cheap to clone; every clone drives the same session.
+#[derive(Clone)]
+pub struct TokenKeeper {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    agent: ureq::Agent,
+    state: Mutex<State>,
+    /// Signalled whenever a flight ends (response, error, cancel).
+    flight_ended: Condvar,
+    max_body: usize,
+    deferred_signer: Option<Box<DeferredSigner>>,
+}
+
+/// Signs a DPoP proof's signing input for a signer that answered
+/// [`SignOutcome::Deferred`](tokenkeeper::dpop::SignOutcome::Deferred) (a
+/// KMS, an HSM): ES256, the raw 64-byte `r || s`.
+pub type DeferredSigner =
+    dyn Fn(&str) -> Result<EcdsaSignature, Box<dyn std::error::Error + Send + Sync>> + Send + Sync;
+
+impl std::fmt::Debug for TokenKeeper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenKeeper").finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`TokenKeeper`].
+#[must_use]
+pub struct Builder {
+    config: Config,
+    agent: Option<ureq::Agent>,
+    timeout: Duration,
+    store: Box<dyn SessionStore + Send>,
+    session: Option<Session>,
+    dpop: Option<Box<dyn Signer + Send>>,
+    deferred_signer: Option<Box<DeferredSigner>>,
+}
+
+impl Builder {
+    /// Turns DPoP on with `signer`: token requests carry proofs (with the
+    /// servers' nonces), tokens come back DPoP-bound, and
+    /// [`TokenKeeper::send_authorized`] presents them with proofs.
+    pub fn dpop(mut self, signer: impl Signer + Send + 'static) -> Self {
+        self.dpop = Some(Box::new(signer));
+        self
+    }
+
+    /// Signs for a DPoP signer that defers (answers
+    /// [`SignOutcome::Deferred`](tokenkeeper::dpop::SignOutcome::Deferred)).
+    /// Called without any lock held.
+    pub fn deferred_signer(
+        mut self,
+        sign: impl Fn(&str) -> Result<EcdsaSignature, Box<dyn std::error::Error + Send + Sync>>
+        + Send
+        + Sync
+        + 'static,
+    ) -> Self {
+        self.deferred_signer = Some(Box::new(sign));
+        self
+    }
+
+    /// Sends with `agent` (see the [crate docs](crate#the-agent) for the
+    /// settings it needs). Default: [`agent`]`(timeout)`.
+    pub fn agent(mut self, agent: ureq::Agent) -> Self {
+        self.agent = Some(agent);
+        self
+    }
+
+    /// The request timeout of the agent this builder makes (default
+    /// [`DEFAULT_TIMEOUT`]; ignored with [`Builder::agent`]).
+    ///
+    /// Keep the configuration's lease ([`ConfigBuilder::lease`], default
+    /// 60 s) longer than any transport timeout: when a lease runs out, a
+    /// waiting caller takes over the refresh even if the first request is
+    /// still on the wire, and both would spend the same refresh token.
+    ///
+    /// [`ConfigBuilder::lease`]: tokenkeeper::ConfigBuilder::lease
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Where the session is kept (default: a fresh [`MemoryStore`]). The
+    /// session is loaded from it when the handle is built.
+    pub fn store(mut self, store: impl SessionStore + Send + 'static) -> Self {
+        self.store = Box::new(store);
+        self
+    }
+
+    /// Starts with `session` (saved to the store) instead of the stored one.
+    pub fn session(mut self, session: Session) -> Self {
+        self.session = Some(session);
+        self
+    }
+
+    /// The handle.
+    ///
+    /// # Errors
+    /// [`Error::Store`] when the store cannot be read or written,
+    /// [`Error::Core`] when the DPoP signer is not ES256.
+    pub fn build(self) -> Result<TokenKeeper, Error> {
+        let max_body = self.config.limits().max_body_bytes;
+        let mut manager = TokenManager::new(self.config, OsEntropy);
+        if let Some(signer) = self.dpop {
+            manager.enable_dpop(signer)?;
+        }
+        let state = State::new(manager, self.store, self.session)?;
+        Ok(TokenKeeper {
+            inner: Arc::new(Inner {
+                agent: self.agent.unwrap_or_else(|| agent(self.timeout)),
+                state: Mutex::new(state),
+                flight_ended: Condvar::new(),
+                max_body,
+                deferred_signer: self.deferred_signer,
+            }),
+        })
+    }
+}
+
+impl TokenKeeper {
+    /// A builder: agent, timeout, store, initial session.
+    pub fn builder(config: Config) -> Builder {
+        Builder {
+            config,
+            agent: None,
+            timeout: DEFAULT_TIMEOUT,
+            store: Box::new(MemoryStore::new()),
+            session: None,
+            dpop: None,
+            deferred_signer: None,
+        }
+    }
+
+    /// A handle with the default agent and an in-memory store holding
+    /// `session`.
+    ///
+    /// # Errors
+    /// See [`Builder::build`].
+    pub fn new(config: Config, session: Session) -> Result<Self, Error> {
+        TokenKeeper::builder(config).session(session).build()
+    }
+
+    /// The agent requests are sent with.
+    #[must_use]
+    pub fn agent(&self) -> &ureq::Agent {
+        &self.inner.agent
+    }
+
+    /// An access token for `request`: the cached one when fresh, otherwise
+    /// refreshed (one refresh at a time; concurrent callers wait for it and
+    /// share its result).
+    ///
+    /// # Errors
+    /// [`Error::Core`] for the core's answers (login required, the refresh
+    /// failed with the server's error, …), [`Error::Transport`] when the
+    /// refresh could not be sent, [`Error::Store`] when a change could not
+    /// be saved.
+    pub fn get_access_token(&self, request: &TokenRequest<'_>) -> Result<AccessTokenInfo, Error> {
+        self.drive(Ask::User(request))
+    }
+
+    /// A client-credentials token for `request`'s audience and scope (no
+    /// session needed): cached, and one request at a time per audience and
+    /// scope.
+    ///
+    /// # Errors
+    /// As [`TokenKeeper::get_access_token`].
+    pub fn get_client_credentials_token(
+        &self,
+        request: &TokenRequest<'_>,
+    ) -> Result<AccessTokenInfo, Error> {
+        self.drive(Ask::Machine(request))
+    }
+
+    /// Finishes a login: checks the callback URL (or query) against
+    /// `transaction` (state, issuer, error), exchanges the code, validates
+    /// the ID token and starts a new session (saved to the store).
+    ///
+    /// # Errors
+    /// [`Error::Core`] with the failed check or the server's error,
+    /// [`Error::Transport`], [`Error::Store`].
+    pub fn login(
+        &self,
+        transaction: &LoginTransaction,
+        callback: &str,
+    ) -> Result<AccessTokenInfo, Error> {
+        let out = self.with_manager(|m| m.exchange_code(transaction, callback, now()))??;
+        match self.exchange(out)? {
+            Finished::Token(token) => Ok(token),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Runs a token exchange (RFC 8693); the result is returned, not stored.
+    ///
+    /// # Errors
+    /// [`Error::Core`] for an invalid request or the server's error,
+    /// [`Error::Transport`].
+    pub fn exchange_token(
+        &self,
+        request: &TokenExchangeRequest<'_>,
+    ) -> Result<TokenResponse, Error> {
+        let out = self.with_manager(|m| m.exchange_token(request, now()))??;
+        match self.exchange(out)? {
+            Finished::Exchanged(response) => Ok(*response),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Logs the session out: it is marked logged out (and saved) at once,
+    /// then its refresh token is revoked when the configuration has a
+    /// revocation endpoint.
+    ///
+    /// # Errors
+    /// [`Error::Core`] (no session, the revocation failed),
+    /// [`Error::Transport`], [`Error::Store`].
+    pub fn logout(&self) -> Result<(), Error> {
+        let Some(out) = self.with_manager(|m| m.logout(now()))?? else {
+            return Ok(());
+        };
+        match self.exchange(out)? {
+            Finished::Revoked => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// The drive loop: ask, wait for another caller's flight, or own one.
+    fn drive(&self, ask: Ask<'_, '_>) -> Result<AccessTokenInfo, Error> {
+        let inner = &*self.inner;
+        let mut state = inner.lock();
+        let mut waited = None;
+        loop {
+            match state.step(ask, waited)? {
+                Step::Ready(token) => return Ok(token),
+                Step::Failed(error) => return Err(error.into()),
+                Step::Wait(id, deadline) => {
+                    waited = Some(id);
+                    let pause = deadline.map_or(Duration::from_secs(1), until);
+                    state = inner
+                        .flight_ended
+                        .wait_timeout(state, pause.max(Duration::from_millis(1)))
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0;
+                }
+                Step::Reload(claim_ends) => {
+                    // Another process is refreshing: poll the store for its
+                    // tokens, until its claim ends.
+                    waited = None;
+                    if !state.moved_on()? {
+                        let pause = until(claim_ends).min(RELOAD_POLL);
+                        state = inner
+                            .flight_ended
+                            .wait_timeout(state, pause.max(Duration::from_millis(1)))
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .0;
+                    }
+                }
+                Step::Own(dispatch) => {
+                    drop(state);
+                    return match self.exchange(dispatch)? {
+                        Finished::Token(token) => Ok(token),
+                        other => Err(unexpected(&other)),
+                    };
+                }
+            }
+        }
+    }
+
+    /// Owns a flight to its end: signs its DPoP proof when the signer
+    /// defers, sends the request (again, on `Resend`) and hands the outcome
+    /// to the core. If this thread unwinds, the guard cancels the flight.
+    fn exchange(&self, first: Dispatch) -> Result<Finished, Error> {
+        let inner = &*self.inner;
+        let id = dispatch_id(&first).ok_or_else(|| unsupported(&first))?;
+        let mut guard = CancelOnDrop(Some((inner, id)));
+        let mut next = first;
+        loop {
+            let out = match next {
+                Dispatch::Send(out) => out,
+                Dispatch::Sign(request) => {
+                    let signature = self.sign(&request.signing_input)?;
+                    let mut state = inner.lock();
+                    let out = state.manager.handle_signature(id, &signature, now());
+                    state.persist()?;
+                    out?
+                }
+                other => return Err(unsupported(&other)),
+            };
+            let sent = send(&inner.agent, out.request, inner.max_body);
+            let mut state = inner.lock();
+            let now = now();
+            let result = match sent {
+                Ok(response) => match state.manager.handle_response(id, response, now) {
+                    Completion::Ready(token) => Ok(Finished::Token(token.to_owned())),
+                    Completion::Exchanged(response) => Ok(Finished::Exchanged(response)),
+                    Completion::Revoked => Ok(Finished::Revoked),
+                    Completion::Resend(out) => {
+                        next = Dispatch::Send(out);
+                        state.persist()?;
+                        continue;
+                    }
+                    Completion::Sign(request) => {
+                        next = Dispatch::Sign(request);
+                        state.persist()?;
+                        continue;
+                    }
+                    Completion::Failed(error) => Err(error.into()),
+                    other => Err(Error::Unsupported(format!("{other:?}"))),
+                },
+                Err(error) => {
+                    let _ = state.manager.handle_transport_error(id, now);
+                    Err(Error::Transport(error))
+                }
+            };
+            guard.0 = None;
+            let saved = state.persist();
+            drop(state);
+            inner.flight_ended.notify_all();
+            return result.and_then(|done| saved.map(|_| done).map_err(Error::from));
+        }
+    }
+
+    /// Signs with the deferred signer (no lock held).
+    fn sign(&self, signing_input: &str) -> Result<EcdsaSignature, Error> {
+        let sign = self.inner.deferred_signer.as_ref().ok_or_else(|| {
+            Error::Signing("the DPoP signer deferred and no deferred signer is configured".into())
+        })?;
+        sign(signing_input).map_err(Error::Signing)
+    }
+
+    /// The JWK thumbprint of the DPoP key (for a login's `dpop_jkt`), when
+    /// DPoP is on.
+    #[must_use]
+    pub fn dpop_thumbprint(&self) -> Option<String> {
+        self.inner
+            .lock()
+            .manager
+            .dpop_thumbprint()
+            .map(String::from)
+    }
+
+    /// Sends `request` to a resource server with this handle's token for
+    /// `token_request`: the core's `Authorization` (and `DPoP`) headers are
+    /// set, the response is shown to the core, and the request is sent once
+    /// more when the core asks for it — with a fresh proof after a
+    /// `use_dpop_nonce` challenge, or with a new token (refreshed) after an
+    /// `invalid_token` rejection. The response is returned whatever its
+    /// status; its body is not read here.
+    ///
+    /// # Errors
+    /// Getting the token ([`TokenKeeper::get_access_token`]), authorizing
+    /// it ([`Error::Core`]), or sending ([`Error::Transport`]).
+    pub fn send_authorized<B: ureq::AsSendBody + Clone>(
+        &self,
+        token_request: &TokenRequest<'_>,
+        request: http::Request<B>,
+    ) -> Result<http::Response<ureq::Body>, Error> {
+        let method = tokenkeeper::Method::new(request.method().as_str());
+        let url = request.uri().to_string();
+        let mut token = self.get_access_token(token_request)?;
+        let (mut nonce_retried, mut token_retried) = (false, false);
+        loop {
+            let headers =
+                match self.with_manager(|m| m.authorize(&method, &url, &token, now()))?? {
+                    Authorization::Ready(headers) => headers,
+                    Authorization::Sign(pending) => {
+                        let signature = self.sign(pending.signing_input())?;
+                        pending.finish(&signature)
+                    }
+                    other => return Err(Error::Unsupported(format!("{other:?}"))),
+                };
+            let mut attempt = copy_request(&request);
+            for (name, _) in headers.iter() {
+                attempt.headers_mut().remove(name);
+            }
+            for (name, value) in headers.iter() {
+                let name = http::HeaderName::try_from(name).map_err(http::Error::from);
+                let value = http::HeaderValue::try_from(value).map_err(http::Error::from);
+                let (name, value) = name
+                    .and_then(|n| value.map(|v| (n, v)))
+                    .map_err(|e| Error::Transport(e.into()))?;
+                attempt.headers_mut().append(name, value);
+            }
+            // A 401 must come back as a response for the core to see it.
+            if self.inner.agent.config().http_status_as_error() {
+                attempt = (self.inner.agent)
+                    .configure_request(attempt)
+                    .http_status_as_error(false)
+                    .build();
+            }
+            let response = self.inner.agent.run(attempt).map_err(Error::Transport)?;
+            let seen = HttpResponse {
+                status: response.status().as_u16(),
+                headers: headers_of(response.headers()),
+                body: Vec::new(),
+            };
+            let verdict =
+                self.with_manager(|m| m.handle_resource_response(&url, &token, &seen, now()))?;
+            match verdict {
+                ResourceVerdict::RetryWithNonce if !nonce_retried => nonce_retried = true,
+                ResourceVerdict::TokenRejected if !token_retried => {
+                    token_retried = true;
+                    token = self.get_access_token(token_request)?;
+                }
+                _ => return Ok(response),
+            }
+        }
+    }
+
+    /// Sends a request the core described outside the token lifecycle (a
+    /// login's code exchange, a discovery fetch, a revocation) with the
+    /// token-endpoint settings, and returns the response whatever its
+    /// status, with every header.
+    ///
+    /// # Errors
+    /// [`Error::Transport`] when it could not be sent.
+    pub fn send_request(&self, request: HttpRequest) -> Result<HttpResponse, Error> {
+        send(&self.inner.agent, request, self.inner.max_body).map_err(Error::Transport)
+    }
+
+    /// Calls `f` with the core's manager (for what this handle does not
+    /// wrap), then saves any change it made.
+    ///
+    /// # Errors
+    /// [`Error::Store`] when a change could not be saved.
+    pub fn with_manager<R>(&self, f: impl FnOnce(&mut TokenManager) -> R) -> Result<R, Error> {
+        let mut state = self.inner.lock();
+        let result = f(&mut state.manager);
+        state.persist()?;
+        drop(state);
+        // `f` may have finished or cancelled a flight.
+        self.inner.flight_ended.notify_all();
+        Ok(result)
+    }
+
+    /// Installs `session` (after a login) and saves it, replacing whatever
+    /// the store held.
+    ///
+    /// # Errors
+    /// [`Error::Store`] when it could not be saved (it is installed here
+    /// all the same, and saved with the next change).
+    pub fn set_session(&self, session: Session) -> Result<(), Error> {
+        Ok(self.inner.lock().install(session)?)
+    }
+
+    /// A copy of the current session.
+    #[must_use]
+    pub fn session(&self) -> Option<Session> {
+        self.inner.lock().manager.session().cloned()
+    }
+
+    /// Removes the session here and from the store (a local logout).
+    ///
+    /// # Errors
+    /// [`Error::Store`] when the store could not be cleared.
+    pub fn clear_session(&self) -> Result<Option<Session>, Error> {
+        Ok(self.inner.lock().clear()?)
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// How a flight ended well.
+#[derive(Debug)]
+enum Finished {
+    Token(AccessTokenInfo),
+    Exchanged(Box<TokenResponse>),
+    Revoked,
+}
+
+/// A flight ended in another way than its kind should.
+fn unexpected(finished: &Finished) -> Error {
+    Error::Unsupported(format!("{finished:?}"))
+}
+
+/// The core asked for a step this adapter does not know.
+fn unsupported(dispatch: &Dispatch) -> Error {
+    Error::Unsupported(format!("{dispatch:?}"))
+}
+
+/// Cancels the flight it holds when dropped armed (the owner unwound).
+struct CancelOnDrop<'a>(Option<(&'a Inner, RequestId)>);
+
+impl Drop for CancelOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Some((inner, id)) = self.0.take() {
+            let _ = inner.lock().manager.cancel(id);
+            inner.flight_ended.notify_all();
+        }
+    }
+}
+
+/// The time from now until `deadline` (zero if it passed).
+fn until(deadline: UnixTime) -> Duration {
+    let at = UNIX_EPOCH + Duration::from_secs(deadline.as_secs());
+    at.duration_since(SystemTime::now()).unwrap_or_default()
+}
+
+/// Sends a core request; returns the response whatever its status, with
+/// every header and at most `max_body + 1` bytes of body (the core rejects
+/// a longer one itself).
+fn send(
+    agent: &ureq::Agent,
+    request: HttpRequest,
+    max_body: usize,
+) -> Result<HttpResponse, ureq::Error> {
+    let mut builder = http::Request::builder()
+        .method(request.method.as_str())
+        .uri(request.url.as_str());
+    for (name, value) in request.headers.iter() {
+        builder = builder.header(name, value);
+    }
+    let mut request = builder.body(request.body)?;
+    let config = agent.config();
+    if config.http_status_as_error() || config.max_redirects() > 0 {
+        // Enforced per request, whatever the agent's own configuration.
+        request = agent
+            .configure_request(request)
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .build();
+    }
+    let response = agent.run(request)?;
+    let status = response.status().as_u16();
+    let headers = headers_of(response.headers());
+    let mut body = Vec::new();
+    let limit = u64::try_from(max_body)
+        .unwrap_or(u64::MAX)
+        .saturating_add(1);
+    response
+        .into_body()
+        .into_reader()
+        .take(limit)
+        .read_to_end(&mut body)?;
+    Ok(HttpResponse {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// Every header field, in order (values that are not UTF-8 lossily).
+fn headers_of(map: &http::HeaderMap) -> Headers {
+    map.iter()
+        .map(|(name, value)| {
+            (
+                name.as_str(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            )
+        })
+        .collect()
+}
+
+/// A copy of `request` to send again (the body type is cloneable).
+fn copy_request<B: Clone>(request: &http::Request<B>) -> http::Request<B> {
+    let mut copy = http::Request::new(request.body().clone());
+    *copy.method_mut() = request.method().clone();
+    *copy.uri_mut() = request.uri().clone();
+    *copy.version_mut() = request.version();
+    *copy.headers_mut() = request.headers().clone();
+    *copy.extensions_mut() = request.extensions().clone();
+    copy
+}

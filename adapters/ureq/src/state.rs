@@ -1,0 +1,275 @@
+//! The shared state behind the handle: the core's manager and the session
+//! store, kept in step (every change the core announces is saved).
+
+use std::time::SystemTime;
+
+use tokenkeeper::{ChangeReason, Entropy, Event, Session, SessionStore, StoreError, TokenManager};
+use tokenkeeper::{Dispatch, RequestId, TokenRequest, UnixTime};
+
+/// The clock: wall time in whole seconds.
+pub(crate) fn now() -> UnixTime {
+    UnixTime::from_system_time(SystemTime::now())
+}
+
+/// Entropy from the operating system (`getrandom`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OsEntropy;
+
+impl Entropy for OsEntropy {
+    /// # Panics
+    /// If the operating system has no random source (a broken platform:
+    /// nothing secure can be done without one).
+    fn fill(&mut self, dest: &mut [u8]) {
+        getrandom::fill(dest).expect("the operating system's random source failed");
+    }
+}
+
+/// The manager and its store. Always behind the handle's mutex.
+pub(crate) struct State {
+    pub(crate) manager: TokenManager,
+    store: Box<dyn SessionStore + Send>,
+    /// The generation the store holds, as far as this handle knows.
+    saved: Option<u64>,
+    /// A change not saved yet (the last save failed).
+    pending: bool,
+    /// The unsaved change holds a rotated refresh token (the only live one).
+    pending_rotation: bool,
+}
+
+impl State {
+    /// Loads the session from `store`, or installs `session` (and saves it).
+    pub(crate) fn new(
+        mut manager: TokenManager,
+        mut store: Box<dyn SessionStore + Send>,
+        session: Option<Session>,
+    ) -> Result<Self, StoreError> {
+        let stored = store.load()?;
+        let saved = stored.as_ref().map(Session::generation);
+        if let Some(stored) = stored {
+            manager.set_session(stored);
+        }
+        let mut state = State {
+            manager,
+            store,
+            saved,
+            pending: false,
+            pending_rotation: false,
+        };
+        if let Some(session) = session {
+            state.install(session)?;
+        }
+        Ok(state)
+    }
+
+    /// Installs `session` (a login) and saves it over whatever is stored.
+    pub(crate) fn install(&mut self, session: Session) -> Result<(), StoreError> {
+        let generation = session.generation();
+        let result = match self.store.save(&session, self.saved) {
+            Err(StoreError::Conflict { found }) => self.store.save(&session, found),
+            other => other,
+        };
+        self.manager.set_session(session);
+        self.pending = result.is_err();
+        self.pending_rotation = false;
+        if result.is_ok() {
+            self.saved = Some(generation);
+        }
+        result
+    }
+
+    /// Removes the session here and in the store.
+    pub(crate) fn clear(&mut self) -> Result<Option<Session>, StoreError> {
+        self.store.clear()?;
+        self.saved = None;
+        self.pending = false;
+        self.pending_rotation = false;
+        Ok(self.manager.clear_session())
+    }
+
+    /// Drains the core's events and saves the session when it changed,
+    /// with `expected` = the last saved generation. On a conflict (another
+    /// process saved meanwhile) the stored session is adopted — unless this
+    /// change rotated the refresh token: then the stored session was
+    /// derived from a spent refresh token, and this one overwrites it.
+    ///
+    /// Returns an error only when a change made by this call could not be
+    /// saved (it stays pending and is retried after the next core call).
+    pub(crate) fn persist(&mut self) -> Result<Saved, StoreError> {
+        let mut changed = false;
+        while let Some(event) = self.manager.poll_event() {
+            if let Event::SessionChanged { reason, .. } = event {
+                changed = true;
+                if let ChangeReason::TokensUpdated {
+                    refresh_token_rotated: true,
+                } = reason
+                {
+                    self.pending_rotation = true;
+                }
+            }
+        }
+        self.pending |= changed;
+        if !self.pending {
+            return Ok(Saved::Nothing);
+        }
+        match self.save() {
+            Err(_) if !changed => Ok(Saved::Nothing),
+            other => other,
+        }
+    }
+
+    fn save(&mut self) -> Result<Saved, StoreError> {
+        let Some(session) = self.manager.session() else {
+            self.pending = false;
+            return Ok(Saved::Nothing);
+        };
+        let generation = session.generation();
+        let result = match self.store.save(session, self.saved) {
+            Err(StoreError::Conflict { found }) if self.pending_rotation => {
+                self.store.save(session, found)
+            }
+            Err(StoreError::Conflict { .. }) => {
+                let stored = self.store.load()?;
+                self.adopt(stored);
+                return Ok(Saved::Adopted);
+            }
+            other => other,
+        };
+        result?;
+        self.saved = Some(generation);
+        self.pending = false;
+        self.pending_rotation = false;
+        Ok(Saved::Stored)
+    }
+
+    /// Installs `stored` (what the store holds now; `None`: another writer
+    /// logged out), dropping any unsaved change here.
+    fn adopt(&mut self, stored: Option<Session>) {
+        self.saved = stored.as_ref().map(Session::generation);
+        match stored {
+            Some(session) => self.manager.set_session(session),
+            None => drop(self.manager.clear_session()),
+        }
+        self.pending = false;
+        self.pending_rotation = false;
+    }
+
+    /// Adopts the stored session if another writer moved it on since this
+    /// handle last saved or loaded it (before a refresh goes out, its
+    /// refresh token is the live one; while another process refreshes, it
+    /// brings the new tokens). Returns whether the session here changed.
+    pub(crate) fn moved_on(&mut self) -> Result<bool, StoreError> {
+        if self.pending_rotation {
+            // Only this handle holds the newest refresh token.
+            return Ok(false);
+        }
+        let stored = self.store.load()?;
+        if stored.as_ref().map(Session::generation) == self.saved {
+            return Ok(false);
+        }
+        self.adopt(stored);
+        Ok(true)
+    }
+}
+
+/// What [`State::persist`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Saved {
+    /// Nothing to save.
+    Nothing,
+    /// Saved with compare-and-swap.
+    Stored,
+    /// Another writer saved first; its session was adopted.
+    Adopted,
+}
+
+/// What one question to the core led to, owned (no borrow of the manager).
+pub(crate) enum Step {
+    /// The token.
+    Ready(tokenkeeper::AccessTokenInfo),
+    /// Own this flight: send the request (after signing its DPoP proof,
+    /// with a deferred signer).
+    Own(Dispatch),
+    /// Wait for flight `id`, until it ends or the lease deadline.
+    Wait(tokenkeeper::RequestId, Option<UnixTime>),
+    /// Another process is refreshing (shared stores): reload the stored
+    /// session until its tokens arrive, at the latest until its claim ends.
+    Reload(UnixTime),
+    /// The answer is this error.
+    Failed(tokenkeeper::Error),
+}
+
+/// Which token a caller asks for.
+#[derive(Clone, Copy)]
+pub(crate) enum Ask<'r, 'a> {
+    /// The session's (a user's) token: refreshed with the refresh token.
+    User(&'r TokenRequest<'a>),
+    /// A client-credentials token (no session).
+    Machine(&'r TokenRequest<'a>),
+}
+
+impl State {
+    /// Asks the core once (after expiring leases that ran out), and saves
+    /// what changed.
+    pub(crate) fn step(
+        &mut self,
+        ask: Ask<'_, '_>,
+        waited: Option<tokenkeeper::RequestId>,
+    ) -> Result<Step, crate::Error> {
+        use tokenkeeper::Action;
+        let now = now();
+        if self.manager.poll_timeout().is_some_and(|t| t <= now) {
+            self.manager.handle_timeout(now);
+        }
+        let action = match (ask, waited) {
+            (Ask::User(request), Some(id)) => {
+                self.manager.get_access_token_after_wait(request, id, now)
+            }
+            (Ask::User(request), None) => self.manager.get_access_token(request, now),
+            (Ask::Machine(request), _) => self.manager.get_client_credentials_token(request, now),
+        };
+        let step = match action {
+            Action::Ready(token) => Step::Ready(token.to_owned()),
+            Action::Send(out) => Step::Own(Dispatch::Send(out)),
+            Action::Sign(request) => Step::Own(Dispatch::Sign(request)),
+            Action::Wait(id) => Step::Wait(id, self.manager.poll_timeout()),
+            Action::Reload { until } => Step::Reload(until),
+            Action::LoginRequired(e) | Action::Failed(e) => Step::Failed(e),
+            other => return Err(crate::Error::Unsupported(format!("{other:?}"))),
+        };
+        let saved = self.persist();
+        let Some(id) = (match &step {
+            Step::Own(dispatch) => dispatch_id(dispatch),
+            _ => None,
+        }) else {
+            return saved.map(|_| step).map_err(Into::into);
+        };
+        // A refresh spends the session's refresh token: it must still be
+        // the live one. With a shared store the core's claim was just saved
+        // with compare-and-swap (lost: another process refreshes); without,
+        // compare with the store.
+        let lost = match saved {
+            Ok(Saved::Stored) => Ok(false),
+            Ok(Saved::Adopted) => Ok(true),
+            Ok(Saved::Nothing) if matches!(ask, Ask::User(_)) => self.moved_on(),
+            Ok(Saved::Nothing) => Ok(false),
+            Err(error) => Err(error),
+        };
+        if lost.as_ref().is_ok_and(|lost| !lost) {
+            return Ok(step);
+        }
+        // Nothing was sent: release the flight, then ask again.
+        let _ = self.manager.cancel(id);
+        lost?;
+        self.persist()?;
+        self.step(ask, None)
+    }
+}
+
+/// The flight a dispatch belongs to.
+pub(crate) fn dispatch_id(dispatch: &Dispatch) -> Option<RequestId> {
+    match dispatch {
+        Dispatch::Send(out) => Some(out.id),
+        Dispatch::Sign(request) => Some(request.id),
+        _ => None,
+    }
+}
