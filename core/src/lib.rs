@@ -113,6 +113,7 @@ pub mod grant;
 pub mod http;
 pub mod id_token;
 pub mod jwt;
+pub mod keeper;
 pub mod limits;
 pub mod login;
 pub mod manager;

@@ -120,6 +120,32 @@ pub fn query_param(url: &str, key: &str) -> Option<String> {
         .map(|(_, v)| v)
 }
 
+/// Reads one whole HTTP/1.1 request (head and a `Content-Length` body) from
+/// `stream`, for the tiny servers inside tests. Reading only part of it and
+/// closing would make the kernel reset the connection, which the client then
+/// sees as a transport error.
+pub fn read_http_request(stream: &mut impl std::io::Read) -> Vec<u8> {
+    let mut data = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&data[..end]).to_ascii_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            if data.len() >= end + 4 + length {
+                return data;
+            }
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return data,
+            Ok(n) => data.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -115,12 +115,13 @@ use tokenkeeper::{
 };
 
 mod error;
-mod state;
+mod platform;
 
 pub use error::Error;
-pub use state::OsEntropy;
-use state::{Ask, State, Step, dispatch_id, now};
+pub use platform::OsEntropy;
+use platform::now;
 pub use tokenkeeper;
+use tokenkeeper::keeper::{Ask, Keeper as State, Step, dispatch_id};
 
 /// The default transport timeout for a whole request (10 s).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -431,7 +432,7 @@ impl TokenKeeper {
     /// One question to the core, with the lock held only here.
     fn next(&self, ask: Ask<'_, '_>, waited: Option<RequestId>) -> Next {
         let mut state = self.inner.lock();
-        match state.step(ask, waited) {
+        match state.step(ask, waited, now()) {
             Ok(Step::Ready(token)) => Next::Done(Ok(token)),
             Ok(Step::Failed(error)) => Next::Done(Err(error.into())),
             // Listening before the lock is released: no notification is lost.
@@ -450,7 +451,7 @@ impl TokenKeeper {
                 ),
                 Err(error) => Next::Done(Err(error.into())),
             },
-            Err(error) => Next::Done(Err(error)),
+            Err(error) => Next::Done(Err(error.into())),
         }
     }
 

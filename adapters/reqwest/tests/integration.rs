@@ -6,7 +6,7 @@ mod support;
 
 use std::collections::BTreeSet;
 use std::future::Future;
-use std::io::{Read as _, Write as _};
+use std::io::Write as _;
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -338,8 +338,7 @@ fn stalling_token_endpoint() -> (String, Arc<AtomicUsize>) {
         let mut stalled = Vec::new();
         for stream in listener.incoming().take(4) {
             let Ok(mut stream) = stream else { break };
-            let mut buf = [0u8; 4096];
-            let _ = stream.read(&mut buf);
+            let _ = tokenkeeper_integration::util::read_http_request(&mut stream);
             if counter.fetch_add(1, Ordering::SeqCst) == 0 {
                 stalled.push(stream); // never answered
                 continue;
@@ -498,8 +497,7 @@ fn serve_once(response: String) -> String {
     let url = format!("http://{}/token", listener.local_addr().unwrap());
     std::thread::spawn(move || {
         if let Ok((mut stream, _)) = listener.accept() {
-            let mut buf = [0u8; 4096];
-            let _ = stream.read(&mut buf);
+            let _ = tokenkeeper_integration::util::read_http_request(&mut stream);
             let _ = stream.write_all(response.as_bytes());
         }
     });

@@ -108,12 +108,13 @@ use tokenkeeper::{
 use ureq::http;
 
 mod error;
-mod state;
+mod platform;
 
 pub use error::Error;
-pub use state::OsEntropy;
-use state::{Ask, State, Step, dispatch_id, now};
+pub use platform::OsEntropy;
+use platform::now;
 pub use tokenkeeper;
+use tokenkeeper::keeper::{Ask, Keeper as State, Step, dispatch_id};
 
 /// The default transport timeout for a whole request (10 s).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -382,7 +383,7 @@ impl TokenKeeper {
         let mut state = inner.lock();
         let mut waited = None;
         loop {
-            match state.step(ask, waited)? {
+            match state.step(ask, waited, now())? {
                 Step::Ready(token) => return Ok(token),
                 Step::Failed(error) => return Err(error.into()),
                 Step::Wait(id, deadline) => {

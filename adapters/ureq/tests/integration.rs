@@ -5,7 +5,7 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::io::{Read as _, Write as _};
+use std::io::Write as _;
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
@@ -374,8 +374,7 @@ fn canned_server(response: &'static str) -> (String, Arc<AtomicUsize>) {
         for stream in listener.incoming().take(4) {
             let Ok(mut stream) = stream else { break };
             counter.fetch_add(1, Ordering::SeqCst);
-            let mut buf = [0u8; 4096];
-            let _ = stream.read(&mut buf);
+            let _ = tokenkeeper_integration::util::read_http_request(&mut stream);
             let _ = stream.write_all(response.as_bytes());
         }
     });

@@ -5,7 +5,7 @@
 
 mod support;
 
-use std::io::{Read as _, Write as _};
+use std::io::Write as _;
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -21,8 +21,7 @@ fn token_endpoint(answer: impl Fn(usize) -> String + Send + 'static) -> String {
     std::thread::spawn(move || {
         for (i, stream) in listener.incoming().enumerate() {
             let Ok(mut stream) = stream else { break };
-            let mut buf = [0u8; 8192];
-            let _ = stream.read(&mut buf);
+            let _ = tokenkeeper_integration::util::read_http_request(&mut stream);
             let body = answer(i + 1);
             let _ = write!(
                 stream,

@@ -1,32 +1,39 @@
-//! The shared state behind the handle: the core's manager and the session
-//! store, kept in step (every change the core announces is saved).
+//! A manager and its session store kept in step: the persistence rules every
+//! adapter needs, written once.
+//!
+//! ```text
+//! step(ask, waited, now) ──► asks the core once, then persist():
+//!                            drain poll_event(); on SessionChanged save with
+//!                            expected = the generation last saved
+//!   ├─ Ready(token) / Failed(error)
+//!   ├─ Own(dispatch)   this caller sends the request (its refresh token is
+//!   │                  the live one: a lost claim or a store that moved on
+//!   │                  cancels it unsent and asks again)
+//!   ├─ Wait(id, deadline)
+//!   └─ Reload(until)   another process refreshes (shared stores)
+//! ```
+//!
+//! On a compare-and-swap conflict the stored session is adopted, unless the
+//! change here rotated the refresh token: then the stored session holds a
+//! spent token, and this one overwrites it.
 
-use std::time::SystemTime;
+use alloc::boxed::Box;
 
-use tokenkeeper::{ChangeReason, Entropy, Event, Session, SessionStore, StoreError, TokenManager};
-use tokenkeeper::{Dispatch, RequestId, TokenRequest, UnixTime};
+use crate::error::Error;
+use crate::flight::RequestId;
+use crate::manager::{
+    AccessTokenInfo, Action, ChangeReason, Dispatch, Event, TokenManager, TokenRequest,
+};
+use crate::session::Session;
+use crate::store::{SessionStore, StoreError};
+use crate::time::UnixTime;
 
-/// The clock: wall time in whole seconds.
-pub(crate) fn now() -> UnixTime {
-    UnixTime::from_system_time(SystemTime::now())
-}
-
-/// Entropy from the operating system (`getrandom`).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct OsEntropy;
-
-impl Entropy for OsEntropy {
-    /// # Panics
-    /// If the operating system has no random source (a broken platform:
-    /// nothing secure can be done without one).
-    fn fill(&mut self, dest: &mut [u8]) {
-        getrandom::fill(dest).expect("the operating system's random source failed");
-    }
-}
-
-/// The manager and its store. Always behind the handle's mutex.
-pub(crate) struct State {
-    pub(crate) manager: TokenManager,
+/// A manager and its session store, kept in step: every change the core
+/// announces is saved with compare-and-swap. Adapters keep one behind
+/// their lock.
+pub struct Keeper {
+    /// The token manager.
+    pub manager: TokenManager,
     store: Box<dyn SessionStore + Send>,
     /// The generation the store holds, as far as this handle knows.
     saved: Option<u64>,
@@ -36,9 +43,9 @@ pub(crate) struct State {
     pending_rotation: bool,
 }
 
-impl State {
+impl Keeper {
     /// Loads the session from `store`, or installs `session` (and saves it).
-    pub(crate) fn new(
+    pub fn new(
         mut manager: TokenManager,
         mut store: Box<dyn SessionStore + Send>,
         session: Option<Session>,
@@ -48,7 +55,7 @@ impl State {
         if let Some(stored) = stored {
             manager.set_session(stored);
         }
-        let mut state = State {
+        let mut state = Keeper {
             manager,
             store,
             saved,
@@ -62,7 +69,7 @@ impl State {
     }
 
     /// Installs `session` (a login) and saves it over whatever is stored.
-    pub(crate) fn install(&mut self, session: Session) -> Result<(), StoreError> {
+    pub fn install(&mut self, session: Session) -> Result<(), StoreError> {
         let generation = session.generation();
         let result = match self.store.save(&session, self.saved) {
             Err(StoreError::Conflict { found }) => self.store.save(&session, found),
@@ -78,7 +85,7 @@ impl State {
     }
 
     /// Removes the session here and in the store.
-    pub(crate) fn clear(&mut self) -> Result<Option<Session>, StoreError> {
+    pub fn clear(&mut self) -> Result<Option<Session>, StoreError> {
         self.store.clear()?;
         self.saved = None;
         self.pending = false;
@@ -94,17 +101,15 @@ impl State {
     ///
     /// Returns an error only when a change made by this call could not be
     /// saved (it stays pending and is retried after the next core call).
-    pub(crate) fn persist(&mut self) -> Result<Saved, StoreError> {
+    pub fn persist(&mut self) -> Result<Saved, StoreError> {
         let mut changed = false;
-        while let Some(event) = self.manager.poll_event() {
-            if let Event::SessionChanged { reason, .. } = event {
-                changed = true;
-                if let ChangeReason::TokensUpdated {
-                    refresh_token_rotated: true,
-                } = reason
-                {
-                    self.pending_rotation = true;
-                }
+        while let Some(Event::SessionChanged { reason, .. }) = self.manager.poll_event() {
+            changed = true;
+            if let ChangeReason::TokensUpdated {
+                refresh_token_rotated: true,
+            } = reason
+            {
+                self.pending_rotation = true;
             }
         }
         self.pending |= changed;
@@ -157,7 +162,7 @@ impl State {
     /// handle last saved or loaded it (before a refresh goes out, its
     /// refresh token is the live one; while another process refreshes, it
     /// brings the new tokens). Returns whether the session here changed.
-    pub(crate) fn moved_on(&mut self) -> Result<bool, StoreError> {
+    pub fn moved_on(&mut self) -> Result<bool, StoreError> {
         if self.pending_rotation {
             // Only this handle holds the newest refresh token.
             return Ok(false);
@@ -171,9 +176,9 @@ impl State {
     }
 }
 
-/// What [`State::persist`] did.
+/// What [`Keeper::persist`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Saved {
+pub enum Saved {
     /// Nothing to save.
     Nothing,
     /// Saved with compare-and-swap.
@@ -183,40 +188,48 @@ pub(crate) enum Saved {
 }
 
 /// What one question to the core led to, owned (no borrow of the manager).
-pub(crate) enum Step {
+///
+/// Exhaustive on purpose: a new step must break the adapters' build, not
+/// reach them at run time.
+#[derive(Debug)]
+#[must_use]
+pub enum Step {
     /// The token.
-    Ready(tokenkeeper::AccessTokenInfo),
+    Ready(AccessTokenInfo),
     /// Own this flight: send the request (after signing its DPoP proof,
     /// with a deferred signer).
     Own(Dispatch),
-    /// Wait for flight `id`, until it ends or the lease deadline.
-    Wait(tokenkeeper::RequestId, Option<UnixTime>),
+    /// Wait for flight `id`, until it ends or the lease deadline (then
+    /// [`TokenManager::handle_timeout`] is due).
+    Wait(RequestId, Option<UnixTime>),
     /// Another process is refreshing (shared stores): reload the stored
     /// session until its tokens arrive, at the latest until its claim ends.
     Reload(UnixTime),
     /// The answer is this error.
-    Failed(tokenkeeper::Error),
+    Failed(Error),
 }
 
 /// Which token a caller asks for.
-#[derive(Clone, Copy)]
-pub(crate) enum Ask<'r, 'a> {
+#[derive(Debug, Clone, Copy)]
+pub enum Ask<'r, 'a> {
     /// The session's (a user's) token: refreshed with the refresh token.
     User(&'r TokenRequest<'a>),
     /// A client-credentials token (no session).
     Machine(&'r TokenRequest<'a>),
 }
 
-impl State {
+impl Keeper {
     /// Asks the core once (after expiring leases that ran out), and saves
     /// what changed.
-    pub(crate) fn step(
+    ///
+    /// # Errors
+    /// A store error while saving or reloading.
+    pub fn step(
         &mut self,
         ask: Ask<'_, '_>,
-        waited: Option<tokenkeeper::RequestId>,
-    ) -> Result<Step, crate::Error> {
-        use tokenkeeper::Action;
-        let now = now();
+        waited: Option<RequestId>,
+        now: UnixTime,
+    ) -> Result<Step, StoreError> {
         if self.manager.poll_timeout().is_some_and(|t| t <= now) {
             self.manager.handle_timeout(now);
         }
@@ -234,14 +247,13 @@ impl State {
             Action::Wait(id) => Step::Wait(id, self.manager.poll_timeout()),
             Action::Reload { until } => Step::Reload(until),
             Action::LoginRequired(e) | Action::Failed(e) => Step::Failed(e),
-            other => return Err(crate::Error::Unsupported(format!("{other:?}"))),
         };
         let saved = self.persist();
         let Some(id) = (match &step {
             Step::Own(dispatch) => dispatch_id(dispatch),
             _ => None,
         }) else {
-            return saved.map(|_| step).map_err(Into::into);
+            return saved.map(|_| step);
         };
         // A refresh spends the session's refresh token: it must still be
         // the live one. With a shared store the core's claim was just saved
@@ -261,15 +273,15 @@ impl State {
         let _ = self.manager.cancel(id);
         lost?;
         self.persist()?;
-        self.step(ask, None)
+        self.step(ask, None, now)
     }
 }
 
 /// The flight a dispatch belongs to.
-pub(crate) fn dispatch_id(dispatch: &Dispatch) -> Option<RequestId> {
+#[must_use]
+pub fn dispatch_id(dispatch: &Dispatch) -> Option<RequestId> {
     match dispatch {
         Dispatch::Send(out) => Some(out.id),
         Dispatch::Sign(request) => Some(request.id),
-        _ => None,
     }
 }
