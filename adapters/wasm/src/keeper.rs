@@ -13,18 +13,19 @@ use futures_channel::oneshot;
 use tokenkeeper::discovery::{AuthorizationServerMetadata, DiscoveryKind, discovery_request};
 use tokenkeeper::dpop::EcdsaSignature;
 use tokenkeeper::grant::token_exchange::TokenExchangeRequest;
+use tokenkeeper::keeper::{Ask, Step, dispatch_id};
 use tokenkeeper::login::LoginTransaction;
 use tokenkeeper::token::TokenResponse;
 use tokenkeeper::{
-    AccessTokenInfo, Authorization, Config, HttpRequest, HttpResponse, MemoryStore, RequestId,
-    ResourceVerdict, Session, SessionStore, TokenManager, TokenRequest, UnixTime,
+    AccessTokenInfo, Authorization, Config, Dispatch, HttpRequest, HttpResponse, MemoryStore,
+    RequestId, ResourceVerdict, Session, SessionStore, TokenManager, TokenRequest, UnixTime,
 };
 
 use crate::Error;
 use crate::dpop::WebCryptoKey;
 use crate::fetch::fetch;
 use crate::js::{Delay, WebCryptoEntropy, millis_until, now};
-use crate::state::{Ask, Finished, State, Step, dispatch_step};
+use crate::state::{Finished, State, cancel, complete, signed};
 
 /// The default timeout of one request, body included (10 s).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -226,7 +227,7 @@ impl TokenKeeper {
         callback: &str,
     ) -> Result<AccessTokenInfo, Error> {
         let dispatch = self.with_manager(|m| m.exchange_code(transaction, callback, now()))??;
-        match self.exchange(dispatch_step(dispatch)?).await? {
+        match self.exchange(dispatch).await? {
             Finished::Token(token) => Ok(token),
             other => Err(unexpected(&other)),
         }
@@ -242,7 +243,7 @@ impl TokenKeeper {
         request: &TokenExchangeRequest<'_>,
     ) -> Result<TokenResponse, Error> {
         let dispatch = self.with_manager(|m| m.exchange_token(request, now()))??;
-        match self.exchange(dispatch_step(dispatch)?).await? {
+        match self.exchange(dispatch).await? {
             Finished::Exchanged(response) => Ok(*response),
             other => Err(unexpected(&other)),
         }
@@ -259,7 +260,7 @@ impl TokenKeeper {
         let Some(dispatch) = self.with_manager(|m| m.logout(now()))?? else {
             return Ok(());
         };
-        match self.exchange(dispatch_step(dispatch)?).await? {
+        match self.exchange(dispatch).await? {
             Finished::Revoked => Ok(()),
             other => Err(unexpected(&other)),
         }
@@ -382,11 +383,17 @@ impl TokenKeeper {
                     waited = Some(id);
                     self.wait(id, deadline).await;
                 }
+                // Another tab or process refreshes (shared store): poll the
+                // store for its tokens, until its claim ends.
                 Step::Reload(until) => {
-                    Delay::new(millis_until(until).clamp(1, RELOAD_POLL_MS)).await;
+                    waited = None;
+                    let moved = self.inner.state.borrow_mut().moved_on()?;
+                    if !moved {
+                        Delay::new(millis_until(until).clamp(1, RELOAD_POLL_MS)).await;
+                    }
                 }
-                step @ (Step::Send(_) | Step::Sign(_)) => {
-                    return match self.exchange(step).await? {
+                Step::Own(dispatch) => {
+                    return match self.exchange(dispatch).await? {
                         Finished::Token(token) => Ok(token),
                         other => Err(unexpected(&other)),
                     };
@@ -417,24 +424,25 @@ impl TokenKeeper {
         .await;
     }
 
-    /// Sends the request of flight `step` (a `Send`, or a `Sign` whose
-    /// proof is signed first), again on a resend, and hands the outcome to
-    /// the core. Owns the flight: if this future is dropped, the flight is
+    /// Sends the request of the flight `first` starts (signing its DPoP
+    /// proof first when the signer defers), again on a resend, and hands
+    /// the outcome to the core. Owns the flight: if this future is dropped, the flight is
     /// cancelled and its waiters woken.
-    async fn exchange(&self, mut step: Step) -> Result<Finished, Error> {
-        let Some(id) = step.flight() else {
-            return Err(Error::Unsupported(format!("{step:?}")));
+    async fn exchange(&self, first: Dispatch) -> Result<Finished, Error> {
+        let Some(id) = dispatch_id(&first) else {
+            return Err(Error::Unsupported(format!("{first:?}")));
         };
         let mut guard = CancelOnDrop {
             inner: &self.inner,
             id: Some(id),
         };
+        let mut next = first;
         let finished = loop {
-            let out = match step {
-                Step::Send(out) => out,
-                Step::Sign(sign) => {
+            let out = match next {
+                Dispatch::Send(out) => out,
+                Dispatch::Sign(sign) => {
                     let signature = self.sign(&sign.signing_input).await;
-                    let signed = self.inner.state.borrow_mut().signed(id, signature, now());
+                    let signed = signed(&mut self.inner.state.borrow_mut(), id, signature, now());
                     match signed {
                         Ok(out) => out,
                         Err(error) => break Err(error),
@@ -443,10 +451,10 @@ impl TokenKeeper {
                 other => break Err(Error::Unsupported(format!("{other:?}"))),
             };
             let sent = fetch(&out.request, self.inner.timeout).await;
-            let finished = self.inner.state.borrow_mut().complete(id, sent, now());
-            step = match finished {
-                Ok(Finished::Resend(next)) => Step::Send(next),
-                Ok(Finished::Sign(sign)) => Step::Sign(sign),
+            let finished = complete(&mut self.inner.state.borrow_mut(), id, sent, now());
+            next = match finished {
+                Ok(Finished::Resend(out)) => Dispatch::Send(out),
+                Ok(Finished::Sign(sign)) => Dispatch::Sign(sign),
                 other => break other,
             };
         };
@@ -497,7 +505,7 @@ impl Drop for CancelOnDrop<'_> {
             // Never held across an await, so free here; if not, the lease
             // releases the flight.
             if let Ok(mut state) = self.inner.state.try_borrow_mut() {
-                state.cancel(id);
+                cancel(&mut state, id);
             }
             self.inner.wake(id);
         }
