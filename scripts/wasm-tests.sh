@@ -87,7 +87,7 @@ start_server() {
   local out="$workdir/$name.out" log="$workdir/$name.log"
   # stdin is /dev/null, so the server must not exit when it closes; it still
   # exits with this script (SIGTERM from the trap, or its parent watchdog).
-  (cd tests/harness && exec env HARNESS_IGNORE_STDIN=1 "$@" node server.mjs) \
+  (cd tests/harness && exec env HARNESS_IGNORE_STDIN=1 "$@" node "$root/tests/harness/server.mjs") \
     </dev/null >"$out" 2>"$log" &
   local pid=$!
   server_pids+=("$pid")
