@@ -13,6 +13,7 @@ use alloc::vec::Vec;
 
 use crate::dpop::UnsignedProof;
 use crate::error::Error;
+use crate::grant::client_auth::ClientAssertionKey;
 use crate::http::HttpRequest;
 use crate::secret::RefreshToken;
 use crate::time::UnixTime;
@@ -83,6 +84,9 @@ pub(crate) struct Flight {
     pub dpop: bool,
     /// The request as built, before any DPoP proof: a retry re-signs it.
     pub request: HttpRequest,
+    /// The `private_key_jwt` client the request authenticates as: a fresh
+    /// assertion is added on every try.
+    pub assertion: Option<(ClientAssertionKey, String)>,
     /// A proof waiting for a deferred signer's signature, with the request
     /// (client assertion included) it goes on.
     pub pending_proof: Option<(UnsignedProof, HttpRequest)>,

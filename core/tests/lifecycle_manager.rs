@@ -431,3 +431,58 @@ fn private_key_jwt_assertions_are_fresh_and_verify() {
     // Secrets stay out of Debug.
     assert!(!format!("{:?}", m.config()).contains(&key.to_jwk().to_string()));
 }
+
+#[test]
+fn a_token_exchange_authenticates_as_the_client_it_was_built_for() {
+    use tokenkeeper::dpop::{DpopKey, P256Signer};
+    use tokenkeeper::grant::client_auth::ClientAssertionKey;
+    let pkjwt = ClientAuth::PrivateKeyJwt(ClientAssertionKey::new(P256Signer::new(
+        DpopKey::generate(&mut SeededEntropy::new(8)).unwrap(),
+    )));
+    let basic = ClientAuth::SecretBasic(ClientSecret::new("other-secret"));
+    let fields = |out: &tokenkeeper::OutgoingRequest| {
+        form::parse(std::str::from_utf8(&out.request.body).unwrap())
+    };
+    // A secret-configured manager sending an exchange as the pkjwt client.
+    let mut m = manager();
+    let request = TokenExchangeRequest::new(
+        "https://as.example/token",
+        "pk-client",
+        &pkjwt,
+        "subject",
+        token_types::ACCESS_TOKEN,
+    );
+    let out = sent(m.exchange_token(&request, t(10)).unwrap());
+    let body = fields(&out);
+    assert_eq!(form::find(&body, "client_id").as_deref(), Some("pk-client"));
+    assert!(form::find(&body, "client_assertion").is_some());
+    assert!(
+        out.request.headers.get("authorization").is_none(),
+        "not the manager's own Basic"
+    );
+    // A pkjwt-configured manager sending an exchange as a Basic client.
+    let config = Config::builder("https://as.example/token", "pk-client")
+        .client_auth(pkjwt.clone())
+        .issuer(ISSUER)
+        .build()
+        .unwrap();
+    let mut m = TokenManager::new(config, SeededEntropy::new(5));
+    let request = TokenExchangeRequest::new(
+        "https://as.example/token",
+        "basic-client",
+        &basic,
+        "subject",
+        token_types::ACCESS_TOKEN,
+    );
+    let out = sent(m.exchange_token(&request, t(10)).unwrap());
+    let body = fields(&out);
+    assert!(form::find(&body, "client_assertion").is_none());
+    assert!(form::find(&body, "client_id").is_none());
+    assert!(
+        out.request
+            .headers
+            .get("authorization")
+            .unwrap()
+            .starts_with("Basic ")
+    );
+}

@@ -173,6 +173,18 @@ pub struct TokenExchangeRequest<'a> {
 }
 
 impl<'a> TokenExchangeRequest<'a> {
+    /// The client the exchange authenticates as.
+    #[must_use]
+    pub fn client_id(&self) -> &'a str {
+        self.client_id
+    }
+
+    /// How that client authenticates.
+    #[must_use]
+    pub fn client_auth(&self) -> &'a ClientAuth {
+        self.client_auth
+    }
+
     /// An exchange of `subject_token` (of type `subject_token_type`).
     pub fn new(
         token_endpoint: &'a str,

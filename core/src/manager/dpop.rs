@@ -26,7 +26,7 @@ use crate::dpop::{
 use crate::error::{Error, ResponseError};
 use crate::flight::RequestId;
 use crate::form::FormBody;
-use crate::grant::ClientAuth;
+use crate::grant::client_auth::ClientAssertionKey;
 use crate::http::{HttpRequest, HttpResponse};
 use crate::limits::Limits;
 use crate::time::UnixTime;
@@ -114,11 +114,12 @@ impl TokenManager {
     pub(super) fn prepare_token_request(
         &self,
         base: &HttpRequest,
+        assertion: Option<&(ClientAssertionKey, String)>,
         dpop: bool,
         now: UnixTime,
     ) -> Result<Prepared, Error> {
         let mut request = base.clone();
-        if let ClientAuth::PrivateKeyJwt(key) = &self.config.client_auth {
+        if let Some((key, client_id)) = assertion {
             let jti = draw_jti(&mut **self.entropy.borrow_mut());
             let audience = self
                 .config
@@ -126,7 +127,7 @@ impl TokenManager {
                 .as_deref()
                 .unwrap_or(&self.config.token_endpoint);
             let mut form = FormBody::new();
-            key.append(&mut form, &self.config.client_id, audience, now, &jti)?;
+            key.append(&mut form, client_id, audience, now, &jti)?;
             if !request.body.is_empty() {
                 request.body.push(b'&');
             }

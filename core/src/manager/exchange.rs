@@ -5,6 +5,7 @@ use alloc::string::String;
 use super::{Dispatch, TokenManager};
 use crate::error::Error;
 use crate::flight::FlightKind;
+use crate::grant::ClientAuth;
 use crate::grant::token_exchange::{TokenExchangeRequest, parse_response};
 use crate::http::HttpResponse;
 use crate::time::UnixTime;
@@ -25,7 +26,22 @@ impl TokenManager {
         now: UnixTime,
     ) -> Result<Dispatch, Error> {
         let http = request.build().map_err(Error::TokenExchange)?;
-        self.launch(FlightKind::TokenExchange, None, String::new(), http, now)
+        // The exchange authenticates as the client it was built for, which
+        // need not be this manager's.
+        let assertion = match request.client_auth() {
+            ClientAuth::PrivateKeyJwt(key) => {
+                Some((key.clone(), String::from(request.client_id())))
+            }
+            _ => None,
+        };
+        self.launch_as(
+            FlightKind::TokenExchange,
+            None,
+            String::new(),
+            http,
+            assertion,
+            now,
+        )
     }
 
     /// Parses an exchange response (`issued_token_type` required).

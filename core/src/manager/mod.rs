@@ -59,7 +59,8 @@ use crate::config::Config;
 use crate::entropy::Entropy;
 use crate::error::{Error, ResponseError};
 use crate::flight::{Destination, Flight, FlightKind, Flights, RequestId};
-use crate::grant::RefreshRequest;
+use crate::grant::client_auth::ClientAssertionKey;
+use crate::grant::{ClientAuth, RefreshRequest};
 use crate::http::{HttpRequest, HttpResponse};
 use crate::secret::AccessToken;
 use crate::session::Session;
@@ -566,8 +567,26 @@ impl TokenManager {
         request: HttpRequest,
         now: UnixTime,
     ) -> Result<Dispatch, Error> {
+        let assertion = match &self.config.client_auth {
+            ClientAuth::PrivateKeyJwt(key) => Some((key.clone(), self.config.client_id.clone())),
+            _ => None,
+        };
+        self.launch_as(kind, audience, requested_scope, request, assertion, now)
+    }
+
+    /// [`TokenManager::launch`] for a request built for a given client
+    /// (`assertion`: a `private_key_jwt` client and its id).
+    fn launch_as(
+        &self,
+        kind: FlightKind,
+        audience: Option<String>,
+        requested_scope: String,
+        request: HttpRequest,
+        assertion: Option<(ClientAssertionKey, String)>,
+        now: UnixTime,
+    ) -> Result<Dispatch, Error> {
         let dpop = self.dpop.is_some() && !matches!(kind, FlightKind::Revocation);
-        let prepared = self.prepare_token_request(&request, dpop, now)?;
+        let prepared = self.prepare_token_request(&request, assertion.as_ref(), dpop, now)?;
         let mut flights = self.flights.borrow_mut();
         let id = flights.next_id();
         let (dispatch, pending_proof) = match prepared {
@@ -592,6 +611,7 @@ impl TokenManager {
             attempt: 0,
             dpop,
             request,
+            assertion,
             pending_proof,
         });
         Ok(dispatch)
@@ -615,7 +635,8 @@ impl TokenManager {
             && flight.attempt == 0
         {
             flight.attempt = 1;
-            match self.prepare_token_request(&flight.request, true, now) {
+            match self.prepare_token_request(&flight.request, flight.assertion.as_ref(), true, now)
+            {
                 Ok(dpop::Prepared::Ready(request)) => {
                     self.flights.get_mut().restart(flight);
                     return Completion::Resend(OutgoingRequest { id, request });
