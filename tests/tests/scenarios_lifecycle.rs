@@ -31,10 +31,10 @@ fn harness() -> Harness {
     Harness::start(HarnessOptions::default())
 }
 
-/// 1. A login through the core with `client_secret_basic`,
-/// `client_secret_post` and a public PKCE client (`none`): the code
-/// exchange reaches the server once with the right authentication, the ID
-/// token is checked, and the new session is saved.
+/// Scenario 1: A login through the core with `client_secret_basic`,
+/// `client_secret_post` and a public PKCE client (`none`): the code exchange
+/// reaches the server once with the right authentication, the ID token is
+/// checked, and the new session is saved.
 fn login_code_exchange_with_each_client_auth_method<D: Driver>() {
     let h = harness();
     for (round, client) in [CONFIDENTIAL_BASIC, CONFIDENTIAL_POST, PUBLIC_PKCE]
@@ -106,8 +106,8 @@ fn login_code_exchange_with_each_client_auth_method<D: Driver>() {
     }
 }
 
-/// 2. A fresh cached token is returned again and again without any token
-/// request reaching the server, and the API accepts it.
+/// Scenario 2: A fresh cached token is returned again and again without any
+/// token request reaching the server, and the API accepts it.
 fn cached_token_is_reused_without_a_request<D: Driver>() {
     let h = harness();
     let store = SharedStore::default();
@@ -133,10 +133,10 @@ fn cached_token_is_reused_without_a_request<D: Driver>() {
     assert_eq!(store.history().len(), 1, "only the login was saved");
 }
 
-/// 3. Twenty forced refreshes in a row: each rotates the refresh token, the
-/// handle sends the newest one every time and saves every rotation. The
-/// provider revokes the whole grant when a spent refresh token comes back,
-/// so the twentieth success proves none ever did.
+/// Scenario 3: Twenty forced refreshes in a row: each rotates the refresh
+/// token, the handle sends the newest one every time and saves every
+/// rotation. The provider revokes the whole grant when a spent refresh token
+/// comes back, so the twentieth success proves none ever did.
 fn twenty_rotations_in_a_row<D: Driver>() {
     let h = harness();
     let session = logged_in::<D>(&h, &CONFIDENTIAL_BASIC);
@@ -174,11 +174,14 @@ fn twenty_rotations_in_a_row<D: Driver>() {
     assert_eq!(saved, refresh_tokens[1..]);
     assert_eq!(saved.iter().collect::<BTreeSet<_>>().len(), 20);
     let generations: Vec<u64> = store.history().iter().map(|s| s.generation()).collect();
-    assert!(generations.windows(2).all(|w| w[0] < w[1]), "{generations:?}");
+    assert!(
+        generations.windows(2).all(|w| w[0] < w[1]),
+        "{generations:?}"
+    );
 }
 
-/// 4. A forced refresh while the cached token is fresh: one request, a new
-/// token that is then served from the cache.
+/// Scenario 4: A forced refresh while the cached token is fresh: one request,
+/// a new token that is then served from the cache.
 fn forced_refresh_of_a_fresh_token<D: Driver>() {
     let h = harness();
     let session = logged_in::<D>(&h, &CONFIDENTIAL_POST);
@@ -211,10 +214,10 @@ fn forced_refresh_of_a_fresh_token<D: Driver>() {
     assert_eq!(api.status, 200, "{api:?}");
 }
 
-/// 5. One refresh token, two audiences (RFC 8707 `resource`): API1 (main
-/// token set, expired: refresh), API2 (no token yet: refresh), API1 again
-/// (from the cache). Exactly two refreshes; the access tokens' `aud` are
-/// API1 and API2 and each API accepts its own.
+/// Scenario 5: One refresh token, two audiences (RFC 8707 `resource`): API1
+/// (main token set, expired: refresh), API2 (no token yet: refresh), API1
+/// again (from the cache). Exactly two refreshes; the access tokens' `aud`
+/// are API1 and API2 and each API accepts its own.
 fn api1_then_api2_then_api1_from_the_cache<D: Driver>() {
     let h = harness();
     let session = logged_in::<D>(&h, &CONFIDENTIAL_POST);
@@ -259,17 +262,24 @@ fn api1_then_api2_then_api1_from_the_cache<D: Driver>() {
 
     for (audience, path) in [(API1, "/api1/data"), (API2, "/api2/data")] {
         let api = keeper
-            .call_api(&TokenRequest::new().audience(audience), &h.resource_url(path))
+            .call_api(
+                &TokenRequest::new().audience(audience),
+                &h.resource_url(path),
+            )
             .unwrap();
         assert_eq!(api.status, 200, "{path}: {api:?}");
         assert_eq!(api.body["aud"], audience);
     }
-    assert_eq!(h.stats().grant("refresh_token"), 2, "the API calls used the cache");
+    assert_eq!(
+        h.stats().grant("refresh_token"),
+        2,
+        "the API calls used the cache"
+    );
 }
 
-/// 6. Sixteen callers per audience at once on an expired session: exactly
-/// one refresh per audience, and never two in flight (the second refresh
-/// sent the token the first rotated in; a replay would have made the
+/// Scenario 6: Sixteen callers per audience at once on an expired session:
+/// exactly one refresh per audience, and never two in flight (the second
+/// refresh sent the token the first rotated in; a replay would have made the
 /// provider revoke the grant, and a later refresh still succeeds).
 fn concurrent_callers_for_two_audiences_make_one_refresh_each<D: Driver>() {
     let h = harness();

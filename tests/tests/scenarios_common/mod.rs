@@ -65,8 +65,8 @@ pub struct Failure {
     /// The adapter error's stable code (`failed_to_refresh_token`,
     /// `transport_error`, …).
     pub code: &'static str,
-    /// The core's error, when it is one.
-    pub core: Option<tokenkeeper::Error>,
+    /// The core's error, when it is one (boxed: a small `Err`).
+    pub core: Option<Box<tokenkeeper::Error>>,
     /// `requires_login()` of the adapter error.
     pub requires_login: bool,
     /// The adapter error's `Display`.
@@ -77,14 +77,14 @@ impl Failure {
     /// The server's OAuth `error` behind a failed token request, if any.
     pub fn server_error(&self) -> Option<&str> {
         self.core
-            .as_ref()
+            .as_deref()
             .and_then(tokenkeeper::Error::server_error)
             .map(|e| e.error.as_str())
     }
 
     /// The cause of a `failed_to_refresh_token`.
     pub fn refresh_cause(&self) -> Option<&tokenkeeper::ResponseError> {
-        match &self.core {
+        match self.core.as_deref() {
             Some(tokenkeeper::Error::FailedToRefreshToken(cause)) => Some(cause),
             _ => None,
         }
@@ -97,7 +97,7 @@ macro_rules! failure_from {
             fn from(error: $error) -> Self {
                 Failure {
                     code: error.code(),
-                    core: error.core().cloned(),
+                    core: error.core().cloned().map(Box::new),
                     requires_login: error.requires_login(),
                     message: error.to_string(),
                 }
