@@ -323,6 +323,9 @@ impl ConfigBuilder {
         if c.lease.as_secs() == 0 {
             return invalid("the lease must be at least one second");
         }
+        if matches!(c.client_auth, ClientAuth::PrivateKeyJwt(_)) && c.issuer.is_none() {
+            return invalid("private_key_jwt needs the issuer (the assertions' audience)");
+        }
         if let Some(endpoint) = &c.revocation_endpoint
             && !is_http_url(endpoint)
         {

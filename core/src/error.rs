@@ -203,6 +203,9 @@ pub enum Error {
     /// A stored session could not be read. Code `invalid_session`.
     #[error("invalid session: {0}")]
     InvalidSession(String),
+    /// Signing a client assertion failed. Code `signing_failed`.
+    #[error("signing failed: {0}")]
+    Signing(String),
     /// A DPoP operation failed. Code `dpop_error`.
     #[error("DPoP: {0}")]
     Dpop(String),
@@ -246,6 +249,7 @@ impl Error {
             Error::UnknownRequest => "unknown_request",
             Error::InvalidConfiguration(_) => "invalid_configuration",
             Error::InvalidSession(_) => "invalid_session",
+            Error::Signing(_) => "signing_failed",
             Error::Dpop(_) => "dpop_error",
             Error::IdToken(e) => e.code(),
             Error::Login(e) => e.code(),

@@ -83,8 +83,9 @@ pub(crate) struct Flight {
     pub dpop: bool,
     /// The request as built, before any DPoP proof: a retry re-signs it.
     pub request: HttpRequest,
-    /// A proof waiting for a deferred signer's signature.
-    pub pending_proof: Option<UnsignedProof>,
+    /// A proof waiting for a deferred signer's signature, with the request
+    /// (client assertion included) it goes on.
+    pub pending_proof: Option<(UnsignedProof, HttpRequest)>,
 }
 
 impl Flight {
@@ -220,8 +221,7 @@ impl Flights {
     /// it goes on.
     pub fn take_pending_proof(&mut self, id: RequestId) -> Option<(UnsignedProof, HttpRequest)> {
         let flight = self.active.iter_mut().find(|f| f.id == id)?;
-        let proof = flight.pending_proof.take()?;
-        Some((proof, flight.request.clone()))
+        flight.pending_proof.take()
     }
 
     /// Re-registers a flight (a `use_dpop_nonce` retry keeps its id).

@@ -351,3 +351,83 @@ fn unsupported_auth_method_is_a_configuration_error() {
     assert_eq!(err.code(), "invalid_configuration");
     assert!(err.to_string().contains("client_secret_post"));
 }
+
+fn jwt_part(jwt: &str, index: usize) -> serde_json::Value {
+    let part = jwt.split('.').nth(index).unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+}
+
+#[test]
+fn private_key_jwt_assertions_are_fresh_and_verify() {
+    use tokenkeeper::dpop::{DpopKey, EcdsaSignature, P256Signer};
+    use tokenkeeper::grant::client_auth::{ClientAssertionKey, JWT_BEARER_ASSERTION};
+    let key = DpopKey::generate(&mut SeededEntropy::new(77)).unwrap();
+    let auth = ClientAuth::PrivateKeyJwt(
+        ClientAssertionKey::new(P256Signer::new(key.clone())).with_kid("key-1"),
+    );
+    // The issuer is the assertions' audience: required.
+    let err = Config::builder("https://as.example/token", "pk-client")
+        .client_auth(auth.clone())
+        .build()
+        .unwrap_err();
+    assert_eq!(err.code(), "invalid_configuration");
+    let config = Config::builder("https://as.example/token", "pk-client")
+        .client_auth(auth)
+        .issuer(ISSUER)
+        .build()
+        .unwrap();
+    let mut m = TokenManager::new(config, SeededEntropy::new(5));
+    m.set_session(
+        tokenkeeper::Session::from_json(
+            br#"{"tokenSet":{"accessToken":"a","refreshToken":"rt","expiresAt":1}}"#,
+            &Default::default(),
+        )
+        .unwrap(),
+    );
+    let assertion_of = |request: &tokenkeeper::HttpRequest| {
+        let body = form::parse(std::str::from_utf8(&request.body).unwrap());
+        assert_eq!(form::find(&body, "client_id").as_deref(), Some("pk-client"));
+        assert_eq!(
+            form::find(&body, "client_assertion_type").as_deref(),
+            Some(JWT_BEARER_ASSERTION)
+        );
+        assert!(form::find(&body, "client_secret").is_none());
+        form::find(&body, "client_assertion").unwrap().into_owned()
+    };
+    let Action::Send(out) = m.get_access_token(&TokenRequest::new(), t(1000)) else {
+        panic!()
+    };
+    assert!(out.request.headers.get("authorization").is_none());
+    let first = assertion_of(&out.request);
+    let header = jwt_part(&first, 0);
+    assert_eq!(
+        (header["alg"].as_str(), header["kid"].as_str()),
+        (Some("ES256"), Some("key-1"))
+    );
+    let claims = jwt_part(&first, 1);
+    assert_eq!(claims["iss"], "pk-client");
+    assert_eq!(claims["sub"], "pk-client");
+    assert_eq!(claims["aud"], ISSUER);
+    assert_eq!(claims["iat"], 1000);
+    assert_eq!(claims["exp"], 1060);
+    // The signature verifies with the public key.
+    let (input, signature) = first.rsplit_once('.').unwrap();
+    let signature =
+        EcdsaSignature::from_slice(&URL_SAFE_NO_PAD.decode(signature).unwrap()).unwrap();
+    assert!(
+        key.public_jwk()
+            .verify(input.as_bytes(), &signature)
+            .is_ok()
+    );
+    // Every request gets a new assertion (a new jti).
+    assert!(m.cancel(out.id));
+    let Action::Send(again) = m.get_access_token(&TokenRequest::new(), t(1001)) else {
+        panic!()
+    };
+    assert_ne!(
+        jwt_part(&assertion_of(&again.request), 1)["jti"],
+        claims["jti"]
+    );
+    // Secrets stay out of Debug.
+    assert!(!format!("{:?}", m.config()).contains(&key.to_jwk().to_string()));
+}

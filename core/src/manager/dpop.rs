@@ -25,6 +25,8 @@ use crate::dpop::{
 };
 use crate::error::{Error, ResponseError};
 use crate::flight::RequestId;
+use crate::form::FormBody;
+use crate::grant::ClientAuth;
 use crate::http::{HttpRequest, HttpResponse};
 use crate::limits::Limits;
 use crate::time::UnixTime;
@@ -72,10 +74,11 @@ pub enum Dispatch {
     Sign(SignatureRequest),
 }
 
-/// A prepared token request: ready, or its proof waits for a signature.
+/// A prepared token request: ready, or its proof waits for a signature
+/// (with the request it goes on).
 pub(super) enum Prepared {
     Ready(HttpRequest),
-    Deferred(UnsignedProof),
+    Deferred(UnsignedProof, HttpRequest),
 }
 
 impl TokenManager {
@@ -104,29 +107,46 @@ impl TokenManager {
             .map(|d| d.builder.public_jwk().thumbprint())
     }
 
-    /// Adds a fresh proof to a token request (the token endpoint's current
-    /// nonce included), or hands back the unsigned proof for a deferred
-    /// signer. Without DPoP the request is ready as it is.
+    /// What a token request needs as it leaves, fresh on every try: a
+    /// `private_key_jwt` client assertion, and (`dpop`) a proof with the
+    /// token endpoint's current nonce, or the unsigned proof for a deferred
+    /// signer.
     pub(super) fn prepare_token_request(
         &self,
         base: &HttpRequest,
+        dpop: bool,
         now: UnixTime,
     ) -> Result<Prepared, Error> {
-        let Some(dpop) = &self.dpop else {
-            return Ok(Prepared::Ready(base.clone()));
+        let mut request = base.clone();
+        if let ClientAuth::PrivateKeyJwt(key) = &self.config.client_auth {
+            let jti = draw_jti(&mut **self.entropy.borrow_mut());
+            let audience = self
+                .config
+                .issuer
+                .as_deref()
+                .unwrap_or(&self.config.token_endpoint);
+            let mut form = FormBody::new();
+            key.append(&mut form, &self.config.client_id, audience, now, &jti)?;
+            if !request.body.is_empty() {
+                request.body.push(b'&');
+            }
+            request.body.extend_from_slice(form.finish().as_bytes());
+        }
+        let Some(state) = self.dpop.as_ref().filter(|_| dpop) else {
+            return Ok(Prepared::Ready(request));
         };
         let jti = draw_jti(&mut **self.entropy.borrow_mut());
-        let nonces = dpop.token_nonces.borrow();
-        let params = ProofParams::new(&base.method, &base.url, now, &jti)
-            .with_nonce(nonces.peek(&base.url))
+        let nonces = state.token_nonces.borrow();
+        let params = ProofParams::new(&request.method, &request.url, now, &jti)
+            .with_nonce(nonces.peek(&request.url))
             .with_clock_skew(self.config.dpop_clock_skew);
-        match dpop
+        match state
             .builder
             .build(&params)
             .map_err(|e| Error::Dpop(format!("{e}")))?
         {
-            ProofOutcome::Ready(proof) => Ok(Prepared::Ready(with_proof(base, proof))),
-            ProofOutcome::Deferred(unsigned) => Ok(Prepared::Deferred(unsigned)),
+            ProofOutcome::Ready(proof) => Ok(Prepared::Ready(with_proof(&request, proof))),
+            ProofOutcome::Deferred(unsigned) => Ok(Prepared::Deferred(unsigned, request)),
         }
     }
 

@@ -567,23 +567,19 @@ impl TokenManager {
         now: UnixTime,
     ) -> Result<Dispatch, Error> {
         let dpop = self.dpop.is_some() && !matches!(kind, FlightKind::Revocation);
-        let prepared = if dpop {
-            self.prepare_token_request(&request, now)?
-        } else {
-            dpop::Prepared::Ready(request.clone())
-        };
+        let prepared = self.prepare_token_request(&request, dpop, now)?;
         let mut flights = self.flights.borrow_mut();
         let id = flights.next_id();
         let (dispatch, pending_proof) = match prepared {
             dpop::Prepared::Ready(ready) => {
                 (Dispatch::Send(OutgoingRequest { id, request: ready }), None)
             }
-            dpop::Prepared::Deferred(unsigned) => (
+            dpop::Prepared::Deferred(unsigned, with_assertion) => (
                 Dispatch::Sign(SignatureRequest {
                     id,
                     signing_input: String::from(unsigned.signing_input()),
                 }),
-                Some(unsigned),
+                Some((unsigned, with_assertion)),
             ),
         };
         flights.start(Flight {
@@ -619,14 +615,14 @@ impl TokenManager {
             && flight.attempt == 0
         {
             flight.attempt = 1;
-            match self.prepare_token_request(&flight.request, now) {
+            match self.prepare_token_request(&flight.request, true, now) {
                 Ok(dpop::Prepared::Ready(request)) => {
                     self.flights.get_mut().restart(flight);
                     return Completion::Resend(OutgoingRequest { id, request });
                 }
-                Ok(dpop::Prepared::Deferred(unsigned)) => {
+                Ok(dpop::Prepared::Deferred(unsigned, with_assertion)) => {
                     let signing_input = String::from(unsigned.signing_input());
-                    flight.pending_proof = Some(unsigned);
+                    flight.pending_proof = Some((unsigned, with_assertion));
                     self.flights.get_mut().restart(flight);
                     return Completion::Sign(SignatureRequest { id, signing_input });
                 }
