@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use tokenkeeper::discovery::AuthorizationServerMetadata;
 use tokenkeeper::dpop::{DpopKey, P256Signer};
 use tokenkeeper::grant::ClientAuth;
+use tokenkeeper::grant::client_auth::ClientAssertionKey;
 use tokenkeeper::grant::refresh::TargetParameter;
 use tokenkeeper::grant::token_exchange::TokenExchangeRequest;
 use tokenkeeper::login::{LoginRequest, LoginTransaction};
@@ -25,7 +26,9 @@ use tokenkeeper::{
     AccessTokenInfo, ClientSecret, Config, ConfigBuilder, MemoryStore, Session, SessionStore,
     StoreError, TokenRequest,
 };
-use tokenkeeper_integration::{API1, API2, Harness, REDIRECT_URI, TestClient};
+use tokenkeeper_integration::{
+    API1, API2, Harness, PKJWT_KID, PKJWT_PRIVATE_PEM_PATH, REDIRECT_URI, TestClient,
+};
 
 /// The scope of every login (OIDC, a refresh token, both API scopes).
 pub const LOGIN_SCOPE: &str = "openid profile email offline_access read:data write:data";
@@ -420,8 +423,16 @@ pub fn client_auth(client: &TestClient) -> ClientAuth {
         Method::ClientSecretBasic => ClientAuth::SecretBasic(secret()),
         Method::ClientSecretPost => ClientAuth::SecretPost(secret()),
         Method::None => ClientAuth::None,
-        Method::PrivateKeyJwt => panic!("private_key_jwt: see scenarios_private_key_jwt"),
+        Method::PrivateKeyJwt => ClientAuth::PrivateKeyJwt(pkjwt_key()),
     }
+}
+
+/// The `pkjwt` client's ES256 key (the PEM at `PKJWT_PRIVATE_PEM_PATH`),
+/// named by its registered `kid`.
+pub fn pkjwt_key() -> ClientAssertionKey {
+    let pem = std::fs::read_to_string(PKJWT_PRIVATE_PEM_PATH).expect("pkjwt key file");
+    let key = DpopKey::from_pkcs8_pem(&pem).expect("pkjwt key");
+    ClientAssertionKey::new(P256Signer::new(key)).with_kid(PKJWT_KID)
 }
 
 /// `client` at the harness: its token endpoint and issuer (ID tokens are
