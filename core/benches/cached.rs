@@ -62,7 +62,8 @@ fn bench(c: &mut Criterion) {
             let mut time_ours = || {
                 let start = Instant::now();
                 for _ in 0..2000 {
-                    if let Action::Ready(token) = manager.get_access_token(black_box(&request), now) {
+                    if let Action::Ready(token) = manager.get_access_token(black_box(&request), now)
+                    {
                         black_box(token.token.len());
                     }
                 }

@@ -277,9 +277,12 @@ impl Error {
     #[must_use]
     pub fn server_error(&self) -> Option<&ServerError> {
         match self {
-            Error::FailedToRefreshToken(cause) | Error::TokenRequestFailed(cause) => {
-                cause.server_error()
-            }
+            Error::FailedToRefreshToken(cause)
+            | Error::TokenRequestFailed(cause)
+            | Error::TokenExchange(crate::grant::token_exchange::TokenExchangeError::Failed(
+                cause,
+            )) => cause.server_error(),
+            Error::Revocation(e) => e.server_error(),
             _ => None,
         }
     }
@@ -315,6 +318,25 @@ mod tests {
             ResponseError::NotJson { status: 502 }.to_string(),
             "HTTP 502: the response body is not JSON"
         );
+    }
+
+    #[test]
+    fn server_error_reaches_through_every_wrapper() {
+        use crate::grant::revocation::RevocationError;
+        use crate::grant::token_exchange::TokenExchangeError;
+        let server = ServerError {
+            status: 400,
+            error: "invalid_target".into(),
+            error_description: None,
+            error_uri: None,
+        };
+        let exchange = Error::TokenExchange(TokenExchangeError::Failed(ResponseError::Server(
+            server.clone(),
+        )));
+        assert_eq!(exchange.server_error(), Some(&server));
+        let revocation = Error::Revocation(RevocationError::Rejected(server.clone()));
+        assert_eq!(revocation.server_error(), Some(&server));
+        assert_eq!(Error::Transport.server_error(), None);
     }
 
     #[test]

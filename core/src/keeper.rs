@@ -31,10 +31,14 @@ use crate::time::UnixTime;
 /// A manager and its session store, kept in step: every change the core
 /// announces is saved with compare-and-swap. Adapters keep one behind
 /// their lock.
-pub struct Keeper {
+///
+/// `S` is the store's type: by default a `Send` trait object, so a keeper
+/// can sit behind a `Mutex` shared by threads; single-threaded hosts (wasm)
+/// use `Keeper<dyn SessionStore>` for stores that hold JavaScript objects.
+pub struct Keeper<S: SessionStore + ?Sized = dyn SessionStore + Send> {
     /// The token manager.
     pub manager: TokenManager,
-    store: Box<dyn SessionStore + Send>,
+    store: Box<S>,
     /// The generation the store holds, as far as this handle knows.
     saved: Option<u64>,
     /// A change not saved yet (the last save failed).
@@ -43,11 +47,11 @@ pub struct Keeper {
     pending_rotation: bool,
 }
 
-impl Keeper {
+impl<S: SessionStore + ?Sized> Keeper<S> {
     /// Loads the session from `store`, or installs `session` (and saves it).
     pub fn new(
         mut manager: TokenManager,
-        mut store: Box<dyn SessionStore + Send>,
+        mut store: Box<S>,
         session: Option<Session>,
     ) -> Result<Self, StoreError> {
         let stored = store.load()?;
@@ -218,7 +222,7 @@ pub enum Ask<'r, 'a> {
     Machine(&'r TokenRequest<'a>),
 }
 
-impl Keeper {
+impl<S: SessionStore + ?Sized> Keeper<S> {
     /// Asks the core once (after expiring leases that ran out), and saves
     /// what changed.
     ///

@@ -263,8 +263,10 @@ impl Harness {
         ensure_node_modules();
 
         let node = std::env::var("HARNESS_NODE").unwrap_or_else(|_| "node".into());
+        // The absolute path, so `scripts/test.sh` can find (and stop) any
+        // server a test leaves behind.
         let mut child = Command::new(&node)
-            .arg("server.mjs")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/harness/server.mjs"))
             .current_dir(HARNESS_DIR)
             .env(
                 "HARNESS_DPOP_NONCE",

@@ -1,1 +1,135 @@
-//! tokenkeeper adapter for wasm (in progress)
+//! # tokenkeeper-wasm
+//!
+//! A driver for the [`tokenkeeper`] core on `wasm32-unknown-unknown`, over
+//! the JavaScript `fetch`: in browsers, workers and Node 20+. One
+//! `TokenKeeper` handle per application (`Clone`, not `Send`: JavaScript is
+//! single-threaded), shared by every task. The core decides everything
+//! (when to refresh, what to send, what a response means); this crate only
+//! sends its requests with `fetch`, reads the clock (`Date.now()`) and Web
+//! Crypto's random source, makes callers wait while another task's refresh
+//! is in flight, and saves every change to a
+//! [`SessionStore`](tokenkeeper::SessionStore).
+//!
+//! ```ignore
+//! use tokenkeeper::{Config, TokenRequest};
+//! use tokenkeeper_wasm::TokenKeeper;
+//!
+//! # async fn run(session: tokenkeeper::Session) -> Result<(), tokenkeeper_wasm::Error> {
+//! let config = Config::builder("https://tenant.example.com/oauth/token", "my-spa")
+//!     .audience("https://api.example.com")
+//!     .build()?;
+//! let keeper = TokenKeeper::new(config, session)?;
+//! let token = keeper.get_access_token(&TokenRequest::new()).await?;
+//!
+//! // Or let the handle authorize, send and retry an API call:
+//! let request = tokenkeeper::HttpRequest {
+//!     method: tokenkeeper::Method::GET,
+//!     url: "https://api.example.com/me".into(),
+//!     headers: Default::default(),
+//!     body: Vec::new(),
+//! };
+//! let response = keeper.send_authorized(&TokenRequest::new(), request).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Targets
+//!
+//! Everything that talks to JavaScript is compiled for `target_arch =
+//! "wasm32"` only. On other targets this crate is its documentation, the
+//! [`Error`] type and the target-independent state logic (tested there),
+//! so a workspace that builds and tests natively builds it too.
+//!
+//! # What the adapter does
+//!
+//! - **HTTP**: each core `HttpRequest` becomes a `fetch` `Request` with its
+//!   method, every header, its body and `redirect: "manual"`; the
+//!   `Response` comes back as an `HttpResponse` with every header and any
+//!   status (a 400 or 401 is data for the core). Only a rejected `fetch`
+//!   promise is a transport error (`handle_transport_error`). Each request
+//!   is aborted after a timeout (default 10 s) through an `AbortController`
+//!   and the global `setTimeout`.
+//! - **Clock and entropy**: `js_sys::Date::now()`, and
+//!   `crypto.getRandomValues` through web-sys on the global scope
+//!   (`WebCryptoEntropy`). No `getrandom` backend is forced on the
+//!   application.
+//! - **Waiting**: a caller told to wait (another caller's refresh is in
+//!   flight) parks on a `futures_channel::oneshot` registered for that
+//!   flight, woken when the flight ends (response, transport error, or the
+//!   owner's future dropped: the flight is then cancelled), and at the
+//!   lease deadline (`poll_timeout` → `handle_timeout`) at the latest.
+//! - **Persistence**: through the core's `tokenkeeper::keeper::Keeper`
+//!   (as `Keeper<dyn SessionStore>`: the store need not be `Send`), after
+//!   every core call the adapter drains
+//!   `poll_event()` and, when the session changed, saves it with
+//!   `expected` = the generation it last saved or loaded (compare-and-swap).
+//!   On a conflict another writer (another tab) saved first: the adapter
+//!   reloads and installs the stored session, except when its own change
+//!   rotated the refresh token (then the stored one is spent, and this one
+//!   overwrites it). Before a refresh leaves, the store is read again, and
+//!   with `ConfigBuilder::shared_store(true)` the core's refresh claim is
+//!   saved first, so two tabs never spend one refresh token.
+//! - **Resource requests**: `TokenKeeper::send_authorized` adds the core's
+//!   `Authorization` header, sends, calls `handle_resource_response`,
+//!   retries once on `RetryWithNonce` and refreshes once on
+//!   `TokenRejected`.
+//! - **DPoP**: `WebCryptoKey::generate` makes an ECDSA P-256 key with
+//!   `extractable: false` in Web Crypto (only the public JWK is exported);
+//!   `Builder::dpop` turns DPoP on in the core with a deferred signer, and
+//!   the handle signs each proof's signing input with
+//!   `crypto.subtle.sign({ name: "ECDSA", hash: "SHA-256" }, …)` (the raw
+//!   64-byte `r || s`) and hands it back (`TokenManager::handle_signature`,
+//!   `PendingAuthorization::finish`). The private key never enters Rust.
+//!
+//! # Public items (wasm32)
+//!
+//! | item | what |
+//! |---|---|
+//! | `TokenKeeper`, `Builder` | the handle: `get_access_token`, `get_client_credentials_token`, `login`, `logout`, `exchange_token`, `send_authorized`, `send_request`, `with_manager`, `session`, `set_session`, `clear_session` |
+//! | `fetch(&HttpRequest, timeout)` | one core request over `fetch` |
+//! | `discover(issuer, timeout)` | OpenID Connect discovery |
+//! | `WebCryptoKey` | the non-extractable DPoP key |
+//! | `WebCryptoEntropy`, `now()`, `sleep()` | entropy, clock, timer from the global scope |
+//! | `WebStorageStore` (feature `web-storage`) | a `SessionStore` on `localStorage` / `sessionStorage` |
+//! | `DEFAULT_TIMEOUT` | 10 s per request |
+//!
+//! # Features
+//!
+//! - `web-storage`: `WebStorageStore`.
+//!
+//! The library does not choose a `getrandom` backend: it draws randomness
+//! from Web Crypto itself. An application whose other dependencies need
+//! `getrandom` on `wasm32-unknown-unknown` selects its `wasm_js` backend in
+//! its own build.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+// The state logic is used by the wasm driver only; elsewhere it is built
+// and tested, not called.
+#![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+
+mod error;
+mod state;
+
+#[cfg(target_arch = "wasm32")]
+mod dpop;
+#[cfg(target_arch = "wasm32")]
+mod fetch;
+#[cfg(target_arch = "wasm32")]
+mod js;
+#[cfg(target_arch = "wasm32")]
+mod keeper;
+#[cfg(all(target_arch = "wasm32", feature = "web-storage"))]
+mod storage;
+
+pub use error::Error;
+pub use tokenkeeper;
+
+#[cfg(target_arch = "wasm32")]
+pub use dpop::WebCryptoKey;
+#[cfg(target_arch = "wasm32")]
+pub use fetch::fetch;
+#[cfg(target_arch = "wasm32")]
+pub use js::{WebCryptoEntropy, now, sleep};
+#[cfg(target_arch = "wasm32")]
+pub use keeper::{Builder, DEFAULT_TIMEOUT, TokenKeeper, discover};
+#[cfg(all(target_arch = "wasm32", feature = "web-storage"))]
+pub use storage::WebStorageStore;

@@ -1,0 +1,98 @@
+//! The adapter's error: the core's, plus transport, store and WebCrypto
+//! failures.
+
+use tokenkeeper::StoreError;
+
+/// Why a call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The core's answer: a failed refresh (with the server's error), a
+    /// login required, … See [`tokenkeeper::Error::code`].
+    #[error(transparent)]
+    Core(#[from] tokenkeeper::Error),
+    /// The `fetch` promise rejected: no response arrived (network error,
+    /// CORS refusal, an invalid URL). Nothing stored changed. The text is
+    /// JavaScript's error message.
+    #[error("transport error: {0}")]
+    Transport(String),
+    /// No complete response within the configured timeout; the request was
+    /// aborted. Nothing stored changed.
+    #[error("the request timed out")]
+    Timeout,
+    /// The session store failed. The session in memory is intact and is
+    /// saved again after the next change.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// WebCrypto failed (key generation, export or signing), or is missing.
+    #[error("WebCrypto: {0}")]
+    Crypto(String),
+    /// The core asked for a step this adapter version does not know.
+    #[error("unsupported step from the core: {0}")]
+    Unsupported(String),
+}
+
+impl Error {
+    /// A stable code: the core's [`code`](tokenkeeper::Error::code),
+    /// `transport_error` (also for callers that waited on a request that
+    /// failed in transport), `timeout`, `store_error`, `crypto_error` or
+    /// `unsupported`.
+    #[must_use]
+    pub fn code(&self) -> &str {
+        match self {
+            Error::Core(e) => e.code(),
+            Error::Transport(_) => "transport_error",
+            Error::Timeout => "timeout",
+            Error::Store(_) => "store_error",
+            Error::Crypto(_) => "crypto_error",
+            Error::Unsupported(_) => "unsupported",
+        }
+    }
+
+    /// The core's error, if it is one.
+    #[must_use]
+    pub fn core(&self) -> Option<&tokenkeeper::Error> {
+        match self {
+            Error::Core(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Whether only an interactive login can fix this.
+    #[must_use]
+    pub fn requires_login(&self) -> bool {
+        self.core().is_some_and(tokenkeeper::Error::requires_login)
+    }
+
+    /// Whether sending again later may help (transport failures and
+    /// timeouts).
+    #[must_use]
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Error::Transport(_) | Error::Timeout | Error::Core(tokenkeeper::Error::Transport)
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes() {
+        assert_eq!(Error::Timeout.code(), "timeout");
+        assert_eq!(Error::Transport("x".into()).code(), "transport_error");
+        assert_eq!(
+            Error::Core(tokenkeeper::Error::MissingSession).code(),
+            tokenkeeper::Error::MissingSession.code()
+        );
+        assert!(Error::Core(tokenkeeper::Error::MissingSession).requires_login());
+        assert!(Error::Timeout.is_transient());
+        assert!(!Error::Crypto("no".into()).is_transient());
+        assert_eq!(
+            Error::Store(StoreError::Backend("full".into())).to_string(),
+            "session store: full"
+        );
+    }
+}

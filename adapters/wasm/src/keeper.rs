@@ -1,0 +1,518 @@
+//! The shared handle: the drive loop over `fetch`, and the waiters.
+
+use core::cell::RefCell;
+use core::fmt;
+use core::future::{Future, poll_fn};
+use core::pin::Pin;
+use core::task::Poll;
+use core::time::Duration;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use futures_channel::oneshot;
+use tokenkeeper::discovery::{AuthorizationServerMetadata, DiscoveryKind, discovery_request};
+use tokenkeeper::dpop::EcdsaSignature;
+use tokenkeeper::grant::token_exchange::TokenExchangeRequest;
+use tokenkeeper::keeper::{Ask, Step, dispatch_id};
+use tokenkeeper::login::LoginTransaction;
+use tokenkeeper::token::TokenResponse;
+use tokenkeeper::{
+    AccessTokenInfo, Authorization, Config, Dispatch, HttpRequest, HttpResponse, MemoryStore,
+    RequestId, ResourceVerdict, Session, SessionStore, TokenManager, TokenRequest, UnixTime,
+};
+
+use crate::Error;
+use crate::dpop::WebCryptoKey;
+use crate::fetch::fetch;
+use crate::js::{Delay, WebCryptoEntropy, millis_until, now};
+use crate::state::{Finished, State, cancel, complete, signed};
+
+/// The default timeout of one request, body included (10 s).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How often a caller told to reload (another tab or process holds the
+/// refresh claim of a shared store) looks at the store again.
+const RELOAD_POLL_MS: u64 = 200;
+
+/// A waiter without a lease deadline looks again after this long.
+const WAIT_FALLBACK_MS: u64 = 1000;
+
+/// Fetches and validates `issuer`'s OpenID Connect discovery document
+/// (`/.well-known/openid-configuration`); build the configuration from it
+/// with [`ConfigBuilder::metadata`](tokenkeeper::ConfigBuilder::metadata).
+///
+/// # Errors
+/// [`Error::Transport`] or [`Error::Timeout`], or [`Error::Core`] with
+/// [`tokenkeeper::Error::Discovery`] (an issuer mismatch, a bad document, …).
+pub async fn discover(
+    issuer: &str,
+    timeout: Duration,
+) -> Result<AuthorizationServerMetadata, Error> {
+    let discovery = |e| Error::Core(tokenkeeper::Error::Discovery(e));
+    let limits = tokenkeeper::limits::Limits::default();
+    let request = discovery_request(issuer, DiscoveryKind::OpenIdConnect).map_err(discovery)?;
+    let response = fetch(&request, timeout).await?;
+    AuthorizationServerMetadata::parse(&response, issuer, &limits).map_err(discovery)
+}
+
+/// The shared handle: one per application, cloned into every task
+/// (`spawn_local`, event handlers, …). Every clone drives the same core and
+/// store. Not `Send`: JavaScript is single-threaded, and so is this handle
+/// (`Rc<RefCell<…>>`).
+#[derive(Clone)]
+pub struct TokenKeeper {
+    inner: Rc<Inner>,
+}
+
+struct Inner {
+    state: RefCell<State>,
+    /// Callers waiting for a flight, by the flight's id; woken (the sender
+    /// sends) when the flight ends.
+    waiters: RefCell<BTreeMap<RequestId, Vec<oneshot::Sender<()>>>>,
+    timeout: Duration,
+    /// The Web Crypto key that signs the core's deferred DPoP proofs.
+    dpop: Option<WebCryptoKey>,
+}
+
+impl fmt::Debug for TokenKeeper {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenKeeper")
+            .field("timeout", &self.inner.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`TokenKeeper`].
+#[must_use]
+pub struct Builder {
+    config: Config,
+    timeout: Duration,
+    store: Box<dyn SessionStore>,
+    session: Option<Session>,
+    dpop: Option<WebCryptoKey>,
+}
+
+impl fmt::Debug for Builder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Builder")
+            .field("config", &self.config)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Builder {
+    /// The timeout of each request, body included (default
+    /// [`DEFAULT_TIMEOUT`]).
+    ///
+    /// Keep the configuration's lease
+    /// ([`ConfigBuilder::lease`](tokenkeeper::ConfigBuilder::lease),
+    /// default 60 s) longer than this: when a lease runs out, a waiting
+    /// caller takes over the refresh even if the first request is still on
+    /// the wire, and both would spend the same refresh token.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Where the session is kept (default: a fresh [`MemoryStore`]). The
+    /// session is loaded from it when the handle is built.
+    pub fn store(mut self, store: impl SessionStore + 'static) -> Self {
+        self.store = Box::new(store);
+        self
+    }
+
+    /// Starts with `session` (saved to the store) instead of the stored one.
+    pub fn session(mut self, session: Session) -> Self {
+        self.session = Some(session);
+        self
+    }
+
+    /// Turns DPoP on with `key` (see [`WebCryptoKey`]): every token
+    /// request carries a proof, tokens must come back DPoP-bound, and API
+    /// requests present them with a proof. The core builds the proofs; this
+    /// handle signs them in Web Crypto (the core's deferred signer path).
+    pub fn dpop(mut self, key: WebCryptoKey) -> Self {
+        self.dpop = Some(key);
+        self
+    }
+
+    /// The handle. Its entropy is [`WebCryptoEntropy`].
+    ///
+    /// # Errors
+    /// [`Error::Store`] when the store cannot be read or written.
+    pub fn build(self) -> Result<TokenKeeper, Error> {
+        let mut manager = TokenManager::new(self.config, WebCryptoEntropy);
+        if let Some(key) = &self.dpop {
+            manager.enable_dpop(key.deferred_signer())?;
+        }
+        let state = State::new(manager, self.store, self.session)?;
+        Ok(TokenKeeper {
+            inner: Rc::new(Inner {
+                state: RefCell::new(state),
+                waiters: RefCell::new(BTreeMap::new()),
+                timeout: self.timeout,
+                dpop: self.dpop,
+            }),
+        })
+    }
+}
+
+impl TokenKeeper {
+    /// A builder: timeout, store, initial session.
+    pub fn builder(config: Config) -> Builder {
+        Builder {
+            config,
+            timeout: DEFAULT_TIMEOUT,
+            store: Box::new(MemoryStore::new()),
+            session: None,
+            dpop: None,
+        }
+    }
+
+    /// A handle with an in-memory store holding `session`.
+    ///
+    /// # Errors
+    /// See [`Builder::build`].
+    pub fn new(config: Config, session: Session) -> Result<Self, Error> {
+        TokenKeeper::builder(config).session(session).build()
+    }
+
+    /// The timeout of each request.
+    #[must_use]
+    pub fn timeout(&self) -> Duration {
+        self.inner.timeout
+    }
+
+    /// An access token for `request`: the cached one when fresh, otherwise
+    /// refreshed (one refresh at a time; concurrent callers wait for it and
+    /// share its result).
+    ///
+    /// # Errors
+    /// [`Error::Core`] for the core's answers (login required, the refresh
+    /// failed with the server's error, …), [`Error::Transport`] or
+    /// [`Error::Timeout`] when the refresh got no response, [`Error::Store`]
+    /// when a change could not be saved.
+    pub async fn get_access_token(
+        &self,
+        request: &TokenRequest<'_>,
+    ) -> Result<AccessTokenInfo, Error> {
+        self.drive(Ask::User(request)).await
+    }
+
+    /// A client-credentials token for `request`'s audience and scope (no
+    /// session needed): cached, and one request at a time per audience and
+    /// scope. Only for confidential clients (a server on Node, say): a
+    /// browser cannot keep a client secret.
+    ///
+    /// # Errors
+    /// As [`TokenKeeper::get_access_token`].
+    pub async fn get_client_credentials_token(
+        &self,
+        request: &TokenRequest<'_>,
+    ) -> Result<AccessTokenInfo, Error> {
+        self.drive(Ask::Machine(request)).await
+    }
+
+    /// Finishes a login: checks the callback URL (or query) against
+    /// `transaction` (state, issuer, error), exchanges the code, validates
+    /// the ID token and starts a new session (saved to the store).
+    ///
+    /// # Errors
+    /// [`Error::Core`] with the failed check or the server's error,
+    /// [`Error::Transport`], [`Error::Timeout`], [`Error::Store`].
+    pub async fn login(
+        &self,
+        transaction: &LoginTransaction,
+        callback: &str,
+    ) -> Result<AccessTokenInfo, Error> {
+        let dispatch = self.with_manager(|m| m.exchange_code(transaction, callback, now()))??;
+        match self.exchange(dispatch).await? {
+            Finished::Token(token) => Ok(token),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Runs a token exchange (RFC 8693); the result is returned, not stored.
+    ///
+    /// # Errors
+    /// [`Error::Core`] for an invalid request or the server's error,
+    /// [`Error::Transport`], [`Error::Timeout`].
+    pub async fn exchange_token(
+        &self,
+        request: &TokenExchangeRequest<'_>,
+    ) -> Result<TokenResponse, Error> {
+        let dispatch = self.with_manager(|m| m.exchange_token(request, now()))??;
+        match self.exchange(dispatch).await? {
+            Finished::Exchanged(response) => Ok(*response),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Logs the session out: it is marked logged out (and saved) at once,
+    /// then its refresh token is revoked when the configuration has a
+    /// revocation endpoint.
+    ///
+    /// # Errors
+    /// [`Error::Core`] (no session, the revocation failed),
+    /// [`Error::Transport`], [`Error::Timeout`], [`Error::Store`].
+    pub async fn logout(&self) -> Result<(), Error> {
+        let Some(dispatch) = self.with_manager(|m| m.logout(now()))?? else {
+            return Ok(());
+        };
+        match self.exchange(dispatch).await? {
+            Finished::Revoked => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Sends `request` to a resource server with the token for
+    /// `token_request`: the core's `Authorization` (and `DPoP`) headers
+    /// replace any of the same name, the response is shown to the core
+    /// (`handle_resource_response`), and the request is sent once more when
+    /// the core asks for it — with a fresh proof after a `use_dpop_nonce`
+    /// challenge, or with a new (refreshed) token after an `invalid_token`
+    /// rejection. The response is returned whatever its status, body read.
+    ///
+    /// # Errors
+    /// Getting the token ([`TokenKeeper::get_access_token`]), authorizing
+    /// it ([`Error::Core`]), or sending ([`Error::Transport`],
+    /// [`Error::Timeout`]).
+    pub async fn send_authorized(
+        &self,
+        token_request: &TokenRequest<'_>,
+        request: HttpRequest,
+    ) -> Result<HttpResponse, Error> {
+        let mut token = self.get_access_token(token_request).await?;
+        let (mut nonce_retried, mut token_retried) = (false, false);
+        loop {
+            let authorization =
+                self.with_manager(|m| m.authorize(&request.method, &request.url, &token, now()))??;
+            let headers = match authorization {
+                Authorization::Ready(headers) => headers,
+                Authorization::Sign(pending) => {
+                    let signature = self.sign(pending.signing_input()).await?;
+                    pending.finish(&signature)
+                }
+                other => return Err(Error::Unsupported(format!("{other:?}"))),
+            };
+            let mut attempt = request.clone();
+            for (name, _) in headers.iter() {
+                attempt.headers.remove(name);
+            }
+            for (name, value) in headers.iter() {
+                attempt.headers.append(name, value);
+            }
+            let response = fetch(&attempt, self.inner.timeout).await?;
+            let verdict = self.with_manager(|m| {
+                m.handle_resource_response(&request.url, &token, &response, now())
+            })?;
+            match verdict {
+                ResourceVerdict::RetryWithNonce if !nonce_retried => nonce_retried = true,
+                ResourceVerdict::TokenRejected if !token_retried => {
+                    token_retried = true;
+                    token = self.get_access_token(token_request).await?;
+                }
+                _ => return Ok(response),
+            }
+        }
+    }
+
+    /// Sends a request the core described outside the token lifecycle (a
+    /// discovery fetch, a revocation) with this handle's timeout, and
+    /// returns the response whatever its status, with every header.
+    ///
+    /// # Errors
+    /// [`Error::Transport`] or [`Error::Timeout`].
+    pub async fn send_request(&self, request: &HttpRequest) -> Result<HttpResponse, Error> {
+        fetch(request, self.inner.timeout).await
+    }
+
+    /// Calls `f` with the core's manager (for what this handle does not
+    /// wrap), then saves any change it made and wakes every waiting caller
+    /// (`f` may have ended a flight). `f` must not call back into this
+    /// handle.
+    ///
+    /// # Errors
+    /// [`Error::Store`] when a change could not be saved.
+    pub fn with_manager<R>(&self, f: impl FnOnce(&mut TokenManager) -> R) -> Result<R, Error> {
+        let result = {
+            let mut state = self.inner.state.borrow_mut();
+            let result = f(&mut state.manager);
+            state.persist()?;
+            result
+        };
+        self.inner.wake_all();
+        Ok(result)
+    }
+
+    /// Installs `session` (after a login) and saves it, replacing whatever
+    /// the store held.
+    ///
+    /// # Errors
+    /// [`Error::Store`] when it could not be saved (it is installed here
+    /// all the same, and saved with the next change).
+    pub fn set_session(&self, session: Session) -> Result<(), Error> {
+        Ok(self.inner.state.borrow_mut().install(session)?)
+    }
+
+    /// A copy of the current session.
+    #[must_use]
+    pub fn session(&self) -> Option<Session> {
+        self.inner.state.borrow().manager.session().cloned()
+    }
+
+    /// Removes the session here and from the store (a local logout).
+    ///
+    /// # Errors
+    /// [`Error::Store`] when the store could not be cleared.
+    pub fn clear_session(&self) -> Result<Option<Session>, Error> {
+        Ok(self.inner.state.borrow_mut().clear()?)
+    }
+
+    /// The drive loop: ask, wait for another caller's flight, or own one.
+    async fn drive(&self, ask: Ask<'_, '_>) -> Result<AccessTokenInfo, Error> {
+        let mut waited = None;
+        loop {
+            // The borrow ends with the statement: never held across `.await`.
+            let step = self.inner.state.borrow_mut().step(ask, waited, now())?;
+            match step {
+                Step::Ready(token) => return Ok(token),
+                Step::Failed(error) => return Err(error.into()),
+                Step::Wait(id, deadline) => {
+                    waited = Some(id);
+                    self.wait(id, deadline).await;
+                }
+                // Another tab or process refreshes (shared store): poll the
+                // store for its tokens, until its claim ends.
+                Step::Reload(until) => {
+                    waited = None;
+                    let moved = self.inner.state.borrow_mut().moved_on()?;
+                    if !moved {
+                        Delay::new(millis_until(until).clamp(1, RELOAD_POLL_MS)).await;
+                    }
+                }
+                Step::Own(dispatch) => {
+                    return match self.exchange(dispatch).await? {
+                        Finished::Token(token) => Ok(token),
+                        other => Err(unexpected(&other)),
+                    };
+                }
+            }
+        }
+    }
+
+    /// Waits until flight `id` ends or `deadline` (its lease) passes.
+    async fn wait(&self, id: RequestId, deadline: Option<UnixTime>) {
+        let (tx, mut ended) = oneshot::channel();
+        {
+            let mut waiters = self.inner.waiters.borrow_mut();
+            let list = waiters.entry(id).or_default();
+            list.retain(|tx| !tx.is_canceled());
+            list.push(tx);
+        }
+        let ms = deadline.map_or(WAIT_FALLBACK_MS, |d| millis_until(d).max(1));
+        let mut delay = Delay::new(ms);
+        poll_fn(|cx| {
+            let ended = Pin::new(&mut ended).poll(cx).is_ready();
+            if ended || Pin::new(&mut delay).poll(cx).is_ready() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await;
+    }
+
+    /// Sends the request of the flight `first` starts (signing its DPoP
+    /// proof first when the signer defers), again on a resend, and hands
+    /// the outcome to the core. Owns the flight: if this future is dropped, the flight is
+    /// cancelled and its waiters woken.
+    async fn exchange(&self, first: Dispatch) -> Result<Finished, Error> {
+        let Some(id) = dispatch_id(&first) else {
+            return Err(Error::Unsupported(format!("{first:?}")));
+        };
+        let mut guard = CancelOnDrop {
+            inner: &self.inner,
+            id: Some(id),
+        };
+        let mut next = first;
+        let finished = loop {
+            let out = match next {
+                Dispatch::Send(out) => out,
+                Dispatch::Sign(sign) => {
+                    let signature = self.sign(&sign.signing_input).await;
+                    let signed = signed(&mut self.inner.state.borrow_mut(), id, signature, now());
+                    match signed {
+                        Ok(out) => out,
+                        Err(error) => break Err(error),
+                    }
+                }
+                other => break Err(Error::Unsupported(format!("{other:?}"))),
+            };
+            let sent = fetch(&out.request, self.inner.timeout).await;
+            let finished = complete(&mut self.inner.state.borrow_mut(), id, sent, now());
+            next = match finished {
+                Ok(Finished::Resend(out)) => Dispatch::Send(out),
+                Ok(Finished::Sign(sign)) => Dispatch::Sign(sign),
+                other => break other,
+            };
+        };
+        guard.id = None;
+        self.inner.wake(id);
+        finished
+    }
+
+    /// Signs a DPoP signing input with this handle's Web Crypto key.
+    async fn sign(&self, signing_input: &str) -> Result<EcdsaSignature, Error> {
+        let key = self.inner.dpop.as_ref().ok_or_else(|| {
+            Error::Crypto(String::from(
+                "the core asked for a DPoP signature and this handle has no Web Crypto key",
+            ))
+        })?;
+        key.sign(signing_input.as_bytes()).await
+    }
+}
+
+impl Inner {
+    /// Wakes the callers waiting for flight `id`.
+    fn wake(&self, id: RequestId) {
+        let list = self.waiters.borrow_mut().remove(&id);
+        for tx in list.into_iter().flatten() {
+            let _ = tx.send(());
+        }
+    }
+
+    /// Wakes every waiting caller (each asks the core again).
+    fn wake_all(&self) {
+        let all = core::mem::take(&mut *self.waiters.borrow_mut());
+        for tx in all.into_values().flatten() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Cancels the flight it holds when dropped armed (the owner's future was
+/// dropped mid-request), and wakes its waiters.
+struct CancelOnDrop<'a> {
+    inner: &'a Inner,
+    id: Option<RequestId>,
+}
+
+impl Drop for CancelOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            // Never held across an await, so free here; if not, the lease
+            // releases the flight.
+            if let Ok(mut state) = self.inner.state.try_borrow_mut() {
+                cancel(&mut state, id);
+            }
+            self.inner.wake(id);
+        }
+    }
+}
+
+/// A flight ended in another way than its kind should.
+fn unexpected(finished: &Finished) -> Error {
+    Error::Unsupported(format!("{finished:?}"))
+}
