@@ -26,9 +26,7 @@ scenarios!(
     private_key_jwt_login_refresh_and_logout,
     private_key_jwt_signs_a_fresh_assertion_for_the_dpop_nonce_retry,
     private_key_jwt_client_exchanges_a_token_as_itself,
-    #[ignore = "core bug: on a private_key_jwt handle the manager appends the handle's own client_id + client_assertion to every token request, also to an exchange sent as another client (Basic header too): 400 invalid_request"]
     exchange_as_another_client_on_a_pkjwt_handle,
-    #[ignore = "core bug: a TokenExchangeRequest with ClientAuth::PrivateKeyJwt gets no client authentication at all (not even client_id) unless the handle's own config is private_key_jwt: 400 invalid_request"]
     exchange_as_the_pkjwt_client_on_a_secret_handle,
 );
 
