@@ -23,6 +23,8 @@
 //! assert!(tokens["refresh_token"].is_string());
 //! ```
 
+#[allow(missing_docs)]
+pub mod adapter_support;
 mod clients;
 mod dpop;
 mod harness;
