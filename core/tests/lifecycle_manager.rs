@@ -54,6 +54,15 @@ fn callback_for(url: &str, code: &str) -> String {
 }
 
 fn login(m: &mut TokenManager, nonce_override: Option<&str>, sub: &str) -> Result<(), String> {
+    login_with(m, nonce_override, sub, serde_json::json!({}))
+}
+
+fn login_with(
+    m: &mut TokenManager,
+    nonce_override: Option<&str>,
+    sub: &str,
+    extra_claims: serde_json::Value,
+) -> Result<(), String> {
     let mut entropy = SeededEntropy::new(11);
     let (url, transaction) = LoginRequest::new(
         "https://as.example/authorize",
@@ -81,10 +90,14 @@ fn login(m: &mut TokenManager, nonce_override: Option<&str>, sub: &str) -> Resul
     let nonce = nonce_override
         .unwrap_or(transaction.nonce().secret())
         .to_string();
-    let token = id_token(serde_json::json!({
+    let mut claims = serde_json::json!({
         "iss": ISSUER, "aud": "client-1", "sub": sub, "exp": 5000, "iat": 1000,
         "nonce": nonce, "sid": "sid-1", "email": "ada@example.com"
-    }));
+    });
+    for (k, v) in extra_claims.as_object().unwrap() {
+        claims[k] = v.clone();
+    }
+    let token = id_token(claims);
     let response = HttpResponse::new(
         200,
         serde_json::json!({
@@ -485,4 +498,41 @@ fn a_token_exchange_authenticates_as_the_client_it_was_built_for() {
             .unwrap()
             .starts_with("Basic ")
     );
+}
+
+#[test]
+fn login_keeps_the_session_ceiling() {
+    let mut m = manager();
+    login_with(
+        &mut m,
+        None,
+        "auth0|ada",
+        serde_json::json!({"session_expiry": 2000}),
+    )
+    .unwrap();
+    let session = m.session().unwrap();
+    assert_eq!(session.session_expires_at(), Some(t(2000)));
+    assert_eq!(session.extra()["internal"]["sessionExpiresAt"], 2000);
+    // 30 s leeway, as the SDK.
+    assert!(matches!(
+        m.get_access_token(&TokenRequest::new(), t(1030)),
+        Action::Ready(_)
+    ));
+    assert!(matches!(
+        m.get_access_token(&TokenRequest::new(), t(1970)),
+        Action::LoginRequired(e) if e.code() == "session_expired"
+    ));
+    // A login whose ceiling has already passed is refused.
+    let mut m = manager();
+    assert_eq!(
+        login_with(
+            &mut m,
+            None,
+            "auth0|ada",
+            serde_json::json!({"session_expiry": 1010})
+        )
+        .unwrap_err(),
+        "session_expired"
+    );
+    assert!(m.session().is_none());
 }

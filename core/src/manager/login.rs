@@ -108,14 +108,27 @@ impl TokenManager {
             extra: serde_json::Map::new(),
         });
         let mut internal = serde_json::Map::new();
+        let mut ceiling = None;
         if let Some(claims) = claims {
             if let Some(sid) = claims.sid() {
                 internal.insert("sid".into(), Value::from(sid));
             }
+            // IPSIE `session_expiry`: the session's ceiling, as the SDK
+            // keeps it (valid only when 0 < value < 1e10).
+            ceiling = claims
+                .claims()
+                .get("session_expiry")
+                .and_then(Value::as_u64)
+                .filter(|&s| s > 0 && s < 10_000_000_000)
+                .map(UnixTime::from_secs);
             session.set_user(Value::Object(claims.into_claims()));
+        }
+        if ceiling.is_some_and(|c| now >= c.saturating_sub(self.config.session_ceiling_leeway)) {
+            return Err(Error::SessionExpired);
         }
         internal.insert("createdAt".into(), Value::from(now.as_secs()));
         session.set_internal(internal);
+        session.set_session_expires_at(ceiling);
         // Continue the generation of the session this one replaces, so a
         // store's compare-and-swap sees a newer value.
         let previous = self.session.as_ref().map_or(0, Session::generation);
