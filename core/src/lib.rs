@@ -134,7 +134,9 @@ pub use manager::{
     AccessTokenInfo, AccessTokenRef, Action, ChangeReason, Completion, Event, OutgoingRequest,
     ResourceVerdict, TokenManager, TokenRequest,
 };
-pub use manager::{Authorization, Dispatch, PendingAuthorization, SignatureRequest};
+pub use manager::{
+    Authorization, Dispatch, PendingAuthorization, ResourceRetries, SignatureRequest,
+};
 pub use secret::{AccessToken, ClientSecret, IdToken, RefreshToken};
 pub use session::Session;
 pub use store::{MemoryStore, SessionStore, StoreError};

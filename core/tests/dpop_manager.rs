@@ -354,3 +354,19 @@ fn deferred_signer_round_trip() {
     );
     assert_eq!(m.in_flight(), 0);
 }
+
+#[test]
+fn resource_retries_are_spent_once_each() {
+    let mut retries = tokenkeeper::ResourceRetries::new();
+    assert_eq!(retries.admit(ResourceVerdict::Accepted), None);
+    assert_eq!(
+        retries.admit(ResourceVerdict::RetryWithNonce),
+        Some(ResourceVerdict::RetryWithNonce)
+    );
+    assert_eq!(retries.admit(ResourceVerdict::RetryWithNonce), None);
+    assert_eq!(
+        retries.admit(ResourceVerdict::TokenRejected),
+        Some(ResourceVerdict::TokenRejected)
+    );
+    assert_eq!(retries.admit(ResourceVerdict::TokenRejected), None);
+}

@@ -110,8 +110,8 @@ use tokenkeeper::login::LoginTransaction;
 use tokenkeeper::token::TokenResponse;
 use tokenkeeper::{
     AccessTokenInfo, Authorization, Completion, Config, Dispatch, Headers, HttpRequest,
-    HttpResponse, MemoryStore, RequestId, ResourceVerdict, Session, SessionStore, TokenManager,
-    TokenRequest, UnixTime,
+    HttpResponse, MemoryStore, RequestId, ResourceRetries, ResourceVerdict, Session, SessionStore,
+    TokenManager, TokenRequest, UnixTime,
 };
 
 mod error;
@@ -548,7 +548,7 @@ impl TokenKeeper {
         let method = tokenkeeper::Method::new(request.method().as_str());
         let url = request.url().to_string();
         let mut token = self.get_access_token(token_request).await?;
-        let (mut nonce_retried, mut token_retried) = (false, false);
+        let mut retries = ResourceRetries::new();
         let mut next = Some(request);
         while let Some(mut attempt) = next.take() {
             let spare = attempt.try_clone();
@@ -583,17 +583,17 @@ impl TokenKeeper {
             };
             let verdict =
                 self.with_manager(|m| m.handle_resource_response(&url, &token, &seen, now()))?;
-            match (verdict, spare) {
-                (ResourceVerdict::RetryWithNonce, Some(spare)) if !nonce_retried => {
-                    nonce_retried = true;
-                    next = Some(spare);
-                }
-                (ResourceVerdict::TokenRejected, Some(spare)) if !token_retried => {
-                    token_retried = true;
+            // A request whose body cannot be copied is not retried.
+            let Some(spare) = spare else {
+                return Ok(response);
+            };
+            match retries.admit(verdict) {
+                Some(ResourceVerdict::TokenRejected) => {
                     token = self.get_access_token(token_request).await?;
                     next = Some(spare);
                 }
-                _ => return Ok(response),
+                Some(_) => next = Some(spare),
+                None => return Ok(response),
             }
         }
         unreachable!("every attempt either returns or sets the next one")

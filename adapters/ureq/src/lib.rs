@@ -102,8 +102,8 @@ use tokenkeeper::login::LoginTransaction;
 use tokenkeeper::token::TokenResponse;
 use tokenkeeper::{
     AccessTokenInfo, Authorization, Completion, Config, Dispatch, Headers, HttpRequest,
-    HttpResponse, MemoryStore, RequestId, ResourceVerdict, Session, SessionStore, TokenManager,
-    TokenRequest, UnixTime,
+    HttpResponse, MemoryStore, RequestId, ResourceRetries, ResourceVerdict, Session, SessionStore,
+    TokenManager, TokenRequest, UnixTime,
 };
 use ureq::http;
 
@@ -511,7 +511,7 @@ impl TokenKeeper {
         let method = tokenkeeper::Method::new(request.method().as_str());
         let url = request.uri().to_string();
         let mut token = self.get_access_token(token_request)?;
-        let (mut nonce_retried, mut token_retried) = (false, false);
+        let mut retries = ResourceRetries::new();
         loop {
             let headers =
                 match self.with_manager(|m| m.authorize(&method, &url, &token, now()))?? {
@@ -549,13 +549,12 @@ impl TokenKeeper {
             };
             let verdict =
                 self.with_manager(|m| m.handle_resource_response(&url, &token, &seen, now()))?;
-            match verdict {
-                ResourceVerdict::RetryWithNonce if !nonce_retried => nonce_retried = true,
-                ResourceVerdict::TokenRejected if !token_retried => {
-                    token_retried = true;
+            match retries.admit(verdict) {
+                Some(ResourceVerdict::TokenRejected) => {
                     token = self.get_access_token(token_request)?;
                 }
-                _ => return Ok(response),
+                Some(_) => {}
+                None => return Ok(response),
             }
         }
     }

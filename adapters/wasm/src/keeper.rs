@@ -18,7 +18,8 @@ use tokenkeeper::login::LoginTransaction;
 use tokenkeeper::token::TokenResponse;
 use tokenkeeper::{
     AccessTokenInfo, Authorization, Config, Dispatch, HttpRequest, HttpResponse, MemoryStore,
-    RequestId, ResourceVerdict, Session, SessionStore, TokenManager, TokenRequest, UnixTime,
+    RequestId, ResourceRetries, ResourceVerdict, Session, SessionStore, TokenManager, TokenRequest,
+    UnixTime,
 };
 
 use crate::Error;
@@ -284,7 +285,7 @@ impl TokenKeeper {
         request: HttpRequest,
     ) -> Result<HttpResponse, Error> {
         let mut token = self.get_access_token(token_request).await?;
-        let (mut nonce_retried, mut token_retried) = (false, false);
+        let mut retries = ResourceRetries::new();
         loop {
             let authorization =
                 self.with_manager(|m| m.authorize(&request.method, &request.url, &token, now()))??;
@@ -307,13 +308,12 @@ impl TokenKeeper {
             let verdict = self.with_manager(|m| {
                 m.handle_resource_response(&request.url, &token, &response, now())
             })?;
-            match verdict {
-                ResourceVerdict::RetryWithNonce if !nonce_retried => nonce_retried = true,
-                ResourceVerdict::TokenRejected if !token_retried => {
-                    token_retried = true;
+            match retries.admit(verdict) {
+                Some(ResourceVerdict::TokenRejected) => {
                     token = self.get_access_token(token_request).await?;
                 }
-                _ => return Ok(response),
+                Some(_) => {}
+                None => return Ok(response),
             }
         }
     }

@@ -47,7 +47,7 @@ mod resource;
 mod revocation;
 
 pub use dpop::{Dispatch, SignatureRequest};
-pub use resource::{Authorization, PendingAuthorization, ResourceVerdict};
+pub use resource::{Authorization, PendingAuthorization, ResourceRetries, ResourceVerdict};
 
 use alloc::boxed::Box;
 use alloc::string::String;

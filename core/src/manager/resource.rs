@@ -40,6 +40,45 @@ pub enum ResourceVerdict {
     TokenRejected,
 }
 
+/// The retries one API request may still make: at most one with a new DPoP
+/// nonce and at most one with a refreshed token, so a server that keeps
+/// refusing cannot make a caller loop.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ResourceRetries {
+    nonce_used: bool,
+    refresh_used: bool,
+}
+
+impl ResourceRetries {
+    /// Fresh: both retries available.
+    #[must_use]
+    pub const fn new() -> Self {
+        ResourceRetries {
+            nonce_used: false,
+            refresh_used: false,
+        }
+    }
+
+    /// What to do after `verdict`: `Some(verdict)` when a retry is due and
+    /// still available (it is spent now) — [`ResourceVerdict::RetryWithNonce`]:
+    /// authorize again and resend; [`ResourceVerdict::TokenRejected`]: get a
+    /// token again (it refreshes), authorize and resend. `None`: use the
+    /// response as it is.
+    #[must_use]
+    pub fn admit(&mut self, verdict: ResourceVerdict) -> Option<ResourceVerdict> {
+        let used = match verdict {
+            ResourceVerdict::RetryWithNonce => &mut self.nonce_used,
+            ResourceVerdict::TokenRejected => &mut self.refresh_used,
+            ResourceVerdict::Accepted => return None,
+        };
+        if *used {
+            return None;
+        }
+        *used = true;
+        Some(verdict)
+    }
+}
+
 /// The headers that authorize an API request.
 #[derive(Debug)]
 #[must_use]
