@@ -171,10 +171,10 @@ impl<S: SessionStore + ?Sized> Keeper<S> {
             // Only this handle holds the newest refresh token.
             return Ok(false);
         }
-        let stored = self.store.load()?;
-        if stored.as_ref().map(Session::generation) == self.saved {
+        if self.store.generation()? == self.saved {
             return Ok(false);
         }
+        let stored = self.store.load()?;
         self.adopt(stored);
         Ok(true)
     }

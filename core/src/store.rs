@@ -45,6 +45,16 @@ pub trait SessionStore {
     /// [`StoreError::Conflict`] or [`StoreError::Backend`].
     fn save(&mut self, session: &Session, expected: Option<u64>) -> Result<(), StoreError>;
 
+    /// The generation of the stored session, if any: asked before every
+    /// refresh, so a store that can answer it without reading the whole
+    /// session (a column, a version number) should override this.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the store cannot be read.
+    fn generation(&mut self) -> Result<Option<u64>, StoreError> {
+        Ok(self.load()?.as_ref().map(Session::generation))
+    }
+
     /// Removes the stored session (logout).
     ///
     /// # Errors
@@ -103,6 +113,10 @@ impl SessionStore for MemoryStore {
         Ok(())
     }
 
+    fn generation(&mut self) -> Result<Option<u64>, StoreError> {
+        Ok(self.session.as_ref().map(Session::generation))
+    }
+
     fn clear(&mut self) -> Result<(), StoreError> {
         self.session = None;
         Ok(())
@@ -135,6 +149,7 @@ mod tests {
             Err(StoreError::Conflict { found: Some(1) })
         ));
         assert_eq!(store.saves(), 2);
+        assert_eq!(store.generation(), Ok(Some(1)));
         assert_eq!(store.load().unwrap().unwrap().generation(), 1);
         store.clear().unwrap();
         assert!(store.load().unwrap().is_none());
