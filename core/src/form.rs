@@ -12,21 +12,33 @@ use alloc::vec::Vec;
 
 const HEX: &[u8; 16] = b"0123456789ABCDEF";
 
-/// Appends `value` form-encoded to `out`.
+/// Appends `value` form-encoded to `out`. Runs of bytes that need no
+/// escaping are copied whole (refresh tokens and JWTs are long such runs).
 pub fn encode_into(out: &mut String, value: &str) {
-    for &byte in value.as_bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'*' | b'-' | b'.' | b'_' => {
-                out.push(byte as char)
-            }
-            b' ' => out.push('+'),
-            _ => {
-                out.push('%');
-                out.push(HEX[usize::from(byte >> 4)] as char);
-                out.push(HEX[usize::from(byte & 0xF)] as char);
-            }
+    let bytes = value.as_bytes();
+    let mut start = 0;
+    for (i, &byte) in bytes.iter().enumerate() {
+        let unchanged =
+            matches!(byte, b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'*' | b'-' | b'.' | b'_');
+        if unchanged {
+            continue;
         }
+        out.push_str(ascii_run(&bytes[start..i]));
+        if byte == b' ' {
+            out.push('+');
+        } else {
+            out.push('%');
+            out.push(HEX[usize::from(byte >> 4)] as char);
+            out.push(HEX[usize::from(byte & 0xF)] as char);
+        }
+        start = i + 1;
     }
+    out.push_str(ascii_run(&bytes[start..]));
+}
+
+/// A run of bytes that need no escaping: ASCII, hence valid UTF-8.
+fn ascii_run(run: &[u8]) -> &str {
+    core::str::from_utf8(run).unwrap_or_default()
 }
 
 /// `value` form-encoded.
