@@ -8,14 +8,25 @@
 //!                                 ├─► Action::Send(request)       send it, then
 //!                                 │      handle_response(id, response, now)
 //!                                 │        ├─► Completion::Ready(token)
-//!                                 │        ├─► Completion::Resend(request)   send again, same id
+//!                                 │        ├─► Completion::Resend(request)   DPoP nonce: send again, same id
+//!                                 │        ├─► Completion::Sign(input)       deferred signer: sign first
 //!                                 │        └─► Completion::Failed(error)
 //!                                 │      or handle_transport_error(id, now) / cancel(id)
+//!                                 ├─► Action::Sign(input)         deferred DPoP signer:
+//!                                 │      handle_signature(id, signature, now) ─► the request to send
 //!                                 ├─► Action::Wait(id)            another caller's refresh is in
 //!                                 │      flight: when it ends, call
 //!                                 │      get_access_token_after_wait(request, id, now)
+//!                                 ├─► Action::Reload { until }    (shared stores) another process
+//!                                 │      refreshes: reload the session from the store, ask again
 //!                                 ├─► Action::LoginRequired(error)
 //!                                 └─► Action::Failed(error)       the flight waited on failed
+//!
+//! exchange_code(transaction, callback, now) ─► Dispatch   login; its response starts a session
+//! get_client_credentials_token(request, now) ─► Action    machine tokens, no session
+//! exchange_token(request, now) ─► Dispatch                RFC 8693, the result not stored
+//! logout(now) ─► Option<Dispatch>                         marks the session, revokes its refresh token
+//! authorize(method, url, token, now) ─► Authorization     then handle_resource_response(…)
 //!
 //! after every call:  while let Some(event) = poll_event() { persist the session … }
 //! timers:            poll_timeout() ─► handle_timeout(now) when it is reached
@@ -24,11 +35,12 @@
 //! # Session states
 //!
 //! ```text
-//!            set_session()                      invalid_grant
-//!   (none) ───────────────► Active ────────────────────────────► ReauthenticationRequired
-//!      ▲                     │  ▲ │ refresh ok (tokens, rotation)          │
-//!      │                     │  └─┘                                         │
-//!      └──── clear_session() ┴──────────────────── clear_session() / set_session()
+//!   exchange_code ─► handle_response          invalid_grant / invalid_target
+//!   (none) ───────────────────────► Active ─────────────────────────────► ReauthenticationRequired
+//!      ▲     set_session()           │  ▲ │ refresh ok (tokens, rotation)           │
+//!      │                             │  └─┘                                          │
+//!      │                             └── logout() ──► LoggedOut ──────────────────────┤
+//!      └──────────── clear_session() / set_session() / a new login ◄──────────────────┘
 //! ```
 //!
 //! Invariants kept here: an access token expired at `now` is never returned
