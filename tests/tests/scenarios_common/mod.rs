@@ -10,7 +10,7 @@
 
 #![allow(dead_code, missing_docs)]
 
-use std::sync::{Arc, Barrier, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Barrier};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
@@ -22,10 +22,7 @@ use tokenkeeper::grant::refresh::TargetParameter;
 use tokenkeeper::grant::token_exchange::TokenExchangeRequest;
 use tokenkeeper::login::{LoginRequest, LoginTransaction};
 use tokenkeeper::token::TokenResponse;
-use tokenkeeper::{
-    AccessTokenInfo, ClientSecret, Config, ConfigBuilder, MemoryStore, Session, SessionStore,
-    StoreError, TokenRequest,
-};
+use tokenkeeper::{AccessTokenInfo, ClientSecret, Config, ConfigBuilder, Session, TokenRequest};
 use tokenkeeper_integration::{
     API1, API2, Harness, PKJWT_KID, PKJWT_PRIVATE_PEM_PATH, REDIRECT_URI, TestClient,
 };
@@ -553,47 +550,4 @@ pub fn refresh_tokens_sent(h: &Harness) -> Vec<String> {
 // ---------------------------------------------------------------------------
 // store
 
-/// A [`MemoryStore`] behind an `Arc<Mutex>` that remembers every session
-/// saved (the handle keeps a clone; the test reads what was persisted).
-#[derive(Clone, Default)]
-pub struct SharedStore(Arc<Mutex<(MemoryStore, Vec<Session>)>>);
-
-impl SharedStore {
-    pub fn with_session(session: Session) -> Self {
-        SharedStore(Arc::new(Mutex::new((
-            MemoryStore::with_session(session),
-            Vec::new(),
-        ))))
-    }
-
-    fn lock(&self) -> MutexGuard<'_, (MemoryStore, Vec<Session>)> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// The stored session.
-    pub fn stored(&self) -> Option<Session> {
-        self.lock().0.session().cloned()
-    }
-
-    /// Every session saved so far, in order.
-    pub fn history(&self) -> Vec<Session> {
-        self.lock().1.clone()
-    }
-}
-
-impl SessionStore for SharedStore {
-    fn load(&mut self) -> Result<Option<Session>, StoreError> {
-        self.lock().0.load()
-    }
-
-    fn save(&mut self, session: &Session, expected: Option<u64>) -> Result<(), StoreError> {
-        let mut guard = self.lock();
-        guard.0.save(session, expected)?;
-        guard.1.push(session.clone());
-        Ok(())
-    }
-
-    fn clear(&mut self) -> Result<(), StoreError> {
-        self.lock().0.clear()
-    }
-}
+pub use tokenkeeper_integration::adapter_support::SharedStore;
