@@ -17,13 +17,15 @@ const HEX: &[u8; 16] = b"0123456789ABCDEF";
 pub fn encode_into(out: &mut String, value: &str) {
     let bytes = value.as_bytes();
     let mut start = 0;
-    for (i, &byte) in bytes.iter().enumerate() {
-        let unchanged =
-            matches!(byte, b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'*' | b'-' | b'.' | b'_');
-        if unchanged {
-            continue;
-        }
-        out.push_str(ascii_run(&bytes[start..i]));
+    while let Some(offset) = bytes[start..]
+        .iter()
+        .position(|&b| !UNESCAPED[usize::from(b)])
+    {
+        let at = start + offset;
+        // An escaped byte is never inside a multi-byte character's run of
+        // unescaped ASCII, so `start..at` falls on char boundaries.
+        out.push_str(value.get(start..at).unwrap_or_default());
+        let byte = bytes[at];
         if byte == b' ' {
             out.push('+');
         } else {
@@ -31,15 +33,23 @@ pub fn encode_into(out: &mut String, value: &str) {
             out.push(HEX[usize::from(byte >> 4)] as char);
             out.push(HEX[usize::from(byte & 0xF)] as char);
         }
-        start = i + 1;
+        start = at + 1;
     }
-    out.push_str(ascii_run(&bytes[start..]));
+    out.push_str(value.get(start..).unwrap_or_default());
 }
 
-/// A run of bytes that need no escaping: ASCII, hence valid UTF-8.
-fn ascii_run(run: &[u8]) -> &str {
-    core::str::from_utf8(run).unwrap_or_default()
-}
+/// The bytes the WHATWG `application/x-www-form-urlencoded` serializer
+/// leaves as they are: `*-._`, ASCII digits and letters.
+const UNESCAPED: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] =
+            matches!(b as u8, b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'*' | b'-' | b'.' | b'_');
+        b += 1;
+    }
+    table
+};
 
 /// `value` form-encoded.
 #[must_use]
@@ -200,5 +210,32 @@ mod tests {
         assert_eq!(decode("%FF"), "\u{FFFD}");
         assert_eq!(decode("%"), "%");
         assert_eq!(decode("%4"), "%4");
+    }
+
+    /// The run-copying encoder matches the byte-at-a-time definition.
+    mod encoder_agrees_with_definition {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn by_byte(value: &str) -> String {
+            let mut out = String::new();
+            for &byte in value.as_bytes() {
+                match byte {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'*' | b'-' | b'.' | b'_' => {
+                        out.push(char::from(byte));
+                    }
+                    b' ' => out.push('+'),
+                    _ => out.push_str(&alloc::format!("%{byte:02X}")),
+                }
+            }
+            out
+        }
+
+        proptest! {
+            #[test]
+            fn on_any_string(value in "\\PC{0,40}|[a-z %+&=._~-]{0,40}") {
+                prop_assert_eq!(encode(&value), by_byte(&value));
+            }
+        }
     }
 }

@@ -70,30 +70,41 @@ impl Limits {
 #[must_use]
 pub fn json_depth_exceeds(json: &[u8], max: usize) -> bool {
     let mut depth = 0usize;
-    let mut in_string = false;
-    let mut escaped = false;
-    for &b in json {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
+    let mut i = 0;
+    while let Some(offset) = json[i..]
+        .iter()
+        .position(|&b| matches!(b, b'"' | b'[' | b'{' | b']' | b'}'))
+    {
+        i += offset;
+        match json[i] {
+            b'"' => {
+                // Skip the string (tokens are long ones): to its closing
+                // quote, stepping over escapes.
+                i += 1;
+                loop {
+                    match json[i..].iter().position(|&b| b == b'"' || b == b'\\') {
+                        None => return false,
+                        Some(offset) if json[i + offset] == b'\\' => i += offset + 2,
+                        Some(offset) => {
+                            i += offset + 1;
+                            break;
+                        }
+                    }
+                    if i >= json.len() {
+                        return false;
+                    }
+                }
+                continue;
             }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
             b'[' | b'{' => {
                 depth += 1;
                 if depth > max {
                     return true;
                 }
             }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
+            _ => depth = depth.saturating_sub(1),
         }
+        i += 1;
     }
     false
 }
@@ -153,5 +164,46 @@ mod tests {
         assert!(limits.check_response(&at).is_ok());
         let past = HttpResponse::new(200, "").with_header("abc", "123456");
         assert!(limits.check_response(&past).is_err());
+    }
+
+    /// The skipping scanner decides as the byte-at-a-time state machine.
+    mod depth_scan_agrees_with_definition {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn by_byte(json: &[u8], max: usize) -> bool {
+            let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+            for &b in json {
+                if in_string {
+                    if escaped {
+                        escaped = false;
+                    } else if b == b'\\' {
+                        escaped = true;
+                    } else if b == b'"' {
+                        in_string = false;
+                    }
+                    continue;
+                }
+                match b {
+                    b'"' => in_string = true,
+                    b'[' | b'{' => {
+                        depth += 1;
+                        if depth > max {
+                            return true;
+                        }
+                    }
+                    b']' | b'}' => depth = depth.saturating_sub(1),
+                    _ => {}
+                }
+            }
+            false
+        }
+
+        proptest! {
+            #[test]
+            fn on_bracket_soup(json in "[\\[\\]{}\"\\\\a]{0,40}", max in 0usize..6) {
+                prop_assert_eq!(json_depth_exceeds(json.as_bytes(), max), by_byte(json.as_bytes(), max));
+            }
+        }
     }
 }

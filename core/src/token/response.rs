@@ -7,7 +7,10 @@
 //! before it is parsed).
 
 use alloc::string::{String, ToString};
+use core::fmt;
 use core::time::Duration;
+
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 
 use serde_json::{Map, Value};
 
@@ -51,52 +54,23 @@ impl TokenResponse {
     /// response; [`ResponseError::TooLarge`] / [`ResponseError::HeadersTooLarge`]
     /// past the limits.
     pub fn parse(response: &HttpResponse, limits: &Limits) -> Result<Self, ResponseError> {
-        let mut object = parse_json_object(response, limits)?;
+        limits.check_response(response)?;
         let status = response.status;
-        let malformed = |reason| ResponseError::Malformed { status, reason };
-
-        let access_token = match object.remove("access_token") {
-            Some(Value::String(s)) if !s.is_empty() => s,
-            Some(Value::String(_)) => return Err(malformed("access_token is empty")),
-            Some(_) => return Err(malformed("access_token is not a string")),
-            None => return Err(malformed("access_token is missing")),
-        };
-        let access_token = AccessToken::new(access_token);
-        if access_token.len() > limits.max_token_bytes {
-            return Err(malformed("access_token is longer than the limit"));
+        if json_depth_exceeds(&response.body, limits.max_json_depth) {
+            return Err(ResponseError::Malformed {
+                status,
+                reason: "JSON nesting is deeper than the limit",
+            });
         }
-        let token_type = match object.remove("token_type") {
-            Some(Value::String(s)) if !s.is_empty() => TokenType::parse(&s),
-            None => TokenType::Bearer,
-            Some(_) => return Err(malformed("token_type is not a string")),
-        };
-        let expires_in = match object.remove("expires_in") {
-            None | Some(Value::Null) => None,
-            Some(v) => match seconds_from_json(&v) {
-                Some(0) => return Err(malformed("expires_in is zero")),
-                Some(secs) => Some(secs),
-                None => return Err(malformed("expires_in is not a non-negative number")),
-            },
-        };
-        let refresh_token = optional_token(&mut object, "refresh_token", limits)
-            .map_err(malformed)?
-            .map(RefreshToken::new);
-        let id_token = optional_token(&mut object, "id_token", limits)
-            .map_err(malformed)?
-            .map(IdToken::new);
-        let scope = optional_string(&mut object, "scope").map_err(malformed)?;
-        let issued_token_type =
-            optional_string(&mut object, "issued_token_type").map_err(malformed)?;
-        Ok(TokenResponse {
-            access_token,
-            token_type,
-            expires_in,
-            refresh_token,
-            id_token,
-            scope,
-            issued_token_type,
-            extra: object,
-        })
+        // One pass straight into the members; anything else (not an
+        // object, not JSON) takes the general path, which names the error.
+        match serde_json::from_slice::<Members>(&response.body) {
+            Ok(members) => members.into_response(status, response.is_success(), limits),
+            Err(_) => {
+                let object = parse_json_object(response, limits)?;
+                Members::from_object(object).into_response(status, true, limits)
+            }
+        }
     }
 
     /// When the access token expires: the time the request was **sent** plus
@@ -194,23 +168,207 @@ pub fn parse_mfa_required(response: &HttpResponse, limits: &Limits) -> Option<Mf
     })
 }
 
-fn optional_string(
-    object: &mut Map<String, Value>,
-    name: &str,
-) -> Result<Option<String>, &'static str> {
-    match object.remove(name) {
+/// The members of a token response object: the token members by name,
+/// every other member (`error` included) in `extra`. Deserialized in one
+/// pass with borrowed keys, so a typical response fills no map at all.
+#[derive(Default)]
+struct Members {
+    access_token: Option<Value>,
+    token_type: Option<Value>,
+    expires_in: Option<Value>,
+    refresh_token: Option<Value>,
+    id_token: Option<Value>,
+    scope: Option<Value>,
+    issued_token_type: Option<Value>,
+    extra: Map<String, Value>,
+}
+
+impl Members {
+    /// Where `member` is kept.
+    fn slot_of(&mut self, member: Member) -> &mut Option<Value> {
+        match member {
+            Member::AccessToken => &mut self.access_token,
+            Member::TokenType => &mut self.token_type,
+            Member::ExpiresIn => &mut self.expires_in,
+            Member::RefreshToken => &mut self.refresh_token,
+            Member::IdToken => &mut self.id_token,
+            Member::Scope => &mut self.scope,
+            Member::IssuedTokenType => &mut self.issued_token_type,
+        }
+    }
+
+    fn from_object(object: Map<String, Value>) -> Self {
+        let mut members = Members::default();
+        for (name, value) in object {
+            match Member::of(&name) {
+                Some(member) => *members.slot_of(member) = Some(value),
+                None => drop(members.extra.insert(name, value)),
+            }
+        }
+        members
+    }
+
+    /// The checks of RFC 6749 §5.1 and §5.2, in the order
+    /// [`parse_json_object`] makes them.
+    fn into_response(
+        self,
+        status: u16,
+        success: bool,
+        limits: &Limits,
+    ) -> Result<TokenResponse, ResponseError> {
+        if self.extra.contains_key("error") {
+            return Err(ResponseError::Server(server_error(status, &self.extra)));
+        }
+        if !success {
+            return Err(ResponseError::UnexpectedStatus { status });
+        }
+        let malformed = |reason| ResponseError::Malformed { status, reason };
+        let access_token = match self.access_token {
+            Some(Value::String(s)) if !s.is_empty() => s,
+            Some(Value::String(_)) => return Err(malformed("access_token is empty")),
+            Some(_) => return Err(malformed("access_token is not a string")),
+            None => return Err(malformed("access_token is missing")),
+        };
+        let access_token = AccessToken::new(access_token);
+        if access_token.len() > limits.max_token_bytes {
+            return Err(malformed("access_token is longer than the limit"));
+        }
+        let token_type = match self.token_type {
+            Some(Value::String(s)) if !s.is_empty() => TokenType::parse(&s),
+            None => TokenType::Bearer,
+            Some(_) => return Err(malformed("token_type is not a string")),
+        };
+        let expires_in = match self.expires_in {
+            None | Some(Value::Null) => None,
+            Some(v) => match seconds_from_json(&v) {
+                Some(0) => return Err(malformed("expires_in is zero")),
+                Some(secs) => Some(secs),
+                None => return Err(malformed("expires_in is not a non-negative number")),
+            },
+        };
+        let refresh_token = optional_token(self.refresh_token, limits)
+            .map_err(malformed)?
+            .map(RefreshToken::new);
+        let id_token = optional_token(self.id_token, limits)
+            .map_err(malformed)?
+            .map(IdToken::new);
+        let scope = optional_string(self.scope).map_err(malformed)?;
+        let issued_token_type = optional_string(self.issued_token_type).map_err(malformed)?;
+        Ok(TokenResponse {
+            access_token,
+            token_type,
+            expires_in,
+            refresh_token,
+            id_token,
+            scope,
+            issued_token_type,
+            extra: self.extra,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Members {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MembersVisitor)
+    }
+}
+
+struct MembersVisitor;
+
+impl<'de> Visitor<'de> for MembersVisitor {
+    type Value = Members;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members, A::Error> {
+        let mut members = Members::default();
+        // Duplicates: the last wins, as in a `Map`.
+        while let Some(name) = map.next_key::<Name>()? {
+            let value = map.next_value::<Value>()?;
+            match name {
+                Name::Member(member) => *members.slot_of(member) = Some(value),
+                Name::Other(name) => drop(members.extra.insert(name, value)),
+            }
+        }
+        Ok(members)
+    }
+}
+
+/// The token members of RFC 6749 §5.1 and RFC 8693 §2.2.1.
+#[derive(Clone, Copy)]
+enum Member {
+    AccessToken,
+    TokenType,
+    ExpiresIn,
+    RefreshToken,
+    IdToken,
+    Scope,
+    IssuedTokenType,
+}
+
+impl Member {
+    fn of(name: &str) -> Option<Member> {
+        Some(match name {
+            "access_token" => Member::AccessToken,
+            "token_type" => Member::TokenType,
+            "expires_in" => Member::ExpiresIn,
+            "refresh_token" => Member::RefreshToken,
+            "id_token" => Member::IdToken,
+            "scope" => Member::Scope,
+            "issued_token_type" => Member::IssuedTokenType,
+            _ => return None,
+        })
+    }
+}
+
+/// A member name: a token member (no allocation) or any other, owned.
+enum Name {
+    Member(Member),
+    Other(String),
+}
+
+impl<'de> Deserialize<'de> for Name {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_str(NameVisitor)
+    }
+}
+
+struct NameVisitor;
+
+impl Visitor<'_> for NameVisitor {
+    type Value = Name;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a member name")
+    }
+
+    fn visit_str<E>(self, name: &str) -> Result<Name, E> {
+        Ok(match Member::of(name) {
+            Some(member) => Name::Member(member),
+            None => Name::Other(String::from(name)),
+        })
+    }
+
+    fn visit_string<E>(self, name: String) -> Result<Name, E> {
+        Ok(match Member::of(&name) {
+            Some(member) => Name::Member(member),
+            None => Name::Other(name),
+        })
+    }
+}
+
+fn optional_string(value: Option<Value>) -> Result<Option<String>, &'static str> {
+    match value {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
         Some(_) => Err("a string member has another type"),
     }
 }
 
-fn optional_token(
-    object: &mut Map<String, Value>,
-    name: &str,
-    limits: &Limits,
-) -> Result<Option<String>, &'static str> {
-    match optional_string(object, name)? {
+fn optional_token(value: Option<Value>, limits: &Limits) -> Result<Option<String>, &'static str> {
+    match optional_string(value)? {
         Some(s) if s.is_empty() => Ok(None),
         Some(s) if s.len() > limits.max_token_bytes => Err("a token is longer than the limit"),
         other => Ok(other),
@@ -412,5 +570,80 @@ mod tests {
             .is_none()
         );
         let _ = vec![0u8; 0];
+    }
+
+    /// The one-pass member visitor decides exactly as the `Map` path does
+    /// (the path every body that is not an object takes), duplicates,
+    /// wrong types, errors and odd bytes included.
+    mod one_pass_agrees_with_map_path {
+        use super::*;
+        use crate::http::Headers;
+        use proptest::prelude::*;
+
+        fn via_map(
+            response: &HttpResponse,
+            limits: &Limits,
+        ) -> Result<TokenResponse, ResponseError> {
+            let object = parse_json_object(response, limits)?;
+            Members::from_object(object).into_response(response.status, true, limits)
+        }
+
+        fn member() -> impl Strategy<Value = (String, String)> {
+            // `error` is rare: it decides every body it is in.
+            let name = prop_oneof![
+                8 => Just("access_token"),
+                1 => Just("token_type"),
+                1 => Just("expires_in"),
+                1 => Just("refresh_token"),
+                1 => Just("id_token"),
+                1 => Just("scope"),
+                1 => Just("issued_token_type"),
+                1 => Just("acc\\u0065ss_token"),
+                1 => Just("x"),
+                1 => Just("error_description"),
+                1 => Just("error"),
+            ];
+            let value = prop_oneof![
+                Just("\"at\"".to_string()),
+                Just("\"\"".to_string()),
+                Just("3600".to_string()),
+                Just("\"60\"".to_string()),
+                Just("0".to_string()),
+                Just("-1".to_string()),
+                Just("null".to_string()),
+                Just("true".to_string()),
+                Just("[1,{}]".to_string()),
+                Just("{\"a\":\"b\"}".to_string()),
+                Just("1.5e3".to_string()),
+                Just(r#""a\"b\\c""#.to_string()),
+                "[a-z ]{0,6}".prop_map(|s| alloc::format!("\"{s}\"")),
+            ];
+            (name.prop_map(String::from), value)
+        }
+
+        proptest! {
+            #[test]
+            fn on_objects(members in proptest::collection::vec(member(), 0..8), status in prop_oneof![6 => Just(200u16), 1 => Just(400), 1 => Just(500)], cut in prop_oneof![4 => Just(0usize), 1 => Just(1), 1 => Just(2)]) {
+                let mut body = String::from("{");
+                for (i, (name, value)) in members.iter().enumerate() {
+                    if i > 0 { body.push(','); }
+                    body.push_str(&alloc::format!("\"{name}\":{value}"));
+                }
+                body.push('}');
+                // Sometimes truncated: not JSON any more.
+                let keep = match cut { 0 => body.len(), 1 => body.len() - 1, _ => body.len() / 2 };
+                let body = body.get(..keep).unwrap_or(&body);
+                let response = HttpResponse::new(status, body);
+                let limits = Limits::default();
+                prop_assert_eq!(TokenResponse::parse(&response, &limits), via_map(&response, &limits));
+            }
+
+            #[test]
+            fn on_bytes(body in proptest::collection::vec(any::<u8>(), 0..64), status in 100u16..600) {
+                let response = HttpResponse { status, headers: Headers::new(), body };
+                let limits = Limits::default();
+                prop_assert_eq!(TokenResponse::parse(&response, &limits), via_map(&response, &limits));
+            }
+        }
     }
 }
