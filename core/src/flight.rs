@@ -82,8 +82,9 @@ pub(crate) struct Flight {
     pub attempt: u8,
     /// Whether the request asked for a DPoP-bound token.
     pub dpop: bool,
-    /// The request as built, before any DPoP proof: a retry re-signs it.
-    pub request: HttpRequest,
+    /// The request as built, before any DPoP proof, kept when DPoP is on
+    /// (its URL keys the token endpoint's nonce; a retry re-signs it).
+    pub request: Option<HttpRequest>,
     /// The `private_key_jwt` client the request authenticates as: a fresh
     /// assertion is added on every try.
     pub assertion: Option<(ClientAssertionKey, String)>,

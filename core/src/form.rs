@@ -66,10 +66,13 @@ pub struct FormBody {
 }
 
 impl FormBody {
-    /// An empty body.
+    /// An empty body, with room for a typical token request (growing a
+    /// body pair by pair would reallocate several times).
     #[must_use]
     pub fn new() -> Self {
-        FormBody::default()
+        FormBody {
+            body: String::with_capacity(256),
+        }
     }
 
     /// Appends `name=value`.

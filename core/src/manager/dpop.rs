@@ -113,12 +113,11 @@ impl TokenManager {
     /// signer.
     pub(super) fn prepare_token_request(
         &self,
-        base: &HttpRequest,
+        mut request: HttpRequest,
         assertion: Option<&(ClientAssertionKey, String)>,
         dpop: bool,
         now: UnixTime,
     ) -> Result<Prepared, Error> {
-        let mut request = base.clone();
         if let Some((key, client_id)) = assertion {
             let jti = draw_jti(&mut **self.entropy.borrow_mut());
             let audience = self
@@ -146,7 +145,7 @@ impl TokenManager {
             .build(&params)
             .map_err(|e| Error::Dpop(format!("{e}")))?
         {
-            ProofOutcome::Ready(proof) => Ok(Prepared::Ready(with_proof(&request, proof))),
+            ProofOutcome::Ready(proof) => Ok(Prepared::Ready(with_proof(request, proof))),
             ProofOutcome::Deferred(unsigned) => Ok(Prepared::Deferred(unsigned, request)),
         }
     }
@@ -178,7 +177,7 @@ impl TokenManager {
         match unsigned.finish_verified(signature, &jwk) {
             Ok(proof) => Ok(OutgoingRequest {
                 id,
-                request: with_proof(&base, proof),
+                request: with_proof(base, proof),
             }),
             Err(e) => {
                 let _ = self.cancel(id);
@@ -199,9 +198,8 @@ impl TokenManager {
     }
 }
 
-/// `base` with a `DPoP` header carrying `proof`.
-pub(super) fn with_proof(base: &HttpRequest, proof: DpopProof) -> HttpRequest {
-    let mut request = base.clone();
+/// `request` with a `DPoP` header carrying `proof`.
+pub(super) fn with_proof(mut request: HttpRequest, proof: DpopProof) -> HttpRequest {
     request.headers.set("DPoP", proof.into_string());
     request
 }

@@ -598,7 +598,9 @@ impl TokenManager {
         now: UnixTime,
     ) -> Result<Dispatch, Error> {
         let dpop = self.dpop.is_some() && !matches!(kind, FlightKind::Revocation);
-        let prepared = self.prepare_token_request(&request, assertion.as_ref(), dpop, now)?;
+        // Only with DPoP can a response ask for the request again.
+        let kept = self.dpop.is_some().then(|| request.clone());
+        let prepared = self.prepare_token_request(request, assertion.as_ref(), dpop, now)?;
         let mut flights = self.flights.borrow_mut();
         let id = flights.next_id();
         let (dispatch, pending_proof) = match prepared {
@@ -622,7 +624,7 @@ impl TokenManager {
             deadline: now.saturating_add(self.config.lease),
             attempt: 0,
             dpop,
-            request,
+            request: kept,
             assertion,
             pending_proof,
         });
@@ -642,13 +644,15 @@ impl TokenManager {
         };
         // RFC 9449 §8: one retry with a fresh proof, only when the server
         // sent a new nonce with its `use_dpop_nonce` error.
-        if self.token_nonce_retry(&flight.request.url, &response)
+        let retry = flight
+            .request
+            .as_ref()
+            .is_some_and(|base| self.token_nonce_retry(&base.url, &response))
             && flight.dpop
-            && flight.attempt == 0
-        {
+            && flight.attempt == 0;
+        if let Some(base) = flight.request.clone().filter(|_| retry) {
             flight.attempt = 1;
-            match self.prepare_token_request(&flight.request, flight.assertion.as_ref(), true, now)
-            {
+            match self.prepare_token_request(base, flight.assertion.as_ref(), true, now) {
                 Ok(dpop::Prepared::Ready(request)) => {
                     self.flights.get_mut().restart(flight);
                     return Completion::Resend(OutgoingRequest { id, request });

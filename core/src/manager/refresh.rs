@@ -78,9 +78,19 @@ impl TokenManager {
             }
         }
 
+        // The response's parts move into the session: no copies.
+        let TokenResponse {
+            access_token,
+            token_type,
+            refresh_token,
+            id_token,
+            scope: granted,
+            ..
+        } = parsed;
+
         // The rotated refresh token is stored first: the old one is spent
         // whatever happens to the access token.
-        let rotated = match parsed.refresh_token.clone() {
+        let rotated = match refresh_token {
             Some(new) if session.token_set.refresh_token.as_ref() != Some(&new) => {
                 session.token_set.refresh_token = Some(new);
                 true
@@ -105,12 +115,15 @@ impl TokenManager {
         };
 
         // RFC 6749 §5.1: no `scope` means "as requested".
-        let granted = parsed
-            .scope
-            .clone()
-            .unwrap_or_else(|| flight.requested_scope.clone());
-        let requested =
-            (!flight.requested_scope.is_empty()).then(|| flight.requested_scope.clone());
+        let granted = granted.unwrap_or_else(|| flight.requested_scope.clone());
+        let missing = if self.config.strict_scopes {
+            scope::missing(&flight.requested_scope, &granted)
+        } else {
+            String::new()
+        };
+        if id_token.is_some() {
+            session.token_set.id_token = id_token;
+        }
         let mut evicted = 0;
         let FlightKind::Refresh { destination, .. } = &flight.kind else {
             return Err(Error::UnknownRequest);
@@ -118,31 +131,27 @@ impl TokenManager {
         match destination {
             Destination::Main => {
                 let set = &mut session.token_set;
-                set.access_token = parsed.access_token.clone();
+                set.access_token = access_token;
                 set.expires_at = Some(expires_at);
-                set.scope = Some(granted.clone());
-                if requested.is_some() {
-                    set.requested_scope = requested;
+                set.scope = Some(granted);
+                if !flight.requested_scope.is_empty()
+                    && set.requested_scope.as_deref() != Some(&*flight.requested_scope)
+                {
+                    set.requested_scope = Some(flight.requested_scope.clone());
                 }
                 if set.audience.is_none() {
                     set.audience = flight.audience.clone();
                 }
-                set.token_type = Some(parsed.token_type.clone());
-                if let Some(id_token) = &parsed.id_token {
-                    set.id_token = Some(id_token.clone());
-                }
+                set.token_type = Some(token_type);
             }
             Destination::Entry(audience) => {
-                if let Some(id_token) = &parsed.id_token {
-                    session.token_set.id_token = Some(id_token.clone());
-                }
                 session.cache.upsert(AccessTokenSet {
-                    access_token: parsed.access_token.clone(),
-                    scope: Some(granted.clone()),
+                    access_token,
+                    scope: Some(granted),
                     requested_scope: Some(flight.requested_scope.clone()),
                     audience: audience.clone(),
                     expires_at: Some(expires_at),
-                    token_type: Some(parsed.token_type.clone()),
+                    token_type: Some(token_type),
                     extra: serde_json::Map::new(),
                 });
                 evicted = session.cache.evict_over(
@@ -164,11 +173,8 @@ impl TokenManager {
                 reason: ChangeReason::Evicted,
             });
         }
-        if self.config.strict_scopes {
-            let missing = scope::missing(&flight.requested_scope, &granted);
-            if !missing.is_empty() {
-                return Err(Error::MissingScopes { missing });
-            }
+        if !missing.is_empty() {
+            return Err(Error::MissingScopes { missing });
         }
         Ok(())
     }

@@ -56,6 +56,13 @@ impl TokenResponse {
     pub fn parse(response: &HttpResponse, limits: &Limits) -> Result<Self, ResponseError> {
         limits.check_response(response)?;
         let status = response.status;
+        // The common flat object takes the short road (depth 1 is within
+        // any limit but zero).
+        if limits.max_json_depth >= 1
+            && let Some(members) = Members::read_flat(&response.body)
+        {
+            return members.into_response(status, response.is_success(), limits);
+        }
         if json_depth_exceeds(&response.body, limits.max_json_depth) {
             return Err(ResponseError::Malformed {
                 status,
@@ -195,6 +202,17 @@ impl Members {
             Member::Scope => &mut self.scope,
             Member::IssuedTokenType => &mut self.issued_token_type,
         }
+    }
+
+    /// The members of a flat object, read without serde_json
+    /// ([`flat`](super::flat)); `None` for any other body.
+    fn read_flat(json: &[u8]) -> Option<Self> {
+        let mut members = Members::default();
+        super::flat::read_object(json, |name, value| match Member::of(&name) {
+            Some(member) => *members.slot_of(member) = Some(value),
+            None => drop(members.extra.insert(name.into_owned(), value)),
+        })?;
+        Some(members)
     }
 
     fn from_object(object: Map<String, Value>) -> Self {
@@ -616,18 +634,45 @@ mod tests {
                 Just("{\"a\":\"b\"}".to_string()),
                 Just("1.5e3".to_string()),
                 Just(r#""a\"b\\c""#.to_string()),
+                Just(r#""http:\/\/x\n\t\r\b\f""#.to_string()),
+                Just(r#""\u0041\ud83d\ude00""#.to_string()),
+                Just(r#""\ud800""#.to_string()),
+                Just("\"é€😀\"".to_string()),
+                Just("\"a\u{1}\"".to_string()),
+                Just("-0".to_string()),
+                Just("1e2".to_string()),
+                Just("01".to_string()),
+                Just("1.".to_string()),
+                Just("18446744073709551616".to_string()),
+                Just("-9223372036854775809".to_string()),
+                Just("tru".to_string()),
                 "[a-z ]{0,6}".prop_map(|s| alloc::format!("\"{s}\"")),
             ];
             (name.prop_map(String::from), value)
         }
 
+        #[test]
+        fn flat_bodies_take_the_short_road() {
+            for body in [
+                r#"{"access_token":"eyJ.eyJ.c2ln","token_type":"Bearer","expires_in":3600,"scope":"openid offline_access","refresh_token":"rt","id_token":"eyJ.eyJ.sig"}"#,
+                r#"{"access_token":"at","expires_in":"60","token_type":"DPoP","custom":true,"n":null}"#,
+                r#"{"error":"invalid_grant","error_description":"grant request is invalid"}"#,
+                "{ \"access_token\" : \"a\\/b\" }\n",
+            ] {
+                assert!(Members::read_flat(body.as_bytes()).is_some(), "{body}");
+            }
+        }
+
         proptest! {
             #[test]
             fn on_objects(members in proptest::collection::vec(member(), 0..8), status in prop_oneof![6 => Just(200u16), 1 => Just(400), 1 => Just(500)], cut in prop_oneof![4 => Just(0usize), 1 => Just(1), 1 => Just(2)]) {
-                let mut body = String::from("{");
+                // JSON whitespace anywhere it may go.
+                let ws = [" ", "", "\n", "\t\r"];
+                let mut body = String::from(ws[members.len() % 4]);
+                body.push('{');
                 for (i, (name, value)) in members.iter().enumerate() {
                     if i > 0 { body.push(','); }
-                    body.push_str(&alloc::format!("\"{name}\":{value}"));
+                    body.push_str(&alloc::format!("{}\"{name}\"{}:{value}{}", ws[i % 4], ws[(i + 1) % 4], ws[(i + 2) % 4]));
                 }
                 body.push('}');
                 // Sometimes truncated: not JSON any more.
