@@ -155,6 +155,17 @@ impl fmt::Debug for Headers {
     }
 }
 
+/// The fields, owned, in order (a host can hand the strings to its HTTP
+/// library without copying them).
+impl IntoIterator for Headers {
+    type Item = (String, String);
+    type IntoIter = alloc::vec::IntoIter<(String, String)>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
 impl<N: Into<String>, V: Into<String>> FromIterator<(N, V)> for Headers {
     fn from_iter<I: IntoIterator<Item = (N, V)>>(iter: I) -> Self {
         Headers(

@@ -139,6 +139,6 @@ pub use manager::{
 };
 pub use secret::{AccessToken, ClientSecret, IdToken, RefreshToken};
 pub use session::Session;
-pub use store::{MemoryStore, SessionStore, StoreError};
+pub use store::{MemoryStore, SessionStore, StoreError, UnsharedStore};
 pub use time::UnixTime;
 pub use token::{AccessTokenSet, TokenSet, TokenType};

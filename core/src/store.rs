@@ -123,6 +123,49 @@ impl SessionStore for MemoryStore {
     }
 }
 
+/// The store for a session that only one handle ever holds: it keeps no
+/// copy, because the handle's manager already holds the session in memory
+/// and no other writer can change it. The adapters use it when the
+/// application plugs in no store, so a refresh copies nothing.
+///
+/// It remembers the generation last saved, so the before-refresh check
+/// ([`SessionStore::generation`]) always finds the handle's own; `load`
+/// returns `None` (there is no copy to read back, and a handle never needs
+/// one). Use [`MemoryStore`] to keep a readable copy, or a store of your own
+/// to share the session between processes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UnsharedStore {
+    generation: Option<u64>,
+}
+
+impl UnsharedStore {
+    /// A store for a session held by one handle.
+    #[must_use]
+    pub fn new() -> Self {
+        UnsharedStore::default()
+    }
+}
+
+impl SessionStore for UnsharedStore {
+    fn load(&mut self) -> Result<Option<Session>, StoreError> {
+        Ok(None)
+    }
+
+    fn save(&mut self, session: &Session, _expected: Option<u64>) -> Result<(), StoreError> {
+        self.generation = Some(session.generation());
+        Ok(())
+    }
+
+    fn generation(&mut self) -> Result<Option<u64>, StoreError> {
+        Ok(self.generation)
+    }
+
+    fn clear(&mut self) -> Result<(), StoreError> {
+        self.generation = None;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

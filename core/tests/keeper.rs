@@ -9,7 +9,7 @@ use support::{FakeServer, builder, expired_session, t};
 use tokenkeeper::keeper::{Ask, Keeper, Saved, Step};
 use tokenkeeper::{
     Completion, Dispatch, MemoryStore, SeededEntropy, Session, SessionStore, StoreError,
-    TokenManager, TokenRequest,
+    TokenManager, TokenRequest, UnsharedStore,
 };
 
 /// A store two keepers share, whose saves can be made to fail.
@@ -200,4 +200,26 @@ fn a_conflict_without_rotation_adopts_the_stored_session() {
             .secret(),
         "rt-other"
     );
+}
+
+#[test]
+fn an_unshared_store_keeps_no_copy_and_never_reloads() {
+    let manager = TokenManager::new(builder().build().unwrap(), SeededEntropy::new(3));
+    let store: Box<dyn SessionStore + Send> = Box::new(UnsharedStore::new());
+    let mut k: Keeper = Keeper::new(manager, store, Some(expired_session(1000))).unwrap();
+    let mut server = FakeServer::default();
+    assert_eq!(get(&mut k, &mut server, 2000).unwrap(), "at-1-");
+    assert_eq!(get(&mut k, &mut server, 9000).unwrap(), "at-2-");
+    // The session lives in the manager only, rotated twice and current.
+    let session = k.manager.session().unwrap();
+    assert_eq!(
+        session.token_set().refresh_token.as_ref().unwrap().secret(),
+        "rt-2"
+    );
+    // The before-refresh check finds the handle's own generation: the
+    // session is never replaced by the store's (empty) answer.
+    assert!(!k.moved_on().unwrap());
+    assert!(k.manager.session().is_some());
+    assert_eq!(k.persist().unwrap(), Saved::Nothing);
+    assert_eq!(server.refreshes, 2);
 }

@@ -110,8 +110,8 @@ use tokenkeeper::login::LoginTransaction;
 use tokenkeeper::token::TokenResponse;
 use tokenkeeper::{
     AccessTokenInfo, Authorization, Completion, Config, Dispatch, Headers, HttpRequest,
-    HttpResponse, MemoryStore, RequestId, ResourceRetries, ResourceVerdict, Session, SessionStore,
-    TokenManager, TokenRequest, UnixTime,
+    HttpResponse, RequestId, ResourceRetries, ResourceVerdict, Session, SessionStore, TokenManager,
+    TokenRequest, UnixTime, UnsharedStore,
 };
 
 mod error;
@@ -242,7 +242,8 @@ impl Builder {
         self
     }
 
-    /// Where the session is kept (default: a fresh [`MemoryStore`]). The
+    /// Where the session is kept (default: an [`UnsharedStore`]: the session
+    /// stays in this handle's memory and nothing is copied). The
     /// session is loaded from it when the handle is built.
     pub fn store(mut self, store: impl SessionStore + Send + 'static) -> Self {
         self.store = Box::new(store);
@@ -300,7 +301,7 @@ impl TokenKeeper {
             config,
             client: None,
             timeout: DEFAULT_TIMEOUT,
-            store: Box::new(MemoryStore::new()),
+            store: Box::new(UnsharedStore::new()),
             session: None,
             dpop: None,
             deferred_signer: None,

@@ -102,8 +102,8 @@ use tokenkeeper::login::LoginTransaction;
 use tokenkeeper::token::TokenResponse;
 use tokenkeeper::{
     AccessTokenInfo, Authorization, Completion, Config, Dispatch, Headers, HttpRequest,
-    HttpResponse, MemoryStore, RequestId, ResourceRetries, ResourceVerdict, Session, SessionStore,
-    TokenManager, TokenRequest, UnixTime,
+    HttpResponse, RequestId, ResourceRetries, ResourceVerdict, Session, SessionStore, TokenManager,
+    TokenRequest, UnixTime, UnsharedStore,
 };
 use ureq::http;
 
@@ -233,7 +233,8 @@ impl Builder {
         self
     }
 
-    /// Where the session is kept (default: a fresh [`MemoryStore`]). The
+    /// Where the session is kept (default: an [`UnsharedStore`]: the session
+    /// stays in this handle's memory and nothing is copied). The
     /// session is loaded from it when the handle is built.
     pub fn store(mut self, store: impl SessionStore + Send + 'static) -> Self {
         self.store = Box::new(store);
@@ -277,7 +278,7 @@ impl TokenKeeper {
             config,
             agent: None,
             timeout: DEFAULT_TIMEOUT,
-            store: Box::new(MemoryStore::new()),
+            store: Box::new(UnsharedStore::new()),
             session: None,
             dpop: None,
             deferred_signer: None,
@@ -660,13 +661,25 @@ fn send(
     request: HttpRequest,
     max_body: usize,
 ) -> Result<HttpResponse, ureq::Error> {
-    let mut builder = http::Request::builder()
-        .method(request.method.as_str())
-        .uri(request.url.as_str());
-    for (name, value) in request.headers.iter() {
-        builder = builder.header(name, value);
+    // Assembled by hand from the owned parts: the URL, header values and
+    // body move into the request without being copied.
+    let HttpRequest {
+        method,
+        url,
+        headers,
+        body,
+    } = request;
+    let mut request = http::Request::new(body);
+    *request.method_mut() =
+        http::Method::from_bytes(method.as_str().as_bytes()).map_err(http::Error::from)?;
+    *request.uri_mut() = http::Uri::try_from(url).map_err(http::Error::from)?;
+    let fields = request.headers_mut();
+    fields.reserve(headers.len());
+    for (name, value) in headers {
+        let name = http::HeaderName::from_bytes(name.as_bytes()).map_err(http::Error::from)?;
+        let value = http::HeaderValue::try_from(value).map_err(http::Error::from)?;
+        fields.append(name, value);
     }
-    let mut request = builder.body(request.body)?;
     let config = agent.config();
     if config.http_status_as_error() || config.max_redirects() > 0 {
         // Enforced per request, whatever the agent's own configuration.
@@ -679,14 +692,18 @@ fn send(
     let response = agent.run(request)?;
     let status = response.status().as_u16();
     let headers = headers_of(response.headers());
-    let mut body = Vec::new();
-    let limit = u64::try_from(max_body)
-        .unwrap_or(u64::MAX)
-        .saturating_add(1);
+    // Read at most one byte past the limit: the core refuses a longer body.
+    let limit = max_body.saturating_add(1);
+    let announced = response
+        .body()
+        .content_length()
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or(0);
+    let mut body = Vec::with_capacity(announced.min(limit));
     response
         .into_body()
         .into_reader()
-        .take(limit)
+        .take(u64::try_from(limit).unwrap_or(u64::MAX))
         .read_to_end(&mut body)?;
     Ok(HttpResponse {
         status,

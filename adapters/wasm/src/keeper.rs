@@ -17,9 +17,9 @@ use tokenkeeper::keeper::{Ask, Step, dispatch_id};
 use tokenkeeper::login::LoginTransaction;
 use tokenkeeper::token::TokenResponse;
 use tokenkeeper::{
-    AccessTokenInfo, Authorization, Config, Dispatch, HttpRequest, HttpResponse, MemoryStore,
-    RequestId, ResourceRetries, ResourceVerdict, Session, SessionStore, TokenManager, TokenRequest,
-    UnixTime,
+    AccessTokenInfo, Authorization, Config, Dispatch, HttpRequest, HttpResponse, RequestId,
+    ResourceRetries, ResourceVerdict, Session, SessionStore, TokenManager, TokenRequest, UnixTime,
+    UnsharedStore,
 };
 
 use crate::Error;
@@ -116,7 +116,8 @@ impl Builder {
         self
     }
 
-    /// Where the session is kept (default: a fresh [`MemoryStore`]). The
+    /// Where the session is kept (default: an [`UnsharedStore`]: the session
+    /// stays in this handle's memory and nothing is copied). The
     /// session is loaded from it when the handle is built.
     pub fn store(mut self, store: impl SessionStore + 'static) -> Self {
         self.store = Box::new(store);
@@ -165,7 +166,7 @@ impl TokenKeeper {
         Builder {
             config,
             timeout: DEFAULT_TIMEOUT,
-            store: Box::new(MemoryStore::new()),
+            store: Box::new(UnsharedStore::new()),
             session: None,
             dpop: None,
         }
