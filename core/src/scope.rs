@@ -83,13 +83,27 @@ pub fn count(scope: &str) -> usize {
 #[must_use]
 pub fn merge(first: &str, second: &str) -> String {
     let mut out = String::with_capacity(first.len() + second.len() + 1);
+    // The tokens kept so far, for the duplicate check without re-scanning
+    // `out` (scopes rarely hold more; past that, `out` is scanned).
+    let mut seen: [&str; 16] = [""; 16];
+    let mut kept = 0;
     for t in tokens(first).chain(tokens(second)) {
-        if !contains(&out, t) {
-            if !out.is_empty() {
-                out.push(' ');
-            }
-            out.push_str(t);
+        let duplicate = if kept <= seen.len() {
+            seen[..kept].contains(&t)
+        } else {
+            contains(&out, t)
+        };
+        if duplicate {
+            continue;
         }
+        if let Some(slot) = seen.get_mut(kept) {
+            *slot = t;
+        }
+        kept += 1;
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(t);
     }
     out
 }
@@ -147,5 +161,32 @@ mod tests {
     fn missing_lists_ungranted() {
         assert_eq!(missing("a b c b", "b"), "a c");
         assert_eq!(missing("a", "a b"), "");
+    }
+
+    /// The merge with its duplicate list matches the plain definition,
+    /// past the sixteen tokens the list holds too.
+    mod merge_agrees_with_definition {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn by_scanning(first: &str, second: &str) -> String {
+            let mut out = String::new();
+            for t in tokens(first).chain(tokens(second)) {
+                if !contains(&out, t) {
+                    if !out.is_empty() {
+                        out.push(' ');
+                    }
+                    out.push_str(t);
+                }
+            }
+            out
+        }
+
+        proptest! {
+            #[test]
+            fn on_many_tokens(a in "([a-z]{1,2} {1,2}){0,30}", b in "( ?[a-z]{1,2}){0,30}") {
+                prop_assert_eq!(merge(&a, &b), by_scanning(&a, &b));
+            }
+        }
     }
 }

@@ -22,7 +22,10 @@ pub(crate) fn read_object<'a>(
     json: &'a [u8],
     mut member: impl FnMut(Cow<'a, str>, Value),
 ) -> Option<()> {
-    let mut reader = Reader { json, pos: 0 };
+    // JSON text is UTF-8 (RFC 8259 §8.1): checked once, then strings are
+    // sliced out of it.
+    let text = core::str::from_utf8(json).ok()?;
+    let mut reader = Reader { text, json, pos: 0 };
     reader.skip_whitespace();
     reader.expect(b'{')?;
     reader.skip_whitespace();
@@ -49,9 +52,23 @@ pub(crate) fn read_object<'a>(
 }
 
 struct Reader<'a> {
+    text: &'a str,
     json: &'a [u8],
     pos: usize,
 }
+
+/// The bytes a string runs on: all but `"`, `\` and control characters.
+const PLAIN: [bool; 256] = {
+    let mut table = [true; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = false;
+        b += 1;
+    }
+    table[b'"' as usize] = false;
+    table[b'\\' as usize] = false;
+    table
+};
 
 impl<'a> Reader<'a> {
     fn peek(&self) -> Option<u8> {
@@ -75,19 +92,19 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// A string: borrowed when it has no escapes. Control characters and
-    /// invalid UTF-8 are errors (as in serde_json); `\u` escapes are left
-    /// to serde_json.
+    /// A string: borrowed when it has no escapes. Control characters are
+    /// errors (as in serde_json); `\u` escapes are left to serde_json.
     fn string(&mut self) -> Option<Cow<'a, str>> {
         self.expect(b'"')?;
         let mut owned: Option<String> = None;
         loop {
-            let rest = &self.json[self.pos..];
-            let end = rest
-                .iter()
-                .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
-            let run = core::str::from_utf8(&rest[..end]).ok()?;
-            self.pos += end;
+            let start = self.pos;
+            // One table lookup per byte. The text is valid UTF-8 and every
+            // stop byte is ASCII, so the run ends on a character boundary.
+            while PLAIN.get(usize::from(self.peek()?)) == Some(&true) {
+                self.pos += 1;
+            }
+            let run = self.text.get(start..self.pos)?;
             match self.next()? {
                 b'"' => {
                     return Some(match owned {
