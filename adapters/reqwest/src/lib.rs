@@ -719,20 +719,31 @@ async fn send(
     request: HttpRequest,
     max_body: usize,
 ) -> Result<HttpResponse, Error> {
-    let method = reqwest::Method::from_bytes(request.method.as_str().as_bytes())
-        .map_err(http::Error::from)?;
-    let mut builder = client.request(method, request.url.as_str());
-    for (name, value) in request.headers.iter() {
+    let HttpRequest {
+        method,
+        url,
+        headers,
+        body,
+    } = request;
+    let method =
+        reqwest::Method::from_bytes(method.as_str().as_bytes()).map_err(http::Error::from)?;
+    let mut builder = client.request(method, url.as_str());
+    // Header values move into the request instead of being copied.
+    for (name, value) in headers {
+        let name = http::HeaderName::from_bytes(name.as_bytes()).map_err(http::Error::from)?;
+        let value = http::HeaderValue::try_from(value).map_err(http::Error::from)?;
         builder = builder.header(name, value);
     }
-    let mut response = builder
-        .body(request.body)
-        .send()
-        .await
-        .map_err(Error::Transport)?;
+    let mut response = builder.body(body).send().await.map_err(Error::Transport)?;
     let status = response.status().as_u16();
     let headers = headers_of(response.headers());
-    let mut body = Vec::new();
+    // Sized from Content-Length, up to one byte past the limit (the core
+    // refuses a longer body itself).
+    let announced = response
+        .content_length()
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or(0);
+    let mut body = Vec::with_capacity(announced.min(max_body.saturating_add(1)));
     while let Some(chunk) = response.chunk().await.map_err(Error::Transport)? {
         body.extend_from_slice(&chunk);
         if body.len() > max_body {
