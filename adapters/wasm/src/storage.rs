@@ -11,7 +11,8 @@
 //! the core's refresh claim narrows that to the claim's save.
 //!
 //! **Mind what this stores**: the refresh token, readable by any script of
-//! the origin (an XSS reads it). Prefer a `MemoryStore` (the default) unless
+//! the origin (an XSS reads it). Prefer keeping the session in memory (the
+//! default `UnsharedStore`, or a `MemoryStore`) unless
 //! the session must survive a reload, and keep the refresh token's lifetime
 //! short (rotation with reuse detection, as the harness's provider does).
 
