@@ -61,8 +61,18 @@ impl TokenResponse {
         if limits.max_json_depth >= 1
             && let Some(members) = Members::read_flat(&response.body)
         {
-            return members.into_response(status, response.is_success(), limits);
+            let parsed = members.into_response(status, response.is_success(), limits);
+            // Fuzzing holds the short road to serde_json's answers.
+            #[cfg(fuzzing)]
+            assert_eq!(parsed, Self::parse_with_serde(response, limits));
+            return parsed;
         }
+        Self::parse_with_serde(response, limits)
+    }
+
+    /// [`TokenResponse::parse`] with serde_json, once the limits passed.
+    fn parse_with_serde(response: &HttpResponse, limits: &Limits) -> Result<Self, ResponseError> {
+        let status = response.status;
         if json_depth_exceeds(&response.body, limits.max_json_depth) {
             return Err(ResponseError::Malformed {
                 status,
