@@ -258,17 +258,52 @@ mod http_crate {
     #[error("cannot convert to an http crate type: {0}")]
     pub struct ConversionError(#[from] http::Error);
 
+    impl From<ConversionError> for http::Error {
+        fn from(error: ConversionError) -> Self {
+            error.0
+        }
+    }
+
+    /// The request for an HTTP library on the `http` crate (ureq, reqwest,
+    /// hyper). Nothing is copied: the URL, the header values and the body
+    /// move into it.
     impl TryFrom<HttpRequest> for http::Request<Vec<u8>> {
         type Error = ConversionError;
 
         fn try_from(request: HttpRequest) -> Result<Self, Self::Error> {
-            let mut builder = http::Request::builder()
-                .method(request.method.as_str())
-                .uri(request.url.as_str());
-            for (name, value) in request.headers.iter() {
-                builder = builder.header(name, value);
+            let HttpRequest {
+                method,
+                url,
+                headers,
+                body,
+            } = request;
+            let mut out = http::Request::new(body);
+            *out.method_mut() =
+                http::Method::from_bytes(method.as_str().as_bytes()).map_err(http::Error::from)?;
+            *out.uri_mut() = http::Uri::try_from(url).map_err(http::Error::from)?;
+            let fields = out.headers_mut();
+            fields.reserve(headers.len());
+            for (name, value) in headers {
+                let name =
+                    http::HeaderName::from_bytes(name.as_bytes()).map_err(http::Error::from)?;
+                let value = http::HeaderValue::try_from(value).map_err(http::Error::from)?;
+                fields.append(name, value);
             }
-            Ok(builder.body(request.body)?)
+            Ok(out)
+        }
+    }
+
+    /// Every field, in order (values that are not UTF-8, lossily).
+    impl From<&http::HeaderMap> for Headers {
+        fn from(map: &http::HeaderMap) -> Self {
+            map.iter()
+                .map(|(name, value)| {
+                    (
+                        name.as_str(),
+                        String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                    )
+                })
+                .collect()
         }
     }
 
@@ -277,16 +312,7 @@ mod http_crate {
             let (parts, body) = response.into_parts();
             HttpResponse {
                 status: parts.status.as_u16(),
-                headers: parts
-                    .headers
-                    .iter()
-                    .map(|(n, v)| {
-                        (
-                            String::from(n.as_str()),
-                            String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                        )
-                    })
-                    .collect(),
+                headers: Headers::from(&parts.headers),
                 body: body.into(),
             }
         }
@@ -309,6 +335,8 @@ mod http_crate {
                 body: b"a=b".to_vec(),
             };
             let converted: http::Request<Vec<u8>> = request.try_into().unwrap();
+            assert_eq!(converted.headers().len(), 3);
+            assert_eq!(converted.headers()["accept"], "application/json");
             assert_eq!(converted.method(), http::Method::POST);
             assert_eq!(converted.uri(), "https://as.example/token?x=1");
             assert_eq!(converted.headers().get_all("x-two").iter().count(), 2);
@@ -324,6 +352,27 @@ mod http_crate {
             assert_eq!(back.status, 401);
             assert_eq!(back.headers.get("dpop-nonce"), Some("n1"));
             assert_eq!(back.body, b"{}");
+        }
+
+        #[test]
+        fn bad_parts_are_errors_not_panics() {
+            for (url, name, value) in [
+                ("not a uri", "Accept", "x"),
+                ("https://as.example/", "Bad Name", "x"),
+                ("https://as.example/", "Accept", "line\nbreak"),
+            ] {
+                let mut headers = Headers::new();
+                headers.append(name, value);
+                let request = HttpRequest {
+                    method: Method::POST,
+                    url: url.into(),
+                    headers,
+                    body: Vec::new(),
+                };
+                let converted: Result<http::Request<Vec<u8>>, _> = request.try_into();
+                let error = http::Error::from(converted.unwrap_err());
+                assert!(!alloc::format!("{error}").is_empty());
+            }
         }
     }
 }

@@ -579,7 +579,7 @@ impl TokenKeeper {
                 .map_err(Error::Transport)?;
             let seen = HttpResponse {
                 status: response.status().as_u16(),
-                headers: headers_of(response.headers()),
+                headers: Headers::from(response.headers()),
                 body: Vec::new(),
             };
             let verdict =
@@ -719,24 +719,13 @@ async fn send(
     request: HttpRequest,
     max_body: usize,
 ) -> Result<HttpResponse, Error> {
-    let HttpRequest {
-        method,
-        url,
-        headers,
-        body,
-    } = request;
-    let method =
-        reqwest::Method::from_bytes(method.as_str().as_bytes()).map_err(http::Error::from)?;
-    let mut builder = client.request(method, url.as_str());
-    // Header values move into the request instead of being copied.
-    for (name, value) in headers {
-        let name = http::HeaderName::from_bytes(name.as_bytes()).map_err(http::Error::from)?;
-        let value = http::HeaderValue::try_from(value).map_err(http::Error::from)?;
-        builder = builder.header(name, value);
-    }
-    let mut response = builder.body(body).send().await.map_err(Error::Transport)?;
+    // Nothing is copied: the URL, header values and body move; `execute`
+    // adds the client's default headers as `send` does.
+    let request = http::Request::try_from(request).map_err(http::Error::from)?;
+    let request = reqwest::Request::try_from(request).map_err(Error::Transport)?;
+    let mut response = client.execute(request).await.map_err(Error::Transport)?;
     let status = response.status().as_u16();
-    let headers = headers_of(response.headers());
+    let headers = Headers::from(response.headers());
     // Sized from Content-Length, up to one byte past the limit (the core
     // refuses a longer body itself).
     let announced = response
@@ -755,16 +744,4 @@ async fn send(
         headers,
         body,
     })
-}
-
-/// Every header field, in order (values that are not UTF-8 lossily).
-fn headers_of(map: &http::HeaderMap) -> Headers {
-    map.iter()
-        .map(|(name, value)| {
-            (
-                name.as_str(),
-                String::from_utf8_lossy(value.as_bytes()).into_owned(),
-            )
-        })
-        .collect()
 }

@@ -545,7 +545,7 @@ impl TokenKeeper {
             let response = self.inner.agent.run(attempt).map_err(Error::Transport)?;
             let seen = HttpResponse {
                 status: response.status().as_u16(),
-                headers: headers_of(response.headers()),
+                headers: Headers::from(response.headers()),
                 body: Vec::new(),
             };
             let verdict =
@@ -661,25 +661,8 @@ fn send(
     request: HttpRequest,
     max_body: usize,
 ) -> Result<HttpResponse, ureq::Error> {
-    // Assembled by hand from the owned parts: the URL, header values and
-    // body move into the request without being copied.
-    let HttpRequest {
-        method,
-        url,
-        headers,
-        body,
-    } = request;
-    let mut request = http::Request::new(body);
-    *request.method_mut() =
-        http::Method::from_bytes(method.as_str().as_bytes()).map_err(http::Error::from)?;
-    *request.uri_mut() = http::Uri::try_from(url).map_err(http::Error::from)?;
-    let fields = request.headers_mut();
-    fields.reserve(headers.len());
-    for (name, value) in headers {
-        let name = http::HeaderName::from_bytes(name.as_bytes()).map_err(http::Error::from)?;
-        let value = http::HeaderValue::try_from(value).map_err(http::Error::from)?;
-        fields.append(name, value);
-    }
+    // Nothing is copied: the URL, header values and body move.
+    let mut request = http::Request::try_from(request).map_err(http::Error::from)?;
     let config = agent.config();
     if config.http_status_as_error() || config.max_redirects() > 0 {
         // Enforced per request, whatever the agent's own configuration.
@@ -691,7 +674,7 @@ fn send(
     }
     let response = agent.run(request)?;
     let status = response.status().as_u16();
-    let headers = headers_of(response.headers());
+    let headers = Headers::from(response.headers());
     // Read at most one byte past the limit: the core refuses a longer body.
     let limit = max_body.saturating_add(1);
     let announced = response
@@ -710,18 +693,6 @@ fn send(
         headers,
         body,
     })
-}
-
-/// Every header field, in order (values that are not UTF-8 lossily).
-fn headers_of(map: &http::HeaderMap) -> Headers {
-    map.iter()
-        .map(|(name, value)| {
-            (
-                name.as_str(),
-                String::from_utf8_lossy(value.as_bytes()).into_owned(),
-            )
-        })
-        .collect()
 }
 
 /// A copy of `request` to send again (the body type is cloneable).
