@@ -66,8 +66,25 @@ impl fmt::Display for Method {
 
 /// An ordered list of header fields. Names compare case-insensitively; a
 /// name may repeat (several `WWW-Authenticate` fields, for example).
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct Headers(Vec<(String, String)>);
+///
+/// The names and values sit back to back in one string, so a response's
+/// headers cost two allocations however many fields it has.
+#[derive(Clone, Default)]
+pub struct Headers {
+    /// Every name and value, back to back.
+    text: String,
+    /// Each field's place in `text`, in order.
+    fields: Vec<Field>,
+}
+
+/// One field: its name is `text[start..name_end]`, its value
+/// `text[name_end..end]`.
+#[derive(Clone, Copy)]
+struct Field {
+    start: usize,
+    name_end: usize,
+    end: usize,
+}
 
 /// Headers whose values are secrets (`Authorization` carries tokens and
 /// client secrets, `DPoP` a proof bound to a token).
@@ -87,64 +104,108 @@ impl Headers {
     /// No headers.
     #[must_use]
     pub const fn new() -> Self {
-        Headers(Vec::new())
+        Headers {
+            text: String::new(),
+            fields: Vec::new(),
+        }
+    }
+
+    /// No headers, with room for `fields` fields of `bytes` bytes in all
+    /// (names and values).
+    #[must_use]
+    pub fn with_capacity(fields: usize, bytes: usize) -> Self {
+        Headers {
+            text: String::with_capacity(bytes),
+            fields: Vec::with_capacity(fields),
+        }
     }
 
     /// Appends a field, keeping any existing field of the same name.
-    pub fn append(&mut self, name: impl Into<String>, value: impl Into<String>) {
-        self.0.push((name.into(), value.into()));
+    pub fn append(&mut self, name: impl AsRef<str>, value: impl AsRef<str>) {
+        let start = self.text.len();
+        self.text.push_str(name.as_ref());
+        let name_end = self.text.len();
+        self.text.push_str(value.as_ref());
+        self.fields.push(Field {
+            start,
+            name_end,
+            end: self.text.len(),
+        });
     }
 
     /// Replaces every field named `name` with one field.
-    pub fn set(&mut self, name: &str, value: impl Into<String>) {
+    pub fn set(&mut self, name: &str, value: impl AsRef<str>) {
         self.remove(name);
-        self.0.push((String::from(name), value.into()));
+        self.append(name, value);
     }
 
     /// Removes every field named `name`.
     pub fn remove(&mut self, name: &str) {
-        self.0.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        let text = &self.text;
+        self.fields
+            .retain(|f| !field_name(text, f).eq_ignore_ascii_case(name));
+        if self.fields.is_empty() {
+            self.text.clear();
+        }
     }
 
     /// The first value of `name`.
     #[must_use]
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
+        self.iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v)
     }
 
     /// Every value of `name`, in order.
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.0
-            .iter()
+        self.iter()
             .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v)
     }
 
     /// All fields in order, as `(name, value)`.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+        self.fields.iter().map(|f| {
+            (
+                field_name(&self.text, f),
+                self.text.get(f.name_end..f.end).unwrap_or_default(),
+            )
+        })
     }
 
     /// Number of fields.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.fields.len()
     }
 
     /// Whether there are no fields.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.fields.is_empty()
     }
 }
+
+/// A field's name. Fields are appended whole, so their bounds fall on
+/// character boundaries.
+fn field_name<'a>(text: &'a str, field: &Field) -> &'a str {
+    text.get(field.start..field.name_end).unwrap_or_default()
+}
+
+/// The same fields in the same order (removed fields leave no trace).
+impl PartialEq for Headers {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Headers {}
 
 impl fmt::Debug for Headers {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut list = f.debug_list();
-        for (name, value) in &self.0 {
+        for (name, value) in self.iter() {
             if is_sensitive(name) {
                 list.entry(&format_args!("{name}: <redacted>"));
             } else {
@@ -155,24 +216,13 @@ impl fmt::Debug for Headers {
     }
 }
 
-/// The fields, owned, in order (a host can hand the strings to its HTTP
-/// library without copying them).
-impl IntoIterator for Headers {
-    type Item = (String, String);
-    type IntoIter = alloc::vec::IntoIter<(String, String)>;
-
-    fn into_iter(self) -> Self::IntoIter {
-        self.0.into_iter()
-    }
-}
-
-impl<N: Into<String>, V: Into<String>> FromIterator<(N, V)> for Headers {
+impl<N: AsRef<str>, V: AsRef<str>> FromIterator<(N, V)> for Headers {
     fn from_iter<I: IntoIterator<Item = (N, V)>>(iter: I) -> Self {
-        Headers(
-            iter.into_iter()
-                .map(|(n, v)| (n.into(), v.into()))
-                .collect(),
-        )
+        let mut headers = Headers::new();
+        for (name, value) in iter {
+            headers.append(name, value);
+        }
+        headers
     }
 }
 
@@ -265,8 +315,7 @@ mod http_crate {
     }
 
     /// The request for an HTTP library on the `http` crate (ureq, reqwest,
-    /// hyper). Nothing is copied: the URL, the header values and the body
-    /// move into it.
+    /// hyper). The URL and the body move into it.
     impl TryFrom<HttpRequest> for http::Request<Vec<u8>> {
         type Error = ConversionError;
 
@@ -283,10 +332,10 @@ mod http_crate {
             *out.uri_mut() = http::Uri::try_from(url).map_err(http::Error::from)?;
             let fields = out.headers_mut();
             fields.reserve(headers.len());
-            for (name, value) in headers {
+            for (name, value) in headers.iter() {
                 let name =
                     http::HeaderName::from_bytes(name.as_bytes()).map_err(http::Error::from)?;
-                let value = http::HeaderValue::try_from(value).map_err(http::Error::from)?;
+                let value = http::HeaderValue::from_str(value).map_err(http::Error::from)?;
                 fields.append(name, value);
             }
             Ok(out)
@@ -296,14 +345,15 @@ mod http_crate {
     /// Every field, in order (values that are not UTF-8, lossily).
     impl From<&http::HeaderMap> for Headers {
         fn from(map: &http::HeaderMap) -> Self {
-            map.iter()
-                .map(|(name, value)| {
-                    (
-                        name.as_str(),
-                        String::from_utf8_lossy(value.as_bytes()).into_owned(),
-                    )
-                })
-                .collect()
+            let bytes = map
+                .iter()
+                .map(|(name, value)| name.as_str().len() + value.len())
+                .sum();
+            let mut headers = Headers::with_capacity(map.len(), bytes);
+            for (name, value) in map {
+                headers.append(name.as_str(), String::from_utf8_lossy(value.as_bytes()));
+            }
+            headers
         }
     }
 
@@ -395,6 +445,30 @@ mod tests {
         assert_eq!(h.get_all("www-authenticate").collect::<Vec<_>>(), ["x"]);
         h.remove("www-authenticate");
         assert!(h.is_empty());
+    }
+
+    #[test]
+    fn removed_fields_leave_no_trace() {
+        let mut h = Headers::with_capacity(1, 4);
+        h.append("A", "1");
+        h.append("Ünïcode", "välue ✓");
+        h.append("b", String::from("2"));
+        h.remove("a");
+        h.set("B", "3");
+        let fresh: Headers = [("Ünïcode", "välue ✓"), ("B", "3")].into_iter().collect();
+        assert_eq!(h, fresh);
+        assert_eq!(h.get("ÜNÏCODE"), None, "only ASCII case folds");
+        assert_eq!(h.get("Ünïcode"), Some("välue ✓"));
+        assert_eq!(
+            h.iter().collect::<Vec<_>>(),
+            [("Ünïcode", "välue ✓"), ("B", "3")]
+        );
+        h.remove("b");
+        h.remove("ünïcode");
+        assert_eq!(h.get("Ünïcode"), Some("välue ✓"));
+        h.remove("Ünïcode");
+        assert!(h.is_empty());
+        assert_eq!(h, Headers::new());
     }
 
     #[test]

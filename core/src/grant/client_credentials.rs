@@ -16,7 +16,7 @@
 use crate::form::FormBody;
 use crate::grant::refresh::TargetParameter;
 use crate::grant::{ClientAuth, form_post};
-use crate::http::{Headers, HttpRequest};
+use crate::http::HttpRequest;
 
 /// The inputs of one client credentials request.
 #[derive(Debug, Clone, Copy)]
@@ -70,7 +70,7 @@ impl<'a> ClientCredentialsRequest<'a> {
     #[must_use]
     pub fn build(&self) -> HttpRequest {
         let mut form = FormBody::new();
-        let mut headers = Headers::new();
+        let mut headers = super::request_headers();
         form.append("grant_type", "client_credentials");
         if let Some(scope) = self.scope {
             form.append("scope", scope);

@@ -15,7 +15,7 @@
 use crate::form::FormBody;
 use crate::grant::refresh::TargetParameter;
 use crate::grant::{ClientAuth, form_post};
-use crate::http::{Headers, HttpRequest};
+use crate::http::HttpRequest;
 use crate::login::{AuthorizationCode, CodeVerifier};
 
 /// The inputs of one code exchange. `Debug` redacts the code and verifier.
@@ -78,7 +78,7 @@ impl<'a> CodeExchangeRequest<'a> {
     #[must_use]
     pub fn build(&self) -> HttpRequest {
         let mut form = FormBody::new();
-        let mut headers = Headers::new();
+        let mut headers = super::request_headers();
         form.append("grant_type", "authorization_code")
             .append("code", self.code.secret())
             .append("redirect_uri", self.redirect_uri)

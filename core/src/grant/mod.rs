@@ -19,6 +19,13 @@ use alloc::string::String;
 use crate::form::FormBody;
 use crate::http::{Headers, HttpRequest, Method};
 
+/// Empty headers with room for what a token request carries (content type,
+/// accept, client authentication), so they are built without regrowing.
+#[must_use]
+pub(crate) fn request_headers() -> Headers {
+    Headers::with_capacity(4, 192)
+}
+
 /// A `POST` of a form to a token-type endpoint, with the headers every
 /// such request carries.
 #[must_use]

@@ -2,7 +2,7 @@
 
 use crate::form::FormBody;
 use crate::grant::{ClientAuth, form_post};
-use crate::http::{Headers, HttpRequest};
+use crate::http::HttpRequest;
 use crate::secret::RefreshToken;
 
 /// Which parameter names the target API of a token request.
@@ -55,7 +55,7 @@ impl RefreshRequest<'_> {
     #[must_use]
     pub fn build(&self) -> HttpRequest {
         let mut form = FormBody::new();
-        let mut headers = Headers::new();
+        let mut headers = super::request_headers();
         form.append("grant_type", "refresh_token");
         form.append("refresh_token", self.refresh_token.secret());
         if let Some(scope) = self.scope {

@@ -23,7 +23,7 @@ use core::time::Duration;
 use crate::error::{ResponseError, ServerError};
 use crate::form::FormBody;
 use crate::grant::{ClientAuth, form_post};
-use crate::http::{Headers, HttpRequest, HttpResponse};
+use crate::http::{HttpRequest, HttpResponse};
 use crate::limits::Limits;
 use crate::time::UnixTime;
 use crate::token::response::parse_json_object;
@@ -70,7 +70,7 @@ impl RevocationRequest<'_> {
     #[must_use]
     pub fn build(&self) -> HttpRequest {
         let mut form = FormBody::new();
-        let mut headers = Headers::new();
+        let mut headers = super::request_headers();
         form.append("token", self.token);
         if let Some(hint) = self.token_type_hint {
             form.append("token_type_hint", hint.as_str());

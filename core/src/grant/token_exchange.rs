@@ -26,7 +26,7 @@ use crate::error::ResponseError;
 use crate::form::FormBody;
 use crate::grant::refresh::TargetParameter;
 use crate::grant::{ClientAuth, form_post};
-use crate::http::{Headers, HttpRequest, HttpResponse};
+use crate::http::{HttpRequest, HttpResponse};
 use crate::limits::Limits;
 use crate::token::TokenResponse;
 
@@ -264,7 +264,7 @@ impl<'a> TokenExchangeRequest<'a> {
     pub fn build(&self) -> Result<HttpRequest, TokenExchangeError> {
         self.check()?;
         let mut form = FormBody::new();
-        let mut headers = Headers::new();
+        let mut headers = super::request_headers();
         form.append("grant_type", GRANT_TYPE)
             .append("subject_token", self.subject_token)
             .append("subject_token_type", self.subject_token_type);

@@ -45,6 +45,8 @@ impl TokenManager {
     }
 
     /// Parses an exchange response (`issued_token_type` required).
+    // Kept out of `handle_response`, whose refresh path stays compact.
+    #[inline(never)]
     pub(super) fn parse_exchanged(&self, response: &HttpResponse) -> Result<TokenResponse, Error> {
         parse_response(response, &self.config.limits).map_err(Error::TokenExchange)
     }

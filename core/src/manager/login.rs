@@ -64,6 +64,8 @@ impl TokenManager {
     /// Applies a code exchange response: a new session with the tokens, the
     /// requested scope, the normalised `token_type` and the ID token's
     /// claims as the user.
+    // Kept out of `handle_response`, whose refresh path stays compact.
+    #[inline(never)]
     pub(super) fn apply_login(
         &mut self,
         flight: &Flight,

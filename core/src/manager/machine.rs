@@ -67,6 +67,8 @@ impl TokenManager {
     }
 
     /// Stores a client-credentials token in the machine cache.
+    // Kept out of `handle_response`, whose refresh path stays compact.
+    #[inline(never)]
     pub(super) fn apply_machine_token(
         &mut self,
         flight: &Flight,

@@ -553,6 +553,8 @@ impl TokenManager {
     /// The error for a grant response that could not be parsed:
     /// `mfa_required` becomes [`Error::MfaRequired`] with its details, the
     /// rest is wrapped by `wrap`.
+    #[cold]
+    #[inline(never)]
     fn grant_error(
         &self,
         error: ResponseError,

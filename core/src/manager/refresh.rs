@@ -3,6 +3,7 @@
 use alloc::string::String;
 
 use super::{ChangeReason, Event, TokenManager};
+use crate::config::Config;
 use crate::error::{Error, ResponseError};
 use crate::flight::{Destination, Flight, FlightKind};
 use crate::http::HttpResponse;
@@ -53,29 +54,12 @@ impl TokenManager {
         // `sub` continuity: a refreshed ID token must name the same user
         // (and, with an issuer configured, pass the other checks too).
         if let Some(new_id_token) = &parsed.id_token {
-            let old_sub = session.token_set.id_token.as_ref().and_then(subject);
-            let new_sub = match (&self.config.issuer, &old_sub) {
-                (Some(issuer), Some(old_sub)) => {
-                    let validator = IdTokenValidator::new(issuer, &self.config.client_id)
-                        .clock_tolerance(self.config.clock_tolerance);
-                    String::from(
-                        validator
-                            .validate_refresh(new_id_token, old_sub, now)?
-                            .sub(),
-                    )
-                }
-                (Some(issuer), None) => {
-                    let validator = IdTokenValidator::new(issuer, &self.config.client_id)
-                        .clock_tolerance(self.config.clock_tolerance);
-                    String::from(validator.validate(new_id_token, None, now)?.sub())
-                }
-                // Without an issuer to check against, only `sub` is read.
-                (None, _) => subject(new_id_token)
-                    .ok_or(Error::IdToken(crate::id_token::IdTokenError::MissingSub))?,
-            };
-            if old_sub.is_some_and(|old| old != new_sub) {
-                return Err(Error::SubjectMismatch);
-            }
+            check_refreshed_id_token(
+                &self.config,
+                session.token_set.id_token.as_ref(),
+                new_id_token,
+                now,
+            )?;
         }
 
         // The response's parts move into the session: no copies.
@@ -178,6 +162,42 @@ impl TokenManager {
         }
         Ok(())
     }
+}
+
+/// `sub` continuity: a refreshed ID token must name the same user as the
+/// session's (and, with an issuer configured, pass the other checks too).
+/// Out of line: most refreshes carry no ID token.
+#[inline(never)]
+fn check_refreshed_id_token(
+    config: &Config,
+    old_id_token: Option<&IdToken>,
+    new_id_token: &IdToken,
+    now: UnixTime,
+) -> Result<(), Error> {
+    let old_sub = old_id_token.and_then(subject);
+    let new_sub = match (&config.issuer, &old_sub) {
+        (Some(issuer), Some(old_sub)) => {
+            let validator = IdTokenValidator::new(issuer, &config.client_id)
+                .clock_tolerance(config.clock_tolerance);
+            String::from(
+                validator
+                    .validate_refresh(new_id_token, old_sub, now)?
+                    .sub(),
+            )
+        }
+        (Some(issuer), None) => {
+            let validator = IdTokenValidator::new(issuer, &config.client_id)
+                .clock_tolerance(config.clock_tolerance);
+            String::from(validator.validate(new_id_token, None, now)?.sub())
+        }
+        // Without an issuer to check against, only `sub` is read.
+        (None, _) => subject(new_id_token)
+            .ok_or(Error::IdToken(crate::id_token::IdTokenError::MissingSub))?,
+    };
+    if old_sub.is_some_and(|old| old != new_sub) {
+        return Err(Error::SubjectMismatch);
+    }
+    Ok(())
 }
 
 /// The `sub` claim of an ID token, read without validation.

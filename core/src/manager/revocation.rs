@@ -55,6 +55,8 @@ impl TokenManager {
 
     /// Applies a revocation response: on success the refresh token is
     /// dropped from the session (it is dead), and the change announced.
+    // Kept out of `handle_response`, whose refresh path stays compact.
+    #[inline(never)]
     pub(super) fn apply_revocation(&mut self, response: &HttpResponse) -> Result<(), Error> {
         parse_revocation_response(response, &self.config.limits).map_err(Error::Revocation)?;
         if let Some(session) = self.session.as_mut()
