@@ -7,10 +7,7 @@
 //! before it is parsed).
 
 use alloc::string::{String, ToString};
-use core::fmt;
 use core::time::Duration;
-
-use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 
 use serde_json::{Map, Value};
 
@@ -72,22 +69,8 @@ impl TokenResponse {
 
     /// [`TokenResponse::parse`] with serde_json, once the limits passed.
     fn parse_with_serde(response: &HttpResponse, limits: &Limits) -> Result<Self, ResponseError> {
-        let status = response.status;
-        if json_depth_exceeds(&response.body, limits.max_json_depth) {
-            return Err(ResponseError::Malformed {
-                status,
-                reason: "JSON nesting is deeper than the limit",
-            });
-        }
-        // One pass straight into the members; anything else (not an
-        // object, not JSON) takes the general path, which names the error.
-        match serde_json::from_slice::<Members>(&response.body) {
-            Ok(members) => members.into_response(status, response.is_success(), limits),
-            Err(_) => {
-                let object = parse_json_object(response, limits)?;
-                Members::from_object(object).into_response(status, true, limits)
-            }
-        }
+        let object = parse_json_object(response, limits)?;
+        Members::from_object(object).into_response(response.status, true, limits)
     }
 
     /// When the access token expires: the time the request was **sent** plus
@@ -186,8 +169,7 @@ pub fn parse_mfa_required(response: &HttpResponse, limits: &Limits) -> Option<Mf
 }
 
 /// The members of a token response object: the token members by name,
-/// every other member (`error` included) in `extra`. Deserialized in one
-/// pass with borrowed keys, so a typical response fills no map at all.
+/// every other member (`error` included) in `extra`.
 #[derive(Default)]
 struct Members {
     access_token: Option<Value>,
@@ -295,35 +277,6 @@ impl Members {
     }
 }
 
-impl<'de> Deserialize<'de> for Members {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_map(MembersVisitor)
-    }
-}
-
-struct MembersVisitor;
-
-impl<'de> Visitor<'de> for MembersVisitor {
-    type Value = Members;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members, A::Error> {
-        let mut members = Members::default();
-        // Duplicates: the last wins, as in a `Map`.
-        while let Some(name) = map.next_key::<Name>()? {
-            let value = map.next_value::<Value>()?;
-            match name {
-                Name::Member(member) => *members.slot_of(member) = Some(value),
-                Name::Other(name) => drop(members.extra.insert(name, value)),
-            }
-        }
-        Ok(members)
-    }
-}
-
 /// The token members of RFC 6749 §5.1 and RFC 8693 §2.2.1.
 #[derive(Clone, Copy)]
 enum Member {
@@ -347,42 +300,6 @@ impl Member {
             "scope" => Member::Scope,
             "issued_token_type" => Member::IssuedTokenType,
             _ => return None,
-        })
-    }
-}
-
-/// A member name: a token member (no allocation) or any other, owned.
-enum Name {
-    Member(Member),
-    Other(String),
-}
-
-impl<'de> Deserialize<'de> for Name {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_str(NameVisitor)
-    }
-}
-
-struct NameVisitor;
-
-impl Visitor<'_> for NameVisitor {
-    type Value = Name;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a member name")
-    }
-
-    fn visit_str<E>(self, name: &str) -> Result<Name, E> {
-        Ok(match Member::of(name) {
-            Some(member) => Name::Member(member),
-            None => Name::Other(String::from(name)),
-        })
-    }
-
-    fn visit_string<E>(self, name: String) -> Result<Name, E> {
-        Ok(match Member::of(&name) {
-            Some(member) => Name::Member(member),
-            None => Name::Other(name),
         })
     }
 }
@@ -600,10 +517,10 @@ mod tests {
         let _ = vec![0u8; 0];
     }
 
-    /// The one-pass member visitor decides exactly as the `Map` path does
-    /// (the path every body that is not an object takes), duplicates,
-    /// wrong types, errors and odd bytes included.
-    mod one_pass_agrees_with_map_path {
+    /// The flat reader's short road decides exactly as serde_json's `Map`
+    /// does (the road every other body takes): duplicates, escapes,
+    /// numbers, wrong types, errors and odd bytes included.
+    mod flat_reader_agrees_with_serde_json {
         use super::*;
         use crate::http::Headers;
         use proptest::prelude::*;
