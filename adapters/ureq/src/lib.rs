@@ -92,6 +92,7 @@
 #![deny(missing_docs)]
 
 use std::io::Read as _;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -161,6 +162,10 @@ struct Inner {
     state: Mutex<State>,
     /// Signalled whenever a flight ends (response, error, cancel).
     flight_ended: Condvar,
+    /// How many callers wait on `flight_ended`: changed under the lock, so
+    /// a caller that finds none after changing the state can skip the
+    /// signal (on Linux every signal is a system call, waiters or not).
+    waiting: AtomicUsize,
     max_body: usize,
     deferred_signer: Option<Box<DeferredSigner>>,
 }
@@ -264,6 +269,7 @@ impl Builder {
                 agent: self.agent.unwrap_or_else(|| agent(self.timeout)),
                 state: Mutex::new(state),
                 flight_ended: Condvar::new(),
+                waiting: AtomicUsize::new(0),
                 max_body,
                 deferred_signer: self.deferred_signer,
             }),
@@ -390,11 +396,7 @@ impl TokenKeeper {
                 Step::Wait(id, deadline) => {
                     waited = Some(id);
                     let pause = deadline.map_or(Duration::from_secs(1), until);
-                    state = inner
-                        .flight_ended
-                        .wait_timeout(state, pause.max(Duration::from_millis(1)))
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .0;
+                    state = inner.wait(state, pause);
                 }
                 Step::Reload(claim_ends) => {
                     // Another process is refreshing: poll the store for its
@@ -402,11 +404,7 @@ impl TokenKeeper {
                     waited = None;
                     if !state.moved_on()? {
                         let pause = until(claim_ends).min(RELOAD_POLL);
-                        state = inner
-                            .flight_ended
-                            .wait_timeout(state, pause.max(Duration::from_millis(1)))
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .0;
+                        state = inner.wait(state, pause);
                     }
                 }
                 Step::Own(dispatch) => {
@@ -469,7 +467,7 @@ impl TokenKeeper {
             guard.0 = None;
             let saved = state.persist();
             drop(state);
-            inner.flight_ended.notify_all();
+            inner.flight_ended();
             return result.and_then(|done| saved.map(|_| done).map_err(Error::from));
         }
     }
@@ -582,7 +580,7 @@ impl TokenKeeper {
         state.persist()?;
         drop(state);
         // `f` may have finished or cancelled a flight.
-        self.inner.flight_ended.notify_all();
+        self.inner.flight_ended();
         Ok(result)
     }
 
@@ -615,6 +613,27 @@ impl Inner {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
+
+    /// Waits (at least 1 ms, at most `pause`) for a flight to end.
+    fn wait<'a>(&self, state: MutexGuard<'a, State>, pause: Duration) -> MutexGuard<'a, State> {
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        let state = self
+            .flight_ended
+            .wait_timeout(state, pause.max(Duration::from_millis(1)))
+            .unwrap_or_else(PoisonError::into_inner)
+            .0;
+        self.waiting.fetch_sub(1, Ordering::Relaxed);
+        state
+    }
+
+    /// Wakes the waiters, if any, after a change made under the lock (and
+    /// released): a waiter counted itself under the lock before it slept,
+    /// and one that comes later sees the change before it waits.
+    fn flight_ended(&self) {
+        if self.waiting.load(Ordering::Relaxed) > 0 {
+            self.flight_ended.notify_all();
+        }
+    }
 }
 
 /// How a flight ended well.
@@ -642,7 +661,7 @@ impl Drop for CancelOnDrop<'_> {
     fn drop(&mut self) {
         if let Some((inner, id)) = self.0.take() {
             let _ = inner.lock().manager.cancel(id);
-            inner.flight_ended.notify_all();
+            inner.flight_ended();
         }
     }
 }
