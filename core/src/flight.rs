@@ -7,6 +7,7 @@
 //! flight whose lease ran out is released and remembered for a while, so a
 //! late response can still be applied when nothing else changed meanwhile.
 
+use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -84,13 +85,13 @@ pub(crate) struct Flight {
     pub dpop: bool,
     /// The request as built, before any DPoP proof, kept when DPoP is on
     /// (its URL keys the token endpoint's nonce; a retry re-signs it).
-    pub request: Option<HttpRequest>,
+    pub request: Option<Box<HttpRequest>>,
     /// The `private_key_jwt` client the request authenticates as: a fresh
     /// assertion is added on every try.
-    pub assertion: Option<(ClientAssertionKey, String)>,
+    pub assertion: Option<Box<(ClientAssertionKey, String)>>,
     /// A proof waiting for a deferred signer's signature, with the request
     /// (client assertion included) it goes on.
-    pub pending_proof: Option<(UnsignedProof, HttpRequest)>,
+    pub pending_proof: Option<Box<(UnsignedProof, HttpRequest)>>,
 }
 
 impl Flight {
@@ -226,7 +227,7 @@ impl Flights {
     /// it goes on.
     pub fn take_pending_proof(&mut self, id: RequestId) -> Option<(UnsignedProof, HttpRequest)> {
         let flight = self.active.iter_mut().find(|f| f.id == id)?;
-        flight.pending_proof.take()
+        flight.pending_proof.take().map(|pending| *pending)
     }
 
     /// Re-registers a flight (a `use_dpop_nonce` retry keeps its id).

@@ -601,8 +601,10 @@ impl TokenManager {
     ) -> Result<Dispatch, Error> {
         let dpop = self.dpop.is_some() && !matches!(kind, FlightKind::Revocation);
         // Only with DPoP can a response ask for the request again.
-        let kept = self.dpop.is_some().then(|| request.clone());
+        // The rarely used parts are boxed: flights are moved around whole.
+        let kept = self.dpop.is_some().then(|| Box::new(request.clone()));
         let prepared = self.prepare_token_request(request, assertion.as_ref(), dpop, now)?;
+        let assertion = assertion.map(Box::new);
         let mut flights = self.flights.borrow_mut();
         let id = flights.next_id();
         let (dispatch, pending_proof) = match prepared {
@@ -614,7 +616,7 @@ impl TokenManager {
                     id,
                     signing_input: String::from(unsigned.signing_input()),
                 }),
-                Some((unsigned, with_assertion)),
+                Some(Box::new((unsigned, with_assertion))),
             ),
         };
         flights.start(Flight {
@@ -654,14 +656,14 @@ impl TokenManager {
             && flight.attempt == 0;
         if let Some(base) = flight.request.clone().filter(|_| retry) {
             flight.attempt = 1;
-            match self.prepare_token_request(base, flight.assertion.as_ref(), true, now) {
+            match self.prepare_token_request(*base, flight.assertion.as_deref(), true, now) {
                 Ok(dpop::Prepared::Ready(request)) => {
                     self.flights.get_mut().restart(flight);
                     return Completion::Resend(OutgoingRequest { id, request });
                 }
                 Ok(dpop::Prepared::Deferred(unsigned, with_assertion)) => {
                     let signing_input = String::from(unsigned.signing_input());
-                    flight.pending_proof = Some((unsigned, with_assertion));
+                    flight.pending_proof = Some(Box::new((unsigned, with_assertion)));
                     self.flights.get_mut().restart(flight);
                     return Completion::Sign(SignatureRequest { id, signing_input });
                 }
