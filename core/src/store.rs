@@ -123,6 +123,37 @@ impl SessionStore for MemoryStore {
     }
 }
 
+/// A store shared by several handles (or read by the application) inside
+/// one process: `Arc<Mutex<MemoryStore>>`, or any store behind the same.
+/// The lock is held for one store call at a time. A lock poisoned by a
+/// panic elsewhere is used as it is: a store call either happened whole or
+/// not at all.
+#[cfg(feature = "std")]
+impl<S: SessionStore + ?Sized> SessionStore for std::sync::Arc<std::sync::Mutex<S>> {
+    fn load(&mut self) -> Result<Option<Session>, StoreError> {
+        lock(self).load()
+    }
+
+    fn save(&mut self, session: &Session, expected: Option<u64>) -> Result<(), StoreError> {
+        lock(self).save(session, expected)
+    }
+
+    fn generation(&mut self) -> Result<Option<u64>, StoreError> {
+        lock(self).generation()
+    }
+
+    fn clear(&mut self) -> Result<(), StoreError> {
+        lock(self).clear()
+    }
+}
+
+#[cfg(feature = "std")]
+fn lock<S: ?Sized>(store: &std::sync::Mutex<S>) -> std::sync::MutexGuard<'_, S> {
+    store
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// The store for a session that only one handle ever holds: it keeps no
 /// copy, because the handle's manager already holds the session in memory
 /// and no other writer can change it. The adapters use it when the
@@ -172,6 +203,26 @@ mod tests {
 
     fn session(json: &str) -> Session {
         Session::from_json(json.as_bytes(), &Default::default()).unwrap()
+    }
+
+    #[cfg(feature = "std")]
+    #[test]
+    fn a_shared_memory_store_is_one_store() {
+        use std::sync::{Arc, Mutex};
+        let shared = Arc::new(Mutex::new(MemoryStore::new()));
+        let (mut first, mut second) = (shared.clone(), shared.clone());
+        let s0 = session(r#"{"tokenSet":{"accessToken":"a"}}"#);
+        first.save(&s0, None).unwrap();
+        // The second handle sees the first's save, and compare-and-swap
+        // holds across them.
+        assert_eq!(second.generation(), Ok(Some(0)));
+        assert!(matches!(
+            second.save(&s0, None),
+            Err(StoreError::Conflict { found: Some(0) })
+        ));
+        assert_eq!(shared.lock().unwrap().saves(), 1);
+        second.clear().unwrap();
+        assert!(first.load().unwrap().is_none());
     }
 
     #[test]

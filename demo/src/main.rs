@@ -19,9 +19,7 @@ use tokenkeeper::dpop::{DpopKey, P256Signer};
 use tokenkeeper::grant::ClientAuth;
 use tokenkeeper::grant::refresh::TargetParameter;
 use tokenkeeper::login::LoginRequest;
-use tokenkeeper::{
-    AccessTokenInfo, ClientSecret, Config, MemoryStore, Session, SessionStore, TokenRequest,
-};
+use tokenkeeper::{AccessTokenInfo, ClientSecret, Config, MemoryStore, Session, TokenRequest};
 use tokenkeeper_integration::{
     API1, API2, CONFIDENTIAL_BASIC, Harness, HarnessOptions, REDIRECT_URI, jwt,
 };
@@ -86,29 +84,11 @@ fn refresh_token_of(store: &MemoryStore) -> String {
 }
 
 /// A store the demo can read while the handle writes to it.
-#[derive(Clone, Default)]
-struct Shared(std::sync::Arc<std::sync::Mutex<MemoryStore>>);
+type Shared = std::sync::Arc<std::sync::Mutex<MemoryStore>>;
 
-impl Shared {
-    fn view(&self) -> MemoryStore {
-        self.0.lock().map(|s| s.clone()).unwrap_or_default()
-    }
-}
-
-impl SessionStore for Shared {
-    fn load(&mut self) -> std::result::Result<Option<Session>, tokenkeeper::StoreError> {
-        self.0.lock().expect("store lock").load()
-    }
-    fn save(
-        &mut self,
-        session: &Session,
-        expected: Option<u64>,
-    ) -> std::result::Result<(), tokenkeeper::StoreError> {
-        self.0.lock().expect("store lock").save(session, expected)
-    }
-    fn clear(&mut self) -> std::result::Result<(), tokenkeeper::StoreError> {
-        self.0.lock().expect("store lock").clear()
-    }
+/// What `store` holds now.
+fn view(store: &Shared) -> MemoryStore {
+    store.lock().map(|s| s.clone()).unwrap_or_default()
 }
 
 fn local() -> Result<()> {
@@ -184,7 +164,7 @@ fn local() -> Result<()> {
     if let Some(user) = user {
         println!("  user: sub {} ({})", user["sub"], user["email"]);
     }
-    let first_refresh_token = refresh_token_of(&store.view());
+    let first_refresh_token = refresh_token_of(&view(&store));
     println!(
         "  saved session: refresh token {}",
         short(&first_refresh_token)
@@ -203,7 +183,7 @@ fn local() -> Result<()> {
     let before = harness.stats();
     let refreshed = keeper.get_access_token(&TokenRequest::new().force_refresh())?;
     let after = harness.stats();
-    let rotated = refresh_token_of(&store.view());
+    let rotated = refresh_token_of(&view(&store));
     println!("  {}", describe(&refreshed));
     println!(
         "  refresh token {} → {}",
@@ -222,7 +202,7 @@ fn local() -> Result<()> {
     println!("  aud = {}", jwt::claims(api2.token.secret())["aud"]);
     println!(
         "  refresh token rotated again → {}",
-        short(&refresh_token_of(&store.view()))
+        short(&refresh_token_of(&view(&store)))
     );
     let api1 = keeper.get_access_token(&TokenRequest::new().audience(API1))?;
     println!("  {} again: from the cache ({})", API1, describe(&api1));
@@ -308,12 +288,12 @@ fn real_tenant(issuer: &str) -> Result<()> {
         describe(&keeper.get_access_token(&TokenRequest::new())?)
     );
     step("Forced refresh (rotation, if the tenant rotates refresh tokens)");
-    let before = refresh_token_of(&store.view());
+    let before = refresh_token_of(&view(&store));
     println!(
         "  {}",
         describe(&keeper.get_access_token(&TokenRequest::new().force_refresh())?)
     );
-    let after = refresh_token_of(&store.view());
+    let after = refresh_token_of(&view(&store));
     println!(
         "  refresh token {}",
         if before == after {

@@ -240,7 +240,9 @@ impl Builder {
 
     /// Where the session is kept (default: an [`UnsharedStore`]: the session
     /// stays in this handle's memory and nothing is copied). The
-    /// session is loaded from it when the handle is built.
+    /// session is loaded from it when the handle is built. To read the
+    /// session elsewhere in the process, or to share it between handles,
+    /// pass an `Arc<Mutex<MemoryStore>>` and keep a clone.
     pub fn store(mut self, store: impl SessionStore + Send + 'static) -> Self {
         self.store = Box::new(store);
         self
