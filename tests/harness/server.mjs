@@ -36,6 +36,9 @@
 //   POST /__harness/fail_next      {status, body, content_type, headers?, times?}
 //                                  the next `times` (default 1) token endpoint
 //                                  requests get this canned response instead
+//   POST /__harness/delay_next     {ms, times?}: the next `times` (default 1)
+//                                  token endpoint requests wait `ms` first
+//   POST /__harness/sleep          {ms} -> {slept}: answers after `ms`
 //   POST /__harness/login          {authorization_url, login?, password?}
 //                                  -> {callback_url, trail}; drives the
 //                                  devInteractions login + consent pages
@@ -221,6 +224,9 @@ function resetStats() {
 const REDACT = new Set(['client_secret', 'client_assertion', 'code_verifier', 'password']);
 
 let failNext = null; // { status, body, contentType, headers, times }
+let delayNext = null; // { ms, times }
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // ---------------------------------------------------------------- provider
 
@@ -384,6 +390,12 @@ async function main() {
     stats.recent_token_requests.push(entry);
     if (stats.recent_token_requests.length > 100) stats.recent_token_requests.shift();
 
+    if (delayNext) {
+      const delay = delayNext;
+      delay.times -= 1;
+      if (delay.times <= 0) delayNext = null;
+      await sleep(delay.ms);
+    }
     if (failNext) {
       const canned = failNext;
       canned.times -= 1;
@@ -446,6 +458,13 @@ async function main() {
           times: Number(json.times ?? 1),
         };
         sendJson(res, 200, { armed: true, times: failNext.times });
+      } else if (req.method === 'POST' && pathname === '/__harness/delay_next') {
+        delayNext = { ms: Number(json.ms ?? 0), times: Number(json.times ?? 1) };
+        sendJson(res, 200, { armed: true, ms: delayNext.ms, times: delayNext.times });
+      } else if (req.method === 'POST' && pathname === '/__harness/sleep') {
+        const ms = Number(json.ms ?? 0);
+        await sleep(ms);
+        sendJson(res, 200, { slept: ms });
       } else if (req.method === 'POST' && pathname === '/__harness/login') {
         if (typeof json.authorization_url !== 'string') {
           sendJson(res, 400, { error: 'authorization_url (string) is required' });

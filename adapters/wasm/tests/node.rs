@@ -279,21 +279,22 @@ async fn connection_refused_is_a_transport_error() {
 #[wasm_bindgen_test]
 async fn a_slow_answer_times_out() {
     let h = Harness::from_env();
-    // The control API's login walk takes far longer than 2 ms.
-    let request = h.control_request("/__harness/login", &serde_json::json!({}));
-    let error = tokenkeeper_wasm::fetch(&request, Duration::from_millis(2))
+    // The control API answers this one after 500 ms.
+    let request = h.control_request("/__harness/sleep", &serde_json::json!({ "ms": 500 }));
+    let error = tokenkeeper_wasm::fetch(&request, Duration::from_millis(50))
         .await
         .unwrap_err();
     assert_eq!(error, Error::Timeout);
 
-    // Through the handle: the refresh is aborted, the flight released and
-    // nothing stored changes.
+    // Through the handle: the refresh (held 500 ms by the server) is
+    // aborted, the flight released and nothing stored changes.
     let session = expire(&h.logged_in_session().await);
     let keeper = TokenKeeper::builder(config(&h))
         .session(session.clone())
-        .timeout(Duration::from_millis(1))
+        .timeout(Duration::from_millis(50))
         .build()
         .unwrap();
+    h.delay_next(500).await;
     let error = keeper
         .get_access_token(&TokenRequest::new())
         .await

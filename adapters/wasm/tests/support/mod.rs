@@ -113,6 +113,14 @@ impl Harness {
         assert_eq!(status, 200, "{body}");
     }
 
+    /// The next token request waits `ms` before the server handles it.
+    pub async fn delay_next(&self, ms: u64) {
+        let (status, body) = self
+            .control(Method::POST, "/__harness/delay_next", &json!({ "ms": ms }))
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+
     /// Plays the browser through the provider's login and consent pages for
     /// `authorization_url` as `alice`; the callback URL it was sent to.
     pub async fn login(&self, authorization_url: &str) -> String {
