@@ -26,7 +26,7 @@ pub(crate) fn read_object<'a>(
     // JSON text is UTF-8 (RFC 8259 §8.1): checked once, then strings are
     // sliced out of it.
     let text = core::str::from_utf8(json).ok()?;
-    let mut reader = Reader { text, json, pos: 0 };
+    let mut reader = Reader { text, pos: 0 };
     reader.skip_whitespace();
     reader.expect(b'{')?;
     reader.skip_whitespace();
@@ -54,7 +54,6 @@ pub(crate) fn read_object<'a>(
 
 struct Reader<'a> {
     text: &'a str,
-    json: &'a [u8],
     pos: usize,
 }
 
@@ -72,8 +71,12 @@ const PLAIN: [bool; 256] = {
 };
 
 impl<'a> Reader<'a> {
+    fn bytes(&self) -> &'a [u8] {
+        self.text.as_bytes()
+    }
+
     fn peek(&self) -> Option<u8> {
-        self.json.get(self.pos).copied()
+        self.bytes().get(self.pos).copied()
     }
 
     fn next(&mut self) -> Option<u8> {
@@ -149,7 +152,7 @@ impl<'a> Reader<'a> {
 
     fn literal(&mut self, word: &[u8], value: Value) -> Option<Value> {
         let end = self.pos + word.len();
-        (self.json.get(self.pos..end)? == word).then(|| {
+        (self.bytes().get(self.pos..end)? == word).then(|| {
             self.pos = end;
             value
         })
@@ -160,7 +163,7 @@ impl<'a> Reader<'a> {
     /// to serde_json whole, so negatives, fractions, exponents and
     /// overflows become exactly the `Value` serde_json makes of them.
     fn number(&mut self) -> Option<Value> {
-        let rest = &self.json[self.pos..];
+        let rest = &self.bytes()[self.pos..];
         let end = rest
             .iter()
             .position(|&b| !matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))

@@ -6,6 +6,7 @@
 //! non-JSON body is an error naming the status, oversized input is refused
 //! before it is parsed).
 
+use alloc::borrow::Cow;
 use alloc::string::{String, ToString};
 use core::time::Duration;
 
@@ -200,22 +201,25 @@ impl Members {
     /// ([`flat`](super::flat)); `None` for any other body.
     fn read_flat(json: &[u8]) -> Option<Self> {
         let mut members = Members::default();
-        super::flat::read_object(json, |name, value| match Member::of(&name) {
-            Some(member) => *members.slot_of(member) = Some(value),
-            None => drop(members.extra.insert(name.into_owned(), value)),
-        })?;
+        super::flat::read_object(json, |name, value| members.insert(name, value))?;
         Some(members)
     }
 
     fn from_object(object: Map<String, Value>) -> Self {
         let mut members = Members::default();
         for (name, value) in object {
-            match Member::of(&name) {
-                Some(member) => *members.slot_of(member) = Some(value),
-                None => drop(members.extra.insert(name, value)),
-            }
+            members.insert(Cow::Owned(name), value);
         }
         members
+    }
+
+    /// Files one member: a token member in its slot (the last of
+    /// duplicates wins, as in a `Map`), any other in `extra`.
+    fn insert(&mut self, name: Cow<'_, str>, value: Value) {
+        match Member::of(&name) {
+            Some(member) => *self.slot_of(member) = Some(value),
+            None => drop(self.extra.insert(name.into_owned(), value)),
+        }
     }
 
     /// The checks of RFC 6749 §5.1 and §5.2, in the order
