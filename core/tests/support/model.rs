@@ -331,6 +331,7 @@ pub struct World {
     /// Per keeper: the epochs it has seen end.
     seen_ended: Vec<BTreeSet<u32>>,
     watermark: Option<u64>,
+    stored_json: Option<String>,
     last_ready: Vec<Option<AccessTokenInfo>>,
     next_epoch: u32,
 }
@@ -664,7 +665,10 @@ impl World {
             store: Arc::new(Mutex::new(MemoryStore::new())),
             keepers: Vec::new(),
             seeds: 0,
-            server: Server::default(),
+            server: Server {
+                nonce: Some("sn-0".into()),
+                ..Server::default()
+            },
             outstanding: Vec::new(),
             carried: Vec::new(),
             revoked: BTreeSet::new(),
@@ -672,6 +676,7 @@ impl World {
             gone: BTreeSet::new(),
             seen_ended: vec![BTreeSet::new(); setup.keepers],
             watermark: None,
+            stored_json: None,
             last_ready: vec![None; setup.keepers],
             next_epoch: 2,
             setup,
@@ -804,6 +809,7 @@ impl World {
                     "[inv 6] a transport error / cancel changed the session:\n before {before:?}\n after  {after:?}"
                 );
                 self.persist(p.keeper)?;
+                self.claim_kept(&p)?;
             }
             Op::Advance(secs) => self.now += secs,
             Op::Timeout { keeper } => {
@@ -846,8 +852,11 @@ impl World {
                     .unwrap()
                     .session()
                     .map(Session::generation);
+                // Strictly above: a keeper that last saw the old session at
+                // the same generation would otherwise win its compare-and-swap
+                // and write the old session over the new login.
                 ensure!(
-                    generation >= self.watermark,
+                    self.watermark.is_none() || generation > self.watermark,
                     "[inv 3 N1] a new login installed over generation {:?} wrote generation {generation:?}",
                     self.watermark
                 );
@@ -954,6 +963,21 @@ impl World {
             self.seen_ended[k].insert(epoch);
         }
         self.persist(k)?;
+        let store = self.store.lock().unwrap();
+        if let Some(stored) = store.session()
+            && epoch.is_some()
+            && session_epoch(stored) == epoch
+        {
+            ensure!(
+                stored.is_logged_out(),
+                "[pred N2] keeper {k} logged session e{} out and persisted, and the store holds it alive (the save conflicted and the keeper adopted the stored session: {})",
+                epoch.unwrap_or(0),
+                self.keepers[k]
+                    .manager
+                    .session()
+                    .is_some_and(|s| !s.is_logged_out())
+            );
+        }
         Ok(())
     }
 
@@ -982,13 +1006,21 @@ impl World {
             let rt = field(&request, "refresh_token").unwrap_or_default();
             let epoch = epoch_of(&rt).unwrap_or(0);
             let family = self.server.families.get(&epoch);
+            let ended = self.logged_out.contains(&epoch) || self.gone.contains(&epoch);
+            let tag = if resend_of.is_some() && ended {
+                " N3: a use_dpop_nonce retry after the session ended"
+            } else if self.gone.contains(&epoch) && self.stored_epoch() == Some(epoch) {
+                " N1: its claim won a compare-and-swap against a newer session at the same generation"
+            } else {
+                ""
+            };
             ensure!(
                 family.is_some_and(|f| !f.dead && f.current.as_deref() == Some(rt.as_str())),
-                "[inv 4] keeper {k} sent refresh token {rt} that the server no longer accepts (family {family:?}): a replay"
+                "[inv 4{tag}] keeper {k} sent refresh token {rt} that the server no longer accepts (family {family:?}): a replay"
             );
             ensure!(
-                !self.logged_out.contains(&epoch) && !self.gone.contains(&epoch),
-                "[inv 2] keeper {k} refreshes session e{epoch}, which was logged out or cleared"
+                !ended,
+                "[inv 2{tag}] keeper {k} refreshes session e{epoch}, which was logged out or cleared"
             );
             rt
         };
@@ -1082,7 +1114,14 @@ impl World {
             Completion::Ready(token) => ready = Some(token.to_owned()),
             Completion::Resend(out) => resend = Some(out),
             Completion::Failed(error) => failed = Some(error),
-            Completion::Revoked => {}
+            Completion::Revoked => {
+                let rt_now = session_rt(self.session(k));
+                ensure!(
+                    rt_now == rt_before || rt_before.as_deref() == Some(p.rt.as_str()),
+                    "[pred N5] the revocation of {} removed the session's refresh token {rt_before:?}",
+                    p.rt
+                );
+            }
             other => return Err(format!("unexpected completion {other:?}")),
         }
         let after = self.session_json(k);
@@ -1110,9 +1149,17 @@ impl World {
             let id = out.id;
             self.hand_out(k, id, out.request, None, Some(p.clone()))?;
         }
+        let rt_after = session_rt(self.session(k));
+        let logged_out = self.session(k).is_some_and(Session::is_logged_out);
+        if carried.is_some() && rt_before.as_deref() == Some(p.rt.as_str()) && !logged_out {
+            ensure!(
+                rt_after == carried,
+                "[pred D1] the answer carried rotated refresh token {carried:?} and the session kept {rt_after:?} (the answer {})",
+                failed.as_ref().map_or("succeeded", Error::code)
+            );
+        }
         if let Some(error) = &failed {
             // Bad input: the session as it was, except what it proved.
-            let rt_after = session_rt(self.session(k));
             let rt_proved = carried.is_some() && rt_after == carried;
             let b = normalized(before.as_deref(), rt_proved, invalid_grant);
             let a = normalized(after.as_deref(), rt_proved, invalid_grant);
@@ -1134,9 +1181,10 @@ impl World {
             self.last_ready[k] = Some(token.clone());
         }
         let saved = self.persist(k)?;
+        self.claim_kept(&p)?;
         // A token just obtained is served by the next call, without I/O.
         if let (Some(_), Some(get), true) = (&ready, p.get, saved != Saved::Adopted) {
-            if now == p.sent_at {
+            if now == p.sent_at && self.session(k).is_some_and(|s| !s.is_logged_out()) {
                 let again = Get {
                     force: false,
                     ..get
@@ -1150,7 +1198,14 @@ impl World {
                     Step::Own(Dispatch::Send(out)) => {
                         let _ = self.keepers[k].manager.cancel(out.id);
                         return Err(format!(
-                            "[pred D2/D14] the token just obtained for {again:?} is not served: the next call refreshes again"
+                            "[pred {}] the token just obtained for {again:?} is not served: the next call refreshes again (buffer {} s, lifetime {} s)",
+                            if setup.refresh_buffer >= setup.lifetime {
+                                "D14"
+                            } else {
+                                "D2-liveness"
+                            },
+                            setup.refresh_buffer,
+                            setup.lifetime
                         ));
                     }
                     other => {
@@ -1161,6 +1216,26 @@ impl World {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// With a shared store, the end of one flight (answered, failed in
+    /// transport, cancelled) keeps the claim of the refresh that replaced it.
+    fn claim_kept(&self, p: &Pending) -> Result<(), Violation> {
+        let k = p.keeper;
+        if !self.setup.shared_store || p.revocation {
+            return Ok(());
+        }
+        let other_live = self
+            .outstanding
+            .iter()
+            .any(|o| o.keeper == k && !o.revocation && self.keepers[k].manager.is_in_flight(o.id));
+        let claimed = self.session(k).is_some_and(|s| s.refresh_claim().is_some());
+        ensure!(
+            !other_live || claimed,
+            "[pred N6] the end of flight {} released the refresh claim of the flight still in flight after it",
+            p.id
+        );
         Ok(())
     }
 
@@ -1231,30 +1306,49 @@ impl World {
     /// The first broken one.
     pub fn check(&mut self) -> Result<(), Violation> {
         // 4. Never two refresh requests on the wire with one refresh token.
-        let mut on_wire = BTreeSet::new();
+        let mut on_wire: BTreeMap<&str, &Pending> = BTreeMap::new();
         for p in self.outstanding.iter().filter(|p| !p.revocation) {
             if self.on_wire(p) {
-                ensure!(
-                    on_wire.insert(p.rt.clone()),
-                    "[inv 4] two refresh requests on the wire carry {}",
-                    p.rt
-                );
+                if let Some(other) = on_wire.insert(&p.rt, p) {
+                    return Err(format!(
+                        "[inv 4{}] two refresh requests on the wire carry {}: {other:?} and {p:?}",
+                        if other.attempt + p.attempt > 0 {
+                            " N4: a use_dpop_nonce retry outlives its lease"
+                        } else {
+                            ""
+                        },
+                        p.rt
+                    ));
+                }
             }
         }
         let store = self.store.lock().unwrap();
         let stored = store.session();
-        // 3. The stored generation only grows (a clear starts over).
+        // 3. The stored generation only grows (a clear starts over), and
+        // every change to the stored session raises it: compare-and-swap
+        // on generations is only sound then.
         match stored {
             Some(session) => {
                 let generation = session.generation();
+                let json = session.to_json();
                 ensure!(
                     self.watermark.is_none_or(|w| generation >= w),
                     "[inv 3 D3] the stored generation went back from {:?} to {generation}",
                     self.watermark
                 );
+                ensure!(
+                    self.watermark != Some(generation)
+                        || self.stored_json.as_deref() == Some(json.as_str()),
+                    "[inv 3 D3] the stored session changed and kept generation {generation}:\n before {:?}\n after  {json:?}",
+                    self.stored_json
+                );
                 self.watermark = Some(generation);
+                self.stored_json = Some(json);
             }
-            None => self.watermark = None,
+            None => {
+                self.watermark = None;
+                self.stored_json = None;
+            }
         }
         // 2. Ended sessions never come back.
         if let Some(session) = stored {
@@ -1280,7 +1374,12 @@ impl World {
                 || self.gone.contains(&epoch);
             ensure!(
                 accounted,
-                "[inv 1] refresh token {rt} from a successful answer is orphaned: not stored (the store holds {stored_rt:?}), not rotated, not revoked"
+                "[inv 1{}] refresh token {rt} from a successful answer is orphaned: not stored (the store holds {stored_rt:?}), not rotated, not revoked",
+                if self.logged_out.contains(&epoch) {
+                    " D10: its session was logged out"
+                } else {
+                    ""
+                }
             );
         }
         drop(store);
