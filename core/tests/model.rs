@@ -86,9 +86,8 @@ fn reply() -> impl Strategy<Value = Reply> {
     ]
 }
 
-fn op() -> impl Strategy<Value = Op> {
-    let keeper = 0usize..3;
-    let get = (
+fn get() -> impl Strategy<Value = Get> {
+    (
         0..AUDIENCES.len(),
         0..SCOPES.len(),
         prop::bool::weighted(0.7),
@@ -99,13 +98,22 @@ fn op() -> impl Strategy<Value = Op> {
             scope,
             merge,
             force,
-        });
+        })
+}
+
+fn advance() -> impl Strategy<Value = Op> {
+    prop_oneof![Just(1u64), Just(15), Just(30), Just(61), Just(601)].prop_map(Op::Advance)
+}
+
+/// Every kind of step.
+fn op() -> impl Strategy<Value = Op> {
+    let keeper = 0usize..3;
     prop_oneof![
-        8 => (keeper.clone(), get).prop_map(|(keeper, get)| Op::Get { keeper, get }),
+        8 => (keeper.clone(), get()).prop_map(|(keeper, get)| Op::Get { keeper, get }),
         8 => (0usize..4, reply()).prop_map(|(which, reply)| Op::Answer { which, reply }),
         1 => (0usize..4).prop_map(|which| Op::TransportError { which }),
         1 => (0usize..4).prop_map(|which| Op::Cancel { which }),
-        4 => prop_oneof![Just(1u64), Just(15), Just(30), Just(61), Just(601)].prop_map(Op::Advance),
+        4 => advance(),
         2 => keeper.clone().prop_map(|keeper| Op::Timeout { keeper }),
         1 => keeper.clone().prop_map(|keeper| Op::Logout { keeper }),
         1 => keeper.clone().prop_map(|keeper| Op::Clear { keeper }),
@@ -113,6 +121,56 @@ fn op() -> impl Strategy<Value = Op> {
         1 => keeper.clone().prop_map(|keeper| Op::Reload { keeper }),
         1 => keeper.clone().prop_map(|keeper| Op::Restart { keeper }),
         1 => keeper.prop_map(|keeper| Op::Authorize { keeper }),
+    ]
+}
+
+/// One keeper with DPoP: requests, answers (nonces above all), leases,
+/// late answers, logout.
+fn lease_op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => get().prop_map(|get| Op::Get { keeper: 0, get }),
+        5 => (0usize..3, reply()).prop_map(|(which, reply)| Op::Answer { which, reply }),
+        3 => (0usize..3, any::<bool>()).prop_map(|(which, fresh)| Op::Answer {
+            which,
+            reply: Reply::UseDpopNonce { fresh },
+        }),
+        1 => (0usize..3).prop_map(|which| Op::TransportError { which }),
+        3 => prop_oneof![Just(1u64), Just(15), Just(29), Just(30)].prop_map(Op::Advance),
+        1 => Just(Op::Timeout { keeper: 0 }),
+        1 => Just(Op::Logout { keeper: 0 }),
+    ]
+}
+
+/// Keepers sharing the store: the store-changing steps weigh more.
+fn shared_op() -> impl Strategy<Value = Op> {
+    let keeper = 0usize..3;
+    prop_oneof![
+        6 => (keeper.clone(), get()).prop_map(|(keeper, get)| Op::Get { keeper, get }),
+        6 => (0usize..4, reply()).prop_map(|(which, reply)| Op::Answer { which, reply }),
+        1 => (0usize..4).prop_map(|which| Op::TransportError { which }),
+        1 => (0usize..4).prop_map(|which| Op::Cancel { which }),
+        3 => advance(),
+        1 => keeper.clone().prop_map(|keeper| Op::Timeout { keeper }),
+        2 => keeper.clone().prop_map(|keeper| Op::Logout { keeper }),
+        2 => keeper.clone().prop_map(|keeper| Op::Clear { keeper }),
+        2 => keeper.clone().prop_map(|keeper| Op::Login { keeper }),
+        2 => keeper.clone().prop_map(|keeper| Op::Reload { keeper }),
+        1 => keeper.prop_map(|keeper| Op::Restart { keeper }),
+    ]
+}
+
+/// One keeper, the multi-resource cache: scopes, `merge_scopes(false)`,
+/// expiry.
+fn cache_op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => get().prop_map(|get| Op::Get { keeper: 0, get }),
+        6 => (0usize..2, prop::bool::weighted(0.8), prop::bool::weighted(0.2)).prop_map(
+            |(which, rotate, omit_scope)| Op::Answer {
+                which,
+                reply: Reply::Ok { rotate, id_token: IdTok::None, omit_scope },
+            }
+        ),
+        3 => prop_oneof![Just(1u64), Just(61), Just(601)].prop_map(Op::Advance),
     ]
 }
 
@@ -133,12 +191,40 @@ fn check(setup: Setup, ops: &[Op]) -> Result<(), TestCaseError> {
 proptest! {
     #![proptest_config(ProptestConfig {
         max_global_rejects: 1_000_000,
-        ..ProptestConfig::with_cases(cases(256))
+        ..ProptestConfig::with_cases(cases(96))
     })]
 
     /// Any world, any steps.
     #[test]
     fn lockstep(setup in setup(1..=3), ops in prop::collection::vec(op(), 1..60)) {
+        check(setup, &ops)?;
+    }
+
+    /// One keeper with DPoP: leases, late answers, nonce retries.
+    #[test]
+    fn lockstep_leases_and_nonces(
+        setup in setup(1..=1).prop_map(|s| Setup { dpop: true, ..s }),
+        ops in prop::collection::vec(lease_op(), 1..40),
+    ) {
+        check(setup, &ops)?;
+    }
+
+    /// Two or three keepers on one store: claims, compare-and-swap,
+    /// logout, clear, new logins, reloads, restarts.
+    #[test]
+    fn lockstep_shared_store(
+        setup in setup(2..=3),
+        ops in prop::collection::vec(shared_op(), 1..50),
+    ) {
+        check(setup, &ops)?;
+    }
+
+    /// One keeper, the multi-resource cache under scopes and expiry.
+    #[test]
+    fn lockstep_cache_and_scopes(
+        setup in setup(1..=1).prop_map(|s| Setup { resource_only: false, ..s }),
+        ops in prop::collection::vec(cache_op(), 1..40),
+    ) {
         check(setup, &ops)?;
     }
 }

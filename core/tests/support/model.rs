@@ -712,8 +712,9 @@ impl World {
         let mut manager =
             TokenManager::new(builder.build().unwrap(), SeededEntropy::new(self.seeds));
         if s.dpop {
-            let key = DpopKey::generate(&mut SeededEntropy::new(42)).unwrap();
-            manager.enable_dpop(P256Signer::new(key)).unwrap();
+            static KEY: std::sync::OnceLock<DpopKey> = std::sync::OnceLock::new();
+            let key = KEY.get_or_init(|| DpopKey::generate(&mut SeededEntropy::new(42)).unwrap());
+            manager.enable_dpop(P256Signer::new(key.clone())).unwrap();
         }
         let store: Box<dyn SessionStore + Send> = Box::new(self.store.clone());
         Keeper::new(manager, store, None).expect("a memory store loads")
