@@ -1,6 +1,8 @@
 //! Property tests: the manager's invariants over random event sequences,
 //! scope algebra laws, and form encoding round trips.
 
+#[path = "support/model.rs"]
+mod model;
 mod support;
 
 use proptest::prelude::*;
@@ -135,14 +137,31 @@ proptest! {
                         .ok()
                         .and_then(|v| v.get("refresh_token").and_then(|r| r.as_str()).map(String::from));
                     let stored_before = m.session().unwrap().token_set().refresh_token.as_ref().map(|r| r.secret().to_string());
-                    match m.handle_response(out.id, response, UnixTime::from_secs(now)) {
+                    let json_before = m.session().map(Session::to_json);
+                    let failed = match m.handle_response(out.id, response, UnixTime::from_secs(now)) {
                         Completion::Ready(token) => {
                             prop_assert!(token.expires_at > UnixTime::from_secs(now));
+                            None
                         }
-                        Completion::Failed(_) | Completion::Resend(_) => {}
-                        _ => {}
-                    }
+                        Completion::Failed(error) => Some(error),
+                        _ => None,
+                    };
                     let stored_after = m.session().unwrap().token_set().refresh_token.as_ref().map(|r| r.secret().to_string());
+                    // Invariant 6: bad input leaves the whole session as it
+                    // was, except what the answer proved (a rotated refresh
+                    // token, a dead grant); the generation may move.
+                    if let Some(error) = failed {
+                        let rt_proved = rotated_to.is_some() && stored_after == rotated_to;
+                        let grant_dead = error
+                            .server_error()
+                            .is_some_and(|s| s.error == "invalid_grant");
+                        let json_after = m.session().map(Session::to_json);
+                        prop_assert_eq!(
+                            model::normalized(json_before.as_deref(), rt_proved, grant_dead),
+                            model::normalized(json_after.as_deref(), rt_proved, grant_dead),
+                            "{} changed the session beyond what it proved", error.code()
+                        );
+                    }
                     if let Some(new) = rotated_to {
                         // Applied (or refused because the session moved on).
                         if stored_after.as_deref() == Some(new.as_str()) {
@@ -158,12 +177,26 @@ proptest! {
                 Op::TransportError => {
                     if outstanding.is_empty() { continue; }
                     let out = outstanding.remove(0);
+                    let before = m.session().map(Session::to_json);
                     let _ = m.handle_transport_error(out.id, UnixTime::from_secs(now));
+                    let after = m.session().map(Session::to_json);
+                    prop_assert_eq!(
+                        model::normalized(before.as_deref(), false, false),
+                        model::normalized(after.as_deref(), false, false),
+                        "a transport error changed the session"
+                    );
                 }
                 Op::Cancel => {
                     if outstanding.is_empty() { continue; }
                     let out = outstanding.remove(0);
+                    let before = m.session().map(Session::to_json);
                     let _ = m.cancel(out.id);
+                    let after = m.session().map(Session::to_json);
+                    prop_assert_eq!(
+                        model::normalized(before.as_deref(), false, false),
+                        model::normalized(after.as_deref(), false, false),
+                        "a cancel changed the session"
+                    );
                 }
                 Op::Advance(s) => now += s,
                 Op::Rewind(s) => now = now.saturating_sub(s),

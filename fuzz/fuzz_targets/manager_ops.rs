@@ -1,9 +1,19 @@
-//! Drives the token manager with arbitrary operation sequences and checks
-//! the invariants after every step: no ready token expired at `now`, at most
-//! one refresh in flight, the newest refresh token never lost, no panic.
+//! Drives the token manager two ways, chosen by the first byte:
+//!
+//! - even: the reference model of `core/tests/support/model.rs` in lockstep
+//!   with one to three keepers sharing one store (logout, clear, new logins,
+//!   leases and late answers, DPoP nonces, ID token failures, multi-resource
+//!   entries with different requested scopes), every invariant and
+//!   prediction checked after every step (the model's input format,
+//!   `model::decode`, so `cargo test` replays the corpus);
+//! - odd: one manager fed arbitrary bytes as responses and headers, checked
+//!   after every step: no ready token expired at `now`, at most one refresh
+//!   in flight, the newest refresh token never lost, the generation never
+//!   going back, bad input leaving the whole session JSON as it was (except
+//!   what the answer proved), no panic.
 #![no_main]
 
-use arbitrary::Arbitrary;
+use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use tokenkeeper::dpop::{DpopKey, P256Signer};
 use tokenkeeper::grant::ClientAuth;
@@ -54,8 +64,28 @@ enum Op<'a> {
     ReloadSession,
 }
 
-fuzz_target!(|input: (u8, Vec<Op<'_>>)| {
-    let (seed, ops) = input;
+#[path = "../../core/tests/support/model.rs"]
+mod model;
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    if mode % 2 == 0 {
+        let (setup, mut ops) = model::decode(rest);
+        ops.truncate(64);
+        if let Err(violation) = model::World::run(setup, &ops) {
+            panic!("{violation}");
+        }
+        return;
+    }
+    let Ok((seed, ops)) = <(u8, Vec<Op<'_>>)>::arbitrary_take_rest(Unstructured::new(rest)) else {
+        return;
+    };
+    raw_bytes(seed, ops);
+});
+
+fn raw_bytes(seed: u8, ops: Vec<Op<'_>>) {
     let config = Config::builder("https://as.example/oauth/token", "client")
         .client_auth(ClientAuth::SecretBasic(ClientSecret::new("secret")))
         .max_cache_entries(1 + usize::from(seed % 4))
@@ -111,7 +141,9 @@ fuzz_target!(|input: (u8, Vec<Op<'_>>)| {
                         response.headers.append(n, v);
                     }
                     rotated_to = rotated(&response.body);
-                    check_completion(m.handle_response(id, response, at), at);
+                    let before = session_json(&m);
+                    let failed = check_completion(m.handle_response(id, response, at), at);
+                    unchanged_but_proved(&m, before, failed, rotated_to.as_deref());
                 }
             }
             Op::RespondToken { which, access_token, refresh_token, expires_in, scope } => {
@@ -132,17 +164,23 @@ fuzz_target!(|input: (u8, Vec<Op<'_>>)| {
                         response.headers.append("DPoP-Nonce", "n-1");
                     }
                     rotated_to = rotated(&response.body);
-                    check_completion(m.handle_response(id, response, at), at);
+                    let before = session_json(&m);
+                    let failed = check_completion(m.handle_response(id, response, at), at);
+                    unchanged_but_proved(&m, before, failed, rotated_to.as_deref());
                 }
             }
             Op::TransportError(which) => {
                 if let Some(&id) = pick(&issued, which) {
+                    let before = session_json(&m);
                     let _ = m.handle_transport_error(id, at);
+                    unchanged_but_proved(&m, before, Some(None), None);
                 }
             }
             Op::Cancel(which) => {
                 if let Some(&id) = pick(&issued, which) {
+                    let before = session_json(&m);
                     let _ = m.cancel(id);
+                    unchanged_but_proved(&m, before, Some(None), None);
                 }
             }
             Op::Forward(s) => now = now.saturating_add(u64::from(s)),
@@ -195,7 +233,7 @@ fuzz_target!(|input: (u8, Vec<Op<'_>>)| {
         }
         while m.poll_event().is_some() {}
     }
-});
+}
 
 fn pick(ids: &[RequestId], which: u8) -> Option<&RequestId> {
     if ids.is_empty() { None } else { ids.get(usize::from(which) % ids.len()) }
@@ -210,8 +248,50 @@ fn rotated(body: &[u8]) -> Option<String> {
     value.get("refresh_token")?.as_str().map(String::from)
 }
 
-fn check_completion(completion: Completion<'_>, at: UnixTime) {
-    if let Completion::Ready(token) = completion {
-        assert!(token.expires_at > at, "expired token completed");
+/// Checks a completion; gives `Some(error)` when the answer failed (`None`
+/// inside: no error to judge by).
+fn check_completion(completion: Completion<'_>, at: UnixTime) -> Option<Option<tokenkeeper::Error>> {
+    match completion {
+        Completion::Ready(token) => {
+            assert!(token.expires_at > at, "expired token completed");
+            None
+        }
+        Completion::Failed(error) => Some(Some(error)),
+        _ => None,
     }
+}
+
+fn session_json(m: &TokenManager) -> Option<String> {
+    m.session().map(Session::to_json)
+}
+
+/// Bad input (a failed answer, a transport error, a cancel) leaves the
+/// whole session JSON as it was, except what the answer proved: a rotated
+/// refresh token, a dead grant (`invalid_grant`, `invalid_target`); the
+/// generation and the refresh claim may move. `missing_scopes` stores the
+/// token by design.
+fn unchanged_but_proved(
+    m: &TokenManager,
+    before: Option<String>,
+    failed: Option<Option<tokenkeeper::Error>>,
+    rotated_to: Option<&str>,
+) {
+    let Some(error) = failed else {
+        return;
+    };
+    if error.as_ref().is_some_and(|e| e.code() == "missing_scopes") {
+        return;
+    }
+    let after = session_json(m);
+    let rt_proved = rotated_to.is_some() && stored_rt(m).as_deref() == rotated_to;
+    let grant_dead = error
+        .as_ref()
+        .and_then(tokenkeeper::Error::server_error)
+        .is_some_and(|s| s.error == "invalid_grant" || s.error == "invalid_target");
+    assert_eq!(
+        model::normalized(before.as_deref(), rt_proved, grant_dead),
+        model::normalized(after.as_deref(), rt_proved, grant_dead),
+        "bad input ({:?}) changed the session beyond what it proved",
+        error.as_ref().map(tokenkeeper::Error::code)
+    );
 }

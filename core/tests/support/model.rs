@@ -428,7 +428,7 @@ fn session_rt(session: Option<&Session>) -> Option<String> {
 /// The session JSON without what may move on bad input: the generation and
 /// the refresh claim; the refresh token when the answer proved a new one
 /// (`rt_proved`), the re-authentication flag when it proved the grant dead.
-fn normalized(json: Option<&str>, rt_proved: bool, grant_dead: bool) -> Value {
+pub fn normalized(json: Option<&str>, rt_proved: bool, grant_dead: bool) -> Value {
     let Some(json) = json else {
         return Value::Null;
     };
