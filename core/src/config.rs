@@ -181,6 +181,13 @@ impl ConfigBuilder {
 
     /// Refresh this long before expiry when a refresh token exists (the SDK's
     /// `tokenRefreshBuffer`; default zero).
+    ///
+    /// The buffer applied to a token is capped at **half the lifetime the
+    /// server granted it** (`expires_in`, kept in the session as
+    /// `expiresIn`): with 60 s tokens and a 120 s buffer, a token just
+    /// obtained is served for 30 s instead of every call refreshing (the
+    /// seed SDK refreshes on every call then). Sessions written without
+    /// `expiresIn` (by another SDK) use the buffer as configured.
     pub fn refresh_buffer(mut self, buffer: Duration) -> Self {
         self.config.refresh_buffer = buffer;
         self

@@ -262,15 +262,21 @@ impl Error {
     /// Whether only an interactive login can fix this.
     #[must_use]
     pub fn requires_login(&self) -> bool {
-        matches!(
-            self,
+        match self {
             Error::MissingSession
-                | Error::MissingRefreshToken { .. }
-                | Error::SessionExpired
-                | Error::ReauthenticationRequired
-                | Error::LoggedOut
-                | Error::SubjectMismatch
-        )
+            | Error::MissingRefreshToken { .. }
+            | Error::SessionExpired
+            | Error::ReauthenticationRequired
+            | Error::LoggedOut
+            | Error::SubjectMismatch => true,
+            // The refresh that learns the refresh token is dead says so at
+            // once, not only the calls after it (`invalid_target` consumed
+            // the token on servers such as node-oidc-provider).
+            Error::FailedToRefreshToken(ResponseError::Server(server)) => {
+                server.error == "invalid_grant" || server.error == "invalid_target"
+            }
+            _ => false,
+        }
     }
 
     /// The server's OAuth error behind this one, if any.

@@ -43,8 +43,9 @@ impl core::fmt::Display for RequestId {
 pub(crate) enum Destination {
     /// The session's main token set.
     Main,
-    /// The per-audience entry for this audience.
-    Entry(String),
+    /// The per-audience entry for this audience; the refreshed token
+    /// replaces the entry found for the request (its key scope), if any.
+    Entry(String, Option<String>),
 }
 
 /// What a flight is for.
@@ -62,8 +63,9 @@ pub(crate) enum FlightKind {
     ClientCredentials,
     /// An RFC 8693 token exchange; the result is handed back, not stored.
     TokenExchange,
-    /// The revocation of the session's refresh token at logout.
-    Revocation,
+    /// The revocation of a refresh token: the session's at logout, or one
+    /// that an answer proved and that could not be stored.
+    Revocation { refresh_token: RefreshToken },
 }
 
 /// A request in flight.
@@ -92,6 +94,9 @@ pub(crate) struct Flight {
     /// A proof waiting for a deferred signer's signature, with the request
     /// (client assertion included) it goes on.
     pub pending_proof: Option<Box<(UnsignedProof, HttpRequest)>>,
+    /// The DPoP nonce the request's proof carried (a `use_dpop_nonce`
+    /// answer earns its retry only when it offers another).
+    pub sent_nonce: Option<Box<str>>,
 }
 
 impl Flight {

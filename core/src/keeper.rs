@@ -73,10 +73,18 @@ impl<S: SessionStore + ?Sized> Keeper<S> {
     }
 
     /// Installs `session` (a login) and saves it over whatever is stored.
-    pub fn install(&mut self, session: Session) -> Result<(), StoreError> {
-        let generation = session.generation();
+    pub fn install(&mut self, mut session: Session) -> Result<(), StoreError> {
+        let mut generation = session.generation();
         let result = match self.store.save(&session, self.saved) {
-            Err(StoreError::Conflict { found }) => self.store.save(&session, found),
+            Err(StoreError::Conflict { found }) => {
+                // A stored generation only grows: the login goes one above
+                // whatever is there.
+                if found.is_some_and(|found| found >= generation) {
+                    session.set_generation(found.unwrap_or(0));
+                    generation = session.bump_generation();
+                }
+                self.store.save(&session, found)
+            }
             other => other,
         };
         self.manager.set_session(session);
@@ -131,10 +139,25 @@ impl<S: SessionStore + ?Sized> Keeper<S> {
             self.pending = false;
             return Ok(Saved::Nothing);
         };
-        let generation = session.generation();
+        let mut generation = session.generation();
         let result = match self.store.save(session, self.saved) {
             Err(StoreError::Conflict { found }) if self.pending_rotation => {
-                self.store.save(session, found)
+                let stored = self.store.load()?;
+                let found = stored.as_ref().map(Session::generation).or(found);
+                if stored.as_ref().is_none_or(Session::is_logged_out) {
+                    // Another writer ended the session (cleared it: nothing
+                    // stored, or logged it out). A late save must not bring
+                    // it back: the rotated refresh token is revoked instead.
+                    self.retire_rotation(stored);
+                    return Ok(Saved::Adopted);
+                }
+                // The stored session was derived from a spent refresh token:
+                // this one overwrites it, one generation above both.
+                generation = self.manager.renumber_session(found);
+                match self.manager.session() {
+                    Some(session) => self.store.save(session, found),
+                    None => Ok(()),
+                }
             }
             Err(StoreError::Conflict { .. }) => {
                 let stored = self.store.load()?;
@@ -148,6 +171,23 @@ impl<S: SessionStore + ?Sized> Keeper<S> {
         self.pending = false;
         self.pending_rotation = false;
         Ok(Saved::Stored)
+    }
+
+    /// The session here holds the only live (rotated) refresh token, but
+    /// another writer ended the session: queue that token for revocation
+    /// ([`TokenManager::poll_revocation`]) and adopt the ended session.
+    fn retire_rotation(&mut self, stored: Option<Session>) {
+        if let Some(rotated) = self
+            .manager
+            .session()
+            .and_then(|s| s.token_set().refresh_token.clone())
+        {
+            // Adopt first: the token is then no longer the session's own.
+            self.adopt(stored);
+            self.manager.revoke_later(rotated);
+        } else {
+            self.adopt(stored);
+        }
     }
 
     /// Installs `stored` (what the store holds now; `None`: another writer

@@ -92,6 +92,11 @@ impl TokenManager {
                         .validate_login(id_token, nonce, now)?,
                 )
             }
+            // OIDC Core 3.1.3.3: an `openid` login's token response must
+            // carry an ID token; without it the user is not authenticated.
+            None if crate::scope::tokens(&flight.requested_scope).any(|s| s == "openid") => {
+                return Err(Error::IdToken(crate::id_token::IdTokenError::Missing));
+            }
             None => None,
         };
         let granted = parsed
@@ -105,6 +110,7 @@ impl TokenManager {
             requested_scope: Some(flight.requested_scope.clone()),
             refresh_token: parsed.refresh_token,
             expires_at: Some(expires_at),
+            expires_in: Some(expires_at.as_secs().saturating_sub(flight.sent_at.as_secs())),
             audience: flight.audience.clone(),
             token_type: Some(parsed.token_type),
             extra: serde_json::Map::new(),
