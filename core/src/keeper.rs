@@ -45,6 +45,8 @@ pub struct Keeper<S: SessionStore + ?Sized = dyn SessionStore + Send> {
     pending: bool,
     /// The unsaved change holds a rotated refresh token (the only live one).
     pending_rotation: bool,
+    /// The unsaved change is a logout: it wins any conflict.
+    pending_logout: bool,
 }
 
 impl<S: SessionStore + ?Sized> Keeper<S> {
@@ -65,6 +67,7 @@ impl<S: SessionStore + ?Sized> Keeper<S> {
             saved,
             pending: false,
             pending_rotation: false,
+            pending_logout: false,
         };
         if let Some(session) = session {
             state.install(session)?;
@@ -90,6 +93,7 @@ impl<S: SessionStore + ?Sized> Keeper<S> {
         self.manager.set_session(session);
         self.pending = result.is_err();
         self.pending_rotation = false;
+        self.pending_logout = false;
         if result.is_ok() {
             self.saved = Some(generation);
         }
@@ -102,6 +106,7 @@ impl<S: SessionStore + ?Sized> Keeper<S> {
         self.saved = None;
         self.pending = false;
         self.pending_rotation = false;
+        self.pending_logout = false;
         Ok(self.manager.clear_session())
     }
 
@@ -123,6 +128,9 @@ impl<S: SessionStore + ?Sized> Keeper<S> {
             {
                 self.pending_rotation = true;
             }
+            if reason == ChangeReason::LoggedOut {
+                self.pending_logout = true;
+            }
         }
         self.pending |= changed;
         if !self.pending {
@@ -141,6 +149,29 @@ impl<S: SessionStore + ?Sized> Keeper<S> {
         };
         let mut generation = session.generation();
         let result = match self.store.save(session, self.saved) {
+            Err(StoreError::Conflict { found }) if self.pending_logout => {
+                let stored = self.store.load()?;
+                let found = stored.as_ref().map(Session::generation).or(found);
+                let Some(stored) = stored else {
+                    // Cleared meanwhile: ended either way.
+                    self.retire_rotation(None);
+                    return Ok(Saved::Adopted);
+                };
+                // A logout is never undone: it is written over what another
+                // writer stored, and a refresh token that writer rotated in
+                // is revoked too.
+                let own = session.token_set().refresh_token.as_ref();
+                if let Some(theirs) = stored.token_set().refresh_token.clone()
+                    && Some(&theirs) != own
+                {
+                    self.manager.revoke_later(theirs);
+                }
+                generation = self.manager.renumber_session(found);
+                match self.manager.session() {
+                    Some(session) => self.store.save(session, found),
+                    None => Ok(()),
+                }
+            }
             Err(StoreError::Conflict { found }) if self.pending_rotation => {
                 let stored = self.store.load()?;
                 let found = stored.as_ref().map(Session::generation).or(found);
@@ -170,6 +201,7 @@ impl<S: SessionStore + ?Sized> Keeper<S> {
         self.saved = Some(generation);
         self.pending = false;
         self.pending_rotation = false;
+        self.pending_logout = false;
         Ok(Saved::Stored)
     }
 
@@ -200,6 +232,7 @@ impl<S: SessionStore + ?Sized> Keeper<S> {
         }
         self.pending = false;
         self.pending_rotation = false;
+        self.pending_logout = false;
     }
 
     /// Adopts the stored session if another writer moved it on since this
