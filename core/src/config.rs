@@ -212,7 +212,17 @@ impl ConfigBuilder {
         self
     }
 
-    /// How the target API is named in token requests (default `audience`).
+    /// How the target API is named in token requests: `audience` (Auth0
+    /// and the SDK; the default), `resource` (RFC 8707 resource
+    /// indicators: node-oidc-provider, and servers whose metadata says
+    /// `resource_indicators_supported`, which [`ConfigBuilder::metadata`]
+    /// picks up — call this after it to override), or both.
+    ///
+    /// A server that does not understand the parameter sent ignores it and
+    /// answers with a token for its default API. When that token is a JWT
+    /// access token (RFC 9068) whose `aud` does not name the audience asked
+    /// for, the request fails with `access_token_audience_mismatch` instead
+    /// of caching it under the wrong API.
     pub fn target_parameter(mut self, parameter: TargetParameter) -> Self {
         self.config.target_parameter = parameter;
         self
@@ -301,6 +311,17 @@ impl ConfigBuilder {
             self.config.revocation_endpoint = Some(revocation.clone());
         }
         self.config.require_iss = metadata.authorization_response_iss_parameter_supported;
+        // RFC 8707 has no registered metadata member; servers that announce
+        // resource indicators do so with `resource_indicators_supported`.
+        // Such a server gets `resource` (an `audience` it would ignore).
+        if metadata
+            .extra
+            .get("resource_indicators_supported")
+            .and_then(serde_json::Value::as_bool)
+            == Some(true)
+        {
+            self.config.target_parameter = crate::grant::refresh::TargetParameter::Resource;
+        }
         self.config.supported_auth_methods = metadata.token_endpoint_auth_methods_supported.clone();
         self
     }

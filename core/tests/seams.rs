@@ -14,9 +14,8 @@ use tokenkeeper::dpop::{DpopKey, P256Signer};
 use tokenkeeper::keeper::{Ask, Keeper, Saved, Step};
 use tokenkeeper::login::LoginRequest;
 use tokenkeeper::{
-    Action, ClientSecret, Completion, Config, Dispatch, HttpResponse, MemoryStore,
-    OutgoingRequest, SeededEntropy, Session, SessionStore, StoreError, TokenManager, TokenRequest,
-    form,
+    Action, ClientSecret, Completion, Config, Dispatch, HttpResponse, MemoryStore, OutgoingRequest,
+    SeededEntropy, Session, SessionStore, StoreError, TokenManager, TokenRequest, form,
 };
 
 const API1: &str = "https://api1.example.com";
@@ -79,17 +78,18 @@ fn refresh_answer_with_id_token(id_token: &str) -> HttpResponse {
 #[test]
 fn defect_1_id_token_iat_in_future_keeps_the_rotated_refresh_token() {
     let issuer = "https://as.example";
-    let old = jwt(serde_json::json!({"iss": issuer, "aud": "client-1", "sub": "user-1",
-        "iat": 1000, "exp": 9000}));
-    let future = jwt(serde_json::json!({"iss": issuer, "aud": "client-1", "sub": "user-1",
-        "iat": 90_000, "exp": 99_000}));
+    let old = jwt(
+        serde_json::json!({"iss": issuer, "aud": "client-1", "sub": "user-1",
+        "iat": 1000, "exp": 9000}),
+    );
+    let future = jwt(
+        serde_json::json!({"iss": issuer, "aud": "client-1", "sub": "user-1",
+        "iat": 90_000, "exp": 99_000}),
+    );
     let mut m = manager(builder().issuer(issuer), session_with_id_token(&old));
     let out = send(m.get_access_token(&TokenRequest::new(), t(2000)));
-    let code = failed_code(m.handle_response(
-        out.id,
-        refresh_answer_with_id_token(&future),
-        t(2000),
-    ));
+    let code =
+        failed_code(m.handle_response(out.id, refresh_answer_with_id_token(&future), t(2000)));
     assert_eq!(code, "iat_in_future");
     assert_eq!(rt(&m), "rt-1", "the rotated refresh token is the live one");
     assert!(m.poll_event().is_some(), "and it must be persisted");
@@ -127,9 +127,11 @@ fn defect_1_opaque_id_token_without_issuer_keeps_the_rotated_refresh_token() {
 // wider than the request.
 
 fn session_with_entries(entries: &str) -> Session {
-    let json = expired_session(5000)
-        .to_json()
-        .replacen('{', &format!(r#"{{"accessTokens":[{entries}],"#), 1);
+    let json = expired_session(5000).to_json().replacen(
+        '{',
+        &format!(r#"{{"accessTokens":[{entries}],"#),
+        1,
+    );
     Session::from_json(json.as_bytes(), &Default::default()).unwrap()
 }
 
@@ -161,7 +163,10 @@ fn defect_2_lookups_prefer_unexpired_then_freshest_entries() {
     let mut m = manager(builder().merge_scopes(false), session);
     let mut server = FakeServer::default();
     let request = TokenRequest::new().audience(API1).scope("a");
-    assert_eq!(get(&mut m, &mut server, &request, 2000).unwrap(), "wide-live");
+    assert_eq!(
+        get(&mut m, &mut server, &request, 2000).unwrap(),
+        "wide-live"
+    );
     // Ties go to the freshest, not the oldest.
     let session = session_with_entries(&format!(
         r#"{{"accessToken":"older","audience":"{API1}","scope":"a b","requestedScope":"a b","expiresAt":3000}},
@@ -259,7 +264,10 @@ fn defect_3_a_late_save_never_brings_a_cleared_session_back() {
     pending_rotation(&store, &mut a, &mut server);
     b.clear().unwrap();
     assert_eq!(a.persist().unwrap(), Saved::Adopted);
-    assert!(store.stored().is_none(), "the cleared session stays cleared");
+    assert!(
+        store.stored().is_none(),
+        "the cleared session stays cleared"
+    );
     assert!(a.manager.session().is_none());
     assert_eq!(revoked_token(&mut a.manager).as_deref(), Some("rt-1"));
 }
@@ -308,7 +316,10 @@ fn defect_3_a_winning_rotation_writes_a_higher_generation() {
     let own = a.manager.session().unwrap().generation();
     assert_eq!(a.persist().unwrap(), Saved::Stored);
     let stored = store.stored().unwrap();
-    assert!(stored.generation() > found.max(own), "generations only grow");
+    assert!(
+        stored.generation() > found.max(own),
+        "generations only grow"
+    );
     assert_eq!(
         stored.token_set().refresh_token.as_ref().unwrap().secret(),
         "rt-1"
@@ -415,7 +426,10 @@ fn defect_9_an_openid_login_without_an_id_token_is_refused() {
         failed_code(m.handle_response(out.id, answer, t(1000))),
         "missing_id_token"
     );
-    assert!(m.session().is_none(), "no session without an authenticated user");
+    assert!(
+        m.session().is_none(),
+        "no session without an authenticated user"
+    );
 }
 
 // Defect 10: logout while a refresh is in flight.
@@ -506,4 +520,68 @@ fn defect_14_a_buffer_longer_than_the_lifetime_does_not_refresh_every_call() {
     // The lifetime survives the stored session.
     let json = m.session().unwrap().to_json();
     assert!(json.contains(r#""expiresIn":60"#), "{json}");
+}
+
+// Defect 13: a server that ignores the target parameter.
+
+fn at_jwt(aud: &str) -> String {
+    format!(
+        "{}.{}.sig",
+        URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","typ":"at+jwt"}"#),
+        URL_SAFE_NO_PAD.encode(serde_json::json!({"aud": aud, "sub": "user-1"}).to_string())
+    )
+}
+
+#[test]
+fn defect_13_a_jwt_access_token_for_another_api_is_refused_not_cached() {
+    let mut m = manager(builder(), expired_session(5000));
+    let out = send(m.get_access_token(&TokenRequest::new().audience(API1), t(1000)));
+    let answer = json(
+        200,
+        serde_json::json!({"access_token": at_jwt("https://default-api"),
+            "token_type": "Bearer", "expires_in": 600, "refresh_token": "rt-1"}),
+    );
+    assert_eq!(
+        failed_code(m.handle_response(out.id, answer, t(1000))),
+        "access_token_audience_mismatch"
+    );
+    assert!(
+        m.session().unwrap().access_tokens().is_empty(),
+        "not cached"
+    );
+    assert_eq!(rt(&m), "rt-1", "the rotation is kept all the same");
+    // A token for the API asked for is taken.
+    let out = send(m.get_access_token(&TokenRequest::new().audience(API1), t(1001)));
+    let good = at_jwt(API1);
+    let answer = json(
+        200,
+        serde_json::json!({"access_token": good, "token_type": "Bearer", "expires_in": 600}),
+    );
+    match m.handle_response(out.id, answer, t(1001)) {
+        Completion::Ready(token) => assert_eq!(token.token.secret(), good),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn defect_13_metadata_announcing_resource_indicators_selects_resource() {
+    let metadata = tokenkeeper::discovery::AuthorizationServerMetadata::from_json(
+        serde_json::json!({
+            "issuer": "https://as.example",
+            "token_endpoint": "https://as.example/oauth/token",
+            "resource_indicators_supported": true,
+        })
+        .to_string()
+        .as_bytes(),
+        "https://as.example",
+        &Default::default(),
+    );
+    let metadata = match metadata {
+        Ok(metadata) => metadata,
+        Err(e) => panic!("{e:?}"),
+    };
+    let mut m = manager(builder().metadata(&metadata), expired_session(5000));
+    let out = send(m.get_access_token(&TokenRequest::new().audience(API1), t(1000)));
+    assert_eq!(field(&out.request, "resource").as_deref(), Some(API1));
+    assert_eq!(field(&out.request, "audience"), None);
 }

@@ -410,7 +410,11 @@ mod tests {
         // Asked for read+write, got only read: the entry still answers a
         // request for write (the SDK's behaviour; strict mode reports it).
         let cache = TokenCache::from_entries(alloc::vec![entry("a", "read write", "read", "t")]);
-        assert!(cache.find("a", &WantedScope::new("write", ""), UnixTime::EPOCH).is_some());
+        assert!(
+            cache
+                .find("a", &WantedScope::new("write", ""), UnixTime::EPOCH)
+                .is_some()
+        );
     }
 
     #[test]
@@ -435,14 +439,26 @@ mod tests {
             cache.upsert(entry(aud, "s", "s", aud));
         }
         // Use "a" so "b" becomes the least recently used.
-        assert!(cache.find("a", &WantedScope::new("s", ""), UnixTime::EPOCH).is_some());
+        assert!(
+            cache
+                .find("a", &WantedScope::new("s", ""), UnixTime::EPOCH)
+                .is_some()
+        );
         cache.upsert(entry("d", "s", "s", "d"));
         assert_eq!(cache.evict_over(3, Some(("d", "s"))), 1);
-        assert!(cache.find("b", &WantedScope::new("s", ""), UnixTime::EPOCH).is_none());
+        assert!(
+            cache
+                .find("b", &WantedScope::new("s", ""), UnixTime::EPOCH)
+                .is_none()
+        );
         assert_eq!(cache.len(), 3);
         // The kept entry survives even when it is the oldest.
         assert_eq!(cache.evict_over(1, Some(("c", "s"))), 2);
-        assert!(cache.find("c", &WantedScope::new("s", ""), UnixTime::EPOCH).is_some());
+        assert!(
+            cache
+                .find("c", &WantedScope::new("s", ""), UnixTime::EPOCH)
+                .is_some()
+        );
     }
 
     #[test]

@@ -110,7 +110,11 @@ impl TokenManager {
             requested_scope: Some(flight.requested_scope.clone()),
             refresh_token: parsed.refresh_token,
             expires_at: Some(expires_at),
-            expires_in: Some(expires_at.as_secs().saturating_sub(flight.sent_at.as_secs())),
+            expires_in: Some(
+                expires_at
+                    .as_secs()
+                    .saturating_sub(flight.sent_at.as_secs()),
+            ),
             audience: flight.audience.clone(),
             token_type: Some(parsed.token_type),
             extra: serde_json::Map::new(),

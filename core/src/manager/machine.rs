@@ -26,7 +26,9 @@ impl TokenManager {
         let audience = request.audience.or(this.config.default_audience.as_deref());
         let scope = request.scope.unwrap_or("");
         let wanted = WantedScope::new(scope, "");
-        let entry = this.machine_cache.find(audience.unwrap_or(""), &wanted, now);
+        let entry = this
+            .machine_cache
+            .find(audience.unwrap_or(""), &wanted, now);
         let freshness = Freshness {
             has_access_token: entry.is_some(),
             expires_at: entry.and_then(|e| e.expires_at),
@@ -93,7 +95,11 @@ impl TokenManager {
             requested_scope: Some(flight.requested_scope.clone()),
             audience: audience.clone(),
             expires_at: Some(expires_at),
-            expires_in: Some(expires_at.as_secs().saturating_sub(flight.sent_at.as_secs())),
+            expires_in: Some(
+                expires_at
+                    .as_secs()
+                    .saturating_sub(flight.sent_at.as_secs()),
+            ),
             token_type: Some(parsed.token_type),
             extra: serde_json::Map::new(),
         });

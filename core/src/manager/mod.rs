@@ -573,6 +573,16 @@ impl TokenManager {
                 received: String::from(parsed.token_type.as_str()),
             });
         }
+        // A JWT access token must be for the API asked for: a server that
+        // ignored the target parameter answers with a token for another one.
+        if let Some(audience) = flight.audience.as_deref()
+            && crate::jwt::access_token_names_audience(parsed.access_token.secret(), audience)
+                == Some(false)
+        {
+            return Err(Error::AccessTokenAudienceMismatch {
+                requested: String::from(audience),
+            });
+        }
         let expires_at = parsed.expires_at(flight.sent_at, self.config.default_lifetime);
         if expires_at <= now {
             return Err(wrap(ResponseError::Malformed {

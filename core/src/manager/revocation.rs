@@ -51,11 +51,10 @@ impl TokenManager {
         refresh_token: RefreshToken,
         now: UnixTime,
     ) -> Result<Dispatch, Error> {
-        let endpoint = self
-            .config
-            .revocation_endpoint
-            .as_deref()
-            .ok_or_else(|| Error::InvalidConfiguration(String::from("no revocation endpoint")))?;
+        let endpoint =
+            self.config.revocation_endpoint.as_deref().ok_or_else(|| {
+                Error::InvalidConfiguration(String::from("no revocation endpoint"))
+            })?;
         let request = revoke_refresh_token(
             endpoint,
             &self.config.client_id,
