@@ -140,6 +140,8 @@ impl TokenManager {
         }
         internal.insert("createdAt".into(), Value::from(now.as_secs()));
         session.set_internal(internal);
+        // Without a `sid` claim the SDK still needs one.
+        session.complete_for_sdk(None, now, &mut **self.entropy.borrow_mut());
         session.set_session_expires_at(ceiling);
         // Continue the generation of the session this one replaces, so a
         // store's compare-and-swap sees a newer value.
