@@ -198,6 +198,18 @@ const clients = [
   },
 ];
 
+// The command-line tool's client (`cli/`): a public native client, so a
+// loopback redirect URI with any port matches the registered one
+// (RFC 8252 §7.3; oidc-provider ignores the port for `native` clients).
+clients.push({
+  client_id: 'cli-native',
+  application_type: 'native',
+  token_endpoint_auth_method: 'none',
+  grant_types: CODE_FLOW_GRANTS,
+  response_types: ['code'],
+  redirect_uris: [REDIRECT_URI],
+});
+
 // ---------------------------------------------------------------- stats
 
 function newStats() {
