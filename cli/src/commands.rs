@@ -165,8 +165,9 @@ fn config(profile: &Profile, auth: ClientAuth) -> Result<ConfigBuilder, CliError
     Ok(builder)
 }
 
-/// A handle on the session file (which must exist).
-fn open(context: &Context, secret: &SecretArgs) -> Result<TokenKeeper, CliError> {
+/// A handle on the session file (which must exist), and what the file
+/// says about the server and client.
+fn open(context: &Context, secret: &SecretArgs) -> Result<(TokenKeeper, Profile), CliError> {
     let path = &context.session;
     let loaded = file::read(path)
         .map_err(|e| CliError::io(format!("cannot read the session file {}", path.display()), e))?
@@ -187,12 +188,12 @@ fn open(context: &Context, secret: &SecretArgs) -> Result<TokenKeeper, CliError>
     };
     let mut builder = TokenKeeper::builder(config)
         .agent(tokenkeeper_ureq::agent(context.timeout))
-        .store(FileStore::new(path.clone(), profile));
+        .store(FileStore::new(path.clone(), profile.clone()));
     if let Some(key) = dpop {
         context.say(format_args!("DPoP key thumbprint {}", key.thumbprint()));
         builder = builder.dpop(P256Signer::new(key));
     }
-    Ok(builder.build()?)
+    Ok((builder.build()?, profile))
 }
 
 /// The session's generation now (changes when it was refreshed or saved).
@@ -391,10 +392,12 @@ fn open_browser(context: &Context, url: &str) {
 
 /// `tokenkeeper token`.
 pub fn token(context: &Context, args: TokenArgs) -> Result<(), CliError> {
-    let keeper = open(context, &args.secret)?;
+    let (keeper, profile) = open(context, &args.secret)?;
     let before = generation(&keeper);
     let mut request = TokenRequest::new();
-    request.audience = args.audience.as_deref();
+    // Always named: a refresh then says which API it is for, also to a
+    // server that would otherwise pick one (or none) itself.
+    request.audience = args.audience.as_deref().or(profile.audience.as_deref());
     request.scope = args.scope.as_deref();
     request.force_refresh = args.force;
     let token = keeper.get_access_token(&request)?;
@@ -418,9 +421,9 @@ pub fn token(context: &Context, args: TokenArgs) -> Result<(), CliError> {
 
 /// `tokenkeeper refresh`.
 pub fn refresh(context: &Context, args: RefreshArgs) -> Result<(), CliError> {
-    let keeper = open(context, &args.secret)?;
+    let (keeper, profile) = open(context, &args.secret)?;
     let mut request = TokenRequest::new().force_refresh();
-    request.audience = args.audience.as_deref();
+    request.audience = args.audience.as_deref().or(profile.audience.as_deref());
     request.scope = args.scope.as_deref();
     let token = keeper.get_access_token(&request)?;
     println!(
@@ -441,7 +444,7 @@ pub fn logout(context: &Context, args: LogoutArgs) -> Result<(), CliError> {
         eprintln!("Not logged in (no session in {}).", path.display());
         return Ok(());
     }
-    let keeper = open(context, &args.secret)?;
+    let (keeper, _) = open(context, &args.secret)?;
     // Marked logged out and saved first, then the refresh token revoked
     // (when the server has a revocation endpoint); the file goes either way.
     let revoked = keeper.logout();

@@ -287,3 +287,203 @@ fn login_then_token_refresh_rotation_and_logout_against_the_local_server() {
     assert!(stdout(&after).is_empty());
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn dpop_login_binds_tokens_to_a_key_kept_on_disk() {
+    // The token endpoint demands DPoP nonces: the first proof of each
+    // exchange is answered with `use_dpop_nonce`, the retry carries it.
+    let h = Harness::start(HarnessOptions {
+        dpop_nonce_required: true,
+        ..HarnessOptions::default()
+    });
+    let dir = temp_dir("dpop");
+    let session = dir.join("session.json");
+
+    login(&h, &session, &["--resource", API1, "--dpop"]);
+    let key_path = dir.join("session-dpop-key.pem");
+    #[cfg(unix)]
+    assert_eq!(mode(&key_path), 0o600, "the key file is owner-only");
+    let pem = std::fs::read_to_string(&key_path).unwrap();
+    assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"), "PKCS#8 PEM");
+    let key = tokenkeeper::dpop::DpopKey::from_pkcs8_pem(&pem).unwrap();
+    assert!(h.stats().dpop_nonce_challenges >= 1);
+
+    let json = run(&session, &["token", "--json"], &[]);
+    assert_exit(&json, 0);
+    let info: Value = serde_json::from_str(&stdout(&json)).unwrap();
+    assert_eq!(info["type"], "DPoP");
+    let token = info["token"].as_str().unwrap().to_owned();
+    assert_eq!(jwt::claims(&token)["cnf"]["jkt"], key.thumbprint());
+    assert_eq!(jwt::audiences(&token), [API1]);
+
+    // A refresh in a new process signs with the same key from the file.
+    let forced = run(&session, &["token", "--force"], &[]);
+    assert_exit(&forced, 0);
+    let refreshed = stdout(&forced);
+    assert_ne!(refreshed, token);
+    assert_eq!(jwt::claims(&refreshed)["cnf"]["jkt"], key.thumbprint());
+    assert_eq!(std::fs::read_to_string(&key_path).unwrap(), pem, "key kept");
+    assert!(!stderr(&forced).contains("PRIVATE KEY"));
+
+    // A JWK key file, named explicitly, is created as a private JWK.
+    let jwk_session = dir.join("jwk.json");
+    let jwk_path = dir.join("keys").join("dpop.jwk");
+    login(
+        &h,
+        &jwk_session,
+        &["--resource", API1, "--dpop-key", jwk_path.to_str().unwrap()],
+    );
+    #[cfg(unix)]
+    assert_eq!(mode(&jwk_path), 0o600);
+    let jwk = tokenkeeper::dpop::DpopKey::from_jwk(&std::fs::read_to_string(&jwk_path).unwrap())
+        .expect("a private JWK");
+    assert_ne!(jwk.thumbprint(), key.thumbprint());
+    let bound = run(&jwk_session, &["token"], &[]);
+    assert_exit(&bound, 0);
+    assert_eq!(jwt::claims(&stdout(&bound))["cnf"]["jkt"], jwk.thumbprint());
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn parallel_token_processes_spend_each_refresh_token_once() {
+    let h = Harness::start(HarnessOptions::default());
+    let dir = temp_dir("parallel");
+    let session = dir.join("session.json");
+    login(&h, &session, &["--resource", API1]);
+
+    // Four processes force a refresh at once. They share the file: each
+    // claims the refresh token in it (compare-and-swap under the lock)
+    // before spending it, so none replays a rotated token — which
+    // oidc-provider would punish by revoking the whole grant.
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            Command::new(BIN)
+                .arg("--session")
+                .arg(&session)
+                .args(["token", "--force"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let output = child.wait_with_output().unwrap();
+        assert_exit(&output, 0);
+        assert_eq!(jwt::audiences(&stdout(&output)), [API1]);
+    }
+    let stats = h.stats();
+    let refused = stats
+        .recent_token_requests
+        .iter()
+        .filter(|r| r["error"] == "invalid_grant")
+        .count();
+    assert_eq!(refused, 0, "no refresh token replayed: {stats:?}");
+    let refreshes = stats.grant("refresh_token");
+    assert!((1..=4).contains(&refreshes), "{stats:?}");
+    eprintln!("{refreshes} refreshes for 4 forced processes");
+    // The grant is alive: one more refresh works.
+    let after = run(&session, &["token", "--force"], &[]);
+    assert_exit(&after, 0);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn client_credentials_prints_a_machine_token_and_saves_nothing() {
+    let h = Harness::start(HarnessOptions::default());
+    let dir = temp_dir("m2m");
+    let session = dir.join("session.json");
+    let secret = M2M.secret.unwrap();
+    let args = [
+        "client-credentials",
+        "--issuer",
+        h.issuer(),
+        "--client-id",
+        M2M.id,
+        "--resource",
+        API1,
+        "--scope",
+        "read:data",
+        "--verbose",
+    ];
+    let output = run(&session, &args, &[("TOKENKEEPER_CLIENT_SECRET", secret)]);
+    assert_exit(&output, 0);
+    let token = stdout(&output);
+    let claims = jwt::claims(&token);
+    assert_eq!(jwt::audiences(&token), [API1]);
+    assert_eq!(claims["client_id"], M2M.id);
+    assert!(claims.get("sub").is_none_or(|sub| sub == M2M.id), "{claims}");
+    assert!(claims["scope"].as_str().unwrap().contains("read:data"));
+    let told = stderr(&output);
+    assert!(told.contains("client_secret_basic") || told.contains("granted"), "{told}");
+    assert!(!told.contains(secret), "the client secret on stderr: {told}");
+    assert!(!told.contains(&token), "the token on stderr: {told}");
+    assert!(!session.exists(), "machine tokens are not saved");
+
+    // Without the secret: a usage error (exit 2) that says what to do.
+    let no_secret = run(&session, &args, &[]);
+    assert_exit(&no_secret, 2);
+    assert!(
+        stderr(&no_secret).contains("\nerror[missing_client_secret]: "),
+        "{}",
+        stderr(&no_secret)
+    );
+    // A wrong secret: the server's error code, exit 1, secret not echoed.
+    let wrong = run(&session, &args, &[("TOKENKEEPER_CLIENT_SECRET", "wrong-secret-42")]);
+    assert_exit(&wrong, 1);
+    let said = stderr(&wrong);
+    let last = said.lines().last().unwrap_or_default();
+    assert!(last.starts_with("error[token_request_failed]"), "{said}");
+    assert!(said.contains("invalid_client (HTTP 401)"), "the server's code: {said}");
+    assert!(!said.contains("wrong-secret-42"), "{said}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn exit_codes_and_errors_read_well() {
+    let dir = temp_dir("codes");
+    let session = dir.join("none.json");
+
+    // --help reads well and exits 0; a usage error exits 2.
+    let help = run(&session, &["--help"], &[]);
+    assert_exit(&help, 0);
+    let text = stdout(&help);
+    for command in ["login", "token", "refresh", "logout", "client-credentials"] {
+        assert!(text.contains(command), "{text}");
+    }
+    assert!(text.contains("Exit status: 0 ok, 1 error, 2 usage, 3 login required"));
+    assert_exit(&run(&session, &["token", "--no-such-flag"], &[]), 2);
+    assert_exit(&run(&session, &["login"], &[]), 2);
+
+    // No session: login required (3), on one line with its code.
+    let missing = run(&session, &["token"], &[]);
+    assert_exit(&missing, 3);
+    let said = stderr(&missing);
+    assert!(said.starts_with("error[missing_session]: not logged in"), "{said}");
+    assert!(said.contains("tokenkeeper login"), "{said}");
+    assert_exit(&run(&session, &["refresh"], &[]), 3);
+    // Logging out when logged out is fine.
+    assert_exit(&run(&session, &["logout"], &[]), 0);
+
+    // A file that is not a session: an error (1), not a panic.
+    std::fs::write(&session, "{ not json").unwrap();
+    let corrupt = run(&session, &["token"], &[]);
+    assert_exit(&corrupt, 1);
+    assert!(stderr(&corrupt).starts_with("error[io_error]: cannot read the session file"));
+
+    // An issuer nobody listens on: a transport error, its cause once.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let issuer = format!("http://127.0.0.1:{}", closed.local_addr().unwrap().port());
+    drop(closed);
+    let unreachable = run(
+        &dir.join("other.json"),
+        &["login", "--issuer", &issuer, "--client-id", "x", "--wait", "1"],
+        &[],
+    );
+    assert_exit(&unreachable, 1);
+    let said = stderr(&unreachable);
+    assert_eq!(said.lines().count(), 1, "one line: {said}");
+    assert!(said.starts_with("error[transport_error]: transport error"), "{said}");
+    std::fs::remove_dir_all(&dir).ok();
+}
