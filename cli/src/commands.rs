@@ -76,7 +76,12 @@ fn choose_method(args: &ServerArgs, metadata: &AuthorizationServerMetadata) -> &
     if let Some(method) = args.auth_method {
         return method_name(method);
     }
-    if args.secret.client_secret.as_deref().is_none_or(str::is_empty) {
+    if args
+        .secret
+        .client_secret
+        .as_deref()
+        .is_none_or(str::is_empty)
+    {
         return "none";
     }
     let listed = |name: &str| {
@@ -170,9 +175,15 @@ fn config(profile: &Profile, auth: ClientAuth) -> Result<ConfigBuilder, CliError
 fn open(context: &Context, secret: &SecretArgs) -> Result<(TokenKeeper, Profile), CliError> {
     let path = &context.session;
     let loaded = file::read(path)
-        .map_err(|e| CliError::io(format!("cannot read the session file {}", path.display()), e))?
+        .map_err(|e| {
+            CliError::io(
+                format!("cannot read the session file {}", path.display()),
+                e,
+            )
+        })?
         .ok_or_else(|| CliError::NoSession(path.clone()))?;
     let profile = loaded.profile;
+    warn_if_readable_by_others(path);
     context.say(format_args!(
         "session {} (issuer {}, client {}, generation {})",
         path.display(),
@@ -194,6 +205,25 @@ fn open(context: &Context, secret: &SecretArgs) -> Result<(TokenKeeper, Profile)
         builder = builder.dpop(P256Signer::new(key));
     }
     Ok((builder.build()?, profile))
+}
+
+/// Warns when others may read the session file (it holds refresh tokens;
+/// this tool writes it 0600, so someone changed that).
+fn warn_if_readable_by_others(path: &Path) {
+    #[cfg(unix)]
+    if let Ok(metadata) = std::fs::metadata(path) {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = metadata.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            eprintln!(
+                "tokenkeeper: warning: {} is accessible to others (mode {mode:o}); \
+                 it holds refresh tokens: chmod 600 it",
+                path.display()
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
 }
 
 /// The session's generation now (changes when it was refreshed or saved).
@@ -314,8 +344,8 @@ pub fn login(context: &Context, args: LoginArgs) -> Result<(), CliError> {
             .any(|s| s == "offline_access")
             .then_some("consent"),
     };
-    let mut request = LoginRequest::new(&authorization_endpoint, &server.client_id, &redirect_uri)
-        .scope(scope);
+    let mut request =
+        LoginRequest::new(&authorization_endpoint, &server.client_id, &redirect_uri).scope(scope);
     if let Some(audience) = &server.audience {
         request = if target == "resource" {
             request.resource(audience)
@@ -438,7 +468,12 @@ pub fn refresh(context: &Context, args: RefreshArgs) -> Result<(), CliError> {
 pub fn logout(context: &Context, args: LogoutArgs) -> Result<(), CliError> {
     let path = &context.session;
     if file::read(path)
-        .map_err(|e| CliError::io(format!("cannot read the session file {}", path.display()), e))?
+        .map_err(|e| {
+            CliError::io(
+                format!("cannot read the session file {}", path.display()),
+                e,
+            )
+        })?
         .is_none()
     {
         eprintln!("Not logged in (no session in {}).", path.display());

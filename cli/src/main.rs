@@ -53,16 +53,28 @@ Exit status: 0 ok, 1 error, 2 usage, 3 login required.";
 struct Cli {
     /// The session file [default: $XDG_CONFIG_HOME/tokenkeeper/session.json,
     /// ~/.config/tokenkeeper/session.json, or ./tokenkeeper-session.json].
-    #[arg(long, global = true, env = "TOKENKEEPER_SESSION", value_name = "FILE")]
+    #[arg(
+        long,
+        global = true,
+        env = "TOKENKEEPER_SESSION",
+        value_name = "FILE",
+        help_heading = "Global options"
+    )]
     session: Option<PathBuf>,
 
     /// Tell on standard error what is done (endpoints, cache or refresh,
     /// files written); never a secret.
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, help_heading = "Global options")]
     verbose: bool,
 
     /// Timeout of each HTTP request, in seconds.
-    #[arg(long, global = true, value_name = "SECONDS", default_value_t = 30)]
+    #[arg(
+        long,
+        global = true,
+        value_name = "SECONDS",
+        default_value_t = 30,
+        help_heading = "Global options"
+    )]
     timeout: u64,
 
     #[command(subcommand)]
@@ -100,7 +112,12 @@ struct SecretArgs {
     /// The client secret of a confidential client. Prefer the environment
     /// variable: other local users can see a process's arguments. Never
     /// saved.
-    #[arg(long, env = "TOKENKEEPER_CLIENT_SECRET", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "TOKENKEEPER_CLIENT_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
     client_secret: Option<String>,
 }
 

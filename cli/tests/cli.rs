@@ -132,7 +132,10 @@ fn login(h: &Harness, session: &Path, extra: &[&str]) -> String {
         }
     };
     assert!(url.contains("code_challenge_method=S256"), "PKCE: {url}");
-    assert!(url.contains("redirect_uri=http%3A%2F%2F127.0.0.1%3A"), "{url}");
+    assert!(
+        url.contains("redirect_uri=http%3A%2F%2F127.0.0.1%3A"),
+        "{url}"
+    );
     let redirect = h.login_as(&url, "alice");
     assert!(redirect.starts_with("http://127.0.0.1:"), "{redirect}");
     assert!(redirect.contains("code="), "{redirect}");
@@ -142,7 +145,10 @@ fn login(h: &Harness, session: &Path, extra: &[&str]) -> String {
         .timeout_global(Some(Duration::from_secs(30)))
         .build()
         .into();
-    let mut page = agent.get(&redirect).call().expect("GET the loopback callback");
+    let mut page = agent
+        .get(&redirect)
+        .call()
+        .expect("GET the loopback callback");
     let status = page.status().as_u16();
     let body = page.body_mut().read_to_string().unwrap_or_default();
     let mut stdout = String::new();
@@ -207,7 +213,11 @@ fn login_then_token_refresh_rotation_and_logout_against_the_local_server() {
     let cached = run(&session, &["token", "--verbose"], &[]);
     assert_exit(&cached, 0);
     assert_eq!(stdout(&cached), token);
-    assert!(stderr(&cached).contains("from the cache"), "{}", stderr(&cached));
+    assert!(
+        stderr(&cached).contains("from the cache"),
+        "{}",
+        stderr(&cached)
+    );
     assert_eq!(h.stats().token_requests_total, requests);
     assert_eq!(std::fs::read(&session).unwrap(), before);
 
@@ -236,7 +246,10 @@ fn login_then_token_refresh_rotation_and_logout_against_the_local_server() {
     let told = stderr(&forced);
     assert!(told.contains("refreshed"), "{told}");
     for secret in [&new_token, &token, &refresh_token, &new_refresh_token] {
-        assert!(!told.contains(secret.as_str()), "a secret on stderr: {told}");
+        assert!(
+            !told.contains(secret.as_str()),
+            "a secret on stderr: {told}"
+        );
     }
     // `token --json`: the token and what it is for.
     let json = run(&session, &["token", "--json"], &[]);
@@ -283,7 +296,11 @@ fn login_then_token_refresh_rotation_and_logout_against_the_local_server() {
     }
     let after = run(&session, &["token"], &[]);
     assert_exit(&after, 3);
-    assert!(stderr(&after).contains("error[missing_session]"), "{}", stderr(&after));
+    assert!(
+        stderr(&after).contains("error[missing_session]"),
+        "{}",
+        stderr(&after)
+    );
     assert!(stdout(&after).is_empty());
     std::fs::remove_dir_all(&dir).ok();
 }
@@ -413,11 +430,20 @@ fn client_credentials_prints_a_machine_token_and_saves_nothing() {
     let claims = jwt::claims(&token);
     assert_eq!(jwt::audiences(&token), [API1]);
     assert_eq!(claims["client_id"], M2M.id);
-    assert!(claims.get("sub").is_none_or(|sub| sub == M2M.id), "{claims}");
+    assert!(
+        claims.get("sub").is_none_or(|sub| sub == M2M.id),
+        "{claims}"
+    );
     assert!(claims["scope"].as_str().unwrap().contains("read:data"));
     let told = stderr(&output);
-    assert!(told.contains("client_secret_basic") || told.contains("granted"), "{told}");
-    assert!(!told.contains(secret), "the client secret on stderr: {told}");
+    assert!(
+        told.contains("client_secret_basic") || told.contains("granted"),
+        "{told}"
+    );
+    assert!(
+        !told.contains(secret),
+        "the client secret on stderr: {told}"
+    );
     assert!(!told.contains(&token), "the token on stderr: {told}");
     assert!(!session.exists(), "machine tokens are not saved");
 
@@ -430,12 +456,19 @@ fn client_credentials_prints_a_machine_token_and_saves_nothing() {
         stderr(&no_secret)
     );
     // A wrong secret: the server's error code, exit 1, secret not echoed.
-    let wrong = run(&session, &args, &[("TOKENKEEPER_CLIENT_SECRET", "wrong-secret-42")]);
+    let wrong = run(
+        &session,
+        &args,
+        &[("TOKENKEEPER_CLIENT_SECRET", "wrong-secret-42")],
+    );
     assert_exit(&wrong, 1);
     let said = stderr(&wrong);
     let last = said.lines().last().unwrap_or_default();
     assert!(last.starts_with("error[token_request_failed]"), "{said}");
-    assert!(said.contains("invalid_client (HTTP 401)"), "the server's code: {said}");
+    assert!(
+        said.contains("invalid_client (HTTP 401)"),
+        "the server's code: {said}"
+    );
     assert!(!said.contains("wrong-secret-42"), "{said}");
     std::fs::remove_dir_all(&dir).ok();
 }
@@ -453,6 +486,15 @@ fn exit_codes_and_errors_read_well() {
         assert!(text.contains(command), "{text}");
     }
     assert!(text.contains("Exit status: 0 ok, 1 error, 2 usage, 3 login required"));
+    // A secret in the environment is never shown by --help.
+    let help = run(
+        &session,
+        &["login", "--help"],
+        &[("TOKENKEEPER_CLIENT_SECRET", "env-secret-123")],
+    );
+    assert_exit(&help, 0);
+    assert!(stdout(&help).contains("TOKENKEEPER_CLIENT_SECRET"));
+    assert!(!stdout(&help).contains("env-secret-123"));
     assert_exit(&run(&session, &["token", "--no-such-flag"], &[]), 2);
     assert_exit(&run(&session, &["login"], &[]), 2);
 
@@ -460,7 +502,10 @@ fn exit_codes_and_errors_read_well() {
     let missing = run(&session, &["token"], &[]);
     assert_exit(&missing, 3);
     let said = stderr(&missing);
-    assert!(said.starts_with("error[missing_session]: not logged in"), "{said}");
+    assert!(
+        said.starts_with("error[missing_session]: not logged in"),
+        "{said}"
+    );
     assert!(said.contains("tokenkeeper login"), "{said}");
     assert_exit(&run(&session, &["refresh"], &[]), 3);
     // Logging out when logged out is fine.
@@ -478,12 +523,23 @@ fn exit_codes_and_errors_read_well() {
     drop(closed);
     let unreachable = run(
         &dir.join("other.json"),
-        &["login", "--issuer", &issuer, "--client-id", "x", "--wait", "1"],
+        &[
+            "login",
+            "--issuer",
+            &issuer,
+            "--client-id",
+            "x",
+            "--wait",
+            "1",
+        ],
         &[],
     );
     assert_exit(&unreachable, 1);
     let said = stderr(&unreachable);
     assert_eq!(said.lines().count(), 1, "one line: {said}");
-    assert!(said.starts_with("error[transport_error]: transport error"), "{said}");
+    assert!(
+        said.starts_with("error[transport_error]: transport error"),
+        "{said}"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
