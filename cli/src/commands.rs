@@ -11,6 +11,7 @@ use tokenkeeper::login::LoginRequest;
 use tokenkeeper::{AccessTokenInfo, ClientSecret, Config, ConfigBuilder, TokenRequest};
 use tokenkeeper_ureq::{OsEntropy, TokenKeeper};
 
+use crate::device::DeviceLogin;
 use crate::error::CliError;
 use crate::file::{self, FileStore, Profile};
 use crate::loopback::Loopback;
@@ -271,13 +272,26 @@ fn describe(token: &AccessTokenInfo) -> String {
 pub fn login(context: &Context, args: LoginArgs) -> Result<(), CliError> {
     let server = &args.server;
     let metadata = discover(context, &server.issuer)?;
-    let authorization_endpoint = metadata.authorization_endpoint.clone().ok_or_else(|| {
+    // Where the user approves: the authorization endpoint (a browser
+    // login), or with --device the device authorization endpoint.
+    let (endpoint, name) = if args.device {
+        let endpoint = metadata
+            .extra
+            .get("device_authorization_endpoint")
+            .and_then(serde_json::Value::as_str);
+        (endpoint, "device_authorization_endpoint (RFC 8628)")
+    } else {
+        let endpoint = metadata.authorization_endpoint.as_deref();
+        (endpoint, "authorization_endpoint")
+    };
+    let endpoint = endpoint.map(String::from).ok_or_else(|| {
         CliError::other(
-            "missing_authorization_endpoint",
-            format!(
-                "{} announces no authorization_endpoint: no browser login there",
-                metadata.issuer
-            ),
+            if args.device {
+                "device_flow_unsupported"
+            } else {
+                "missing_authorization_endpoint"
+            },
+            format!("{} announces no {name}", metadata.issuer),
         )
     })?;
     let method = choose_method(server, &metadata);
@@ -336,6 +350,64 @@ pub fn login(context: &Context, args: LoginArgs) -> Result<(), CliError> {
     }
     let keeper = keeper.build()?;
 
+    let token = if args.device {
+        let mut targets: Vec<&str> = server.audience.iter().map(String::as_str).collect();
+        targets.extend(server.resource.iter().map(String::as_str));
+        let auth = client_auth(method, &server.secret)?;
+        let device = DeviceLogin {
+            endpoint: &endpoint,
+            token_endpoint: &metadata.token_endpoint,
+            issuer: &metadata.issuer,
+            client_id: &server.client_id,
+            auth: &auth,
+            scope,
+            targets,
+            target_parameter: file::target_from_name(target),
+        };
+        keeper.set_session(device.run(context, &keeper)?)?;
+        let mut request = TokenRequest::new();
+        request.audience = audience.as_deref();
+        keeper.get_access_token(&request)?
+    } else {
+        browser_login(
+            context,
+            &args,
+            &keeper,
+            &endpoint,
+            scope,
+            target,
+            thumbprint.as_deref(),
+        )?
+    };
+    let user = keeper
+        .session()
+        .and_then(|s| s.user().cloned())
+        .and_then(|user| {
+            ["email", "name", "sub"]
+                .iter()
+                .find_map(|claim| user.get(*claim).and_then(|v| v.as_str()).map(String::from))
+        });
+    eprintln!(
+        "Logged in{}: {}. Session saved to {}",
+        user.map(|u| format!(" as {u}")).unwrap_or_default(),
+        describe(&token),
+        context.session.display()
+    );
+    Ok(())
+}
+
+/// The authorization code login through the browser and the loopback
+/// listener; the session is saved by the handle.
+fn browser_login(
+    context: &Context,
+    args: &LoginArgs,
+    keeper: &TokenKeeper,
+    authorization_endpoint: &str,
+    scope: &str,
+    target: &str,
+    thumbprint: Option<&str>,
+) -> Result<AccessTokenInfo, CliError> {
+    let server = &args.server;
     let listener = Loopback::bind(args.port)?;
     let redirect_uri = listener.redirect_uri();
     let prompt = match &args.prompt {
@@ -345,7 +417,7 @@ pub fn login(context: &Context, args: LoginArgs) -> Result<(), CliError> {
             .then_some("consent"),
     };
     let mut request =
-        LoginRequest::new(&authorization_endpoint, &server.client_id, &redirect_uri).scope(scope);
+        LoginRequest::new(authorization_endpoint, &server.client_id, &redirect_uri).scope(scope);
     if let Some(audience) = &server.audience {
         request = if target == "resource" {
             request.resource(audience)
@@ -356,7 +428,7 @@ pub fn login(context: &Context, args: LoginArgs) -> Result<(), CliError> {
     for resource in &server.resource {
         request = request.resource(resource);
     }
-    if let Some(thumbprint) = &thumbprint {
+    if let Some(thumbprint) = thumbprint {
         request = request.dpop_jkt(thumbprint);
     }
     if let Some(prompt) = prompt {
@@ -379,22 +451,7 @@ pub fn login(context: &Context, args: LoginArgs) -> Result<(), CliError> {
         Ok(_) => callback.finish(true, "Logged in. You can close this window."),
         Err(error) => callback.finish(false, &format!("Login failed: {error}")),
     }
-    let token = result?;
-    let user = keeper
-        .session()
-        .and_then(|s| s.user().cloned())
-        .and_then(|user| {
-            ["email", "name", "sub"]
-                .iter()
-                .find_map(|claim| user.get(*claim).and_then(|v| v.as_str()).map(String::from))
-        });
-    eprintln!(
-        "Logged in{}: {}. Session saved to {}",
-        user.map(|u| format!(" as {u}")).unwrap_or_default(),
-        describe(&token),
-        context.session.display()
-    );
-    Ok(())
+    result.map_err(CliError::from)
 }
 
 /// Starts the platform's URL opener; a failure is only told.

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod commands;
+mod device;
 mod dpop;
 mod error;
 mod file;
@@ -207,6 +208,12 @@ struct LoginArgs {
     /// How long to wait for the browser to come back, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 300)]
     wait: u64,
+
+    /// Log in with the device authorization grant (RFC 8628) instead: a
+    /// code to enter on any device's browser, no redirect. Needs a server
+    /// that announces a device_authorization_endpoint; not with DPoP.
+    #[arg(long, conflicts_with_all = ["dpop", "dpop_key", "port", "open", "prompt", "param"])]
+    device: bool,
 }
 
 #[derive(Debug, Args)]

@@ -543,3 +543,170 @@ fn exit_codes_and_errors_read_well() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Plays the user's browser on the device verification pages of
+/// oidc-provider: opens `url` (`verification_uri_complete`), submits each
+/// page's form (the user code, its confirmation, the login as `login`, the
+/// consent) with the cookies set on the way, until a page without a form;
+/// returns that page.
+fn approve_device(url: &str, login: &str) -> String {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into();
+    let mut cookies = std::collections::BTreeMap::<String, String>::new();
+    let mut url = url.to_owned();
+    let mut form: Option<String> = None;
+    for _ in 0..30 {
+        let cookie = cookies
+            .iter()
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let response = match form.take() {
+            Some(body) => agent
+                .post(&url)
+                .header("cookie", &cookie)
+                .content_type("application/x-www-form-urlencoded")
+                .send(body.as_str()),
+            None => agent.get(&url).header("cookie", &cookie).call(),
+        };
+        let mut response = response.expect("device page");
+        for set in response.headers().get_all("set-cookie") {
+            let pair = set.to_str().unwrap().split(';').next().unwrap();
+            if let Some((name, value)) = pair.split_once('=') {
+                cookies.insert(name.trim().to_owned(), value.to_owned());
+            }
+        }
+        let status = response.status().as_u16();
+        if (300..400).contains(&status) {
+            let location = response.headers()["location"].to_str().unwrap();
+            url = absolute_url(&url, location);
+            continue;
+        }
+        let html = response.body_mut().read_to_string().unwrap();
+        assert_eq!(status, 200, "{url}: {html}");
+        let Some(start) = html.find("<form") else {
+            return html;
+        };
+        let tag = &html[start..start + html[start..].find('>').unwrap()];
+        url = absolute_url(&url, &attribute(tag, "action").expect("form action"));
+        let mut fields: Vec<(String, String)> = html[start..]
+            .split("<input")
+            .skip(1)
+            .filter_map(|input| {
+                let tag = &input[..input.find('>').unwrap_or(input.len())];
+                (attribute(tag, "type").as_deref() == Some("hidden"))
+                    .then(|| Some((attribute(tag, "name")?, attribute(tag, "value")?)))
+                    .flatten()
+            })
+            .collect();
+        if fields.iter().any(|(n, v)| n == "prompt" && v == "login") {
+            fields.push(("login".into(), login.into()));
+            fields.push(("password".into(), "password".into()));
+        }
+        form = Some(
+            fields
+                .iter()
+                .map(|(n, v)| {
+                    format!(
+                        "{}={}",
+                        tokenkeeper::form::encode(n),
+                        tokenkeeper::form::encode(v)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("&"),
+        );
+    }
+    panic!("too many steps on the device pages");
+}
+
+/// An HTML attribute's value (`&amp;` decoded).
+fn attribute(tag: &str, name: &str) -> Option<String> {
+    let start = tag.find(&format!(" {name}=\""))? + name.len() + 3;
+    let end = start + tag[start..].find('"')?;
+    Some(tag[start..end].replace("&amp;", "&"))
+}
+
+/// `location` resolved against `base` (absolute, or a path on its origin).
+fn absolute_url(base: &str, location: &str) -> String {
+    if location.starts_with("http://") || location.starts_with("https://") {
+        return location.to_owned();
+    }
+    let origin_end = base["http://".len()..]
+        .find('/')
+        .map_or(base.len(), |i| i + "http://".len());
+    format!("{}{location}", &base[..origin_end])
+}
+
+#[test]
+fn device_login_polls_until_the_user_approves() {
+    let h = Harness::start(HarnessOptions::default());
+    let dir = temp_dir("device");
+    let session = dir.join("session.json");
+    let mut child = Command::new(BIN)
+        .arg("--session")
+        .arg(&session)
+        .args(["login", "--device", "--verbose", "--issuer", h.issuer()])
+        .args([
+            "--client-id",
+            CLI_NATIVE.id,
+            "--scope",
+            SCOPE,
+            "--resource",
+            API1,
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (url_tx, url_rx) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        let mut lines = BufReader::new(stderr);
+        let mut line = String::new();
+        while lines.read_line(&mut line).unwrap_or(0) > 0 {
+            if line.trim().starts_with("http") && line.contains("user_code=") {
+                let _ = url_tx.send(line.trim().to_owned());
+            }
+            all.push_str(&line);
+            line.clear();
+        }
+        all
+    });
+    let Ok(url) = url_rx.recv_timeout(Duration::from_secs(30)) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("no verification URL:\n{}", reader.join().unwrap());
+    };
+    let page = approve_device(&url, "bob");
+    assert!(page.contains("Sign-in Success"), "{page}");
+    let output = child.wait_with_output().unwrap();
+    let told = reader.join().unwrap();
+    assert!(output.status.success(), "{told}");
+    assert!(told.contains("enter the code"), "{told}");
+    assert!(told.contains("Logged in as bob"), "{told}");
+    assert!(output.stdout.is_empty());
+    let polls = h
+        .stats()
+        .grant("urn:ietf:params:oauth:grant-type:device_code");
+    assert!(polls >= 1, "the token endpoint was polled");
+
+    // The session works as a browser login's does.
+    #[cfg(unix)]
+    assert_eq!(mode(&session), 0o600);
+    let token = run(&session, &["token"], &[]);
+    assert_exit(&token, 0);
+    let claims = jwt::claims(&stdout(&token));
+    assert_eq!(claims["sub"], "bob");
+    assert_eq!(jwt::audiences(&stdout(&token)), [API1]);
+    let forced = run(&session, &["token", "--force"], &[]);
+    assert_exit(&forced, 0);
+    assert_ne!(stdout(&forced), stdout(&token));
+    std::fs::remove_dir_all(&dir).ok();
+}

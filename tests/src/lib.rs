@@ -44,7 +44,7 @@ pub use http::{HttpResponse, resource_request, token_request};
 pub use pkce::{AuthorizationRequest, pkce_login};
 
 /// `cli-native`: the command-line tool's public native client (PKCE, code +
-/// refresh). Registered with `http://127.0.0.1/callback`; being `native`,
+/// refresh, device code). Registered with `http://127.0.0.1/callback`; being `native`,
 /// any loopback port matches (RFC 8252 §7.3), so a CLI can listen on a
 /// port of its own choosing.
 pub const CLI_NATIVE: TestClient = TestClient {
