@@ -27,6 +27,9 @@ Examples:
   tokenkeeper login --issuer https://tenant.example.com/ --client-id my-cli \\
       --audience https://api.example.com
 
+  # Or with a code to enter in a browser anywhere (RFC 8628 device flow)
+  tokenkeeper login --device --issuer https://tenant.example.com/ --client-id my-cli
+
   # The access token for the API, refreshed when due
   curl -H \"Authorization: Bearer $(tokenkeeper token)\" https://api.example.com/me
 
@@ -43,7 +46,8 @@ Exit status: 0 ok, 1 error, 2 usage, 3 login required.";
 /// Log in to an OAuth 2.0 / OpenID Connect server and get access tokens.
 ///
 /// `login` opens an authorization code + PKCE login with a loopback
-/// redirect (RFC 8252) and saves the session in a file only you can read;
+/// redirect (RFC 8252), or a device code login (RFC 8628), and saves the
+/// session in a file only you can read;
 /// `token` prints an access token from it, refreshed when due (rotated
 /// refresh tokens are saved back). DPoP (RFC 9449) with a key kept on disk,
 /// RFC 8707 resource indicators, client credentials and revocation on
@@ -92,7 +96,8 @@ enum Command {
     /// comes back to this process, which exchanges the code, checks the ID
     /// token and saves the session. The client must allow that redirect
     /// URI: for a "native" client, RFC 8252 §7.3 has servers accept any
-    /// port on a registered loopback URI.
+    /// port on a registered loopback URI. With --device, the device
+    /// authorization grant (RFC 8628) is used instead: no redirect.
     Login(LoginArgs),
     /// Print the access token (from the cache, refreshed when due).
     Token(TokenArgs),
