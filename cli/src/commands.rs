@@ -7,7 +7,7 @@ use serde_json::json;
 use tokenkeeper::discovery::AuthorizationServerMetadata;
 use tokenkeeper::dpop::{DpopKey, P256Signer};
 use tokenkeeper::grant::ClientAuth;
-use tokenkeeper::login::LoginRequest;
+use tokenkeeper::login::{LoginError, LoginRequest};
 use tokenkeeper::{AccessTokenInfo, ClientSecret, Config, ConfigBuilder, TokenRequest};
 use tokenkeeper_ureq::{OsEntropy, TokenKeeper};
 
@@ -444,7 +444,20 @@ fn browser_login(
     if args.open {
         open_browser(context, &url);
     }
-    let callback = listener.wait(std::time::Duration::from_secs(args.wait.max(1)))?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(args.wait.max(1));
+    let callback = loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let callback = listener.wait(left)?;
+        // A request without this login's `state` (another tab, another
+        // local program) is turned away; the real redirect may still come.
+        match transaction.validate_callback(&callback.url, None, false) {
+            Err(LoginError::StateMismatch | LoginError::MissingState) => {
+                context.say("a request to the callback without this login's state: ignored");
+                callback.finish(false, "This is not the login tokenkeeper is waiting for.");
+            }
+            _ => break callback,
+        }
+    };
     context.say("the browser came back; exchanging the code");
     let result = keeper.login(&transaction, &callback.url);
     match &result {

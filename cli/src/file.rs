@@ -299,3 +299,85 @@ impl SessionStore for FileStore {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokenkeeper::{SeededEntropy, UnixTime};
+
+    fn profile() -> Profile {
+        Profile {
+            issuer: "https://as.example".into(),
+            token_endpoint: "https://as.example/token".into(),
+            revocation_endpoint: None,
+            client_id: "cli".into(),
+            client_auth: "none".into(),
+            scope: "openid offline_access".into(),
+            audience: Some("https://api.example".into()),
+            target_parameter: "resource".into(),
+            dpop_key: None,
+        }
+    }
+
+    fn session(refresh_token: &str) -> Session {
+        Session::from_refresh_token(
+            tokenkeeper::RefreshToken::new(refresh_token),
+            UnixTime::from_secs(1_000),
+            &mut SeededEntropy::new(7),
+        )
+    }
+
+    fn temp(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "tokenkeeper-cli-unit-{name}-{}",
+            std::process::id()
+        ));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir.join("session.json")
+    }
+
+    #[test]
+    fn saves_compare_generations_and_round_trip() {
+        let path = temp("cas");
+        let mut store = FileStore::new(path.clone(), profile());
+        assert!(store.load().unwrap().is_none());
+        let first = session("rt-1");
+        store.save(&first, None).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+        }
+        let loaded = read(&path).unwrap().unwrap();
+        assert_eq!(loaded.profile, profile());
+        assert_eq!(loaded.session.to_json(), first.to_json());
+        // A writer that started from another generation loses.
+        let stale = Some(first.generation() + 1);
+        assert_eq!(
+            store.save(&session("rt-2"), stale),
+            Err(StoreError::Conflict {
+                found: Some(first.generation())
+            })
+        );
+        assert_eq!(store.generation().unwrap(), Some(first.generation()));
+        store.clear().unwrap();
+        assert!(!path.exists());
+        assert!(store.load().unwrap().is_none());
+        fs::remove_dir_all(path.parent().unwrap()).ok();
+    }
+
+    #[test]
+    fn a_login_replaces_an_unreadable_file_and_others_refuse_it() {
+        let path = temp("replace");
+        fs::write(&path, "not json").unwrap();
+        let mut reader = FileStore::new(path.clone(), profile());
+        assert!(matches!(reader.load(), Err(StoreError::Backend(_))));
+        let mut login = FileStore::replacing(path.clone(), profile());
+        assert!(login.load().unwrap().is_none());
+        login.save(&session("rt-1"), None).unwrap();
+        assert!(read(&path).unwrap().is_some());
+        fs::remove_dir_all(path.parent().unwrap()).ok();
+    }
+}

@@ -13,6 +13,9 @@ pub const CALLBACK_PATH: &str = "/callback";
 /// The longest request line or header line read from the browser.
 const MAX_LINE: usize = 16 * 1024;
 
+/// The most header lines read from the browser.
+const MAX_HEADERS: usize = 100;
+
 /// A listener waiting for the browser.
 pub struct Loopback {
     listener: TcpListener,
@@ -68,9 +71,8 @@ impl Loopback {
                         return Err(CliError::other(
                             "login_timeout",
                             format!(
-                                "no redirect to {} within {} s",
-                                self.redirect_uri(),
-                                timeout.as_secs()
+                                "no redirect to {} before the wait (--wait) ran out",
+                                self.redirect_uri()
                             ),
                         ));
                     }
@@ -88,9 +90,8 @@ impl Loopback {
         let mut reader = BufReader::new(stream.try_clone().ok()?);
         let request_line = read_line(&mut reader)?;
         // Drain the headers (the callback carries everything in its URL).
-        loop {
-            let line = read_line(&mut reader)?;
-            if line.is_empty() {
+        for _ in 0..=MAX_HEADERS {
+            if read_line(&mut reader)?.is_empty() {
                 break;
             }
         }

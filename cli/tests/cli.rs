@@ -139,12 +139,22 @@ fn login(h: &Harness, session: &Path, extra: &[&str]) -> String {
     let redirect = h.login_as(&url, "alice");
     assert!(redirect.starts_with("http://127.0.0.1:"), "{redirect}");
     assert!(redirect.contains("code="), "{redirect}");
-    // The browser follows the redirect to the CLI's listener.
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(30)))
         .build()
         .into();
+    // Other requests first: a favicon (404) and a callback that is not
+    // this login's (a forged state: turned away, the login goes on).
+    let origin = &redirect[..redirect.find("/callback").unwrap()];
+    let favicon = agent.get(format!("{origin}/favicon.ico")).call().unwrap();
+    assert_eq!(favicon.status().as_u16(), 404);
+    let forged = agent
+        .get(format!("{origin}/callback?code=stolen&state=forged"))
+        .call()
+        .unwrap();
+    assert_eq!(forged.status().as_u16(), 400);
+    // The browser follows the redirect to the CLI's listener.
     let mut page = agent
         .get(&redirect)
         .call()
@@ -446,6 +456,34 @@ fn client_credentials_prints_a_machine_token_and_saves_nothing() {
     );
     assert!(!told.contains(&token), "the token on stderr: {told}");
     assert!(!session.exists(), "machine tokens are not saved");
+
+    // With DPoP: a bound machine token, the key created on disk.
+    let key_path = dir.join("m2m-key.pem");
+    let bound = run(
+        &session,
+        &[
+            "client-credentials",
+            "--issuer",
+            h.issuer(),
+            "--client-id",
+            M2M.id,
+            "--resource",
+            API1,
+            "--dpop-key",
+            key_path.to_str().unwrap(),
+            "--json",
+        ],
+        &[("TOKENKEEPER_CLIENT_SECRET", secret)],
+    );
+    assert_exit(&bound, 0);
+    let info: Value = serde_json::from_str(&stdout(&bound)).unwrap();
+    assert_eq!(info["type"], "DPoP");
+    assert_eq!(info["audience"], API1);
+    let key =
+        tokenkeeper::dpop::DpopKey::from_pkcs8_pem(&std::fs::read_to_string(&key_path).unwrap())
+            .unwrap();
+    let bound_token = info["token"].as_str().unwrap();
+    assert_eq!(jwt::claims(bound_token)["cnf"]["jkt"], key.thumbprint());
 
     // Without the secret: a usage error (exit 2) that says what to do.
     let no_secret = run(&session, &args, &[]);
