@@ -153,7 +153,7 @@ fn dpop_key(context: &Context, path: &Path) -> Result<DpopKey, CliError> {
 }
 
 /// The configuration for `profile`.
-fn config(profile: &Profile, auth: ClientAuth) -> Result<ConfigBuilder, CliError> {
+fn config(profile: &Profile, auth: ClientAuth) -> ConfigBuilder {
     let mut builder = Config::builder(profile.token_endpoint.clone(), profile.client_id.clone())
         .issuer(profile.issuer.clone())
         .client_auth(auth)
@@ -168,7 +168,7 @@ fn config(profile: &Profile, auth: ClientAuth) -> Result<ConfigBuilder, CliError
     if let Some(audience) = &profile.audience {
         builder = builder.audience(audience.clone());
     }
-    Ok(builder)
+    builder
 }
 
 /// A handle on the session file (which must exist), and what the file
@@ -193,7 +193,7 @@ fn open(context: &Context, secret: &SecretArgs) -> Result<(TokenKeeper, Profile)
         loaded.session.generation()
     ));
     let auth = client_auth(&profile.client_auth, secret)?;
-    let config = config(&profile, auth)?.build()?;
+    let config = config(&profile, auth).build()?;
     let dpop = match &profile.dpop_key {
         Some(key) => Some(dpop::load(key)?),
         None => None,
@@ -232,20 +232,17 @@ fn generation(keeper: &TokenKeeper) -> Option<u64> {
     keeper.session().map(|s| s.generation())
 }
 
-/// The token as JSON (the token itself only when `with_token`).
-fn token_json(token: &AccessTokenInfo, with_token: bool) -> serde_json::Value {
+/// The token and what it is for, as JSON.
+fn token_json(token: &AccessTokenInfo) -> serde_json::Value {
     let expires_at = token.expires_at.as_secs();
-    let mut value = json!({
+    json!({
+        "token": token.token.secret(),
         "type": token.token_type.as_str(),
         "expires_at": expires_at,
         "expires_in": expires_at.saturating_sub(now()),
         "scope": token.scope,
         "audience": token.audience,
-    });
-    if with_token {
-        value["token"] = json!(token.token.secret());
-    }
-    value
+    })
 }
 
 /// One line about a token, without the token.
@@ -338,7 +335,7 @@ pub fn login(context: &Context, args: LoginArgs) -> Result<(), CliError> {
     };
     // The configuration from discovery: endpoints, issuer, the RFC 9207
     // `iss` check on the callback, the advertised client authentications.
-    let mut builder = config(&profile, auth)?.metadata(&metadata);
+    let mut builder = config(&profile, auth).metadata(&metadata);
     builder = builder.target_parameter(profile.target());
     let store = FileStore::replacing(context.session.clone(), profile);
     let mut keeper = TokenKeeper::builder(builder.build()?)
@@ -512,7 +509,7 @@ pub fn token(context: &Context, args: TokenArgs) -> Result<(), CliError> {
         ));
     }
     if args.json {
-        println!("{}", token_json(&token, true));
+        println!("{}", token_json(&token));
     } else {
         println!("{}", token.token.secret());
     }
@@ -554,6 +551,12 @@ pub fn logout(context: &Context, args: LogoutArgs) -> Result<(), CliError> {
     // (when the server has a revocation endpoint); the file goes either way.
     let revoked = keeper.logout();
     keeper.clear_session()?;
+    if revoked.is_err() {
+        eprintln!(
+            "{} deleted, but the server did not confirm the revocation:",
+            path.display()
+        );
+    }
     revoked?;
     eprintln!("Logged out; {} deleted.", path.display());
     Ok(())
@@ -596,7 +599,7 @@ pub fn client_credentials(context: &Context, args: ClientCredentialsArgs) -> Res
     let token = keeper.get_client_credentials_token(&request)?;
     context.say(format_args!("granted: {}", describe(&token)));
     if args.json {
-        println!("{}", token_json(&token, true));
+        println!("{}", token_json(&token));
     } else {
         println!("{}", token.token.secret());
     }
