@@ -47,8 +47,8 @@ pub(crate) enum Destination {
     Entry(String),
 }
 
-/// What a flight is for.
-#[derive(Debug, Clone)]
+/// What a flight is for. `Debug` shows no nonce (nor refresh token).
+#[derive(Clone)]
 pub(crate) enum FlightKind {
     /// A `refresh_token` grant spending this refresh token.
     Refresh {
@@ -64,6 +64,31 @@ pub(crate) enum FlightKind {
     TokenExchange,
     /// The revocation of the session's refresh token at logout.
     Revocation,
+}
+
+impl core::fmt::Debug for FlightKind {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            FlightKind::Refresh {
+                destination,
+                refresh_token,
+            } => f
+                .debug_struct("Refresh")
+                .field("destination", destination)
+                // `RefreshToken` redacts itself.
+                .field("refresh_token", refresh_token)
+                .finish(),
+            // The nonce binds the login's ID token: it must not leak
+            // before the ID token is checked.
+            FlightKind::CodeExchange { nonce } => f
+                .debug_struct("CodeExchange")
+                .field("nonce", &format_args!("<redacted {} bytes>", nonce.len()))
+                .finish(),
+            FlightKind::ClientCredentials => f.write_str("ClientCredentials"),
+            FlightKind::TokenExchange => f.write_str("TokenExchange"),
+            FlightKind::Revocation => f.write_str("Revocation"),
+        }
+    }
 }
 
 /// A request in flight.
