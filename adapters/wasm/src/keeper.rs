@@ -24,7 +24,7 @@ use tokenkeeper::{
 
 use crate::Error;
 use crate::dpop::WebCryptoKey;
-use crate::fetch::fetch;
+use crate::fetch::{fetch, fetch_with_limit};
 use crate::js::{Delay, WebCryptoEntropy, millis_until, now};
 use crate::state::{Finished, State, cancel, complete, signed};
 
@@ -71,6 +71,8 @@ struct Inner {
     /// sends) when the flight ends.
     waiters: RefCell<BTreeMap<RequestId, Vec<oneshot::Sender<()>>>>,
     timeout: Duration,
+    /// The configuration's `Limits::max_body_bytes`.
+    max_body: usize,
     /// The Web Crypto key that signs the core's deferred DPoP proofs.
     dpop: Option<WebCryptoKey>,
 }
@@ -144,6 +146,7 @@ impl Builder {
     /// # Errors
     /// [`Error::Store`] when the store cannot be read or written.
     pub fn build(self) -> Result<TokenKeeper, Error> {
+        let max_body = self.config.limits().max_body_bytes;
         let mut manager = TokenManager::new(self.config, WebCryptoEntropy);
         if let Some(key) = &self.dpop {
             manager.enable_dpop(key.deferred_signer())?;
@@ -154,6 +157,7 @@ impl Builder {
                 state: RefCell::new(state),
                 waiters: RefCell::new(BTreeMap::new()),
                 timeout: self.timeout,
+                max_body,
                 dpop: self.dpop,
             }),
         })
@@ -305,7 +309,8 @@ impl TokenKeeper {
             for (name, value) in headers.iter() {
                 attempt.headers.append(name, value);
             }
-            let response = fetch(&attempt, self.inner.timeout).await?;
+            let response =
+                fetch_with_limit(&attempt, self.inner.timeout, self.inner.max_body).await?;
             let verdict = self.with_manager(|m| {
                 m.handle_resource_response(&request.url, &token, &response, now())
             })?;
@@ -320,13 +325,14 @@ impl TokenKeeper {
     }
 
     /// Sends a request the core described outside the token lifecycle (a
-    /// discovery fetch, a revocation) with this handle's timeout, and
-    /// returns the response whatever its status, with every header.
+    /// discovery fetch, a revocation) with this handle's timeout and body
+    /// limit, and returns the response whatever its status, with every
+    /// header.
     ///
     /// # Errors
-    /// [`Error::Transport`] or [`Error::Timeout`].
+    /// [`Error::Transport`], [`Error::Timeout`] or [`Error::TooLarge`].
     pub async fn send_request(&self, request: &HttpRequest) -> Result<HttpResponse, Error> {
-        fetch(request, self.inner.timeout).await
+        fetch_with_limit(request, self.inner.timeout, self.inner.max_body).await
     }
 
     /// Calls `f` with the core's manager (for what this handle does not
@@ -451,7 +457,8 @@ impl TokenKeeper {
                 }
                 other => break Err(Error::Unsupported(format!("{other:?}"))),
             };
-            let sent = fetch(&out.request, self.inner.timeout).await;
+            let sent =
+                fetch_with_limit(&out.request, self.inner.timeout, self.inner.max_body).await;
             let finished = complete(&mut self.inner.state.borrow_mut(), id, sent, now());
             next = match finished {
                 Ok(Finished::Resend(out)) => Dispatch::Send(out),
