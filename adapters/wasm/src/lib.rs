@@ -52,6 +52,13 @@
 //!   `Error::TooLarge`, as the native adapters stop reading at the limit.
 //!   Each request is aborted after a timeout (default 10 s) through an
 //!   `AbortController` and the global `setTimeout`.
+//! - **The lease outlasts the transport**: the timeout must end a second
+//!   before the configuration's lease (`ConfigBuilder::lease`, default 60 s;
+//!   `Builder::build` refuses a longer one with `invalid_configuration`,
+//!   and without an explicit timeout derives one from the lease), and each
+//!   request of a flight (a `use_dpop_nonce` retry too) is aborted before
+//!   the flight's lease deadline. So no answer arrives after the core
+//!   released its flight and let a waiting caller take the refresh over.
 //! - **Clock and entropy**: `js_sys::Date::now()`, and
 //!   `crypto.getRandomValues` through web-sys on the global scope
 //!   (`WebCryptoEntropy`). No `getrandom` backend is forced on the
@@ -94,7 +101,7 @@
 //! | `WebCryptoKey` | the non-extractable DPoP key |
 //! | `WebCryptoEntropy`, `now()`, `sleep()` | entropy, clock, timer from the global scope |
 //! | `WebStorageStore` (feature `web-storage`) | a `SessionStore` on `localStorage` / `sessionStorage` |
-//! | `DEFAULT_TIMEOUT` | 10 s per request |
+//! | `DEFAULT_TIMEOUT` | 10 s per request (less when the lease is shorter than 11 s) |
 //!
 //! # Features
 //!
@@ -112,6 +119,7 @@
 
 mod error;
 mod state;
+mod timeout;
 
 #[cfg(target_arch = "wasm32")]
 mod dpop;

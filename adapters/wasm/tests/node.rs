@@ -507,8 +507,9 @@ async fn two_tabs_sharing_local_storage_refresh_once() {
 async fn a_vanished_owner_is_released_at_its_lease_deadline() {
     let h = Harness::from_env();
     let session = expire(&h.logged_in_session().await);
+    // The shortest lease a transport timeout fits in (timeout + 1 s).
     let config = support::builder(&h, &h.token_endpoint)
-        .lease(Duration::from_secs(1))
+        .lease(Duration::from_secs(2))
         .build()
         .unwrap();
     let keeper = TokenKeeper::new(config, session).unwrap();
@@ -524,12 +525,12 @@ async fn a_vanished_owner_is_released_at_its_lease_deadline() {
         )
         .unwrap();
     // The next caller waits on that flight until its lease runs out (at
-    // most a second here), then refreshes itself.
+    // most two seconds here), then refreshes itself.
     let started = js_sys::Date::now();
     let token = keeper.get_access_token(&TokenRequest::new()).await.unwrap();
     let waited = js_sys::Date::now() - started;
     web_sys_log(&format!("released at the lease deadline after {waited} ms"));
-    assert!(waited < 2500.0, "{waited} ms");
+    assert!(waited < 3500.0, "{waited} ms");
     assert_eq!(token.token_type.as_str(), "Bearer");
     assert!(!keeper.with_manager(|m| m.is_in_flight(abandoned)).unwrap());
     let stats = h.stats().await;
@@ -617,6 +618,73 @@ async fn an_announced_body_over_the_limit_is_refused_unread() {
     .await;
     let token = keeper.get_access_token(&TokenRequest::new()).await.unwrap();
     assert_eq!(token.token.secret(), "big");
+}
+
+#[wasm_bindgen_test]
+async fn the_transport_timeout_must_end_before_the_lease() {
+    let h = Harness::from_env();
+    let leased = |secs| {
+        support::builder(&h, &h.token_endpoint)
+            .lease(Duration::from_secs(secs))
+            .build()
+            .unwrap()
+    };
+    // A timeout the lease does not outlast by a second (the core's clock
+    // counts whole seconds) is refused.
+    for (lease, timeout) in [(2, 5_000), (2, 1_001), (60, 60_000), (1, 10)] {
+        let error = TokenKeeper::builder(leased(lease))
+            .timeout(Duration::from_millis(timeout))
+            .build()
+            .map(|k| k.timeout())
+            .unwrap_err();
+        assert_eq!(
+            error.code(),
+            "invalid_configuration",
+            "{lease} s, {timeout} ms"
+        );
+    }
+    let keeper = TokenKeeper::builder(leased(2))
+        .timeout(Duration::from_millis(1000))
+        .build()
+        .unwrap();
+    assert_eq!(keeper.timeout(), Duration::from_millis(1000));
+    // Without a timeout of its own, the handle derives one from the lease.
+    let keeper = TokenKeeper::builder(leased(2)).build().unwrap();
+    assert_eq!(keeper.timeout(), Duration::from_secs(1));
+    let keeper = TokenKeeper::builder(leased(60)).build().unwrap();
+    assert_eq!(keeper.timeout(), tokenkeeper_wasm::DEFAULT_TIMEOUT);
+}
+
+#[wasm_bindgen_test]
+async fn a_late_answer_after_the_lease_is_not_applied() {
+    let h = Harness::from_env();
+    let session = expire(&h.logged_in_session().await);
+    let config = support::builder(&h, &h.token_endpoint)
+        .lease(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let keeper = TokenKeeper::builder(config)
+        .session(session.clone())
+        .build()
+        .unwrap();
+    // The server answers the refresh three seconds late: after the lease.
+    h.delay_next(3000).await;
+    let started = js_sys::Date::now();
+    let result = keeper.get_access_token(&TokenRequest::new()).await;
+    let elapsed = js_sys::Date::now() - started;
+    web_sys_log(&format!("refresh ended after {elapsed} ms: {result:?}"));
+    let error = result.unwrap_err();
+    assert_eq!(error, Error::Timeout);
+    assert!(
+        elapsed < 2000.0,
+        "aborted within the lease, not after {elapsed} ms"
+    );
+    assert_eq!(keeper.with_manager(|m| m.in_flight()).unwrap(), 0);
+    // Well past the moment the answer left the server: nothing of it was
+    // applied, the session is as it was.
+    tokenkeeper_wasm::sleep(Duration::from_millis(3500)).await;
+    assert_eq!(keeper.session().unwrap().to_json(), session.to_json());
+    assert_eq!(keeper.with_manager(|m| m.in_flight()).unwrap(), 0);
 }
 
 #[wasm_bindgen_test]
