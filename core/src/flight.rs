@@ -88,7 +88,7 @@ impl core::fmt::Debug for FlightKind {
                 .finish(),
             FlightKind::ClientCredentials => f.write_str("ClientCredentials"),
             FlightKind::TokenExchange => f.write_str("TokenExchange"),
-            FlightKind::Revocation => f.write_str("Revocation"),
+            FlightKind::Revocation { .. } => f.write_str("Revocation"),
         }
     }
 }
