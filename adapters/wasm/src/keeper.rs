@@ -282,10 +282,12 @@ impl TokenKeeper {
         let Some(dispatch) = self.with_manager(|m| m.logout(at))?? else {
             return Ok(());
         };
-        match self.exchange(dispatch, at).await? {
+        let result = match self.exchange(dispatch, at).await? {
             Finished::Revoked => Ok(()),
             other => Err(unexpected(&other)),
-        }
+        };
+        self.revoke_orphans().await;
+        result
     }
 
     /// Sends `request` to a resource server with the token for
@@ -395,6 +397,28 @@ impl TokenKeeper {
 
     /// The drive loop: ask, wait for another caller's flight, or own one.
     async fn drive(&self, ask: Ask<'_, '_>) -> Result<AccessTokenInfo, Error> {
+        let result = self.drive_to_end(ask).await;
+        self.revoke_orphans().await;
+        result
+    }
+
+    /// Sends the revocations the core asks for: refresh tokens an answer
+    /// proved live that could not be stored (a refresh answered after a
+    /// logout, a session another tab ended). Best effort: a failed
+    /// revocation leaves nothing else to do.
+    async fn revoke_orphans(&self) {
+        loop {
+            let at = now();
+            let next = self.inner.state.borrow_mut().manager.poll_revocation(at);
+            match next {
+                Some(Ok(dispatch)) => drop(self.exchange(dispatch, at).await),
+                Some(Err(_)) => {}
+                None => break,
+            }
+        }
+    }
+
+    async fn drive_to_end(&self, ask: Ask<'_, '_>) -> Result<AccessTokenInfo, Error> {
         let mut waited = None;
         loop {
             // The borrow ends with the statement: never held across `.await`.
