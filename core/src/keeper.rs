@@ -27,6 +27,7 @@ use crate::manager::{
 use crate::session::Session;
 use crate::store::{SessionStore, StoreError};
 use crate::time::UnixTime;
+use crate::trace::decision;
 
 /// A manager and its session store, kept in step: every change the core
 /// announces is saved with compare-and-swap. Adapters keep one behind
@@ -152,6 +153,7 @@ impl<S: SessionStore + ?Sized> Keeper<S> {
             Err(StoreError::Conflict { found }) if self.pending_logout => {
                 let stored = self.store.load()?;
                 let found = stored.as_ref().map(Session::generation).or(found);
+                decision!(info, event = "claim_conflict", outcome = "logout_wins");
                 let Some(stored) = stored else {
                     // Cleared meanwhile: ended either way.
                     self.retire_rotation(None);
@@ -179,9 +181,11 @@ impl<S: SessionStore + ?Sized> Keeper<S> {
                     // Another writer ended the session (cleared it: nothing
                     // stored, or logged it out). A late save must not bring
                     // it back: the rotated refresh token is revoked instead.
+                    decision!(info, event = "claim_conflict", outcome = "session_ended");
                     self.retire_rotation(stored);
                     return Ok(Saved::Adopted);
                 }
+                decision!(info, event = "claim_conflict", outcome = "rotation_wins");
                 // The stored session was derived from a spent refresh token:
                 // this one overwrites it, one generation above both.
                 generation = self.manager.renumber_session(found);
@@ -191,6 +195,7 @@ impl<S: SessionStore + ?Sized> Keeper<S> {
                 }
             }
             Err(StoreError::Conflict { .. }) => {
+                decision!(info, event = "claim_conflict", outcome = "adopted");
                 let stored = self.store.load()?;
                 self.adopt(stored);
                 return Ok(Saved::Adopted);

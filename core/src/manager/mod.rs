@@ -79,6 +79,7 @@ use crate::session::Session;
 use crate::time::UnixTime;
 use crate::token::response::parse_mfa_required;
 use crate::token::{AccessTokenSet, Decision, Freshness, TokenResponse, TokenType};
+use crate::trace::decision;
 
 /// What a caller asks for: the SDK's `getAccessToken` options.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -435,6 +436,11 @@ impl TokenManager {
         if reauth && request.force_refresh {
             // A forced refresh (usually after a 401) cannot be answered with
             // the cached token when the refresh token is known dead.
+            decision!(
+                info,
+                event = "login_required",
+                code = "reauthentication_required"
+            );
             return Action::LoginRequired(Error::ReauthenticationRequired);
         }
         let (has_access_token, expires_at, lifetime) = match location {
@@ -455,23 +461,42 @@ impl TokenManager {
             lifetime: lifetime.map(core::time::Duration::from_secs),
         };
         match freshness.decide(now, config.refresh_buffer, request.force_refresh) {
-            Decision::Ready => Action::Ready(token_ref(session, location)),
+            Decision::Ready => {
+                decision!(
+                    debug,
+                    event = "cache_hit",
+                    audience = audience.unwrap_or("")
+                );
+                Action::Ready(token_ref(session, location))
+            }
             Decision::MissingRefreshToken {
                 access_token_expired,
-            } => Action::LoginRequired(if reauth {
-                Error::ReauthenticationRequired
-            } else {
-                Error::MissingRefreshToken {
-                    access_token_expired,
-                }
-            }),
+            } => {
+                let error = if reauth {
+                    Error::ReauthenticationRequired
+                } else {
+                    Error::MissingRefreshToken {
+                        access_token_expired,
+                    }
+                };
+                decision!(info, event = "login_required", code = error.code());
+                Action::LoginRequired(error)
+            }
             Decision::Refresh => {
                 if let Some(id) = this.flights.borrow().refresh_in_flight() {
+                    decision!(debug, event = "wait", request_id = id.as_u64());
                     return Action::Wait(id);
                 }
                 if let Some(until) = this.foreign_claim(now) {
+                    decision!(debug, event = "reload", until = until.as_secs());
                     return Action::Reload { until };
                 }
+                decision!(
+                    info,
+                    event = "refresh_started",
+                    reason = refresh_reason(&freshness, request.force_refresh, now),
+                    audience = audience.unwrap_or(""),
+                );
                 let destination = match location {
                     Location::Main { .. } => Destination::Main,
                     Location::Entry { audience, entry } => Destination::Entry(
@@ -548,6 +573,12 @@ impl TokenManager {
         if let Some((flight_audience, result)) = self.flights.get_mut().outcome(waited)
             && flight_audience == audience
         {
+            decision!(
+                debug,
+                event = "joined",
+                request_id = waited.as_u64(),
+                ok = result.is_ok()
+            );
             match result {
                 Err(error) => return Action::Failed(error.clone()),
                 Ok(()) => request.force_refresh = false,
@@ -701,6 +732,7 @@ impl TokenManager {
             && flight.attempt == 0
             && !abandoned;
         if let Some(base) = flight.request.clone().filter(|_| retry) {
+            decision!(debug, event = "nonce_retry", request_id = id.as_u64());
             flight.attempt = 1;
             match self.prepare_token_request(*base, flight.assertion.as_deref(), true, now) {
                 Ok((dpop::Prepared::Ready(request), sent_nonce)) => {
@@ -734,6 +766,7 @@ impl TokenManager {
                 // that ran out): applying this could overwrite newer tokens,
                 // or bring a logged-out session back. A refresh token the
                 // answer rotated in is live all the same: revoke it.
+                decision!(warn, event = "abandoned_answer", request_id = id.as_u64());
                 self.revoke_rotated(&response);
                 if claimed {
                     self.announce_release();
@@ -768,6 +801,12 @@ impl TokenManager {
         if claimed && self.session.as_ref().map(Session::generation) == generation {
             self.announce_release();
         }
+        decision!(
+            debug,
+            event = "request_finished",
+            request_id = id.as_u64(),
+            code = result.as_ref().err().map_or("ok", Error::code)
+        );
         match result {
             Ok(()) => match self.flight_token_ref(&flight, now) {
                 Some(token) => Completion::Ready(token),
@@ -889,6 +928,18 @@ impl TokenManager {
                 Some(token_ref(session, Location::Main { covers: true }))
             }
         }
+    }
+}
+
+/// Why a refresh is due, for the `refresh_started` event.
+#[cfg(feature = "tracing")]
+fn refresh_reason(freshness: &Freshness, forced: bool, now: UnixTime) -> &'static str {
+    match freshness.expires_at {
+        _ if !freshness.has_access_token => "no_token",
+        _ if forced => "forced",
+        None => "no_expiry",
+        Some(expires_at) if expires_at <= now => "expired",
+        Some(_) => "within_buffer",
     }
 }
 

@@ -13,6 +13,7 @@ use crate::scope;
 use crate::secret::IdToken;
 use crate::time::UnixTime;
 use crate::token::{AccessTokenSet, TokenResponse};
+use crate::trace::decision;
 
 impl TokenManager {
     /// Applies a refresh response to the session. On error nothing stored
@@ -35,6 +36,7 @@ impl TokenManager {
             Err(ResponseError::Server(server))
                 if server.error == "invalid_grant" || server.error == "invalid_target" =>
             {
+                decision!(warn, event = "invalid_grant", code = server.error.as_str());
                 let session = self.session.as_mut().ok_or(Error::MissingSession)?;
                 if session.token_set.refresh_token.as_ref() == flight.refresh_token() {
                     session.set_reauthentication_required();
@@ -160,6 +162,12 @@ impl TokenManager {
             }
         }
         let generation = session.bump_generation();
+        decision!(
+            info,
+            event = "refresh_finished",
+            rotated = rotated,
+            generation = generation
+        );
         self.events.push_back(Event::SessionChanged {
             generation,
             reason: ChangeReason::TokensUpdated {
