@@ -12,6 +12,7 @@ mod dpop;
 mod error;
 mod file;
 mod loopback;
+mod verbose;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -67,8 +68,9 @@ struct Cli {
     )]
     session: Option<PathBuf>,
 
-    /// Tell on standard error what is done (endpoints, cache or refresh,
-    /// files written); never a secret.
+    /// Tell on standard error what is done (endpoints, files, and the
+    /// library's decisions: cache hit, refresh started and why, DPoP nonce
+    /// retry, …); never a secret.
     #[arg(short, long, global = true, help_heading = "Global options")]
     verbose: bool,
 
@@ -316,6 +318,9 @@ fn main() -> ExitCode {
             });
         }
     };
+    if cli.verbose {
+        verbose::show_decisions();
+    }
     let context = Context {
         session: cli.session.unwrap_or_else(file::default_session_path),
         verbose: cli.verbose,

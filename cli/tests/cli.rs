@@ -228,6 +228,11 @@ fn login_then_token_refresh_rotation_and_logout_against_the_local_server() {
         "{}",
         stderr(&cached)
     );
+    assert!(
+        stderr(&cached).contains("decision: event=cache_hit"),
+        "the core's decision: {}",
+        stderr(&cached)
+    );
     assert_eq!(h.stats().token_requests_total, requests);
     assert_eq!(std::fs::read(&session).unwrap(), before);
 
@@ -255,6 +260,10 @@ fn login_then_token_refresh_rotation_and_logout_against_the_local_server() {
     // --verbose tells, but never a secret.
     let told = stderr(&forced);
     assert!(told.contains("refreshed"), "{told}");
+    assert!(
+        told.contains("decision: event=refresh_started reason=forced"),
+        "{told}"
+    );
     for secret in [&new_token, &token, &refresh_token, &new_refresh_token] {
         assert!(
             !told.contains(secret.as_str()),
