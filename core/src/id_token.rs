@@ -54,6 +54,11 @@ pub enum IdTokenError {
     /// `sub` is missing or empty. Code `missing_sub`.
     #[error("the ID token has no sub claim")]
     MissingSub,
+    /// A login asked for the `openid` scope and the token response carried
+    /// no `id_token` (OIDC Core 3.1.3.3 requires one). Code
+    /// `missing_id_token`.
+    #[error("the token response of an openid login carried no ID token")]
+    Missing,
     /// `iss` is not the expected issuer. Code `issuer_mismatch`.
     #[error("the ID token's issuer {received:?} is not the expected {expected:?}")]
     IssuerMismatch {
@@ -119,6 +124,7 @@ impl IdTokenError {
         match self {
             IdTokenError::Malformed(_) => "id_token_malformed",
             IdTokenError::MissingSub => "missing_sub",
+            IdTokenError::Missing => "missing_id_token",
             IdTokenError::IssuerMismatch { .. } => "issuer_mismatch",
             IdTokenError::AudienceMismatch => "audience_mismatch",
             IdTokenError::AzpMismatch => "azp_mismatch",

@@ -124,6 +124,7 @@ pub mod session;
 pub mod store;
 pub mod time;
 pub mod token;
+pub mod trace;
 
 pub use config::{Config, ConfigBuilder};
 pub use entropy::{Entropy, SeededEntropy};

@@ -92,6 +92,11 @@ impl TokenManager {
                         .validate_login(id_token, nonce, now)?,
                 )
             }
+            // OIDC Core 3.1.3.3: an `openid` login's token response must
+            // carry an ID token; without it the user is not authenticated.
+            None if crate::scope::tokens(&flight.requested_scope).any(|s| s == "openid") => {
+                return Err(Error::IdToken(crate::id_token::IdTokenError::Missing));
+            }
             None => None,
         };
         let granted = parsed
@@ -105,6 +110,11 @@ impl TokenManager {
             requested_scope: Some(flight.requested_scope.clone()),
             refresh_token: parsed.refresh_token,
             expires_at: Some(expires_at),
+            expires_in: Some(
+                expires_at
+                    .as_secs()
+                    .saturating_sub(flight.sent_at.as_secs()),
+            ),
             audience: flight.audience.clone(),
             token_type: Some(parsed.token_type),
             extra: serde_json::Map::new(),
@@ -130,6 +140,8 @@ impl TokenManager {
         }
         internal.insert("createdAt".into(), Value::from(now.as_secs()));
         session.set_internal(internal);
+        // Without a `sid` claim the SDK still needs one.
+        session.complete_for_sdk(None, now, &mut **self.entropy.borrow_mut());
         session.set_session_expires_at(ceiling);
         // Continue the generation of the session this one replaces, so a
         // store's compare-and-swap sees a newer value.
