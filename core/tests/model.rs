@@ -118,6 +118,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => keeper.clone().prop_map(|keeper| Op::Logout { keeper }),
         1 => keeper.clone().prop_map(|keeper| Op::Clear { keeper }),
         1 => keeper.clone().prop_map(|keeper| Op::Login { keeper }),
+        1 => (keeper.clone(), any::<bool>()).prop_map(|(keeper, id_token)| Op::CodeLogin { keeper, id_token }),
         1 => keeper.clone().prop_map(|keeper| Op::Reload { keeper }),
         1 => keeper.clone().prop_map(|keeper| Op::Restart { keeper }),
         1 => keeper.prop_map(|keeper| Op::Authorize { keeper }),
@@ -154,6 +155,7 @@ fn shared_op() -> impl Strategy<Value = Op> {
         2 => keeper.clone().prop_map(|keeper| Op::Logout { keeper }),
         2 => keeper.clone().prop_map(|keeper| Op::Clear { keeper }),
         2 => keeper.clone().prop_map(|keeper| Op::Login { keeper }),
+        1 => (keeper.clone(), any::<bool>()).prop_map(|(keeper, id_token)| Op::CodeLogin { keeper, id_token }),
         2 => keeper.clone().prop_map(|keeper| Op::Reload { keeper }),
         1 => keeper.prop_map(|keeper| Op::Restart { keeper }),
     ]

@@ -59,6 +59,7 @@ use serde_json::{Value, json};
 use tokenkeeper::dpop::{DpopKey, P256Signer};
 use tokenkeeper::grant::ClientAuth;
 use tokenkeeper::keeper::{Ask, Keeper, Saved, Step};
+use tokenkeeper::login::LoginRequest;
 use tokenkeeper::{
     AccessTokenInfo, Authorization, ClientSecret, Completion, Config, Dispatch, Error, HttpRequest,
     HttpResponse, MemoryStore, Method, RequestId, SeededEntropy, Session, SessionStore,
@@ -248,6 +249,13 @@ pub enum Op {
     Login {
         keeper: usize,
     },
+    /// A login through the authorization code flow on this keeper's
+    /// manager (with or without an ID token in the answer), answered at
+    /// once, then persisted.
+    CodeLogin {
+        keeper: usize,
+        id_token: bool,
+    },
     /// `Keeper::moved_on`: adopt what the store holds.
     Reload {
         keeper: usize,
@@ -331,6 +339,8 @@ pub struct World {
     /// Per keeper: the epochs it has seen end.
     seen_ended: Vec<BTreeSet<u32>>,
     watermark: Option<u64>,
+    /// `unrevocable()` of keepers that restarted.
+    unrevocable: u64,
     stored_json: Option<String>,
     last_ready: Vec<Option<AccessTokenInfo>>,
     next_epoch: u32,
@@ -406,15 +416,15 @@ fn epoch_of(rt: &str) -> Option<u32> {
     rt.strip_prefix('e')?.split('-').next()?.parse().ok()
 }
 
+/// The epoch of a session: its `sid`, else its refresh token's.
 fn session_epoch(session: &Session) -> Option<u32> {
     session
         .extra()
-        .get("internal")?
-        .get("sid")?
-        .as_str()?
-        .strip_prefix('e')?
-        .parse()
-        .ok()
+        .get("internal")
+        .and_then(|i| i.get("sid"))
+        .and_then(Value::as_str)
+        .and_then(|sid| sid.strip_prefix('e')?.parse().ok())
+        .or_else(|| epoch_of(session.token_set().refresh_token.as_ref()?.secret()))
 }
 
 fn session_rt(session: Option<&Session>) -> Option<String> {
@@ -676,6 +686,7 @@ impl World {
             gone: BTreeSet::new(),
             seen_ended: vec![BTreeSet::new(); setup.keepers],
             watermark: None,
+            unrevocable: 0,
             stored_json: None,
             last_ready: vec![None; setup.keepers],
             next_epoch: 2,
@@ -787,6 +798,30 @@ impl World {
     /// # Errors
     /// The first broken invariant or prediction.
     pub fn apply(&mut self, op: Op) -> Result<(), Violation> {
+        self.step(op)?;
+        self.drain_revocations()
+    }
+
+    /// Hands out the revocations the keepers queued: refresh tokens an
+    /// answer proved live that could not be stored (a refresh answered after
+    /// a logout, a new login, a session another keeper ended).
+    fn drain_revocations(&mut self) -> Result<(), Violation> {
+        for k in 0..self.keepers.len() {
+            while let Some(next) = self.keepers[k].manager.poll_revocation(t(self.now)) {
+                match next {
+                    Ok(Dispatch::Send(out)) => self.hand_out(k, out.id, out.request, None, None)?,
+                    Ok(_) => return Err("a revocation asked to sign".into()),
+                    Err(error) => {
+                        return Err(format!("a queued revocation failed: {}", error.code()));
+                    }
+                }
+            }
+            self.persist(k)?;
+        }
+        Ok(())
+    }
+
+    fn step(&mut self, op: Op) -> Result<(), Violation> {
         let n = self.keepers.len();
         match op {
             Op::Get { keeper, get } => self.get(keeper % n, get)?,
@@ -864,6 +899,7 @@ impl World {
                 self.gone.extend(&replaced);
                 self.seen_ended[k].extend(replaced);
             }
+            Op::CodeLogin { keeper, id_token } => self.code_login(keeper % n, id_token)?,
             Op::Reload { keeper } => {
                 self.keepers[keeper % n]
                     .moved_on()
@@ -872,6 +908,7 @@ impl World {
             Op::Restart { keeper } => {
                 let k = keeper % n;
                 self.outstanding.retain(|p| p.keeper != k);
+                self.unrevocable += self.keepers[k].manager.unrevocable();
                 self.keepers[k] = self.new_keeper();
                 self.seen_ended[k].clear();
                 self.last_ready[k] = None;
@@ -949,6 +986,112 @@ impl World {
                 );
             }
         }
+        Ok(())
+    }
+
+    fn code_login(&mut self, k: usize, with_id_token: bool) -> Result<(), Violation> {
+        let now = self.now;
+        let epoch = self.next_epoch;
+        self.next_epoch += 1;
+        let mut entropy = SeededEntropy::new(u64::from(epoch));
+        let (url, transaction) = LoginRequest::new(
+            "https://as.example/authorize",
+            CLIENT,
+            "https://app.example/cb",
+        )
+        .scope(LOGIN_SCOPE)
+        .start(&mut entropy)
+        .map_err(|e| format!("login start: {e}"))?;
+        let query = url.split_once('?').map_or("", |(_, q)| q);
+        let state = form::parse(query)
+            .into_iter()
+            .find(|(n, _)| n == "state")
+            .map(|(_, v)| v)
+            .unwrap_or_default();
+        let callback = format!(
+            "https://app.example/cb?code=c{epoch}&state={}",
+            form::encode(&state)
+        );
+        let out = match self.keepers[k]
+            .manager
+            .exchange_code(&transaction, &callback, t(now))
+        {
+            Ok(Dispatch::Send(out)) => out,
+            Ok(_) => return Err("a code exchange asked to sign".into()),
+            Err(error) => return Err(format!("exchange_code: {}", error.code())),
+        };
+        let bound = out.request.headers.get("dpop").is_some();
+        let rt = self.server.login(epoch);
+        let token = self.server.issue(
+            epoch,
+            DEFAULT_RESOURCE,
+            LOGIN_SCOPE,
+            LOGIN_SCOPE,
+            now,
+            self.setup.lifetime,
+            bound,
+        );
+        let mut body = json!({
+            "access_token": token, "token_type": if bound { "DPoP" } else { "Bearer" },
+            "expires_in": self.setup.lifetime, "refresh_token": rt, "scope": LOGIN_SCOPE,
+        });
+        if with_id_token {
+            body["id_token"] = jwt(
+                &json!({"alg": "none"}),
+                &json!({
+                    "iss": ISSUER, "aud": CLIENT, "sub": SUB, "iat": now, "exp": now + 3600,
+                    "nonce": transaction.nonce().secret(), "sid": format!("e{epoch}"),
+                }),
+            )
+            .into();
+        }
+        let response = self
+            .server
+            .nonce_header(self.setup.dpop, HttpResponse::new(200, body.to_string()))
+            .with_header("Content-Type", "application/json");
+        let mut replaced: Vec<u32> = self
+            .session(k)
+            .and_then(session_epoch)
+            .into_iter()
+            .collect();
+        replaced.extend(self.stored_epoch());
+        let before = self.session_json(k);
+        let completion = self.keepers[k]
+            .manager
+            .handle_response(out.id, response, t(now));
+        let started = match completion {
+            Completion::Ready(_) => true,
+            Completion::Failed(_) => false,
+            other => return Err(format!("unexpected login completion {other:?}")),
+        };
+        ensure!(
+            with_id_token || !started,
+            "[pred D9] a login for scope openid without an ID token started a session"
+        );
+        ensure!(
+            started || !(with_id_token && self.setup.issuer),
+            "[pred] a valid login failed"
+        );
+        if !started {
+            let after = self.session_json(k);
+            ensure!(
+                normalized(before.as_deref(), false, false)
+                    == normalized(after.as_deref(), false, false),
+                "[inv 6] a failed login changed the session"
+            );
+            self.server.families.remove(&epoch);
+            return Ok(());
+        }
+        self.carried.push(format!("e{epoch}-rt-0"));
+        replaced.retain(|&e| e != epoch);
+        self.gone.extend(&replaced);
+        self.seen_ended[k].extend(replaced);
+        self.persist(k)?;
+        ensure!(
+            self.stored_epoch() == Some(epoch),
+            "[pred N7] keeper {k} persisted a new login (e{epoch}) and the store holds {:?}",
+            self.stored_epoch()
+        );
         Ok(())
     }
 
@@ -1364,8 +1507,17 @@ impl World {
                 "[inv 2 D3] the store holds session e{epoch} alive again after it was logged out"
             );
         }
-        // 1. No rotated refresh token orphaned.
+        // 1. No rotated refresh token orphaned. Without a revocation
+        // endpoint a proven token of an ended session cannot be revoked:
+        // the keepers count those (`unrevocable`).
         let stored_rt = session_rt(stored);
+        let unrevocable = self.unrevocable
+            + self
+                .keepers
+                .iter()
+                .map(|k| k.manager.unrevocable())
+                .sum::<u64>();
+        let mut dropped = 0;
         for rt in &self.carried {
             let epoch = epoch_of(rt).unwrap_or(0);
             let family = self.server.families.get(&epoch);
@@ -1373,6 +1525,10 @@ impl World {
                 || family.is_some_and(|f| f.dead || f.spent.contains(rt))
                 || self.revoked.contains(rt)
                 || self.gone.contains(&epoch);
+            if !accounted && !self.setup.revocation && self.logged_out.contains(&epoch) {
+                dropped += 1;
+                continue;
+            }
             ensure!(
                 accounted,
                 "[inv 1{}] refresh token {rt} from a successful answer is orphaned: not stored (the store holds {stored_rt:?}), not rotated, not revoked",
@@ -1383,6 +1539,10 @@ impl World {
                 }
             );
         }
+        ensure!(
+            dropped <= unrevocable,
+            "[inv 1] {dropped} refresh tokens of logged-out sessions dropped, {unrevocable} counted as unrevocable"
+        );
         drop(store);
         // 2. A keeper that saw its session end never holds it alive again.
         for k in 0..self.keepers.len() {
@@ -1476,10 +1636,18 @@ pub fn decode(data: &[u8]) -> (Setup, Vec<Op>) {
             },
             10 => Op::Advance([1, 5, 15, 30, 31, 60, 300, 601][usize::from(arg & 7)]),
             11 => Op::Timeout { keeper: k },
-            12 => match (tag >> 4) % 4 {
+            12 => match (tag >> 4) % 6 {
                 0 => Op::Logout { keeper: k },
                 1 => Op::Clear { keeper: k },
                 2 => Op::Login { keeper: k },
+                3 => Op::CodeLogin {
+                    keeper: k,
+                    id_token: arg & 0x80 == 0,
+                },
+                4 => Op::CodeLogin {
+                    keeper: k,
+                    id_token: false,
+                },
                 _ => Op::Restart { keeper: k },
             },
             13 => Op::Reload { keeper: k },
