@@ -447,6 +447,7 @@ fn d14_a_token_just_obtained_is_served_whatever_the_buffer() {
 }
 
 #[test]
+#[ignore = "new defect N1 (issue 12 model): Keeper::install writes the login at a generation not above the stored one (compare-and-swap ABA)"]
 fn n1_a_new_login_raises_the_stored_generation() {
     // Keeper 1 last saw the old session at generation 0; the new login is
     // stored at generation 0 too, so keeper 1's claim wins its
@@ -455,6 +456,7 @@ fn n1_a_new_login_raises_the_stored_generation() {
 }
 
 #[test]
+#[ignore = "new defect N1 (issue 12 model): generations restart after a clear, so a stale keeper wins its compare-and-swap (ABA)"]
 fn n1_a_new_login_after_a_clear_is_never_overwritten_by_the_old_session() {
     run(
         shared(2),
@@ -480,6 +482,7 @@ fn n2_a_logout_survives_a_compare_and_swap_conflict() {
 }
 
 #[test]
+#[ignore = "new defect N3 (issue 12 model): a use_dpop_nonce retry is sent for a session logged out meanwhile"]
 fn n3_no_nonce_retry_after_a_logout() {
     let setup = Setup {
         dpop: true,
@@ -492,6 +495,7 @@ fn n3_no_nonce_retry_after_a_logout() {
 }
 
 #[test]
+#[ignore = "new defect N4 (issue 12 model): a use_dpop_nonce retry keeps the first attempt lease deadline (or is sent past it)"]
 fn n4_a_nonce_retry_never_outlives_its_lease() {
     let setup = Setup {
         dpop: true,
@@ -530,6 +534,7 @@ fn n5_a_revocation_answer_keeps_a_new_logins_refresh_token() {
 }
 
 #[test]
+#[ignore = "new defect N6 (issue 12 model): the end of an abandoned flight releases the claim of the refresh that replaced it"]
 fn n6_a_late_answer_keeps_the_claim_of_the_refresh_that_replaced_it() {
     run(
         shared(2),
@@ -544,6 +549,7 @@ fn n6_a_late_answer_keeps_the_claim_of_the_refresh_that_replaced_it() {
 }
 
 #[test]
+#[ignore = "new defect N6 (issue 12 model): the end of an abandoned flight releases the claim of the refresh that replaced it"]
 fn n6_a_late_transport_error_keeps_the_claim_of_the_refresh_that_replaced_it() {
     run(
         shared(2),
@@ -553,6 +559,106 @@ fn n6_a_late_transport_error_keeps_the_claim_of_the_refresh_that_replaced_it() {
             get_default(0),
             Op::TransportError { which: 0 },
             get_default(1),
+        ],
+    );
+}
+
+#[test]
+#[ignore = "defect 3 of issue 12, not fixed for a newer login: a pending rotation still wins the conflict over it"]
+fn d3b_a_pending_rotation_never_overwrites_a_newer_login() {
+    run(
+        shared(2),
+        &[get_default(0), Op::Login { keeper: 1 }, answer(0, ok(true))],
+    );
+}
+
+#[test]
+#[ignore = "defect 3 of issue 12, not fixed for a newer login: a pending rotation still wins the conflict over it"]
+fn d3b_a_pending_rotation_never_overwrites_a_login_made_after_a_clear() {
+    run(
+        shared(3),
+        &[
+            get_default(2),
+            Op::Clear { keeper: 1 },
+            Op::Login { keeper: 1 },
+            answer(0, ok(true)),
+        ],
+    );
+}
+
+#[test]
+#[ignore = "new defect N3 (issue 12 model): a use_dpop_nonce retry replays a refresh token another answer rotated"]
+fn n3_no_nonce_retry_of_a_refresh_token_another_answer_rotated() {
+    let setup = Setup {
+        dpop: true,
+        ..world()
+    };
+    // The first flight's late answer rotates the token; the second flight,
+    // past its lease deadline, must not be resent with the spent token.
+    run(
+        setup,
+        &[
+            get_default(0),
+            Op::Advance(30),
+            get_default(0),
+            Op::Advance(30),
+            answer(0, ok(true)),
+            answer(0, NONCE),
+        ],
+    );
+}
+
+#[test]
+#[ignore = "new defect N7 (issue 12 model): Keeper::persist drops a login made through its manager on a compare-and-swap conflict"]
+fn n7_a_code_login_through_a_keeper_is_stored_whatever_the_store_held() {
+    let setup = Setup {
+        issuer: true,
+        ..shared(2)
+    };
+    run(
+        setup,
+        &[
+            Op::Clear { keeper: 1 },
+            Op::Login { keeper: 0 },
+            Op::CodeLogin {
+                keeper: 1,
+                id_token: true,
+            },
+        ],
+    );
+}
+
+#[test]
+#[ignore = "new defect N8 (issue 12 model): a logout of a replaced session wins the conflict over the newer login"]
+fn n8_a_stale_logout_never_ends_a_newer_login() {
+    run(
+        shared(2),
+        &[
+            get_default(0),
+            Op::Login { keeper: 1 },
+            Op::Logout { keeper: 0 },
+        ],
+    );
+}
+
+#[test]
+fn d9_a_login_for_openid_without_an_id_token_starts_no_session() {
+    let setup = Setup {
+        issuer: true,
+        ..world()
+    };
+    run(
+        setup,
+        &[
+            Op::CodeLogin {
+                keeper: 0,
+                id_token: false,
+            },
+            Op::CodeLogin {
+                keeper: 0,
+                id_token: true,
+            },
+            get_default(0),
         ],
     );
 }

@@ -336,6 +336,8 @@ pub struct World {
     logged_out: BTreeSet<u32>,
     /// Cleared, or replaced by a new login.
     gone: BTreeSet<u32>,
+    /// Replaced by a new login.
+    replaced: BTreeSet<u32>,
     /// Per keeper: the epochs it has seen end.
     seen_ended: Vec<BTreeSet<u32>>,
     watermark: Option<u64>,
@@ -684,6 +686,7 @@ impl World {
             revoked: BTreeSet::new(),
             logged_out: BTreeSet::new(),
             gone: BTreeSet::new(),
+            replaced: BTreeSet::new(),
             seen_ended: vec![BTreeSet::new(); setup.keepers],
             watermark: None,
             unrevocable: 0,
@@ -897,6 +900,7 @@ impl World {
                     self.watermark
                 );
                 self.gone.extend(&replaced);
+                self.replaced.extend(&replaced);
                 self.seen_ended[k].extend(replaced);
             }
             Op::CodeLogin { keeper, id_token } => self.code_login(keeper % n, id_token)?,
@@ -1085,6 +1089,7 @@ impl World {
         self.carried.push(format!("e{epoch}-rt-0"));
         replaced.retain(|&e| e != epoch);
         self.gone.extend(&replaced);
+        self.replaced.extend(&replaced);
         self.seen_ended[k].extend(replaced);
         self.persist(k)?;
         ensure!(
@@ -1151,15 +1156,16 @@ impl World {
             let epoch = epoch_of(&rt).unwrap_or(0);
             let family = self.server.families.get(&epoch);
             let ended = self.logged_out.contains(&epoch) || self.gone.contains(&epoch);
-            let tag = if resend_of.is_some() && ended {
-                " N3: a use_dpop_nonce retry after the session ended"
+            let live = family.is_some_and(|f| !f.dead && f.current.as_deref() == Some(rt.as_str()));
+            let tag = if resend_of.is_some() && (ended || !live) {
+                " N3: a use_dpop_nonce retry of a refresh token the session no longer holds"
             } else if self.gone.contains(&epoch) && self.stored_epoch() == Some(epoch) {
                 " N1: its claim won a compare-and-swap against a newer session at the same generation"
             } else {
                 ""
             };
             ensure!(
-                family.is_some_and(|f| !f.dead && f.current.as_deref() == Some(rt.as_str())),
+                live,
                 "[inv 4{tag}] keeper {k} sent refresh token {rt} that the server no longer accepts (family {family:?}): a replay"
             );
             ensure!(
@@ -1223,6 +1229,7 @@ impl World {
         let past_deadline = now >= p.sent_at + self.setup.lease;
         let before = self.session_json(k);
         let rt_before = session_rt(self.session(k));
+        let logged_out_before = self.session(k).is_some_and(Session::is_logged_out);
         let setup = self.setup.clone();
         let (response, carried) = if p.revocation {
             (self.server.revoke(&p.request, reply), None)
@@ -1312,7 +1319,11 @@ impl World {
                 "[inv 6] a failed answer ({}) after {reply:?} changed the session beyond what it proved:\n before {before:?}\n after  {after:?}",
                 error.code()
             );
-            if invalid_grant && !p.revocation && rt_before.as_deref() == Some(p.rt.as_str()) {
+            if invalid_grant
+                && !p.revocation
+                && !logged_out_before
+                && rt_before.as_deref() == Some(p.rt.as_str())
+            {
                 ensure!(
                     error.requires_login(),
                     "[pred D12] invalid_grant for the live refresh token gave {} with requires_login() false",
@@ -1499,7 +1510,14 @@ impl World {
             let epoch = session_epoch(session).unwrap_or(0);
             ensure!(
                 !self.gone.contains(&epoch),
-                "[inv 2 D3] the store holds session e{epoch} again after it was cleared or replaced (logged out: {})",
+                "[inv 2 {}] the store holds session e{epoch} again after it was cleared or replaced (logged out: {})",
+                if session.is_logged_out() {
+                    "N8: a stale logout written over what replaced it"
+                } else if self.replaced.contains(&epoch) || self.next_epoch - 1 > epoch {
+                    "D3b: a late save over a new login"
+                } else {
+                    "D3"
+                },
                 session.is_logged_out()
             );
             ensure!(
