@@ -662,3 +662,57 @@ fn d9_a_login_for_openid_without_an_id_token_starts_no_session() {
         ],
     );
 }
+
+#[test]
+fn d10_a_late_answer_after_a_logout_revokes_the_rotated_token() {
+    let setup = Setup {
+        revocation: true,
+        ..world()
+    };
+    run(
+        setup,
+        &[
+            get_default(0),
+            Op::Advance(30),
+            Op::Timeout { keeper: 0 },
+            Op::Logout { keeper: 0 },
+            answer(0, ok(true)),
+        ],
+    );
+}
+
+#[test]
+#[ignore = "new defect N9 (issue 12 model): an invalid_grant verdict is dropped when its save conflicts, and the dead refresh token is spent again"]
+fn n9_an_invalid_grant_verdict_survives_a_compare_and_swap_conflict() {
+    // The late invalid_grant answer to keeper 0's abandoned flight proves
+    // the grant dead; its save conflicts with keeper 1's claim and keeper 0
+    // adopts the stored, still live session, then spends the dead token.
+    run(
+        shared(2),
+        &[
+            get_default(0),
+            Op::Advance(31),
+            get_default(1),
+            Op::Advance(30),
+            answer(0, Reply::InvalidGrant),
+            get_default(0),
+        ],
+    );
+}
+
+#[test]
+#[ignore = "new defect N10 (issue 12 model): a late answer whose flight fell out of the abandoned list (8) is unknown and its rotated refresh token is neither kept nor revoked; every logout() call launches another revocation"]
+fn n10_a_late_answer_is_not_forgotten_behind_abandoned_revocations() {
+    let setup = Setup {
+        revocation: true,
+        ..world()
+    };
+    let mut ops = vec![get_default(0), Op::Advance(30), Op::Timeout { keeper: 0 }];
+    ops.extend([Op::Logout { keeper: 0 }; 8]);
+    ops.extend([
+        Op::Advance(30),
+        Op::Timeout { keeper: 0 },
+        answer(0, ok(true)),
+    ]);
+    run(setup, &ops);
+}

@@ -32,7 +32,9 @@
 //!    discarded its session (clear, a new login): none is orphaned.
 //! 2. A logged-out, cleared or replaced session never comes back: not in
 //!    the store, not in a keeper that has seen it end.
-//! 3. The stored generation never decreases (a clear starts over).
+//! 3. The stored generation never decreases (a clear starts over), and
+//!    every change to the stored session raises it (compare-and-swap on
+//!    generations is only sound then); a new login is stored above it.
 //! 4. No two refresh requests on the wire carry the same refresh token, and
 //!    every refresh request handed out carries the live refresh token of a
 //!    live grant (anything else is a replay).
@@ -48,7 +50,15 @@
 //!    answer itself; a `use_dpop_nonce` answer with a nonce the request did
 //!    not carry is retried once (judged by what the request carried), and an
 //!    abandoned flight is never resent; a token just obtained is served by
-//!    the next call without I/O; a logged-out session serves nothing.
+//!    the next call without I/O; a logged-out session serves nothing; a
+//!    rotated refresh token is kept whatever else the answer fails; the end
+//!    of one flight keeps the refresh claim of the flight that replaced it;
+//!    a revocation answer removes only the token it revoked; a logout, and a
+//!    login, survive a compare-and-swap conflict; an `openid` login without
+//!    an ID token starts no session.
+//!
+//! Violations are tagged with the defect of issue 12 they point at (`D1`…
+//! `D14`) or a finding of this model (`N1`…), so a failure names its cause.
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -1159,6 +1169,8 @@ impl World {
             let live = family.is_some_and(|f| !f.dead && f.current.as_deref() == Some(rt.as_str()));
             let tag = if resend_of.is_some() && (ended || !live) {
                 " N3: a use_dpop_nonce retry of a refresh token the session no longer holds"
+            } else if family.is_some_and(|f| f.dead && f.current.as_deref() == Some(rt.as_str())) {
+                " N9: a refresh token whose grant an answer proved dead is spent again"
             } else if self.gone.contains(&epoch) && self.stored_epoch() == Some(epoch) {
                 " N1: its claim won a compare-and-swap against a newer session at the same generation"
             } else {
