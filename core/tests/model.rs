@@ -7,7 +7,8 @@
 //! leases, late answers, logout, clear, new logins, reloads, restarts).
 //! Every invariant and prediction is checked after every step.
 //!
-//! `PROPTEST_CASES` raises the number of cases (default 256, about 20 s).
+//! `PROPTEST_CASES` sets the number of cases of each (defaults 256, 512,
+//! 512, 192: about 30 s for the four on two cores in a debug build).
 
 #[path = "support/model.rs"]
 mod model;
@@ -181,13 +182,18 @@ fn check(setup: Setup, ops: &[Op]) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(cases(96)))]
+    #![proptest_config(ProptestConfig::with_cases(cases(256)))]
 
     /// Any world, any steps.
     #[test]
     fn lockstep(setup in setup(1..=3), ops in prop::collection::vec(op(), 1..60)) {
         check(setup, &ops)?;
     }
+
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(cases(512)))]
 
     /// One keeper with DPoP: leases, late answers, nonce retries.
     #[test]
@@ -207,6 +213,11 @@ proptest! {
     ) {
         check(setup, &ops)?;
     }
+
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(cases(192)))]
 
     /// One keeper, the multi-resource cache under scopes and expiry.
     #[test]

@@ -1350,36 +1350,37 @@ impl World {
         let saved = self.persist(k)?;
         self.claim_kept(&p)?;
         // A token just obtained is served by the next call, without I/O.
-        if let (Some(_), Some(get), true) = (&ready, p.get, saved != Saved::Adopted) {
-            if now == p.sent_at && self.session(k).is_some_and(|s| !s.is_logged_out()) {
-                let again = Get {
-                    force: false,
-                    ..get
-                };
-                let request = again.request();
-                let step = self.keepers[k]
-                    .step(Ask::User(&request), None, t(now))
-                    .map_err(|e| format!("step failed: {e}"))?;
-                match step {
-                    Step::Ready(token) => self.check_ready(k, again, &token)?,
-                    Step::Own(Dispatch::Send(out)) => {
-                        let _ = self.keepers[k].manager.cancel(out.id);
-                        return Err(format!(
-                            "[pred {}] the token just obtained for {again:?} is not served: the next call refreshes again (buffer {} s, lifetime {} s)",
-                            if setup.refresh_buffer >= setup.lifetime {
-                                "D14"
-                            } else {
-                                "D2-liveness"
-                            },
-                            setup.refresh_buffer,
-                            setup.lifetime
-                        ));
-                    }
-                    other => {
-                        return Err(format!(
-                            "[pred] the token just obtained for {again:?} is not served: {other:?}"
-                        ));
-                    }
+        if let (Some(_), Some(get), true) = (&ready, p.get, saved != Saved::Adopted)
+            && now == p.sent_at
+            && self.session(k).is_some_and(|s| !s.is_logged_out())
+        {
+            let again = Get {
+                force: false,
+                ..get
+            };
+            let request = again.request();
+            let step = self.keepers[k]
+                .step(Ask::User(&request), None, t(now))
+                .map_err(|e| format!("step failed: {e}"))?;
+            match step {
+                Step::Ready(token) => self.check_ready(k, again, &token)?,
+                Step::Own(Dispatch::Send(out)) => {
+                    let _ = self.keepers[k].manager.cancel(out.id);
+                    return Err(format!(
+                        "[pred {}] the token just obtained for {again:?} is not served: the next call refreshes again (buffer {} s, lifetime {} s)",
+                        if setup.refresh_buffer >= setup.lifetime {
+                            "D14"
+                        } else {
+                            "D2-liveness"
+                        },
+                        setup.refresh_buffer,
+                        setup.lifetime
+                    ));
+                }
+                other => {
+                    return Err(format!(
+                        "[pred] the token just obtained for {again:?} is not served: {other:?}"
+                    ));
                 }
             }
         }
@@ -1475,18 +1476,18 @@ impl World {
         // 4. Never two refresh requests on the wire with one refresh token.
         let mut on_wire: BTreeMap<&str, &Pending> = BTreeMap::new();
         for p in self.outstanding.iter().filter(|p| !p.revocation) {
-            if self.on_wire(p) {
-                if let Some(other) = on_wire.insert(&p.rt, p) {
-                    return Err(format!(
-                        "[inv 4{}] two refresh requests on the wire carry {}: {other:?} and {p:?}",
-                        if other.attempt + p.attempt > 0 {
-                            " N4: a use_dpop_nonce retry outlives its lease"
-                        } else {
-                            ""
-                        },
-                        p.rt
-                    ));
-                }
+            if self.on_wire(p)
+                && let Some(other) = on_wire.insert(&p.rt, p)
+            {
+                return Err(format!(
+                    "[inv 4{}] two refresh requests on the wire carry {}: {other:?} and {p:?}",
+                    if other.attempt + p.attempt > 0 {
+                        " N4: a use_dpop_nonce retry outlives its lease"
+                    } else {
+                        ""
+                    },
+                    p.rt
+                ));
             }
         }
         let store = self.store.lock().unwrap();
