@@ -375,13 +375,13 @@ fn rsa_key<'a>(text: &impl Fn(&str) -> Option<&'a str>) -> Result<rsa::PublicKey
     let e = member(text, "e", 8)?;
     let n = rsa::BoxedUint::from_be_slice_vartime(&n);
     let e = rsa::BoxedUint::from_be_slice_vartime(&e);
-    rsa::PublicKey::new_with_size_limits(n, e, MIN_RSA_BITS..=MAX_RSA_BITS).map_err(
-        |error| match error {
+    rsa::PublicKey::new_with_size_limits(n, e, MIN_RSA_BITS..=MAX_RSA_BITS).map_err(|error| {
+        match error {
             rsa::Error::ModulusTooSmall => "the RSA key is smaller than 2048 bits",
             rsa::Error::ModulusTooLarge => "the RSA key is larger than 8192 bits",
             _ => "the RSA key is invalid",
-        },
-    )
+        }
+    })
 }
 
 fn ec_key<'a>(text: &impl Fn(&str) -> Option<&'a str>) -> Result<EcKey, &'static str> {

@@ -219,7 +219,10 @@ fn header_of(encoded: &str) -> Result<(JwsHeader, Map<String, Value>), JwsError>
         Some(_) => return Err(JwsError::Malformed("kid is not a string")),
         None => None,
     };
-    let typ = map.get("typ").and_then(Value::as_str).map(ToString::to_string);
+    let typ = map
+        .get("typ")
+        .and_then(Value::as_str)
+        .map(ToString::to_string);
     Ok((JwsHeader { alg, kid, typ }, map))
 }
 
@@ -281,8 +284,8 @@ mod tests {
             JwsError::UnsupportedAlgorithm(alg) => assert_eq!(alg.len(), MAX_ALG_IN_ERROR),
             other => panic!("{other:?}"),
         }
-        let ok = header(r#"{"alg":"RS256","kid":"k","typ":"logout+jwt","jku":"https://x"}"#)
-            .unwrap();
+        let ok =
+            header(r#"{"alg":"RS256","kid":"k","typ":"logout+jwt","jku":"https://x"}"#).unwrap();
         assert_eq!(ok.alg, Algorithm::Rs256);
         assert_eq!(ok.alg.name(), "RS256");
         assert_eq!(ok.kid.as_deref(), Some("k"));
@@ -293,7 +296,11 @@ mod tests {
     #[test]
     fn shapes() {
         for bad in ["", "a", "a.b", "a.b.c.d", "!!.e30.", "a.b.c.d.e"] {
-            assert_eq!(decode_header(bad).unwrap_err().code(), "jws_malformed", "{bad}");
+            assert_eq!(
+                decode_header(bad).unwrap_err().code(),
+                "jws_malformed",
+                "{bad}"
+            );
         }
         let deep = format!("{}.e30.", b64(&"[".repeat(20)));
         assert_eq!(decode_header(&deep).unwrap_err().code(), "jws_malformed");

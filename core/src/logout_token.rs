@@ -210,8 +210,8 @@ pub fn logout_token_from_form(body: &[u8]) -> Result<String, LogoutTokenError> {
     if body.len() > MAX_LOGOUT_TOKEN_BYTES * 3 + 1024 {
         return Err(LogoutTokenError::Malformed("the body is too long"));
     }
-    let body =
-        core::str::from_utf8(body).map_err(|_| LogoutTokenError::Malformed("the body is not UTF-8"))?;
+    let body = core::str::from_utf8(body)
+        .map_err(|_| LogoutTokenError::Malformed("the body is not UTF-8"))?;
     let mut tokens = crate::form::parse(body)
         .into_iter()
         .filter(|(name, _)| name == "logout_token")
@@ -244,9 +244,7 @@ impl LogoutTarget {
             None => true,
             Some(wanted) => have == Some(wanted.as_str()),
         };
-        (self.sub.is_some() || self.sid.is_some())
-            && part(&self.sub, sub)
-            && part(&self.sid, sid)
+        (self.sub.is_some() || self.sid.is_some()) && part(&self.sub, sub) && part(&self.sid, sid)
     }
 
     /// Whether `session` is ended: its user's `sub` (`user.sub`) and its
@@ -448,8 +446,8 @@ impl<'a> LogoutTokenValidator<'a> {
         let claims = jwt::decode_claims(token)
             .map_err(|_| LogoutTokenError::Malformed("the claims are not a JSON object"))?;
 
-        let iss = string_claim(&claims, "iss")?
-            .ok_or(LogoutTokenError::Malformed("iss is missing"))?;
+        let iss =
+            string_claim(&claims, "iss")?.ok_or(LogoutTokenError::Malformed("iss is missing"))?;
         if iss != self.issuer {
             return Err(LogoutTokenError::IssuerMismatch {
                 expected: String::from(self.issuer),
@@ -471,14 +469,16 @@ impl<'a> LogoutTokenValidator<'a> {
             return Err(LogoutTokenError::AzpMismatch);
         }
 
-        let iat = time_claim(&claims, "iat")?
-            .ok_or(LogoutTokenError::Malformed("iat is missing"))?;
+        let iat =
+            time_claim(&claims, "iat")?.ok_or(LogoutTokenError::Malformed("iat is missing"))?;
         let tolerance = self.clock_tolerance;
         if iat > now.saturating_add(tolerance) {
             return Err(LogoutTokenError::IatInFuture { iat });
         }
         // Accepted while now <= iat + window + tolerance.
-        let last_accepted = iat.saturating_add(self.iat_window).saturating_add(tolerance);
+        let last_accepted = iat
+            .saturating_add(self.iat_window)
+            .saturating_add(tolerance);
         if now > last_accepted {
             return Err(LogoutTokenError::IatTooOld { iat });
         }
