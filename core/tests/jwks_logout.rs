@@ -373,6 +373,13 @@ fn keys_are_chosen_by_kid() {
     let es = sign_es256(&ec_key(1), &es_header("k"), &id_claims());
     assert!(jws::verify(&rs, &shared).is_ok());
     assert!(jws::verify(&es, &shared).is_ok());
+    // A modulus written with a leading zero byte is the same key.
+    let mut padded = rsa_jwk(&rsa_keys()[0], Some("padded"));
+    let mut n = vec![0u8];
+    n.extend_from_slice(&rsa_keys()[0].n_bytes());
+    padded["n"] = b64(&n).into();
+    let padded_token = sign_rs256(&rsa_keys()[0], &rs_header("padded"), &id_claims());
+    assert!(jws::verify(&padded_token, &jwks(&[padded])).is_ok());
     // Keys from the token itself are never used.
     let jwk_header = json!({"alg":"ES256","kid":"zz","jwk": ec_jwk(&ec_key(9), None)});
     let embedded = sign_es256(&ec_key(9), &jwk_header, &id_claims());

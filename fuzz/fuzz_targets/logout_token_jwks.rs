@@ -61,9 +61,11 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(Ok(&verified), header.as_ref());
         }
     }
-    let _ = IdTokenValidator::new(ISSUER, CLIENT)
-        .jwks(&set)
-        .validate(&IdToken::new(token.clone()), None, now);
+    let _ = IdTokenValidator::new(ISSUER, CLIENT).jwks(&set).validate(
+        &IdToken::new(token.clone()),
+        None,
+        now,
+    );
 
     let validator = LogoutTokenValidator::new(ISSUER, CLIENT, &set).require_sid(selector & 1 == 1);
     let mut replay = ReplayCache::with_capacity(usize::from(selector % 4) + 1);
