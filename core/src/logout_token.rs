@@ -18,7 +18,8 @@
 //! validator.validate_once(&token, &mut replay_cache, now)
 //!   ─► Ok(LogoutToken)    .target(): LogoutTarget { sub, sid }
 //!                         .target().ends(&session): end each session it matches
-//!   ─► Err(LogoutTokenError)  nothing is ended; answer 400 with .code()
+//!   ─► Err(LogoutTokenError)  nothing is ended
+//! backchannel_logout_response(None | Some(&error)) ─► 200, or 400 with the code
 //! replay_cache.poll_timeout() ─► handle_timeout(now)       forget expired jtis
 //! ```
 //!
@@ -44,12 +45,14 @@
 
 use alloc::collections::BTreeMap;
 use alloc::string::String;
+use alloc::vec::Vec;
 use core::fmt;
 use core::time::Duration;
 
 use serde_json::{Map, Value};
 use sha2::{Digest as _, Sha256};
 
+use crate::http::HttpResponse;
 use crate::jwks::Jwks;
 use crate::jws::{self, JwsError};
 use crate::jwt;
@@ -220,6 +223,40 @@ pub fn logout_token_from_form(body: &[u8]) -> Result<String, LogoutTokenError> {
         (Some(token), None) if !token.is_empty() => Ok(token),
         _ => Err(LogoutTokenError::MissingLogoutToken),
     }
+}
+
+/// The answer to the authorization server's back-channel logout request
+/// (§2.8): `200` once the sessions are ended, else `400` with
+/// `{"error":"invalid_request","error_description":<the code>}`; both with
+/// `Cache-Control: no-store`.
+///
+/// ```
+/// use tokenkeeper::logout_token::{LogoutTokenError, backchannel_logout_response};
+///
+/// let ok = backchannel_logout_response(None);
+/// assert_eq!(ok.status, 200);
+/// let refused = backchannel_logout_response(Some(&LogoutTokenError::NoncePresent));
+/// assert_eq!(refused.status, 400);
+/// assert_eq!(
+///     refused.body,
+///     br#"{"error":"invalid_request","error_description":"nonce_present"}"#
+/// );
+/// assert_eq!(refused.headers.get("cache-control"), Some("no-store"));
+/// ```
+#[must_use]
+pub fn backchannel_logout_response(refused: Option<&LogoutTokenError>) -> HttpResponse {
+    let response = match refused {
+        None => HttpResponse::new(200, Vec::new()),
+        Some(error) => HttpResponse::new(
+            400,
+            alloc::format!(
+                r#"{{"error":"invalid_request","error_description":"{}"}}"#,
+                error.code()
+            ),
+        )
+        .with_header("Content-Type", "application/json"),
+    };
+    response.with_header("Cache-Control", "no-store")
 }
 
 /// Which sessions a logout token ends: those of the user `sub`, or the one
