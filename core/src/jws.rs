@@ -88,7 +88,8 @@ impl Algorithm {
 #[non_exhaustive]
 pub enum JwsError {
     /// Not a compact JWS, or its header is not a JSON object with a string
-    /// `alg` (and a string `kid`, when present), or it has a `crit` header.
+    /// `alg` (and a string `kid` and `typ`, when present), or it has a
+    /// `crit` header.
     /// Code `jws_malformed`.
     #[error("the JWS is malformed: {0}")]
     Malformed(&'static str),
@@ -146,7 +147,7 @@ pub struct JwsHeader {
     pub alg: Algorithm,
     /// `kid`, when present.
     pub kid: Option<String>,
-    /// `typ`, when present and a string.
+    /// `typ`, when present.
     pub typ: Option<String>,
 }
 
@@ -175,7 +176,7 @@ fn alg_for_error(alg: &str) -> String {
 
 /// Reads the protected header of `token` and checks its algorithm, without
 /// looking at any key: refuses `alg` `none`, HMAC and every algorithm but
-/// `RS256` and `ES256`, a `crit` header and a non-string `kid`.
+/// `RS256` and `ES256`, a `crit` header and a non-string `kid` or `typ`.
 ///
 /// # Errors
 /// [`JwsError::Malformed`], [`JwsError::AlgNone`],
@@ -219,10 +220,11 @@ fn header_of(encoded: &str) -> Result<(JwsHeader, Map<String, Value>), JwsError>
         Some(_) => return Err(JwsError::Malformed("kid is not a string")),
         None => None,
     };
-    let typ = map
-        .get("typ")
-        .and_then(Value::as_str)
-        .map(ToString::to_string);
+    let typ = match map.get("typ") {
+        Some(Value::String(typ)) => Some(typ.to_string()),
+        Some(_) => return Err(JwsError::Malformed("typ is not a string")),
+        None => None,
+    };
     Ok((JwsHeader { alg, kid, typ }, map))
 }
 
@@ -279,6 +281,7 @@ mod tests {
         assert_eq!(code(r#"[]"#), "jws_malformed");
         assert_eq!(code(r#"{"alg":"RS256","crit":["b64"]}"#), "jws_malformed");
         assert_eq!(code(r#"{"alg":"RS256","kid":1}"#), "jws_malformed");
+        assert_eq!(code(r#"{"alg":"RS256","typ":7}"#), "jws_malformed");
         let long = format!(r#"{{"alg":"{}"}}"#, "X".repeat(1000));
         match header(&long).unwrap_err() {
             JwsError::UnsupportedAlgorithm(alg) => assert_eq!(alg.len(), MAX_ALG_IN_ERROR),
