@@ -109,6 +109,14 @@ impl Config {
         &self.limits
     }
 
+    /// How long a request in flight holds its slot
+    /// ([`ConfigBuilder::lease`]). Adapters keep their transport timeout
+    /// shorter, so no answer arrives after its lease ran out.
+    #[must_use]
+    pub fn lease(&self) -> Duration {
+        self.lease
+    }
+
     /// The issuer, when configured (ID tokens are validated against it).
     #[must_use]
     pub fn issuer(&self) -> Option<&str> {

@@ -48,8 +48,8 @@ pub(crate) enum Destination {
     Entry(String, Option<String>),
 }
 
-/// What a flight is for.
-#[derive(Debug, Clone)]
+/// What a flight is for. `Debug` shows no nonce (nor refresh token).
+#[derive(Clone)]
 pub(crate) enum FlightKind {
     /// A `refresh_token` grant spending this refresh token.
     Refresh {
@@ -66,6 +66,31 @@ pub(crate) enum FlightKind {
     /// The revocation of a refresh token: the session's at logout, or one
     /// that an answer proved and that could not be stored.
     Revocation { refresh_token: RefreshToken },
+}
+
+impl core::fmt::Debug for FlightKind {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            FlightKind::Refresh {
+                destination,
+                refresh_token,
+            } => f
+                .debug_struct("Refresh")
+                .field("destination", destination)
+                // `RefreshToken` redacts itself.
+                .field("refresh_token", refresh_token)
+                .finish(),
+            // The nonce binds the login's ID token: it must not leak
+            // before the ID token is checked.
+            FlightKind::CodeExchange { nonce } => f
+                .debug_struct("CodeExchange")
+                .field("nonce", &format_args!("<redacted {} bytes>", nonce.len()))
+                .finish(),
+            FlightKind::ClientCredentials => f.write_str("ClientCredentials"),
+            FlightKind::TokenExchange => f.write_str("TokenExchange"),
+            FlightKind::Revocation { .. } => f.write_str("Revocation"),
+        }
+    }
 }
 
 /// A request in flight.
