@@ -1160,6 +1160,51 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    /// Whatever tokens arrive and whenever, while the keys are fresh two
+    /// fetches are never closer than the refetch interval, and a token of
+    /// a known kid never waits for a fetch.
+    #[test]
+    fn unknown_kids_never_fetch_faster_than_the_interval(
+        steps in proptest::collection::vec((0u64..40, any::<bool>(), any::<bool>()), 1..60),
+        interval in 1u64..120,
+    ) {
+        let mut cache = JwksCache::new(JWKS_URI)
+            .unwrap()
+            .with_ttl(Duration::from_secs(1_000_000))
+            .with_refetch_interval(Duration::from_secs(interval));
+        let body = jwks_doc(&[ec_jwk(&ec_key(1), Some("known"))]);
+        let token = |kid: &str| format!("{}.e30.AA", b64(es_header(kid).to_string().as_bytes()));
+        let mut at = now();
+        let mut fetches: Vec<UnixTime> = Vec::new();
+        let mut in_flight: Option<UnixTime> = None;
+        for (i, (advance, known, answer)) in steps.into_iter().enumerate() {
+            at = at.saturating_add(Duration::from_secs(advance));
+            let kid = if known { "known".to_string() } else { format!("unknown-{i}") };
+            let fetch = matches!(cache.lookup(&token(&kid), at), KeyLookup::Fetch);
+            if fetch && let Some(_request) = cache.poll_request(at) {
+                prop_assert!(in_flight.is_none());
+                fetches.push(at);
+                in_flight = Some(at);
+            }
+            if known && cache.fresh_jwks(at).is_some() {
+                prop_assert!(!fetch, "a known kid waited for a fetch");
+            }
+            if answer && let Some(sent) = in_flight.take() {
+                cache
+                    .handle_response(&HttpResponse::new(200, body.clone()), sent, &Limits::default())
+                    .unwrap();
+            }
+        }
+        // The first fetch fills the cache; every later one is a refetch.
+        for pair in fetches.windows(2) {
+            prop_assert!(pair[1].as_secs() - pair[0].as_secs() >= interval, "{fetches:?}");
+        }
+    }
+}
+
 #[test]
 fn key_generation_is_seeded() {
     // The same seed, the same key: tests are reproducible.
