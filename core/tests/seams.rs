@@ -585,3 +585,49 @@ fn defect_13_metadata_announcing_resource_indicators_selects_resource() {
     assert_eq!(field(&out.request, "resource").as_deref(), Some(API1));
     assert_eq!(field(&out.request, "audience"), None);
 }
+
+// A login for several RFC 8707 resources names the first at the token
+// endpoint (without it, servers answer with a token for none of them).
+
+#[test]
+fn a_login_for_resources_names_the_first_one_in_the_code_exchange() {
+    let issuer = "https://as.example";
+    let config = Config::builder("https://as.example/token", "client-1")
+        .client_auth(tokenkeeper::grant::ClientAuth::SecretBasic(
+            ClientSecret::new("s"),
+        ))
+        .issuer(issuer)
+        .build()
+        .unwrap();
+    let mut m = TokenManager::new(config, SeededEntropy::new(5));
+    let (url, transaction) =
+        LoginRequest::new("https://as.example/authorize", "client-1", "https://app/cb")
+            .scope("offline_access")
+            .resource(API1)
+            .resource("https://api2.example.com")
+            .start(&mut SeededEntropy::new(11))
+            .unwrap();
+    let pairs = form::parse(url.split_once('?').unwrap().1);
+    let state = form::find(&pairs, "state").unwrap();
+    let callback = format!(
+        "https://app/cb?code=c&state={state}&iss={}",
+        form::encode(issuer)
+    );
+    let out = sent(m.exchange_code(&transaction, &callback, t(1000)).unwrap());
+    assert_eq!(field(&out.request, "resource").as_deref(), Some(API1));
+    assert_eq!(field(&out.request, "audience"), None);
+    // The answer's token is checked against that resource and kept for it.
+    let answer = json(
+        200,
+        serde_json::json!({"access_token": at_jwt(API1), "token_type": "Bearer",
+            "expires_in": 60, "refresh_token": "rt"}),
+    );
+    assert!(matches!(
+        m.handle_response(out.id, answer, t(1000)),
+        Completion::Ready(_)
+    ));
+    assert_eq!(
+        m.session().unwrap().token_set().audience.as_deref(),
+        Some(API1)
+    );
+}

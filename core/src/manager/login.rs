@@ -42,19 +42,28 @@ impl TokenManager {
                 self.config.require_iss,
             )
             .map_err(Error::Login)?;
-        let request = transaction
-            .code_exchange(
-                &code,
-                &self.config.token_endpoint,
-                &self.config.client_id,
-                &self.config.client_auth,
-            )
-            .build();
+        let mut exchange = transaction.code_exchange(
+            &code,
+            &self.config.token_endpoint,
+            &self.config.client_id,
+            &self.config.client_auth,
+        );
+        // RFC 8707 §2.2: a grant for several resources is narrowed to one at
+        // the token endpoint; without it, servers such as node-oidc-provider
+        // answer with a token for none of them (an opaque userinfo token).
+        let resource = transaction.resources().first().map(String::as_str);
+        if transaction.audience().is_none()
+            && let Some(resource) = resource
+        {
+            exchange.target = Some(resource);
+            exchange.target_parameter = crate::grant::refresh::TargetParameter::Resource;
+        }
+        let request = exchange.build();
         self.launch(
             FlightKind::CodeExchange {
                 nonce: String::from(transaction.nonce().secret()),
             },
-            transaction.audience().map(String::from),
+            transaction.audience().or(resource).map(String::from),
             String::from(transaction.scope()),
             request,
             now,
