@@ -727,3 +727,40 @@ fn n10_a_late_answer_is_not_forgotten_behind_abandoned_revocations() {
     ]);
     run(setup, &ops);
 }
+
+/// The fuzz target's input format (`model::decode`, the even-first-byte
+/// mode of `fuzz/fuzz_targets/manager_ops.rs`) decodes as documented and
+/// runs, so fuzz inputs can be replayed here.
+#[test]
+fn the_fuzz_input_format_decodes_and_runs() {
+    let bytes = [0x01, 0x04, 0x00, 0x00, 0x04, 0x00, 0x0c, 0x00, 0x04, 0x00];
+    let (setup, ops) = model::decode(&bytes);
+    assert_eq!(
+        (setup.keepers, setup.revocation, setup.lifetime, setup.dpop),
+        (2, true, 60, false)
+    );
+    let rotated = Reply::Ok {
+        rotate: true,
+        id_token: IdTok::None,
+        omit_scope: false,
+    };
+    let get = Op::Get {
+        keeper: 0,
+        get: Get {
+            audience: 0,
+            scope: 0,
+            merge: true,
+            force: false,
+        },
+    };
+    assert_eq!(
+        ops,
+        [
+            get,
+            answer(0, rotated),
+            Op::Logout { keeper: 0 },
+            answer(0, rotated),
+        ]
+    );
+    run(setup, &ops);
+}
