@@ -113,8 +113,18 @@ fn raw_bytes(seed: u8, ops: Vec<Op<'_>>) {
         let generation_before = m.session().map(|s| s.generation());
         let mut rotated_to: Option<String> = None;
         match op {
-            Op::Get { audience, scope, force, merge } => {
-                let request = TokenRequest { audience, scope, force_refresh: force, merge_scopes: merge };
+            Op::Get {
+                audience,
+                scope,
+                force,
+                merge,
+            } => {
+                let request = TokenRequest {
+                    audience,
+                    scope,
+                    force_refresh: force,
+                    merge_scopes: merge,
+                };
                 match m.get_access_token(&request, at) {
                     Action::Ready(token) => {
                         assert!(token.expires_at > at, "expired token served");
@@ -126,7 +136,10 @@ fn raw_bytes(seed: u8, ops: Vec<Op<'_>>) {
             }
             Op::GetAfterWait { audience, waited } => {
                 if let Some(&id) = pick(&issued, waited) {
-                    let request = TokenRequest { audience, ..TokenRequest::new() };
+                    let request = TokenRequest {
+                        audience,
+                        ..TokenRequest::new()
+                    };
                     match m.get_access_token_after_wait(&request, id, at) {
                         Action::Ready(token) => assert!(token.expires_at > at),
                         Action::Send(out) => issued.push(out.id),
@@ -134,7 +147,12 @@ fn raw_bytes(seed: u8, ops: Vec<Op<'_>>) {
                     }
                 }
             }
-            Op::Respond { which, status, headers, body } => {
+            Op::Respond {
+                which,
+                status,
+                headers,
+                body,
+            } => {
                 if let Some(&id) = pick(&issued, which) {
                     let mut response = HttpResponse::new(status, body.to_vec());
                     for (n, v) in headers.into_iter().take(8) {
@@ -146,7 +164,13 @@ fn raw_bytes(seed: u8, ops: Vec<Op<'_>>) {
                     unchanged_but_proved(&m, before, failed, rotated_to.as_deref());
                 }
             }
-            Op::RespondToken { which, access_token, refresh_token, expires_in, scope } => {
+            Op::RespondToken {
+                which,
+                access_token,
+                refresh_token,
+                expires_in,
+                scope,
+            } => {
                 if let Some(&id) = pick(&issued, which) {
                     let mut body = serde_json::json!({
                         "access_token": access_token,
@@ -186,14 +210,19 @@ fn raw_bytes(seed: u8, ops: Vec<Op<'_>>) {
             Op::Forward(s) => now = now.saturating_add(u64::from(s)),
             Op::Back(s) => now = now.saturating_sub(u64::from(s)),
             Op::Timeout => m.handle_timeout(at),
-            Op::ResourceResponse { status, www_authenticate, nonce } => {
+            Op::ResourceResponse {
+                status,
+                www_authenticate,
+                nonce,
+            } => {
                 if let Some(token) = &last_token {
                     let mut response = HttpResponse::new(status, Vec::new())
                         .with_header("WWW-Authenticate", www_authenticate);
                     if let Some(nonce) = nonce {
                         response.headers.append("DPoP-Nonce", nonce);
                     }
-                    let _ = m.handle_resource_response("https://api.example/x", token, &response, at);
+                    let _ =
+                        m.handle_resource_response("https://api.example/x", token, &response, at);
                 }
             }
             Op::Authorize { method, url } => {
@@ -225,10 +254,15 @@ fn raw_bytes(seed: u8, ops: Vec<Op<'_>>) {
         let rt_after = stored_rt(&m);
         if rt_after != rt_before {
             assert!(rt_after.is_some(), "refresh token dropped");
-            assert_eq!(rt_after, rotated_to, "refresh token changed to one no response carried");
+            assert_eq!(
+                rt_after, rotated_to,
+                "refresh token changed to one no response carried"
+            );
         }
         // The generation never goes back.
-        if let (Some(before), Some(after)) = (generation_before, m.session().map(|s| s.generation())) {
+        if let (Some(before), Some(after)) =
+            (generation_before, m.session().map(|s| s.generation()))
+        {
             assert!(after >= before);
         }
         while m.poll_event().is_some() {}
@@ -236,11 +270,19 @@ fn raw_bytes(seed: u8, ops: Vec<Op<'_>>) {
 }
 
 fn pick(ids: &[RequestId], which: u8) -> Option<&RequestId> {
-    if ids.is_empty() { None } else { ids.get(usize::from(which) % ids.len()) }
+    if ids.is_empty() {
+        None
+    } else {
+        ids.get(usize::from(which) % ids.len())
+    }
 }
 
 fn stored_rt(m: &TokenManager) -> Option<String> {
-    m.session()?.token_set().refresh_token.as_ref().map(|r| r.secret().to_string())
+    m.session()?
+        .token_set()
+        .refresh_token
+        .as_ref()
+        .map(|r| r.secret().to_string())
 }
 
 fn rotated(body: &[u8]) -> Option<String> {
@@ -250,7 +292,10 @@ fn rotated(body: &[u8]) -> Option<String> {
 
 /// Checks a completion; gives `Some(error)` when the answer failed (`None`
 /// inside: no error to judge by).
-fn check_completion(completion: Completion<'_>, at: UnixTime) -> Option<Option<tokenkeeper::Error>> {
+fn check_completion(
+    completion: Completion<'_>,
+    at: UnixTime,
+) -> Option<Option<tokenkeeper::Error>> {
     match completion {
         Completion::Ready(token) => {
             assert!(token.expires_at > at, "expired token completed");
