@@ -232,7 +232,14 @@ impl Flights {
         while let Some(i) = self.active.iter().position(|f| f.deadline <= now) {
             let flight = self.active.remove(i);
             if self.abandoned.len() == KEEP_ABANDONED {
-                self.abandoned.pop_front();
+                // A refresh's late answer may carry the only live refresh
+                // token: other flights make room first.
+                let victim = self
+                    .abandoned
+                    .iter()
+                    .position(|f| f.refresh_token().is_none())
+                    .unwrap_or(0);
+                self.abandoned.remove(victim);
             }
             self.abandoned.push_back(flight);
             expired += 1;
@@ -251,6 +258,13 @@ impl Flights {
 
     pub fn active(&self) -> impl Iterator<Item = &Flight> {
         self.active.iter()
+    }
+
+    /// Whether a revocation of `refresh_token` is in flight.
+    pub fn revoking(&self, refresh_token: &RefreshToken) -> bool {
+        self.active.iter().any(|f| {
+            matches!(&f.kind, FlightKind::Revocation { refresh_token: t } if t == refresh_token)
+        })
     }
 
     /// The proof of flight `id` waiting for a signature, with the request

@@ -13,9 +13,21 @@
 //!   └─ Reload(until)   another process refreshes (shared stores)
 //! ```
 //!
-//! On a compare-and-swap conflict the stored session is adopted, unless the
-//! change here rotated the refresh token: then the stored session holds a
-//! spent token, and this one overwrites it.
+//! On a compare-and-swap conflict the stored session is adopted, unless
+//! the unsaved change here must win, as this table says (`same` = the
+//! stored session is this session: the same id, see [`Session::id`]):
+//!
+//! | unsaved change here        | stored: same session        | stored: another session, or none |
+//! |----------------------------|-----------------------------|----------------------------------|
+//! | a login                    | wins                        | wins                             |
+//! | a logout                   | wins (revoking what it rotated) | adopted (ours was replaced)  |
+//! | a rotated refresh token    | wins, unless logged out     | adopted, ours revoked            |
+//! | `invalid_grant` verdict    | wins if it holds the same token | adopted                      |
+//! | anything else              | adopted                     | adopted                          |
+//!
+//! A change that wins is written one generation above both, so a stored
+//! generation only grows; a login goes above the highest generation the
+//! store ever held ([`SessionStore::floor`]).
 
 use alloc::boxed::Box;
 
@@ -42,12 +54,36 @@ pub struct Keeper<S: SessionStore + ?Sized = dyn SessionStore + Send> {
     store: Box<S>,
     /// The generation the store holds, as far as this handle knows.
     saved: Option<u64>,
-    /// A change not saved yet (the last save failed).
-    pending: bool,
-    /// The unsaved change holds a rotated refresh token (the only live one).
-    pending_rotation: bool,
-    /// The unsaved change is a logout: it wins any conflict.
-    pending_logout: bool,
+    /// The highest generation this handle has seen stored.
+    floor: u64,
+    /// What the change not saved yet (the last save failed) holds.
+    pending: Pending,
+}
+
+/// The kinds of an unsaved change that decide a conflict.
+#[derive(Debug, Clone, Copy, Default)]
+struct Pending {
+    /// Something changed.
+    any: bool,
+    /// A new session (a code login).
+    login: bool,
+    /// The session was logged out.
+    logout: bool,
+    /// A rotated refresh token: the only live one.
+    rotation: bool,
+    /// The refresh token was found dead (`invalid_grant`).
+    reauth: bool,
+}
+
+/// How a conflict ends.
+enum Verdict {
+    /// The stored session is adopted; the change here is dropped.
+    Adopt,
+    /// Another writer ended or replaced the session: adopted, and the
+    /// rotated refresh token here revoked.
+    Retire,
+    /// The change here is written over the stored session.
+    Win(&'static str),
 }
 
 impl<S: SessionStore + ?Sized> Keeper<S> {
@@ -66,9 +102,8 @@ impl<S: SessionStore + ?Sized> Keeper<S> {
             manager,
             store,
             saved,
-            pending: false,
-            pending_rotation: false,
-            pending_logout: false,
+            floor: saved.unwrap_or(0),
+            pending: Pending::default(),
         };
         if let Some(session) = session {
             state.install(session)?;
@@ -76,13 +111,22 @@ impl<S: SessionStore + ?Sized> Keeper<S> {
         Ok(state)
     }
 
-    /// Installs `session` (a login) and saves it over whatever is stored.
+    /// Installs `session` (a login) and saves it over whatever is stored,
+    /// one generation above the highest the store ever held (so no handle
+    /// that saw an older session can write it back). A session without an
+    /// id gets one from the manager's entropy.
+    ///
+    /// # Errors
+    /// A store error; the session is installed here all the same and its
+    /// save retried after the next core call.
     pub fn install(&mut self, mut session: Session) -> Result<(), StoreError> {
-        let mut generation = session.generation();
+        self.manager.assign_session_id(&mut session);
+        let floor = self.store.floor()?.max(self.floor);
+        let base = session.generation().max(floor).max(self.saved.unwrap_or(0));
+        session.set_generation(base);
+        let mut generation = session.bump_generation();
         let result = match self.store.save(&session, self.saved) {
             Err(StoreError::Conflict { found }) => {
-                // A stored generation only grows: the login goes one above
-                // whatever is there.
                 if found.is_some_and(|found| found >= generation) {
                     session.set_generation(found.unwrap_or(0));
                     generation = session.bump_generation();
@@ -92,11 +136,12 @@ impl<S: SessionStore + ?Sized> Keeper<S> {
             other => other,
         };
         self.manager.set_session(session);
-        self.pending = result.is_err();
-        self.pending_rotation = false;
-        self.pending_logout = false;
+        self.pending = Pending::default();
         if result.is_ok() {
-            self.saved = Some(generation);
+            self.mark_saved(generation);
+        } else {
+            self.pending.any = true;
+            self.pending.login = true;
         }
         result
     }
@@ -105,17 +150,13 @@ impl<S: SessionStore + ?Sized> Keeper<S> {
     pub fn clear(&mut self) -> Result<Option<Session>, StoreError> {
         self.store.clear()?;
         self.saved = None;
-        self.pending = false;
-        self.pending_rotation = false;
-        self.pending_logout = false;
+        self.pending = Pending::default();
         Ok(self.manager.clear_session())
     }
 
     /// Drains the core's events and saves the session when it changed,
-    /// with `expected` = the last saved generation. On a conflict (another
-    /// process saved meanwhile) the stored session is adopted — unless this
-    /// change rotated the refresh token: then the stored session was
-    /// derived from a spent refresh token, and this one overwrites it.
+    /// with `expected` = the last saved generation. A conflict (another
+    /// process saved meanwhile) ends as the [module docs](self) say.
     ///
     /// Returns an error only when a change made by this call could not be
     /// saved (it stays pending and is retried after the next core call).
@@ -123,18 +164,24 @@ impl<S: SessionStore + ?Sized> Keeper<S> {
         let mut changed = false;
         while let Some(Event::SessionChanged { reason, .. }) = self.manager.poll_event() {
             changed = true;
-            if let ChangeReason::TokensUpdated {
-                refresh_token_rotated: true,
-            } = reason
-            {
-                self.pending_rotation = true;
-            }
-            if reason == ChangeReason::LoggedOut {
-                self.pending_logout = true;
+            match reason {
+                ChangeReason::TokensUpdated {
+                    refresh_token_rotated: true,
+                } => self.pending.rotation = true,
+                ChangeReason::LoggedOut => self.pending.logout = true,
+                ChangeReason::LoggedIn => {
+                    // A new session: nothing unsaved of the old one matters.
+                    self.pending = Pending {
+                        login: true,
+                        ..Pending::default()
+                    };
+                }
+                ChangeReason::ReauthenticationRequired => self.pending.reauth = true,
+                _ => {}
             }
         }
-        self.pending |= changed;
-        if !self.pending {
+        self.pending.any |= changed;
+        if !self.pending.any {
             return Ok(Saved::Nothing);
         }
         match self.save() {
@@ -144,75 +191,118 @@ impl<S: SessionStore + ?Sized> Keeper<S> {
     }
 
     fn save(&mut self) -> Result<Saved, StoreError> {
+        if self.manager.session().is_none() {
+            self.pending = Pending::default();
+            return Ok(Saved::Nothing);
+        }
+        if self.pending.login {
+            // A new session goes above the highest generation the store
+            // ever held: no handle that saw an older one can match it.
+            let floor = self.store.floor()?.max(self.floor);
+            if self
+                .manager
+                .session()
+                .is_some_and(|s| s.generation() <= floor)
+            {
+                self.manager.renumber_session(Some(floor));
+            }
+        }
         let Some(session) = self.manager.session() else {
-            self.pending = false;
             return Ok(Saved::Nothing);
         };
         let mut generation = session.generation();
-        let result = match self.store.save(session, self.saved) {
-            Err(StoreError::Conflict { found }) if self.pending_logout => {
+        match self.store.save(session, self.saved) {
+            Ok(()) => {}
+            Err(StoreError::Conflict { found }) => {
                 let stored = self.store.load()?;
                 let found = stored.as_ref().map(Session::generation).or(found);
-                decision!(info, event = "claim_conflict", outcome = "logout_wins");
-                let Some(stored) = stored else {
-                    // Cleared meanwhile: ended either way.
-                    self.retire_rotation(None);
-                    return Ok(Saved::Adopted);
-                };
-                // A logout is never undone: it is written over what another
-                // writer stored, and a refresh token that writer rotated in
-                // is revoked too.
-                let own = session.token_set().refresh_token.as_ref();
-                if let Some(theirs) = stored.token_set().refresh_token.clone()
-                    && Some(&theirs) != own
-                {
-                    self.manager.revoke_later(theirs);
+                if let Some(found) = found {
+                    self.floor = self.floor.max(found);
                 }
-                generation = self.manager.renumber_session(found);
-                match self.manager.session() {
-                    Some(session) => self.store.save(session, found),
-                    None => Ok(()),
-                }
-            }
-            Err(StoreError::Conflict { found }) if self.pending_rotation => {
-                let stored = self.store.load()?;
-                let found = stored.as_ref().map(Session::generation).or(found);
-                if stored.as_ref().is_none_or(Session::is_logged_out) {
-                    // Another writer ended the session (cleared it: nothing
-                    // stored, or logged it out). A late save must not bring
-                    // it back: the rotated refresh token is revoked instead.
-                    decision!(info, event = "claim_conflict", outcome = "session_ended");
-                    self.retire_rotation(stored);
-                    return Ok(Saved::Adopted);
-                }
-                decision!(info, event = "claim_conflict", outcome = "rotation_wins");
-                // The stored session was derived from a spent refresh token:
-                // this one overwrites it, one generation above both.
-                generation = self.manager.renumber_session(found);
-                match self.manager.session() {
-                    Some(session) => self.store.save(session, found),
-                    None => Ok(()),
+                match self.verdict(stored.as_ref()) {
+                    Verdict::Adopt => {
+                        decision!(info, event = "claim_conflict", outcome = "adopted");
+                        self.adopt(stored);
+                        return Ok(Saved::Adopted);
+                    }
+                    Verdict::Retire => {
+                        decision!(info, event = "claim_conflict", outcome = "session_ended");
+                        self.retire_rotation(stored);
+                        return Ok(Saved::Adopted);
+                    }
+                    Verdict::Win(_outcome) => {
+                        decision!(info, event = "claim_conflict", outcome = _outcome);
+                        // A logout written over another writer's rotation
+                        // revokes the token that writer rotated in.
+                        let own = self
+                            .manager
+                            .session()
+                            .and_then(|s| s.token_set().refresh_token.clone());
+                        if self.pending.logout
+                            && let Some(theirs) = stored
+                                .as_ref()
+                                .and_then(|s| s.token_set().refresh_token.clone())
+                            && Some(&theirs) != own.as_ref()
+                        {
+                            self.manager.revoke_later(theirs);
+                        }
+                        generation = self.manager.renumber_session(found.max(Some(self.floor)));
+                        if let Some(session) = self.manager.session() {
+                            self.store.save(session, found)?;
+                        }
+                    }
                 }
             }
-            Err(StoreError::Conflict { .. }) => {
-                decision!(info, event = "claim_conflict", outcome = "adopted");
-                let stored = self.store.load()?;
-                self.adopt(stored);
-                return Ok(Saved::Adopted);
-            }
-            other => other,
-        };
-        result?;
-        self.saved = Some(generation);
-        self.pending = false;
-        self.pending_rotation = false;
-        self.pending_logout = false;
+            Err(error) => return Err(error),
+        }
+        self.mark_saved(generation);
+        self.pending = Pending::default();
         Ok(Saved::Stored)
     }
 
+    /// How a conflict with `stored` ends for the unsaved change here (the
+    /// table in the [module docs](self)).
+    fn verdict(&self, stored: Option<&Session>) -> Verdict {
+        let Some(ours) = self.manager.session() else {
+            return Verdict::Adopt;
+        };
+        let same = stored.is_some_and(|s| s.is_same_session(ours));
+        let pending = self.pending;
+        if pending.login {
+            Verdict::Win("login_wins")
+        } else if pending.logout {
+            if same {
+                Verdict::Win("logout_wins")
+            } else {
+                Verdict::Adopt
+            }
+        } else if pending.rotation {
+            if same && !stored.is_some_and(Session::is_logged_out) {
+                Verdict::Win("rotation_wins")
+            } else {
+                Verdict::Retire
+            }
+        } else if pending.reauth
+            && same
+            && stored.is_some_and(|s| {
+                !s.is_logged_out() && s.token_set().refresh_token == ours.token_set().refresh_token
+            })
+        {
+            Verdict::Win("reauthentication_wins")
+        } else {
+            Verdict::Adopt
+        }
+    }
+
+    fn mark_saved(&mut self, generation: u64) {
+        self.saved = Some(generation);
+        self.floor = self.floor.max(generation);
+    }
+
     /// The session here holds the only live (rotated) refresh token, but
-    /// another writer ended the session: queue that token for revocation
-    /// ([`TokenManager::poll_revocation`]) and adopt the ended session.
+    /// another writer ended or replaced the session: queue that token for
+    /// revocation ([`TokenManager::poll_revocation`]) and adopt what is
+    /// stored.
     fn retire_rotation(&mut self, stored: Option<Session>) {
         if let Some(rotated) = self
             .manager
@@ -231,23 +321,56 @@ impl<S: SessionStore + ?Sized> Keeper<S> {
     /// logged out), dropping any unsaved change here.
     fn adopt(&mut self, stored: Option<Session>) {
         self.saved = stored.as_ref().map(Session::generation);
+        if let Some(saved) = self.saved {
+            self.floor = self.floor.max(saved);
+        }
         match stored {
             Some(session) => self.manager.set_session(session),
             None => drop(self.manager.clear_session()),
         }
-        self.pending = false;
-        self.pending_rotation = false;
-        self.pending_logout = false;
+        self.pending = Pending::default();
+    }
+
+    /// Before the retry of flight `id` goes out (a `use_dpop_nonce`
+    /// [`Completion::Resend`](crate::Completion::Resend) or
+    /// [`Completion::Sign`](crate::Completion::Sign)): a retry of a refresh
+    /// spends the refresh token again, so it must still be the live one, as
+    /// before the first try. When another writer moved the stored session
+    /// on (logged it out, cleared or replaced it, refreshed), it is adopted
+    /// and the flight cancelled unsent; the answer is `false`.
+    ///
+    /// # Errors
+    /// A store error (the flight stays; the caller may send or cancel it).
+    pub fn confirm_resend(&mut self, id: RequestId) -> Result<bool, StoreError> {
+        if !self.manager.is_refresh(id) {
+            return Ok(true);
+        }
+        self.persist()?;
+        if self.moved_on()? {
+            let _ = self.manager.cancel(id);
+            self.persist()?;
+            return Ok(false);
+        }
+        Ok(true)
     }
 
     /// Adopts the stored session if another writer moved it on since this
     /// handle last saved or loaded it (before a refresh goes out, its
     /// refresh token is the live one; while another process refreshes, it
     /// brings the new tokens). Returns whether the session here changed.
+    ///
+    /// An unsaved change that would win a conflict (a login, a logout, a
+    /// rotation, an `invalid_grant` verdict) is saved first instead.
     pub fn moved_on(&mut self) -> Result<bool, StoreError> {
-        if self.pending_rotation {
-            // Only this handle holds the newest refresh token.
-            return Ok(false);
+        let pending = self.pending;
+        if pending.any && (pending.login || pending.logout || pending.rotation || pending.reauth) {
+            return match self.save() {
+                Ok(saved) => Ok(saved == Saved::Adopted),
+                // Only this handle holds the newest refresh token: it goes
+                // on with it while the store is away.
+                Err(_) if pending.rotation => Ok(false),
+                Err(error) => Err(error),
+            };
         }
         if self.store.generation()? == self.saved {
             return Ok(false);

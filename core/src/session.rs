@@ -43,6 +43,10 @@ struct KeeperState {
         skip_serializing_if = "Option::is_none"
     )]
     refresh_claim: Option<RefreshClaim>,
+    /// The session's identity: drawn from the host's entropy when the
+    /// session starts (a login, or installed from what a user has).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    id: Option<String>,
 }
 
 /// A manager's claim on the session's refresh token while its refresh is in
@@ -123,6 +127,7 @@ impl Session {
             extra: Map::new(),
         });
         session.complete_for_sdk(None, now, entropy);
+        session.ensure_id(entropy);
         session
     }
 
@@ -184,6 +189,7 @@ impl Session {
             session.set_user(Value::Object(claims));
         }
         session.complete_for_sdk(sid, sent_at, entropy);
+        session.ensure_id(entropy);
         session
     }
 
@@ -338,6 +344,32 @@ impl Session {
     pub fn set_internal(&mut self, internal: Map<String, Value>) {
         self.extra
             .insert("internal".into(), Value::Object(internal));
+    }
+
+    /// The session's id: drawn from the host's entropy when the session
+    /// started (a login, [`Session::from_refresh_token`], or a keeper's
+    /// install); `None` for a session read from storage that never had one.
+    /// Stores key on it and compare-and-swap compares it: a save of one
+    /// session never overwrites another (a newer login).
+    #[must_use]
+    pub fn id(&self) -> Option<&str> {
+        self.state.id.as_deref()
+    }
+
+    /// Gives the session an id drawn from `entropy` if it has none.
+    pub fn ensure_id(&mut self, entropy: &mut dyn crate::entropy::Entropy) {
+        if self.state.id.is_none() {
+            let mut bytes = [0u8; 16];
+            entropy.fill(&mut bytes);
+            self.state.id = Some(bytes.iter().map(|b| alloc::format!("{b:02x}")).collect());
+        }
+    }
+
+    /// Whether `other` is this session: the same id (two sessions from
+    /// before ids existed, both without one, count as the same).
+    #[must_use]
+    pub fn is_same_session(&self, other: &Session) -> bool {
+        self.id() == other.id()
     }
 
     /// The refresh claim, if a manager holds one.

@@ -39,7 +39,9 @@ pub trait SessionStore {
     /// Stores `session`, which was derived from the stored generation
     /// `expected` (`None`: nothing was stored). Stores that can compare
     /// and swap return [`StoreError::Conflict`] when the stored generation
-    /// differs; others may ignore `expected`.
+    /// differs; others may ignore `expected`. (A new login is written above
+    /// the store's [`floor`](SessionStore::floor), so no handle that saw an
+    /// older session can match its generation.)
     ///
     /// # Errors
     /// [`StoreError::Conflict`] or [`StoreError::Backend`].
@@ -60,6 +62,19 @@ pub trait SessionStore {
     /// # Errors
     /// [`StoreError::Backend`] when the store cannot be written.
     fn clear(&mut self) -> Result<(), StoreError>;
+
+    /// The highest generation this store has held, kept across
+    /// [`clear`](SessionStore::clear) (a tombstone): a new login is written
+    /// above it, so no handle that saw an older session can ever match its
+    /// generation again. Stores that keep no tombstone answer the stored
+    /// generation (0 when empty): after a clear, a handle that saw an
+    /// older session could then match a new login's generation.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the store cannot be read.
+    fn floor(&mut self) -> Result<u64, StoreError> {
+        Ok(self.generation()?.unwrap_or(0))
+    }
 }
 
 /// A store in memory, with compare-and-swap on the generation.
@@ -67,6 +82,8 @@ pub trait SessionStore {
 pub struct MemoryStore {
     session: Option<Session>,
     saves: u64,
+    /// The highest generation held, kept across clears.
+    floor: u64,
 }
 
 impl MemoryStore {
@@ -80,6 +97,7 @@ impl MemoryStore {
     #[must_use]
     pub fn with_session(session: Session) -> Self {
         MemoryStore {
+            floor: session.generation(),
             session: Some(session),
             saves: 0,
         }
@@ -108,6 +126,7 @@ impl SessionStore for MemoryStore {
         if found != expected {
             return Err(StoreError::Conflict { found });
         }
+        self.floor = self.floor.max(session.generation());
         self.session = Some(session.clone());
         self.saves += 1;
         Ok(())
@@ -120,6 +139,10 @@ impl SessionStore for MemoryStore {
     fn clear(&mut self) -> Result<(), StoreError> {
         self.session = None;
         Ok(())
+    }
+
+    fn floor(&mut self) -> Result<u64, StoreError> {
+        Ok(self.floor)
     }
 }
 
@@ -144,6 +167,10 @@ impl<S: SessionStore + ?Sized> SessionStore for std::sync::Arc<std::sync::Mutex<
 
     fn clear(&mut self) -> Result<(), StoreError> {
         lock(self).clear()
+    }
+
+    fn floor(&mut self) -> Result<u64, StoreError> {
+        lock(self).floor()
     }
 }
 

@@ -458,7 +458,7 @@ fn d14_a_token_just_obtained_is_served_whatever_the_buffer() {
 }
 
 #[test]
-#[ignore = "new defect N1 (issue 12 model): Keeper::install writes the login at a generation not above the stored one (compare-and-swap ABA)"]
+
 fn n1_a_new_login_raises_the_stored_generation() {
     // Keeper 1 last saw the old session at generation 0; the new login is
     // stored at generation 0 too, so keeper 1's claim wins its
@@ -467,7 +467,7 @@ fn n1_a_new_login_raises_the_stored_generation() {
 }
 
 #[test]
-#[ignore = "new defect N1 (issue 12 model): generations restart after a clear, so a stale keeper wins its compare-and-swap (ABA)"]
+
 fn n1_a_new_login_after_a_clear_is_never_overwritten_by_the_old_session() {
     run(
         shared(2),
@@ -493,7 +493,7 @@ fn n2_a_logout_survives_a_compare_and_swap_conflict() {
 }
 
 #[test]
-#[ignore = "new defect N3 (issue 12 model): a use_dpop_nonce retry is sent for a session logged out meanwhile"]
+
 fn n3_no_nonce_retry_after_a_logout() {
     let setup = Setup {
         dpop: true,
@@ -506,7 +506,7 @@ fn n3_no_nonce_retry_after_a_logout() {
 }
 
 #[test]
-#[ignore = "new defect N4 (issue 12 model): a use_dpop_nonce retry keeps the first attempt lease deadline (or is sent past it)"]
+
 fn n4_a_nonce_retry_never_outlives_its_lease() {
     let setup = Setup {
         dpop: true,
@@ -545,7 +545,7 @@ fn n5_a_revocation_answer_keeps_a_new_logins_refresh_token() {
 }
 
 #[test]
-#[ignore = "new defect N6 (issue 12 model): the end of an abandoned flight releases the claim of the refresh that replaced it"]
+
 fn n6_a_late_answer_keeps_the_claim_of_the_refresh_that_replaced_it() {
     run(
         shared(2),
@@ -560,7 +560,7 @@ fn n6_a_late_answer_keeps_the_claim_of_the_refresh_that_replaced_it() {
 }
 
 #[test]
-#[ignore = "new defect N6 (issue 12 model): the end of an abandoned flight releases the claim of the refresh that replaced it"]
+
 fn n6_a_late_transport_error_keeps_the_claim_of_the_refresh_that_replaced_it() {
     run(
         shared(2),
@@ -575,7 +575,7 @@ fn n6_a_late_transport_error_keeps_the_claim_of_the_refresh_that_replaced_it() {
 }
 
 #[test]
-#[ignore = "defect 3 of issue 12, not fixed for a newer login: a pending rotation still wins the conflict over it"]
+
 fn d3b_a_pending_rotation_never_overwrites_a_newer_login() {
     run(
         shared(2),
@@ -584,7 +584,7 @@ fn d3b_a_pending_rotation_never_overwrites_a_newer_login() {
 }
 
 #[test]
-#[ignore = "defect 3 of issue 12, not fixed for a newer login: a pending rotation still wins the conflict over it"]
+
 fn d3b_a_pending_rotation_never_overwrites_a_login_made_after_a_clear() {
     run(
         shared(3),
@@ -598,7 +598,7 @@ fn d3b_a_pending_rotation_never_overwrites_a_login_made_after_a_clear() {
 }
 
 #[test]
-#[ignore = "new defect N3 (issue 12 model): a use_dpop_nonce retry replays a refresh token another answer rotated"]
+
 fn n3_no_nonce_retry_of_a_refresh_token_another_answer_rotated() {
     let setup = Setup {
         dpop: true,
@@ -620,7 +620,7 @@ fn n3_no_nonce_retry_of_a_refresh_token_another_answer_rotated() {
 }
 
 #[test]
-#[ignore = "new defect N7 (issue 12 model): Keeper::persist drops a login made through its manager on a compare-and-swap conflict"]
+
 fn n7_a_code_login_through_a_keeper_is_stored_whatever_the_store_held() {
     let setup = Setup {
         issuer: true,
@@ -640,7 +640,7 @@ fn n7_a_code_login_through_a_keeper_is_stored_whatever_the_store_held() {
 }
 
 #[test]
-#[ignore = "new defect N8 (issue 12 model): a logout of a replaced session wins the conflict over the newer login"]
+
 fn n8_a_stale_logout_never_ends_a_newer_login() {
     run(
         shared(2),
@@ -693,7 +693,7 @@ fn d10_a_late_answer_after_a_logout_revokes_the_rotated_token() {
 }
 
 #[test]
-#[ignore = "new defect N9 (issue 12 model): an invalid_grant verdict is dropped when its save conflicts, and the dead refresh token is spent again"]
+
 fn n9_an_invalid_grant_verdict_survives_a_compare_and_swap_conflict() {
     // The late invalid_grant answer to keeper 0's abandoned flight proves
     // the grant dead; its save conflicts with keeper 1's claim and keeper 0
@@ -712,7 +712,7 @@ fn n9_an_invalid_grant_verdict_survives_a_compare_and_swap_conflict() {
 }
 
 #[test]
-#[ignore = "new defect N10 (issue 12 model): a late answer whose flight fell out of the abandoned list (8) is unknown and its rotated refresh token is neither kept nor revoked; every logout() call launches another revocation"]
+
 fn n10_a_late_answer_is_not_forgotten_behind_abandoned_revocations() {
     let setup = Setup {
         revocation: true,

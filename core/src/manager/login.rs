@@ -151,6 +151,7 @@ impl TokenManager {
         session.set_internal(internal);
         // Without a `sid` claim the SDK still needs one.
         session.complete_for_sdk(None, now, &mut **self.entropy.borrow_mut());
+        session.ensure_id(&mut **self.entropy.borrow_mut());
         session.set_session_expires_at(ceiling);
         // Continue the generation of the session this one replaces, so a
         // store's compare-and-swap sees a newer value.

@@ -397,6 +397,11 @@ impl TokenManager {
         session.bump_generation()
     }
 
+    /// Gives `session` an id from this manager's entropy if it has none.
+    pub fn assign_session_id(&mut self, session: &mut Session) {
+        session.ensure_id(&mut **self.entropy.get_mut());
+    }
+
     /// Removes the session and returns it.
     pub fn clear_session(&mut self) -> Option<Session> {
         self.session.take()
@@ -720,20 +725,34 @@ impl TokenManager {
     ) -> Completion<'_> {
         self.settle();
         let Some((mut flight, abandoned)) = self.flights.get_mut().take(id) else {
+            // Forgotten (or never ours): a refresh token it proves is not
+            // dropped silently.
+            self.revoke_rotated(&response);
             return Completion::Failed(Error::UnknownRequest);
         };
         // RFC 9449 §8: one retry with a fresh proof, only when the server
         // offered another nonce than the request carried with its
         // `use_dpop_nonce` error. Never for a flight abandoned at its lease
-        // deadline: its refresh token may be on the wire again by now.
+        // deadline or answered at it (its refresh token may be on the wire
+        // again), nor for a refresh whose token is no longer the session's
+        // live one (another answer rotated it, or the session logged out).
+        let live = flight.refresh_token().is_none_or(|spent| {
+            self.session.as_ref().is_some_and(|s| {
+                s.token_set.refresh_token.as_ref() == Some(spent) && !s.is_logged_out()
+            })
+        });
         let retry = flight.request.as_ref().is_some_and(|base| {
             self.token_nonce_retry(&base.url, flight.sent_nonce.as_deref(), &response)
         }) && flight.dpop
             && flight.attempt == 0
-            && !abandoned;
+            && !abandoned
+            && now < flight.deadline
+            && live;
         if let Some(base) = flight.request.clone().filter(|_| retry) {
             decision!(debug, event = "nonce_retry", request_id = id.as_u64());
             flight.attempt = 1;
+            // The retry is a new request on the wire: its lease starts now.
+            flight.deadline = now.saturating_add(self.config.lease);
             match self.prepare_token_request(*base, flight.assertion.as_deref(), true, now) {
                 Ok((dpop::Prepared::Ready(request), sent_nonce)) => {
                     flight.sent_nonce = sent_nonce;
@@ -756,7 +775,9 @@ impl TokenManager {
         }
         // The claim goes with the flight; when nothing else is stored, its
         // release is announced on its own.
-        let claimed = flight.refresh_token().is_some() && self.release_claim();
+        // An abandoned flight's claim was released at its deadline; the
+        // claim now held belongs to the refresh that replaced it.
+        let claimed = flight.refresh_token().is_some() && !abandoned && self.release_claim();
         let generation = self.session.as_ref().map(Session::generation);
         if let Some(spent) = flight.refresh_token() {
             let session = self.session.as_ref();
@@ -822,8 +843,8 @@ impl TokenManager {
     pub fn handle_transport_error(&mut self, id: RequestId, _now: UnixTime) -> Error {
         self.settle();
         match self.flights.get_mut().take(id) {
-            Some((flight, _)) => {
-                if flight.refresh_token().is_some() {
+            Some((flight, abandoned)) => {
+                if flight.refresh_token().is_some() && !abandoned {
                     self.release_claim_and_announce();
                 }
                 self.flights
@@ -881,6 +902,15 @@ impl TokenManager {
     #[must_use]
     pub fn is_in_flight(&self, id: RequestId) -> bool {
         self.flights.borrow().is_active(id)
+    }
+
+    /// Whether request `id` is a refresh in flight.
+    #[must_use]
+    pub fn is_refresh(&self, id: RequestId) -> bool {
+        self.flights
+            .borrow()
+            .active()
+            .any(|f| f.id == id && f.refresh_token().is_some())
     }
 
     /// The number of requests in flight (at most one refresh).

@@ -37,6 +37,9 @@ impl TokenManager {
             .as_ref()
             .and_then(|s| s.token_set.refresh_token.clone());
         match refresh_token {
+            // Logging out again while its revocation is in flight sends
+            // nothing more.
+            Some(refresh_token) if self.flights.borrow().revoking(&refresh_token) => Ok(None),
             Some(refresh_token) if self.config.revocation_endpoint.is_some() => {
                 self.launch_revocation(refresh_token, now).map(Some)
             }

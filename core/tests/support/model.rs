@@ -1254,7 +1254,9 @@ impl World {
         let header_nonce = response.headers.get("dpop-nonce").map(String::from);
         let expect_resend = match reply {
             Reply::UseDpopNonce { .. } if setup.dpop && !p.revocation => {
-                if abandoned {
+                if abandoned || logged_out_before || rt_before.as_deref() != Some(p.rt.as_str()) {
+                    // N3: never for a session logged out meanwhile, nor with
+                    // a refresh token that is no longer the live one.
                     Some(false)
                 } else if past_deadline {
                     None
@@ -1273,9 +1275,22 @@ impl World {
         let mut ready = None;
         let mut resend = None;
         let mut failed: Option<Error> = None;
+        let mut withdrawn = false;
         match completion {
             Completion::Ready(token) => ready = Some(token.to_owned()),
-            Completion::Resend(out) => resend = Some(out),
+            // As the adapters do: a retry of a refresh goes out only while
+            // the stored session has not moved on.
+            Completion::Resend(out) => {
+                let confirmed = self.keepers[k]
+                    .confirm_resend(out.id)
+                    .map_err(|e| format!("confirm_resend failed: {e}"))?;
+                if confirmed {
+                    resend = Some(out);
+                } else {
+                    withdrawn = true;
+                    failed = Some(Error::RequestAbandoned);
+                }
+            }
             Completion::Failed(error) => failed = Some(error),
             Completion::Revoked => {
                 let rt_now = session_rt(self.session(k));
@@ -1289,6 +1304,8 @@ impl World {
         }
         let after = self.session_json(k);
         match (expect_resend, resend.is_some()) {
+            // Withdrawn because the store moved on: not the manager's call.
+            (Some(true), false) if withdrawn => {}
             (Some(true), false) => {
                 return Err(format!(
                     "[pred D5] use_dpop_nonce with nonce {header_nonce:?} to a request that carried {:?} (attempt {}) was not retried: {}",
@@ -1321,7 +1338,9 @@ impl World {
                 failed.as_ref().map_or("succeeded", Error::code)
             );
         }
-        if let Some(error) = &failed {
+        // A withdrawn retry adopted what the store holds: a store sync,
+        // not something the answer did.
+        if let Some(error) = failed.as_ref().filter(|_| !withdrawn) {
             // Bad input: the session as it was, except what it proved.
             let rt_proved = carried.is_some() && rt_after == carried;
             let b = normalized(before.as_deref(), rt_proved, invalid_grant);
@@ -1394,10 +1413,18 @@ impl World {
         if !self.setup.shared_store || p.revocation {
             return Ok(());
         }
-        let other_live = self
-            .outstanding
-            .iter()
-            .any(|o| o.keeper == k && !o.revocation && self.keepers[k].manager.is_in_flight(o.id));
+        // Only a flight of the session's live refresh token holds a claim:
+        // a login replaces the session, claim and all, and a logout ends it.
+        if self.session(k).is_some_and(Session::is_logged_out) {
+            return Ok(());
+        }
+        let live_rt = session_rt(self.session(k));
+        let other_live = self.outstanding.iter().any(|o| {
+            o.keeper == k
+                && !o.revocation
+                && live_rt.as_deref() == Some(o.rt.as_str())
+                && self.keepers[k].manager.is_in_flight(o.id)
+        });
         let claimed = self.session(k).is_some_and(|s| s.refresh_claim().is_some());
         ensure!(
             !other_live || claimed,
