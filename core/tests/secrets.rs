@@ -385,7 +385,7 @@ fn every_public_error_type_keeps_secrets_out_of_display() {
             r#"{{"access_token":"{J}","token_type":"DPoP","expires_in":60,"refresh_token":"{J}"}}"#
         ),
         format!(r#"{{"error":"mfa_required","mfa_token":"{J}"}}"#),
-        format!("{SECRET}"),
+        SECRET.to_owned(),
     ] {
         let config = Config::builder("https://as/token", "c")
             .client_auth(ClientAuth::SecretBasic(ClientSecret::new(SECRET)))
@@ -467,8 +467,8 @@ fn every_public_error_type_keeps_secrets_out_of_display() {
             400,
             format!(r#"{{"error":"invalid_request","token":"{J}"}}"#),
         ),
-        (503, format!("{SECRET}")),
-        (418, format!("{SECRET}")),
+        (503, SECRET.to_owned()),
+        (418, SECRET.to_owned()),
     ] {
         let e = tokenkeeper::grant::revocation::parse_revocation_response(
             &HttpResponse::new(status, body.clone()),
@@ -639,7 +639,7 @@ fn every_public_error_type_keeps_secrets_out_of_display() {
             r#"{{"issuer":"https://as","token_endpoint":"https://as/t","token_endpoint_auth_methods_supported":7,"x":"{J}"}}"#
         ),
         format!(r#"{{"x":"{J}"}}"#),
-        format!("{SECRET}"),
+        SECRET.to_owned(),
     ] {
         let e = tokenkeeper::discovery::AuthorizationServerMetadata::parse(
             &HttpResponse::new(200, body.clone()),
@@ -663,7 +663,7 @@ fn every_public_error_type_keeps_secrets_out_of_display() {
             403,
             format!(r#"{{"error":{{"code":"mfa_required","message":"m"}},"mfa_token":"{J}"}}"#),
         ),
-        (500, format!("{SECRET}")),
+        (500, SECRET.to_owned()),
     ] {
         let e = tokenkeeper::route::parse_access_token_response(
             &HttpResponse::new(status, body.clone()),
@@ -693,7 +693,7 @@ fn every_public_error_type_keeps_secrets_out_of_display() {
             target_parameter: TargetParameter::Audience,
         }
         .build();
-        request.headers.append("x-secret", &format!("{SECRET}\n"));
+        request.headers.append("x-secret", format!("{SECRET}\n"));
         let e = http::Request::<Vec<u8>>::try_from(request).unwrap_err();
         check("ConversionError", "header", &e);
     }
@@ -716,7 +716,7 @@ fn stored_session_errors_keep_secrets_out_of_display() {
         format!(r#"{{"tokenSet":{{"accessToken":["{J}"],"expiresAt":1}}}}"#),
         format!(r#"{{"tokenSet":{{"accessToken":"{J}","expiresAt":1}},"accessTokens":"{J}"}}"#),
         format!(r#"{{"tokenSet":{{"accessToken":"{J}""#),
-        format!("{SECRET}"),
+        SECRET.to_owned(),
     ] {
         // Some of these are read leniently; the ones refused are checked.
         if let Err(e) = Session::from_json(json.as_bytes(), &Default::default()) {
