@@ -56,7 +56,7 @@ cargo build -p tokenkeeper --no-default-features --target thumbv7em-none-eabihf
 cargo build -p tokenkeeper --no-default-features --target wasm32-unknown-unknown
 
 step "tests (unit, scenario, property, doc, fuzz seed replay, integration against node-oidc-provider)"
-cargo test --workspace --all-features
+cargo test --workspace --all-features --no-fail-fast
 
 step "wasm adapter tests in Node"
 bash scripts/wasm-tests.sh run
