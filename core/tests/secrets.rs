@@ -294,9 +294,12 @@ const ERROR_TYPES: &[&str] = &[
     "Error",
     "HtuError",
     "IdTokenError",
+    "JwksError",
+    "JwsError",
     "JwtError",
     "KeyError",
     "LoginError",
+    "LogoutTokenError",
     "ProofError",
     "ResponseError",
     "RevocationError",
@@ -519,6 +522,42 @@ fn every_public_error_type_keeps_secrets_out_of_display() {
         }
         let e = verify_es256(token, &jwks).unwrap_err();
         check("IdTokenError", token, &e);
+    }
+
+    // JwksError, JwsError, LogoutTokenError: key sets that carry key
+    // material, and logout tokens that are, or carry, the secret.
+    for doc in [
+        format!(r#"{{"keys":[{{"kty":"oct","k":"{J}"}}]}}"#),
+        format!(r#"{{"keys":"{J}"}}"#),
+        format!(r#"{{"keys":[{{"kty":"EC","crv":"P-256","x":"{J}","y":"{J}","d":"{J}"}}]}}"#),
+        format!(r#"{{"keys":[{{"kty":"RSA","n":"{J}","e":"AQAB","d":"{J}"}}]}}"#),
+        SECRET.to_owned(),
+    ] {
+        for status in [200, 500] {
+            if let Err(e) =
+                tokenkeeper::jwks::Jwks::parse(&HttpResponse::new(status, doc.clone()), &limits)
+            {
+                check("JwksError", &doc, &e);
+            }
+        }
+    }
+    let empty = tokenkeeper::jwks::Jwks::from_json(br#"{"keys":[]}"#, &limits).unwrap();
+    let logout = tokenkeeper::logout_token::LogoutTokenValidator::new("https://as", "c", &empty);
+    for token in &tokens {
+        let e = tokenkeeper::jws::verify(token, &empty).unwrap_err();
+        check("JwsError", token, &e);
+        let e = logout
+            .validate(token, UnixTime::from_secs(1_000))
+            .unwrap_err();
+        check("LogoutTokenError", token, &e);
+    }
+    for body in [
+        format!("logout_token={}&logout_token=x", form::encode(SECRET)),
+        format!("token={}", form::encode(SECRET)),
+        SECRET.to_owned(),
+    ] {
+        let e = tokenkeeper::logout_token::logout_token_from_form(body.as_bytes()).unwrap_err();
+        check("LogoutTokenError", &body, &e);
     }
 
     // LoginError: callbacks whose code or state is the secret.
