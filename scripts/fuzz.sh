@@ -16,6 +16,10 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked
 fi
 targets=${*:-$(cargo +nightly fuzz list)}
+if [ -z "$targets" ]; then
+  echo "fuzz: no targets" >&2
+  exit 1
+fi
 cargo +nightly fuzz build -O -s "$sanitizer"
 logs=$(mktemp -d)
 run() {
@@ -41,10 +45,10 @@ done
 status=0
 for target in $targets; do
   runs=$(grep -Eo 'stat::number_of_executed_units: *[0-9]+' "$logs/$target.log" | grep -Eo '[0-9]+$' || echo "?")
-  if [ "$(cat "$logs/$target.status")" = ok ]; then
+  if [ "$(cat "$logs/$target.status")" = ok ] && [ "$runs" != "?" ] && [ "$runs" -gt 0 ]; then
     echo "fuzz $target: $runs executions in ${seconds}s, no crash"
   else
-    echo "fuzz $target: FAILED" >&2
+    echo "fuzz $target: FAILED (status $(cat "$logs/$target.status"), $runs executions)" >&2
     tail -n 40 "$logs/$target.log" >&2
     status=1
   fi

@@ -16,7 +16,9 @@
 #                                   WASM_HARNESS_CLOSED_PORT, a port nothing
 #                                   listens on), runs
 #                                   `cargo test -p tokenkeeper-wasm --target
-#                                   wasm32-unknown-unknown --all-features`, and
+#                                   wasm32-unknown-unknown --all-features
+#                                   --no-fail-fast` (every test file, even
+#                                   after a failure), and
 #                                   always stops the servers it started
 #
 # Extra arguments to `run` go to the test binary (a name filter, say).
@@ -148,7 +150,7 @@ run() {
 
   local started=$SECONDS status=0
   CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
-    cargo test -p tokenkeeper-wasm --target wasm32-unknown-unknown --all-features -- "$@" \
+    cargo test -p tokenkeeper-wasm --target wasm32-unknown-unknown --all-features --no-fail-fast -- "$@" \
     || status=$?
   say "cargo test finished in $((SECONDS - started)) s with status $status"
   if [ "$status" -ne 0 ]; then

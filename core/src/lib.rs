@@ -86,7 +86,19 @@
 //!
 //! # Invariants
 //!
-//! 1. No clock reads, no randomness drawn, no I/O.
+//! 1. No clock reads, no randomness drawn, no I/O: the time is a parameter
+//!    of every call, entropy (`jti`s, PKCE verifiers, `state` and `nonce`,
+//!    key generation) comes from the host's [`Entropy`], and requests are
+//!    described for the host to send. Signing is a host-supplied effect
+//!    like HTTP: the core hands a signing input to the [`Signer`](dpop::Signer)
+//!    the host installed, and what that signer does is the signer's. The
+//!    built-in [`P256Signer`](dpop::P256Signer) draws nothing (RFC 6979
+//!    deterministic signatures); `RingSigner` (feature `ring`) draws from
+//!    ring's own `SystemRandom`, the operating system's generator, when it is
+//!    created and for every signature's ECDSA nonce, not from the host's
+//!    [`Entropy`]. That is the only randomness drawn inside this crate
+//!    without the host handing it over, and only when the host chooses that
+//!    signer.
 //! 2. A token expired at `now` is never returned as ready.
 //! 3. At most one refresh per refresh token in flight, across audiences.
 //! 4. The newest refresh token is never lost.

@@ -38,6 +38,40 @@ fn claims_of(proof: &str) -> serde_json::Value {
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
 }
 
+/// Verifies a compact DPoP proof without the crate's own JWK or verifier:
+/// the public key is derived with `p256` from the private key's PKCS#8
+/// export, the proof header's `jwk` must name exactly that key, and the
+/// signature over `header.payload` is checked with `p256`'s verifier.
+fn verify_independently(proof: &str, key: &DpopKey) {
+    use p256::ecdsa::signature::Verifier as _;
+    use p256::pkcs8::DecodePrivateKey as _;
+    let secret = p256::SecretKey::from_pkcs8_der(key.to_pkcs8_der().unwrap().as_slice()).unwrap();
+    let verifying = p256::ecdsa::VerifyingKey::from(&p256::ecdsa::SigningKey::from(&secret));
+    let point = verifying.to_sec1_point(false);
+    let bytes = point.as_bytes();
+    let (signed, signature) = proof.rsplit_once('.').unwrap();
+    let header: serde_json::Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(signed.split('.').next().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(header["alg"], "ES256");
+    assert_eq!(header["jwk"]["kty"], "EC");
+    assert_eq!(header["jwk"]["crv"], "P-256");
+    assert_eq!(header["jwk"]["x"], URL_SAFE_NO_PAD.encode(&bytes[1..33]));
+    assert_eq!(header["jwk"]["y"], URL_SAFE_NO_PAD.encode(&bytes[33..65]));
+    let signature =
+        p256::ecdsa::Signature::from_slice(&URL_SAFE_NO_PAD.decode(signature).unwrap()).unwrap();
+    verifying
+        .verify(signed.as_bytes(), &signature)
+        .expect("the proof's signature verifies with an independently derived key");
+    // And a change to what was signed is refused.
+    let mut tampered = signed.to_owned();
+    tampered.push('x');
+    assert!(verifying.verify(tampered.as_bytes(), &signature).is_err());
+}
+
 fn proof_of(request: &HttpRequest) -> serde_json::Value {
     claims_of(request.headers.get("dpop").expect("a DPoP proof"))
 }
@@ -186,7 +220,10 @@ fn resource_requests_carry_ath_and_their_own_nonce() {
     else {
         panic!()
     };
-    let _ = m.handle_response(retry.id, dpop_token("rt-1"), t(2000));
+    assert!(matches!(
+        m.handle_response(retry.id, dpop_token("rt-1"), t(2000)),
+        Completion::Ready(_)
+    ));
     let url = "https://rs.example:8443/api/orders?page=2#x";
     let token = bound_token();
     let Authorization::Ready(headers) = m.authorize(&Method::GET, url, &token, t(2001)).unwrap()
@@ -194,6 +231,7 @@ fn resource_requests_carry_ath_and_their_own_nonce() {
         panic!()
     };
     assert_eq!(headers.get("authorization"), Some("DPoP bound-at"));
+    verify_independently(headers.get("dpop").unwrap(), &key());
     let proof = claims_of(headers.get("dpop").unwrap());
     assert_eq!(proof["htm"], "GET");
     assert_eq!(proof["htu"], "https://rs.example:8443/api/orders");
@@ -308,17 +346,14 @@ fn deferred_signer_round_trip() {
     let out = m.handle_signature(request.id, &signature, t(2000)).unwrap();
     let proof = out.request.headers.get("dpop").unwrap();
     assert!(proof.starts_with(&request.signing_input));
-    assert!(
-        key.public_jwk()
-            .verify(request.signing_input.as_bytes(), &signature)
-            .is_ok()
-    );
+    verify_independently(proof, &key);
     // The nonce retry asks for a signature again.
     let Completion::Sign(again) = m.handle_response(out.id, nonce_error("n"), t(2000)) else {
         panic!()
     };
     let signature = outside.sign_now(again.signing_input.as_bytes()).unwrap();
     let out = m.handle_signature(again.id, &signature, t(2000)).unwrap();
+    verify_independently(out.request.headers.get("dpop").unwrap(), &key);
     assert!(matches!(
         m.handle_response(out.id, dpop_token("rt-1"), t(2000)),
         Completion::Ready(_)
@@ -340,6 +375,7 @@ fn deferred_signer_round_trip() {
         .unwrap();
     let headers = pending.finish(&signature);
     assert_eq!(claims_of(headers.get("dpop").unwrap())["htm"], "POST");
+    verify_independently(headers.get("dpop").unwrap(), &key);
     // A wrong signature is refused and the request dropped.
     let Action::Sign(request) = m.get_access_token(&TokenRequest::new().force_refresh(), t(2002))
     else {

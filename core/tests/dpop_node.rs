@@ -1,6 +1,7 @@
 //! Cross-checks against Node's own implementations (WebCrypto, the WHATWG
-//! URL parser, `KeyObject` JWK export). Skipped, with a note, when `node`
-//! is not on `PATH`.
+//! URL parser, `KeyObject` JWK export). These are the only independent
+//! checks of our signatures, `htu` and key exports: a missing `node` fails
+//! them (it is never a silent pass).
 
 use std::io::Write as _;
 use std::process::{Command, Stdio};
@@ -22,11 +23,13 @@ fF4ytrGzOBd3t1g95yUKngw4N7yn8y1tx91O8HbRxkavv/MzmrY3QksQ
 ";
 
 /// Runs `script` (CommonJS) in Node with `input` as JSON on stdin and
-/// returns its stdout parsed as JSON; `None` when Node is not installed.
-fn node(script: &str, input: &Value) -> Option<Value> {
-    if Command::new("node").arg("--version").output().is_err() {
-        println!("note: `node` is not on PATH; skipping the Node cross-check");
-        return None;
+/// returns its stdout parsed as JSON. Panics (fails the test) when Node is
+/// not installed.
+fn node(script: &str, input: &Value) -> Value {
+    if let Err(error) = Command::new("node").arg("--version").output() {
+        panic!(
+            "`node` (20 or later) is required for the Node cross-checks and could not be run: {error}"
+        );
     }
     let mut child = Command::new("node")
         .arg("-e")
@@ -48,7 +51,7 @@ fn node(script: &str, input: &Value) -> Option<Value> {
         "node failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    Some(serde_json::from_slice(&output.stdout).expect("node prints JSON"))
+    serde_json::from_slice(&output.stdout).expect("node prints JSON")
 }
 
 /// Verifies each proof with WebCrypto: import the header's `jwk`, then
@@ -124,9 +127,7 @@ fn webcrypto_verifies_our_proofs() {
             proofs.push(ready(builder.build(&params).unwrap()));
         }
     }
-    let Some(results) = node(VERIFY_SCRIPT, &json!(proofs)) else {
-        return;
-    };
+    let results = node(VERIFY_SCRIPT, &json!(proofs));
     let results = results.as_array().unwrap();
     assert_eq!(results.len(), proofs.len());
     for (proof, result) in proofs.iter().zip(results) {
@@ -142,7 +143,7 @@ fn webcrypto_verifies_our_proofs() {
     // A tampered proof must fail, or the check above proves nothing.
     let mut tampered = proofs[0].clone();
     tampered.replace_range(tampered.len() - 2.., "AA");
-    let results = node(VERIFY_SCRIPT, &json!([tampered])).unwrap();
+    let results = node(VERIFY_SCRIPT, &json!([tampered]));
     assert_eq!(results[0]["ok"], false);
 }
 
@@ -198,10 +199,10 @@ process.stdout.write(JSON.stringify(urls.map((x) => {
 
 #[test]
 fn htu_matches_node_url() {
-    let Some(results) = node(URL_SCRIPT, &json!(URLS)) else {
-        return;
-    };
-    for (url, result) in URLS.iter().zip(results.as_array().unwrap()) {
+    let results = node(URL_SCRIPT, &json!(URLS));
+    let results = results.as_array().unwrap();
+    assert_eq!(results.len(), URLS.len());
+    for (url, result) in URLS.iter().zip(results) {
         assert_eq!(
             htu(url).ok().as_deref(),
             result.get(0).and_then(Value::as_str),
@@ -245,10 +246,10 @@ fn node_reads_our_key_exports() {
             })
         })
         .collect();
-    let Some(results) = node(KEY_SCRIPT, &json!(input)) else {
-        return;
-    };
-    for (key, result) in keys.iter().zip(results.as_array().unwrap()) {
+    let results = node(KEY_SCRIPT, &json!(input));
+    let results = results.as_array().unwrap();
+    assert_eq!(results.len(), keys.len());
+    for (key, result) in keys.iter().zip(results) {
         let ours: Value = serde_json::from_str(&key.to_jwk()).unwrap();
         for field in ["kty", "crv", "x", "y", "d"] {
             assert_eq!(ours[field], result["pem"][field], "{field} (PEM)");

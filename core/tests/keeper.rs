@@ -170,7 +170,13 @@ fn a_conflict_without_rotation_adopts_the_stored_session() {
         rotate: false,
         ..FakeServer::default()
     };
-    // Another writer logs in anew meanwhile.
+    // The refresh leaves with `rt-0` (the server does not rotate, so it
+    // stays valid)...
+    let request = TokenRequest::new();
+    let Step::Own(Dispatch::Send(out)) = k.step(Ask::User(&request), None, t(2000)).unwrap() else {
+        panic!()
+    };
+    // ...meanwhile another writer logs in anew and saves first...
     {
         let mut inner = store.inner.lock().unwrap();
         let json = inner
@@ -187,7 +193,16 @@ fn a_conflict_without_rotation_adopts_the_stored_session() {
             )
             .unwrap();
     }
-    let _ = get(&mut k, &mut server, 2000);
+    // ...the refresh succeeds, and its save finds the other writer's
+    // session: without a rotation to keep, that session is adopted.
+    let response = server.handle(&out.request);
+    assert!(matches!(
+        k.manager.handle_response(out.id, response, t(2000)),
+        Completion::Ready(_)
+    ));
+    assert_eq!(k.persist().unwrap(), Saved::Adopted);
+    assert_eq!(server.refreshes, 1);
+    assert_eq!(server.replays, 0);
     assert_eq!(stored_rt(&store), "rt-other");
     assert_eq!(
         k.manager
@@ -200,6 +215,47 @@ fn a_conflict_without_rotation_adopts_the_stored_session() {
             .secret(),
         "rt-other"
     );
+    // Nothing is left to save: the adopted session is the stored one.
+    assert_eq!(k.persist().unwrap(), Saved::Nothing);
+}
+
+/// The same other writer, seen before the refresh leaves: the keeper
+/// adopts its session and refreshes with its refresh token (once).
+#[test]
+fn a_session_saved_before_the_refresh_is_adopted_and_used() {
+    let store = Shared::default();
+    store
+        .inner
+        .lock()
+        .unwrap()
+        .save(&expired_session(1000), None)
+        .unwrap();
+    let mut k = keeper(&store, 1);
+    let mut server = FakeServer {
+        rotate: false,
+        current_refresh_token: Some("rt-other".into()),
+        ..FakeServer::default()
+    };
+    {
+        let mut inner = store.inner.lock().unwrap();
+        let json = inner
+            .session()
+            .unwrap()
+            .to_json()
+            .replace("rt-0", "rt-other")
+            .replace(r#""generation":0"#, r#""generation":9"#);
+        inner.clear().unwrap();
+        inner
+            .save(
+                &Session::from_json(json.as_bytes(), &Default::default()).unwrap(),
+                None,
+            )
+            .unwrap();
+    }
+    assert_eq!(get(&mut k, &mut server, 2000), Ok("at-1-".to_owned()));
+    assert_eq!(server.refreshes, 1);
+    assert_eq!(server.replays, 0);
+    assert_eq!(stored_rt(&store), "rt-other");
 }
 
 #[test]

@@ -106,11 +106,15 @@ export function createResourceServer({
     }
     const fail = (msg) => { throw new HttpError(401, 'DPoP', 'invalid_dpop_proof', msg); };
     if (payload.htm !== method) fail(`htm mismatch (got ${payload.htm}, expected ${method})`);
+    if (typeof payload.htu !== 'string') fail('htu missing');
+    // RFC 9449 §4.2: the htu is the request URI without query and fragment;
+    // a proof that carries either is refused, not trimmed.
+    if (payload.htu.includes('?') || payload.htu.includes('#')) {
+      fail(`htu carries a query or fragment (${payload.htu})`);
+    }
     let proofHtu;
     try {
       proofHtu = new URL(payload.htu);
-      proofHtu.search = '';
-      proofHtu.hash = '';
     } catch {
       fail('htu is not a URL');
     }

@@ -23,6 +23,14 @@
 //   HARNESS_RS_NONCE=required|off    (default required) resource server
 //                                    demands its own DPoP nonce
 //
+// Strictness: PKCE is required for every client (RFC 9700); a token request
+// that names no `resource` gets none filled in (RFC 8707); the resource
+// server refuses DPoP proofs whose htu carries a query or fragment (RFC 9449
+// §4.2), stale or future iat, wrong htm/ath/key, and tokens for another
+// audience or expired; token exchange accepts only subject tokens for one of
+// the resource servers, issued to a client the exchanging client may act
+// for (see token_exchange.mjs).
+//
 // Provider (issuer origin, P1): standard oidc-provider routes — /auth, /token,
 // /token/introspection, /token/revocation, /jwks, /me, /session/end,
 // /.well-known/openid-configuration, /interaction/:uid (devInteractions).
@@ -317,25 +325,17 @@ async function main() {
       },
       resourceIndicators: {
         enabled: true,
-        // Authorization requests without `resource` get no resource (plain
-        // OIDC login). At the token endpoint, when the grant holds several
-        // resources and the request names none, pick the first one granted.
-        async defaultResource(_ctx, _client, oneOf) {
-          if (Array.isArray(oneOf) && oneOf.length) return oneOf[0];
-          return undefined;
-        },
-        // The refresh token / code keeps all the resources granted at login,
-        // so one refresh token serves `resource=api1` and `resource=api2`.
-        async useGrantedResource(_ctx, _model) {
-          return true;
-        },
+        // oidc-provider's own defaults (no defaultResource, no
+        // useGrantedResource): a token request that names no `resource`
+        // gets none filled in (for an `openid` grant, an opaque token for
+        // userinfo), so a client that forgets `resource` on a code exchange
+        // or a refresh is caught, as a strict RFC 8707 server would.
         getResourceServerInfo,
       },
     },
     pkce: {
-      // oidc-provider requires PKCE for public clients by default; keep that
-      // and make it optional for confidential ones.
-      required: (_ctx, client) => client.clientAuthMethod === 'none',
+      // PKCE for every client, confidential ones included (RFC 9700 §2.1.1).
+      required: () => true,
     },
     extraTokenClaims: tokenExchangeExtraClaims,
     rotateRefreshToken: true,
@@ -363,7 +363,7 @@ async function main() {
   };
 
   const provider = new Provider(issuer, configuration);
-  registerTokenExchange(provider, publicJwks, getResourceServerInfo);
+  registerTokenExchange(provider, publicJwks, getResourceServerInfo, Object.keys(RESOURCE_SERVERS));
 
   for (const event of [
     'grant.error', 'server_error', 'authorization.error', 'introspection.error',

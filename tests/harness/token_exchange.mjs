@@ -10,7 +10,11 @@
 //   * `subject_token` must be a JWT access token issued by this provider
 //     (`subject_token_type` = urn:ietf:params:oauth:token-type:access_token or
 //     urn:ietf:params:oauth:token-type:jwt); it is verified with the
-//     provider's own public keys (signature, iss, exp, typ at+jwt);
+//     provider's own public keys (signature, iss, exp, typ at+jwt), its
+//     audience must be one of the resource servers (not a token for anyone
+//     else), and the client it was issued to (`client_id`) must be one the
+//     exchanging client may act for (EXCHANGE_POLICY below); otherwise
+//     `invalid_grant`;
 //   * the target is `resource` (RFC 8707) or, failing that, `audience`
 //     (RFC 8693 §2.1, treated as a resource indicator); it must be one of the
 //     configured resource servers, otherwise `invalid_target`;
@@ -29,6 +33,15 @@ export const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 const AT_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
 const JWT_TYPE = 'urn:ietf:params:oauth:token-type:jwt';
 
+// Which clients' tokens each client may exchange (its own, and those of the
+// clients it acts for). Tokens of `public-pkce` (a browser app) and `m2m`
+// (no user) are exchangeable by no one.
+export const EXCHANGE_POLICY = {
+  'confidential-basic': ['confidential-basic', 'confidential-post', 'pkjwt'],
+  'confidential-post': ['confidential-post', 'pkjwt'],
+  pkjwt: ['pkjwt', 'confidential-post'],
+};
+
 export const TOKEN_EXCHANGE_PARAMS = [
   'subject_token',
   'subject_token_type',
@@ -44,8 +57,9 @@ export const TOKEN_EXCHANGE_PARAMS = [
  * @param {import('oidc-provider').default} provider
  * @param {{ keys: object[] }} publicJwks the provider's public JWKS
  * @param {(ctx, resource, client) => Promise<object>} getResourceServerInfo
+ * @param {string[]} audiences the resource servers a subject token may be for
  */
-export function registerTokenExchange(provider, publicJwks, getResourceServerInfo) {
+export function registerTokenExchange(provider, publicJwks, getResourceServerInfo, audiences) {
   const keys = createLocalJWKSet(publicJwks);
 
   async function tokenExchangeHandler(ctx) {
@@ -72,9 +86,16 @@ export function registerTokenExchange(provider, publicJwks, getResourceServerInf
       ({ payload: subject } = await jwtVerify(params.subject_token, keys, {
         issuer: provider.issuer,
         typ: 'at+jwt',
+        audience: audiences,
       }));
     } catch (err) {
       throw new errors.InvalidGrant(`subject_token invalid: ${err.message}`);
+    }
+    const allowed = EXCHANGE_POLICY[client.clientId] ?? [];
+    if (typeof subject.client_id !== 'string' || !allowed.includes(subject.client_id)) {
+      throw new errors.InvalidGrant(
+        `subject_token was issued to ${subject.client_id}, for whom ${client.clientId} may not act`,
+      );
     }
 
     const resource = params.resource ?? params.audience;

@@ -112,6 +112,7 @@ impl AuthorizationRequest {
     }
 
     /// Exchanges `code` at the token endpoint (authenticating as the client,
+    /// with `resource` = the first of [`Self::resources`], if any,
     /// adding `extra_headers`, e.g. `("DPoP", proof)`) and returns the raw
     /// JSON token response.
     ///
@@ -123,17 +124,17 @@ impl AuthorizationRequest {
         code: &str,
         extra_headers: &[(&str, &str)],
     ) -> Value {
-        let response = token_request(
-            harness,
-            &self.client,
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", code),
-                ("redirect_uri", &self.redirect_uri),
-                ("code_verifier", &self.code_verifier),
-            ],
-            extra_headers,
-        );
+        let mut params = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", &self.redirect_uri),
+            ("code_verifier", &self.code_verifier),
+        ];
+        // The harness fills in no resource: ask for the first one by name.
+        if let Some(resource) = self.resources.first() {
+            params.push(("resource", resource));
+        }
+        let response = token_request(harness, &self.client, &params, extra_headers);
         assert_eq!(
             response.status, 200,
             "code exchange failed: HTTP {} {}",

@@ -12,7 +12,12 @@
 //! * with `HARNESS_DPOP_NONCE=required`, a DPoP proof without nonce gets
 //!   `400 use_dpop_nonce` with a `DPoP-Nonce` header;
 //! * RFC 8693 token exchange is not built into oidc-provider; the harness
-//!   registers a minimal grant handler (see `harness/token_exchange.mjs`).
+//!   registers a minimal grant handler (see `harness/token_exchange.mjs`)
+//!   that checks the subject token's audience and client;
+//! * the harness is at least as strict as a real server: PKCE for every
+//!   client, no resource filled in for a token request that names none, and
+//!   a resource server that refuses every bad proof or token (each refusal
+//!   is pinned below).
 
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -734,4 +739,384 @@ fn dpop_without_nonces_binds_public_client_refresh_tokens() {
         [API2]
     );
     assert_eq!(harness.stats().dpop_nonce_challenges, 0);
+}
+
+/// The resource server's answer to one request: its status, the `error` of
+/// its `WWW-Authenticate` challenge, and the challenge itself.
+fn refusal(response: &tokenkeeper_integration::HttpResponse) -> (u16, String, String) {
+    let challenge = response
+        .header("www-authenticate")
+        .unwrap_or_default()
+        .to_owned();
+    let error = challenge
+        .split("error=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_default()
+        .to_owned();
+    (response.status, error, challenge)
+}
+
+/// Every refusal the resource server makes for a DPoP proof or a token, one
+/// at a time, each beside an accepted request that differs only in what is
+/// checked: the harness is at least as strict as a real resource server
+/// (RFC 9449 §4.3, §7.1; RFC 9068).
+#[test]
+fn the_resource_server_refuses_each_bad_proof_and_token() {
+    use tokenkeeper_integration::util::{b64url_sha256, now_secs, random_token};
+
+    let harness = Harness::start(HarnessOptions {
+        dpop_nonce_required: false,
+        access_token_ttl_secs: 60,
+        rs_nonce_required: false,
+    });
+    let key = DpopKey::generate();
+    let dpop_token = |resource: &str| {
+        let proof = key.proof("POST", harness.token_endpoint(), None, None);
+        let issued = token_request(
+            &harness,
+            &M2M,
+            &[
+                ("grant_type", "client_credentials"),
+                ("scope", "read:data"),
+                ("resource", resource),
+            ],
+            &[("DPoP", &proof)],
+        );
+        assert_eq!(issued.status, 200, "{}", issued.body);
+        str_field(&issued.json(), "access_token").to_owned()
+    };
+    let at = dpop_token(API1);
+    let url = harness.resource_url("/api1/data");
+    // A proof for `GET url` bound to `token`, with `edit` applied to its
+    // claims; sent to `path` with `token`.
+    let call = |path: &str, token: &str, edit: &dyn Fn(&mut Value)| {
+        let mut claims = serde_json::json!({
+            "jti": random_token(16),
+            "htm": "GET",
+            "htu": url,
+            "iat": now_secs(),
+            "ath": b64url_sha256(token),
+        });
+        edit(&mut claims);
+        let header =
+            serde_json::json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": key.public_jwk()});
+        let proof = key.sign_jws(&header, &claims);
+        resource_request(
+            &harness,
+            "GET",
+            path,
+            Some(&format!("DPoP {token}")),
+            Some(&proof),
+        )
+    };
+    let accepted = |response: tokenkeeper_integration::HttpResponse| {
+        assert_eq!(response.status, 200, "{}", response.body);
+    };
+    let refused = |response: tokenkeeper_integration::HttpResponse, error: &str, because: &str| {
+        let (status, got, challenge) = refusal(&response);
+        assert_eq!(
+            (status, got.as_str()),
+            (401, error),
+            "{challenge} {}",
+            response.body
+        );
+        assert!(
+            challenge.contains(because),
+            "refused for another reason than {because:?}: {challenge}"
+        );
+    };
+
+    // The baseline, and a request with a query whose proof's htu has none.
+    accepted(call("/api1/data", &at, &|_| {}));
+    accepted(call("/api1/data?page=2", &at, &|_| {}));
+    // htu with a query or a fragment: refused, not trimmed (RFC 9449 §4.2).
+    refused(
+        call("/api1/data?page=2", &at, &|c| {
+            c["htu"] = format!("{url}?page=2").into()
+        }),
+        "invalid_dpop_proof",
+        "query or fragment",
+    );
+    refused(
+        call("/api1/data", &at, &|c| c["htu"] = format!("{url}?").into()),
+        "invalid_dpop_proof",
+        "query or fragment",
+    );
+    refused(
+        call("/api1/data", &at, &|c| c["htu"] = format!("{url}#f").into()),
+        "invalid_dpop_proof",
+        "query or fragment",
+    );
+    // Wrong htu: another path, another origin.
+    refused(
+        call("/api1/data", &at, &|c| {
+            c["htu"] = harness.resource_url("/api2/data").into();
+        }),
+        "invalid_dpop_proof",
+        "htu mismatch",
+    );
+    refused(
+        call("/api1/data", &at, &|c| {
+            c["htu"] = "http://127.0.0.1:9/api1/data".into();
+        }),
+        "invalid_dpop_proof",
+        "htu mismatch",
+    );
+    // Stale and future iat (60 s window).
+    refused(
+        call("/api1/data", &at, &|c| c["iat"] = (now_secs() - 120).into()),
+        "invalid_dpop_proof",
+        "iat",
+    );
+    refused(
+        call("/api1/data", &at, &|c| c["iat"] = (now_secs() + 120).into()),
+        "invalid_dpop_proof",
+        "iat",
+    );
+    // Wrong htm, wrong ath.
+    refused(
+        call("/api1/data", &at, &|c| c["htm"] = "POST".into()),
+        "invalid_dpop_proof",
+        "htm mismatch",
+    );
+    refused(
+        call("/api1/data", &at, &|c| {
+            c["ath"] = b64url_sha256("other").into()
+        }),
+        "invalid_dpop_proof",
+        "ath mismatch",
+    );
+    // A token for another audience, with a proof that is right in all else.
+    let at2 = dpop_token(API2);
+    accepted(call("/api1/data", &at, &|_| {}));
+    refused(call("/api1/data", &at2, &|_| {}), "invalid_token", "aud");
+}
+
+/// An expired access token is refused (`invalid_token`), Bearer or DPoP.
+#[test]
+fn the_resource_server_refuses_an_expired_token() {
+    let harness = Harness::start(HarnessOptions {
+        dpop_nonce_required: false,
+        access_token_ttl_secs: 2,
+        rs_nonce_required: false,
+    });
+    let issued = token_request(
+        &harness,
+        &M2M,
+        &[
+            ("grant_type", "client_credentials"),
+            ("scope", "read:data"),
+            ("resource", API1),
+        ],
+        &[],
+    );
+    assert_eq!(issued.status, 200, "{}", issued.body);
+    let at = str_field(&issued.json(), "access_token").to_owned();
+    let bearer = format!("Bearer {at}");
+    let fresh = resource_request(&harness, "GET", "/api1/data", Some(&bearer), None);
+    assert_eq!(fresh.status, 200, "{}", fresh.body);
+    std::thread::sleep(Duration::from_millis(3_100));
+    let expired = resource_request(&harness, "GET", "/api1/data", Some(&bearer), None);
+    let (status, error, challenge) = refusal(&expired);
+    assert_eq!(
+        (status, error.as_str()),
+        (401, "invalid_token"),
+        "{challenge}"
+    );
+    assert!(challenge.contains("\\\"exp\\\""), "{challenge}");
+}
+
+/// A subject token made with the provider's own (committed, test-only)
+/// ES256 key: the harness verifies it like any token the provider issued,
+/// so only the claims under test differ.
+fn provider_signed_access_token(harness: &Harness, claims: &Value) -> String {
+    use p256::ecdsa::signature::Signer as _;
+    use tokenkeeper_integration::util::{b64url, b64url_decode};
+    let jwks: Value = serde_json::from_str(
+        &std::fs::read_to_string(format!(
+            "{}/keys/provider-signing.jwks.json",
+            tokenkeeper_integration::HARNESS_DIR
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let jwk = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["alg"] == "ES256")
+        .unwrap();
+    let d = b64url_decode(jwk["d"].as_str().unwrap()).unwrap();
+    let key = p256::ecdsa::SigningKey::from_slice(&d).unwrap();
+    let header = serde_json::json!({"alg": "ES256", "typ": "at+jwt", "kid": jwk["kid"]});
+    let mut claims = claims.clone();
+    claims["iss"] = harness.issuer().into();
+    let input = format!(
+        "{}.{}",
+        b64url(header.to_string()),
+        b64url(claims.to_string())
+    );
+    let signature: p256::ecdsa::Signature = key.sign(input.as_bytes());
+    format!("{input}.{}", b64url(signature.to_bytes()))
+}
+
+/// Token exchange checks the subject token's audience (one of the resource
+/// servers) and the client it was issued to (one the exchanging client may
+/// act for), beside the checks of signature, issuer, expiry and target.
+#[test]
+fn token_exchange_checks_the_subject_tokens_audience_and_client() {
+    use tokenkeeper_integration::util::now_secs;
+    let harness = Harness::start(HarnessOptions::default());
+    let exchange = |client: &TestClient, subject_token: &str| {
+        token_request(
+            &harness,
+            client,
+            &[
+                ("grant_type", TOKEN_EXCHANGE_GRANT),
+                ("subject_token", subject_token),
+                (
+                    "subject_token_type",
+                    "urn:ietf:params:oauth:token-type:access_token",
+                ),
+                ("resource", API2),
+            ],
+            &[],
+        )
+    };
+    let claims = |aud: &str, client_id: &str| {
+        serde_json::json!({
+            "sub": "alice", "aud": aud, "client_id": client_id, "scope": "read:data",
+            "iat": now_secs(), "exp": now_secs() + 60, "jti": "forged-1",
+        })
+    };
+    // Made with the provider's key and right in all else: accepted...
+    let good = provider_signed_access_token(&harness, &claims(API1, CONFIDENTIAL_POST.id));
+    let response = exchange(&CONFIDENTIAL_BASIC, &good);
+    assert_eq!(response.status, 200, "{}", response.body);
+    // ...but for an audience that is none of the resource servers: refused.
+    let elsewhere = provider_signed_access_token(
+        &harness,
+        &claims("https://elsewhere.example", CONFIDENTIAL_POST.id),
+    );
+    let response = exchange(&CONFIDENTIAL_BASIC, &elsewhere);
+    assert_eq!(
+        response.error().as_deref(),
+        Some("invalid_grant"),
+        "{}",
+        response.body
+    );
+    // oidc-provider keeps the detail of `invalid_grant` out of the answer;
+    // the harness log has it.
+    let refused_for = |detail: &str| {
+        assert!(
+            harness.wait_for_log(detail, Duration::from_secs(5)),
+            "no {detail:?} in the log:\n{}",
+            harness.server_log()
+        );
+    };
+    refused_for(r#"(detail: subject_token invalid: unexpected "aud" claim value)"#);
+
+    // Issued to a client the exchanging one may not act for: refused.
+    let public = pkce_login(&harness, &PUBLIC_PKCE, LOGIN_SCOPE, &[API1]);
+    let public_at = str_field(&public, "access_token");
+    assert_eq!(jwt::claims(public_at)["client_id"], PUBLIC_PKCE.id);
+    let response = exchange(&CONFIDENTIAL_BASIC, public_at);
+    assert_eq!(
+        response.error().as_deref(),
+        Some("invalid_grant"),
+        "{}",
+        response.body
+    );
+    refused_for("issued to public-pkce, for whom confidential-basic may not act");
+    let post = pkce_login(&harness, &CONFIDENTIAL_POST, LOGIN_SCOPE, &[API1]);
+    let post_at = str_field(&post, "access_token");
+    // confidential-basic may act for confidential-post; pkjwt too; but
+    // confidential-post may not act for confidential-basic.
+    assert_eq!(exchange(&CONFIDENTIAL_BASIC, post_at).status, 200);
+    let basic = pkce_login(&harness, &CONFIDENTIAL_BASIC, LOGIN_SCOPE, &[API1]);
+    let response = exchange(&CONFIDENTIAL_POST, str_field(&basic, "access_token"));
+    assert_eq!(
+        response.error().as_deref(),
+        Some("invalid_grant"),
+        "{}",
+        response.body
+    );
+    refused_for("issued to confidential-basic, for whom confidential-post may not act");
+    // A machine token (no user) is exchangeable by no one.
+    let m2m = token_request(
+        &harness,
+        &M2M,
+        &[("grant_type", "client_credentials"), ("resource", API1)],
+        &[],
+    );
+    let m2m_at = str_field(&m2m.json(), "access_token").to_owned();
+    let response = exchange(&CONFIDENTIAL_BASIC, &m2m_at);
+    assert_eq!(
+        response.error().as_deref(),
+        Some("invalid_grant"),
+        "{}",
+        response.body
+    );
+    refused_for("issued to m2m, for whom confidential-basic may not act");
+}
+
+/// PKCE is required of every client, confidential ones included (RFC 9700
+/// §2.1.1): an authorization request without `code_challenge` is refused.
+#[test]
+fn pkce_is_required_of_every_client() {
+    let harness = Harness::start(HarnessOptions::default());
+    for client in [CONFIDENTIAL_BASIC, CONFIDENTIAL_POST, PKJWT, PUBLIC_PKCE] {
+        let request = AuthorizationRequest::new(&client, LOGIN_SCOPE, &[API1]);
+        let with_pkce = request.url(&harness);
+        let without: Vec<&str> = with_pkce
+            .split('&')
+            .filter(|p| !p.starts_with("code_challenge"))
+            .collect();
+        let without = without.join("&");
+        assert!(!without.contains("code_challenge"), "{without}");
+        let outcome = harness.try_login_as(&without, "alice");
+        let refused = match &outcome {
+            Ok(callback) => tokenkeeper_integration::util::query_param(callback, "error"),
+            Err(message) => Some(message.clone()),
+        };
+        assert!(
+            refused
+                .as_deref()
+                .is_some_and(|e| e.contains("invalid_request")),
+            "{} without PKCE: {outcome:?}",
+            client.id
+        );
+        // The same request with PKCE logs in.
+        let callback = harness.login_as(&with_pkce, "alice");
+        assert!(request.code_from_callback(&harness, &callback).len() > 10);
+    }
+}
+
+/// A token request that names no `resource` gets none filled in: after a
+/// login for both APIs, a refresh without `resource` gets an opaque token
+/// (for userinfo), not a JWT for the first API, so a client that forgets
+/// `resource` is caught.
+#[test]
+fn a_refresh_naming_no_resource_gets_no_resource_filled_in() {
+    let harness = Harness::start(HarnessOptions::default());
+    let tokens = pkce_login(&harness, &CONFIDENTIAL_POST, LOGIN_SCOPE, &[API1, API2]);
+    assert_eq!(jwt::audiences(str_field(&tokens, "access_token")), [API1]);
+    let refreshed = refresh(
+        &harness,
+        &CONFIDENTIAL_POST,
+        str_field(&tokens, "refresh_token"),
+        None,
+    );
+    assert_eq!(refreshed.status, 200, "{}", refreshed.body);
+    let at = str_field(&refreshed.json(), "access_token").to_owned();
+    assert!(!jwt::is_jwt(&at), "a resource was filled in: {at}");
+    let call = resource_request(
+        &harness,
+        "GET",
+        "/api1/data",
+        Some(&format!("Bearer {at}")),
+        None,
+    );
+    assert_eq!(call.status, 401, "{}", call.body);
 }

@@ -747,3 +747,18 @@ async fn send(
         body,
     })
 }
+
+// The handle is shared by tasks on any executor, and its futures may move
+// between worker threads. Checked when the crate compiles, not by a test
+// that has to be run.
+const _: fn() = || {
+    fn shareable<T: Clone + Send + Sync + 'static>() {}
+    shareable::<TokenKeeper>();
+};
+const _: fn(&TokenKeeper, &TokenRequest<'_>, reqwest::Request, HttpRequest) =
+    |keeper, token_request, api, raw| {
+        fn send<T: Send>(_: &T) {}
+        send(&keeper.get_access_token(token_request));
+        send(&keeper.send_authorized(token_request, api));
+        send(&keeper.send_request(raw));
+    };

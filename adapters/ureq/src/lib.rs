@@ -726,3 +726,10 @@ fn copy_request<B: Clone>(request: &http::Request<B>) -> http::Request<B> {
     *copy.extensions_mut() = request.extensions().clone();
     copy
 }
+
+// The handle is shared by threads: cloned into each, used from any. Checked
+// when the crate compiles, not by a test that has to be run.
+const _: fn() = || {
+    fn shareable<T: Clone + Send + Sync + 'static>() {}
+    shareable::<TokenKeeper>();
+};
