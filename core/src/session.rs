@@ -251,7 +251,16 @@ impl Session {
                 "the session JSON is nested deeper than the limit",
             )));
         }
-        serde_json::from_slice(json).map_err(|e| Error::InvalidSession(alloc::format!("{e}")))
+        // serde_json's message quotes the offending value, which may be a
+        // token: only where and what kind of error is kept.
+        serde_json::from_slice(json).map_err(|e| {
+            Error::InvalidSession(alloc::format!(
+                "the session JSON is not shaped like a session ({:?} error at line {}, column {})",
+                e.classify(),
+                e.line(),
+                e.column()
+            ))
+        })
     }
 
     /// The session as JSON.

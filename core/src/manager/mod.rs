@@ -509,9 +509,16 @@ impl TokenManager {
                         entry.map(|e| String::from(e.key_scope())),
                     ),
                 };
+                // The main token is refreshed for its own API, named on the
+                // wire: an RFC 8707 server answers a refresh that names no
+                // resource with a token for none (an opaque userinfo token).
                 let target = match &destination {
                     Destination::Entry(audience, _) => Some(audience.clone()),
-                    Destination::Main => request.audience.map(String::from),
+                    Destination::Main => request
+                        .audience
+                        .or(session.token_set.audience.as_deref())
+                        .or(config.default_audience.as_deref())
+                        .map(String::from),
                 };
                 let refresh_token = session
                     .token_set
