@@ -179,6 +179,31 @@ pub fn client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
     finish(reqwest::Client::builder().timeout(timeout))
 }
 
+/// [`client`]`(timeout)` that also trusts the CA certificates in `pem` (one
+/// or more `CERTIFICATE` blocks) besides the platform's roots — for
+/// [`discover`] and [`Builder::client`] when the issuer's certificate comes
+/// from a company or test CA.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let pem = std::fs::read("company-ca.pem")?;
+/// let client = tokenkeeper_reqwest::client_with_roots(tokenkeeper_reqwest::DEFAULT_TIMEOUT, &pem)?;
+/// let metadata = tokenkeeper_reqwest::discover(&client, "https://idp.corp.example/").await?;
+/// # Ok(()) }
+/// ```
+///
+/// # Errors
+/// [`Error::Certificate`] when `pem` holds no certificate or does not
+/// parse, [`Error::Transport`] when reqwest cannot build the client.
+#[cfg(any(feature = "rustls", feature = "native-tls"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "rustls", feature = "native-tls"))))]
+pub fn client_with_roots(
+    timeout: Duration,
+    pem: impl AsRef<[u8]>,
+) -> Result<reqwest::Client, Error> {
+    with_roots(reqwest::Client::builder().timeout(timeout), pem.as_ref())
+}
+
 /// Builds `builder` for token endpoints: no redirects followed, and a
 /// rustls crypto provider installed if none is.
 fn finish(builder: reqwest::ClientBuilder) -> Result<reqwest::Client, reqwest::Error> {
@@ -303,7 +328,7 @@ impl Builder {
     ///
     /// [`Builder::timeout`] is not applied to it: set the builder's own.
     pub fn client_builder(mut self, builder: reqwest::ClientBuilder) -> Self {
-        self.client = Some(ClientSource::Builder(builder));
+        self.client = Some(ClientSource::Builder(Box::new(builder)));
         self
     }
 
@@ -372,7 +397,7 @@ impl Builder {
                 return Err(Error::ClientFollowsRedirects);
             }
             Some(ClientSource::Client(client)) => client,
-            Some(ClientSource::Builder(builder)) => with_roots(builder, &self.roots)?,
+            Some(ClientSource::Builder(builder)) => with_roots(*builder, &self.roots)?,
             None => with_roots(
                 reqwest::Client::builder().timeout(self.timeout),
                 &self.roots,
@@ -399,7 +424,8 @@ impl Builder {
 /// Where the handle's client comes from.
 enum ClientSource {
     Client(reqwest::Client),
-    Builder(reqwest::ClientBuilder),
+    /// Boxed: a builder is large, and rarely given.
+    Builder(Box<reqwest::ClientBuilder>),
 }
 
 /// What to do next, decided with the lock held and acted on without it.

@@ -32,6 +32,7 @@ fn config(url: &str) -> Config {
     Config::builder(url, "client").build().unwrap()
 }
 
+#[cfg(any(feature = "rustls", feature = "native-tls"))]
 #[tokio::test]
 async fn a_refresh_over_https_with_a_ca_trusted_through_the_builder() {
     let server = server::https(vec![server::tokens("new", "rt-2")]);
@@ -46,6 +47,7 @@ async fn a_refresh_over_https_with_a_ca_trusted_through_the_builder() {
     assert_eq!(server.requests(), 1);
 }
 
+#[cfg(any(feature = "rustls", feature = "native-tls"))]
 #[tokio::test]
 async fn a_users_client_builder_gets_the_extra_root_too() {
     let server = server::https(vec![server::tokens("new", "rt-2")]);
@@ -60,6 +62,7 @@ async fn a_users_client_builder_gets_the_extra_root_too() {
     assert_eq!(token.token.secret(), "new");
 }
 
+#[cfg(any(feature = "rustls", feature = "native-tls"))]
 #[tokio::test]
 async fn an_untrusted_certificate_is_a_tls_error_in_time_and_nothing_is_sent() {
     let server = server::https(vec![server::tokens("new", "rt-2")]);
@@ -82,6 +85,7 @@ async fn an_untrusted_certificate_is_a_tls_error_in_time_and_nothing_is_sent() {
     assert_eq!(refresh_token(&keeper), "rt-1");
 }
 
+#[cfg(any(feature = "rustls", feature = "native-tls"))]
 #[tokio::test]
 async fn a_root_certificate_that_does_not_parse_is_refused_at_build() {
     for pem in [
@@ -224,4 +228,78 @@ async fn a_users_client_with_a_long_timeout_is_bounded_by_the_lease_too() {
     assert!(started.elapsed() < Duration::from_secs(2));
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(refresh_token(&keeper), "rt-1");
+}
+
+/// The example binary, built next to this test by `cargo test` (the
+/// newest build, if `cargo build --examples` left another).
+#[cfg(any(feature = "rustls", feature = "native-tls"))]
+fn example(name: &str) -> std::process::Command {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap().join("examples");
+    let newest = std::fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|entry| {
+            let file = entry.file_name();
+            let file = file.to_string_lossy();
+            file == name
+                || file
+                    .strip_prefix(name)
+                    .and_then(|rest| rest.strip_prefix('-'))
+                    .is_some_and(|hash| hash.chars().all(|c| c.is_ascii_hexdigit()))
+        })
+        .max_by_key(|entry| entry.metadata().and_then(|m| m.modified()).ok());
+    let path = newest.map(|entry| entry.path()).unwrap_or_else(|| {
+        panic!(
+            "{name} not built in {}: plain `cargo test` builds the examples, `--test` alone does not",
+            dir.display()
+        )
+    });
+    std::process::Command::new(path)
+}
+
+#[cfg(any(feature = "rustls", feature = "native-tls"))]
+#[test]
+fn the_example_discovers_and_refreshes_over_https() {
+    let server =
+        server::https_with(|base| vec![server::discovery(base), server::tokens("new", "rt-2")]);
+    let ca =
+        std::env::temp_dir().join(format!("tokenkeeper-reqwest-ca-{}.pem", std::process::id()));
+    std::fs::write(&ca, &server.ca_pem).unwrap();
+    let run = |ca_file: Option<&std::path::Path>| {
+        let mut command = example("get_token_async");
+        command
+            .env_clear()
+            .env("TOKENKEEPER_ISSUER", &server.base)
+            .env("TOKENKEEPER_CLIENT_ID", "client")
+            .env("TOKENKEEPER_REFRESH_TOKEN", "rt-1");
+        if let Some(file) = ca_file {
+            command.env("TOKENKEEPER_CA_FILE", file);
+        }
+        command.output().unwrap()
+    };
+
+    // Without the CA: a TLS error at discovery, said plainly.
+    let output = run(None);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    assert!(stderr.contains("TLS connection failed"), "{stderr}");
+    assert_eq!(server.requests(), 0);
+
+    let output = run(Some(&ca));
+    let _ = std::fs::remove_file(&ca);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("expires at"), "{stdout}");
+    assert!(stdout.contains("rotated"), "{stdout}");
+    assert_eq!(server.requests(), 2);
 }

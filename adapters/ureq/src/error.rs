@@ -97,10 +97,9 @@ pub(crate) fn transport(error: ureq::Error) -> Error {
         ureq::Error::NativeTls(tls) => Error::Tls(Box::new(tls)),
         // A handshake that fails while reading or writing comes back as an
         // I/O error around the TLS library's error.
-        ureq::Error::Io(io) if is_tls(&io) => Error::Tls(
-            io.into_inner()
-                .map_or_else(|| "TLS failure".into(), |tls| tls),
-        ),
+        ureq::Error::Io(io) if is_tls(&io) => {
+            Error::Tls(io.into_inner().unwrap_or_else(|| "TLS failure".into()))
+        }
         other => Error::Transport(other),
     }
 }

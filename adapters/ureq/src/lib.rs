@@ -159,6 +159,32 @@ pub fn agent(timeout: Duration) -> ureq::Agent {
     agent_config(timeout).build().into()
 }
 
+/// [`agent`]`(timeout)` that also trusts the CA certificates in `pem` (one
+/// or more `CERTIFICATE` blocks) besides the webpki roots — for
+/// [`discover`] and [`Builder::agent`] when the issuer's certificate comes
+/// from a company or test CA. With the `native-tls` feature the list
+/// replaces the platform's trust store by the webpki roots and these.
+///
+/// ```no_run
+/// let pem = std::fs::read("company-ca.pem")?;
+/// let agent = tokenkeeper_ureq::agent_with_roots(tokenkeeper_ureq::DEFAULT_TIMEOUT, &pem)?;
+/// let metadata = tokenkeeper_ureq::discover(&agent, "https://idp.corp.example/")?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+/// [`Error::Certificate`] when `pem` holds no certificate or does not
+/// parse.
+#[cfg(any(feature = "rustls", feature = "native-tls"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "rustls", feature = "native-tls"))))]
+pub fn agent_with_roots(timeout: Duration, pem: impl AsRef<[u8]>) -> Result<ureq::Agent, Error> {
+    let roots = parse_roots(pem.as_ref())?;
+    Ok(agent_config(timeout)
+        .tls_config(tls_config(Some(roots)))
+        .build()
+        .into())
+}
+
 fn agent_config(timeout: Duration) -> ureq::config::ConfigBuilder<ureq::typestate::AgentScope> {
     let config = ureq::Agent::config_builder()
         .http_status_as_error(false)
@@ -365,16 +391,9 @@ impl Builder {
         let _ = self.roots;
         let agent = match self.agent {
             Some(agent) => agent,
-            None => {
-                let config = agent_config(self.timeout);
-                #[cfg(any(feature = "rustls", feature = "native-tls"))]
-                let config = if self.roots.is_empty() {
-                    config
-                } else {
-                    config.tls_config(tls_config(Some(parse_roots(&self.roots)?)))
-                };
-                config.build().into()
-            }
+            #[cfg(any(feature = "rustls", feature = "native-tls"))]
+            None if !self.roots.is_empty() => agent_with_roots(self.timeout, &self.roots)?,
+            None => agent(self.timeout),
         };
         let max_body = self.config.limits().max_body_bytes;
         let mut manager = TokenManager::new(self.config, OsEntropy);

@@ -35,6 +35,19 @@ pub fn tokens(access_token: &str, refresh_token: &str) -> Answer {
     }
 }
 
+/// A discovery document for the server at `base` (its issuer), with its
+/// token endpoint at `{base}/token`.
+pub fn discovery(base: &str) -> Answer {
+    let body = format!(r#"{{"issuer":"{base}","token_endpoint":"{base}/token"}}"#);
+    Answer {
+        response: format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+        delay: Duration::ZERO,
+    }
+}
+
 /// A redirect to `location` with `status` (302, 307, …).
 pub fn redirect(status: u16, location: &str) -> Answer {
     Answer {
@@ -57,6 +70,8 @@ impl Answer {
 pub struct Server {
     /// The token endpoint's URL (`https://127.0.0.1:port/token` or `http://…`).
     pub url: String,
+    /// The server's base URL (`https://127.0.0.1:port`), its issuer.
+    pub base: String,
     /// The CA that signed the server's certificate (PEM), for HTTPS.
     pub ca_pem: String,
     /// Requests read in full (a TLS handshake that failed is not one).
@@ -81,23 +96,31 @@ impl Server {
 /// An HTTPS server answering with `answers`, one per connection, in order
 /// (the last one repeats).
 pub fn https(answers: Vec<Answer>) -> Server {
+    https_with(|_| answers)
+}
+
+/// An HTTPS server whose answers depend on its base URL
+/// (`https://127.0.0.1:port`).
+pub fn https_with(answers: impl FnOnce(&str) -> Vec<Answer>) -> Server {
     let (ca_pem, config) = throwaway_ca();
     start("https", answers, ca_pem, Some(Arc::new(config)))
 }
 
 /// A plain HTTP server answering with `answers` (see [`https`]).
 pub fn http(answers: Vec<Answer>) -> Server {
-    start("http", answers, String::new(), None)
+    start("http", |_| answers, String::new(), None)
 }
 
 fn start(
     scheme: &str,
-    answers: Vec<Answer>,
+    answers: impl FnOnce(&str) -> Vec<Answer>,
     ca_pem: String,
     tls: Option<Arc<rustls::ServerConfig>>,
 ) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("{scheme}://{}/token", listener.local_addr().unwrap());
+    let base = format!("{scheme}://{}", listener.local_addr().unwrap());
+    let answers = answers(&base);
+    let url = format!("{base}/token");
     let requests = Arc::new(AtomicUsize::new(0));
     let hung_up = Arc::new(AtomicUsize::new(0));
     let script = Arc::new(Mutex::new((0usize, answers)));
@@ -133,6 +156,7 @@ fn start(
     });
     Server {
         url,
+        base,
         ca_pem,
         requests,
         hung_up,
