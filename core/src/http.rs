@@ -316,6 +316,7 @@ mod http_crate {
 
     /// The request for an HTTP library on the `http` crate (ureq, reqwest,
     /// hyper). The URL and the body move into it.
+    #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
     impl TryFrom<HttpRequest> for http::Request<Vec<u8>> {
         type Error = ConversionError;
 
@@ -343,6 +344,7 @@ mod http_crate {
     }
 
     /// Every field, in order (values that are not UTF-8, lossily).
+    #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
     impl From<&http::HeaderMap> for Headers {
         fn from(map: &http::HeaderMap) -> Self {
             let bytes = map
@@ -357,6 +359,7 @@ mod http_crate {
         }
     }
 
+    #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
     impl<B: Into<Vec<u8>>> From<http::Response<B>> for HttpResponse {
         fn from(response: http::Response<B>) -> Self {
             let (parts, body) = response.into_parts();
@@ -428,6 +431,7 @@ mod http_crate {
 }
 
 #[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub use http_crate::ConversionError;
 
 #[cfg(test)]

@@ -153,6 +153,11 @@ use tokenkeeper::{
 mod error;
 mod platform;
 
+/// The README's examples, compiled and run by `cargo test --doc`.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 pub use error::Error;
 pub use platform::OsEntropy;
 use platform::now;

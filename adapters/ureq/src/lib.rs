@@ -134,6 +134,11 @@ use ureq::http;
 mod error;
 mod platform;
 
+/// The README's examples, compiled and run by `cargo test --doc`.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 pub use error::Error;
 pub use platform::OsEntropy;
 use platform::now;
