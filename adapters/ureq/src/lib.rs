@@ -134,7 +134,7 @@ use ureq::http;
 mod error;
 mod platform;
 
-/// The README's examples, compiled and run by `cargo test --doc`.
+/// The README's examples, compiled by `cargo test --doc` (`no_run`: they need a tenant).
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
