@@ -109,6 +109,14 @@ impl Config {
         &self.limits
     }
 
+    /// How long a request in flight holds its slot
+    /// ([`ConfigBuilder::lease`]). Adapters keep their transport timeout
+    /// shorter, so no answer arrives after its lease ran out.
+    #[must_use]
+    pub fn lease(&self) -> Duration {
+        self.lease
+    }
+
     /// The issuer, when configured (ID tokens are validated against it).
     #[must_use]
     pub fn issuer(&self) -> Option<&str> {
@@ -181,6 +189,13 @@ impl ConfigBuilder {
 
     /// Refresh this long before expiry when a refresh token exists (the SDK's
     /// `tokenRefreshBuffer`; default zero).
+    ///
+    /// The buffer applied to a token is capped at **half the lifetime the
+    /// server granted it** (`expires_in`, kept in the session as
+    /// `expiresIn`): with 60 s tokens and a 120 s buffer, a token just
+    /// obtained is served for 30 s instead of every call refreshing (the
+    /// seed SDK refreshes on every call then). Sessions written without
+    /// `expiresIn` (by another SDK) use the buffer as configured.
     pub fn refresh_buffer(mut self, buffer: Duration) -> Self {
         self.config.refresh_buffer = buffer;
         self
@@ -205,7 +220,17 @@ impl ConfigBuilder {
         self
     }
 
-    /// How the target API is named in token requests (default `audience`).
+    /// How the target API is named in token requests: `audience` (Auth0
+    /// and the SDK; the default), `resource` (RFC 8707 resource
+    /// indicators: node-oidc-provider, and servers whose metadata says
+    /// `resource_indicators_supported`, which [`ConfigBuilder::metadata`]
+    /// picks up — call this after it to override), or both.
+    ///
+    /// A server that does not understand the parameter sent ignores it and
+    /// answers with a token for its default API. When that token is a JWT
+    /// access token (RFC 9068) whose `aud` does not name the audience asked
+    /// for, the request fails with `access_token_audience_mismatch` instead
+    /// of caching it under the wrong API.
     pub fn target_parameter(mut self, parameter: TargetParameter) -> Self {
         self.config.target_parameter = parameter;
         self
@@ -294,6 +319,17 @@ impl ConfigBuilder {
             self.config.revocation_endpoint = Some(revocation.clone());
         }
         self.config.require_iss = metadata.authorization_response_iss_parameter_supported;
+        // RFC 8707 has no registered metadata member; servers that announce
+        // resource indicators do so with `resource_indicators_supported`.
+        // Such a server gets `resource` (an `audience` it would ignore).
+        if metadata
+            .extra
+            .get("resource_indicators_supported")
+            .and_then(serde_json::Value::as_bool)
+            == Some(true)
+        {
+            self.config.target_parameter = crate::grant::refresh::TargetParameter::Resource;
+        }
         self.config.supported_auth_methods = metadata.token_endpoint_auth_methods_supported.clone();
         self
     }

@@ -19,8 +19,9 @@
 //! Validation is strict where it protects the client: the document's
 //! `issuer` must equal the configured issuer byte for byte (OIDC Discovery
 //! §4.3, RFC 8414 §3.3, the defence against mix-up attacks), endpoints must
-//! be absolute `http(s)` URLs, and each known member must have its
-//! registered type. URLs are kept exactly as received, never normalised.
+//! be absolute `http(s)` URLs — and `https` for an `https` issuer unless the
+//! host is loopback (`127.0.0.0/8`, `[::1]`, `localhost`) — and each known
+//! member must have its registered type. URLs are kept exactly as received, never normalised.
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -110,6 +111,15 @@ pub enum DiscoveryError {
         /// The member name, e.g. `token_endpoint`.
         member: &'static str,
     },
+    /// An endpoint of an `https` issuer is plain `http` on a host that is
+    /// not loopback (`127.0.0.0/8`, `[::1]`, `localhost`): refresh tokens,
+    /// codes and client secrets would be sent in clear text. Code
+    /// `metadata_insecure_endpoint`.
+    #[error("the discovery document's {member} is not https (only loopback hosts may use http)")]
+    InsecureEndpoint {
+        /// The member name, e.g. `token_endpoint`.
+        member: &'static str,
+    },
     /// A known member has the wrong JSON type. Code `metadata_invalid_member`.
     #[error("the discovery document's {member} is not {expected}")]
     InvalidMember {
@@ -148,6 +158,7 @@ impl DiscoveryError {
             DiscoveryError::IssuerMismatch { .. } => "issuer_mismatch",
             DiscoveryError::MissingTokenEndpoint => "metadata_missing_token_endpoint",
             DiscoveryError::InvalidEndpoint { .. } => "metadata_invalid_endpoint",
+            DiscoveryError::InsecureEndpoint { .. } => "metadata_insecure_endpoint",
             DiscoveryError::InvalidMember { .. } => "metadata_invalid_member",
             DiscoveryError::UnsupportedAuthMethod { .. } => "unsupported_auth_method",
         }
@@ -197,6 +208,26 @@ pub(crate) fn is_http_url(value: &str) -> bool {
     }
 }
 
+/// Whether `value` (an [`is_http_url`] URL) is `https`, or plain `http` on
+/// a loopback host: `127.0.0.0/8`, `[::1]` or `localhost` (RFC 8252 §8.3,
+/// RFC 6761 §6.3). Anything else over `http` sends its secrets in clear.
+pub(crate) fn is_secure_or_loopback(value: &str) -> bool {
+    let Ok(url) = url::Url::parse(value) else {
+        return false;
+    };
+    match url.scheme() {
+        "https" => true,
+        "http" => match url.host() {
+            Some(url::Host::Ipv4(ip)) => ip.octets()[0] == 127,
+            Some(url::Host::Ipv6(ip)) => ip == core::net::Ipv6Addr::LOCALHOST,
+            // `url` lower-cases domains.
+            Some(url::Host::Domain(domain)) => domain == "localhost",
+            None => false,
+        },
+        _ => false,
+    }
+}
+
 /// Checks an issuer identifier: an absolute `http(s)` URL without query or
 /// fragment (RFC 8414 §2; OIDC Core §2 requires `https`, `http` is allowed
 /// here for local test servers).
@@ -223,8 +254,9 @@ pub fn validate_issuer(issuer: &str) -> Result<(), DiscoveryError> {
 /// - OIDC: appended to the path; a trailing slash is not doubled
 ///   (`https://as.example/tenant1` and `https://as.example/tenant1/` →
 ///   `https://as.example/tenant1/.well-known/openid-configuration`).
-/// - RFC 8414: inserted between host and path
-///   (`https://as.example/tenant1` →
+/// - RFC 8414: inserted between host and path, the path's terminating
+///   slash removed (§3.1) (`https://as.example/tenant1` and
+///   `https://as.example/tenant1/` →
 ///   `https://as.example/.well-known/oauth-authorization-server/tenant1`).
 ///
 /// # Errors
@@ -245,7 +277,9 @@ pub fn discovery_url(issuer: &str, kind: DiscoveryKind) -> Result<String, Discov
                 .find('/')
                 .map_or(issuer.len(), |i| after_scheme + i);
             let (origin, path) = issuer.split_at(path_start);
-            if path == "/" || path.is_empty() {
+            // RFC 8414 §3.1: "any terminating '/' MUST be removed".
+            let path = path.strip_suffix('/').unwrap_or(path);
+            if path.is_empty() {
                 alloc::format!("{origin}/.well-known/{well_known}")
             } else {
                 alloc::format!("{origin}/.well-known/{well_known}{path}")
@@ -426,7 +460,7 @@ impl AuthorizationServerMetadata {
                     });
                 }
             };
-        Ok(AuthorizationServerMetadata {
+        let metadata = AuthorizationServerMetadata {
             issuer,
             token_endpoint,
             authorization_endpoint,
@@ -441,7 +475,41 @@ impl AuthorizationServerMetadata {
             scopes_supported,
             authorization_response_iss_parameter_supported,
             extra: object,
-        })
+        };
+        metadata.check_endpoints_secure()?;
+        Ok(metadata)
+    }
+
+    /// Refuses a plain `http` endpoint (one not on a loopback host) in the
+    /// metadata of an `https` issuer: the token endpoint receives refresh
+    /// tokens, codes and client secrets, and a downgraded document must not
+    /// send them in clear. An issuer configured as `http` (a local test
+    /// server) is itself in clear, and its endpoints are taken as they are.
+    ///
+    /// # Errors
+    /// [`DiscoveryError::InsecureEndpoint`] naming the first such member.
+    pub fn check_endpoints_secure(&self) -> Result<(), DiscoveryError> {
+        if url::Url::parse(&self.issuer).is_ok_and(|issuer| issuer.scheme() == "http") {
+            return Ok(());
+        }
+        let endpoints = [
+            ("token_endpoint", Some(&self.token_endpoint)),
+            (
+                "authorization_endpoint",
+                self.authorization_endpoint.as_ref(),
+            ),
+            ("revocation_endpoint", self.revocation_endpoint.as_ref()),
+            ("jwks_uri", self.jwks_uri.as_ref()),
+            ("userinfo_endpoint", self.userinfo_endpoint.as_ref()),
+            ("end_session_endpoint", self.end_session_endpoint.as_ref()),
+        ];
+        match endpoints
+            .into_iter()
+            .find(|(_, url)| url.is_some_and(|url| !is_secure_or_loopback(url)))
+        {
+            Some((member, _)) => Err(DiscoveryError::InsecureEndpoint { member }),
+            None => Ok(()),
+        }
     }
 
     /// The endpoints named by this document.
@@ -706,7 +774,8 @@ impl DiscoveryCache {
     /// Stores metadata obtained elsewhere (persisted, or configured).
     ///
     /// # Errors
-    /// [`DiscoveryError::IssuerMismatch`] when it names another issuer.
+    /// [`DiscoveryError::IssuerMismatch`] when it names another issuer,
+    /// [`DiscoveryError::InsecureEndpoint`] as for a fetched document.
     pub fn set(
         &mut self,
         metadata: AuthorizationServerMetadata,
@@ -718,6 +787,7 @@ impl DiscoveryCache {
                 received: metadata.issuer,
             });
         }
+        metadata.check_endpoints_secure()?;
         Ok(self.insert(metadata, fetched_at))
     }
 
@@ -869,6 +939,107 @@ mod tests {
             url("https://as.example:8443/a/b"),
             "https://as.example:8443/.well-known/oauth-authorization-server/a/b"
         );
+    }
+
+    #[test]
+    fn rfc8414_url_drops_the_issuers_trailing_slash() {
+        // RFC 8414 §3.1: a terminating "/" of the issuer's path is removed
+        // before the well-known suffix is inserted.
+        let url = |i| discovery_url(i, DiscoveryKind::OAuth2).unwrap();
+        assert_eq!(
+            url("https://as.example/tenant1/"),
+            "https://as.example/.well-known/oauth-authorization-server/tenant1"
+        );
+        assert_eq!(
+            url("https://as.example:8443/a/b/"),
+            "https://as.example:8443/.well-known/oauth-authorization-server/a/b"
+        );
+        assert_eq!(
+            DiscoveryCache::new("https://as.example/tenant1/", DiscoveryKind::OAuth2)
+                .unwrap()
+                .request()
+                .url,
+            "https://as.example/.well-known/oauth-authorization-server/tenant1"
+        );
+    }
+
+    #[test]
+    fn an_https_issuer_refuses_plain_http_endpoints() {
+        let insecure = "http://as.example/tenant1/token";
+        let body = doc("").replace("https://as.example/tenant1/token", insecure);
+        let e = parse(200, &body).unwrap_err();
+        assert_eq!(e.code(), "metadata_insecure_endpoint", "{e:?}");
+        assert_eq!(
+            e,
+            DiscoveryError::InsecureEndpoint {
+                member: "token_endpoint"
+            }
+        );
+        assert!(!e.is_configuration_error());
+        let err: crate::error::Error = e.into();
+        assert_eq!(err.code(), "metadata_insecure_endpoint");
+        for member in ENDPOINT_MEMBERS {
+            for url in [
+                "http://as.example/x",
+                "http://10.0.0.1/x",
+                "http://localhost.evil.example/x",
+                "http://127.0.0.1.evil.example/x",
+                "http://[::2]/x",
+                "http://[::ffff:127.0.0.1]/x",
+                "http://0.0.0.0/x",
+            ] {
+                let e = parse(200, &doc(&alloc::format!(r#","{member}":"{url}""#))).unwrap_err();
+                assert_eq!(
+                    e,
+                    DiscoveryError::InsecureEndpoint { member },
+                    "{member} {url}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn loopback_endpoints_may_be_plain_http() {
+        for url in [
+            "http://127.0.0.1:8080/token",
+            "http://127.3.4.5/token",
+            "http://[::1]:3000/token",
+            "http://localhost/token",
+            "http://LOCALHOST:9/token",
+        ] {
+            let body = doc("").replace("https://as.example/tenant1/token", url);
+            let m = parse(200, &body).unwrap_or_else(|e| panic!("{url}: {e:?}"));
+            assert_eq!(m.token_endpoint, url);
+            let m = parse(200, &doc(&alloc::format!(r#","jwks_uri":"{url}""#))).unwrap();
+            assert_eq!(m.jwks_uri.as_deref(), Some(url));
+        }
+        // An issuer configured as plain http (a local test server) already
+        // sends everything in clear: its endpoints may be http too.
+        let issuer = "http://as.internal:8080";
+        let body = alloc::format!(
+            r#"{{"issuer":"{issuer}","token_endpoint":"http://as.internal:8080/token"}}"#
+        );
+        let m = AuthorizationServerMetadata::parse(
+            &HttpResponse::new(200, body),
+            issuer,
+            &Limits::default(),
+        )
+        .unwrap();
+        assert_eq!(m.token_endpoint, "http://as.internal:8080/token");
+    }
+
+    #[test]
+    fn a_cached_document_is_checked_like_a_fetched_one() {
+        let mut cache = DiscoveryCache::new(ISSUER, DiscoveryKind::OpenIdConnect).unwrap();
+        let mut m = parse(200, &doc("")).unwrap();
+        m.revocation_endpoint = Some("http://as.example/revoke".into());
+        assert_eq!(
+            cache.set(m, UnixTime::from_secs(1)).unwrap_err(),
+            DiscoveryError::InsecureEndpoint {
+                member: "revocation_endpoint"
+            }
+        );
+        assert!(cache.metadata().is_none());
     }
 
     #[test]

@@ -185,6 +185,16 @@ pub enum Error {
         /// The `token_type` the server sent.
         received: String,
     },
+    /// The server returned a JWT access token (RFC 9068) whose `aud` does
+    /// not name the audience asked for: it is not for that API (a server
+    /// that ignores the target parameter, e.g. `audience` sent to an RFC
+    /// 8707 `resource` server). It is not cached. Code
+    /// `access_token_audience_mismatch`.
+    #[error("the access token returned is not for the requested audience {requested:?}")]
+    AccessTokenAudienceMismatch {
+        /// The audience asked for.
+        requested: String,
+    },
     /// The host reported that the request could not be sent or no response
     /// arrived; nothing stored changed. Code `transport_error`.
     #[error("the request failed in transport; nothing was changed")]
@@ -244,6 +254,7 @@ impl Error {
             Error::MissingScopes { .. } => "missing_scopes",
             Error::SubjectMismatch => "subject_mismatch",
             Error::TokenTypeMismatch { .. } => "token_type_mismatch",
+            Error::AccessTokenAudienceMismatch { .. } => "access_token_audience_mismatch",
             Error::Transport => "transport_error",
             Error::RequestAbandoned => "request_abandoned",
             Error::UnknownRequest => "unknown_request",
@@ -262,15 +273,21 @@ impl Error {
     /// Whether only an interactive login can fix this.
     #[must_use]
     pub fn requires_login(&self) -> bool {
-        matches!(
-            self,
+        match self {
             Error::MissingSession
-                | Error::MissingRefreshToken { .. }
-                | Error::SessionExpired
-                | Error::ReauthenticationRequired
-                | Error::LoggedOut
-                | Error::SubjectMismatch
-        )
+            | Error::MissingRefreshToken { .. }
+            | Error::SessionExpired
+            | Error::ReauthenticationRequired
+            | Error::LoggedOut
+            | Error::SubjectMismatch => true,
+            // The refresh that learns the refresh token is dead says so at
+            // once, not only the calls after it (`invalid_target` consumed
+            // the token on servers such as node-oidc-provider).
+            Error::FailedToRefreshToken(ResponseError::Server(server)) => {
+                server.error == "invalid_grant" || server.error == "invalid_target"
+            }
+            _ => false,
+        }
     }
 
     /// The server's OAuth error behind this one, if any.

@@ -43,12 +43,13 @@ impl core::fmt::Display for RequestId {
 pub(crate) enum Destination {
     /// The session's main token set.
     Main,
-    /// The per-audience entry for this audience.
-    Entry(String),
+    /// The per-audience entry for this audience; the refreshed token
+    /// replaces the entry found for the request (its key scope), if any.
+    Entry(String, Option<String>),
 }
 
-/// What a flight is for.
-#[derive(Debug, Clone)]
+/// What a flight is for. `Debug` shows no nonce (nor refresh token).
+#[derive(Clone)]
 pub(crate) enum FlightKind {
     /// A `refresh_token` grant spending this refresh token.
     Refresh {
@@ -62,8 +63,34 @@ pub(crate) enum FlightKind {
     ClientCredentials,
     /// An RFC 8693 token exchange; the result is handed back, not stored.
     TokenExchange,
-    /// The revocation of the session's refresh token at logout.
-    Revocation,
+    /// The revocation of a refresh token: the session's at logout, or one
+    /// that an answer proved and that could not be stored.
+    Revocation { refresh_token: RefreshToken },
+}
+
+impl core::fmt::Debug for FlightKind {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            FlightKind::Refresh {
+                destination,
+                refresh_token,
+            } => f
+                .debug_struct("Refresh")
+                .field("destination", destination)
+                // `RefreshToken` redacts itself.
+                .field("refresh_token", refresh_token)
+                .finish(),
+            // The nonce binds the login's ID token: it must not leak
+            // before the ID token is checked.
+            FlightKind::CodeExchange { nonce } => f
+                .debug_struct("CodeExchange")
+                .field("nonce", &format_args!("<redacted {} bytes>", nonce.len()))
+                .finish(),
+            FlightKind::ClientCredentials => f.write_str("ClientCredentials"),
+            FlightKind::TokenExchange => f.write_str("TokenExchange"),
+            FlightKind::Revocation { .. } => f.write_str("Revocation"),
+        }
+    }
 }
 
 /// A request in flight.
@@ -92,6 +119,9 @@ pub(crate) struct Flight {
     /// A proof waiting for a deferred signer's signature, with the request
     /// (client assertion included) it goes on.
     pub pending_proof: Option<Box<(UnsignedProof, HttpRequest)>>,
+    /// The DPoP nonce the request's proof carried (a `use_dpop_nonce`
+    /// answer earns its retry only when it offers another).
+    pub sent_nonce: Option<Box<str>>,
 }
 
 impl Flight {

@@ -11,6 +11,8 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
 /// An HTTP method, upper-case (`GET`, `POST`, …).
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Method(Cow<'static, str>);
@@ -68,7 +70,9 @@ impl fmt::Display for Method {
 /// name may repeat (several `WWW-Authenticate` fields, for example).
 ///
 /// The names and values sit back to back in one string, so a response's
-/// headers cost two allocations however many fields it has.
+/// headers cost two allocations however many fields it has. That string is
+/// wiped when the headers are dropped (`Authorization` values carry tokens
+/// and client secrets).
 #[derive(Clone, Default)]
 pub struct Headers {
     /// Every name and value, back to back.
@@ -145,7 +149,7 @@ impl Headers {
         self.fields
             .retain(|f| !field_name(text, f).eq_ignore_ascii_case(name));
         if self.fields.is_empty() {
-            self.text.clear();
+            self.text.zeroize();
         }
     }
 
@@ -187,6 +191,22 @@ impl Headers {
     }
 }
 
+/// Wipes every name and value and leaves no fields.
+impl Zeroize for Headers {
+    fn zeroize(&mut self) {
+        self.text.zeroize();
+        self.fields.clear();
+    }
+}
+
+impl Drop for Headers {
+    fn drop(&mut self) {
+        self.text.zeroize();
+    }
+}
+
+impl ZeroizeOnDrop for Headers {}
+
 /// A field's name. Fields are appended whole, so their bounds fall on
 /// character boundaries.
 fn field_name<'a>(text: &'a str, field: &Field) -> &'a str {
@@ -226,7 +246,8 @@ impl<N: AsRef<str>, V: AsRef<str>> FromIterator<(N, V)> for Headers {
     }
 }
 
-/// A request the host must send.
+/// A request the host must send. Its body (refresh tokens, codes, client
+/// secrets in a token request) and headers are wiped when it is dropped.
 #[derive(Clone, PartialEq, Eq)]
 pub struct HttpRequest {
     /// The method.
@@ -251,7 +272,17 @@ impl fmt::Debug for HttpRequest {
     }
 }
 
-/// A response the host received, whatever its status.
+impl Drop for HttpRequest {
+    fn drop(&mut self) {
+        self.body.zeroize();
+        self.url.zeroize();
+    }
+}
+
+impl ZeroizeOnDrop for HttpRequest {}
+
+/// A response the host received, whatever its status. Its body (the tokens
+/// of a token response) and headers are wiped when it is dropped.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct HttpResponse {
     /// The status code.
@@ -287,6 +318,14 @@ impl HttpResponse {
     }
 }
 
+impl Drop for HttpResponse {
+    fn drop(&mut self) {
+        self.body.zeroize();
+    }
+}
+
+impl ZeroizeOnDrop for HttpResponse {}
+
 impl fmt::Debug for HttpResponse {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Token responses carry tokens.
@@ -320,14 +359,15 @@ mod http_crate {
     impl TryFrom<HttpRequest> for http::Request<Vec<u8>> {
         type Error = ConversionError;
 
-        fn try_from(request: HttpRequest) -> Result<Self, Self::Error> {
+        fn try_from(mut request: HttpRequest) -> Result<Self, Self::Error> {
+            // Taken, not copied; until it is handed over, the body is wiped
+            // if a conversion fails (the request wipes what it still holds).
+            let mut body = zeroize::Zeroizing::new(core::mem::take(&mut request.body));
+            let url = core::mem::take(&mut request.url);
             let HttpRequest {
-                method,
-                url,
-                headers,
-                body,
-            } = request;
-            let mut out = http::Request::new(body);
+                method, headers, ..
+            } = &request;
+            let mut out = http::Request::new(Vec::new());
             *out.method_mut() =
                 http::Method::from_bytes(method.as_str().as_bytes()).map_err(http::Error::from)?;
             *out.uri_mut() = http::Uri::try_from(url).map_err(http::Error::from)?;
@@ -339,6 +379,7 @@ mod http_crate {
                 let value = http::HeaderValue::from_str(value).map_err(http::Error::from)?;
                 fields.append(name, value);
             }
+            *out.body_mut() = core::mem::take(&mut *body);
             Ok(out)
         }
     }

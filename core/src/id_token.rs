@@ -3,7 +3,8 @@
 //! An ID token received straight from the token endpoint over TLS need not
 //! have its signature checked (§3.1.3.7 step 6), so the claims are read with
 //! [`crate::jwt::decode_claims`] and validated. A
-//! [`Jwks`] can be attached to also verify `ES256` signatures.
+//! [`Jwks`] can be attached to also verify `RS256` and `ES256` signatures
+//! (see [`crate::jws`]; keys cached by [`crate::jwks::JwksCache`]).
 //!
 //! # Call order
 //!
@@ -23,19 +24,15 @@
 //! `nbf` are not later than `now + tolerance`; at login, `nonce` equals the
 //! transaction's; on refresh, `sub` is unchanged.
 
-use alloc::string::{String, ToString};
+use alloc::string::String;
 use alloc::vec::Vec;
 use core::time::Duration;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use p256::ecdsa::signature::Verifier as _;
-use p256::ecdsa::{Signature, VerifyingKey};
 use serde_json::{Map, Value};
 
-use crate::http::HttpResponse;
+pub use crate::jwks::Jwks;
+use crate::jws::{self, JwsError};
 use crate::jwt::{self, JwtError};
-use crate::limits::{Limits, json_depth_exceeds};
 use crate::login::constant_time_eq;
 use crate::secret::IdToken;
 use crate::time::UnixTime;
@@ -54,6 +51,11 @@ pub enum IdTokenError {
     /// `sub` is missing or empty. Code `missing_sub`.
     #[error("the ID token has no sub claim")]
     MissingSub,
+    /// A login asked for the `openid` scope and the token response carried
+    /// no `id_token` (OIDC Core 3.1.3.3 requires one). Code
+    /// `missing_id_token`.
+    #[error("the token response of an openid login carried no ID token")]
+    Missing,
     /// `iss` is not the expected issuer. Code `issuer_mismatch`.
     #[error("the ID token's issuer {received:?} is not the expected {expected:?}")]
     IssuerMismatch {
@@ -96,14 +98,30 @@ pub enum IdTokenError {
     /// §12.2). Code `subject_mismatch`.
     #[error("the refreshed ID token belongs to another subject")]
     SubjectMismatch,
-    /// The JWS `alg` is not `ES256` (signature checking only). Code
-    /// `unsupported_algorithm`.
-    #[error("the ID token's algorithm {0:?} is not supported (ES256 only)")]
+    /// The JWS `alg` is neither `RS256` nor `ES256` (signature checking
+    /// only). Code `unsupported_algorithm`.
+    #[error("the ID token's algorithm {0:?} is not supported (RS256 and ES256 only)")]
     UnsupportedAlgorithm(String),
+    /// The JWS `alg` is `none` (signature checking only). Code
+    /// `alg_none_refused`.
+    #[error("the ID token is unsigned (alg none)")]
+    AlgNone,
+    /// The JWS `alg` is an HMAC algorithm (signature checking only). Code
+    /// `hmac_alg_refused`.
+    #[error("the ID token's algorithm {0:?} is an HMAC algorithm, refused")]
+    HmacAlgorithm(String),
     /// No single key of the JWKS matches the token's header. Code
     /// `jwk_not_found`.
     #[error("no single key of the JWKS matches the ID token")]
     KeyNotFound,
+    /// The key named by the token's `kid` is not a key for its `alg`. Code
+    /// `jwk_alg_mismatch`.
+    #[error("the key with the ID token's kid is not a key for its algorithm")]
+    KeyAlgorithmMismatch,
+    /// The key named by the token's `kid` was refused when the JWKS was
+    /// parsed. Code `jwk_unusable`.
+    #[error("the key with the ID token's kid is unusable: {0}")]
+    KeyUnusable(&'static str),
     /// The signature does not verify. Code `invalid_signature`.
     #[error("the ID token's signature is invalid")]
     InvalidSignature,
@@ -119,6 +137,7 @@ impl IdTokenError {
         match self {
             IdTokenError::Malformed(_) => "id_token_malformed",
             IdTokenError::MissingSub => "missing_sub",
+            IdTokenError::Missing => "missing_id_token",
             IdTokenError::IssuerMismatch { .. } => "issuer_mismatch",
             IdTokenError::AudienceMismatch => "audience_mismatch",
             IdTokenError::AzpMismatch => "azp_mismatch",
@@ -128,7 +147,11 @@ impl IdTokenError {
             IdTokenError::NonceMismatch => "nonce_mismatch",
             IdTokenError::SubjectMismatch => "subject_mismatch",
             IdTokenError::UnsupportedAlgorithm(_) => "unsupported_algorithm",
+            IdTokenError::AlgNone => "alg_none_refused",
+            IdTokenError::HmacAlgorithm(_) => "hmac_alg_refused",
             IdTokenError::KeyNotFound => "jwk_not_found",
+            IdTokenError::KeyAlgorithmMismatch => "jwk_alg_mismatch",
+            IdTokenError::KeyUnusable(_) => "jwk_unusable",
             IdTokenError::InvalidSignature => "invalid_signature",
             IdTokenError::InvalidJwks(_) => "invalid_jwks",
         }
@@ -380,7 +403,8 @@ impl<'a> IdTokenValidator<'a> {
         self
     }
 
-    /// Also verify the `ES256` signature against `jwks`.
+    /// Also verify the signature (`RS256` or `ES256`) with a key of `jwks`,
+    /// before any claim is read (see [`crate::jws::verify`]).
     pub fn jwks(mut self, jwks: &'a Jwks) -> Self {
         self.jwks = Some(jwks);
         self
@@ -432,7 +456,7 @@ impl<'a> IdTokenValidator<'a> {
     ) -> Result<IdTokenClaims, IdTokenError> {
         let token = id_token.secret();
         if let Some(jwks) = self.jwks {
-            verify_es256(token, jwks)?;
+            jws::verify(token, jwks)?;
         }
         let claims = IdTokenClaims::from_claims(jwt::decode_claims(token)?)?;
         if claims.iss != self.issuer {
@@ -472,152 +496,60 @@ impl<'a> IdTokenValidator<'a> {
     }
 }
 
-/// One usable key of a JWKS: an EC P-256 signing key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Es256Key {
-    kid: Option<String>,
-    key: VerifyingKey,
-}
-
-/// The `ES256` keys of a JSON Web Key Set (RFC 7517). Keys of other types,
-/// curves, uses (`use` other than `sig`) or algorithms are ignored.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Jwks {
-    keys: Vec<Es256Key>,
-}
-
-impl Jwks {
-    /// Parses the response of the `jwks_uri`.
-    ///
-    /// # Errors
-    /// [`IdTokenError::InvalidJwks`].
-    pub fn parse(response: &HttpResponse, limits: &Limits) -> Result<Self, IdTokenError> {
-        if limits.check_response(response).is_err() {
-            return Err(IdTokenError::InvalidJwks("the response exceeds the limits"));
+impl From<JwsError> for IdTokenError {
+    /// Each signature refusal keeps its code.
+    fn from(error: JwsError) -> Self {
+        match error {
+            JwsError::Malformed(reason) => IdTokenError::Malformed(reason),
+            JwsError::AlgNone => IdTokenError::AlgNone,
+            JwsError::HmacAlgorithm(alg) => IdTokenError::HmacAlgorithm(alg),
+            JwsError::UnsupportedAlgorithm(alg) => IdTokenError::UnsupportedAlgorithm(alg),
+            JwsError::KeyNotFound => IdTokenError::KeyNotFound,
+            JwsError::KeyAlgorithmMismatch => IdTokenError::KeyAlgorithmMismatch,
+            JwsError::KeyUnusable(reason) => IdTokenError::KeyUnusable(reason),
+            _ => IdTokenError::InvalidSignature,
         }
-        if !response.is_success() {
-            return Err(IdTokenError::InvalidJwks("the response status is not 2xx"));
-        }
-        Self::from_json(&response.body, limits)
-    }
-
-    /// Parses a JWKS document.
-    ///
-    /// # Errors
-    /// [`IdTokenError::InvalidJwks`].
-    pub fn from_json(json: &[u8], limits: &Limits) -> Result<Self, IdTokenError> {
-        if json.len() > limits.max_body_bytes || json_depth_exceeds(json, limits.max_json_depth) {
-            return Err(IdTokenError::InvalidJwks("the document exceeds the limits"));
-        }
-        let Ok(Value::Object(document)) = serde_json::from_slice::<Value>(json) else {
-            return Err(IdTokenError::InvalidJwks("not a JSON object"));
-        };
-        let Some(Value::Array(keys)) = document.get("keys") else {
-            return Err(IdTokenError::InvalidJwks("keys is missing or not an array"));
-        };
-        let keys = keys
-            .iter()
-            .filter_map(|key| key.as_object())
-            .filter_map(es256_key)
-            .collect();
-        Ok(Jwks { keys })
-    }
-
-    /// The number of usable `ES256` keys.
-    #[must_use]
-    pub fn len(&self) -> usize {
-        self.keys.len()
-    }
-
-    /// Whether no key is usable.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
     }
 }
 
-fn es256_key(jwk: &Map<String, Value>) -> Option<Es256Key> {
-    let text = |name: &str| jwk.get(name).and_then(Value::as_str);
-    if text("kty") != Some("EC") || text("crv") != Some("P-256") {
-        return None;
+impl From<crate::jwks::JwksError> for IdTokenError {
+    /// Becomes [`IdTokenError::InvalidJwks`] (code `invalid_jwks`).
+    fn from(error: crate::jwks::JwksError) -> Self {
+        IdTokenError::InvalidJwks(match error {
+            crate::jwks::JwksError::HttpStatus { .. } => "the response status is not 2xx",
+            crate::jwks::JwksError::Invalid(reason) => reason,
+            _ => "the jwks_uri is missing or invalid",
+        })
     }
-    if text("use").is_some_and(|u| u != "sig") || text("alg").is_some_and(|a| a != "ES256") {
-        return None;
-    }
-    let coordinate = |name: &str| {
-        URL_SAFE_NO_PAD
-            .decode(text(name)?)
-            .ok()
-            .filter(|b| b.len() == 32)
-    };
-    let (x, y) = (coordinate("x")?, coordinate("y")?);
-    let mut point = [0u8; 65];
-    point[0] = 0x04;
-    point[1..33].copy_from_slice(&x);
-    point[33..].copy_from_slice(&y);
-    let key = VerifyingKey::from_sec1_bytes(&point).ok()?;
-    Some(Es256Key {
-        kid: text("kid").map(String::from),
-        key,
-    })
 }
 
-/// Verifies the `ES256` signature of a compact JWS against `jwks`: the
-/// header's `alg` must be `ES256`; with a `kid` the key of that `kid` is
-/// used, without one the JWKS must hold exactly one key.
+/// Verifies the `ES256` signature of a compact JWS against `jwks` (any
+/// other `alg` is refused): [`crate::jws::verify`] restricted to `ES256`.
 ///
 /// # Errors
-/// [`IdTokenError::Malformed`], [`IdTokenError::UnsupportedAlgorithm`],
-/// [`IdTokenError::KeyNotFound`] or [`IdTokenError::InvalidSignature`].
+/// [`IdTokenError::Malformed`], [`IdTokenError::UnsupportedAlgorithm`] (and
+/// the other algorithm refusals), [`IdTokenError::KeyNotFound`] or
+/// [`IdTokenError::InvalidSignature`].
 pub fn verify_es256(token: &str, jwks: &Jwks) -> Result<(), IdTokenError> {
-    let mut parts = token.split('.');
-    let (Some(header), Some(payload), Some(signature), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(IdTokenError::Malformed("not a compact JWT"));
-    };
-    let header_bytes = URL_SAFE_NO_PAD
-        .decode(header)
-        .map_err(|_| IdTokenError::Malformed("the header is not base64url"))?;
-    if json_depth_exceeds(&header_bytes, 8) {
-        return Err(IdTokenError::Malformed("the header is not a JSON object"));
+    let header = jws::decode_header(token)?;
+    if header.alg != jws::Algorithm::Es256 {
+        return Err(IdTokenError::UnsupportedAlgorithm(header.alg.name().into()));
     }
-    let Ok(Value::Object(header_json)) = serde_json::from_slice::<Value>(&header_bytes) else {
-        return Err(IdTokenError::Malformed("the header is not a JSON object"));
-    };
-    match header_json.get("alg") {
-        Some(Value::String(alg)) if alg == "ES256" => {}
-        Some(Value::String(alg)) => return Err(IdTokenError::UnsupportedAlgorithm(alg.clone())),
-        Some(other) => return Err(IdTokenError::UnsupportedAlgorithm(other.to_string())),
-        None => return Err(IdTokenError::Malformed("the header has no alg")),
-    }
-    let key = match header_json.get("kid") {
-        Some(Value::String(kid)) => jwks
-            .keys
-            .iter()
-            .find(|k| k.kid.as_deref() == Some(kid.as_str())),
-        Some(_) => return Err(IdTokenError::Malformed("kid is not a string")),
-        None if jwks.keys.len() == 1 => jwks.keys.first(),
-        None => None,
-    }
-    .ok_or(IdTokenError::KeyNotFound)?;
-    let signature = URL_SAFE_NO_PAD
-        .decode(signature)
-        .ok()
-        .and_then(|bytes| Signature::from_slice(&bytes).ok())
-        .ok_or(IdTokenError::InvalidSignature)?;
-    let signing_input = &token[..header.len() + 1 + payload.len()];
-    key.key
-        .verify(signing_input.as_bytes(), &signature)
-        .map_err(|_| IdTokenError::InvalidSignature)
+    jws::verify(token, jwks)?;
+    Ok(())
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::http::HttpResponse;
+    use crate::limits::Limits;
     use alloc::format;
-    use p256::ecdsa::SigningKey;
+    use alloc::string::ToString;
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use p256::ecdsa::signature::Signer as _;
+    use p256::ecdsa::{Signature, SigningKey};
 
     pub(crate) const ISSUER: &str = "https://as.example/";
     pub(crate) const CLIENT: &str = "client-1";
@@ -944,12 +876,12 @@ pub(crate) mod tests {
             v.validate(&tampered, None, now).unwrap_err().code(),
             "invalid_signature"
         );
-        // alg none / RS256.
+        // RS256 without a kid, and no RSA key in the set.
         assert_eq!(
             v.validate(&token(&good_claims()), None, now)
                 .unwrap_err()
                 .code(),
-            "unsupported_algorithm"
+            "jwk_not_found"
         );
         let none = signed(
             &key,
@@ -958,7 +890,7 @@ pub(crate) mod tests {
         );
         assert_eq!(
             v.validate(&none, None, now).unwrap_err(),
-            IdTokenError::UnsupportedAlgorithm("none".into())
+            IdTokenError::AlgNone
         );
         // A garbage signature.
         let garbage = IdToken::new(format!(
@@ -997,7 +929,7 @@ pub(crate) mod tests {
             Jwks::parse(&HttpResponse::new(404, "{}"), &limits)
                 .unwrap_err()
                 .code(),
-            "invalid_jwks"
+            "jwks_http_error"
         );
     }
 }

@@ -50,6 +50,47 @@ pub fn decode_claims(token: &str) -> Result<Map<String, Value>, JwtError> {
     }
 }
 
+/// The protected header of a compact JWS, as a JSON object.
+///
+/// # Errors
+/// [`JwtError`] when the token is not a well-formed compact JWT.
+pub fn decode_header(token: &str) -> Result<Map<String, Value>, JwtError> {
+    let mut parts = token.split('.');
+    let (Some(header), Some(_), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(JwtError::NotCompact);
+    };
+    let bytes: Vec<u8> = URL_SAFE_NO_PAD
+        .decode(header.trim_end_matches('='))
+        .map_err(|_| JwtError::Base64)?;
+    if json_depth_exceeds(&bytes, 8) {
+        return Err(JwtError::NotJsonObject);
+    }
+    match serde_json::from_slice::<Value>(&bytes) {
+        Ok(Value::Object(map)) => Ok(map),
+        _ => Err(JwtError::NotJsonObject),
+    }
+}
+
+/// For a JWT access token (RFC 9068: header `typ` `at+jwt`), whether its
+/// `aud` claim names `audience`. `None` when the token is not such a JWT
+/// (opaque tokens cannot be checked).
+#[must_use]
+pub fn access_token_names_audience(token: &str, audience: &str) -> Option<bool> {
+    let header = decode_header(token).ok()?;
+    let typ = header.get("typ")?.as_str()?;
+    if !typ.eq_ignore_ascii_case("at+jwt") && !typ.eq_ignore_ascii_case("application/at+jwt") {
+        return None;
+    }
+    let claims = decode_claims(token).ok()?;
+    Some(match claims.get("aud") {
+        Some(Value::String(aud)) => aud == audience,
+        Some(Value::Array(auds)) => auds.iter().any(|a| a.as_str() == Some(audience)),
+        _ => false,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

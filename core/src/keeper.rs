@@ -27,6 +27,7 @@ use crate::manager::{
 use crate::session::Session;
 use crate::store::{SessionStore, StoreError};
 use crate::time::UnixTime;
+use crate::trace::decision;
 
 /// A manager and its session store, kept in step: every change the core
 /// announces is saved with compare-and-swap. Adapters keep one behind
@@ -45,6 +46,8 @@ pub struct Keeper<S: SessionStore + ?Sized = dyn SessionStore + Send> {
     pending: bool,
     /// The unsaved change holds a rotated refresh token (the only live one).
     pending_rotation: bool,
+    /// The unsaved change is a logout: it wins any conflict.
+    pending_logout: bool,
 }
 
 impl<S: SessionStore + ?Sized> Keeper<S> {
@@ -65,6 +68,7 @@ impl<S: SessionStore + ?Sized> Keeper<S> {
             saved,
             pending: false,
             pending_rotation: false,
+            pending_logout: false,
         };
         if let Some(session) = session {
             state.install(session)?;
@@ -73,15 +77,24 @@ impl<S: SessionStore + ?Sized> Keeper<S> {
     }
 
     /// Installs `session` (a login) and saves it over whatever is stored.
-    pub fn install(&mut self, session: Session) -> Result<(), StoreError> {
-        let generation = session.generation();
+    pub fn install(&mut self, mut session: Session) -> Result<(), StoreError> {
+        let mut generation = session.generation();
         let result = match self.store.save(&session, self.saved) {
-            Err(StoreError::Conflict { found }) => self.store.save(&session, found),
+            Err(StoreError::Conflict { found }) => {
+                // A stored generation only grows: the login goes one above
+                // whatever is there.
+                if found.is_some_and(|found| found >= generation) {
+                    session.set_generation(found.unwrap_or(0));
+                    generation = session.bump_generation();
+                }
+                self.store.save(&session, found)
+            }
             other => other,
         };
         self.manager.set_session(session);
         self.pending = result.is_err();
         self.pending_rotation = false;
+        self.pending_logout = false;
         if result.is_ok() {
             self.saved = Some(generation);
         }
@@ -94,6 +107,7 @@ impl<S: SessionStore + ?Sized> Keeper<S> {
         self.saved = None;
         self.pending = false;
         self.pending_rotation = false;
+        self.pending_logout = false;
         Ok(self.manager.clear_session())
     }
 
@@ -115,6 +129,9 @@ impl<S: SessionStore + ?Sized> Keeper<S> {
             {
                 self.pending_rotation = true;
             }
+            if reason == ChangeReason::LoggedOut {
+                self.pending_logout = true;
+            }
         }
         self.pending |= changed;
         if !self.pending {
@@ -131,12 +148,54 @@ impl<S: SessionStore + ?Sized> Keeper<S> {
             self.pending = false;
             return Ok(Saved::Nothing);
         };
-        let generation = session.generation();
+        let mut generation = session.generation();
         let result = match self.store.save(session, self.saved) {
+            Err(StoreError::Conflict { found }) if self.pending_logout => {
+                let stored = self.store.load()?;
+                let found = stored.as_ref().map(Session::generation).or(found);
+                decision!(info, event = "claim_conflict", outcome = "logout_wins");
+                let Some(stored) = stored else {
+                    // Cleared meanwhile: ended either way.
+                    self.retire_rotation(None);
+                    return Ok(Saved::Adopted);
+                };
+                // A logout is never undone: it is written over what another
+                // writer stored, and a refresh token that writer rotated in
+                // is revoked too.
+                let own = session.token_set().refresh_token.as_ref();
+                if let Some(theirs) = stored.token_set().refresh_token.clone()
+                    && Some(&theirs) != own
+                {
+                    self.manager.revoke_later(theirs);
+                }
+                generation = self.manager.renumber_session(found);
+                match self.manager.session() {
+                    Some(session) => self.store.save(session, found),
+                    None => Ok(()),
+                }
+            }
             Err(StoreError::Conflict { found }) if self.pending_rotation => {
-                self.store.save(session, found)
+                let stored = self.store.load()?;
+                let found = stored.as_ref().map(Session::generation).or(found);
+                if stored.as_ref().is_none_or(Session::is_logged_out) {
+                    // Another writer ended the session (cleared it: nothing
+                    // stored, or logged it out). A late save must not bring
+                    // it back: the rotated refresh token is revoked instead.
+                    decision!(info, event = "claim_conflict", outcome = "session_ended");
+                    self.retire_rotation(stored);
+                    return Ok(Saved::Adopted);
+                }
+                decision!(info, event = "claim_conflict", outcome = "rotation_wins");
+                // The stored session was derived from a spent refresh token:
+                // this one overwrites it, one generation above both.
+                generation = self.manager.renumber_session(found);
+                match self.manager.session() {
+                    Some(session) => self.store.save(session, found),
+                    None => Ok(()),
+                }
             }
             Err(StoreError::Conflict { .. }) => {
+                decision!(info, event = "claim_conflict", outcome = "adopted");
                 let stored = self.store.load()?;
                 self.adopt(stored);
                 return Ok(Saved::Adopted);
@@ -147,7 +206,25 @@ impl<S: SessionStore + ?Sized> Keeper<S> {
         self.saved = Some(generation);
         self.pending = false;
         self.pending_rotation = false;
+        self.pending_logout = false;
         Ok(Saved::Stored)
+    }
+
+    /// The session here holds the only live (rotated) refresh token, but
+    /// another writer ended the session: queue that token for revocation
+    /// ([`TokenManager::poll_revocation`]) and adopt the ended session.
+    fn retire_rotation(&mut self, stored: Option<Session>) {
+        if let Some(rotated) = self
+            .manager
+            .session()
+            .and_then(|s| s.token_set().refresh_token.clone())
+        {
+            // Adopt first: the token is then no longer the session's own.
+            self.adopt(stored);
+            self.manager.revoke_later(rotated);
+        } else {
+            self.adopt(stored);
+        }
     }
 
     /// Installs `stored` (what the store holds now; `None`: another writer
@@ -160,6 +237,7 @@ impl<S: SessionStore + ?Sized> Keeper<S> {
         }
         self.pending = false;
         self.pending_rotation = false;
+        self.pending_logout = false;
     }
 
     /// Adopts the stored session if another writer moved it on since this

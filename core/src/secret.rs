@@ -50,6 +50,8 @@ macro_rules! secret_string {
             }
         }
 
+        impl ::zeroize::ZeroizeOnDrop for $name {}
+
         impl ::serde::Serialize for $name {
             fn serialize<S: ::serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
                 serializer.serialize_str(&self.0)

@@ -81,8 +81,155 @@ impl Session {
         }
     }
 
+    /// A session that holds only a refresh token (what a user who already
+    /// has one starts from): the first token request refreshes it.
+    ///
+    /// The session is complete for the Auth0 Next.js SDK too: `internal`
+    /// carries a `sid` (drawn from `entropy`) and `createdAt` (`now`), and
+    /// the access token is marked expired, so either library refreshes
+    /// first (the SDK, given a session without `internal`, spends the
+    /// refresh token and then fails before saving, losing the rotated one).
+    ///
+    /// ```
+    /// use tokenkeeper::{RefreshToken, SeededEntropy, Session, UnixTime};
+    ///
+    /// let session = Session::from_refresh_token(
+    ///     RefreshToken::new("my-refresh-token"),
+    ///     UnixTime::from_secs(1_700_000_000),
+    ///     &mut SeededEntropy::new(1), // the host's randomness in real use
+    /// );
+    /// assert_eq!(session.token_set().refresh_token.as_ref().unwrap().secret(), "my-refresh-token");
+    /// let json: serde_json::Value = serde_json::from_str(&session.to_json()).unwrap();
+    /// assert_eq!(json["internal"]["createdAt"], 1_700_000_000);
+    /// assert!(json["internal"]["sid"].is_string());
+    /// ```
+    #[must_use]
+    pub fn from_refresh_token(
+        refresh_token: crate::secret::RefreshToken,
+        now: UnixTime,
+        entropy: &mut dyn crate::entropy::Entropy,
+    ) -> Self {
+        let mut session = Session::new(TokenSet {
+            access_token: crate::secret::AccessToken::new(""),
+            id_token: None,
+            scope: None,
+            requested_scope: None,
+            refresh_token: Some(refresh_token),
+            // Expired: both libraries refresh before serving anything.
+            expires_at: Some(UnixTime::EPOCH),
+            expires_in: None,
+            audience: None,
+            token_type: None,
+            extra: Map::new(),
+        });
+        session.complete_for_sdk(None, now, entropy);
+        session
+    }
+
+    /// A session from a token endpoint response (a grant the host ran
+    /// itself): the tokens, `expiresAt` counted from `sent_at` (when the
+    /// request left; `expires_in` missing counts as expired), the scope
+    /// asked for (`requested_scope`, the cache key) and the audience.
+    /// The user is the ID token's claims when it carries one (read, not
+    /// verified: validate ID tokens from elsewhere first); `internal` is
+    /// filled in as in [`Session::from_refresh_token`].
+    ///
+    /// ```
+    /// use tokenkeeper::token::TokenResponse;
+    /// use tokenkeeper::{HttpResponse, SeededEntropy, Session, UnixTime};
+    ///
+    /// let body = r#"{"access_token":"at","token_type":"Bearer","expires_in":3600,"refresh_token":"rt"}"#;
+    /// let response = TokenResponse::parse(&HttpResponse::new(200, body), &Default::default())?;
+    /// let session = Session::from_token_response(
+    ///     response,
+    ///     UnixTime::from_secs(1_000),
+    ///     Some("openid offline_access"),
+    ///     Some("https://api.example.com"),
+    ///     &mut SeededEntropy::new(1),
+    /// );
+    /// assert_eq!(session.token_set().expires_at, Some(UnixTime::from_secs(4_600)));
+    /// # Ok::<(), tokenkeeper::ResponseError>(())
+    /// ```
+    #[must_use]
+    pub fn from_token_response(
+        response: crate::token::TokenResponse,
+        sent_at: UnixTime,
+        requested_scope: Option<&str>,
+        audience: Option<&str>,
+        entropy: &mut dyn crate::entropy::Entropy,
+    ) -> Self {
+        let expires_at = response.expires_at(sent_at, core::time::Duration::ZERO);
+        let user = response
+            .id_token
+            .as_ref()
+            .and_then(|id| crate::jwt::decode_claims(id.secret()).ok());
+        let mut session = Session::new(TokenSet {
+            access_token: response.access_token,
+            id_token: response.id_token,
+            scope: response.scope.or_else(|| requested_scope.map(String::from)),
+            requested_scope: requested_scope.map(String::from),
+            refresh_token: response.refresh_token,
+            expires_at: Some(expires_at),
+            expires_in: response.expires_in,
+            audience: audience.map(String::from),
+            token_type: Some(response.token_type),
+            extra: Map::new(),
+        });
+        let sid = user
+            .as_ref()
+            .and_then(|claims| claims.get("sid"))
+            .and_then(Value::as_str)
+            .map(String::from);
+        if let Some(claims) = user {
+            session.set_user(Value::Object(claims));
+        }
+        session.complete_for_sdk(sid, sent_at, entropy);
+        session
+    }
+
+    /// Fills in what the Auth0 Next.js SDK needs of every session:
+    /// `internal.sid` (`sid`, else drawn from `entropy`) and
+    /// `internal.createdAt`, keeping what is already there.
+    pub(crate) fn complete_for_sdk(
+        &mut self,
+        sid: Option<String>,
+        now: UnixTime,
+        entropy: &mut dyn crate::entropy::Entropy,
+    ) {
+        let mut internal = match self.extra.remove("internal") {
+            Some(Value::Object(internal)) => internal,
+            _ => Map::new(),
+        };
+        if !internal.get("sid").is_some_and(Value::is_string) {
+            let sid = sid.unwrap_or_else(|| {
+                let mut bytes = [0u8; 16];
+                entropy.fill(&mut bytes);
+                bytes.iter().map(|b| alloc::format!("{b:02x}")).collect()
+            });
+            internal.insert("sid".into(), Value::from(sid));
+        }
+        if !internal.get("createdAt").is_some_and(Value::is_number) {
+            internal.insert("createdAt".into(), Value::from(now.as_secs()));
+        }
+        self.extra
+            .insert("internal".into(), Value::Object(internal));
+    }
+
     /// Reads a session from its JSON form, within `limits` (body size and
-    /// nesting depth).
+    /// nesting depth). This is the Auth0 Next.js SDK's session shape
+    /// (`tokenSet` with `accessToken`, `refreshToken`, `expiresAt` in epoch
+    /// seconds, `idToken`, `scope`, `requestedScope`, `audience`,
+    /// `token_type`; `accessTokens[]`; `user`; `internal`): a session the
+    /// SDK wrote is read as it is, and unknown members survive.
+    ///
+    /// ```
+    /// use tokenkeeper::Session;
+    ///
+    /// let json = br#"{"user":{"sub":"auth0|1"},"tokenSet":{"accessToken":"at","refreshToken":"rt","expiresAt":1700000000},"internal":{"sid":"s1","createdAt":1699990000}}"#;
+    /// let session = Session::from_json(json, &Default::default())?;
+    /// assert_eq!(session.user().unwrap()["sub"], "auth0|1");
+    /// # Ok::<(), tokenkeeper::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::InvalidSession`] when the input is too large, too deep, not

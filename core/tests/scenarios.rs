@@ -331,12 +331,30 @@ fn sub_change_is_rejected_and_nothing_stored() {
         get(&mut m, &mut server, &TokenRequest::new(), 2000).unwrap_err(),
         "subject_mismatch"
     );
-    assert_eq!(m.session().unwrap().to_json(), before);
-    // Same subject: accepted, and the new ID token stored.
+    // The server rotated rt-0 away: the answer proved rt-1, and only rt-1
+    // is kept (announced for persistence); nothing else changed.
+    assert_eq!(rt(&m), "rt-1");
+    assert_eq!(
+        events(&mut m),
+        [Event::SessionChanged {
+            generation: 1,
+            reason: ChangeReason::TokensUpdated {
+                refresh_token_rotated: true
+            }
+        }]
+    );
+    let mut after: serde_json::Value =
+        serde_json::from_str(&m.session().unwrap().to_json()).unwrap();
+    let before: serde_json::Value = serde_json::from_str(&before).unwrap();
+    after["tokenSet"]["refreshToken"] = before["tokenSet"]["refreshToken"].clone();
+    after["tokenkeeper"] = before["tokenkeeper"].clone();
+    assert_eq!(after, before);
+    // Same subject again: the next refresh spends rt-1 (no replay, the
+    // grant lives), and the new ID token is stored.
     server.sub = "user-1".into();
-    server.current_refresh_token = Some("rt-0".into());
-    server.spent.clear();
     assert!(get(&mut m, &mut server, &TokenRequest::new(), 2000).is_ok());
+    assert_eq!(server.replays, 0);
+    assert!(!server.revoked);
     assert_ne!(
         m.session()
             .unwrap()

@@ -198,6 +198,19 @@ const clients = [
   },
 ];
 
+// The command-line tool's client (`cli/`): a public native client, so a
+// loopback redirect URI with any port matches the registered one
+// (RFC 8252 §7.3; oidc-provider ignores the port for `native` clients),
+// also allowed the device authorization grant (RFC 8628).
+clients.push({
+  client_id: 'cli-native',
+  application_type: 'native',
+  token_endpoint_auth_method: 'none',
+  grant_types: [...CODE_FLOW_GRANTS, 'urn:ietf:params:oauth:grant-type:device_code'],
+  response_types: ['code'],
+  redirect_uris: [REDIRECT_URI],
+});
+
 // ---------------------------------------------------------------- stats
 
 function newStats() {
@@ -288,6 +301,8 @@ async function main() {
       introspection: { enabled: true },
       revocation: { enabled: true },
       userinfo: { enabled: true },
+      // RFC 8628, for the command-line tool's `login --device` (cli-native).
+      deviceFlow: { enabled: true },
       dPoP: {
         enabled: true,
         // nonces are only available when a nonceSecret is configured; then

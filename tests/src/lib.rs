@@ -42,3 +42,13 @@ pub use dpop::DpopKey;
 pub use harness::{CannedResponse, HARNESS_DIR, Harness, HarnessOptions, Stats};
 pub use http::{HttpResponse, resource_request, token_request};
 pub use pkce::{AuthorizationRequest, pkce_login};
+
+/// `cli-native`: the command-line tool's public native client (PKCE, code +
+/// refresh, device code). Registered with `http://127.0.0.1/callback`; being `native`,
+/// any loopback port matches (RFC 8252 §7.3), so a CLI can listen on a
+/// port of its own choosing.
+pub const CLI_NATIVE: TestClient = TestClient {
+    id: "cli-native",
+    secret: None,
+    auth: ClientAuth::None,
+};

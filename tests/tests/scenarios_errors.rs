@@ -47,8 +47,8 @@ fn unknown_refresh_token_is_invalid_grant_then_reauthentication<D: Driver>() {
         Some(ResponseError::Server(e)) if e.status == 400
     ));
     assert!(
-        !error.requires_login,
-        "this failure itself is the refresh's"
+        error.requires_login,
+        "the first invalid_grant already says only a login can help"
     );
     assert!(keeper.session().unwrap().is_reauthentication_required());
     assert!(
@@ -103,12 +103,14 @@ fn ungranted_target_is_invalid_target_and_burns_the_refresh_token<D: Driver>() {
         .unwrap_err();
     assert_eq!(error.code, "reauthentication_required", "{error:?}");
     assert!(error.requires_login);
-    // A forced refresh is not an error while the cached token is fresh: a
-    // session marked for re-authentication counts as one without a refresh
-    // token, and then (as in the SDK's decision table) the fresh cached
-    // token is returned whatever `refresh` says.
-    let forced = keeper.get(&TokenRequest::new().force_refresh()).unwrap();
-    assert_eq!(forced.token, cached.token);
+    // A forced refresh (a caller that just got a 401) cannot be answered
+    // with the cached token when the refresh token is known dead: it asks
+    // for a login, without a request.
+    let forced = keeper
+        .get(&TokenRequest::new().force_refresh())
+        .unwrap_err();
+    assert_eq!(forced.code, "reauthentication_required", "{forced:?}");
+    assert!(forced.requires_login);
     assert_eq!(h.stats().token_requests_total, 1);
 
     // Server side: the refresh token really was consumed.

@@ -20,6 +20,15 @@ pub enum Error {
     /// aborted. Nothing stored changed.
     #[error("the request timed out")]
     Timeout,
+    /// The response body is larger than the configured limit
+    /// ([`Limits::max_body_bytes`](tokenkeeper::limits::Limits)): reading
+    /// stopped there (at once when `Content-Length` announced more) and the
+    /// request was aborted. Nothing stored changed.
+    #[error("the response body exceeds the limit of {limit} bytes")]
+    TooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
     /// The session store failed. The session in memory is intact and is
     /// saved again after the next change.
     #[error(transparent)]
@@ -35,7 +44,8 @@ pub enum Error {
 impl Error {
     /// A stable code: the core's [`code`](tokenkeeper::Error::code),
     /// `transport_error` (also for callers that waited on a request that
-    /// failed in transport), `timeout`, `store_error`, `crypto_error` or
+    /// failed in transport), `timeout`, `response_too_large` (as the core's
+    /// own refusal of a large body), `store_error`, `crypto_error` or
     /// `unsupported`.
     #[must_use]
     pub fn code(&self) -> &str {
@@ -43,6 +53,7 @@ impl Error {
             Error::Core(e) => e.code(),
             Error::Transport(_) => "transport_error",
             Error::Timeout => "timeout",
+            Error::TooLarge { .. } => "response_too_large",
             Error::Store(_) => "store_error",
             Error::Crypto(_) => "crypto_error",
             Error::Unsupported(_) => "unsupported",
@@ -89,6 +100,8 @@ mod tests {
         );
         assert!(Error::Core(tokenkeeper::Error::MissingSession).requires_login());
         assert!(Error::Timeout.is_transient());
+        assert_eq!(Error::TooLarge { limit: 9 }.code(), "response_too_large");
+        assert!(!Error::TooLarge { limit: 9 }.is_transient());
         assert!(!Error::Crypto("no".into()).is_transient());
         assert_eq!(
             Error::Store(StoreError::Backend("full".into())).to_string(),

@@ -24,12 +24,11 @@ use tokenkeeper::{
 
 use crate::Error;
 use crate::dpop::WebCryptoKey;
-use crate::fetch::fetch;
-use crate::js::{Delay, WebCryptoEntropy, millis_until, now};
+use crate::fetch::{fetch, fetch_with_limit};
+use crate::js::{Delay, WebCryptoEntropy, millis_until, now, now_millis};
 use crate::state::{Finished, State, cancel, complete, signed};
-
-/// The default timeout of one request, body included (10 s).
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+pub use crate::timeout::DEFAULT_TIMEOUT;
+use crate::timeout::{transport_timeout, within_lease};
 
 /// How often a caller told to reload (another tab or process holds the
 /// refresh claim of a shared store) looks at the store again.
@@ -70,7 +69,13 @@ struct Inner {
     /// Callers waiting for a flight, by the flight's id; woken (the sender
     /// sends) when the flight ends.
     waiters: RefCell<BTreeMap<RequestId, Vec<oneshot::Sender<()>>>>,
+    /// Each request's timeout, body included; it ends before the lease.
     timeout: Duration,
+    /// The configuration's lease: a flight's requests end before it runs
+    /// out.
+    lease: Duration,
+    /// The configuration's `Limits::max_body_bytes`.
+    max_body: usize,
     /// The Web Crypto key that signs the core's deferred DPoP proofs.
     dpop: Option<WebCryptoKey>,
 }
@@ -87,7 +92,7 @@ impl fmt::Debug for TokenKeeper {
 #[must_use]
 pub struct Builder {
     config: Config,
-    timeout: Duration,
+    timeout: Option<Duration>,
     store: Box<dyn SessionStore>,
     session: Option<Session>,
     dpop: Option<WebCryptoKey>,
@@ -104,15 +109,20 @@ impl fmt::Debug for Builder {
 
 impl Builder {
     /// The timeout of each request, body included (default
-    /// [`DEFAULT_TIMEOUT`]).
+    /// [`DEFAULT_TIMEOUT`], or the lease less a second when that is
+    /// shorter).
     ///
-    /// Keep the configuration's lease
+    /// It must end at least a second before the configuration's lease
     /// ([`ConfigBuilder::lease`](tokenkeeper::ConfigBuilder::lease),
-    /// default 60 s) longer than this: when a lease runs out, a waiting
-    /// caller takes over the refresh even if the first request is still on
-    /// the wire, and both would spend the same refresh token.
+    /// default 60 s), or [`Builder::build`] refuses it: when a lease runs
+    /// out, the core lets a waiting caller take the refresh over, and an
+    /// answer still on the wire would then arrive beside a second request
+    /// spending the same refresh token. (The core counts whole seconds,
+    /// hence the second.) Each request of a flight is moreover aborted
+    /// before that flight's lease deadline, so a `use_dpop_nonce` retry
+    /// cannot outlast it either.
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.timeout = Some(timeout);
         self
     }
 
@@ -142,8 +152,13 @@ impl Builder {
     /// The handle. Its entropy is [`WebCryptoEntropy`].
     ///
     /// # Errors
+    /// [`Error::Core`] with code `invalid_configuration` when the timeout
+    /// does not end a second before the lease (see [`Builder::timeout`]),
     /// [`Error::Store`] when the store cannot be read or written.
     pub fn build(self) -> Result<TokenKeeper, Error> {
+        let lease = self.config.lease();
+        let timeout = transport_timeout(self.timeout, lease)?;
+        let max_body = self.config.limits().max_body_bytes;
         let mut manager = TokenManager::new(self.config, WebCryptoEntropy);
         if let Some(key) = &self.dpop {
             manager.enable_dpop(key.deferred_signer())?;
@@ -153,7 +168,9 @@ impl Builder {
             inner: Rc::new(Inner {
                 state: RefCell::new(state),
                 waiters: RefCell::new(BTreeMap::new()),
-                timeout: self.timeout,
+                timeout,
+                lease,
+                max_body,
                 dpop: self.dpop,
             }),
         })
@@ -165,7 +182,7 @@ impl TokenKeeper {
     pub fn builder(config: Config) -> Builder {
         Builder {
             config,
-            timeout: DEFAULT_TIMEOUT,
+            timeout: None,
             store: Box::new(UnsharedStore::new()),
             session: None,
             dpop: None,
@@ -228,8 +245,9 @@ impl TokenKeeper {
         transaction: &LoginTransaction,
         callback: &str,
     ) -> Result<AccessTokenInfo, Error> {
-        let dispatch = self.with_manager(|m| m.exchange_code(transaction, callback, now()))??;
-        match self.exchange(dispatch).await? {
+        let at = now();
+        let dispatch = self.with_manager(|m| m.exchange_code(transaction, callback, at))??;
+        match self.exchange(dispatch, at).await? {
             Finished::Token(token) => Ok(token),
             other => Err(unexpected(&other)),
         }
@@ -244,8 +262,9 @@ impl TokenKeeper {
         &self,
         request: &TokenExchangeRequest<'_>,
     ) -> Result<TokenResponse, Error> {
-        let dispatch = self.with_manager(|m| m.exchange_token(request, now()))??;
-        match self.exchange(dispatch).await? {
+        let at = now();
+        let dispatch = self.with_manager(|m| m.exchange_token(request, at))??;
+        match self.exchange(dispatch, at).await? {
             Finished::Exchanged(response) => Ok(*response),
             other => Err(unexpected(&other)),
         }
@@ -259,13 +278,16 @@ impl TokenKeeper {
     /// [`Error::Core`] (no session, the revocation failed),
     /// [`Error::Transport`], [`Error::Timeout`], [`Error::Store`].
     pub async fn logout(&self) -> Result<(), Error> {
-        let Some(dispatch) = self.with_manager(|m| m.logout(now()))?? else {
+        let at = now();
+        let Some(dispatch) = self.with_manager(|m| m.logout(at))?? else {
             return Ok(());
         };
-        match self.exchange(dispatch).await? {
+        let result = match self.exchange(dispatch, at).await? {
             Finished::Revoked => Ok(()),
             other => Err(unexpected(&other)),
-        }
+        };
+        self.revoke_orphans().await;
+        result
     }
 
     /// Sends `request` to a resource server with the token for
@@ -305,7 +327,8 @@ impl TokenKeeper {
             for (name, value) in headers.iter() {
                 attempt.headers.append(name, value);
             }
-            let response = fetch(&attempt, self.inner.timeout).await?;
+            let response =
+                fetch_with_limit(&attempt, self.inner.timeout, self.inner.max_body).await?;
             let verdict = self.with_manager(|m| {
                 m.handle_resource_response(&request.url, &token, &response, now())
             })?;
@@ -320,13 +343,14 @@ impl TokenKeeper {
     }
 
     /// Sends a request the core described outside the token lifecycle (a
-    /// discovery fetch, a revocation) with this handle's timeout, and
-    /// returns the response whatever its status, with every header.
+    /// discovery fetch, a revocation) with this handle's timeout and body
+    /// limit, and returns the response whatever its status, with every
+    /// header.
     ///
     /// # Errors
-    /// [`Error::Transport`] or [`Error::Timeout`].
+    /// [`Error::Transport`], [`Error::Timeout`] or [`Error::TooLarge`].
     pub async fn send_request(&self, request: &HttpRequest) -> Result<HttpResponse, Error> {
-        fetch(request, self.inner.timeout).await
+        fetch_with_limit(request, self.inner.timeout, self.inner.max_body).await
     }
 
     /// Calls `f` with the core's manager (for what this handle does not
@@ -373,10 +397,33 @@ impl TokenKeeper {
 
     /// The drive loop: ask, wait for another caller's flight, or own one.
     async fn drive(&self, ask: Ask<'_, '_>) -> Result<AccessTokenInfo, Error> {
+        let result = self.drive_to_end(ask).await;
+        self.revoke_orphans().await;
+        result
+    }
+
+    /// Sends the revocations the core asks for: refresh tokens an answer
+    /// proved live that could not be stored (a refresh answered after a
+    /// logout, a session another tab ended). Best effort: a failed
+    /// revocation leaves nothing else to do.
+    async fn revoke_orphans(&self) {
+        loop {
+            let at = now();
+            let next = self.inner.state.borrow_mut().manager.poll_revocation(at);
+            match next {
+                Some(Ok(dispatch)) => drop(self.exchange(dispatch, at).await),
+                Some(Err(_)) => {}
+                None => break,
+            }
+        }
+    }
+
+    async fn drive_to_end(&self, ask: Ask<'_, '_>) -> Result<AccessTokenInfo, Error> {
         let mut waited = None;
         loop {
             // The borrow ends with the statement: never held across `.await`.
-            let step = self.inner.state.borrow_mut().step(ask, waited, now())?;
+            let at = now();
+            let step = self.inner.state.borrow_mut().step(ask, waited, at)?;
             match step {
                 Step::Ready(token) => return Ok(token),
                 Step::Failed(error) => return Err(error.into()),
@@ -394,7 +441,7 @@ impl TokenKeeper {
                     }
                 }
                 Step::Own(dispatch) => {
-                    return match self.exchange(dispatch).await? {
+                    return match self.exchange(dispatch, at).await? {
                         Finished::Token(token) => Ok(token),
                         other => Err(unexpected(&other)),
                     };
@@ -428,8 +475,10 @@ impl TokenKeeper {
     /// Sends the request of the flight `first` starts (signing its DPoP
     /// proof first when the signer defers), again on a resend, and hands
     /// the outcome to the core. Owns the flight: if this future is dropped, the flight is
-    /// cancelled and its waiters woken.
-    async fn exchange(&self, first: Dispatch) -> Result<Finished, Error> {
+    /// cancelled and its waiters woken. `started` is the time the core was
+    /// given when it started the flight: its lease runs out at `started +
+    /// lease`, and every request of the flight is aborted before that.
+    async fn exchange(&self, first: Dispatch, started: UnixTime) -> Result<Finished, Error> {
         let Some(id) = dispatch_id(&first) else {
             return Err(Error::Unsupported(format!("{first:?}")));
         };
@@ -451,7 +500,14 @@ impl TokenKeeper {
                 }
                 other => break Err(Error::Unsupported(format!("{other:?}"))),
             };
-            let sent = fetch(&out.request, self.inner.timeout).await;
+            // As the core computes it: whole seconds.
+            let deadline = started.saturating_add(self.inner.lease);
+            let deadline_ms = deadline.as_secs().saturating_mul(1000);
+            let sent = match within_lease(self.inner.timeout, deadline_ms, now_millis()) {
+                Some(timeout) => fetch_with_limit(&out.request, timeout, self.inner.max_body).await,
+                // No time left before the lease runs out: not sent at all.
+                None => Err(Error::Timeout),
+            };
             let finished = complete(&mut self.inner.state.borrow_mut(), id, sent, now());
             next = match finished {
                 Ok(Finished::Resend(out)) => Dispatch::Send(out),

@@ -45,9 +45,20 @@
 //!   method, every header, its body and `redirect: "manual"`; the
 //!   `Response` comes back as an `HttpResponse` with every header and any
 //!   status (a 400 or 401 is data for the core). Only a rejected `fetch`
-//!   promise is a transport error (`handle_transport_error`). Each request
-//!   is aborted after a timeout (default 10 s) through an `AbortController`
-//!   and the global `setTimeout`.
+//!   promise is a transport error (`handle_transport_error`). The body is
+//!   read chunk by chunk from its `ReadableStream` and never beyond the
+//!   configuration's `Limits::max_body_bytes`: past it (or when
+//!   `Content-Length` announces more) the request is aborted with
+//!   `Error::TooLarge`, as the native adapters stop reading at the limit.
+//!   Each request is aborted after a timeout (default 10 s) through an
+//!   `AbortController` and the global `setTimeout`.
+//! - **The lease outlasts the transport**: the timeout must end a second
+//!   before the configuration's lease (`ConfigBuilder::lease`, default 60 s;
+//!   `Builder::build` refuses a longer one with `invalid_configuration`,
+//!   and without an explicit timeout derives one from the lease), and each
+//!   request of a flight (a `use_dpop_nonce` retry too) is aborted before
+//!   the flight's lease deadline. So no answer arrives after the core
+//!   released its flight and let a waiting caller take the refresh over.
 //! - **Clock and entropy**: `js_sys::Date::now()`, and
 //!   `crypto.getRandomValues` through web-sys on the global scope
 //!   (`WebCryptoEntropy`). No `getrandom` backend is forced on the
@@ -85,12 +96,12 @@
 //! | item | what |
 //! |---|---|
 //! | `TokenKeeper`, `Builder` | the handle: `get_access_token`, `get_client_credentials_token`, `login`, `logout`, `exchange_token`, `send_authorized`, `send_request`, `with_manager`, `session`, `set_session`, `clear_session` |
-//! | `fetch(&HttpRequest, timeout)` | one core request over `fetch` |
+//! | `fetch(&HttpRequest, timeout)`, `fetch_with_limit(…, max_body)` | one core request over `fetch`, its body bounded (default: the core's default limit) |
 //! | `discover(issuer, timeout)` | OpenID Connect discovery |
 //! | `WebCryptoKey` | the non-extractable DPoP key |
 //! | `WebCryptoEntropy`, `now()`, `sleep()` | entropy, clock, timer from the global scope |
 //! | `WebStorageStore` (feature `web-storage`) | a `SessionStore` on `localStorage` / `sessionStorage` |
-//! | `DEFAULT_TIMEOUT` | 10 s per request |
+//! | `DEFAULT_TIMEOUT` | 10 s per request (less when the lease is shorter than 11 s) |
 //!
 //! # Features
 //!
@@ -109,6 +120,7 @@
 
 mod error;
 mod state;
+mod timeout;
 
 #[cfg(target_arch = "wasm32")]
 mod dpop;
@@ -127,7 +139,7 @@ pub use tokenkeeper;
 #[cfg(target_arch = "wasm32")]
 pub use dpop::WebCryptoKey;
 #[cfg(target_arch = "wasm32")]
-pub use fetch::fetch;
+pub use fetch::{fetch, fetch_with_limit};
 #[cfg(target_arch = "wasm32")]
 pub use js::{WebCryptoEntropy, now, sleep};
 #[cfg(target_arch = "wasm32")]

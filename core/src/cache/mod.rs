@@ -4,8 +4,9 @@
 //!
 //! Lookup (as the SDK's `findAccessTokenSet`): the audience must be equal
 //! byte for byte, the entry's `requestedScope` (else `scope`) must cover the
-//! wanted scope as a set, and among matches the entry with the fewest
-//! granted scopes wins (ties: the oldest). Lookups borrow and never allocate:
+//! wanted scope as a set, and among matches an unexpired entry wins over an
+//! expired one, then the fewest granted scopes, then the freshest. A refresh
+//! of an entry found this way replaces that entry. Lookups borrow and never allocate:
 //! they run on every cached-token request.
 //!
 //! Writes are upserts keyed by audience + requested scope (as sets), so
@@ -184,22 +185,35 @@ impl TokenCache {
         slots.into_iter().map(|s| &s.set).collect()
     }
 
-    /// The best entry for `audience` covering `wanted`, if any. A hit
+    /// The best entry for `audience` covering `wanted` at `now`, if any:
+    /// an unexpired entry before an expired one (which only a refresh can
+    /// use), then the fewest granted scopes, then the freshest. A hit
     /// counts as use for the least-recently-used eviction.
     #[must_use]
-    pub fn find(&self, audience: &str, wanted: &WantedScope<'_>) -> Option<&AccessTokenSet> {
+    pub fn find(
+        &self,
+        audience: &str,
+        wanted: &WantedScope<'_>,
+        now: UnixTime,
+    ) -> Option<&AccessTokenSet> {
         let slots = self.by_audience.get(audience)?;
         let mut best: Option<&Slot> = None;
+        let live = |slot: &Slot| slot.set.expires_at.is_some_and(|e| e > now);
         for slot in slots {
             if !slot.covers(wanted) {
                 continue;
             }
             let better = match best {
                 None => true,
-                Some(b) => {
-                    slot.granted_count < b.granted_count
-                        || (slot.granted_count == b.granted_count && slot.seq < b.seq)
-                }
+                Some(b) => match (live(slot), live(b)) {
+                    (true, false) => true,
+                    (false, true) => false,
+                    _ => {
+                        slot.granted_count < b.granted_count
+                            || (slot.granted_count == b.granted_count
+                                && slot.set.expires_at > b.set.expires_at)
+                    }
+                },
             };
             if better {
                 best = Some(slot);
@@ -214,6 +228,33 @@ impl TokenCache {
         let next = self.clock.get() + 1;
         self.clock.set(next);
         next
+    }
+
+    /// The entry of `audience` whose key scope is `key_scope` (as sets).
+    #[must_use]
+    pub fn get(&self, audience: &str, key_scope: &str) -> Option<&AccessTokenSet> {
+        self.by_audience
+            .get(audience)?
+            .iter()
+            .find(|s| scope::same_set(s.set.key_scope(), key_scope))
+            .map(|s| &s.set)
+    }
+
+    /// Removes the entry of `audience` whose key scope is `key_scope` (as
+    /// sets). Returns whether one went.
+    pub(crate) fn remove(&mut self, audience: &str, key_scope: &str) -> bool {
+        let index = self.by_audience.get(audience).and_then(|slots| {
+            slots
+                .iter()
+                .position(|s| scope::same_set(s.set.key_scope(), key_scope))
+        });
+        match index {
+            Some(index) => {
+                self.remove_at(audience, index);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Inserts `set`, replacing an entry with the same audience and the same
@@ -321,6 +362,7 @@ mod tests {
             requested_scope: Some(requested.into()),
             audience: audience.into(),
             expires_at: Some(UnixTime::from_secs(100)),
+            expires_in: None,
             token_type: None,
             extra: Map::new(),
         }
@@ -340,7 +382,7 @@ mod tests {
         ]);
         let find = |aud, want| {
             cache
-                .find(aud, &WantedScope::new(want, ""))
+                .find(aud, &WantedScope::new(want, ""), UnixTime::EPOCH)
                 .map(|e| e.access_token.secret())
         };
         // The smallest granted scope that covers wins.
@@ -353,7 +395,11 @@ mod tests {
         // Wanted scope split in two parts.
         assert_eq!(
             cache
-                .find("https://api1", &WantedScope::new("openid", "write"))
+                .find(
+                    "https://api1",
+                    &WantedScope::new("openid", "write"),
+                    UnixTime::EPOCH
+                )
                 .map(|e| e.access_token.secret()),
             Some("broad")
         );
@@ -364,7 +410,11 @@ mod tests {
         // Asked for read+write, got only read: the entry still answers a
         // request for write (the SDK's behaviour; strict mode reports it).
         let cache = TokenCache::from_entries(alloc::vec![entry("a", "read write", "read", "t")]);
-        assert!(cache.find("a", &WantedScope::new("write", "")).is_some());
+        assert!(
+            cache
+                .find("a", &WantedScope::new("write", ""), UnixTime::EPOCH)
+                .is_some()
+        );
     }
 
     #[test]
@@ -389,14 +439,26 @@ mod tests {
             cache.upsert(entry(aud, "s", "s", aud));
         }
         // Use "a" so "b" becomes the least recently used.
-        assert!(cache.find("a", &WantedScope::new("s", "")).is_some());
+        assert!(
+            cache
+                .find("a", &WantedScope::new("s", ""), UnixTime::EPOCH)
+                .is_some()
+        );
         cache.upsert(entry("d", "s", "s", "d"));
         assert_eq!(cache.evict_over(3, Some(("d", "s"))), 1);
-        assert!(cache.find("b", &WantedScope::new("s", "")).is_none());
+        assert!(
+            cache
+                .find("b", &WantedScope::new("s", ""), UnixTime::EPOCH)
+                .is_none()
+        );
         assert_eq!(cache.len(), 3);
         // The kept entry survives even when it is the oldest.
         assert_eq!(cache.evict_over(1, Some(("c", "s"))), 2);
-        assert!(cache.find("c", &WantedScope::new("s", "")).is_some());
+        assert!(
+            cache
+                .find("c", &WantedScope::new("s", ""), UnixTime::EPOCH)
+                .is_some()
+        );
     }
 
     #[test]

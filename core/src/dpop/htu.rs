@@ -65,6 +65,9 @@ fn push_origin(out: &mut String, url: &Url) {
 /// [`HtuError`] when `url` is not an absolute `http` or `https` URL.
 pub fn htu(url: &str) -> Result<String, HtuError> {
     if let Some(canonical) = canonical_htu(url) {
+        // Fuzzing holds the fast path to the parser's answers.
+        #[cfg(fuzzing)]
+        assert_eq!(Ok(String::from(canonical)), htu_parsed(url), "{url}");
         return Ok(String::from(canonical));
     }
     htu_parsed(url)
@@ -95,8 +98,9 @@ pub fn origin(url: &str) -> Result<String, HtuError> {
 /// `None` when the full parser is needed. Most request URLs are canonical
 /// (lower-case ASCII host, no default port, a plain path), and skipping the
 /// parser makes a proof noticeably cheaper. Anything unusual — upper case,
-/// IDN or punycode, numeric hosts, dot segments, characters the parser
-/// would escape, userinfo — goes to the parser.
+/// IDN or punycode, a last host label starting with a digit (IPv4 in any
+/// notation, or invalid), dot segments, characters the parser would
+/// escape, userinfo — goes to the parser.
 fn canonical_htu(url: &str) -> Option<&str> {
     let (rest, default_port) = if let Some(rest) = url.strip_prefix("https://") {
         (rest, "443")
@@ -119,11 +123,16 @@ fn canonical_htu(url: &str) -> Option<&str> {
         && !host.ends_with('.')
         && !host.contains("..")
         && !host.contains("xn--")
-        // A numeric last label makes the host an IPv4 address to normalise.
+        // A last label that is a number — decimal, octal `0…` or hex `0x…`
+        // (WHATWG "ends in a number") — makes the host an IPv4 address to
+        // normalise (`1.2.3.0x7f` is `1.2.3.127`) or an invalid one
+        // (`a.0x7f`). Only a last label starting with a letter is surely a
+        // name; anything starting with a digit goes to the parser.
         && host
             .rsplit('.')
             .next()
-            .is_some_and(|label| label.bytes().any(|b| b.is_ascii_lowercase()));
+            .and_then(|label| label.bytes().next())
+            .is_some_and(|b| b.is_ascii_lowercase());
     let port_ok = port.is_none_or(|p| {
         !p.is_empty()
             && p.len() <= 5
@@ -178,7 +187,58 @@ mod tests {
         }
     }
 
+    use proptest::prelude::*;
+
+    /// A label the WHATWG host parser reads as a number when it is the last
+    /// one (decimal, octal `0…`, hex `0x…` — `0x` alone is 0 — each also
+    /// overflowing), or one that only starts like a number.
+    fn numeric_label() -> impl Strategy<Value = alloc::string::String> {
+        prop_oneof![
+            "[0-9]{1,3}",
+            "[0-9]{4,14}",
+            "0[0-7]{1,13}",
+            "0[xX][0-9a-fA-F]{0,12}",
+            "[0-9][a-z0-9]{0,4}",
+            "0x[g-z][a-z0-9]{0,3}",
+        ]
+    }
+
+    /// Hosts mixing numeric and plain labels, sometimes with a trailing
+    /// dot (or two).
+    fn numeric_host() -> impl Strategy<Value = alloc::string::String> {
+        (
+            proptest::collection::vec(prop_oneof![numeric_label(), "[a-z][a-z0-9-]{0,6}"], 1..6),
+            numeric_label(),
+            prop_oneof![Just(""), Just("."), Just("..")],
+        )
+            .prop_map(|(labels, last, dots)| {
+                let mut host = labels.join(".");
+                host.push('.');
+                host.push_str(&last);
+                host.push_str(dots);
+                host
+            })
+    }
+
     proptest::proptest! {
+        /// `htu` agrees with the WHATWG parser (the `url` crate) on hosts
+        /// that are, or look like, IPv4 addresses in any notation: the fast
+        /// path must not take them as names.
+        #[test]
+        fn numeric_hosts_agree_with_the_parser(
+            scheme in prop_oneof![Just("http"), Just("https")],
+            host in numeric_host(),
+            port in proptest::option::of(1u16..),
+            path in "(/[a-z0-9]{0,4}){0,3}",
+        ) {
+            let port = port.map(|p| alloc::format!(":{p}")).unwrap_or_default();
+            let url = alloc::format!("{scheme}://{host}{port}{path}");
+            if let Some(fast) = canonical_htu(&url) {
+                prop_assert_eq!(Ok(alloc::string::String::from(fast)), htu_parsed(&url), "fast path");
+            }
+            prop_assert_eq!(htu(&url), htu_parsed(&url));
+        }
+
         #[test]
         fn fast_path_equals_the_parser(
             url in "https?://[a-z0-9.-]{1,12}(:[0-9]{1,5})?(/[a-zA-Z0-9._~%!$&'()*+,;=:@-]{0,8}){0,4}([?#][a-z=&]{0,6})?"
@@ -239,6 +299,11 @@ mod tests {
         ),
         ("https:as.example/x", "https://as.example/x"),
         ("https://0x7f.1/", "https://127.0.0.1/"),
+        ("https://1.2.3.0x7f/x", "https://1.2.3.127/x"),
+        ("https://1.2.3.0177/x", "https://1.2.3.127/x"),
+        ("https://2130706433/x", "https://127.0.0.1/x"),
+        ("https://0x/x", "https://0.0.0.0/x"),
+        ("https://1.2.3.4./x", "https://1.2.3.4/x"),
         ("https:///x", "https://x/"),
         ("https://as.example:0/", "https://as.example:0/"),
     ];
@@ -287,6 +352,12 @@ mod tests {
             "https://[::1/",
             "https://xn--/",
             "http://%00/",
+            "https://a.0x7f/x",
+            "https://as.example.0x/x",
+            "https://as.example.1/x",
+            "https://1.2.3.4.5/x",
+            "https://1.2.3.256/x",
+            "https://4294967296/x",
         ] {
             assert_eq!(htu(input), Err(HtuError::Invalid), "{input:?}");
             assert!(origin(input).is_err(), "{input:?}");

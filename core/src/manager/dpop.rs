@@ -111,13 +111,17 @@ impl TokenManager {
     /// `private_key_jwt` client assertion, and (`dpop`) a proof with the
     /// token endpoint's current nonce, or the unsigned proof for a deferred
     /// signer.
+    ///
+    /// Also gives the nonce the proof carries: a `use_dpop_nonce` answer is
+    /// judged against what the request carried, not against the cache
+    /// (another answer may have taught the cache meanwhile).
     pub(super) fn prepare_token_request(
         &self,
         mut request: HttpRequest,
         assertion: Option<&(ClientAssertionKey, String)>,
         dpop: bool,
         now: UnixTime,
-    ) -> Result<Prepared, Error> {
+    ) -> Result<(Prepared, Option<Box<str>>), Error> {
         if let Some((key, client_id)) = assertion {
             let jti = draw_jti(&mut **self.entropy.borrow_mut());
             let audience = self
@@ -133,20 +137,26 @@ impl TokenManager {
             request.body.extend_from_slice(form.finish().as_bytes());
         }
         let Some(state) = self.dpop.as_ref().filter(|_| dpop) else {
-            return Ok(Prepared::Ready(request));
+            return Ok((Prepared::Ready(request), None));
         };
         let jti = draw_jti(&mut **self.entropy.borrow_mut());
         let nonces = state.token_nonces.borrow();
+        let nonce = nonces.peek(&request.url);
         let params = ProofParams::new(&request.method, &request.url, now, &jti)
-            .with_nonce(nonces.peek(&request.url))
+            .with_nonce(nonce)
             .with_clock_skew(self.config.dpop_clock_skew);
+        let carried = nonce.map(Box::from);
         match state
             .builder
             .build(&params)
             .map_err(|e| Error::Dpop(format!("{e}")))?
         {
-            ProofOutcome::Ready(proof) => Ok(Prepared::Ready(with_proof(request, proof))),
-            ProofOutcome::Deferred(unsigned) => Ok(Prepared::Deferred(unsigned, request)),
+            ProofOutcome::Ready(proof) => {
+                Ok((Prepared::Ready(with_proof(request, proof)), carried))
+            }
+            ProofOutcome::Deferred(unsigned) => {
+                Ok((Prepared::Deferred(unsigned, request), carried))
+            }
         }
     }
 
@@ -189,12 +199,27 @@ impl TokenManager {
     /// Learns the token endpoint's nonce from any response, and tells
     /// whether it is a `use_dpop_nonce` error worth the one retry (a new
     /// nonce arrived).
-    pub(super) fn token_nonce_retry(&self, url: &str, response: &HttpResponse) -> bool {
+    ///
+    /// `carried` is the nonce the answered request's proof carried: the
+    /// retry is worth it when the server offers another one, whatever the
+    /// cache learned from other answers meanwhile.
+    pub(super) fn token_nonce_retry(
+        &self,
+        url: &str,
+        carried: Option<&str>,
+        response: &HttpResponse,
+    ) -> bool {
         let Some(dpop) = &self.dpop else {
             return false;
         };
-        let new_nonce = dpop.token_nonces.borrow_mut().learn(url, &response.headers);
-        new_nonce && is_use_dpop_nonce_error(response, &self.config.limits)
+        dpop.token_nonces.borrow_mut().learn(url, &response.headers);
+        let offered = response
+            .headers
+            .get(crate::dpop::DPOP_NONCE_HEADER)
+            .map(|value| value.trim_matches([' ', '\t']))
+            .filter(|nonce| crate::dpop::is_valid_nonce(nonce));
+        offered.is_some_and(|offered| Some(offered) != carried)
+            && is_use_dpop_nonce_error(response, &self.config.limits)
     }
 }
 

@@ -42,19 +42,28 @@ impl TokenManager {
                 self.config.require_iss,
             )
             .map_err(Error::Login)?;
-        let request = transaction
-            .code_exchange(
-                &code,
-                &self.config.token_endpoint,
-                &self.config.client_id,
-                &self.config.client_auth,
-            )
-            .build();
+        let mut exchange = transaction.code_exchange(
+            &code,
+            &self.config.token_endpoint,
+            &self.config.client_id,
+            &self.config.client_auth,
+        );
+        // RFC 8707 §2.2: a grant for several resources is narrowed to one at
+        // the token endpoint; without it, servers such as node-oidc-provider
+        // answer with a token for none of them (an opaque userinfo token).
+        let resource = transaction.resources().first().map(String::as_str);
+        if transaction.audience().is_none()
+            && let Some(resource) = resource
+        {
+            exchange.target = Some(resource);
+            exchange.target_parameter = crate::grant::refresh::TargetParameter::Resource;
+        }
+        let request = exchange.build();
         self.launch(
             FlightKind::CodeExchange {
                 nonce: String::from(transaction.nonce().secret()),
             },
-            transaction.audience().map(String::from),
+            transaction.audience().or(resource).map(String::from),
             String::from(transaction.scope()),
             request,
             now,
@@ -92,6 +101,11 @@ impl TokenManager {
                         .validate_login(id_token, nonce, now)?,
                 )
             }
+            // OIDC Core 3.1.3.3: an `openid` login's token response must
+            // carry an ID token; without it the user is not authenticated.
+            None if crate::scope::tokens(&flight.requested_scope).any(|s| s == "openid") => {
+                return Err(Error::IdToken(crate::id_token::IdTokenError::Missing));
+            }
             None => None,
         };
         let granted = parsed
@@ -105,6 +119,11 @@ impl TokenManager {
             requested_scope: Some(flight.requested_scope.clone()),
             refresh_token: parsed.refresh_token,
             expires_at: Some(expires_at),
+            expires_in: Some(
+                expires_at
+                    .as_secs()
+                    .saturating_sub(flight.sent_at.as_secs()),
+            ),
             audience: flight.audience.clone(),
             token_type: Some(parsed.token_type),
             extra: serde_json::Map::new(),
@@ -130,6 +149,8 @@ impl TokenManager {
         }
         internal.insert("createdAt".into(), Value::from(now.as_secs()));
         session.set_internal(internal);
+        // Without a `sid` claim the SDK still needs one.
+        session.complete_for_sdk(None, now, &mut **self.entropy.borrow_mut());
         session.set_session_expires_at(ceiling);
         // Continue the generation of the session this one replaces, so a
         // store's compare-and-swap sees a newer value.

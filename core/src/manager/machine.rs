@@ -26,12 +26,17 @@ impl TokenManager {
         let audience = request.audience.or(this.config.default_audience.as_deref());
         let scope = request.scope.unwrap_or("");
         let wanted = WantedScope::new(scope, "");
-        let entry = this.machine_cache.find(audience.unwrap_or(""), &wanted);
+        let entry = this
+            .machine_cache
+            .find(audience.unwrap_or(""), &wanted, now);
         let freshness = Freshness {
             has_access_token: entry.is_some(),
             expires_at: entry.and_then(|e| e.expires_at),
             // A client can always ask for a new token.
             has_refresh_token: true,
+            lifetime: entry
+                .and_then(|e| e.expires_in)
+                .map(core::time::Duration::from_secs),
         };
         match freshness.decide(now, this.config.refresh_buffer, request.force_refresh) {
             Decision::Ready => match entry {
@@ -90,6 +95,11 @@ impl TokenManager {
             requested_scope: Some(flight.requested_scope.clone()),
             audience: audience.clone(),
             expires_at: Some(expires_at),
+            expires_in: Some(
+                expires_at
+                    .as_secs()
+                    .saturating_sub(flight.sent_at.as_secs()),
+            ),
             token_type: Some(parsed.token_type),
             extra: serde_json::Map::new(),
         });

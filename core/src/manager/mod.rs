@@ -79,6 +79,7 @@ use crate::session::Session;
 use crate::time::UnixTime;
 use crate::token::response::parse_mfa_required;
 use crate::token::{AccessTokenSet, Decision, Freshness, TokenResponse, TokenType};
+use crate::trace::decision;
 
 /// What a caller asks for: the SDK's `getAccessToken` options.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -325,6 +326,12 @@ pub struct TokenManager {
     entropy: RefCell<Box<dyn Entropy + Send>>,
     /// DPoP, when enabled.
     dpop: Option<dpop::DpopState>,
+    /// Refresh tokens that answers proved live but that could not be
+    /// stored (the session moved on or logged out): revoked through
+    /// [`TokenManager::poll_revocation`], never silently dropped.
+    to_revoke: alloc::vec::Vec<crate::secret::RefreshToken>,
+    /// Proven refresh tokens dropped for want of a revocation endpoint.
+    unrevocable: u64,
 }
 
 impl fmt::Debug for TokenManager {
@@ -353,6 +360,8 @@ impl TokenManager {
             machine_cache: TokenCache::new(),
             entropy: RefCell::new(Box::new(entropy)),
             dpop: None,
+            to_revoke: alloc::vec::Vec::new(),
+            unrevocable: 0,
         }
     }
 
@@ -374,6 +383,18 @@ impl TokenManager {
     pub fn set_session(&mut self, session: Session) {
         self.pending_claim.set(None);
         self.session = Some(session);
+    }
+
+    /// Gives the session the generation one above both its own and
+    /// `found` (a store's), announcing nothing: the keeper saves it next.
+    /// Returns the new generation.
+    pub(crate) fn renumber_session(&mut self, found: Option<u64>) -> u64 {
+        let Some(session) = self.session.as_mut() else {
+            return 0;
+        };
+        let base = session.generation().max(found.unwrap_or(0));
+        session.set_generation(base);
+        session.bump_generation()
     }
 
     /// Removes the session and returns it.
@@ -410,44 +431,81 @@ impl TokenManager {
             return Action::LoginRequired(Error::SessionExpired);
         }
         let (audience, wanted) = resolve(config, request);
-        let location = locate(config, session, audience, &wanted);
+        let location = locate(config, session, audience, &wanted, now);
         let reauth = session.is_reauthentication_required();
-        let (has_access_token, expires_at) = match location {
-            Location::Main { covers } => (covers, session.token_set.expires_at),
+        if reauth && request.force_refresh {
+            // A forced refresh (usually after a 401) cannot be answered with
+            // the cached token when the refresh token is known dead.
+            decision!(
+                info,
+                event = "login_required",
+                code = "reauthentication_required"
+            );
+            return Action::LoginRequired(Error::ReauthenticationRequired);
+        }
+        let (has_access_token, expires_at, lifetime) = match location {
+            Location::Main { covers } => (
+                covers,
+                session.token_set.expires_at,
+                session.token_set.expires_in,
+            ),
             Location::Entry { entry, .. } => match entry {
-                Some(entry) => (true, entry.expires_at),
-                None => (false, None),
+                Some(entry) => (true, entry.expires_at, entry.expires_in),
+                None => (false, None, None),
             },
         };
         let freshness = Freshness {
             has_access_token,
             expires_at,
             has_refresh_token: session.token_set.refresh_token.is_some() && !reauth,
+            lifetime: lifetime.map(core::time::Duration::from_secs),
         };
         match freshness.decide(now, config.refresh_buffer, request.force_refresh) {
-            Decision::Ready => Action::Ready(token_ref(session, location)),
+            Decision::Ready => {
+                decision!(
+                    debug,
+                    event = "cache_hit",
+                    audience = audience.unwrap_or("")
+                );
+                Action::Ready(token_ref(session, location))
+            }
             Decision::MissingRefreshToken {
                 access_token_expired,
-            } => Action::LoginRequired(if reauth {
-                Error::ReauthenticationRequired
-            } else {
-                Error::MissingRefreshToken {
-                    access_token_expired,
-                }
-            }),
+            } => {
+                let error = if reauth {
+                    Error::ReauthenticationRequired
+                } else {
+                    Error::MissingRefreshToken {
+                        access_token_expired,
+                    }
+                };
+                decision!(info, event = "login_required", code = error.code());
+                Action::LoginRequired(error)
+            }
             Decision::Refresh => {
                 if let Some(id) = this.flights.borrow().refresh_in_flight() {
+                    decision!(debug, event = "wait", request_id = id.as_u64());
                     return Action::Wait(id);
                 }
                 if let Some(until) = this.foreign_claim(now) {
+                    decision!(debug, event = "reload", until = until.as_secs());
                     return Action::Reload { until };
                 }
+                decision!(
+                    info,
+                    event = "refresh_started",
+                    reason = refresh_reason(&freshness, request.force_refresh, now),
+                    audience = audience.unwrap_or(""),
+                );
                 let destination = match location {
                     Location::Main { .. } => Destination::Main,
-                    Location::Entry { audience, .. } => Destination::Entry(String::from(audience)),
+                    Location::Entry { audience, entry } => Destination::Entry(
+                        String::from(audience),
+                        entry.map(|e| String::from(e.key_scope())),
+                    ),
                 };
                 let target = match &destination {
-                    Destination::Entry(audience) => Some(audience.clone()),
+                    Destination::Entry(audience, _) => Some(audience.clone()),
                     Destination::Main => request.audience.map(String::from),
                 };
                 let refresh_token = session
@@ -515,6 +573,12 @@ impl TokenManager {
         if let Some((flight_audience, result)) = self.flights.get_mut().outcome(waited)
             && flight_audience == audience
         {
+            decision!(
+                debug,
+                event = "joined",
+                request_id = waited.as_u64(),
+                ok = result.is_ok()
+            );
             match result {
                 Err(error) => return Action::Failed(error.clone()),
                 Ok(()) => request.force_refresh = false,
@@ -538,6 +602,16 @@ impl TokenManager {
         if flight.dpop && parsed.token_type != TokenType::DPoP {
             return Err(Error::TokenTypeMismatch {
                 received: String::from(parsed.token_type.as_str()),
+            });
+        }
+        // A JWT access token must be for the API asked for: a server that
+        // ignored the target parameter answers with a token for another one.
+        if let Some(audience) = flight.audience.as_deref()
+            && crate::jwt::access_token_names_audience(parsed.access_token.secret(), audience)
+                == Some(false)
+        {
+            return Err(Error::AccessTokenAudienceMismatch {
+                requested: String::from(audience),
             });
         }
         let expires_at = parsed.expires_at(flight.sent_at, self.config.default_lifetime);
@@ -599,11 +673,12 @@ impl TokenManager {
         assertion: Option<(ClientAssertionKey, String)>,
         now: UnixTime,
     ) -> Result<Dispatch, Error> {
-        let dpop = self.dpop.is_some() && !matches!(kind, FlightKind::Revocation);
+        let dpop = self.dpop.is_some() && !matches!(kind, FlightKind::Revocation { .. });
         // Only with DPoP can a response ask for the request again.
         // The rarely used parts are boxed: flights are moved around whole.
         let kept = self.dpop.is_some().then(|| Box::new(request.clone()));
-        let prepared = self.prepare_token_request(request, assertion.as_ref(), dpop, now)?;
+        let (prepared, sent_nonce) =
+            self.prepare_token_request(request, assertion.as_ref(), dpop, now)?;
         let assertion = assertion.map(Box::new);
         let mut flights = self.flights.borrow_mut();
         let id = flights.next_id();
@@ -631,6 +706,7 @@ impl TokenManager {
             request: kept,
             assertion,
             pending_proof,
+            sent_nonce,
         });
         Ok(dispatch)
     }
@@ -643,25 +719,29 @@ impl TokenManager {
         now: UnixTime,
     ) -> Completion<'_> {
         self.settle();
-        let Some((mut flight, _abandoned)) = self.flights.get_mut().take(id) else {
+        let Some((mut flight, abandoned)) = self.flights.get_mut().take(id) else {
             return Completion::Failed(Error::UnknownRequest);
         };
         // RFC 9449 §8: one retry with a fresh proof, only when the server
-        // sent a new nonce with its `use_dpop_nonce` error.
-        let retry = flight
-            .request
-            .as_ref()
-            .is_some_and(|base| self.token_nonce_retry(&base.url, &response))
-            && flight.dpop
-            && flight.attempt == 0;
+        // offered another nonce than the request carried with its
+        // `use_dpop_nonce` error. Never for a flight abandoned at its lease
+        // deadline: its refresh token may be on the wire again by now.
+        let retry = flight.request.as_ref().is_some_and(|base| {
+            self.token_nonce_retry(&base.url, flight.sent_nonce.as_deref(), &response)
+        }) && flight.dpop
+            && flight.attempt == 0
+            && !abandoned;
         if let Some(base) = flight.request.clone().filter(|_| retry) {
+            decision!(debug, event = "nonce_retry", request_id = id.as_u64());
             flight.attempt = 1;
             match self.prepare_token_request(*base, flight.assertion.as_deref(), true, now) {
-                Ok(dpop::Prepared::Ready(request)) => {
+                Ok((dpop::Prepared::Ready(request), sent_nonce)) => {
+                    flight.sent_nonce = sent_nonce;
                     self.flights.get_mut().restart(flight);
                     return Completion::Resend(OutgoingRequest { id, request });
                 }
-                Ok(dpop::Prepared::Deferred(unsigned, with_assertion)) => {
+                Ok((dpop::Prepared::Deferred(unsigned, with_assertion), sent_nonce)) => {
+                    flight.sent_nonce = sent_nonce;
                     let signing_input = String::from(unsigned.signing_input());
                     flight.pending_proof = Some(Box::new((unsigned, with_assertion)));
                     self.flights.get_mut().restart(flight);
@@ -679,13 +759,15 @@ impl TokenManager {
         let claimed = flight.refresh_token().is_some() && self.release_claim();
         let generation = self.session.as_ref().map(Session::generation);
         if let Some(spent) = flight.refresh_token() {
-            let current = self
-                .session
-                .as_ref()
-                .and_then(|s| s.token_set.refresh_token.as_ref());
-            if current != Some(spent) {
+            let session = self.session.as_ref();
+            let current = session.and_then(|s| s.token_set.refresh_token.as_ref());
+            if current != Some(spent) || session.is_some_and(Session::is_logged_out) {
                 // The session moved on (a new login, a logout, or a lease
-                // that ran out): applying this could overwrite newer tokens.
+                // that ran out): applying this could overwrite newer tokens,
+                // or bring a logged-out session back. A refresh token the
+                // answer rotated in is live all the same: revoke it.
+                decision!(warn, event = "abandoned_answer", request_id = id.as_u64());
+                self.revoke_rotated(&response);
                 if claimed {
                     self.announce_release();
                 }
@@ -706,8 +788,8 @@ impl TokenManager {
                     Err(error) => Completion::Failed(error),
                 };
             }
-            FlightKind::Revocation => {
-                let result = self.apply_revocation(&response);
+            FlightKind::Revocation { refresh_token } => {
+                let result = self.apply_revocation(refresh_token, &response);
                 self.flights.get_mut().finish(&flight, result.clone());
                 return match result {
                     Ok(()) => Completion::Revoked,
@@ -719,8 +801,14 @@ impl TokenManager {
         if claimed && self.session.as_ref().map(Session::generation) == generation {
             self.announce_release();
         }
+        decision!(
+            debug,
+            event = "request_finished",
+            request_id = id.as_u64(),
+            code = result.as_ref().err().map_or("ok", Error::code)
+        );
         match result {
-            Ok(()) => match self.flight_token_ref(&flight) {
+            Ok(()) => match self.flight_token_ref(&flight, now) {
                 Some(token) => Completion::Ready(token),
                 None => Completion::Failed(Error::UnknownRequest),
             },
@@ -816,25 +904,42 @@ impl TokenManager {
 impl TokenManager {
     /// The token a finished flight stored (`None` only if it vanished,
     /// which the write paths rule out).
-    fn flight_token_ref(&self, flight: &Flight) -> Option<AccessTokenRef<'_>> {
+    fn flight_token_ref(&self, flight: &Flight, now: UnixTime) -> Option<AccessTokenRef<'_>> {
         let wanted = WantedScope::new(&flight.requested_scope, "");
         match &flight.kind {
             FlightKind::ClientCredentials => self
                 .machine_cache
-                .find(flight.audience.as_deref().unwrap_or(""), &wanted)
+                .find(flight.audience.as_deref().unwrap_or(""), &wanted, now)
                 .map(entry_ref),
+            // Exactly the entry the refresh wrote: a lookup could rank
+            // another one first.
             FlightKind::Refresh {
-                destination: Destination::Entry(audience),
+                destination: Destination::Entry(audience, _),
                 ..
             } => {
                 let session = self.session.as_ref()?;
-                session.cache.find(audience, &wanted).map(entry_ref)
+                session
+                    .cache
+                    .get(audience, &flight.requested_scope)
+                    .map(entry_ref)
             }
             _ => {
                 let session = self.session.as_ref()?;
                 Some(token_ref(session, Location::Main { covers: true }))
             }
         }
+    }
+}
+
+/// Why a refresh is due, for the `refresh_started` event.
+#[cfg(feature = "tracing")]
+fn refresh_reason(freshness: &Freshness, forced: bool, now: UnixTime) -> &'static str {
+    match freshness.expires_at {
+        _ if !freshness.has_access_token => "no_token",
+        _ if forced => "forced",
+        None => "no_expiry",
+        Some(expires_at) if expires_at <= now => "expired",
+        Some(_) => "within_buffer",
     }
 }
 
@@ -861,6 +966,7 @@ fn locate<'a, 's>(
     session: &'s Session,
     audience: Option<&'a str>,
     wanted: &WantedScope<'_>,
+    now: UnixTime,
 ) -> Location<'a, 's> {
     let main = &session.token_set;
     let main_audience = main
@@ -878,7 +984,7 @@ fn locate<'a, 's>(
         Some(aud) if Some(aud) == main_audience && covers() => Location::Main { covers: true },
         Some(aud) => Location::Entry {
             audience: aud,
-            entry: session.cache.find(aud, wanted),
+            entry: session.cache.find(aud, wanted, now),
         },
     }
 }

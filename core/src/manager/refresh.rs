@@ -13,6 +13,7 @@ use crate::scope;
 use crate::secret::IdToken;
 use crate::time::UnixTime;
 use crate::token::{AccessTokenSet, TokenResponse};
+use crate::trace::decision;
 
 impl TokenManager {
     /// Applies a refresh response to the session. On error nothing stored
@@ -35,6 +36,7 @@ impl TokenManager {
             Err(ResponseError::Server(server))
                 if server.error == "invalid_grant" || server.error == "invalid_target" =>
             {
+                decision!(warn, event = "invalid_grant", code = server.error.as_str());
                 let session = self.session.as_mut().ok_or(Error::MissingSession)?;
                 if session.token_set.refresh_token.as_ref() == flight.refresh_token() {
                     session.set_reauthentication_required();
@@ -50,17 +52,6 @@ impl TokenManager {
         };
         let usable = self.usable_expiry(flight, &parsed, response.status, now, wrap);
         let session = self.session.as_mut().ok_or(Error::MissingSession)?;
-
-        // `sub` continuity: a refreshed ID token must name the same user
-        // (and, with an issuer configured, pass the other checks too).
-        if let Some(new_id_token) = &parsed.id_token {
-            check_refreshed_id_token(
-                &self.config,
-                session.token_set.id_token.as_ref(),
-                new_id_token,
-                now,
-            )?;
-        }
 
         // The response's parts move into the session: no copies.
         let TokenResponse {
@@ -82,7 +73,20 @@ impl TokenManager {
             _ => false,
         };
 
-        let expires_at = match usable {
+        // `sub` continuity: a refreshed ID token must name the same user
+        // (and, with an issuer configured, pass the other checks too). Checked
+        // after the rotation is kept: a refused answer still spent the old
+        // refresh token, and only the rotated one is live.
+        let id_token_checked = match &id_token {
+            Some(new_id_token) => check_refreshed_id_token(
+                &self.config,
+                session.token_set.id_token.as_ref(),
+                new_id_token,
+                now,
+            ),
+            None => Ok(()),
+        };
+        let expires_at = match id_token_checked.and(usable) {
             Ok(expires_at) => expires_at,
             Err(error) => {
                 if rotated {
@@ -98,6 +102,11 @@ impl TokenManager {
             }
         };
 
+        // What the server granted, counted from the send time as
+        // `expiresAt` is (it caps the refresh buffer).
+        let lifetime = expires_at
+            .as_secs()
+            .saturating_sub(flight.sent_at.as_secs());
         // RFC 6749 §5.1: no `scope` means "as requested".
         let granted = granted.unwrap_or_else(|| flight.requested_scope.clone());
         let missing = if self.config.strict_scopes {
@@ -117,6 +126,7 @@ impl TokenManager {
                 let set = &mut session.token_set;
                 set.access_token = access_token;
                 set.expires_at = Some(expires_at);
+                set.expires_in = Some(lifetime);
                 set.scope = Some(granted);
                 if !flight.requested_scope.is_empty()
                     && set.requested_scope.as_deref() != Some(&*flight.requested_scope)
@@ -128,13 +138,20 @@ impl TokenManager {
                 }
                 set.token_type = Some(token_type);
             }
-            Destination::Entry(audience) => {
+            Destination::Entry(audience, replaces) => {
+                // The refreshed token replaces the entry it was refreshed
+                // for, even when that entry was keyed by a wider scope:
+                // kept beside it, the stale one could still be found.
+                if let Some(replaced) = replaces {
+                    session.cache.remove(audience, replaced);
+                }
                 session.cache.upsert(AccessTokenSet {
                     access_token,
                     scope: Some(granted),
                     requested_scope: Some(flight.requested_scope.clone()),
                     audience: audience.clone(),
                     expires_at: Some(expires_at),
+                    expires_in: Some(lifetime),
                     token_type: Some(token_type),
                     extra: serde_json::Map::new(),
                 });
@@ -145,6 +162,12 @@ impl TokenManager {
             }
         }
         let generation = session.bump_generation();
+        decision!(
+            info,
+            event = "refresh_finished",
+            rotated = rotated,
+            generation = generation
+        );
         self.events.push_back(Event::SessionChanged {
             generation,
             reason: ChangeReason::TokensUpdated {

@@ -14,6 +14,9 @@
 
 use alloc::format;
 use alloc::string::String;
+use core::fmt;
+
+use zeroize::{ZeroizeOnDrop, Zeroizing};
 
 use super::{AccessTokenInfo, ChangeReason, Event, TokenManager};
 use crate::dpop::{
@@ -79,8 +82,7 @@ impl ResourceRetries {
     }
 }
 
-/// The headers that authorize an API request.
-#[derive(Debug)]
+/// The headers that authorize an API request. `Debug` shows no token.
 #[must_use]
 #[non_exhaustive]
 pub enum Authorization {
@@ -90,14 +92,41 @@ pub enum Authorization {
     Sign(PendingAuthorization),
 }
 
+impl fmt::Debug for Authorization {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            // `Headers` redacts `Authorization` and `DPoP` values.
+            Authorization::Ready(headers) => f.debug_tuple("Ready").field(headers).finish(),
+            Authorization::Sign(pending) => f.debug_tuple("Sign").field(pending).finish(),
+        }
+    }
+}
+
 /// An authorization whose DPoP proof needs a signature from outside (a
-/// non-extractable WebCrypto key, a KMS).
-#[derive(Debug)]
+/// non-extractable WebCrypto key, a KMS). `Debug` shows no token, and the
+/// `Authorization` value it holds is wiped when it is dropped.
 #[must_use]
 pub struct PendingAuthorization {
     proof: UnsignedProof,
-    authorization: String,
+    /// `DPoP <access token>`.
+    authorization: Zeroizing<String>,
 }
+
+impl fmt::Debug for PendingAuthorization {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PendingAuthorization")
+            .field("proof", &self.proof)
+            .field(
+                "authorization",
+                &format_args!("<redacted {} bytes>", self.authorization.len()),
+            )
+            .finish()
+    }
+}
+
+/// The header value is `Zeroizing`; the proof holds no secret (its `ath`
+/// is a hash of the token).
+impl ZeroizeOnDrop for PendingAuthorization {}
 
 impl PendingAuthorization {
     /// What to sign (ES256, raw `r || s`).
@@ -109,11 +138,15 @@ impl PendingAuthorization {
     /// The headers, with the proof finished by `signature`.
     #[must_use]
     pub fn finish(self, signature: &EcdsaSignature) -> Headers {
-        dpop_headers(self.authorization, self.proof.finish(signature))
+        let PendingAuthorization {
+            proof,
+            authorization,
+        } = self;
+        dpop_headers(&authorization, proof.finish(signature))
     }
 }
 
-fn dpop_headers(authorization: String, proof: DpopProof) -> Headers {
+fn dpop_headers(authorization: &str, proof: DpopProof) -> Headers {
     let mut headers = Headers::new();
     headers.append("Authorization", authorization);
     headers.append("DPoP", proof.into_string());
@@ -141,7 +174,8 @@ impl TokenManager {
         match &token.token_type {
             TokenType::Bearer => {
                 let mut headers = Headers::new();
-                headers.append("Authorization", format!("Bearer {}", token.token.secret()));
+                let value = Zeroizing::new(format!("Bearer {}", token.token.secret()));
+                headers.append("Authorization", &*value);
                 Ok(Authorization::Ready(headers))
             }
             TokenType::DPoP => {
@@ -157,14 +191,14 @@ impl TokenManager {
                     .with_nonce(dpop.resource_nonces.peek(url))
                     .with_access_token(&token.token)
                     .with_clock_skew(self.config.dpop_clock_skew);
-                let authorization = format!("DPoP {}", token.token.secret());
+                let authorization = Zeroizing::new(format!("DPoP {}", token.token.secret()));
                 match dpop
                     .builder
                     .build(&params)
                     .map_err(|e| Error::Dpop(format!("{e}")))?
                 {
                     ProofOutcome::Ready(proof) => {
-                        Ok(Authorization::Ready(dpop_headers(authorization, proof)))
+                        Ok(Authorization::Ready(dpop_headers(&authorization, proof)))
                     }
                     ProofOutcome::Deferred(proof) => {
                         Ok(Authorization::Sign(PendingAuthorization {

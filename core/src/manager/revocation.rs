@@ -6,7 +6,11 @@ use crate::error::Error;
 use crate::flight::FlightKind;
 use crate::grant::revocation::{parse_revocation_response, revoke_refresh_token};
 use crate::http::HttpResponse;
+use crate::secret::RefreshToken;
+use crate::session::Session;
 use crate::time::UnixTime;
+use crate::token::TokenResponse;
+use alloc::string::String;
 
 impl TokenManager {
     /// Logs the session out: from now on every token request answers
@@ -28,38 +32,114 @@ impl TokenManager {
                 reason: ChangeReason::LoggedOut,
             });
         }
-        let (Some(endpoint), Some(refresh_token)) = (
-            self.config.revocation_endpoint.as_deref(),
-            self.session
-                .as_ref()
-                .and_then(|s| s.token_set.refresh_token.as_ref()),
-        ) else {
-            return Ok(None);
-        };
+        let refresh_token = self
+            .session
+            .as_ref()
+            .and_then(|s| s.token_set.refresh_token.clone());
+        match refresh_token {
+            Some(refresh_token) if self.config.revocation_endpoint.is_some() => {
+                self.launch_revocation(refresh_token, now).map(Some)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// The revocation request for `refresh_token`, as a flight. `None`
+    /// without a revocation endpoint.
+    fn launch_revocation(
+        &mut self,
+        refresh_token: RefreshToken,
+        now: UnixTime,
+    ) -> Result<Dispatch, Error> {
+        let endpoint =
+            self.config.revocation_endpoint.as_deref().ok_or_else(|| {
+                Error::InvalidConfiguration(String::from("no revocation endpoint"))
+            })?;
         let request = revoke_refresh_token(
             endpoint,
             &self.config.client_id,
             &self.config.client_auth,
-            refresh_token,
+            &refresh_token,
         )
         .build();
         self.launch(
-            FlightKind::Revocation,
+            FlightKind::Revocation { refresh_token },
             None,
-            alloc::string::String::new(),
+            String::new(),
             request,
             now,
         )
-        .map(Some)
+    }
+
+    /// The next revocation the host must send: a refresh token that an
+    /// answer proved live but that could not be stored (a refresh answered
+    /// after a logout, a new login, or a session another process ended).
+    /// Call after every call that handled a response, until `None`; send
+    /// each like any other request (its answer gives
+    /// [`Completion::Revoked`](super::Completion::Revoked)). Without a
+    /// revocation endpoint configured such tokens are dropped (and
+    /// [`TokenManager::unrevocable`] counts them).
+    ///
+    /// # Errors
+    /// As [`TokenManager::logout`]'s request (a DPoP or client-assertion
+    /// failure); the token is then dropped.
+    pub fn poll_revocation(&mut self, now: UnixTime) -> Option<Result<Dispatch, Error>> {
+        let refresh_token = self.to_revoke.pop()?;
+        if self.config.revocation_endpoint.is_none() {
+            self.unrevocable += 1;
+            return None;
+        }
+        Some(self.launch_revocation(refresh_token, now))
+    }
+
+    /// How many proven refresh tokens could not be revoked for want of a
+    /// revocation endpoint.
+    #[must_use]
+    pub fn unrevocable(&self) -> u64 {
+        self.unrevocable
+    }
+
+    /// Queues `refresh_token` for revocation (see
+    /// [`TokenManager::poll_revocation`]), unless it is the session's own.
+    pub(crate) fn revoke_later(&mut self, refresh_token: RefreshToken) {
+        let own = self
+            .session
+            .as_ref()
+            .and_then(|s| s.token_set.refresh_token.as_ref())
+            .is_some_and(|own| *own == refresh_token && !self.session_logged_out());
+        if !own && !self.to_revoke.contains(&refresh_token) {
+            self.to_revoke.push(refresh_token);
+        }
+    }
+
+    fn session_logged_out(&self) -> bool {
+        self.session.as_ref().is_some_and(Session::is_logged_out)
+    }
+
+    /// Queues the refresh token a successful refresh answer carries, when
+    /// that answer cannot be applied.
+    pub(super) fn revoke_rotated(&mut self, response: &HttpResponse) {
+        if let Ok(parsed) = TokenResponse::parse(response, &self.config.limits)
+            && let Some(rotated) = parsed.refresh_token
+        {
+            self.revoke_later(rotated);
+        }
     }
 
     /// Applies a revocation response: on success the refresh token is
     /// dropped from the session (it is dead), and the change announced.
     // Kept out of `handle_response`, whose refresh path stays compact.
     #[inline(never)]
-    pub(super) fn apply_revocation(&mut self, response: &HttpResponse) -> Result<(), Error> {
+    pub(super) fn apply_revocation(
+        &mut self,
+        revoked: &RefreshToken,
+        response: &HttpResponse,
+    ) -> Result<(), Error> {
         parse_revocation_response(response, &self.config.limits).map_err(Error::Revocation)?;
+        // Only the token revoked goes: a refresh answered meanwhile may have
+        // put another one in the session (it is queued for revocation).
         if let Some(session) = self.session.as_mut()
+            && session.token_set.refresh_token.as_ref() == Some(revoked)
             && session.token_set.refresh_token.take().is_some()
         {
             let generation = session.bump_generation();

@@ -22,6 +22,9 @@ pub struct Freshness {
     pub expires_at: Option<UnixTime>,
     /// Whether a usable refresh token exists.
     pub has_refresh_token: bool,
+    /// The lifetime the server granted the token, when known: the buffer
+    /// is capped at half of it.
+    pub lifetime: Option<Duration>,
 }
 
 /// The outcome of [`Freshness::decide`].
@@ -43,7 +46,15 @@ pub enum Decision {
 impl Freshness {
     /// Applies the decision table. `force` is the caller's `refresh: true`;
     /// `buffer` the refresh buffer (the SDK's `tokenRefreshBuffer`).
+    ///
+    /// The buffer is capped at half the granted lifetime: a buffer at or
+    /// above the lifetime would make every token "due" the moment it
+    /// arrives, and every call would refresh.
     pub fn decide(&self, now: UnixTime, buffer: Duration, force: bool) -> Decision {
+        let buffer = match self.lifetime {
+            Some(lifetime) => buffer.min(lifetime / 2),
+            None => buffer,
+        };
         if self.has_refresh_token {
             let due = match self.expires_at {
                 None => true,
@@ -81,7 +92,46 @@ mod tests {
             has_access_token: at,
             expires_at: exp.map(UnixTime::from_secs),
             has_refresh_token: rt,
+            lifetime: None,
         }
+    }
+
+    #[test]
+    fn the_buffer_is_capped_at_half_the_granted_lifetime() {
+        // 60 s tokens, a 120 s buffer: a token just obtained is served.
+        let fresh = Freshness {
+            lifetime: Some(Duration::from_secs(60)),
+            ..state(true, Some(1_060), true)
+        };
+        let buffer = Duration::from_secs(120);
+        assert_eq!(fresh.decide(NOW, buffer, false), Decision::Ready);
+        // Half-way through its life it is due.
+        assert_eq!(
+            fresh.decide(UnixTime::from_secs(1_029), buffer, false),
+            Decision::Ready
+        );
+        assert_eq!(
+            fresh.decide(UnixTime::from_secs(1_030), buffer, false),
+            Decision::Refresh
+        );
+        // A buffer below half the lifetime applies as configured.
+        let long = Freshness {
+            lifetime: Some(Duration::from_secs(3_600)),
+            ..state(true, Some(4_600), true)
+        };
+        assert_eq!(
+            long.decide(UnixTime::from_secs(4_539), BUFFER, false),
+            Decision::Ready
+        );
+        assert_eq!(
+            long.decide(UnixTime::from_secs(4_540), BUFFER, false),
+            Decision::Refresh
+        );
+        // Unknown lifetime (a session another SDK wrote): the buffer as is.
+        assert_eq!(
+            state(true, Some(1_060), true).decide(NOW, buffer, false),
+            Decision::Refresh
+        );
     }
 
     #[test]

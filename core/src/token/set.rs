@@ -47,6 +47,17 @@ pub struct TokenSet {
         skip_serializing_if = "Option::is_none"
     )]
     pub expires_at: Option<UnixTime>,
+    /// The lifetime the server granted the access token, in seconds
+    /// (`expires_in`; not an SDK member, kept beside `expiresAt`). It caps
+    /// the refresh buffer at half the lifetime, so a token just obtained is
+    /// served even when the buffer is longer than the tokens live.
+    #[serde(
+        rename = "expiresIn",
+        default,
+        deserialize_with = "lenient_secs",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub expires_in: Option<u64>,
     /// The audience of the access token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audience: Option<String>,
@@ -84,6 +95,17 @@ pub struct AccessTokenSet {
         skip_serializing_if = "Option::is_none"
     )]
     pub expires_at: Option<UnixTime>,
+    /// The lifetime the server granted the access token, in seconds
+    /// (`expires_in`; not an SDK member, kept beside `expiresAt`). It caps
+    /// the refresh buffer at half the lifetime, so a token just obtained is
+    /// served even when the buffer is longer than the tokens live.
+    #[serde(
+        rename = "expiresIn",
+        default,
+        deserialize_with = "lenient_secs",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub expires_in: Option<u64>,
     /// `Bearer` or `DPoP`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_type: Option<TokenType>,
@@ -108,6 +130,12 @@ impl AccessTokenSet {
 fn lenient_time<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<UnixTime>, D::Error> {
     let value = Value::deserialize(deserializer)?;
     Ok(seconds_from_json(&value).map(UnixTime::from_secs))
+}
+
+/// Reads a number of seconds leniently (anything unusable is unknown).
+fn lenient_secs<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+    let value = Value::deserialize(deserializer)?;
+    Ok(seconds_from_json(&value))
 }
 
 /// A non-negative whole number of seconds from a JSON number or numeric

@@ -216,3 +216,95 @@ pub fn refresh_token(session: &Session) -> String {
 pub fn access_token(session: &Session) -> String {
     session.token_set().access_token.secret().to_owned()
 }
+
+/// A server on 127.0.0.1, started inside the Node process running the
+/// tests, that answers every request with `200` and a body that never ends
+/// (chunked, no `Content-Length`), counting what it managed to send.
+pub struct EndlessServer {
+    pub url: String,
+    key: String,
+}
+
+impl EndlessServer {
+    pub async fn start() -> Self {
+        let key = format!("__tokenkeeperEndless{}", js_sys::Date::now() as u64);
+        let start = js_sys::Function::new_with_args(
+            "key",
+            "const http = process.getBuiltinModule('node:http');
+             const state = { sent: 0, closed: 0, requests: 0, server: null };
+             globalThis[key] = state;
+             return new Promise((resolve, reject) => {
+               const server = http.createServer((req, res) => {
+                 state.requests += 1;
+                 req.resume();
+                 res.writeHead(200, { 'content-type': 'application/json' });
+                 let open = true;
+                 res.on('close', () => { open = false; state.closed += 1; });
+                 const chunk = Buffer.alloc(16384, 0x61);
+                 res.write('{\"access_token\":\"');
+                 const pump = () => {
+                   while (open) {
+                     state.sent += chunk.length;
+                     if (!res.write(chunk)) { res.once('drain', pump); return; }
+                   }
+                 };
+                 pump();
+               });
+               state.server = server;
+               server.on('error', reject);
+               server.listen(0, '127.0.0.1', () => {
+                 server.unref();
+                 resolve(`http://127.0.0.1:${server.address().port}`);
+               });
+             });",
+        );
+        let promise: js_sys::Promise = start
+            .call1(&JsValue::NULL, &JsValue::from_str(&key))
+            .unwrap()
+            .into();
+        let url = wasm_bindgen_futures::JsFuture::from(promise)
+            .await
+            .unwrap()
+            .as_string()
+            .unwrap();
+        EndlessServer { url, key }
+    }
+
+    fn state(&self, field: &str) -> f64 {
+        let state = js_sys::Reflect::get(&js_sys::global(), &JsValue::from_str(&self.key)).unwrap();
+        js_sys::Reflect::get(&state, &JsValue::from_str(field))
+            .unwrap()
+            .as_f64()
+            .unwrap()
+    }
+
+    /// Body bytes written so far, over every request.
+    pub fn sent(&self) -> f64 {
+        self.state("sent")
+    }
+
+    /// Responses whose connection closed (the client stopped reading).
+    pub fn closed(&self) -> f64 {
+        self.state("closed")
+    }
+
+    /// Requests received.
+    pub fn requests(&self) -> f64 {
+        self.state("requests")
+    }
+}
+
+impl Drop for EndlessServer {
+    fn drop(&mut self) {
+        let stop = js_sys::Function::new_with_args(
+            "key",
+            "const state = globalThis[key];
+             if (state && state.server) {
+               state.server.close();
+               state.server.closeAllConnections();
+             }
+             delete globalThis[key];",
+        );
+        let _ = stop.call1(&JsValue::NULL, &JsValue::from_str(&self.key));
+    }
+}
