@@ -237,3 +237,49 @@ fn the_example_discovers_and_refreshes_over_https() {
     assert!(stdout.contains("rotated"), "{stdout}");
     assert_eq!(server.requests(), 2);
 }
+
+/// A DPoP signer that always defers to the handle's deferred signer.
+struct Deferring(std::sync::Arc<tokenkeeper::dpop::P256Signer>);
+
+impl tokenkeeper::dpop::Signer for Deferring {
+    fn algorithm(&self) -> &'static str {
+        self.0.algorithm()
+    }
+    fn public_jwk(&self) -> &tokenkeeper::dpop::PublicJwk {
+        self.0.public_jwk()
+    }
+    fn sign(
+        &self,
+        _: &[u8],
+    ) -> Result<tokenkeeper::dpop::SignOutcome, tokenkeeper::dpop::SignError> {
+        Ok(tokenkeeper::dpop::SignOutcome::Deferred)
+    }
+}
+
+#[test]
+fn a_request_whose_lease_ran_out_while_signing_is_never_sent() {
+    use tokenkeeper::dpop::{DpopKey, P256Signer};
+
+    let server = server::http(vec![server::tokens("new", "rt-2")]);
+    let config = Config::builder(&server.url, "client")
+        .lease(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let key = DpopKey::generate(&mut tokenkeeper::SeededEntropy::new(7)).unwrap();
+    let signer = std::sync::Arc::new(P256Signer::new(key));
+    let remote = std::sync::Arc::clone(&signer);
+    // A remote signer (a KMS) that answers after the lease.
+    let keeper = TokenKeeper::builder(config)
+        .dpop(Deferring(std::sync::Arc::clone(&signer)))
+        .deferred_signer(move |input: &str| {
+            std::thread::sleep(Duration::from_millis(1500));
+            Ok(remote.sign_now(input.as_bytes())?)
+        })
+        .session(expired_session())
+        .build()
+        .unwrap();
+    let error = keeper.get_access_token(&TokenRequest::new()).unwrap_err();
+    assert_eq!(error.code(), "timeout", "{error:?}");
+    assert_eq!(server.requests(), 0, "a request past its lease was sent");
+    assert_eq!(refresh_token(&keeper), "rt-1");
+}
