@@ -63,6 +63,17 @@ fn main() {
             } else if trimmed == "use libfuzzer_sys::fuzz_target;" {
                 uses += 1;
             } else if trimmed.starts_with("//!") {
+            } else if let Some(relative) = trimmed
+                .strip_prefix("#[path = \"")
+                .and_then(|rest| rest.strip_suffix("\"]"))
+            {
+                // A module the target includes by path (the reference
+                // model): the path is relative to the target's folder.
+                let target_dir = fuzz.join(path);
+                let target_dir = target_dir.parent().expect("a fuzz target's folder");
+                let included = target_dir.join(relative);
+                println!("cargo:rerun-if-changed={}", included.display());
+                let _ = writeln!(body, "#[path = {:?}]", included.display().to_string());
             } else {
                 assert!(
                     !trimmed.starts_with("#!["),

@@ -355,6 +355,7 @@ mod http_crate {
 
     /// The request for an HTTP library on the `http` crate (ureq, reqwest,
     /// hyper). The URL and the body move into it.
+    #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
     impl TryFrom<HttpRequest> for http::Request<Vec<u8>> {
         type Error = ConversionError;
 
@@ -384,6 +385,7 @@ mod http_crate {
     }
 
     /// Every field, in order (values that are not UTF-8, lossily).
+    #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
     impl From<&http::HeaderMap> for Headers {
         fn from(map: &http::HeaderMap) -> Self {
             let bytes = map
@@ -398,6 +400,7 @@ mod http_crate {
         }
     }
 
+    #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
     impl<B: Into<Vec<u8>>> From<http::Response<B>> for HttpResponse {
         fn from(response: http::Response<B>) -> Self {
             let (parts, body) = response.into_parts();
@@ -469,6 +472,7 @@ mod http_crate {
 }
 
 #[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub use http_crate::ConversionError;
 
 #[cfg(test)]

@@ -152,6 +152,7 @@ impl SessionStore for MemoryStore {
 /// panic elsewhere is used as it is: a store call either happened whole or
 /// not at all.
 #[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 impl<S: SessionStore + ?Sized> SessionStore for std::sync::Arc<std::sync::Mutex<S>> {
     fn load(&mut self) -> Result<Option<Session>, StoreError> {
         lock(self).load()

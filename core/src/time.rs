@@ -53,6 +53,7 @@ impl UnixTime {
     /// the epoch become the epoch).
     #[cfg(feature = "std")]
     #[must_use]
+    #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
     pub fn from_system_time(time: std::time::SystemTime) -> Self {
         UnixTime(
             time.duration_since(std::time::UNIX_EPOCH)
@@ -75,6 +76,7 @@ impl fmt::Display for UnixTime {
 }
 
 #[cfg(feature = "time")]
+#[cfg_attr(docsrs, doc(cfg(feature = "time")))]
 impl From<UnixTime> for time::OffsetDateTime {
     fn from(t: UnixTime) -> Self {
         // i64::MAX seconds is far past what OffsetDateTime holds; clamp to its range.
@@ -85,6 +87,7 @@ impl From<UnixTime> for time::OffsetDateTime {
 }
 
 #[cfg(feature = "time")]
+#[cfg_attr(docsrs, doc(cfg(feature = "time")))]
 impl From<time::OffsetDateTime> for UnixTime {
     fn from(t: time::OffsetDateTime) -> Self {
         UnixTime(u64::try_from(t.unix_timestamp()).unwrap_or(0))

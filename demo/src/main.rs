@@ -10,7 +10,8 @@
 //! `TOKENKEEPER_CLIENT_SECRET` and `TOKENKEEPER_REFRESH_TOKEN` set it runs
 //! the refresh part against that tenant instead (Auth0 or any other
 //! provider; `TOKENKEEPER_AUDIENCE` optional, `TOKENKEEPER_AUTH=basic` for
-//! `client_secret_basic`).
+//! `client_secret_basic`). HTTPS works out of the box (rustls, webpki
+//! roots); `TOKENKEEPER_CA_FILE` names a PEM file of one more CA to trust.
 
 use std::error::Error;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -23,7 +24,7 @@ use tokenkeeper::{AccessTokenInfo, ClientSecret, Config, MemoryStore, Session, T
 use tokenkeeper_integration::{
     API1, API2, CONFIDENTIAL_BASIC, Harness, HarnessOptions, REDIRECT_URI, jwt,
 };
-use tokenkeeper_ureq::{OsEntropy, TokenKeeper, agent, discover};
+use tokenkeeper_ureq::{OsEntropy, TokenKeeper, agent, agent_with_roots, discover};
 
 type Result<T> = std::result::Result<T, Box<dyn Error>>;
 
@@ -256,7 +257,14 @@ fn real_tenant(issuer: &str) -> Result<()> {
     let audience = std::env::var("TOKENKEEPER_AUDIENCE").ok();
 
     step("Discovery");
-    let metadata = discover(&agent(tokenkeeper_ureq::DEFAULT_TIMEOUT), issuer)?;
+    let agent = match std::env::var("TOKENKEEPER_CA_FILE") {
+        Ok(file) => agent_with_roots(
+            tokenkeeper_ureq::DEFAULT_TIMEOUT,
+            std::fs::read(&file).map_err(|e| format!("TOKENKEEPER_CA_FILE {file}: {e}"))?,
+        )?,
+        Err(_) => agent(tokenkeeper_ureq::DEFAULT_TIMEOUT),
+    };
+    let metadata = discover(&agent, issuer)?;
     println!("  token endpoint {}", metadata.token_endpoint);
     let auth = match std::env::var("TOKENKEEPER_AUTH").as_deref() {
         Ok("basic") => ClientAuth::SecretBasic(secret),
@@ -275,6 +283,7 @@ fn real_tenant(issuer: &str) -> Result<()> {
     )?;
     let store = Shared::default();
     let keeper = TokenKeeper::builder(config)
+        .agent(agent)
         .store(store.clone())
         .session(session)
         .build()?;

@@ -11,7 +11,8 @@
 //!
 //! The token endpoint comes from the issuer's discovery document. Optional:
 //! `TOKENKEEPER_AUDIENCE`, `TOKENKEEPER_CLIENT_SECRET` (a public client
-//! without it). Plain `http://` only unless a reqwest TLS feature is on.
+//! without it), `TOKENKEEPER_CA_FILE` (a PEM file of one more CA to
+//! trust, besides the usual roots). HTTPS works out of the box (rustls).
 
 use std::process::ExitCode;
 
@@ -56,7 +57,7 @@ async fn run(
     client_id: &str,
     refresh_token: &str,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let client = tokenkeeper_reqwest::client(tokenkeeper_reqwest::DEFAULT_TIMEOUT)?;
+    let client = client()?;
     let metadata = tokenkeeper_reqwest::discover(&client, issuer).await?;
     let mut config = Config::builder(&metadata.token_endpoint, client_id).metadata(&metadata);
     if let Some(secret) = var("TOKENKEEPER_CLIENT_SECRET") {
@@ -94,4 +95,26 @@ async fn run(
         println!("the refresh token was rotated: store the new one (the old one is spent)");
     }
     Ok(())
+}
+
+/// The client: HTTPS works out of the box; a company or test CA is
+/// trusted with `TOKENKEEPER_CA_FILE` (a PEM file).
+fn client() -> Result<reqwest::Client, Box<dyn std::error::Error>> {
+    let Some(file) = var("TOKENKEEPER_CA_FILE") else {
+        return Ok(tokenkeeper_reqwest::client(
+            tokenkeeper_reqwest::DEFAULT_TIMEOUT,
+        )?);
+    };
+    let pem = std::fs::read(&file).map_err(|e| format!("TOKENKEEPER_CA_FILE {file}: {e}"))?;
+    #[cfg(any(feature = "rustls", feature = "native-tls"))]
+    return Ok(tokenkeeper_reqwest::client_with_roots(
+        tokenkeeper_reqwest::DEFAULT_TIMEOUT,
+        pem,
+    )?);
+    #[cfg(not(any(feature = "rustls", feature = "native-tls")))]
+    return Err(format!(
+        "TOKENKEEPER_CA_FILE needs a TLS feature ({} bytes unused)",
+        pem.len()
+    )
+    .into());
 }

@@ -1,6 +1,6 @@
 //! # tokenkeeper-reqwest
 //!
-//! An async driver for the [`tokenkeeper`] core on [reqwest] 0.12: one
+//! An async driver for the [`tokenkeeper`] core on [reqwest] 0.13: one
 //! [`TokenKeeper`] handle per application (`Clone + Send + Sync`), shared by
 //! every task. The core decides everything (when to refresh, what to send,
 //! what a response means); this crate only sends its requests, reads the
@@ -32,13 +32,48 @@
 //!
 //! # The client
 //!
-//! Bring your own [`reqwest::Client`] ([`Builder::client`]) or let
-//! [`client`] build one. Either way it must be built with
-//! `redirect(Policy::none())`: token endpoints never redirect, and
-//! following one could send a refresh token elsewhere. (reqwest returns
-//! every status as a response; a 400 or 401 is data for the core.) TLS is
-//! not enabled by this crate: turn on reqwest's `rustls-tls` or
-//! `native-tls` feature in your own `Cargo.toml`.
+//! Token endpoints never redirect, and following a redirect could send a
+//! refresh token elsewhere: the client must not follow any. (reqwest
+//! returns every status as a response; a 400 or 401 is data for the core.)
+//! The handle makes its own with [`client`] by default. To configure it
+//! (proxies, roots, user agent), pass your [`reqwest::ClientBuilder`] to
+//! [`Builder::client_builder`]: the handle sets `redirect(Policy::none())`
+//! on it and builds it. A ready [`reqwest::Client`] ([`Builder::client`])
+//! must have been built with `redirect(Policy::none())`; one that follows
+//! redirects is refused with [`Error::ClientFollowsRedirects`].
+//!
+//! # TLS
+//!
+//! HTTPS works out of the box: the default `rustls` feature turns on
+//! reqwest's rustls with the ring crypto provider and the platform's trust
+//! store (rustls-platform-verifier); the `native-tls` feature uses the
+//! platform's TLS library instead (and wins when both are on, as in
+//! reqwest). With `rustls`, building a client installs ring as the
+//! process-wide rustls [`CryptoProvider`] if none is installed yet (reqwest
+//! needs one): an application that installs its own should do so first.
+//! To trust one more CA — a company's, or a test server's — give its PEM to
+//! [`Builder::root_certificates_pem`] (or call `tls_certs_merge` on your
+//! own client builder). A certificate that is not trusted fails the call
+//! with [`Error::Tls`].
+//!
+//! A [`reqwest::Client`] you build yourself for [`Builder::client`] needs
+//! a rustls provider too when your own `reqwest` dependency enables none
+//! (reqwest's `rustls` feature brings aws-lc-rs): install one before
+//! building it, e.g. `rustls::crypto::ring::default_provider().install_default()`.
+//!
+//! # Timeouts and the lease
+//!
+//! Each token request gets the client's timeout ([`Builder::timeout`],
+//! default [`DEFAULT_TIMEOUT`]), cut short to end just before the flight's
+//! lease ([`ConfigBuilder::lease`], default 60 s): once a lease runs out, a
+//! waiting caller takes the refresh over, so a request still on the wire
+//! then could spend the same refresh token twice. The adapter drops such a
+//! request in time ([`Error::Timeout`]); its answer, should it still come,
+//! is never read, let alone applied. A timeout longer than the lease is
+//! therefore harmless, whatever the client.
+//!
+//! [`CryptoProvider`]: https://docs.rs/rustls/0.23/rustls/crypto/struct.CryptoProvider.html
+//! [`ConfigBuilder::lease`]: tokenkeeper::ConfigBuilder::lease
 //!
 //! # Executors
 //!
@@ -94,6 +129,7 @@
 //! [`StoreError::Conflict`]: tokenkeeper::StoreError::Conflict
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 use std::error::Error as StdError;
 use std::future::{Future, poll_fn};
@@ -117,6 +153,11 @@ use tokenkeeper::{
 mod error;
 mod platform;
 
+/// The README's examples, compiled by `cargo test --doc` (`no_run`: they need a tenant).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 pub use error::Error;
 pub use platform::OsEntropy;
 use platform::now;
@@ -129,16 +170,63 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the store is read while another process refreshes.
 const RELOAD_POLL: Duration = Duration::from_millis(50);
 
+/// How long before the flight's lease deadline a token request is given
+/// up: the deadline is when a waiting caller may take the refresh over.
+const LEASE_MARGIN: Duration = Duration::from_millis(250);
+
 /// A client configured for token endpoints: no redirects followed
-/// (`redirect(Policy::none())`) and `timeout` for each whole request.
+/// (`redirect(Policy::none())`) and `timeout` for each whole request; HTTPS
+/// as the crate's TLS feature says (see [TLS](crate#tls)).
 ///
 /// # Errors
 /// When reqwest cannot build a client (no TLS backend could start, …).
 pub fn client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(timeout)
-        .build()
+    finish(reqwest::Client::builder().timeout(timeout))
+}
+
+/// [`client`]`(timeout)` that also trusts the CA certificates in `pem` (one
+/// or more `CERTIFICATE` blocks) besides the platform's roots — for
+/// [`discover`] and [`Builder::client`] when the issuer's certificate comes
+/// from a company or test CA.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let pem = std::fs::read("company-ca.pem")?;
+/// let client = tokenkeeper_reqwest::client_with_roots(tokenkeeper_reqwest::DEFAULT_TIMEOUT, &pem)?;
+/// let metadata = tokenkeeper_reqwest::discover(&client, "https://idp.corp.example/").await?;
+/// # Ok(()) }
+/// ```
+///
+/// # Errors
+/// [`Error::Certificate`] when `pem` holds no certificate or does not
+/// parse, [`Error::Transport`] when reqwest cannot build the client.
+#[cfg(any(feature = "rustls", feature = "native-tls"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "rustls", feature = "native-tls"))))]
+pub fn client_with_roots(
+    timeout: Duration,
+    pem: impl AsRef<[u8]>,
+) -> Result<reqwest::Client, Error> {
+    with_roots(reqwest::Client::builder().timeout(timeout), pem.as_ref())
+}
+
+/// Builds `builder` for token endpoints: no redirects followed, and a
+/// rustls crypto provider installed if none is.
+fn finish(builder: reqwest::ClientBuilder) -> Result<reqwest::Client, reqwest::Error> {
+    #[cfg(feature = "rustls")]
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Fails harmlessly if another thread installed one meanwhile.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+    builder.redirect(reqwest::redirect::Policy::none()).build()
+}
+
+/// Whether `client` may follow redirects. reqwest has no getter for a
+/// client's redirect policy, but its `Debug` output names any policy but
+/// the default (`Policy(Limit(10))`); only `Policy(None)` is accepted, so a
+/// reqwest release that printed it otherwise would refuse every client
+/// (fail closed; [`Builder::client_builder`] still works).
+fn follows_redirects(client: &reqwest::Client) -> bool {
+    !format!("{client:?}").contains(r#"redirect_policy: "Policy(None)""#)
 }
 
 /// Fetches and validates `issuer`'s OpenID Connect discovery document
@@ -155,7 +243,7 @@ pub async fn discover(
     let discovery = |e| Error::Core(tokenkeeper::Error::Discovery(e));
     let limits = tokenkeeper::limits::Limits::default();
     let request = discovery_request(issuer, DiscoveryKind::OpenIdConnect).map_err(discovery)?;
-    let response = send(client, request, limits.max_body_bytes).await?;
+    let response = send(client, request, limits.max_body_bytes, None).await?;
     AuthorizationServerMetadata::parse(&response, issuer, &limits).map_err(discovery)
 }
 
@@ -193,7 +281,8 @@ impl std::fmt::Debug for TokenKeeper {
 #[must_use]
 pub struct Builder {
     config: Config,
-    client: Option<reqwest::Client>,
+    client: Option<ClientSource>,
+    roots: Vec<u8>,
     timeout: Duration,
     store: Box<dyn SessionStore + Send>,
     session: Option<Session>,
@@ -221,24 +310,65 @@ impl Builder {
         self
     }
 
-    /// Sends with `client`, which must not follow redirects (see the
-    /// [crate docs](crate#the-client)). Default: [`client`]`(timeout)`.
+    /// Sends with `client`, which must have been built with
+    /// `redirect(reqwest::redirect::Policy::none())`:
+    /// [`Builder::build`] refuses one that follows redirects
+    /// ([`Error::ClientFollowsRedirects`]). Default: [`client`]`(timeout)`.
     pub fn client(mut self, client: reqwest::Client) -> Self {
-        self.client = Some(client);
+        self.client = Some(ClientSource::Client(client));
+        self
+    }
+
+    /// Sends with a client built from `builder` (your proxies, roots, user
+    /// agent, …), with `redirect(Policy::none())` set by the handle:
+    ///
+    /// ```no_run
+    /// # async fn run(config: tokenkeeper::Config) -> Result<(), tokenkeeper_reqwest::Error> {
+    /// let builder = reqwest::Client::builder().user_agent("my-app/1.0");
+    /// let keeper = tokenkeeper_reqwest::TokenKeeper::builder(config)
+    ///     .client_builder(builder)
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// [`Builder::timeout`] is not applied to it: set the builder's own.
+    pub fn client_builder(mut self, builder: reqwest::ClientBuilder) -> Self {
+        self.client = Some(ClientSource::Builder(Box::new(builder)));
         self
     }
 
     /// The request timeout of the client this builder makes (default
-    /// [`DEFAULT_TIMEOUT`]; ignored with [`Builder::client`]).
-    ///
-    /// Keep the configuration's lease ([`ConfigBuilder::lease`], default
-    /// 60 s) longer than any transport timeout: when a lease runs out, a
-    /// waiting caller takes over the refresh even if the first request is
-    /// still on the wire, and both would spend the same refresh token.
+    /// [`DEFAULT_TIMEOUT`]; ignored with [`Builder::client`] and
+    /// [`Builder::client_builder`]). Token requests are given up before
+    /// their flight's lease ([`ConfigBuilder::lease`]) runs out in any case:
+    /// see [Timeouts and the lease](crate#timeouts-and-the-lease).
     ///
     /// [`ConfigBuilder::lease`]: tokenkeeper::ConfigBuilder::lease
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// Trusts the CA certificates in `pem` (one or more `CERTIFICATE`
+    /// blocks) besides the platform's roots, in the client this builder
+    /// makes or builds ([`Builder::client_builder`]; ignored with
+    /// [`Builder::client`]). May be called again to add more.
+    ///
+    /// ```no_run
+    /// # async fn run(config: tokenkeeper::Config) -> Result<(), tokenkeeper_reqwest::Error> {
+    /// let keeper = tokenkeeper_reqwest::TokenKeeper::builder(config)
+    ///     .root_certificates_pem(std::fs::read("company-ca.pem").unwrap())
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// [`Builder::build`] fails with [`Error::Certificate`] when `pem` holds
+    /// no certificate or does not parse.
+    #[cfg(any(feature = "rustls", feature = "native-tls"))]
+    #[cfg_attr(docsrs, doc(cfg(any(feature = "rustls", feature = "native-tls"))))]
+    pub fn root_certificates_pem(mut self, pem: impl AsRef<[u8]>) -> Self {
+        self.roots.extend_from_slice(pem.as_ref());
+        self.roots.push(b'\n');
         self
     }
 
@@ -262,12 +392,21 @@ impl Builder {
     ///
     /// # Errors
     /// [`Error::Store`] when the store cannot be read or written,
-    /// [`Error::Transport`] when the default client cannot be built,
-    /// [`Error::Core`] when the DPoP signer is not ES256.
+    /// [`Error::Transport`] when the client cannot be built,
+    /// [`Error::ClientFollowsRedirects`] for a [`Builder::client`] that
+    /// follows redirects, [`Error::Certificate`] when a root certificate
+    /// does not parse, [`Error::Core`] when the DPoP signer is not ES256.
     pub fn build(self) -> Result<TokenKeeper, Error> {
         let client = match self.client {
-            Some(client) => client,
-            None => client(self.timeout).map_err(Error::Transport)?,
+            Some(ClientSource::Client(client)) if follows_redirects(&client) => {
+                return Err(Error::ClientFollowsRedirects);
+            }
+            Some(ClientSource::Client(client)) => client,
+            Some(ClientSource::Builder(builder)) => with_roots(*builder, &self.roots)?,
+            None => with_roots(
+                reqwest::Client::builder().timeout(self.timeout),
+                &self.roots,
+            )?,
         };
         let max_body = self.config.limits().max_body_bytes;
         let mut manager = TokenManager::new(self.config, OsEntropy);
@@ -287,6 +426,13 @@ impl Builder {
     }
 }
 
+/// Where the handle's client comes from.
+enum ClientSource {
+    Client(reqwest::Client),
+    /// Boxed: a builder is large, and rarely given.
+    Builder(Box<reqwest::ClientBuilder>),
+}
+
 /// What to do next, decided with the lock held and acted on without it.
 enum Next {
     Done(Result<AccessTokenInfo, Error>),
@@ -296,12 +442,30 @@ enum Next {
     Pause(Duration),
 }
 
+/// Builds `builder` (see [`finish`]) trusting the extra `roots` (PEM).
+fn with_roots(builder: reqwest::ClientBuilder, roots: &[u8]) -> Result<reqwest::Client, Error> {
+    #[cfg(any(feature = "rustls", feature = "native-tls"))]
+    let builder = if roots.is_empty() {
+        builder
+    } else {
+        let certs = reqwest::Certificate::from_pem_bundle(roots)
+            .map_err(|e| Error::Certificate(e.into()))?;
+        if certs.is_empty() {
+            return Err(Error::Certificate("no CERTIFICATE block in the PEM".into()));
+        }
+        builder.tls_certs_merge(certs)
+    };
+    let _ = roots;
+    finish(builder).map_err(Error::Transport)
+}
+
 impl TokenKeeper {
     /// A builder: client, timeout, store, initial session.
     pub fn builder(config: Config) -> Builder {
         Builder {
             config,
             client: None,
+            roots: Vec::new(),
             timeout: DEFAULT_TIMEOUT,
             store: Box::new(UnsharedStore::new()),
             session: None,
@@ -478,7 +642,15 @@ impl TokenKeeper {
                 }
                 other => return Err(unsupported(&other)),
             };
-            let sent = send(&inner.client, out.request, inner.max_body).await;
+            // The request must end before the flight's lease: a request
+            // whose lease already ran out is not sent at all.
+            let budget = budget(&inner.lock(), id);
+            let sent = match budget {
+                Some(budget) => {
+                    send(&inner.client, out.request, inner.max_body, Some(budget)).await
+                }
+                None => Err(Error::Timeout(None)),
+            };
             let mut state = inner.lock();
             let now = now();
             let result = match sent {
@@ -578,7 +750,7 @@ impl TokenKeeper {
                 .client
                 .execute(attempt)
                 .await
-                .map_err(Error::Transport)?;
+                .map_err(error::transport)?;
             let seen = HttpResponse {
                 status: response.status().as_u16(),
                 headers: Headers::from(response.headers()),
@@ -610,7 +782,7 @@ impl TokenKeeper {
     /// # Errors
     /// [`Error::Transport`] when it could not be sent.
     pub async fn send_request(&self, request: HttpRequest) -> Result<HttpResponse, Error> {
-        send(&self.inner.client, request, self.inner.max_body).await
+        send(&self.inner.client, request, self.inner.max_body, None).await
     }
 
     /// Calls `f` with the core's manager (for what this handle does not
@@ -657,6 +829,20 @@ impl Inner {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// The time token request `id` may still take: until [`LEASE_MARGIN`]
+/// before the earliest lease deadline in flight (its own, or an older
+/// flight's, which ends no later); `None` when its lease already ran out
+/// (or it was cancelled), or too little is left.
+fn budget(state: &State, id: RequestId) -> Option<Duration> {
+    if !state.manager.is_in_flight(id) {
+        return None;
+    }
+    let Some(deadline) = state.manager.poll_timeout() else {
+        return Some(Duration::MAX);
+    };
+    Some(until(deadline).saturating_sub(LEASE_MARGIN)).filter(|left| !left.is_zero())
 }
 
 /// How a flight ended well.
@@ -715,8 +901,34 @@ fn until(deadline: UnixTime) -> Duration {
 
 /// Sends a core request; returns the response whatever its status, with
 /// every header and at most a little more than `max_body` bytes of body
-/// (the core rejects a longer one itself).
+/// (the core rejects a longer one itself). Within `budget`, body included,
+/// when given: the exchange is dropped (its connection closed) when the
+/// budget runs out first.
 async fn send(
+    client: &reqwest::Client,
+    request: HttpRequest,
+    max_body: usize,
+    budget: Option<Duration>,
+) -> Result<HttpResponse, Error> {
+    // `Duration::MAX`: no deadline known (a timer that long would overflow).
+    let Some(budget) = budget.filter(|budget| *budget != Duration::MAX) else {
+        return send_inner(client, request, max_body).await;
+    };
+    let mut timer = pin!(futures_timer::Delay::new(budget));
+    let mut exchange = pin!(send_inner(client, request, max_body));
+    poll_fn(|cx| {
+        if let Poll::Ready(result) = exchange.as_mut().poll(cx) {
+            return Poll::Ready(result);
+        }
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(Error::Timeout(None))),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
+}
+
+async fn send_inner(
     client: &reqwest::Client,
     request: HttpRequest,
     max_body: usize,
@@ -725,7 +937,7 @@ async fn send(
     // adds the client's default headers as `send` does.
     let request = http::Request::try_from(request).map_err(http::Error::from)?;
     let request = reqwest::Request::try_from(request).map_err(Error::Transport)?;
-    let mut response = client.execute(request).await.map_err(Error::Transport)?;
+    let mut response = client.execute(request).await.map_err(error::transport)?;
     let status = response.status().as_u16();
     let headers = Headers::from(response.headers());
     // Sized from Content-Length, up to one byte past the limit (the core
@@ -735,7 +947,7 @@ async fn send(
         .and_then(|n| usize::try_from(n).ok())
         .unwrap_or(0);
     let mut body = Vec::with_capacity(announced.min(max_body.saturating_add(1)));
-    while let Some(chunk) = response.chunk().await.map_err(Error::Transport)? {
+    while let Some(chunk) = response.chunk().await.map_err(error::transport)? {
         body.extend_from_slice(&chunk);
         if body.len() > max_body {
             break;

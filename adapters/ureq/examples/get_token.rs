@@ -11,7 +11,8 @@
 //!
 //! The token endpoint comes from the issuer's discovery document. Optional:
 //! `TOKENKEEPER_AUDIENCE`, `TOKENKEEPER_CLIENT_SECRET` (a public client
-//! without it). Plain `http://` only unless ureq's `rustls` feature is on.
+//! without it), `TOKENKEEPER_CA_FILE` (a PEM file of one more CA to
+//! trust, besides the usual roots). HTTPS works out of the box (rustls).
 
 use std::process::ExitCode;
 
@@ -55,7 +56,7 @@ fn run(
     client_id: &str,
     refresh_token: &str,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let agent = tokenkeeper_ureq::agent(tokenkeeper_ureq::DEFAULT_TIMEOUT);
+    let agent = agent()?;
     let metadata = tokenkeeper_ureq::discover(&agent, issuer)?;
     let mut config = Config::builder(&metadata.token_endpoint, client_id).metadata(&metadata);
     if let Some(secret) = var("TOKENKEEPER_CLIENT_SECRET") {
@@ -93,4 +94,24 @@ fn run(
         println!("the refresh token was rotated: store the new one (the old one is spent)");
     }
     Ok(())
+}
+
+/// The agent: HTTPS works out of the box; a company or test CA is
+/// trusted with `TOKENKEEPER_CA_FILE` (a PEM file).
+fn agent() -> Result<ureq::Agent, Box<dyn std::error::Error>> {
+    let Some(file) = var("TOKENKEEPER_CA_FILE") else {
+        return Ok(tokenkeeper_ureq::agent(tokenkeeper_ureq::DEFAULT_TIMEOUT));
+    };
+    let pem = std::fs::read(&file).map_err(|e| format!("TOKENKEEPER_CA_FILE {file}: {e}"))?;
+    #[cfg(any(feature = "rustls", feature = "native-tls"))]
+    return Ok(tokenkeeper_ureq::agent_with_roots(
+        tokenkeeper_ureq::DEFAULT_TIMEOUT,
+        pem,
+    )?);
+    #[cfg(not(any(feature = "rustls", feature = "native-tls")))]
+    return Err(format!(
+        "TOKENKEEPER_CA_FILE needs a TLS feature ({} bytes unused)",
+        pem.len()
+    )
+    .into());
 }

@@ -11,9 +11,33 @@ pub enum Error {
     #[error(transparent)]
     Core(#[from] tokenkeeper::Error),
     /// The request could not be sent or no response arrived (connection
-    /// refused, timeout, invalid URL). Nothing stored changed.
+    /// refused, invalid URL, a plain `http://` URL without a TLS feature).
+    /// Nothing stored changed.
     #[error("transport error: {0}")]
     Transport(#[source] ureq::Error),
+    /// The TLS connection failed: most often the server's certificate is
+    /// not trusted (add its CA with [`Builder::root_certificates_pem`] or
+    /// your own agent's `TlsConfig`). The TLS library's error is the
+    /// [`source`](std::error::Error::source). Nothing stored changed.
+    ///
+    /// [`Builder::root_certificates_pem`]: crate::Builder::root_certificates_pem
+    #[error("TLS connection failed")]
+    Tls(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// No complete response in time: the agent's timeout ran out, or — for
+    /// token requests — the end of the flight's lease
+    /// ([`ConfigBuilder::lease`]) came near, after which another caller may
+    /// take over the refresh; the request is abandoned then, so a late
+    /// answer is never applied. Nothing stored changed.
+    ///
+    /// [`ConfigBuilder::lease`]: tokenkeeper::ConfigBuilder::lease
+    #[error("no response in time (transport timeout or the flight's lease)")]
+    Timeout(#[source] Option<ureq::Error>),
+    /// A root certificate given to [`Builder::root_certificates_pem`] could
+    /// not be read.
+    ///
+    /// [`Builder::root_certificates_pem`]: crate::Builder::root_certificates_pem
+    #[error("invalid root certificate PEM")]
+    Certificate(#[source] ureq::Error),
     /// The session store failed. The session in memory is intact and is
     /// saved again after the next change.
     #[error(transparent)]
@@ -29,13 +53,16 @@ pub enum Error {
 impl Error {
     /// A stable code: the core's [`code`](tokenkeeper::Error::code),
     /// `transport_error` (also for callers that waited on a request that
-    /// failed in transport), `store_error`, `signing_error`, or
-    /// `unsupported`.
+    /// failed in transport), `tls_error`, `timeout`, `invalid_certificate`,
+    /// `store_error`, `signing_error`, or `unsupported`.
     #[must_use]
     pub fn code(&self) -> &'static str {
         match self {
             Error::Core(e) => e.code(),
             Error::Transport(_) => "transport_error",
+            Error::Tls(_) => "tls_error",
+            Error::Timeout(_) => "timeout",
+            Error::Certificate(_) => "invalid_certificate",
             Error::Store(_) => "store_error",
             Error::Signing(_) => "signing_error",
             Error::Unsupported(_) => "unsupported",
@@ -56,4 +83,40 @@ impl Error {
     pub fn requires_login(&self) -> bool {
         self.core().is_some_and(tokenkeeper::Error::requires_login)
     }
+}
+
+/// Sorts a failed exchange: a TLS failure ([`Error::Tls`], with the TLS
+/// library's own error as the source), a timeout ([`Error::Timeout`]), or
+/// another transport error.
+pub(crate) fn transport(error: ureq::Error) -> Error {
+    match error {
+        ureq::Error::Timeout(_) => Error::Timeout(Some(error)),
+        #[cfg(feature = "rustls")]
+        ureq::Error::Rustls(tls) => Error::Tls(Box::new(tls)),
+        #[cfg(feature = "native-tls")]
+        ureq::Error::NativeTls(tls) => Error::Tls(Box::new(tls)),
+        // A handshake that fails while reading or writing comes back as an
+        // I/O error around the TLS library's error.
+        ureq::Error::Io(io) if is_tls(&io) => {
+            Error::Tls(io.into_inner().unwrap_or_else(|| "TLS failure".into()))
+        }
+        other => Error::Transport(other),
+    }
+}
+
+/// Whether `io` carries the TLS library's error.
+fn is_tls(io: &std::io::Error) -> bool {
+    let Some(inner) = io.get_ref() else {
+        return false;
+    };
+    #[cfg(feature = "rustls")]
+    if inner.is::<rustls::Error>() {
+        return true;
+    }
+    #[cfg(feature = "native-tls")]
+    if inner.is::<native_tls::Error>() {
+        return true;
+    }
+    let _ = inner;
+    false
 }

@@ -38,8 +38,30 @@
 //! them on each token request it sends, so an agent configured otherwise
 //! cannot break them. Requests sent by [`TokenKeeper::send_authorized`] get
 //! `http_status_as_error(false)` and keep the agent's redirect settings.
-//! TLS is not enabled by this crate: turn on ureq's `rustls` or
-//! `native-tls` feature in your own `Cargo.toml`.
+//!
+//! # TLS
+//!
+//! HTTPS works out of the box: the default `rustls` feature turns on
+//! ureq's rustls (on the ring crypto provider) with the webpki (Mozilla)
+//! root certificates. The `native-tls` feature uses the platform's TLS
+//! library and trust store instead (and wins when both are on). To trust
+//! one more CA — a company's, or a test server's — give its PEM to
+//! [`Builder::root_certificates_pem`], or bring your own agent with a
+//! [`ureq::tls::TlsConfig`]. A certificate that is not trusted fails the
+//! call with [`Error::Tls`], the TLS library's error as its source.
+//!
+//! # Timeouts and the lease
+//!
+//! Each token request gets the agent's timeout ([`Builder::timeout`],
+//! default [`DEFAULT_TIMEOUT`]), cut short to end just before the flight's
+//! lease ([`ConfigBuilder::lease`], default 60 s): once a lease runs out, a
+//! waiting caller takes the refresh over, so a request still on the wire
+//! then could spend the same refresh token twice. The adapter gives such a
+//! request up in time ([`Error::Timeout`]); its answer, should it still
+//! come, is never read, let alone applied. A timeout longer than the lease
+//! is therefore harmless, whatever the agent.
+//!
+//! [`ConfigBuilder::lease`]: tokenkeeper::ConfigBuilder::lease
 //!
 //! # Threads
 //!
@@ -90,6 +112,7 @@
 //! [`StoreError::Conflict`]: tokenkeeper::StoreError::Conflict
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 use std::io::Read as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -111,6 +134,11 @@ use ureq::http;
 mod error;
 mod platform;
 
+/// The README's examples, compiled by `cargo test --doc` (`no_run`: they need a tenant).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 pub use error::Error;
 pub use platform::OsEntropy;
 use platform::now;
@@ -123,17 +151,94 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the store is read while another process refreshes.
 const RELOAD_POLL: Duration = Duration::from_millis(50);
 
+/// How long before the flight's lease deadline a token request is given
+/// up: the deadline is when a waiting caller may take the refresh over.
+const LEASE_MARGIN: Duration = Duration::from_millis(250);
+
 /// An agent configured for token endpoints: every status returned as a
 /// response (`http_status_as_error(false)`), no redirects followed
 /// (`max_redirects(0)`), and `timeout` for each whole request.
+/// HTTPS as the crate's TLS feature says (see [TLS](crate#tls)).
 #[must_use]
 pub fn agent(timeout: Duration) -> ureq::Agent {
-    ureq::Agent::config_builder()
+    agent_config(timeout).build().into()
+}
+
+/// [`agent`]`(timeout)` that also trusts the CA certificates in `pem` (one
+/// or more `CERTIFICATE` blocks) besides the webpki roots — for
+/// [`discover`] and [`Builder::agent`] when the issuer's certificate comes
+/// from a company or test CA. With the `native-tls` feature the list
+/// replaces the platform's trust store by the webpki roots and these.
+///
+/// ```no_run
+/// let pem = std::fs::read("company-ca.pem")?;
+/// let agent = tokenkeeper_ureq::agent_with_roots(tokenkeeper_ureq::DEFAULT_TIMEOUT, &pem)?;
+/// let metadata = tokenkeeper_ureq::discover(&agent, "https://idp.corp.example/")?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+/// [`Error::Certificate`] when `pem` holds no certificate or does not
+/// parse.
+#[cfg(any(feature = "rustls", feature = "native-tls"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "rustls", feature = "native-tls"))))]
+pub fn agent_with_roots(timeout: Duration, pem: impl AsRef<[u8]>) -> Result<ureq::Agent, Error> {
+    let roots = parse_roots(pem.as_ref())?;
+    Ok(agent_config(timeout)
+        .tls_config(tls_config(Some(roots)))
+        .build()
+        .into())
+}
+
+fn agent_config(timeout: Duration) -> ureq::config::ConfigBuilder<ureq::typestate::AgentScope> {
+    let config = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .max_redirects(0)
-        .timeout_global(Some(timeout))
-        .build()
-        .into()
+        .timeout_global(Some(timeout));
+    #[cfg(feature = "native-tls")]
+    let config = config.tls_config(tls_config(None));
+    config
+}
+
+/// The TLS configuration of the agents this crate makes: the `native-tls`
+/// feature's provider and the platform's roots, or rustls with the webpki
+/// roots; with `extra` roots, the webpki roots and those (ureq takes a
+/// single list).
+#[cfg(any(feature = "rustls", feature = "native-tls"))]
+fn tls_config(extra: Option<Vec<ureq::tls::Certificate<'static>>>) -> ureq::tls::TlsConfig {
+    use ureq::tls::{Certificate, RootCerts, TlsConfig};
+    let tls = TlsConfig::builder();
+    #[cfg(feature = "native-tls")]
+    let tls = tls
+        .provider(ureq::tls::TlsProvider::NativeTls)
+        .root_certs(RootCerts::PlatformVerifier);
+    let tls = match extra {
+        Some(extra) => tls.root_certs(RootCerts::from(
+            webpki_root_certs::TLS_SERVER_ROOT_CERTS
+                .iter()
+                .map(|der| Certificate::from_der(der.as_ref()).to_owned())
+                .chain(extra),
+        )),
+        None => tls,
+    };
+    tls.build()
+}
+
+/// The certificates in `pem` (at least one).
+#[cfg(any(feature = "rustls", feature = "native-tls"))]
+fn parse_roots(pem: &[u8]) -> Result<Vec<ureq::tls::Certificate<'static>>, Error> {
+    let mut certs = Vec::new();
+    for item in ureq::tls::parse_pem(pem) {
+        if let ureq::tls::PemItem::Certificate(cert) = item.map_err(Error::Certificate)? {
+            certs.push(cert);
+        }
+    }
+    if certs.is_empty() {
+        return Err(Error::Certificate(ureq::Error::Tls(
+            "no CERTIFICATE block in the PEM",
+        )));
+    }
+    Ok(certs)
 }
 
 /// Fetches and validates `issuer`'s OpenID Connect discovery document
@@ -147,7 +252,7 @@ pub fn discover(agent: &ureq::Agent, issuer: &str) -> Result<AuthorizationServer
     let discovery = |e| Error::Core(tokenkeeper::Error::Discovery(e));
     let limits = tokenkeeper::limits::Limits::default();
     let request = discovery_request(issuer, DiscoveryKind::OpenIdConnect).map_err(discovery)?;
-    let response = send(agent, request, limits.max_body_bytes).map_err(Error::Transport)?;
+    let response = send(agent, request, limits.max_body_bytes, None)?;
     AuthorizationServerMetadata::parse(&response, issuer, &limits).map_err(discovery)
 }
 
@@ -192,6 +297,7 @@ pub struct Builder {
     session: Option<Session>,
     dpop: Option<Box<dyn Signer + Send>>,
     deferred_signer: Option<Box<DeferredSigner>>,
+    roots: Vec<u8>,
 }
 
 impl Builder {
@@ -225,16 +331,41 @@ impl Builder {
     }
 
     /// The request timeout of the agent this builder makes (default
-    /// [`DEFAULT_TIMEOUT`]; ignored with [`Builder::agent`]).
-    ///
-    /// Keep the configuration's lease ([`ConfigBuilder::lease`], default
-    /// 60 s) longer than any transport timeout: when a lease runs out, a
-    /// waiting caller takes over the refresh even if the first request is
-    /// still on the wire, and both would spend the same refresh token.
+    /// [`DEFAULT_TIMEOUT`]; ignored with [`Builder::agent`]). Token
+    /// requests are given up before their flight's lease
+    /// ([`ConfigBuilder::lease`]) runs out in any case: see
+    /// [Timeouts and the lease](crate#timeouts-and-the-lease).
     ///
     /// [`ConfigBuilder::lease`]: tokenkeeper::ConfigBuilder::lease
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// Trusts the CA certificates in `pem` (one or more `CERTIFICATE`
+    /// blocks) besides the webpki roots, in the agent this builder makes
+    /// (ignored with [`Builder::agent`]: configure your agent's
+    /// [`TlsConfig`](ureq::tls::TlsConfig) instead). May be called again
+    /// to add more.
+    ///
+    /// ```no_run
+    /// # fn run(config: tokenkeeper::Config) -> Result<(), tokenkeeper_ureq::Error> {
+    /// let keeper = tokenkeeper_ureq::TokenKeeper::builder(config)
+    ///     .root_certificates_pem(std::fs::read("company-ca.pem").unwrap())
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// With the `native-tls` feature the list replaces the platform's trust
+    /// store by the webpki roots and these.
+    ///
+    /// [`Builder::build`] fails with [`Error::Certificate`] when `pem` holds
+    /// no certificate or does not parse.
+    #[cfg(any(feature = "rustls", feature = "native-tls"))]
+    #[cfg_attr(docsrs, doc(cfg(any(feature = "rustls", feature = "native-tls"))))]
+    pub fn root_certificates_pem(mut self, pem: impl AsRef<[u8]>) -> Self {
+        self.roots.extend_from_slice(pem.as_ref());
+        self.roots.push(b'\n');
         self
     }
 
@@ -258,8 +389,17 @@ impl Builder {
     ///
     /// # Errors
     /// [`Error::Store`] when the store cannot be read or written,
-    /// [`Error::Core`] when the DPoP signer is not ES256.
+    /// [`Error::Core`] when the DPoP signer is not ES256,
+    /// [`Error::Certificate`] when a root certificate does not parse.
     pub fn build(self) -> Result<TokenKeeper, Error> {
+        #[cfg(not(any(feature = "rustls", feature = "native-tls")))]
+        let _ = self.roots;
+        let agent = match self.agent {
+            Some(agent) => agent,
+            #[cfg(any(feature = "rustls", feature = "native-tls"))]
+            None if !self.roots.is_empty() => agent_with_roots(self.timeout, &self.roots)?,
+            None => agent(self.timeout),
+        };
         let max_body = self.config.limits().max_body_bytes;
         let mut manager = TokenManager::new(self.config, OsEntropy);
         if let Some(signer) = self.dpop {
@@ -268,7 +408,7 @@ impl Builder {
         let state = State::new(manager, self.store, self.session)?;
         Ok(TokenKeeper {
             inner: Arc::new(Inner {
-                agent: self.agent.unwrap_or_else(|| agent(self.timeout)),
+                agent,
                 state: Mutex::new(state),
                 flight_ended: Condvar::new(),
                 waiting: AtomicUsize::new(0),
@@ -290,6 +430,7 @@ impl TokenKeeper {
             session: None,
             dpop: None,
             deferred_signer: None,
+            roots: Vec::new(),
         }
     }
 
@@ -440,7 +581,13 @@ impl TokenKeeper {
                 }
                 other => return Err(unsupported(&other)),
             };
-            let sent = send(&inner.agent, out.request, inner.max_body);
+            // The request must end before the flight's lease: a request
+            // whose lease already ran out is not sent at all.
+            let budget = budget(&inner.lock(), id);
+            let sent = match budget {
+                Some(budget) => send(&inner.agent, out.request, inner.max_body, Some(budget)),
+                None => Err(Error::Timeout(None)),
+            };
             let mut state = inner.lock();
             let now = now();
             let result = match sent {
@@ -463,7 +610,7 @@ impl TokenKeeper {
                 },
                 Err(error) => {
                     let _ = state.manager.handle_transport_error(id, now);
-                    Err(Error::Transport(error))
+                    Err(error)
                 }
             };
             guard.0 = None;
@@ -542,7 +689,7 @@ impl TokenKeeper {
                     .http_status_as_error(false)
                     .build();
             }
-            let response = self.inner.agent.run(attempt).map_err(Error::Transport)?;
+            let response = self.inner.agent.run(attempt).map_err(error::transport)?;
             let seen = HttpResponse {
                 status: response.status().as_u16(),
                 headers: Headers::from(response.headers()),
@@ -568,7 +715,7 @@ impl TokenKeeper {
     /// # Errors
     /// [`Error::Transport`] when it could not be sent.
     pub fn send_request(&self, request: HttpRequest) -> Result<HttpResponse, Error> {
-        send(&self.inner.agent, request, self.inner.max_body).map_err(Error::Transport)
+        send(&self.inner.agent, request, self.inner.max_body, None)
     }
 
     /// Calls `f` with the core's manager (for what this handle does not
@@ -615,7 +762,6 @@ impl Inner {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
-
     /// Waits (at least 1 ms, at most `pause`) for a flight to end.
     fn wait<'a>(&self, state: MutexGuard<'a, State>, pause: Duration) -> MutexGuard<'a, State> {
         self.waiting.fetch_add(1, Ordering::Relaxed);
@@ -636,6 +782,20 @@ impl Inner {
             self.flight_ended.notify_all();
         }
     }
+}
+
+/// The time token request `id` may still take: until [`LEASE_MARGIN`]
+/// before the earliest lease deadline in flight (its own, or an older
+/// flight's, which ends no later); `None` when its lease already ran out
+/// (or it was cancelled), or too little is left.
+fn budget(state: &State, id: RequestId) -> Option<Duration> {
+    if !state.manager.is_in_flight(id) {
+        return None;
+    }
+    let Some(deadline) = state.manager.poll_timeout() else {
+        return Some(Duration::MAX);
+    };
+    Some(until(deadline).saturating_sub(LEASE_MARGIN)).filter(|left| !left.is_zero())
 }
 
 /// How a flight ended well.
@@ -676,22 +836,43 @@ fn until(deadline: UnixTime) -> Duration {
 
 /// Sends a core request; returns the response whatever its status, with
 /// every header and at most `max_body + 1` bytes of body (the core rejects
-/// a longer one itself).
+/// a longer one itself). Within `budget`, body included, when given.
 fn send(
     agent: &ureq::Agent,
     request: HttpRequest,
     max_body: usize,
+    budget: Option<Duration>,
+) -> Result<HttpResponse, Error> {
+    send_inner(agent, request, max_body, budget).map_err(error::transport)
+}
+
+fn send_inner(
+    agent: &ureq::Agent,
+    request: HttpRequest,
+    max_body: usize,
+    budget: Option<Duration>,
 ) -> Result<HttpResponse, ureq::Error> {
     // Nothing is copied: the URL, header values and body move.
     let mut request = http::Request::try_from(request).map_err(http::Error::from)?;
     let config = agent.config();
-    if config.http_status_as_error() || config.max_redirects() > 0 {
+    let global = config.timeouts().global;
+    // The agent's timeout, cut short by the budget (a per-request setting
+    // replaces the agent's).
+    let timeout = match (global, budget) {
+        (Some(global), Some(budget)) if budget < global => Some(budget),
+        (None, Some(budget)) => Some(budget),
+        _ => None,
+    };
+    if config.http_status_as_error() || config.max_redirects() > 0 || timeout.is_some() {
         // Enforced per request, whatever the agent's own configuration.
-        request = agent
+        let mut configured = agent
             .configure_request(request)
             .http_status_as_error(false)
-            .max_redirects(0)
-            .build();
+            .max_redirects(0);
+        if let Some(timeout) = timeout {
+            configured = configured.timeout_global(Some(timeout));
+        }
+        request = configured.build();
     }
     let response = agent.run(request)?;
     let status = response.status().as_u16();

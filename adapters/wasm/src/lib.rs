@@ -113,6 +113,7 @@
 //! its own build.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 // The state logic is used by the wasm driver only; elsewhere it is built
 // and tested, not called.
 #![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
@@ -144,4 +145,5 @@ pub use js::{WebCryptoEntropy, now, sleep};
 #[cfg(target_arch = "wasm32")]
 pub use keeper::{Builder, DEFAULT_TIMEOUT, TokenKeeper, discover};
 #[cfg(all(target_arch = "wasm32", feature = "web-storage"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "web-storage")))]
 pub use storage::WebStorageStore;

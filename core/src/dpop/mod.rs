@@ -116,6 +116,7 @@ pub use proof::{
     ProofParams, UnsignedProof, build_proof, draw_jti,
 };
 #[cfg(feature = "ring")]
+#[cfg_attr(docsrs, doc(cfg(feature = "ring")))]
 pub use ring_signer::RingSigner;
 pub use signature::{ES256_SIGNATURE_LEN, EcdsaSignature};
 pub use signer::{ES256, SignError, SignOutcome, Signer};

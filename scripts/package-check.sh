@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Release checks of the library crates (tokenkeeper, tokenkeeper-ureq,
+# tokenkeeper-reqwest, tokenkeeper-wasm):
+#
+# 1. `cargo package` of each crate, verified: its packaged sources alone are
+#    built (this catches a file missing from the package). The crates are
+#    packaged together, so an adapter's dependency on the unpublished core
+#    resolves to the core's own package (cargo's local registry overlay).
+# 2. `cargo doc` with warnings denied, the wasm crate for wasm32 (its items
+#    are wasm32-only), every feature on.
+# 3. With a nightly toolchain, the docs as docs.rs builds them
+#    (`--cfg docsrs`: the feature badges); skipped without one, or with
+#    TOKENKEEPER_SKIP_NIGHTLY_DOCS=1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+crates=(tokenkeeper tokenkeeper-ureq tokenkeeper-reqwest tokenkeeper-wasm)
+native=(-p tokenkeeper -p tokenkeeper-ureq -p tokenkeeper-reqwest)
+packages=()
+for crate in "${crates[@]}"; do packages+=(-p "$crate"); done
+
+step "cargo package ${crates[*]}"
+# --allow-dirty: this checks what would be packaged, not the VCS state.
+cargo package --allow-dirty "${packages[@]}"
+for crate in "${crates[@]}"; do
+  list=$(cargo package --allow-dirty --list -p "$crate")
+  for file in README.md LICENSE-MIT LICENSE-APACHE; do
+    grep -qx "$file" <<<"$list" || { echo "$crate: $file is not packaged" >&2; exit 1; }
+  done
+done
+
+step "cargo doc, warnings denied"
+RUSTDOCFLAGS=-Dwarnings cargo doc --no-deps --all-features "${native[@]}"
+rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || true
+RUSTDOCFLAGS=-Dwarnings cargo doc --no-deps --all-features -p tokenkeeper-wasm \
+  --target wasm32-unknown-unknown
+
+if [ "${TOKENKEEPER_SKIP_NIGHTLY_DOCS:-0}" != 1 ] && cargo +nightly --version >/dev/null 2>&1; then
+  step "cargo +nightly doc --cfg docsrs (as docs.rs), warnings denied"
+  RUSTDOCFLAGS="--cfg docsrs -Dwarnings" cargo +nightly doc --no-deps --all-features "${native[@]}"
+else
+  step "nightly docs (--cfg docsrs) skipped: no nightly toolchain or TOKENKEEPER_SKIP_NIGHTLY_DOCS=1"
+fi
+
+step "package checks green"
