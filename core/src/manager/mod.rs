@@ -77,7 +77,7 @@ use crate::http::{HttpRequest, HttpResponse};
 use crate::secret::AccessToken;
 use crate::session::Session;
 use crate::time::UnixTime;
-use crate::token::response::parse_mfa_required;
+use crate::token::response::ParsedResponse;
 use crate::token::{AccessTokenSet, Decision, Freshness, TokenResponse, TokenType};
 
 /// What a caller asks for: the SDK's `getAccessToken` options.
@@ -601,12 +601,12 @@ impl TokenManager {
     fn grant_error(
         &self,
         error: ResponseError,
-        response: &HttpResponse,
+        answer: &ParsedResponse<'_>,
         wrap: fn(ResponseError) -> Error,
     ) -> Error {
         if let ResponseError::Server(server) = &error
             && server.error == "mfa_required"
-            && let Some(mfa) = parse_mfa_required(response, &self.config.limits)
+            && let Some(mfa) = answer.mfa_required()
         {
             return Error::MfaRequired(mfa);
         }
@@ -691,12 +691,14 @@ impl TokenManager {
         let Some((mut flight, abandoned)) = self.flights.get_mut().take(id) else {
             return Completion::Failed(Error::UnknownRequest);
         };
+        // Parsed once: the nonce retry, the errors and the tokens read it.
+        let mut answer = ParsedResponse::parse(&response, &self.config.limits);
         // RFC 9449 §8: one retry with a fresh proof, only when the server
         // offered another nonce than the request carried with its
         // `use_dpop_nonce` error. Never for a flight abandoned at its lease
         // deadline: its refresh token may be on the wire again by now.
         let retry = flight.request.as_ref().is_some_and(|base| {
-            self.token_nonce_retry(&base.url, flight.sent_nonce.as_deref(), &response)
+            self.token_nonce_retry(&base.url, flight.sent_nonce.as_deref(), &answer)
         }) && flight.dpop
             && flight.attempt == 0
             && !abandoned;
@@ -734,7 +736,7 @@ impl TokenManager {
                 // that ran out): applying this could overwrite newer tokens,
                 // or bring a logged-out session back. A refresh token the
                 // answer rotated in is live all the same: revoke it.
-                self.revoke_rotated(&response);
+                self.revoke_rotated(&mut answer);
                 if claimed {
                     self.announce_release();
                 }
@@ -742,11 +744,11 @@ impl TokenManager {
             }
         }
         let result = match &flight.kind {
-            FlightKind::Refresh { .. } => self.apply_refresh(&flight, &response, now),
-            FlightKind::CodeExchange { .. } => self.apply_login(&flight, &response, now),
-            FlightKind::ClientCredentials => self.apply_machine_token(&flight, &response, now),
+            FlightKind::Refresh { .. } => self.apply_refresh(&flight, &mut answer, now),
+            FlightKind::CodeExchange { .. } => self.apply_login(&flight, &mut answer, now),
+            FlightKind::ClientCredentials => self.apply_machine_token(&flight, &mut answer, now),
             FlightKind::TokenExchange => {
-                let result = self.parse_exchanged(&response);
+                let result = self.parse_exchanged(&mut answer);
                 self.flights
                     .get_mut()
                     .finish(&flight, result.as_ref().map(|_| ()).map_err(Clone::clone));
@@ -756,7 +758,7 @@ impl TokenManager {
                 };
             }
             FlightKind::Revocation { refresh_token } => {
-                let result = self.apply_revocation(refresh_token, &response);
+                let result = self.apply_revocation(refresh_token, &answer);
                 self.flights.get_mut().finish(&flight, result.clone());
                 return match result {
                     Ok(()) => Completion::Revoked,
