@@ -213,12 +213,12 @@ fn read_body<'a>(
         });
     }
     match serde_json::from_slice::<Body<'a>>(&response.body) {
-        Ok(Body::Object(members)) => Ok(members),
-        Ok(Body::Other) if response.is_success() => Err(ResponseError::Malformed {
+        Ok(Body(Some(members))) => Ok(members),
+        Ok(Body(None)) if response.is_success() => Err(ResponseError::Malformed {
             status,
             reason: "the body is not a JSON object",
         }),
-        Ok(Body::Other) => Err(ResponseError::UnexpectedStatus { status }),
+        Ok(Body(None)) => Err(ResponseError::UnexpectedStatus { status }),
         Err(_) => Err(ResponseError::NotJson { status }),
     }
 }
@@ -456,11 +456,9 @@ impl Member {
 // read as a `Value`, so what serde_json refuses is exactly what it refuses
 // when reading the body as a `Value`: such bodies are not JSON.
 
-/// A body: an object's members, or another JSON value (read whole).
-enum Body<'a> {
-    Object(Members<'a>),
-    Other,
-}
+/// A body: an object's members, or `None` for another JSON value (read
+/// whole).
+struct Body<'a>(Option<Members<'a>>);
 
 impl<'de> Deserialize<'de> for Body<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -488,36 +486,36 @@ impl<'de> Visitor<'de> for BodyVisitor {
                 }
             }
         }
-        Ok(Body::Object(members))
+        Ok(Body(Some(members)))
     }
 
     #[cold]
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-        Value::deserialize(SeqAccessDeserializer::new(seq)).map(|_| Body::Other)
+        Value::deserialize(SeqAccessDeserializer::new(seq)).map(|_| Body(None))
     }
 
     fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(Body::Other)
+        Ok(Body(None))
     }
 
     fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(Body::Other)
+        Ok(Body(None))
     }
 
     fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(Body::Other)
+        Ok(Body(None))
     }
 
     fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(Body::Other)
+        Ok(Body(None))
     }
 
     fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(Body::Other)
+        Ok(Body(None))
     }
 
     fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        Ok(Body::Other)
+        Ok(Body(None))
     }
 }
 
