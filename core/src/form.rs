@@ -16,7 +16,15 @@ use alloc::vec::Vec;
 /// crate's own serializer): runs of bytes that need no escaping are copied
 /// whole (refresh tokens and JWTs are long such runs).
 pub fn encode_into(out: &mut String, value: &str) {
-    out.extend(form_urlencoded::byte_serialize(value.as_bytes()));
+    for chunk in form_urlencoded::byte_serialize(value.as_bytes()) {
+        // An escape comes as a chunk of its own (`+`, `%XX`): pushed a
+        // character at a time, cheaper than copying a tiny slice.
+        if chunk.len() <= 3 {
+            chunk.chars().for_each(|c| out.push(c));
+        } else {
+            out.push_str(chunk);
+        }
+    }
 }
 
 /// `value` form-encoded.

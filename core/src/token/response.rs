@@ -15,6 +15,7 @@
 //! definition.
 
 use alloc::borrow::Cow;
+use alloc::boxed::Box;
 use alloc::string::{String, ToString};
 use core::fmt;
 use core::time::Duration;
@@ -99,8 +100,8 @@ pub(crate) struct ParsedResponse<'a> {
 }
 
 impl<'a> ParsedResponse<'a> {
-    /// Checks the limits (body size, headers, then JSON depth, all before
-    /// parsing) and parses the body.
+    /// Checks the limits (body size, headers, JSON depth) and parses the
+    /// body.
     pub(crate) fn parse(response: &'a HttpResponse, limits: &Limits) -> Self {
         ParsedResponse {
             response,
@@ -132,7 +133,7 @@ impl<'a> ParsedResponse<'a> {
     pub(crate) fn is_error(&self, code: &str) -> bool {
         self.body
             .as_ref()
-            .is_ok_and(|members| raw_str(members.error.as_ref()) == Some(code))
+            .is_ok_and(|members| raw_str(members.errors().error.as_ref()) == Some(code))
     }
 
     /// The body as a JSON object: `Ok` for a 2xx object without `error`.
@@ -145,7 +146,7 @@ impl<'a> ParsedResponse<'a> {
     pub(crate) fn check(&self) -> Result<(), ResponseError> {
         let members = self.body.as_ref().map_err(Clone::clone)?;
         let status = self.status();
-        if members.error.is_some() {
+        if members.errors().error.is_some() {
             return Err(ResponseError::Server(members.server_error(status)));
         }
         if !self.response.is_success() {
@@ -200,19 +201,30 @@ impl fmt::Debug for ParsedResponse<'_> {
 }
 
 /// The limits, then one serde_json parse of the body.
+///
+/// The JSON depth limit decides before anything else the body says, as
+/// if [`json_depth_exceeds`] ran first: it does run for every body that is
+/// not a flat object (its answer taking precedence over the parse's). A
+/// flat object, the shape of nearly every token response, has depth 1 and
+/// so is within any limit but zero: its bytes are not scanned twice (the
+/// flat reader this parse replaced skipped the scan the same way).
 fn read_body<'a>(
     response: &'a HttpResponse,
     limits: &Limits,
 ) -> Result<Members<'a>, ResponseError> {
     limits.check_response(response)?;
     let status = response.status;
-    if json_depth_exceeds(&response.body, limits.max_json_depth) {
+    let parsed = serde_json::from_slice::<Body<'a>>(&response.body);
+    let flat = matches!(&parsed, Ok(Body(Some(members))) if !members.nested);
+    if !(flat && limits.max_json_depth >= 1)
+        && json_depth_exceeds(&response.body, limits.max_json_depth)
+    {
         return Err(ResponseError::Malformed {
             status,
             reason: "JSON nesting is deeper than the limit",
         });
     }
-    match serde_json::from_slice::<Body<'a>>(&response.body) {
+    match parsed {
         Ok(Body(Some(members))) => Ok(members),
         Ok(Body(None)) if response.is_success() => Err(ResponseError::Malformed {
             status,
@@ -264,15 +276,39 @@ struct Members<'a> {
     id_token: Option<Raw<'a>>,
     scope: Option<Raw<'a>>,
     issued_token_type: Option<Raw<'a>>,
+    /// The error members, when any came.
+    errors: Option<Box<ErrorMembers<'a>>>,
+    extra: Map<String, Value>,
+    /// Whether any member's value (duplicates included) was an array or
+    /// an object.
+    nested: bool,
+}
+
+/// The members of an OAuth error (RFC 6749 §5.2) and of Auth0's
+/// `mfa_required` error, kept apart: token responses seldom carry them, and
+/// the members are moved whole.
+#[derive(Default)]
+struct ErrorMembers<'a> {
     error: Option<Raw<'a>>,
     error_description: Option<Raw<'a>>,
     error_uri: Option<Raw<'a>>,
     mfa_token: Option<Raw<'a>>,
     mfa_requirements: Option<Raw<'a>>,
-    extra: Map<String, Value>,
 }
 
+const NO_ERROR_MEMBERS: ErrorMembers<'static> = ErrorMembers {
+    error: None,
+    error_description: None,
+    error_uri: None,
+    mfa_token: None,
+    mfa_requirements: None,
+};
+
 impl<'a> Members<'a> {
+    fn errors(&self) -> &ErrorMembers<'a> {
+        self.errors.as_deref().unwrap_or(&NO_ERROR_MEMBERS)
+    }
+
     /// Where `member` is kept.
     fn slot(&mut self, member: Member) -> &mut Option<Raw<'a>> {
         match member {
@@ -283,11 +319,11 @@ impl<'a> Members<'a> {
             Member::IdToken => &mut self.id_token,
             Member::Scope => &mut self.scope,
             Member::IssuedTokenType => &mut self.issued_token_type,
-            Member::Error => &mut self.error,
-            Member::ErrorDescription => &mut self.error_description,
-            Member::ErrorUri => &mut self.error_uri,
-            Member::MfaToken => &mut self.mfa_token,
-            Member::MfaRequirements => &mut self.mfa_requirements,
+            Member::Error => &mut self.errors.get_or_insert_default().error,
+            Member::ErrorDescription => &mut self.errors.get_or_insert_default().error_description,
+            Member::ErrorUri => &mut self.errors.get_or_insert_default().error_uri,
+            Member::MfaToken => &mut self.errors.get_or_insert_default().mfa_token,
+            Member::MfaRequirements => &mut self.errors.get_or_insert_default().mfa_requirements,
         }
     }
 
@@ -295,30 +331,32 @@ impl<'a> Members<'a> {
     #[cold]
     fn server_error(&self, status: u16) -> ServerError {
         let text = |raw: &Option<Raw<'_>>| raw_str(raw.as_ref()).map(String::from);
+        let errors = self.errors();
         ServerError {
             status,
             // A non-string `error` still signals an error; keep its JSON form.
-            error: match &self.error {
+            error: match &errors.error {
                 Some(Raw::Str(s)) => String::from(&**s),
                 Some(Raw::Other(other)) => other.to_string(),
                 None => String::from("unknown_error"),
             },
-            error_description: text(&self.error_description),
-            error_uri: text(&self.error_uri),
+            error_description: text(&errors.error_description),
+            error_uri: text(&errors.error_uri),
         }
     }
 
     #[cold]
     fn mfa_required(&self) -> Option<MfaRequired> {
-        let is_mfa = raw_str(self.error.as_ref()) == Some("mfa_required")
+        let errors = self.errors();
+        let is_mfa = raw_str(errors.error.as_ref()) == Some("mfa_required")
             || self.extra.get("code").and_then(Value::as_str) == Some("mfa_required");
         if !is_mfa {
             return None;
         }
         Some(MfaRequired {
-            description: raw_str(self.error_description.as_ref()).map(String::from),
-            mfa_token: raw_str(self.mfa_token.as_ref()).map(MfaToken::new),
-            mfa_requirements: self.mfa_requirements.as_ref().map(|raw| match raw {
+            description: raw_str(errors.error_description.as_ref()).map(String::from),
+            mfa_token: raw_str(errors.mfa_token.as_ref()).map(MfaToken::new),
+            mfa_requirements: errors.mfa_requirements.as_ref().map(|raw| match raw {
                 Raw::Str(s) => Value::String(String::from(&**s)).to_string(),
                 Raw::Other(value) => value.to_string(),
             }),
@@ -373,14 +411,23 @@ impl<'a> Members<'a> {
         let mut extra = core::mem::take(&mut self.extra);
         // The error members are filed by name for error bodies; in a
         // success body they are ordinary extra members.
-        for (name, raw) in [
-            ("error_description", self.error_description.take()),
-            ("error_uri", self.error_uri.take()),
-            ("mfa_token", self.mfa_token.take()),
-            ("mfa_requirements", self.mfa_requirements.take()),
-        ] {
-            if let Some(raw) = raw {
-                extra.insert(String::from(name), raw.into_value());
+        if let Some(errors) = self.errors.take() {
+            let ErrorMembers {
+                error_description,
+                error_uri,
+                mfa_token,
+                mfa_requirements,
+                ..
+            } = *errors;
+            for (name, raw) in [
+                ("error_description", error_description),
+                ("error_uri", error_uri),
+                ("mfa_token", mfa_token),
+                ("mfa_requirements", mfa_requirements),
+            ] {
+                if let Some(raw) = raw {
+                    extra.insert(String::from(name), raw.into_value());
+                }
             }
         }
         Ok(TokenResponse {
@@ -477,11 +524,17 @@ impl<'de> Visitor<'de> for BodyVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut members = Members::default();
+        let nested = |value: &Value| matches!(value, Value::Array(_) | Value::Object(_));
         while let Some(name) = map.next_key::<Name>()? {
             match name {
-                Name::Known(member) => *members.slot(member) = Some(map.next_value()?),
+                Name::Known(member) => {
+                    let raw = map.next_value()?;
+                    members.nested |= matches!(&raw, Raw::Other(value) if nested(value));
+                    *members.slot(member) = Some(raw);
+                }
                 Name::Other(name) => {
                     let value = map.next_value::<Value>()?;
+                    members.nested |= nested(&value);
                     members.extra.insert(name, value);
                 }
             }
@@ -1088,6 +1141,42 @@ mod tests {
             }
             let invalid_utf8 = HttpResponse::new(200, b"[\"\xff\"]".to_vec());
             agree(&invalid_utf8, &Limits::default()).unwrap();
+            // Past the depth limit: that error comes first, whatever else
+            // is wrong with the body (broken syntax, an `error` member).
+            let deep = "[".repeat(33);
+            for body in [
+                alloc::format!(r#"{{"error":"x","a":{deep}"#),
+                alloc::format!(r#"{{"access_token":"a","x":{deep}1{}}}"#, "]".repeat(33)),
+                alloc::format!("{deep},,"),
+                // Overwritten by a later duplicate, still too deep.
+                alloc::format!(
+                    r#"{{"access_token":{deep}{},"access_token":"a"}}"#,
+                    "]".repeat(33)
+                ),
+                String::from(r#"{"access_token":"a","x":[]}"#),
+            ] {
+                for status in [200, 400] {
+                    let response = HttpResponse::new(status, body.clone());
+                    agree(&response, &Limits::default()).unwrap();
+                    let shallow = Limits {
+                        max_json_depth: 1,
+                        ..Limits::default()
+                    };
+                    agree(&response, &shallow).unwrap();
+                }
+            }
+            let flat = HttpResponse::new(200, r#"{"access_token":"a"}"#);
+            let zero = Limits {
+                max_json_depth: 0,
+                ..Limits::default()
+            };
+            assert!(matches!(
+                TokenResponse::parse(&flat, &zero),
+                Err(ResponseError::Malformed {
+                    reason: "JSON nesting is deeper than the limit",
+                    ..
+                })
+            ));
         }
 
         proptest! {
@@ -1110,6 +1199,8 @@ mod tests {
                 // Tight limits: depth and token length.
                 let tight = Limits { max_json_depth: 1, max_token_bytes: 2, ..Limits::default() };
                 agree(&response, &tight)?;
+                let zero = Limits { max_json_depth: 0, ..Limits::default() };
+                agree(&response, &zero)?;
             }
 
             #[test]
