@@ -21,7 +21,7 @@ use core::fmt;
 use core::time::Duration;
 
 use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
-use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{Deserialize, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use crate::error::{MfaRequired, ResponseError, ServerError};
@@ -94,19 +94,32 @@ pub fn parse_mfa_required(response: &HttpResponse, limits: &Limits) -> Option<Mf
 pub(crate) struct ParsedResponse<'a> {
     response: &'a HttpResponse,
     limits: Limits,
-    /// The body's members; `Err` when the body is over the limits, not
-    /// JSON, or not a JSON object.
-    body: Result<Members<'a>, ResponseError>,
+    /// Why the body is unreadable: over the limits, not JSON, or not a
+    /// JSON object. `None`: `members` holds the body.
+    unreadable: Option<ResponseError>,
+    /// The body's members, filled in place (they are not small).
+    members: Members<'a>,
 }
 
 impl<'a> ParsedResponse<'a> {
     /// Checks the limits (body size, headers, JSON depth) and parses the
     /// body.
     pub(crate) fn parse(response: &'a HttpResponse, limits: &Limits) -> Self {
-        ParsedResponse {
+        let mut parsed = ParsedResponse {
             response,
             limits: *limits,
-            body: read_body(response, limits),
+            unreadable: None,
+            members: Members::default(),
+        };
+        parsed.unreadable = read_body(response, limits, &mut parsed.members).err();
+        parsed
+    }
+
+    /// The body's members, or why there are none.
+    fn body(&self) -> Result<&Members<'a>, &ResponseError> {
+        match &self.unreadable {
+            None => Ok(&self.members),
+            Some(unreadable) => Err(unreadable),
         }
     }
 
@@ -131,8 +144,7 @@ impl<'a> ParsedResponse<'a> {
     /// Whether the body is the OAuth error `code` (a JSON object whose
     /// `error` is that string), whatever the status.
     pub(crate) fn is_error(&self, code: &str) -> bool {
-        self.body
-            .as_ref()
+        self.body()
             .is_ok_and(|members| raw_str(members.errors().error.as_ref()) == Some(code))
     }
 
@@ -144,7 +156,7 @@ impl<'a> ParsedResponse<'a> {
     /// # Errors
     /// As [`TokenResponse::parse`], but for the token members' checks.
     pub(crate) fn check(&self) -> Result<(), ResponseError> {
-        let members = self.body.as_ref().map_err(Clone::clone)?;
+        let members = self.body().map_err(Clone::clone)?;
         let status = self.status();
         if members.errors().error.is_some() {
             return Err(ResponseError::Server(members.server_error(status)));
@@ -165,10 +177,7 @@ impl<'a> ParsedResponse<'a> {
         self.check()?;
         let status = self.status();
         let max_token_bytes = self.limits.max_token_bytes;
-        let parsed = match &mut self.body {
-            Ok(members) => members.take_token_response(status, max_token_bytes),
-            Err(e) => Err(e.clone()),
-        };
+        let parsed = self.members.take_token_response(status, max_token_bytes);
         // Fuzzing holds the one parse to serde_json's `Value` answers.
         #[cfg(fuzzing)]
         assert_eq!(
@@ -181,7 +190,7 @@ impl<'a> ParsedResponse<'a> {
     /// The MFA details when the body is an `mfa_required` error (`error`
     /// or `code`), whatever the status.
     pub(crate) fn mfa_required(&self) -> Option<MfaRequired> {
-        let details = self.body.as_ref().ok().and_then(Members::mfa_required);
+        let details = self.body().ok().and_then(Members::mfa_required);
         #[cfg(fuzzing)]
         assert_eq!(
             details,
@@ -211,11 +220,16 @@ impl fmt::Debug for ParsedResponse<'_> {
 fn read_body<'a>(
     response: &'a HttpResponse,
     limits: &Limits,
-) -> Result<Members<'a>, ResponseError> {
+    members: &mut Members<'a>,
+) -> Result<(), ResponseError> {
     limits.check_response(response)?;
     let status = response.status;
-    let parsed = serde_json::from_slice::<Body<'a>>(&response.body);
-    let flat = matches!(&parsed, Ok(Body(Some(members))) if !members.nested);
+    // As `serde_json::from_slice`: the value, then nothing but whitespace.
+    let mut deserializer = serde_json::Deserializer::from_slice(&response.body);
+    let parsed = BodySeed(members)
+        .deserialize(&mut deserializer)
+        .and_then(|object| deserializer.end().map(|()| object));
+    let flat = matches!(parsed, Ok(true)) && !members.nested;
     if !(flat && limits.max_json_depth >= 1)
         && json_depth_exceeds(&response.body, limits.max_json_depth)
     {
@@ -225,12 +239,12 @@ fn read_body<'a>(
         });
     }
     match parsed {
-        Ok(Body(Some(members))) => Ok(members),
-        Ok(Body(None)) if response.is_success() => Err(ResponseError::Malformed {
+        Ok(true) => Ok(()),
+        Ok(false) if response.is_success() => Err(ResponseError::Malformed {
             status,
             reason: "the body is not a JSON object",
         }),
-        Ok(Body(None)) => Err(ResponseError::UnexpectedStatus { status }),
+        Ok(false) => Err(ResponseError::UnexpectedStatus { status }),
         Err(_) => Err(ResponseError::NotJson { status }),
     }
 }
@@ -503,27 +517,27 @@ impl Member {
 // read as a `Value`, so what serde_json refuses is exactly what it refuses
 // when reading the body as a `Value`: such bodies are not JSON.
 
-/// A body: an object's members, or `None` for another JSON value (read
-/// whole).
-struct Body<'a>(Option<Members<'a>>);
+/// Reads a body into the members it points to: `true` for an object,
+/// `false` for another JSON value (read whole).
+struct BodySeed<'m, 'a>(&'m mut Members<'a>);
 
-impl<'de> Deserialize<'de> for Body<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(BodyVisitor)
+impl<'de> DeserializeSeed<'de> for BodySeed<'_, 'de> {
+    type Value = bool;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<bool, D::Error> {
+        deserializer.deserialize_any(self)
     }
 }
 
-struct BodyVisitor;
-
-impl<'de> Visitor<'de> for BodyVisitor {
-    type Value = Body<'de>;
+impl<'de> Visitor<'de> for BodySeed<'_, 'de> {
+    type Value = bool;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON value")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut members = Members::default();
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+        let members = self.0;
         let nested = |value: &Value| matches!(value, Value::Array(_) | Value::Object(_));
         while let Some(name) = map.next_key::<Name>()? {
             match name {
@@ -539,36 +553,36 @@ impl<'de> Visitor<'de> for BodyVisitor {
                 }
             }
         }
-        Ok(Body(Some(members)))
+        Ok(true)
     }
 
     #[cold]
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-        Value::deserialize(SeqAccessDeserializer::new(seq)).map(|_| Body(None))
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<bool, A::Error> {
+        Value::deserialize(SeqAccessDeserializer::new(seq)).map(|_| false)
     }
 
-    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(Body(None))
+    fn visit_bool<E>(self, _: bool) -> Result<bool, E> {
+        Ok(false)
     }
 
-    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(Body(None))
+    fn visit_i64<E>(self, _: i64) -> Result<bool, E> {
+        Ok(false)
     }
 
-    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(Body(None))
+    fn visit_u64<E>(self, _: u64) -> Result<bool, E> {
+        Ok(false)
     }
 
-    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(Body(None))
+    fn visit_f64<E>(self, _: f64) -> Result<bool, E> {
+        Ok(false)
     }
 
-    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(Body(None))
+    fn visit_str<E>(self, _: &str) -> Result<bool, E> {
+        Ok(false)
     }
 
-    fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        Ok(Body(None))
+    fn visit_unit<E>(self) -> Result<bool, E> {
+        Ok(false)
     }
 }
 
@@ -998,7 +1012,7 @@ mod tests {
             r#"{"access_token":"eyJ.eyJ.c2ln","refresh_token":"a\/b","x":1}"#,
         );
         let parsed = ParsedResponse::parse(&response, &Limits::default());
-        let members = parsed.body.as_ref().unwrap();
+        let members = parsed.body().unwrap();
         assert!(matches!(
             members.access_token,
             Some(Raw::Str(Cow::Borrowed("eyJ.eyJ.c2ln")))
