@@ -82,7 +82,9 @@ pub fn json_depth_exceeds(json: &[u8], max: usize) -> bool {
                 // quote, stepping over escapes.
                 i += 1;
                 loop {
-                    match json[i..].iter().position(|&b| b == b'"' || b == b'\\') {
+                    // memchr: SIMD where the target has it; this scan runs on
+                    // every token response, most of whose bytes are tokens.
+                    match memchr::memchr2(b'"', b'\\', &json[i..]) {
                         None => return false,
                         Some(offset) if json[i + offset] == b'\\' => i += offset + 2,
                         Some(offset) => {
@@ -200,6 +202,11 @@ mod tests {
         }
 
         proptest! {
+            #[test]
+            fn on_long_strings(json in "[\\[\\]{}\"\\\\a]{0,10}\"[a-z]{0,30}(\\\\\"|\\\\\\\\)?[a-z\\[]{0,20}\"?[\\[\\]{}\"]{0,10}", max in 0usize..6) {
+                prop_assert_eq!(json_depth_exceeds(json.as_bytes(), max), by_byte(json.as_bytes(), max));
+            }
+
             #[test]
             fn on_bracket_soup(json in "[\\[\\]{}\"\\\\a]{0,40}", max in 0usize..6) {
                 prop_assert_eq!(json_depth_exceeds(json.as_bytes(), max), by_byte(json.as_bytes(), max));

@@ -95,12 +95,8 @@ pub fn code_challenge_s256(verifier: &str) -> String {
 /// values an attacker must not be able to guess byte by byte.
 #[must_use]
 pub(crate) fn constant_time_eq(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    if a.len() != b.len() {
-        return false;
-    }
-    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    core::hint::black_box(diff) == 0
+    use subtle::ConstantTimeEq as _;
+    a.as_bytes().ct_eq(b.as_bytes()).into()
 }
 
 /// Why a login could not start, or a callback was refused.

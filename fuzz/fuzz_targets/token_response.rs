@@ -1,4 +1,6 @@
-//! Token endpoint success responses: any body, any status.
+//! Token endpoint success responses: any body, any status. Built with
+//! `--cfg fuzzing`, every parse is checked against the plain reading of the
+//! body as a `serde_json::Value` object (the oracle in `token/response.rs`).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

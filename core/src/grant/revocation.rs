@@ -26,7 +26,7 @@ use crate::grant::{ClientAuth, form_post};
 use crate::http::{HttpRequest, HttpResponse};
 use crate::limits::Limits;
 use crate::time::UnixTime;
-use crate::token::response::parse_json_object;
+use crate::token::response::ParsedResponse;
 
 /// `token_type_hint` (RFC 7009 §2.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -249,22 +249,25 @@ pub fn parse_revocation_response(
     response: &HttpResponse,
     limits: &Limits,
 ) -> Result<(), RevocationError> {
-    let status = response.status;
+    revocation_outcome(&ParsedResponse::parse(response, limits))
+}
+
+/// [`parse_revocation_response`] on a response parsed once.
+pub(crate) fn revocation_outcome(answer: &ParsedResponse<'_>) -> Result<(), RevocationError> {
+    let status = answer.status();
     if status == 200 {
         return Ok(());
     }
-    limits
-        .check_response(response)
-        .map_err(RevocationError::Limit)?;
+    answer.check_limits().map_err(RevocationError::Limit)?;
     if status == 503 {
         return Err(RevocationError::Unavailable {
-            retry_after: response
-                .headers
+            retry_after: answer
+                .headers()
                 .get("retry-after")
                 .and_then(RetryAfter::parse),
         });
     }
-    match parse_json_object(response, limits) {
+    match answer.check() {
         Err(ResponseError::Server(e)) if e.error == "unsupported_token_type" => {
             Err(RevocationError::UnsupportedTokenType(e))
         }

@@ -351,7 +351,13 @@ pub fn parse_response(
     response: &HttpResponse,
     limits: &Limits,
 ) -> Result<TokenResponse, TokenExchangeError> {
-    let parsed = parse_response_lenient(response, limits)?;
+    require_issued_token_type(parse_response_lenient(response, limits)?)
+}
+
+/// The check [`parse_response`] adds to [`parse_response_lenient`].
+pub(crate) fn require_issued_token_type(
+    parsed: TokenResponse,
+) -> Result<TokenResponse, TokenExchangeError> {
     if parsed
         .issued_token_type
         .as_deref()

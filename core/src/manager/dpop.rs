@@ -23,14 +23,13 @@ use crate::dpop::{
     DpopProof, EcdsaSignature, NonceCache, ProofBuilder, ProofOutcome, ProofParams, Signer,
     UnsignedProof, draw_jti,
 };
-use crate::error::{Error, ResponseError};
+use crate::error::Error;
 use crate::flight::RequestId;
 use crate::form::FormBody;
 use crate::grant::client_auth::ClientAssertionKey;
-use crate::http::{HttpRequest, HttpResponse};
-use crate::limits::Limits;
+use crate::http::HttpRequest;
 use crate::time::UnixTime;
-use crate::token::response::parse_json_object;
+use crate::token::response::ParsedResponse;
 
 /// The DPoP state of a manager: the signer (with its encoded header) and
 /// the nonces it has learned.
@@ -207,19 +206,20 @@ impl TokenManager {
         &self,
         url: &str,
         carried: Option<&str>,
-        response: &HttpResponse,
+        answer: &ParsedResponse<'_>,
     ) -> bool {
         let Some(dpop) = &self.dpop else {
             return false;
         };
-        dpop.token_nonces.borrow_mut().learn(url, &response.headers);
-        let offered = response
-            .headers
+        dpop.token_nonces.borrow_mut().learn(url, answer.headers());
+        let offered = answer
+            .headers()
             .get(crate::dpop::DPOP_NONCE_HEADER)
             .map(|value| value.trim_matches([' ', '\t']))
             .filter(|nonce| crate::dpop::is_valid_nonce(nonce));
         offered.is_some_and(|offered| Some(offered) != carried)
-            && is_use_dpop_nonce_error(response, &self.config.limits)
+            // RFC 9449 §8: a JSON body with the `use_dpop_nonce` error.
+            && answer.is_error("use_dpop_nonce")
     }
 }
 
@@ -227,13 +227,4 @@ impl TokenManager {
 pub(super) fn with_proof(mut request: HttpRequest, proof: DpopProof) -> HttpRequest {
     request.headers.set("DPoP", proof.into_string());
     request
-}
-
-/// Whether a token endpoint response is the `use_dpop_nonce` error
-/// (RFC 9449 §8: a 400 JSON body with that `error`).
-fn is_use_dpop_nonce_error(response: &HttpResponse, limits: &Limits) -> bool {
-    matches!(
-        parse_json_object(response, limits),
-        Err(ResponseError::Server(e)) if e.error == "use_dpop_nonce"
-    )
 }

@@ -6,10 +6,12 @@ use super::{Dispatch, TokenManager};
 use crate::error::Error;
 use crate::flight::FlightKind;
 use crate::grant::ClientAuth;
-use crate::grant::token_exchange::{TokenExchangeRequest, parse_response};
-use crate::http::HttpResponse;
+use crate::grant::token_exchange::{
+    TokenExchangeError, TokenExchangeRequest, require_issued_token_type,
+};
 use crate::time::UnixTime;
 use crate::token::TokenResponse;
+use crate::token::response::ParsedResponse;
 
 impl TokenManager {
     /// Sends a token exchange built by the caller (see
@@ -47,7 +49,14 @@ impl TokenManager {
     /// Parses an exchange response (`issued_token_type` required).
     // Kept out of `handle_response`, whose refresh path stays compact.
     #[inline(never)]
-    pub(super) fn parse_exchanged(&self, response: &HttpResponse) -> Result<TokenResponse, Error> {
-        parse_response(response, &self.config.limits).map_err(Error::TokenExchange)
+    pub(super) fn parse_exchanged(
+        &self,
+        answer: &mut ParsedResponse<'_>,
+    ) -> Result<TokenResponse, Error> {
+        answer
+            .take_token_response()
+            .map_err(TokenExchangeError::Failed)
+            .and_then(require_issued_token_type)
+            .map_err(Error::TokenExchange)
     }
 }

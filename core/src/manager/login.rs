@@ -14,12 +14,12 @@ use serde_json::Value;
 use super::{ChangeReason, Dispatch, Event, TokenManager};
 use crate::error::Error;
 use crate::flight::{Flight, FlightKind};
-use crate::http::HttpResponse;
 use crate::id_token::IdTokenValidator;
 use crate::login::LoginTransaction;
 use crate::session::Session;
 use crate::time::UnixTime;
-use crate::token::{TokenResponse, TokenSet};
+use crate::token::TokenSet;
+use crate::token::response::ParsedResponse;
 
 impl TokenManager {
     /// Validates the login callback (`state`, `error`, and `iss` per RFC
@@ -78,13 +78,14 @@ impl TokenManager {
     pub(super) fn apply_login(
         &mut self,
         flight: &Flight,
-        response: &HttpResponse,
+        answer: &mut ParsedResponse<'_>,
         now: UnixTime,
     ) -> Result<(), Error> {
         let wrap = Error::TokenRequestFailed;
-        let parsed = TokenResponse::parse(response, &self.config.limits)
-            .map_err(|e| self.grant_error(e, response, wrap))?;
-        let expires_at = self.usable_expiry(flight, &parsed, response.status, now, wrap)?;
+        let parsed = answer
+            .take_token_response()
+            .map_err(|e| self.grant_error(e, answer, wrap))?;
+        let expires_at = self.usable_expiry(flight, &parsed, answer.status(), now, wrap)?;
         let FlightKind::CodeExchange { nonce } = &flight.kind else {
             return Err(Error::UnknownRequest);
         };

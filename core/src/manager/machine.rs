@@ -9,9 +9,9 @@ use crate::cache::WantedScope;
 use crate::error::Error;
 use crate::flight::{Flight, FlightKind};
 use crate::grant::client_credentials::ClientCredentialsRequest;
-use crate::http::HttpResponse;
 use crate::time::UnixTime;
-use crate::token::{AccessTokenSet, Decision, Freshness, TokenResponse};
+use crate::token::response::ParsedResponse;
+use crate::token::{AccessTokenSet, Decision, Freshness};
 
 impl TokenManager {
     /// A client-credentials token for `request.audience` with
@@ -77,13 +77,14 @@ impl TokenManager {
     pub(super) fn apply_machine_token(
         &mut self,
         flight: &Flight,
-        response: &HttpResponse,
+        answer: &mut ParsedResponse<'_>,
         now: UnixTime,
     ) -> Result<(), Error> {
         let wrap = Error::TokenRequestFailed;
-        let parsed = TokenResponse::parse(response, &self.config.limits)
-            .map_err(|e| self.grant_error(e, response, wrap))?;
-        let expires_at = self.usable_expiry(flight, &parsed, response.status, now, wrap)?;
+        let parsed = answer
+            .take_token_response()
+            .map_err(|e| self.grant_error(e, answer, wrap))?;
+        let expires_at = self.usable_expiry(flight, &parsed, answer.status(), now, wrap)?;
         let audience = flight.audience.clone().unwrap_or_default();
         self.machine_cache.upsert(AccessTokenSet {
             access_token: parsed.access_token,

@@ -77,7 +77,7 @@ use crate::http::{HttpRequest, HttpResponse};
 use crate::secret::AccessToken;
 use crate::session::Session;
 use crate::time::UnixTime;
-use crate::token::response::parse_mfa_required;
+use crate::token::response::ParsedResponse;
 use crate::token::{AccessTokenSet, Decision, Freshness, TokenResponse, TokenType};
 use crate::trace::decision;
 
@@ -644,12 +644,12 @@ impl TokenManager {
     fn grant_error(
         &self,
         error: ResponseError,
-        response: &HttpResponse,
+        answer: &ParsedResponse<'_>,
         wrap: fn(ResponseError) -> Error,
     ) -> Error {
         if let ResponseError::Server(server) = &error
             && server.error == "mfa_required"
-            && let Some(mfa) = parse_mfa_required(response, &self.config.limits)
+            && let Some(mfa) = answer.mfa_required()
         {
             return Error::MfaRequired(mfa);
         }
@@ -734,9 +734,12 @@ impl TokenManager {
         let Some((mut flight, abandoned)) = self.flights.get_mut().take(id) else {
             // Forgotten (or never ours): a refresh token it proves is not
             // dropped silently.
-            self.revoke_rotated(&response);
+            let mut answer = ParsedResponse::parse(&response, &self.config.limits);
+            self.revoke_rotated(&mut answer);
             return Completion::Failed(Error::UnknownRequest);
         };
+        // Parsed once: the nonce retry, the errors and the tokens read it.
+        let mut answer = ParsedResponse::parse(&response, &self.config.limits);
         // RFC 9449 §8: one retry with a fresh proof, only when the server
         // offered another nonce than the request carried with its
         // `use_dpop_nonce` error. Never for a flight abandoned at its lease
@@ -749,7 +752,7 @@ impl TokenManager {
             })
         });
         let retry = flight.request.as_ref().is_some_and(|base| {
-            self.token_nonce_retry(&base.url, flight.sent_nonce.as_deref(), &response)
+            self.token_nonce_retry(&base.url, flight.sent_nonce.as_deref(), &answer)
         }) && flight.dpop
             && flight.attempt == 0
             && !abandoned
@@ -795,7 +798,7 @@ impl TokenManager {
                 // or bring a logged-out session back. A refresh token the
                 // answer rotated in is live all the same: revoke it.
                 decision!(warn, event = "abandoned_answer", request_id = id.as_u64());
-                self.revoke_rotated(&response);
+                self.revoke_rotated(&mut answer);
                 if claimed {
                     self.announce_release();
                 }
@@ -803,11 +806,11 @@ impl TokenManager {
             }
         }
         let result = match &flight.kind {
-            FlightKind::Refresh { .. } => self.apply_refresh(&flight, &response, now),
-            FlightKind::CodeExchange { .. } => self.apply_login(&flight, &response, now),
-            FlightKind::ClientCredentials => self.apply_machine_token(&flight, &response, now),
+            FlightKind::Refresh { .. } => self.apply_refresh(&flight, &mut answer, now),
+            FlightKind::CodeExchange { .. } => self.apply_login(&flight, &mut answer, now),
+            FlightKind::ClientCredentials => self.apply_machine_token(&flight, &mut answer, now),
             FlightKind::TokenExchange => {
-                let result = self.parse_exchanged(&response);
+                let result = self.parse_exchanged(&mut answer);
                 self.flights
                     .get_mut()
                     .finish(&flight, result.as_ref().map(|_| ()).map_err(Clone::clone));
@@ -817,7 +820,7 @@ impl TokenManager {
                 };
             }
             FlightKind::Revocation { refresh_token } => {
-                let result = self.apply_revocation(refresh_token, &response);
+                let result = self.apply_revocation(refresh_token, &answer);
                 self.flights.get_mut().finish(&flight, result.clone());
                 return match result {
                     Ok(()) => Completion::Revoked,

@@ -6,12 +6,12 @@ use super::{ChangeReason, Event, TokenManager};
 use crate::config::Config;
 use crate::error::{Error, ResponseError};
 use crate::flight::{Destination, Flight, FlightKind};
-use crate::http::HttpResponse;
 use crate::id_token::IdTokenValidator;
 use crate::jwt;
 use crate::scope;
 use crate::secret::IdToken;
 use crate::time::UnixTime;
+use crate::token::response::ParsedResponse;
 use crate::token::{AccessTokenSet, TokenResponse};
 use crate::trace::decision;
 
@@ -23,11 +23,11 @@ impl TokenManager {
     pub(super) fn apply_refresh(
         &mut self,
         flight: &Flight,
-        response: &HttpResponse,
+        answer: &mut ParsedResponse<'_>,
         now: UnixTime,
     ) -> Result<(), Error> {
         let wrap = Error::FailedToRefreshToken;
-        let parsed = match TokenResponse::parse(response, &self.config.limits) {
+        let parsed = match answer.take_token_response() {
             Ok(parsed) => parsed,
             // `invalid_grant`: the refresh token is dead. `invalid_target`:
             // servers such as node-oidc-provider consume the refresh token
@@ -48,9 +48,9 @@ impl TokenManager {
                 }
                 return Err(Error::FailedToRefreshToken(ResponseError::Server(server)));
             }
-            Err(other) => return Err(self.grant_error(other, response, wrap)),
+            Err(other) => return Err(self.grant_error(other, answer, wrap)),
         };
-        let usable = self.usable_expiry(flight, &parsed, response.status, now, wrap);
+        let usable = self.usable_expiry(flight, &parsed, answer.status(), now, wrap);
         let session = self.session.as_mut().ok_or(Error::MissingSession)?;
 
         // The response's parts move into the session: no copies.

@@ -4,12 +4,11 @@
 use super::{ChangeReason, Dispatch, Event, TokenManager};
 use crate::error::Error;
 use crate::flight::FlightKind;
-use crate::grant::revocation::{parse_revocation_response, revoke_refresh_token};
-use crate::http::HttpResponse;
+use crate::grant::revocation::{revocation_outcome, revoke_refresh_token};
 use crate::secret::RefreshToken;
 use crate::session::Session;
 use crate::time::UnixTime;
-use crate::token::TokenResponse;
+use crate::token::response::ParsedResponse;
 use alloc::string::String;
 
 impl TokenManager {
@@ -121,8 +120,8 @@ impl TokenManager {
 
     /// Queues the refresh token a successful refresh answer carries, when
     /// that answer cannot be applied.
-    pub(super) fn revoke_rotated(&mut self, response: &HttpResponse) {
-        if let Ok(parsed) = TokenResponse::parse(response, &self.config.limits)
+    pub(super) fn revoke_rotated(&mut self, answer: &mut ParsedResponse<'_>) {
+        if let Ok(parsed) = answer.take_token_response()
             && let Some(rotated) = parsed.refresh_token
         {
             self.revoke_later(rotated);
@@ -136,9 +135,9 @@ impl TokenManager {
     pub(super) fn apply_revocation(
         &mut self,
         revoked: &RefreshToken,
-        response: &HttpResponse,
+        answer: &ParsedResponse<'_>,
     ) -> Result<(), Error> {
-        parse_revocation_response(response, &self.config.limits).map_err(Error::Revocation)?;
+        revocation_outcome(answer).map_err(Error::Revocation)?;
         // Only the token revoked goes: a refresh answered meanwhile may have
         // put another one in the session (it is queued for revocation).
         if let Some(session) = self.session.as_mut()

@@ -1,6 +1,5 @@
 //! Tokens: the stored sets, token endpoint responses and the refresh decision.
 
-mod flat;
 pub mod freshness;
 pub mod response;
 pub mod set;

@@ -147,18 +147,21 @@ pub(crate) fn seconds_from_json(value: &Value) -> Option<u64> {
                 .filter(|f| f.is_finite() && *f >= 0.0)
                 .map(f64_to_secs)
         }),
-        Value::String(s) => {
-            let s = s.trim();
-            if let Ok(v) = s.parse::<u64>() {
-                Some(v)
-            } else {
-                s.parse::<f64>()
-                    .ok()
-                    .filter(|f| f.is_finite() && *f >= 0.0)
-                    .map(f64_to_secs)
-            }
-        }
+        Value::String(s) => seconds_from_str(s),
         _ => None,
+    }
+}
+
+/// [`seconds_from_json`] of a JSON string.
+pub(crate) fn seconds_from_str(s: &str) -> Option<u64> {
+    let s = s.trim();
+    if let Ok(v) = s.parse::<u64>() {
+        Some(v)
+    } else {
+        s.parse::<f64>()
+            .ok()
+            .filter(|f| f.is_finite() && *f >= 0.0)
+            .map(f64_to_secs)
     }
 }
 
