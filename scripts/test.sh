@@ -24,7 +24,7 @@ skip() {
 for tool in cargo rustup node npm; do
   command -v "$tool" >/dev/null || die "\`$tool\` is not on PATH"
 done
-for script in scripts/wasm-tests.sh scripts/fuzz.sh scripts/figures.sh; do
+for script in scripts/wasm-tests.sh scripts/fuzz.sh scripts/figures.sh scripts/package-check.sh; do
   [ -f "$script" ] || die "$script is missing"
 done
 case "${TOKENKEEPER_SKIP_FUZZ:-0}" in
@@ -51,12 +51,19 @@ cargo fmt --all -- --check
 step "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 
+step "packaging (cargo package of each library crate, cargo doc with warnings denied)"
+bash scripts/package-check.sh
+
 step "no_std builds of the core"
 cargo build -p tokenkeeper --no-default-features --target thumbv7em-none-eabihf
 cargo build -p tokenkeeper --no-default-features --target wasm32-unknown-unknown
 
 step "tests (unit, scenario, property, doc, fuzz seed replay, integration against node-oidc-provider)"
 cargo test --workspace --all-features --no-fail-fast
+
+# --all-features above picks native-tls; the default rustls path too.
+step "the native adapters' default TLS (rustls)"
+cargo test -p tokenkeeper-ureq -p tokenkeeper-reqwest --test tls
 
 step "wasm adapter tests in Node"
 bash scripts/wasm-tests.sh run

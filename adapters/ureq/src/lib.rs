@@ -521,14 +521,38 @@ impl TokenKeeper {
         let Some(out) = self.with_manager(|m| m.logout(now()))?? else {
             return Ok(());
         };
-        match self.exchange(out)? {
+        let result = match self.exchange(out)? {
             Finished::Revoked => Ok(()),
             other => Err(unexpected(&other)),
+        };
+        self.revoke_orphans();
+        result
+    }
+
+    /// The drive loop, then the revocations the core asks for.
+    fn drive(&self, ask: Ask<'_, '_>) -> Result<AccessTokenInfo, Error> {
+        let result = self.drive_to_end(ask);
+        self.revoke_orphans();
+        result
+    }
+
+    /// Sends the revocations the core asks for: refresh tokens an answer
+    /// proved live that could not be stored (a refresh answered after a
+    /// logout, a session another process ended or replaced). Best effort:
+    /// a failed revocation leaves nothing else to do.
+    fn revoke_orphans(&self) {
+        loop {
+            let next = self.inner.lock().manager.poll_revocation(now());
+            match next {
+                Some(Ok(dispatch)) => drop(self.exchange(dispatch)),
+                Some(Err(_)) => {}
+                None => break,
+            }
         }
     }
 
     /// The drive loop: ask, wait for another caller's flight, or own one.
-    fn drive(&self, ask: Ask<'_, '_>) -> Result<AccessTokenInfo, Error> {
+    fn drive_to_end(&self, ask: Ask<'_, '_>) -> Result<AccessTokenInfo, Error> {
         let inner = &*self.inner;
         let mut state = inner.lock();
         let mut waited = None;
@@ -595,15 +619,21 @@ impl TokenKeeper {
                     Completion::Ready(token) => Ok(Finished::Token(token.to_owned())),
                     Completion::Exchanged(response) => Ok(Finished::Exchanged(response)),
                     Completion::Revoked => Ok(Finished::Revoked),
+                    // A retry goes out only while the stored session has
+                    // not moved on (its refresh token is spent again).
                     Completion::Resend(out) => {
                         next = Dispatch::Send(out);
-                        state.persist()?;
-                        continue;
+                        if state.confirm_resend(id)? {
+                            continue;
+                        }
+                        Err(tokenkeeper::Error::RequestAbandoned.into())
                     }
                     Completion::Sign(request) => {
                         next = Dispatch::Sign(request);
-                        state.persist()?;
-                        continue;
+                        if state.confirm_resend(id)? {
+                            continue;
+                        }
+                        Err(tokenkeeper::Error::RequestAbandoned.into())
                     }
                     Completion::Failed(error) => Err(error.into()),
                     other => Err(Error::Unsupported(format!("{other:?}"))),

@@ -56,6 +56,19 @@ pub(crate) fn complete(
         }
     };
     let saved = state.persist();
+    // A retry goes out only while the stored session has not moved on (its
+    // refresh token is spent again).
+    let withdrawn = match &result {
+        Ok(Finished::Resend(OutgoingRequest { id, .. }))
+        | Ok(Finished::Sign(SignatureRequest { id, .. })) => {
+            let id = *id;
+            saved.is_ok() && !state.confirm_resend(id)?
+        }
+        _ => false,
+    };
+    if withdrawn {
+        return Err(tokenkeeper::Error::RequestAbandoned.into());
+    }
     match (result, saved) {
         (Err(error), _) => Err(error),
         (Ok(done), Ok(_)) => Ok(done),
