@@ -41,7 +41,7 @@ if [ "${TOKENKEEPER_SKIP_NIGHTLY_DOCS:-0}" != 1 ] && cargo +nightly --version >/
   step "cargo +nightly doc --cfg docsrs (as docs.rs), warnings denied"
   RUSTDOCFLAGS="--cfg docsrs -Dwarnings" cargo +nightly doc --no-deps --all-features "${native[@]}"
 else
-  step "nightly docs (--cfg docsrs) skipped: no nightly toolchain or TOKENKEEPER_SKIP_NIGHTLY_DOCS=1"
+  step "SKIPPED: nightly docs (--cfg docsrs): no nightly toolchain yet, or TOKENKEEPER_SKIP_NIGHTLY_DOCS=1"
 fi
 
 step "package checks green"

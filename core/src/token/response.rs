@@ -6,7 +6,7 @@
 //! non-JSON body is an error naming the status, oversized input is refused
 //! before it is parsed).
 //!
-//! A response is parsed once, by serde_json, into a [`ParsedResponse`]
+//! A response is parsed once, by serde_json, into a `ParsedResponse`
 //! whose members borrow from the body (strings without escapes are not
 //! copied); every reader of the answer (the DPoP nonce retry, the MFA
 //! details, the tokens, the errors) reads that one parse. Its decisions
