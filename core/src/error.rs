@@ -221,20 +221,20 @@ pub enum Error {
     Dpop(String),
     /// An ID token failed validation; the code is the check that failed
     /// (`issuer_mismatch`, `nonce_mismatch`, `id_token_expired`, …).
-    #[error("ID token: {0}")]
+    #[error("the ID token was refused")]
     IdToken(#[source] crate::id_token::IdTokenError),
     /// A login callback or request was invalid; the code says why
     /// (`state_mismatch`, `authorization_error`, …).
-    #[error("login: {0}")]
+    #[error("the login failed")]
     Login(#[source] crate::login::LoginError),
     /// Discovery failed; the code says why (`issuer_mismatch`, …).
-    #[error("discovery: {0}")]
+    #[error("discovery failed")]
     Discovery(#[source] crate::discovery::DiscoveryError),
     /// Revocation failed; the code says why (`failed_to_revoke`, …).
-    #[error("revocation: {0}")]
+    #[error("the revocation failed")]
     Revocation(#[source] crate::grant::revocation::RevocationError),
     /// A token exchange failed; the code says why.
-    #[error("token exchange: {0}")]
+    #[error("the token exchange failed")]
     TokenExchange(#[source] crate::grant::token_exchange::TokenExchangeError),
 }
 

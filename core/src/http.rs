@@ -344,7 +344,7 @@ mod http_crate {
 
     /// Why a description could not become an `http` type.
     #[derive(Debug, thiserror::Error)]
-    #[error("cannot convert to an http crate type: {0}")]
+    #[error("cannot convert to an http crate type")]
     pub struct ConversionError(#[from] http::Error);
 
     impl From<ConversionError> for http::Error {

@@ -12,7 +12,7 @@ pub enum Error {
     Core(#[from] tokenkeeper::Error),
     /// The request could not be sent or no response arrived (connection
     /// refused, invalid URL). Nothing stored changed.
-    #[error("transport error: {0}")]
+    #[error("transport error")]
     Transport(#[source] reqwest::Error),
     /// The TLS connection failed: most often the server's certificate is
     /// not trusted (add its CA with [`Builder::root_certificates_pem`] or
@@ -52,14 +52,14 @@ pub enum Error {
     )]
     ClientFollowsRedirects,
     /// The request could not be built (an invalid method or header).
-    #[error("invalid request: {0}")]
+    #[error("invalid request")]
     InvalidRequest(#[from] http::Error),
     /// The session store failed. The session in memory is intact and is
     /// saved again after the next change.
     #[error(transparent)]
     Store(#[from] StoreError),
     /// The deferred DPoP signer failed, or none is configured.
-    #[error("DPoP signing failed: {0}")]
+    #[error("DPoP signing failed")]
     Signing(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The core asked for a step this adapter version does not know.
     #[error("unsupported step from the core: {0}")]

@@ -13,7 +13,7 @@ pub enum Error {
     /// The request could not be sent or no response arrived (connection
     /// refused, invalid URL, a plain `http://` URL without a TLS feature).
     /// Nothing stored changed.
-    #[error("transport error: {0}")]
+    #[error("transport error")]
     Transport(#[source] ureq::Error),
     /// The TLS connection failed: most often the server's certificate is
     /// not trusted (add its CA with [`Builder::root_certificates_pem`] or
@@ -43,7 +43,7 @@ pub enum Error {
     #[error(transparent)]
     Store(#[from] StoreError),
     /// The deferred DPoP signer failed, or none is configured.
-    #[error("DPoP signing failed: {0}")]
+    #[error("DPoP signing failed")]
     Signing(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The core asked for a step this adapter version does not know.
     #[error("unsupported step from the core: {0}")]

@@ -55,7 +55,7 @@ pub fn draw_jti(entropy: &mut dyn Entropy) -> [u8; JTI_BYTES] {
 #[non_exhaustive]
 pub enum ProofError {
     /// The URL cannot be an `htu`.
-    #[error("invalid htu: {0}")]
+    #[error("invalid htu")]
     Htu(#[from] HtuError),
     /// The `jti` bytes are fewer than [`MIN_JTI_BYTES`] or more than
     /// [`MAX_JTI_BYTES`].
