@@ -25,6 +25,13 @@
 
 #[allow(missing_docs)]
 pub mod adapter_support;
+
+/// The workspace README's code examples, compiled (and, unless marked
+/// `no_run`, run) by `cargo test` as doctests: the README's examples work
+/// as written.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct WorkspaceReadme;
 mod clients;
 mod dpop;
 mod harness;
