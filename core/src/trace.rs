@@ -19,6 +19,10 @@
 //! | `abandoned_answer` | warn | an answer for a session that moved on; its rotated token goes to revocation |
 //! | `claim_conflict` | info | a compare-and-swap save lost; `outcome`: `adopted`, `rotation_wins`, `logout_wins`, `session_ended` |
 
+// Spans: `response` (field `request_id`) around the handling of each
+// answer and `transport_error` around a lost one, so a subscriber groups
+// the decisions of one request.
+
 /// Records one decision (see the module docs).
 macro_rules! decision {
     ($level:ident, $($field:tt)*) => {{
@@ -27,4 +31,14 @@ macro_rules! decision {
     }};
 }
 
+/// Enters a span for the rest of the scope (no-op without the feature):
+/// every decision recorded inside carries its fields (`request_id`).
+macro_rules! span {
+    ($name:literal, $($field:tt)*) => {
+        #[cfg(feature = "tracing")]
+        let _span = tracing::debug_span!(target: "tokenkeeper", $name, $($field)*).entered();
+    };
+}
+
 pub(crate) use decision;
+pub(crate) use span;

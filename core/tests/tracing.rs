@@ -15,9 +15,10 @@ use tracing::{Event, Metadata, Subscriber};
 /// One event's `(field, value)` pairs.
 type Recorded = Vec<(String, String)>;
 
-/// Every event as its `field=value` pairs.
+/// Every event as its `field=value` pairs (spans as events named after
+/// the span, with `span=<name>`).
 #[derive(Clone, Default)]
-struct Recorder(Arc<Mutex<Vec<Recorded>>>);
+struct Recorder(Arc<Mutex<Vec<Recorded>>>, Arc<Mutex<Vec<Recorded>>>);
 
 struct Fields(Vec<(String, String)>);
 
@@ -35,7 +36,13 @@ impl Subscriber for Recorder {
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
         metadata.target() == "tokenkeeper"
     }
-    fn new_span(&self, _: &Attributes<'_>) -> Id {
+    fn new_span(&self, attributes: &Attributes<'_>) -> Id {
+        let mut fields = Fields(vec![(
+            "span".to_string(),
+            attributes.metadata().name().to_string(),
+        )]);
+        attributes.record(&mut fields);
+        self.1.lock().unwrap().push(fields.0);
         Id::from_u64(1)
     }
     fn record(&self, _: &Id, _: &Record<'_>) {}
@@ -130,12 +137,24 @@ fn one_refresh_records_its_decisions_without_secrets() {
                 .map(|(_, v)| v.clone())
         });
     assert_eq!(forced_reason.as_deref(), Some("forced"));
+    // Each answer is handled in a `response` span with its request id.
+    let spans = recorder.1.lock().unwrap().clone();
+    let responses: Vec<_> = spans
+        .iter()
+        .filter(|f| f.iter().any(|(n, v)| n == "span" && v == "response"))
+        .collect();
+    assert_eq!(responses.len(), 3, "three answers: {spans:?}");
+    assert!(
+        responses
+            .iter()
+            .all(|f| f.iter().any(|(n, _)| n == "request_id"))
+    );
     // No secret in any field: the refresh tokens, access tokens and the
     // client secret the run handled.
     let secrets = [
         "rt-0", "rt-1", "rt-2", "at-1-", "at-2-", "at-login", "secret-1",
     ];
-    for fields in all.iter() {
+    for fields in all.iter().chain(spans.iter()) {
         for (name, value) in fields {
             for secret in secrets {
                 assert!(!value.contains(secret), "{name}={value} holds {secret}");

@@ -79,7 +79,7 @@ use crate::session::Session;
 use crate::time::UnixTime;
 use crate::token::response::ParsedResponse;
 use crate::token::{AccessTokenSet, Decision, Freshness, TokenResponse, TokenType};
-use crate::trace::decision;
+use crate::trace::{decision, span};
 
 /// What a caller asks for: the SDK's `getAccessToken` options.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -730,6 +730,7 @@ impl TokenManager {
         response: HttpResponse,
         now: UnixTime,
     ) -> Completion<'_> {
+        span!("response", request_id = id.as_u64());
         self.settle();
         let Some((mut flight, abandoned)) = self.flights.get_mut().take(id) else {
             // Forgotten (or never ours): a refresh token it proves is not
@@ -851,6 +852,13 @@ impl TokenManager {
     /// is released and nothing stored changes; callers waiting for the same
     /// audience get [`Error::Transport`].
     pub fn handle_transport_error(&mut self, id: RequestId, _now: UnixTime) -> Error {
+        span!("transport_error", request_id = id.as_u64());
+        decision!(
+            info,
+            event = "request_failed",
+            request_id = id.as_u64(),
+            code = "transport_error"
+        );
         self.settle();
         match self.flights.get_mut().take(id) {
             Some((flight, abandoned)) => {
