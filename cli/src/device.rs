@@ -125,6 +125,12 @@ impl DeviceLogin<'_> {
             let mut form = FormBody::new();
             form.append("grant_type", DEVICE_CODE_GRANT);
             form.append("device_code", device_code);
+            // RFC 8707 §2.2: the token request names the API the session's
+            // token is for (a grant for several resources otherwise gets a
+            // token for none of them).
+            if let Some(first) = self.targets.first() {
+                self.target_parameter.apply(&mut form, first);
+            }
             let sent_at = now();
             let response = keeper.send_request(self.post(self.token_endpoint, form))?;
             match TokenResponse::parse(&response, &limits) {
