@@ -121,10 +121,16 @@ impl<S: SessionStore + ?Sized> Keeper<S> {
     /// save retried after the next core call.
     pub fn install(&mut self, mut session: Session) -> Result<(), StoreError> {
         self.manager.assign_session_id(&mut session);
-        let floor = self.store.floor()?.max(self.floor);
-        let base = session.generation().max(floor).max(self.saved.unwrap_or(0));
-        session.set_generation(base);
-        let mut generation = session.bump_generation();
+        let floor = self
+            .store
+            .floor()?
+            .max(self.floor)
+            .max(self.saved.unwrap_or(0));
+        let mut generation = session.generation();
+        if generation <= floor {
+            session.set_generation(floor);
+            generation = session.bump_generation();
+        }
         let result = match self.store.save(&session, self.saved) {
             Err(StoreError::Conflict { found }) => {
                 if found.is_some_and(|found| found >= generation) {
