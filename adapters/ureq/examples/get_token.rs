@@ -17,8 +17,8 @@
 use std::process::ExitCode;
 
 use tokenkeeper::grant::ClientAuth;
-use tokenkeeper::{ClientSecret, Config, Session, TokenRequest, TokenSet};
-use tokenkeeper_ureq::TokenKeeper;
+use tokenkeeper::{ClientSecret, Config, RefreshToken, Session, TokenRequest, UnixTime};
+use tokenkeeper_ureq::{OsEntropy, TokenKeeper};
 
 fn var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
@@ -66,14 +66,14 @@ fn run(
         config = config.audience(audience);
     }
     // A session holding only the refresh token: the first call refreshes.
-    let mut token_set: TokenSet = serde_json::from_value(serde_json::json!({
-        "accessToken": "",
-        "refreshToken": refresh_token,
-    }))?;
-    token_set.expires_at = None;
+    let session = Session::from_refresh_token(
+        RefreshToken::new(refresh_token),
+        UnixTime::from_system_time(std::time::SystemTime::now()),
+        &mut OsEntropy,
+    );
     let keeper = TokenKeeper::builder(config.build()?)
         .agent(agent)
-        .session(Session::new(token_set))
+        .session(session)
         .build()?;
 
     let token = keeper.get_access_token(&TokenRequest::new())?;

@@ -816,3 +816,82 @@ fn dpop_with_nonces_end_to_end() {
 fn dpop_with_a_deferred_signer_end_to_end() {
     dpop_end_to_end(true);
 }
+
+#[test]
+fn the_client_credentials_example_gets_one_machine_token() {
+    let output = example("client_credentials").env_clear().output().unwrap();
+    assert_eq!(output.status.code(), Some(2), "usage without environment");
+
+    let h = harness();
+    let output = example("client_credentials")
+        .env_clear()
+        .env("TOKENKEEPER_ISSUER", h.issuer())
+        .env("TOKENKEEPER_CLIENT_ID", "confidential-post")
+        .env("TOKENKEEPER_CLIENT_SECRET", "secret-post-1")
+        .env("TOKENKEEPER_RESOURCE", API1)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains(API1), "{stdout}");
+    assert!(stdout.contains("from the cache"), "{stdout}");
+    assert_eq!(
+        h.stats().grant("client_credentials"),
+        1,
+        "asked twice, sent once"
+    );
+}
+
+#[test]
+fn the_custom_store_example_saves_every_rotation_and_reloads() {
+    let h = harness();
+    let session = login(&h);
+    let file = std::env::temp_dir().join(format!(
+        "tokenkeeper-custom-store-{}.json",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&file);
+    let run = |refresh_token: Option<&str>| {
+        let mut command = example("custom_store");
+        command
+            .env_clear()
+            .env("TOKENKEEPER_ISSUER", h.issuer())
+            .env("TOKENKEEPER_CLIENT_ID", "confidential-post")
+            .env("TOKENKEEPER_CLIENT_SECRET", "secret-post-1")
+            .env("TOKENKEEPER_RESOURCE", API1)
+            .env("TOKENKEEPER_SESSION_FILE", &file);
+        if let Some(refresh_token) = refresh_token {
+            command.env("TOKENKEEPER_REFRESH_TOKEN", refresh_token);
+        }
+        let output = command.output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    h.reset_stats();
+    let original = refresh_token(&session);
+    let first = run(Some(original.as_str()));
+    assert_eq!(h.stats().grant("refresh_token"), 1);
+    let saved =
+        tokenkeeper::Session::from_json(&std::fs::read(&file).unwrap(), &Default::default())
+            .unwrap();
+    assert_ne!(refresh_token(&saved), original, "the rotation was saved");
+    assert_eq!(
+        jwt::audiences(saved.token_set().access_token.secret()),
+        [API1]
+    );
+    // The second run loads the file: the cached token, no request (the
+    // stale refresh token in the environment is not used).
+    let second = run(Some(original.as_str()));
+    assert_eq!(first, second);
+    assert_eq!(h.stats().grant("refresh_token"), 1);
+    std::fs::remove_file(&file).unwrap();
+}
