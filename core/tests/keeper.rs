@@ -3,36 +3,12 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
-
-use support::{FakeServer, builder, expired_session, t};
+use support::{FakeServer, Shared, builder, expired_session, t};
 use tokenkeeper::keeper::{Ask, Keeper, Saved, Step};
 use tokenkeeper::{
-    Completion, Dispatch, MemoryStore, SeededEntropy, Session, SessionStore, StoreError,
-    TokenManager, TokenRequest, UnsharedStore,
+    Completion, Dispatch, SeededEntropy, Session, SessionStore, StoreError, TokenManager,
+    TokenRequest, UnsharedStore,
 };
-
-/// A store two keepers share, whose saves can be made to fail.
-#[derive(Clone, Default)]
-struct Shared {
-    inner: Arc<Mutex<MemoryStore>>,
-    down: Arc<Mutex<bool>>,
-}
-
-impl SessionStore for Shared {
-    fn load(&mut self) -> Result<Option<Session>, StoreError> {
-        self.inner.lock().unwrap().load()
-    }
-    fn save(&mut self, session: &Session, expected: Option<u64>) -> Result<(), StoreError> {
-        if *self.down.lock().unwrap() {
-            return Err(StoreError::Backend("down".into()));
-        }
-        self.inner.lock().unwrap().save(session, expected)
-    }
-    fn clear(&mut self) -> Result<(), StoreError> {
-        self.inner.lock().unwrap().clear()
-    }
-}
 
 fn keeper(store: &Shared, seed: u64) -> Keeper {
     let manager = TokenManager::new(builder().build().unwrap(), SeededEntropy::new(seed));

@@ -4,18 +4,17 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use support::{FakeServer, builder, expired_session, fake_jwt, field, get, manager, rt, t};
+use support::{FakeServer, Shared, builder, expired_session, fake_jwt, field, get, manager, rt, t};
 use tokenkeeper::dpop::{DpopKey, P256Signer};
 use tokenkeeper::keeper::{Ask, Keeper, Saved, Step};
 use tokenkeeper::login::LoginRequest;
 use tokenkeeper::{
-    Action, ClientSecret, Completion, Config, Dispatch, HttpResponse, MemoryStore, OutgoingRequest,
-    SeededEntropy, Session, SessionStore, StoreError, TokenManager, TokenRequest, form,
+    Action, ClientSecret, Completion, Config, Dispatch, HttpResponse, OutgoingRequest,
+    SeededEntropy, Session, SessionStore, TokenManager, TokenRequest, form,
 };
 
 const API1: &str = "https://api1.example.com";
@@ -178,28 +177,6 @@ fn defect_2_lookups_prefer_unexpired_then_freshest_entries() {
 }
 
 // Defect 3: a pending rotation after a compare-and-swap conflict.
-
-/// A store two keepers share, whose saves can be made to fail.
-#[derive(Clone, Default)]
-struct Shared {
-    inner: Arc<Mutex<MemoryStore>>,
-    down: Arc<Mutex<bool>>,
-}
-
-impl SessionStore for Shared {
-    fn load(&mut self) -> Result<Option<Session>, StoreError> {
-        self.inner.lock().unwrap().load()
-    }
-    fn save(&mut self, session: &Session, expected: Option<u64>) -> Result<(), StoreError> {
-        if *self.down.lock().unwrap() {
-            return Err(StoreError::Backend("down".into()));
-        }
-        self.inner.lock().unwrap().save(session, expected)
-    }
-    fn clear(&mut self) -> Result<(), StoreError> {
-        self.inner.lock().unwrap().clear()
-    }
-}
 
 impl Shared {
     fn stored(&self) -> Option<Session> {

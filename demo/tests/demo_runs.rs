@@ -42,8 +42,7 @@ fn a_real_tenant_needs_its_variables() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("TOKENKEEPER_CLIENT_ID is not set"));
 }
 
-#[path = "../../adapters/ureq/tests/support/server.rs"]
-mod server;
+use tokenkeeper_integration::tls_server as server;
 
 #[test]
 fn a_real_tenant_over_https_with_its_ca_from_a_file() {

@@ -38,6 +38,7 @@ mod harness;
 mod http;
 pub mod jwt;
 mod pkce;
+pub mod tls_server;
 pub mod util;
 
 pub use clients::{

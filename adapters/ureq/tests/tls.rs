@@ -2,8 +2,7 @@
 //! timeout: against a local scripted token endpoint (no authorization
 //! server needed).
 
-#[path = "support/server.rs"]
-mod server;
+use tokenkeeper_integration::tls_server as server;
 
 use std::time::{Duration, Instant};
 

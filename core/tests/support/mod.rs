@@ -207,3 +207,35 @@ pub fn get(
         other => panic!("unexpected {other:?}"),
     }
 }
+
+/// A store several keepers share (as processes would), whose saves can be
+/// made to fail (`*down.lock() = true`).
+#[derive(Clone, Default)]
+pub struct Shared {
+    /// What is stored.
+    pub inner: std::sync::Arc<std::sync::Mutex<tokenkeeper::MemoryStore>>,
+    /// Saves fail while this is set.
+    pub down: std::sync::Arc<std::sync::Mutex<bool>>,
+}
+
+impl tokenkeeper::SessionStore for Shared {
+    fn load(&mut self) -> Result<Option<Session>, tokenkeeper::StoreError> {
+        self.inner.lock().unwrap().load()
+    }
+    fn save(
+        &mut self,
+        session: &Session,
+        expected: Option<u64>,
+    ) -> Result<(), tokenkeeper::StoreError> {
+        if *self.down.lock().unwrap() {
+            return Err(tokenkeeper::StoreError::Backend("down".into()));
+        }
+        self.inner.lock().unwrap().save(session, expected)
+    }
+    fn clear(&mut self) -> Result<(), tokenkeeper::StoreError> {
+        self.inner.lock().unwrap().clear()
+    }
+    fn floor(&mut self) -> Result<u64, tokenkeeper::StoreError> {
+        self.inner.lock().unwrap().floor()
+    }
+}

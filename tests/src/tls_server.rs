@@ -1,9 +1,7 @@
 //! A scripted token endpoint on 127.0.0.1, over HTTPS with a throwaway CA
 //! (rcgen) served by rustls, or over plain HTTP: each connection gets the
 //! next scripted answer, after that answer's delay, on its own thread.
-//! (The same file serves the ureq and the reqwest adapter's tests.)
-
-#![allow(dead_code)]
+//! (It serves the ureq and the reqwest adapter's TLS tests.)
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -17,7 +15,9 @@ use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 /// One scripted answer: a full HTTP response, sent after `delay`.
 #[derive(Clone)]
 pub struct Answer {
+    /// The whole HTTP response, status line to body.
     pub response: String,
+    /// How long to wait before answering.
     pub delay: Duration,
 }
 
@@ -173,7 +173,7 @@ struct Counters<'a> {
 }
 
 fn serve(stream: &mut (impl Read + Write), script: &Script, counters: &Counters<'_>) {
-    let request = tokenkeeper_integration::util::read_http_request(stream);
+    let request = crate::util::read_http_request(stream);
     if !request.windows(4).any(|w| w == b"\r\n\r\n") {
         return; // the handshake failed, or the client went away
     }
