@@ -351,8 +351,10 @@ impl<S: SessionStore + ?Sized> Keeper<S> {
         if !self.manager.is_refresh(id) {
             return Ok(true);
         }
-        self.persist()?;
-        if self.moved_on()? {
+        // The renewed claim is saved first; losing that compare-and-swap
+        // means another writer moved the session on.
+        let saved = self.persist()?;
+        if saved == Saved::Adopted || self.moved_on()? {
             let _ = self.manager.cancel(id);
             self.persist()?;
             return Ok(false);

@@ -5,7 +5,7 @@
 //! JavaScript.
 
 use tokenkeeper::dpop::EcdsaSignature;
-use tokenkeeper::keeper::Keeper;
+use tokenkeeper::keeper::{Keeper, Saved};
 use tokenkeeper::token::TokenResponse;
 use tokenkeeper::{
     AccessTokenInfo, Completion, HttpResponse, OutgoingRequest, RequestId, SessionStore,
@@ -62,7 +62,9 @@ pub(crate) fn complete(
         Ok(Finished::Resend(OutgoingRequest { id, .. }))
         | Ok(Finished::Sign(SignatureRequest { id, .. })) => {
             let id = *id;
-            saved.is_ok() && !state.confirm_resend(id)?
+            // A lost compare-and-swap (the renewed claim) adopted what
+            // the store holds: the session moved on.
+            matches!(saved, Ok(Saved::Adopted)) || (saved.is_ok() && !state.confirm_resend(id)?)
         }
         _ => false,
     };

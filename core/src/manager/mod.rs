@@ -762,8 +762,14 @@ impl TokenManager {
         if let Some(base) = flight.request.clone().filter(|_| retry) {
             decision!(debug, event = "nonce_retry", request_id = id.as_u64());
             flight.attempt = 1;
-            // The retry is a new request on the wire: its lease starts now.
+            // The retry is a new request on the wire: its lease starts now,
+            // and with a shared store the claim is renewed with it (saved
+            // before the retry leaves: `Keeper::confirm_resend`).
             flight.deadline = now.saturating_add(self.config.lease);
+            if flight.refresh_token().is_some() && self.config.shared_store {
+                self.pending_claim.set(Some(flight.deadline));
+                self.settle();
+            }
             match self.prepare_token_request(*base, flight.assertion.as_deref(), true, now) {
                 Ok((dpop::Prepared::Ready(request), sent_nonce)) => {
                     flight.sent_nonce = sent_nonce;

@@ -1424,6 +1424,9 @@ impl World {
                 && !o.revocation
                 && live_rt.as_deref() == Some(o.rt.as_str())
                 && self.keepers[k].manager.is_in_flight(o.id)
+                // A claim lasts the lease: past it, another keeper may
+                // rightly have taken the refresh over.
+                && self.now < o.sent_at + self.setup.lease
         });
         let claimed = self.session(k).is_some_and(|s| s.refresh_claim().is_some());
         ensure!(
