@@ -24,6 +24,9 @@
 //!   │◄── Completion::Ready(token)            │
 //!   │ poll_event() ─────────────────────────►│
 //!   │◄── Event::SessionChanged { .. }        │  persist the session!
+//!   │ poll_revocation(now) ─────────────────►│
+//!   │◄── Some(Ok(dispatch))                  │  send it: a proven refresh token
+//!   │                                        │  that could not be stored
 //!   │ poll_timeout() / handle_timeout(now) ─►│  lease deadlines
 //! ```
 //!
@@ -105,6 +108,16 @@
 //! 5. A DPoP-bound token is never sent as `Bearer`.
 //! 6. No input makes the core panic; bad input leaves the state as it was.
 //! 7. Secrets never appear in `Debug` or `Display` output.
+//! 8. Every refresh token a successful answer carried is the stored one,
+//!    or was replaced by a later rotation, or is handed out for revocation
+//!    (`poll_revocation`): none is orphaned.
+//! 9. A stored session's generation only grows, and a logged-out or
+//!    cleared session never comes back through a late save (the keeper's
+//!    conflict table in `keeper`).
+//!
+//! These are checked after every step against a reference model of the
+//! session, in lockstep with real managers and keepers (`core/tests/model.rs`
+//! and the `manager_ops` fuzz target).
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

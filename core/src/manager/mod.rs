@@ -29,6 +29,7 @@
 //! authorize(method, url, token, now) ─► Authorization     then handle_resource_response(…)
 //!
 //! after every call:  while let Some(event) = poll_event() { persist the session … }
+//!                    while let Some(revocation) = poll_revocation(now) { send it … }
 //! timers:            poll_timeout() ─► handle_timeout(now) when it is reached
 //! ```
 //!
