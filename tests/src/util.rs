@@ -146,6 +146,34 @@ pub fn read_http_request(stream: &mut impl std::io::Read) -> Vec<u8> {
     }
 }
 
+/// The example binary, built next to this test by `cargo test` (the
+/// newest build, if `cargo build --examples` left another).
+pub fn example(name: &str) -> std::process::Command {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap().join("examples");
+    let newest = std::fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|entry| {
+            let file = entry.file_name();
+            let file = file.to_string_lossy();
+            file == name
+                || file
+                    .strip_prefix(name)
+                    .and_then(|rest| rest.strip_prefix('-'))
+                    .is_some_and(|hash| hash.chars().all(|c| c.is_ascii_hexdigit()))
+        })
+        .max_by_key(|entry| entry.metadata().and_then(|m| m.modified()).ok());
+    let path = newest.map(|entry| entry.path()).unwrap_or_else(|| {
+        panic!(
+            "{name} not built in {}: plain `cargo test` builds the examples, `--test` alone does not",
+            dir.display()
+        )
+    });
+    std::process::Command::new(path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,6 +10,7 @@ use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
+use tokenkeeper_integration::util::example;
 
 use support::{
     SharedStore, access_token, authorization, closed_port, config, config_for, expire,
@@ -444,34 +445,6 @@ fn redirects_are_not_followed_and_every_header_is_kept_whatever_the_agent() {
         2
     );
     assert_eq!(response.headers()["dpop-nonce"], "n1");
-}
-
-/// The example binary, built next to this test by `cargo test` (the
-/// newest build, if `cargo build --examples` left another).
-fn example(name: &str) -> std::process::Command {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap().join("examples");
-    let newest = std::fs::read_dir(&dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|entry| {
-            let file = entry.file_name();
-            let file = file.to_string_lossy();
-            file == name
-                || file
-                    .strip_prefix(name)
-                    .and_then(|rest| rest.strip_prefix('-'))
-                    .is_some_and(|hash| hash.chars().all(|c| c.is_ascii_hexdigit()))
-        })
-        .max_by_key(|entry| entry.metadata().and_then(|m| m.modified()).ok());
-    let path = newest.map(|entry| entry.path()).unwrap_or_else(|| {
-        panic!(
-            "{name} not built in {}: plain `cargo test` builds the examples, `--test` alone does not",
-            dir.display()
-        )
-    });
-    std::process::Command::new(path)
 }
 
 #[test]

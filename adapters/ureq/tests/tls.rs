@@ -3,6 +3,7 @@
 //! server needed).
 
 use tokenkeeper_integration::tls_server as server;
+use tokenkeeper_integration::util::example;
 
 use std::time::{Duration, Instant};
 
@@ -162,35 +163,6 @@ fn a_user_agent_with_a_long_timeout_is_bounded_by_the_lease_too() {
         "the late request was not given up"
     );
     assert_eq!(refresh_token(&keeper), "rt-1");
-}
-
-/// The example binary, built next to this test by `cargo test` (the
-/// newest build, if `cargo build --examples` left another).
-#[cfg(any(feature = "rustls", feature = "native-tls"))]
-fn example(name: &str) -> std::process::Command {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap().join("examples");
-    let newest = std::fs::read_dir(&dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|entry| {
-            let file = entry.file_name();
-            let file = file.to_string_lossy();
-            file == name
-                || file
-                    .strip_prefix(name)
-                    .and_then(|rest| rest.strip_prefix('-'))
-                    .is_some_and(|hash| hash.chars().all(|c| c.is_ascii_hexdigit()))
-        })
-        .max_by_key(|entry| entry.metadata().and_then(|m| m.modified()).ok());
-    let path = newest.map(|entry| entry.path()).unwrap_or_else(|| {
-        panic!(
-            "{name} not built in {}: plain `cargo test` builds the examples, `--test` alone does not",
-            dir.display()
-        )
-    });
-    std::process::Command::new(path)
 }
 
 #[cfg(any(feature = "rustls", feature = "native-tls"))]
