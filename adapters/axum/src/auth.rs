@@ -48,6 +48,7 @@ pub(crate) struct AuthInner {
     pub(crate) backend: Option<Arc<dyn SessionBackend>>,
     pub(crate) authorization_params: Vec<(String, String)>,
     pub(crate) post_logout_path: String,
+    pub(crate) login_resources: Vec<String>,
 }
 
 impl std::fmt::Debug for AuthInner {
@@ -165,6 +166,7 @@ impl Auth {
                 backend: builder.backend,
                 authorization_params: builder.authorization_params,
                 post_logout_path: builder.post_logout_path,
+                login_resources: builder.login_resources,
             }),
         })
     }

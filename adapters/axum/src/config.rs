@@ -86,6 +86,7 @@ pub struct AuthBuilder {
     pub(crate) client: Option<reqwest::Client>,
     pub(crate) timeout: Duration,
     pub(crate) post_logout_path: String,
+    pub(crate) login_resources: Vec<String>,
 }
 
 impl std::fmt::Debug for AuthBuilder {
@@ -120,6 +121,7 @@ impl AuthBuilder {
             client: None,
             timeout: tokenkeeper_reqwest::DEFAULT_TIMEOUT,
             post_logout_path: "/".into(),
+            login_resources: Vec::new(),
         }
     }
 
@@ -208,6 +210,14 @@ impl AuthBuilder {
     /// The HTTP client (must not follow redirects).
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.client = Some(client);
+        self
+    }
+
+    /// One more API the login asks for with `resource` (RFC 8707), so the
+    /// refresh token also serves it (multi-resource refresh tokens on
+    /// servers that grant per resource).
+    pub fn login_resource(mut self, resource: &str) -> Self {
+        self.login_resources.push(resource.into());
         self
     }
 

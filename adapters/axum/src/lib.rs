@@ -7,7 +7,7 @@
 //! other way round), or in a shared store; extractors for the user and for
 //! access tokens; a layer that requires login.
 //!
-//! ```no_run
+//! ```ignore
 //! use axum::{Router, routing::get};
 //! use tokenkeeper_axum::{Auth, User};
 //!

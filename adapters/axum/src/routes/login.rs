@@ -53,11 +53,19 @@ pub(super) async fn login(
             _ => request.audience(audience).resource(audience),
         };
     }
+    for resource in &inner.login_resources {
+        if Some(resource.as_str()) != audience {
+            request = request.resource(resource);
+        }
+    }
     if let Some(jkt) = inner.driver.dpop_thumbprint() {
         request = request.dpop_jkt(jkt);
     }
+    // The request's own parameters win over the configured ones.
     for (name, value) in &inner.authorization_params {
-        request = request.param(name, value);
+        if !pairs.iter().any(|(n, _)| n == name) {
+            request = request.param(name, value);
+        }
     }
     for (name, value) in &pairs {
         if !matches!(name.as_str(), "returnTo" | "audience" | "scope") {
