@@ -7,7 +7,7 @@
 //! other way round), or in a shared store; extractors for the user and for
 //! access tokens; a layer that requires login.
 //!
-//! ```ignore
+//! ```no_run
 //! use axum::{Router, routing::get};
 //! use tokenkeeper_axum::{Auth, User};
 //!
@@ -51,6 +51,7 @@ pub mod config;
 pub mod cookies;
 pub mod driver;
 mod error;
+mod extract;
 pub mod jwe;
 mod routes;
 pub mod session_cookie;
@@ -60,6 +61,7 @@ pub mod transaction;
 pub use auth::Auth;
 pub use config::{AuthBuilder, MissingSession, Routes};
 pub use error::Error;
+pub use extract::{Api, AuthLayer, AuthService, DefaultApi, Token, TokenSpec, User};
 
 impl AuthBuilder {
     /// Discovers the server and builds the integration.

@@ -23,13 +23,18 @@ pub struct App {
 
 /// The harness, and the app on a free port configured by `configure`.
 pub async fn start(configure: impl FnOnce(AuthBuilder) -> AuthBuilder) -> App {
-    start_with(Harness::start(HarnessOptions::default()), configure, |r| r).await
+    start_with(
+        Harness::start(HarnessOptions::default()),
+        configure,
+        |r, _| r,
+    )
+    .await
 }
 
 pub async fn start_with(
     harness: Harness,
     configure: impl FnOnce(AuthBuilder) -> AuthBuilder,
-    routes: impl FnOnce(Router) -> Router,
+    routes: impl FnOnce(Router, &Auth) -> Router,
 ) -> App {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -47,6 +52,7 @@ pub async fn start_with(
         Router::new()
             .route("/", get(|| async { "home" }))
             .route("/after", get(|| async { "after login" })),
+        &auth,
     )
     .merge(auth.router());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
