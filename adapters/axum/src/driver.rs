@@ -28,6 +28,8 @@ pub use tokenkeeper_reqwest::OsEntropy;
 pub type DriverError = tokenkeeper_reqwest::Error;
 
 /// Where one call's session lives.
+// Made and moved once per call: boxing the session would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum SessionSource {
     /// In the request (a stateless cookie); `None` when there is none.
     Cookie(Option<Session>),

@@ -149,6 +149,8 @@ struct Context_ {
     loaded: Loaded,
 }
 
+// The rejection is axum's `Response`, as extractors return it.
+#[allow(clippy::result_large_err)]
 fn context(parts: &Parts) -> Result<Context_, Response> {
     let Some(auth) = parts.extensions.get::<Auth>().cloned() else {
         return Err(error_response(
@@ -367,7 +369,8 @@ mod send_checks {
     /// because a session is not `Sync`.
     #[allow(dead_code)]
     async fn api_send_is_send(mut api: super::Api, request: reqwest::Request) {
-        let future = api.send(&tokenkeeper::TokenRequest::new(), request);
+        let token_request = tokenkeeper::TokenRequest::new();
+        let future = api.send(&token_request, request);
         send(&future);
         let _ = future.await;
     }

@@ -61,16 +61,16 @@ pub(super) async fn access_token(
             .is_some_and(|e| e.code() == "session_expired")
         {
             auth.clear(&loaded, &cookies, &mut set_cookies);
-        } else if let Some(changed) = &outcome.changed {
-            if let Err(e) = auth.persist(
+        } else if let Some(changed) = &outcome.changed
+            && let Err(e) = auth.persist(
                 changed,
                 loaded.id.as_deref(),
                 &cookies,
                 now,
                 &mut set_cookies,
-            ) {
-                write_error = Some(e);
-            }
+            )
+        {
+            write_error = Some(e);
         }
         (route, write_error)
     };
