@@ -38,6 +38,9 @@ rustup target add thumbv7em-none-eabihf wasm32-unknown-unknown >/dev/null
 step "authorization server packages (npm ci)"
 (cd tests/harness && npm ci --no-audit --no-fund --loglevel=error)
 
+step "axum integration packages (npm ci: the pinned @auth0/nextjs-auth0 for the cookie compatibility test)"
+(cd adapters/axum/tests/js && npm ci --no-audit --no-fund --loglevel=error)
+
 # Whatever a test run starts must be gone when it ends, failing or not.
 cleanup() { pkill -f "$root/tests/harness/server.mjs" 2>/dev/null || true; }
 trap cleanup EXIT
