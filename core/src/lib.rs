@@ -130,6 +130,7 @@ extern crate std;
 pub mod cache;
 pub mod config;
 pub mod discovery;
+pub mod driver;
 pub mod dpop;
 pub mod entropy;
 pub mod error;
@@ -169,6 +170,6 @@ pub use manager::{
 };
 pub use secret::{AccessToken, ClientSecret, IdToken, RefreshToken};
 pub use session::Session;
-pub use store::{MemoryStore, SessionStore, StoreError, UnsharedStore};
+pub use store::{AsyncSessionStore, MemoryStore, SessionStore, StoreError, UnsharedStore};
 pub use time::UnixTime;
 pub use token::{AccessTokenSet, TokenSet, TokenType};
