@@ -251,11 +251,11 @@ impl FileStore {
 }
 
 fn backend(what: &str, error: &io::Error) -> StoreError {
-    StoreError::Backend(format!("{what}: {error}"))
+    StoreError::backend(format!("{what}: {error}"))
 }
 
 impl SessionStore for FileStore {
-    fn load(&mut self) -> Result<Option<Session>, StoreError> {
+    fn load(&mut self, _key: &str) -> Result<Option<Session>, StoreError> {
         if self.replace {
             return Ok(None);
         }
@@ -264,21 +264,21 @@ impl SessionStore for FileStore {
             .map_err(|e| backend("cannot read the session file", &e))
     }
 
-    fn save(&mut self, session: &Session, expected: Option<u64>) -> Result<(), StoreError> {
+    fn save(&mut self, _key: &str, session: &Session, expected: Option<u64>) -> Result<(), StoreError> {
         self.locked(|| {
             let found = self.stored_generation()?;
             if found != expected {
                 return Err(StoreError::Conflict { found });
             }
             let session = serde_json::from_str(&session.to_json())
-                .map_err(|e| StoreError::Backend(format!("cannot write the session: {e}")))?;
+                .map_err(|e| StoreError::backend(format!("cannot write the session: {e}")))?;
             let contents = Contents {
                 tokenkeeper_cli: FORMAT,
                 profile: self.profile.clone(),
                 session,
             };
             let mut json = serde_json::to_vec_pretty(&contents)
-                .map_err(|e| StoreError::Backend(format!("cannot write the session: {e}")))?;
+                .map_err(|e| StoreError::backend(format!("cannot write the session: {e}")))?;
             json.push(b'\n');
             write_private(&self.path, &json)
                 .map_err(|e| backend("cannot write the session file", &e))
@@ -287,11 +287,11 @@ impl SessionStore for FileStore {
         Ok(())
     }
 
-    fn generation(&mut self) -> Result<Option<u64>, StoreError> {
+    fn generation(&mut self, _key: &str) -> Result<Option<u64>, StoreError> {
         self.stored_generation()
     }
 
-    fn clear(&mut self) -> Result<(), StoreError> {
+    fn clear(&mut self, _key: &str) -> Result<(), StoreError> {
         self.locked(|| match fs::remove_file(&self.path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),

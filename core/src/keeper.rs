@@ -96,6 +96,12 @@ impl<S: SessionStore + ?Sized> Keeper<S> {
         &mut self.store
     }
 
+    /// The driver and the store, apart (a host that built the keeper to
+    /// load the session at once, then runs the store itself).
+    pub fn into_parts(self) -> (Driver, Box<S>) {
+        (self.driver, self.store)
+    }
+
     /// Runs a store job to its end.
     fn job(&mut self, job: Job) -> Result<JobValue, StoreError> {
         let mut step = self.driver.advance(job, None);

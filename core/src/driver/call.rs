@@ -90,6 +90,8 @@ enum Then {
     Signed(RequestId, Result<OutgoingRequest, Error>),
     /// A flight started outside a call (login, exchange, logout): saved.
     StartFlight(Dispatch),
+    /// The driver's startup (load, install) ran first; then this.
+    Started(Box<Stage>),
 }
 
 impl Then {
@@ -110,6 +112,10 @@ impl Then {
             | Then::LostCheck(dispatch)
             | Then::StartFlight(dispatch) => dispatch_id(dispatch),
             Then::Confirmed(id, _) | Then::ConfirmMovedOn(id, _) | Then::Signed(id, _) => Some(*id),
+            Then::Started(next) => match &**next {
+                Stage::Begin(_, then) => then.flight(),
+                _ => None,
+            },
             _ => None,
         }
     }
@@ -179,6 +185,19 @@ impl Driver {
     /// What `call` needs next. See [`Effect`] for what the host does with
     /// each.
     pub fn poll(&mut self, call: &mut Call<'_, '_>, now: UnixTime) -> Effect {
+        if self.startup.is_some()
+            && !call.holds_store
+            && matches!(call.stage, Stage::Ask { .. } | Stage::Begin(..))
+        {
+            if self.store_busy {
+                return Effect::Wait(Wait {
+                    deadline: None,
+                    reason: WaitReason::Store,
+                });
+            }
+            let next = core::mem::replace(&mut call.stage, Stage::Done);
+            call.stage = Stage::Begin(Spec::Load, Then::Started(Box::new(next)));
+        }
         loop {
             match core::mem::replace(&mut call.stage, Stage::Done) {
                 Stage::Ask { waited } => {
@@ -573,6 +592,16 @@ impl Driver {
                     let _ = self.manager.cancel(id);
                     self.finish(call, Err(Failure::Store(error)));
                 }
+            },
+            Then::Started(next) => match result {
+                Ok(JobValue::Loaded(_)) => match self.startup.take() {
+                    Some(Some(session)) => {
+                        call.stage = Stage::Begin(Spec::Install(session), Then::Started(next));
+                    }
+                    _ => call.stage = *next,
+                },
+                Ok(_) => call.stage = *next,
+                Err(error) => self.finish(call, Err(Failure::Store(error))),
             },
             Then::StartFlight(dispatch) => {
                 let id = dispatch_id(&dispatch)?;

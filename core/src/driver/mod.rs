@@ -114,6 +114,9 @@ pub struct Driver {
     deferred: Pending,
     /// A call runs a store job.
     store_busy: bool,
+    /// Load (then install this session) before the next call: a host that
+    /// could not await the store when it made the driver.
+    startup: Option<Option<alloc::boxed::Box<crate::session::Session>>>,
 }
 
 impl Driver {
@@ -128,7 +131,17 @@ impl Driver {
             pending: Pending::default(),
             deferred: Pending::default(),
             store_busy: false,
+            startup: None,
         }
+    }
+
+    /// A driver that loads its session (then installs `session`, if
+    /// given) when the first call runs: for hosts that cannot await the
+    /// store where they make the driver.
+    pub fn starting(manager: TokenManager, key: &SessionKey, session: Option<crate::session::Session>) -> Self {
+        let mut driver = Driver::new(manager, key);
+        driver.startup = Some(session.map(alloc::boxed::Box::new));
+        driver
     }
 
     /// The key the session is stored under.
