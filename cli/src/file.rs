@@ -341,9 +341,9 @@ mod tests {
     fn saves_compare_generations_and_round_trip() {
         let path = temp("cas");
         let mut store = FileStore::new(path.clone(), profile());
-        assert!(store.load().unwrap().is_none());
+        assert!(store.load("default").unwrap().is_none());
         let first = session("rt-1");
-        store.save(&first, None).unwrap();
+        store.save("default", &first, None).unwrap();
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt as _;
@@ -356,15 +356,15 @@ mod tests {
         // A writer that started from another generation loses.
         let stale = Some(first.generation() + 1);
         assert_eq!(
-            store.save(&session("rt-2"), stale),
+            store.save("default", &session("rt-2"), stale),
             Err(StoreError::Conflict {
                 found: Some(first.generation())
             })
         );
-        assert_eq!(store.generation().unwrap(), Some(first.generation()));
-        store.clear().unwrap();
+        assert_eq!(store.generation("default").unwrap(), Some(first.generation()));
+        store.clear("default").unwrap();
         assert!(!path.exists());
-        assert!(store.load().unwrap().is_none());
+        assert!(store.load("default").unwrap().is_none());
         fs::remove_dir_all(path.parent().unwrap()).ok();
     }
 
@@ -373,10 +373,10 @@ mod tests {
         let path = temp("replace");
         fs::write(&path, "not json").unwrap();
         let mut reader = FileStore::new(path.clone(), profile());
-        assert!(matches!(reader.load(), Err(StoreError::Backend(_))));
+        assert!(matches!(reader.load("default"), Err(StoreError::Backend(_))));
         let mut login = FileStore::replacing(path.clone(), profile());
-        assert!(login.load().unwrap().is_none());
-        login.save(&session("rt-1"), None).unwrap();
+        assert!(login.load("default").unwrap().is_none());
+        login.save("default", &session("rt-1"), None).unwrap();
         assert!(read(&path).unwrap().is_some());
         fs::remove_dir_all(path.parent().unwrap()).ok();
     }

@@ -45,11 +45,12 @@ pub type SessionKey = str;
 /// The key of a handle that serves one session and was given no other.
 pub const DEFAULT_KEY: &SessionKey = "default";
 
-/// The error a store backend gives (its own error type, boxed).
-pub type BackendError = Box<dyn core::error::Error + Send + Sync>;
+/// The error a store backend gave (its own error type), shared: a store
+/// error can be cloned (an error handed to several waiters).
+pub type BackendError = alloc::sync::Arc<dyn core::error::Error + Send + Sync>;
 
 /// Why a store operation failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
     /// The stored session is not the generation the save expected: another
@@ -68,10 +69,12 @@ pub enum StoreError {
 impl StoreError {
     /// A backend failure with `error` (the backend's own error, or a
     /// message) as its source.
-    pub fn backend(error: impl Into<BackendError>) -> Self {
-        StoreError::Backend(error.into())
+    pub fn backend(error: impl Into<Box<dyn core::error::Error + Send + Sync>>) -> Self {
+        StoreError::Backend(BackendError::from(error.into()))
     }
 }
+
+impl Eq for StoreError {}
 
 /// Conflicts compare by the generation found; backend errors by their
 /// message (the errors themselves cannot be compared).
