@@ -50,20 +50,41 @@ pub const DEFAULT_KEY: &SessionKey = "default";
 pub type BackendError = alloc::sync::Arc<dyn core::error::Error + Send + Sync>;
 
 /// Why a store operation failed.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum StoreError {
     /// The stored session is not the generation the save expected: another
     /// writer got there first. Reload and retry.
-    #[error("the stored session changed meanwhile (generation {found:?})")]
     Conflict {
         /// The generation found in the store, if any.
         found: Option<u64>,
     },
     /// The store itself failed: the backend's own error is the
     /// [`source`](core::error::Error::source).
-    #[error("session store failed")]
-    Backend(#[source] BackendError),
+    Backend(BackendError),
+}
+
+impl core::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            StoreError::Conflict { found } => write!(
+                f,
+                "the stored session changed meanwhile (generation {found:?})"
+            ),
+            StoreError::Backend(_) => f.write_str("session store failed"),
+        }
+    }
+}
+
+/// The source is the backend's error itself (not the `Arc` around it), so
+/// callers can downcast to their database's error type.
+impl core::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            StoreError::Backend(error) => Some(&**error),
+            StoreError::Conflict { .. } => None,
+        }
+    }
 }
 
 impl StoreError {
