@@ -264,7 +264,12 @@ impl SessionStore for FileStore {
             .map_err(|e| backend("cannot read the session file", &e))
     }
 
-    fn save(&mut self, _key: &str, session: &Session, expected: Option<u64>) -> Result<(), StoreError> {
+    fn save(
+        &mut self,
+        _key: &str,
+        session: &Session,
+        expected: Option<u64>,
+    ) -> Result<(), StoreError> {
         self.locked(|| {
             let found = self.stored_generation()?;
             if found != expected {
@@ -361,7 +366,10 @@ mod tests {
                 found: Some(first.generation())
             })
         );
-        assert_eq!(store.generation("default").unwrap(), Some(first.generation()));
+        assert_eq!(
+            store.generation("default").unwrap(),
+            Some(first.generation())
+        );
         store.clear("default").unwrap();
         assert!(!path.exists());
         assert!(store.load("default").unwrap().is_none());
@@ -373,7 +381,10 @@ mod tests {
         let path = temp("replace");
         fs::write(&path, "not json").unwrap();
         let mut reader = FileStore::new(path.clone(), profile());
-        assert!(matches!(reader.load("default"), Err(StoreError::Backend(_))));
+        assert!(matches!(
+            reader.load("default"),
+            Err(StoreError::Backend(_))
+        ));
         let mut login = FileStore::replacing(path.clone(), profile());
         assert!(login.load("default").unwrap().is_none());
         login.save("default", &session("rt-1"), None).unwrap();

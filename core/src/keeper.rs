@@ -22,8 +22,8 @@
 use alloc::boxed::Box;
 use core::ops::{Deref, DerefMut};
 
-use crate::driver::{Call, Driver, Effect, Job, JobStep, JobValue, MovedOnStage};
 pub use crate::driver::{Ask, Saved, Step, dispatch_id};
+use crate::driver::{Call, Driver, Effect, Job, JobStep, JobValue, MovedOnStage};
 use crate::flight::RequestId;
 use crate::manager::TokenManager;
 use crate::session::Session;
@@ -144,9 +144,7 @@ impl<S: SessionStore + ?Sized> Keeper<S> {
                 // Nothing else runs: a wait would never end.
                 Effect::Wait(_) => {
                     self.driver.abandon(call);
-                    return Err(crate::driver::Failure::Core(
-                        crate::Error::RequestAbandoned,
-                    ));
+                    return Err(crate::driver::Failure::Core(crate::Error::RequestAbandoned));
                 }
                 Effect::Done(result) => return result,
             }
@@ -176,7 +174,7 @@ impl<S: SessionStore + ?Sized> Keeper<S> {
     /// A store error.
     pub fn clear(&mut self) -> Result<Option<Session>, StoreError> {
         match self.job(Job::Clear)? {
-            JobValue::Cleared(session) => Ok(session),
+            JobValue::Cleared(session) => Ok(session.map(|s| *s)),
             _ => Ok(None),
         }
     }
@@ -280,4 +278,3 @@ impl<S: SessionStore + ?Sized> Keeper<S> {
         self.step(ask, None, now)
     }
 }
-

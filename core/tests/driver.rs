@@ -7,7 +7,9 @@ mod support;
 use support::{FakeServer, builder, expired_session, t};
 use tokenkeeper::driver::{Ask, Call, Driver, Effect, Finished, StoreOp};
 use tokenkeeper::store::DEFAULT_KEY;
-use tokenkeeper::{MemoryStore, SeededEntropy, SessionStore, StoreError, TokenManager, TokenRequest};
+use tokenkeeper::{
+    MemoryStore, SeededEntropy, SessionStore, StoreError, TokenManager, TokenRequest,
+};
 
 fn driver() -> Driver {
     let manager = TokenManager::new(builder().build().unwrap(), SeededEntropy::new(1));
@@ -16,7 +18,13 @@ fn driver() -> Driver {
 
 fn stored_rt(store: &MemoryStore) -> String {
     let session = store.session().unwrap();
-    session.token_set().refresh_token.as_ref().unwrap().secret().to_owned()
+    session
+        .token_set()
+        .refresh_token
+        .as_ref()
+        .unwrap()
+        .secret()
+        .to_owned()
 }
 
 /// What kind of effect, for the recorded sequence.
@@ -59,11 +67,12 @@ fn a_compare_and_swap_conflict_through_the_effects_keeps_the_rotation() {
                     interfered = true;
                     let mut other = store.session().unwrap().clone();
                     other.set_user(serde_json::json!({"sub": "other writer"}));
-                    let json = other.to_json().replace(
-                        r#""generation":0"#,
-                        r#""generation":5"#,
-                    );
-                    let other = tokenkeeper::Session::from_json(json.as_bytes(), &Default::default()).unwrap();
+                    let json = other
+                        .to_json()
+                        .replace(r#""generation":0"#, r#""generation":5"#);
+                    let other =
+                        tokenkeeper::Session::from_json(json.as_bytes(), &Default::default())
+                            .unwrap();
                     store.save(DEFAULT_KEY, &other, Some(0)).unwrap();
                 }
                 let answer = op.run(&mut store);
@@ -84,9 +93,19 @@ fn a_compare_and_swap_conflict_through_the_effects_keeps_the_rotation() {
         ["load", "generation", "send", "save", "load", "save", "done"],
         "{seen:?}"
     );
-    assert_eq!(stored_rt(&store), "rt-1", "the rotated refresh token won the conflict");
-    assert!(store.session().unwrap().generation() > 5, "a generation only grows");
-    assert_eq!(driver.saved_generation(), Some(store.session().unwrap().generation()));
+    assert_eq!(
+        stored_rt(&store),
+        "rt-1",
+        "the rotated refresh token won the conflict"
+    );
+    assert!(
+        store.session().unwrap().generation() > 5,
+        "a generation only grows"
+    );
+    assert_eq!(
+        driver.saved_generation(),
+        Some(store.session().unwrap().generation())
+    );
 }
 
 #[test]
@@ -115,7 +134,13 @@ fn a_failed_save_through_the_effects_is_the_callers_error_and_stays_pending() {
         }
     };
     let error = result.unwrap_err();
-    assert!(matches!(error, tokenkeeper::driver::Failure::Store(StoreError::Backend(_))), "{error:?}");
+    assert!(
+        matches!(
+            error,
+            tokenkeeper::driver::Failure::Store(StoreError::Backend(_))
+        ),
+        "{error:?}"
+    );
     assert_eq!(stored_rt(&store), "rt-0", "nothing was saved");
     // The next call (a cached token) saves the pending rotation.
     let mut call = Call::token(Ask::User(&request));

@@ -3,9 +3,9 @@
 
 mod support;
 
-use tokenkeeper::store::DEFAULT_KEY;
 use support::{FakeServer, expired_session, t};
 use tokenkeeper::grant::ClientAuth;
+use tokenkeeper::store::DEFAULT_KEY;
 use tokenkeeper::{
     Action, ChangeReason, ClientSecret, Completion, Config, Event, MemoryStore, SeededEntropy,
     SessionStore, StoreError, TokenManager, TokenRequest,

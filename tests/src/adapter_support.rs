@@ -135,7 +135,12 @@ impl SessionStore for SharedStore {
         self.lock().0.load(key)
     }
 
-    fn save(&mut self, key: &str, session: &Session, expected: Option<u64>) -> Result<(), StoreError> {
+    fn save(
+        &mut self,
+        key: &str,
+        session: &Session,
+        expected: Option<u64>,
+    ) -> Result<(), StoreError> {
         let mut guard = self.lock();
         guard.0.save(key, session, expected)?;
         guard.1.push(session.clone());

@@ -141,11 +141,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use event_listener::{Event, EventListener};
 use tokenkeeper::discovery::{AuthorizationServerMetadata, DiscoveryKind, discovery_request};
 use tokenkeeper::dpop::{EcdsaSignature, Signer};
+use tokenkeeper::driver::{Ask, Call, Driver, Effect, Finished, StoreAnswer, StoreOp, WaitReason};
 use tokenkeeper::grant::token_exchange::TokenExchangeRequest;
 use tokenkeeper::login::LoginTransaction;
-use tokenkeeper::token::TokenResponse;
-use tokenkeeper::driver::{Ask, Call, Driver, Effect, Finished, StoreAnswer, StoreOp, WaitReason};
 use tokenkeeper::store::DEFAULT_KEY;
+use tokenkeeper::token::TokenResponse;
 use tokenkeeper::{
     AccessTokenInfo, AsyncSessionStore, Authorization, Config, Headers, HttpRequest, HttpResponse,
     ResourceRetries, ResourceVerdict, Session, SessionStore, TokenManager, TokenRequest, UnixTime,
@@ -456,7 +456,9 @@ impl Builder {
                 .into_parts();
                 (driver, Box::new(Blocking(Mutex::new(*store))))
             }
-            StoreSource::Async(store) => (Driver::starting(manager, &self.key, self.session), store),
+            StoreSource::Async(store) => {
+                (Driver::starting(manager, &self.key, self.session), store)
+            }
         };
         Ok(TokenKeeper {
             inner: Arc::new(Inner {
@@ -580,7 +582,11 @@ impl TokenKeeper {
         transaction: &LoginTransaction,
         callback: &str,
     ) -> Result<AccessTokenInfo, Error> {
-        let out = self.inner.lock().manager.exchange_code(transaction, callback, now())?;
+        let out = self
+            .inner
+            .lock()
+            .manager
+            .exchange_code(transaction, callback, now())?;
         match self.run(Call::flight(out)).await? {
             Finished::Token(token) => Ok(token),
             other => Err(unexpected(&other)),
@@ -630,7 +636,11 @@ impl TokenKeeper {
     /// over).
     async fn run(&self, call: Call<'_, '_>) -> Result<Finished, Error> {
         let inner = &*self.inner;
-        let mut running = Running { inner, call, armed: true };
+        let mut running = Running {
+            inner,
+            call,
+            armed: true,
+        };
         // The adapter's own errors, kept while the driver ends the call.
         let mut failed: Option<Error> = None;
         loop {
@@ -638,7 +648,8 @@ impl TokenKeeper {
                 let mut state = inner.lock();
                 let effect = state.poll(&mut running.call, now());
                 // Listening before the lock is released: no wake-up is lost.
-                let listener = matches!(effect, Effect::Wait(_)).then(|| inner.flight_ended.listen());
+                let listener =
+                    matches!(effect, Effect::Wait(_)).then(|| inner.flight_ended.listen());
                 (effect, listener)
             };
             match effect {
@@ -744,8 +755,9 @@ impl TokenKeeper {
         let mut next = Some(request);
         while let Some(mut attempt) = next.take() {
             let spare = attempt.try_clone();
-            let authorization =
-                self.with_manager(|m| m.authorize(&method, &url, &token, now())).await??;
+            let authorization = self
+                .with_manager(|m| m.authorize(&method, &url, &token, now()))
+                .await??;
             let headers = match authorization {
                 Authorization::Ready(headers) => headers,
                 Authorization::Sign(pending) => {
@@ -773,8 +785,9 @@ impl TokenKeeper {
                 headers: Headers::from(response.headers()),
                 body: Vec::new(),
             };
-            let verdict =
-                self.with_manager(|m| m.handle_resource_response(&url, &token, &seen, now())).await?;
+            let verdict = self
+                .with_manager(|m| m.handle_resource_response(&url, &token, &seen, now()))
+                .await?;
             // A request whose body cannot be copied is not retried.
             let Some(spare) = spare else {
                 return Ok(response);

@@ -7,7 +7,6 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::error::Error as _;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -69,14 +68,9 @@ impl SlowStore {
 }
 
 impl AsyncSessionStore for SlowStore {
-    fn load(
-        &self,
-        key: &SessionKey,
-    ) -> impl Future<Output = Result<Option<Session>, StoreError>> + Send {
-        async move {
-            self.pause().await;
-            self.memory.lock().unwrap().load(key)
-        }
+    async fn load(&self, key: &SessionKey) -> Result<Option<Session>, StoreError> {
+        self.pause().await;
+        self.memory.lock().unwrap().load(key)
     }
 
     fn save(
@@ -97,11 +91,9 @@ impl AsyncSessionStore for SlowStore {
         }
     }
 
-    fn clear(&self, key: &SessionKey) -> impl Future<Output = Result<(), StoreError>> + Send {
-        async move {
-            self.pause().await;
-            self.memory.lock().unwrap().clear(key)
-        }
+    async fn clear(&self, key: &SessionKey) -> Result<(), StoreError> {
+        self.pause().await;
+        self.memory.lock().unwrap().clear(key)
     }
 }
 
@@ -138,11 +130,25 @@ async fn sixty_four_tasks_on_a_slow_async_store_make_one_refresh() {
         tokens.insert(task.await.unwrap().unwrap().token.secret().to_owned());
     }
     assert_eq!(tokens.len(), 1, "every task got the one refreshed token");
-    assert_eq!(h.stats().grant("refresh_token"), 1, "one refresh reached the server");
+    assert_eq!(
+        h.stats().grant("refresh_token"),
+        1,
+        "one refresh reached the server"
+    );
     let stored = store.stored().unwrap();
-    assert_eq!(refresh_token(&stored), refresh_token(&keeper.session().unwrap()));
-    assert_ne!(refresh_token(&stored), refresh_token(&session), "the rotation was saved");
-    assert!(store.started.load(Ordering::SeqCst) >= 2, "the store was awaited");
+    assert_eq!(
+        refresh_token(&stored),
+        refresh_token(&keeper.session().unwrap())
+    );
+    assert_ne!(
+        refresh_token(&stored),
+        refresh_token(&session),
+        "the rotation was saved"
+    );
+    assert!(
+        store.started.load(Ordering::SeqCst) >= 2,
+        "the store was awaited"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -178,8 +184,16 @@ async fn no_lock_is_held_across_a_store_operation_and_cached_tokens_do_not_wait(
     .expect("a cached token while the store is busy (no lock held across its operation)")
     .unwrap();
     assert_eq!(again.token.secret(), cached.token.secret());
-    assert!(started.elapsed() < Duration::from_millis(500), "{:?}", started.elapsed());
-    assert_eq!(store.holding.load(Ordering::SeqCst), 1, "the store operation still runs");
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        store.holding.load(Ordering::SeqCst),
+        1,
+        "the store operation still runs"
+    );
 
     store.held.store(false, Ordering::SeqCst);
     installer.await.unwrap().unwrap();
@@ -215,12 +229,18 @@ async fn a_backend_error_is_the_source_and_the_rotation_is_saved_later() {
     }
     assert!(found, "the database's error is a source: {error:?}");
     assert_eq!(error.to_string(), "session store failed");
-    assert!(!error.to_string().contains("connection refused"), "no repetition");
+    assert!(
+        !error.to_string().contains("connection refused"),
+        "no repetition"
+    );
 
     // The rotated refresh token stays pending in memory...
     let rotated = refresh_token(&keeper.session().unwrap());
     assert_ne!(rotated, refresh_token(&session));
-    assert_eq!(refresh_token(&store.stored().unwrap()), refresh_token(&session));
+    assert_eq!(
+        refresh_token(&store.stored().unwrap()),
+        refresh_token(&session)
+    );
     // ...and is saved with the next call once the database is back.
     store.down.store(false, Ordering::SeqCst);
     keeper.get_access_token(&TokenRequest::new()).await.unwrap();
@@ -250,7 +270,10 @@ async fn an_async_store_keys_sessions_apart() {
         .build()
         .unwrap();
     alice.get_access_token(&TokenRequest::new()).await.unwrap();
-    let error = bob.get_access_token(&TokenRequest::new()).await.unwrap_err();
+    let error = bob
+        .get_access_token(&TokenRequest::new())
+        .await
+        .unwrap_err();
     assert!(error.requires_login(), "bob has no session: {error:?}");
     assert!(store.memory.lock().unwrap().get(DEFAULT_KEY).is_none());
 }

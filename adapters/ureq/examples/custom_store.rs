@@ -43,7 +43,12 @@ impl SessionStore for FileStore {
         }
     }
 
-    fn save(&mut self, key: &str, session: &Session, expected: Option<u64>) -> Result<(), StoreError> {
+    fn save(
+        &mut self,
+        key: &str,
+        session: &Session,
+        expected: Option<u64>,
+    ) -> Result<(), StoreError> {
         // Compare: the file must still hold the generation this session
         // was derived from (one process here; a database compares in its
         // UPDATE … WHERE version = expected).

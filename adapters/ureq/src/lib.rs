@@ -121,11 +121,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokenkeeper::discovery::{AuthorizationServerMetadata, DiscoveryKind, discovery_request};
 use tokenkeeper::dpop::{EcdsaSignature, Signer};
+use tokenkeeper::driver::{Ask, Call, Driver, Effect, Finished, WaitReason};
 use tokenkeeper::grant::token_exchange::TokenExchangeRequest;
 use tokenkeeper::login::LoginTransaction;
-use tokenkeeper::token::TokenResponse;
-use tokenkeeper::driver::{Ask, Call, Driver, Effect, Finished, WaitReason};
 use tokenkeeper::store::DEFAULT_KEY;
+use tokenkeeper::token::TokenResponse;
 use tokenkeeper::{
     AccessTokenInfo, Authorization, Config, Headers, HttpRequest, HttpResponse, ResourceRetries,
     ResourceVerdict, Session, SessionStore, TokenManager, TokenRequest, UnixTime, UnsharedStore,
@@ -418,9 +418,13 @@ impl Builder {
             manager.enable_dpop(signer)?;
         }
         // The session is loaded (or installed) here, at once.
-        let (driver, store) =
-            tokenkeeper::keeper::Keeper::with_key(manager, Box::new(self.store), &self.key, self.session)?
-                .into_parts();
+        let (driver, store) = tokenkeeper::keeper::Keeper::with_key(
+            manager,
+            Box::new(self.store),
+            &self.key,
+            self.session,
+        )?
+        .into_parts();
         Ok(TokenKeeper {
             inner: Arc::new(Inner {
                 agent,
@@ -511,7 +515,11 @@ impl TokenKeeper {
         transaction: &LoginTransaction,
         callback: &str,
     ) -> Result<AccessTokenInfo, Error> {
-        let out = self.inner.lock().manager.exchange_code(transaction, callback, now())?;
+        let out = self
+            .inner
+            .lock()
+            .manager
+            .exchange_code(transaction, callback, now())?;
         match self.run(Call::flight(out))? {
             Finished::Token(token) => Ok(token),
             other => Err(unexpected(&other)),
@@ -559,7 +567,11 @@ impl TokenKeeper {
     /// abandoned (its flight cancelled, a waiting caller takes over).
     fn run(&self, call: Call<'_, '_>) -> Result<Finished, Error> {
         let inner = &*self.inner;
-        let mut running = Running { inner, call, armed: true };
+        let mut running = Running {
+            inner,
+            call,
+            armed: true,
+        };
         // The adapter's own errors, kept while the driver ends the call.
         let mut failed: Option<Error> = None;
         let mut state = inner.lock();
@@ -569,7 +581,9 @@ impl TokenKeeper {
                     drop(state);
                     let sent = match deadline.map(budget) {
                         Some(None) => Err(Error::Timeout(None)),
-                        Some(Some(budget)) => send(&inner.agent, request.request, inner.max_body, Some(budget)),
+                        Some(Some(budget)) => {
+                            send(&inner.agent, request.request, inner.max_body, Some(budget))
+                        }
                         None => send(&inner.agent, request.request, inner.max_body, None),
                     };
                     state = inner.lock();

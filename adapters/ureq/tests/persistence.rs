@@ -58,7 +58,12 @@ impl SessionStore for FlakyStore {
     fn load(&mut self, key: &str) -> Result<Option<Session>, StoreError> {
         self.inner.lock().unwrap().load(key)
     }
-    fn save(&mut self, key: &str, session: &Session, expected: Option<u64>) -> Result<(), StoreError> {
+    fn save(
+        &mut self,
+        key: &str,
+        session: &Session,
+        expected: Option<u64>,
+    ) -> Result<(), StoreError> {
         if self.down.load(Ordering::SeqCst) {
             return Err(StoreError::backend("database unavailable"));
         }

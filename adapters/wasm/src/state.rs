@@ -159,7 +159,12 @@ mod tests {
         fn load(&mut self, key: &str) -> Result<Option<Session>, StoreError> {
             self.0.borrow_mut().0.load(key)
         }
-        fn save(&mut self, key: &str, session: &Session, expected: Option<u64>) -> Result<(), StoreError> {
+        fn save(
+            &mut self,
+            key: &str,
+            session: &Session,
+            expected: Option<u64>,
+        ) -> Result<(), StoreError> {
             let mut inner = self.0.borrow_mut();
             inner.0.save(key, session, expected)?;
             inner.1 += 1;

@@ -103,7 +103,12 @@ impl SessionStore for WebStorageStore {
             .map_err(|e| StoreError::backend(format!("the stored session is unreadable: {e}")))
     }
 
-    fn save(&mut self, _key: &str, session: &Session, expected: Option<u64>) -> Result<(), StoreError> {
+    fn save(
+        &mut self,
+        _key: &str,
+        session: &Session,
+        expected: Option<u64>,
+    ) -> Result<(), StoreError> {
         let found = match self.load() {
             Ok(stored) => stored.as_ref().map(Session::generation),
             // An unreadable value is replaced only by a writer that expects

@@ -41,10 +41,15 @@ enum Spec {
     MovedOn,
 }
 
+/// (One per call, on the caller's stack, moved only within `poll`: its
+/// size does not matter.)
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 enum Stage {
     /// Ask the core (a token call).
-    Ask { waited: Option<RequestId> },
+    Ask {
+        waited: Option<RequestId>,
+    },
     /// Start a store job (waits while another call holds the store).
     Begin(Spec, Then),
     /// Hand this operation to the host.
@@ -144,7 +149,10 @@ impl Call<'static, 'static> {
     /// [`logout`](crate::TokenManager::logout)'s revocation): what the core
     /// changed is saved first, then it is sent and completed.
     pub fn flight(dispatch: Dispatch) -> Self {
-        Call::with(None, Stage::Begin(Spec::Persist, Then::StartFlight(dispatch)))
+        Call::with(
+            None,
+            Stage::Begin(Spec::Persist, Then::StartFlight(dispatch)),
+        )
     }
 
     /// Loads the session from the store ([`Finished::Loaded`]).
@@ -488,7 +496,7 @@ impl Driver {
                     .map(|value| match value {
                         JobValue::Loaded(found) => Finished::Loaded(found),
                         JobValue::Installed => Finished::Installed,
-                        JobValue::Cleared(session) => Finished::Cleared(session.map(Box::new)),
+                        JobValue::Cleared(session) => Finished::Cleared(session),
                         JobValue::Saved(saved) => Finished::Persisted(saved),
                         JobValue::MovedOn(_) => Finished::Persisted(Saved::Nothing),
                     })

@@ -150,7 +150,7 @@ pub enum StoreOp {
 #[non_exhaustive]
 pub enum StoreValue {
     /// [`StoreOp::Load`]'s session.
-    Loaded(Option<Session>),
+    Loaded(Option<Box<Session>>),
     /// [`StoreOp::Generation`]'s generation.
     Generation(Option<u64>),
     /// [`StoreOp::Save`] succeeded.
@@ -180,7 +180,9 @@ impl StoreOp {
     /// Runs the operation on a blocking store.
     pub fn run<S: SessionStore + ?Sized>(self, store: &mut S) -> StoreAnswer {
         match self {
-            StoreOp::Load { key } => store.load(&key).map(StoreValue::Loaded),
+            StoreOp::Load { key } => store
+                .load(&key)
+                .map(|s| StoreValue::Loaded(s.map(Box::new))),
             StoreOp::Generation { key } => store.generation(&key).map(StoreValue::Generation),
             StoreOp::Save {
                 key,
@@ -197,10 +199,11 @@ impl StoreOp {
     /// Runs the operation on an async store.
     pub async fn run_async<S: AsyncSessionStore + ?Sized>(self, store: &S) -> StoreAnswer {
         match self {
-            StoreOp::Load { key } => store.load(&key).await.map(StoreValue::Loaded),
-            StoreOp::Generation { key } => {
-                store.generation(&key).await.map(StoreValue::Generation)
-            }
+            StoreOp::Load { key } => store
+                .load(&key)
+                .await
+                .map(|s| StoreValue::Loaded(s.map(Box::new))),
+            StoreOp::Generation { key } => store.generation(&key).await.map(StoreValue::Generation),
             StoreOp::Save {
                 key,
                 session,
@@ -214,4 +217,3 @@ impl StoreOp {
         }
     }
 }
-

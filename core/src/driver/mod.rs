@@ -138,7 +138,11 @@ impl Driver {
     /// A driver that loads its session (then installs `session`, if
     /// given) when the first call runs: for hosts that cannot await the
     /// store where they make the driver.
-    pub fn starting(manager: TokenManager, key: &SessionKey, session: Option<crate::session::Session>) -> Self {
+    pub fn starting(
+        manager: TokenManager,
+        key: &SessionKey,
+        session: Option<crate::session::Session>,
+    ) -> Self {
         let mut driver = Driver::new(manager, key);
         driver.startup = Some(session.map(alloc::boxed::Box::new));
         driver
@@ -157,7 +161,12 @@ impl Driver {
     }
 
     /// Asks the core once, after expiring leases that ran out.
-    pub(crate) fn ask(&mut self, ask: Ask<'_, '_>, waited: Option<RequestId>, now: UnixTime) -> Step {
+    pub(crate) fn ask(
+        &mut self,
+        ask: Ask<'_, '_>,
+        waited: Option<RequestId>,
+        now: UnixTime,
+    ) -> Step {
         if self.manager.poll_timeout().is_some_and(|t| t <= now) {
             self.manager.handle_timeout(now);
         }

@@ -119,12 +119,13 @@ pub(crate) enum MovedOnStage {
 pub(crate) enum JobValue {
     Loaded(bool),
     Installed,
-    Cleared(Option<Session>),
+    Cleared(Option<Box<Session>>),
     Saved(Saved),
     MovedOn(bool),
 }
 
-/// A job's next step.
+/// A job's next step (made and matched at once, never kept).
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum JobStep {
     /// Run this operation, then resume the job with its answer.
     Op(StoreOp, Job),
@@ -190,7 +191,7 @@ impl Driver {
                 Some(answer) => JobStep::Done(answer.map(|_| {
                     self.saved = None;
                     self.pending = Pending::default();
-                    JobValue::Cleared(self.manager.clear_session())
+                    JobValue::Cleared(self.manager.clear_session().map(Box::new))
                 })),
             },
             Job::Install(session, stage) => self.install(session, stage, answer),
@@ -517,7 +518,7 @@ impl Driver {
 /// A load's session.
 fn loaded(answer: StoreAnswer) -> Result<Option<Session>, StoreError> {
     match answer? {
-        StoreValue::Loaded(stored) => Ok(stored),
+        StoreValue::Loaded(stored) => Ok(stored.map(|s| *s)),
         _ => Ok(None),
     }
 }

@@ -2,9 +2,9 @@
 
 use core::future::Future;
 
-use super::{SessionKey, StoreError};
 #[cfg(doc)]
 use super::SessionStore;
+use super::{SessionKey, StoreError};
 use crate::session::Session;
 
 /// Persistence for sessions, keyed by [`SessionKey`], awaited: the store
