@@ -122,7 +122,12 @@
 //! adapter still compares the store's generation with its own before each
 //! refresh and adopts a newer stored session instead of spending a refresh
 //! token another process may have rotated, which narrows the window but
-//! cannot close it. The store is called with the mutex held.
+//! cannot close it.
+//!
+//! The store is an effect of the core's [driver](tokenkeeper::driver): an
+//! [`AsyncSessionStore`] ([`Builder::async_store`]) is awaited with no lock
+//! held, so a slow store never delays another caller's cached token; a
+//! blocking [`SessionStore`] ([`Builder::store`]) must answer at once.
 //!
 //! [`ConfigBuilder::shared_store`]: tokenkeeper::ConfigBuilder::shared_store
 //!

@@ -65,8 +65,9 @@
 //!
 //! # Threads
 //!
-//! The core sits behind a [`Mutex`], held only while the core or the store
-//! is called, never during network I/O. At most one refresh is in flight:
+//! The core's driver sits behind a [`Mutex`], held only while it is
+//! called, never during network or store I/O (the store has its own lock,
+//! held for one operation). At most one refresh is in flight:
 //! the other callers sleep on a [`Condvar`] until it ends, or until its
 //! lease runs out (then [`TokenManager::handle_timeout`] releases it, so a
 //! thread that died mid-request cannot wedge the others).
