@@ -410,7 +410,7 @@ impl Builder {
     }
 
     /// The key the session is stored under (default
-    /// [`DEFAULT_KEY`](tokenkeeper::store::DEFAULT_KEY)): a session's id,
+    /// [`DEFAULT_KEY`]): a session's id,
     /// when one store keeps many.
     pub fn session_key(mut self, key: impl Into<String>) -> Self {
         self.key = key.into();
