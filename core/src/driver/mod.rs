@@ -55,7 +55,7 @@
 //!
 //! On a compare-and-swap conflict the stored session is adopted, unless
 //! the unsaved change here must win, as this table says (`same` = the
-//! stored session is this session: the same id, see [`Session::id`]):
+//! stored session is this session: the same id, see [`Session::id`](crate::Session::id)):
 //!
 //! | unsaved change here        | stored: same session        | stored: another session, or none |
 //! |----------------------------|-----------------------------|----------------------------------|
@@ -72,7 +72,7 @@
 //! # Keys
 //!
 //! A driver serves the session stored under one [`SessionKey`]: a
-//! session's [`Session::id`] when an application keeps many, or the slot
+//! session's [`Session::id`](crate::Session::id) when an application keeps many, or the slot
 //! of a handle that serves one ([`DEFAULT_KEY`](crate::store::DEFAULT_KEY)).
 
 use alloc::string::String;
