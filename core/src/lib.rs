@@ -131,6 +131,7 @@ pub mod cache;
 pub mod config;
 pub mod discovery;
 pub mod dpop;
+pub mod driver;
 pub mod entropy;
 pub mod error;
 pub mod flight;
@@ -169,6 +170,6 @@ pub use manager::{
 };
 pub use secret::{AccessToken, ClientSecret, IdToken, RefreshToken};
 pub use session::Session;
-pub use store::{MemoryStore, SessionStore, StoreError, UnsharedStore};
+pub use store::{AsyncSessionStore, MemoryStore, SessionStore, StoreError, UnsharedStore};
 pub use time::UnixTime;
 pub use token::{AccessTokenSet, TokenSet, TokenType};

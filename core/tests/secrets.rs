@@ -715,8 +715,8 @@ fn every_public_error_type_keeps_secrets_out_of_display() {
     // StoreError: a compare-and-swap conflict on a session with secrets.
     let session = Session::from_json(session_json().as_bytes(), &Default::default()).unwrap();
     let mut store = tokenkeeper::MemoryStore::new();
-    tokenkeeper::SessionStore::save(&mut store, &session, None).unwrap();
-    let e = tokenkeeper::SessionStore::save(&mut store, &session, Some(41)).unwrap_err();
+    tokenkeeper::SessionStore::save(&mut store, "default", &session, None).unwrap();
+    let e = tokenkeeper::SessionStore::save(&mut store, "default", &session, Some(41)).unwrap_err();
     check("StoreError", "conflict", &e);
 
     // ConversionError: a request description that `http` refuses.
