@@ -18,7 +18,7 @@ use core::fmt;
 
 use zeroize::{ZeroizeOnDrop, Zeroizing};
 
-use super::{AccessTokenInfo, ChangeReason, Event, TokenManager};
+use super::{AccessTokenInfo, ChangeReason, TokenManager};
 use crate::dpop::{
     DpopProof, EcdsaSignature, ProofOutcome, ProofParams, UnsignedProof,
     bearer_or_dpop_invalid_token, draw_jti, is_use_dpop_nonce, parse_www_authenticate,
@@ -184,7 +184,7 @@ impl TokenManager {
                         "the token is DPoP-bound and DPoP is not enabled",
                     ))
                 })?;
-                let jti = draw_jti(&mut **self.entropy.get_mut());
+                let jti = draw_jti(&mut *self.entropy);
                 // `get` counts as a use for the nonce cache's recency.
                 let _ = dpop.resource_nonces.get(url);
                 let params = ProofParams::new(method, url, now, &jti)
@@ -261,11 +261,8 @@ impl TokenManager {
             found = true;
         }
         if found {
-            let generation = session.bump_generation();
-            self.events.push_back(Event::SessionChanged {
-                generation,
-                reason: ChangeReason::TokenRejected,
-            });
+            self.events
+                .session_changed(session, &[ChangeReason::TokenRejected]);
         }
         self.machine_cache.invalidate(access_token);
     }
