@@ -22,7 +22,7 @@ use crate::dpop::{
     DpopProof, EcdsaSignature, NonceCache, ProofBuilder, ProofOutcome, ProofParams, Signer,
     UnsignedProof, draw_jti,
 };
-use crate::error::Error;
+use crate::error::{DpopError, Error};
 use crate::flight::{Flight, RequestId};
 use crate::form::FormBody;
 use crate::grant::client_auth::ClientAssertionKey;
@@ -31,7 +31,6 @@ use crate::time::UnixTime;
 use crate::token::response::ParsedResponse;
 use crate::trace::decision;
 use alloc::boxed::Box;
-use alloc::format;
 use alloc::string::String;
 
 /// The DPoP state of a manager: the signer (with its encoded header) and
@@ -88,10 +87,11 @@ impl TokenManager {
     /// with `signer`, and tokens must come back DPoP-bound.
     ///
     /// # Errors
-    /// [`Error::Dpop`] when the signer's algorithm is not ES256.
+    /// [`Error::Dpop`] ([`DpopError::UnsupportedAlgorithm`]) when the
+    /// signer's algorithm is not ES256.
     pub fn enable_dpop(&mut self, signer: impl Signer + Send + 'static) -> Result<(), Error> {
         let signer: Box<dyn Signer + Send> = Box::new(signer);
-        let builder = ProofBuilder::new(signer).map_err(|e| Error::Dpop(format!("{e}")))?;
+        let builder = ProofBuilder::new(signer)?;
         self.dpop = Some(DpopState {
             builder,
             token_nonces: NonceCache::with_capacity(self.config.nonce_capacity),
@@ -147,11 +147,7 @@ impl TokenManager {
             .with_nonce(nonce)
             .with_clock_skew(self.config.dpop_clock_skew);
         let carried = nonce.map(Box::from);
-        match state
-            .builder
-            .build(&params)
-            .map_err(|e| Error::Dpop(format!("{e}")))?
-        {
+        match state.builder.build(&params)? {
             ProofOutcome::Ready(proof) => {
                 Ok((Prepared::Ready(with_proof(request, proof)), carried))
             }
@@ -166,8 +162,9 @@ impl TokenManager {
     ///
     /// # Errors
     /// [`Error::UnknownRequest`] when no request `id` waits for a signature;
-    /// [`Error::Dpop`] when the signature does not verify against the key
-    /// (the request is then dropped, and nothing stored changed).
+    /// [`Error::Dpop`] ([`DpopError::SignatureMismatch`]) when the signature
+    /// does not verify against the key (the request is then dropped, and
+    /// nothing stored changed).
     pub fn handle_signature(
         &mut self,
         id: RequestId,
@@ -189,9 +186,9 @@ impl TokenManager {
                 id,
                 request: with_proof(base, proof),
             }),
-            Err(e) => {
+            Err(_) => {
                 let _ = self.cancel(id);
-                Err(Error::Dpop(format!("the signature does not verify: {e}")))
+                Err(Error::Dpop(DpopError::SignatureMismatch))
             }
         }
     }
