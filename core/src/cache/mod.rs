@@ -195,7 +195,7 @@ impl TokenCache {
     /// an unexpired entry before an expired one (which only a refresh can
     /// use), then the fewest granted scopes, then the freshest. A pure
     /// lookup: the manager counts a hit as use for the least-recently-used
-    /// eviction ([`TokenCache::touch`]).
+    /// eviction (`touch`, on `&mut`).
     #[must_use]
     pub fn find(
         &self,

@@ -63,18 +63,6 @@ pub struct SignatureRequest {
     pub signing_input: String,
 }
 
-/// A request ready to send, or one waiting for a deferred signature.
-#[derive(Debug)]
-#[must_use]
-#[non_exhaustive]
-pub enum Dispatch {
-    /// Send this request.
-    Send(OutgoingRequest),
-    /// Sign this first ([`TokenManager::handle_signature`] then gives the
-    /// request).
-    Sign(SignatureRequest),
-}
-
 /// A prepared token request: ready, or its proof waits for a signature
 /// (with the request it goes on).
 pub(super) enum Prepared {

@@ -49,6 +49,27 @@
 //! token, shared by every audience); a rotated refresh token replaces the
 //! old one at once and raises an event, and nothing but a successful
 //! response changes the stored tokens.
+//!
+//! # Decide, then act
+//!
+//! Every entry point takes `&mut self`. It first decides on a shared
+//! borrow, into an owned decision (where the ready token is, or a
+//! `RefreshPlan` saying what to refresh and why),
+//! then acts on it: a ready token is borrowed again from where the decision
+//! found it (no second search), a refresh registers its flight and, with a
+//! shared store, writes and announces its claim in the same call. No
+//! interior mutability, and nothing is left for a later call to write.
+//! Every session change goes through one helper (`Events::session_changed`:
+//! the generation goes up, an event per reason is queued).
+//!
+//! # Files
+//!
+//! One flow per file, its start beside its apply: `refresh` (a due token;
+//! `lookup` decides it), `login` (code exchange), `machine` (client
+//! credentials), `exchange` (RFC 8693), `revocation` (logout and proven
+//! tokens), `resource` (API requests), `dpop` (proofs, deferred signatures,
+//! the nonce retry), `claim` (shared-store claims). This file keeps the
+//! types, the flights' launch, and the dispatch of responses by flight kind.
 
 mod claim;
 mod dpop;
@@ -60,7 +81,7 @@ mod refresh;
 mod resource;
 mod revocation;
 
-pub use dpop::{Dispatch, SignatureRequest};
+pub use dpop::SignatureRequest;
 pub use resource::{Authorization, PendingAuthorization, ResourceRetries, ResourceVerdict};
 
 use alloc::boxed::Box;
@@ -187,6 +208,18 @@ pub struct OutgoingRequest {
     pub id: RequestId,
     /// What to send.
     pub request: HttpRequest,
+}
+
+/// A request ready to send, or one waiting for a deferred signature.
+#[derive(Debug)]
+#[must_use]
+#[non_exhaustive]
+pub enum Dispatch {
+    /// Send this request.
+    Send(OutgoingRequest),
+    /// Sign this first ([`TokenManager::handle_signature`] then gives the
+    /// request).
+    Sign(SignatureRequest),
 }
 
 /// The answer to [`TokenManager::get_access_token`].
