@@ -246,12 +246,14 @@ impl TokenCache {
     /// The entry at `at` (`None` when the cache was written since `at` was
     /// found and it is gone).
     #[must_use]
+    #[inline]
     pub(crate) fn at(&self, at: EntryIndex) -> Option<&AccessTokenSet> {
         self.slots.get(at.0).map(|s| &s.set)
     }
 
     /// Counts a use of the entry at `at`, for the least-recently-used
     /// eviction.
+    #[inline]
     pub(crate) fn touch(&mut self, at: EntryIndex) {
         let tick = self.tick();
         if let Some(slot) = self.slots.get_mut(at.0) {

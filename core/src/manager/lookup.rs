@@ -12,6 +12,7 @@
 //! token at `TokenAt` (no second search) or start the refresh.
 //! ```
 
+use alloc::boxed::Box;
 use alloc::string::String;
 
 use super::refresh::RefreshPlan;
@@ -44,8 +45,12 @@ pub(super) enum Next {
     Ready(TokenAt),
     LoginRequired(Error),
     Wait(RequestId),
-    Reload { until: UnixTime },
-    Refresh(RefreshPlan),
+    Reload {
+        until: UnixTime,
+    },
+    /// Boxed: the ready path returns this enum on every cached call, and
+    /// a refresh allocates anyway.
+    Refresh(Box<RefreshPlan>),
 }
 
 /// A decision, and the cache entry it found (a hit counts as use even when
@@ -195,14 +200,14 @@ impl TokenManager {
                 .or(config.default_audience.as_deref())
                 .map(String::from),
         };
-        decided(Next::Refresh(RefreshPlan {
+        decided(Next::Refresh(Box::new(RefreshPlan {
             destination,
             audience: audience.map(String::from),
             requested_scope: wanted.merged(),
             scope_on_the_wire: request.scope.is_some(),
             target,
             refresh_token: refresh_token.clone(),
-        }))
+        })))
     }
 
     /// The token at `at`, borrowed (`None` only if it is not there, which

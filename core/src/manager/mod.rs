@@ -466,7 +466,7 @@ impl TokenManager {
             Next::LoginRequired(error) => Action::LoginRequired(error),
             Next::Wait(id) => Action::Wait(id),
             Next::Reload { until } => Action::Reload { until },
-            Next::Refresh(plan) => self.start_refresh(plan, now),
+            Next::Refresh(plan) => self.start_refresh(*plan, now),
         }
     }
 
