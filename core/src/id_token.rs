@@ -30,7 +30,12 @@ use core::time::Duration;
 
 use serde_json::{Map, Value};
 
-pub use crate::jwks::Jwks;
+// The key sets ID and logout tokens are checked against live here: the
+// `jwks` module itself is private.
+pub use crate::jwks::{
+    DEFAULT_JWKS_TTL, DEFAULT_REFETCH_INTERVAL, Jwks, JwksCache, JwksError, KeyLookup,
+    MAX_JWKS_KEYS, MAX_RSA_BITS, MIN_RSA_BITS,
+};
 use crate::jws::{self, JwsError};
 use crate::jwt::{self, JwtError};
 use crate::login::constant_time_eq;
