@@ -631,7 +631,7 @@ fn every_public_error_type_keeps_secrets_out_of_display() {
         check("SignError", "from_der", &e);
     }
     for url in [SECRET.to_owned(), format!("ftp://as/{SECRET}")] {
-        let e = dpop::htu(&url).unwrap_err();
+        let e = tokenkeeper::__private::dpop::htu(&url).unwrap_err();
         check("HtuError", &url, &e);
         let builder = ProofBuilder::new(dpop::P256Signer::new(key.clone())).unwrap();
         let token = AccessToken::new(SECRET);
@@ -688,7 +688,7 @@ fn every_public_error_type_keeps_secrets_out_of_display() {
         format!("DPoP {SECRET}"),
         format!(r#"DPoP a="{J}"#),
     ] {
-        let e = dpop::parse_challenges(&field).unwrap_err();
+        let e = tokenkeeper::__private::dpop::parse_challenges(&field).unwrap_err();
         check("ChallengeError", &field, &e);
     }
 
