@@ -4,7 +4,7 @@
 //! have its signature checked (§3.1.3.7 step 6), so the claims are read with
 //! [`crate::jwt::decode_claims`] and validated. A
 //! [`Jwks`] can be attached to also verify `RS256` and `ES256` signatures
-//! (see [`crate::jws`]; keys cached by [`crate::jwks::JwksCache`]).
+//! (`RS256` and `ES256` by the crate's JWS check; keys cached by [`JwksCache`]).
 //!
 //! # Call order
 //!

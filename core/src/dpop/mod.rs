@@ -42,9 +42,10 @@
 //!    when `learn` reported a new nonce.
 //!
 //! ```
-//! use tokenkeeper::dpop::{DpopKey, P256Signer, ProofBuilder, ProofOutcome, ProofParams};
-//! use tokenkeeper::http::Method;
-//! use tokenkeeper::time::UnixTime;
+//! use tokenkeeper::dpop::{DpopKey, P256Signer};
+//! use tokenkeeper::__private::dpop::{ProofBuilder, ProofOutcome, ProofParams};
+//! use tokenkeeper::Method;
+//! use tokenkeeper::UnixTime;
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let pem = "-----BEGIN PRIVATE KEY-----
