@@ -144,13 +144,13 @@ use std::task::Poll;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use event_listener::{Event, EventListener};
+use tokenkeeper::TokenResponse;
 use tokenkeeper::discovery::{AuthorizationServerMetadata, DiscoveryKind, discovery_request};
 use tokenkeeper::dpop::{EcdsaSignature, Signer};
 use tokenkeeper::driver::{Ask, Call, Driver, Effect, Finished, StoreAnswer, StoreOp, WaitReason};
-use tokenkeeper::grant::token_exchange::TokenExchangeRequest;
+use tokenkeeper::grant::TokenExchangeRequest;
 use tokenkeeper::login::LoginTransaction;
 use tokenkeeper::store::DEFAULT_KEY;
-use tokenkeeper::token::TokenResponse;
 use tokenkeeper::{
     AccessTokenInfo, AsyncSessionStore, Authorization, Config, Headers, HttpRequest, HttpResponse,
     ResourceRetries, ResourceVerdict, Session, SessionStore, TokenManager, TokenRequest, UnixTime,
@@ -247,7 +247,7 @@ pub async fn discover(
     issuer: &str,
 ) -> Result<AuthorizationServerMetadata, Error> {
     let discovery = |e| Error::Core(tokenkeeper::Error::Discovery(e));
-    let limits = tokenkeeper::limits::Limits::default();
+    let limits = tokenkeeper::Limits::default();
     let request = discovery_request(issuer, DiscoveryKind::OpenIdConnect).map_err(discovery)?;
     let response = send(client, request, limits.max_body_bytes, None).await?;
     AuthorizationServerMetadata::parse(&response, issuer, &limits).map_err(discovery)
@@ -452,7 +452,7 @@ impl Builder {
         }
         let (driver, store): (Driver, Box<dyn DynStore>) = match self.store {
             StoreSource::Blocking(store) => {
-                let (driver, store) = tokenkeeper::keeper::Keeper::with_key(
+                let (driver, store) = tokenkeeper::driver::Keeper::with_key(
                     manager,
                     Box::new(store),
                     &self.key,

@@ -587,7 +587,7 @@ async fn discovered(h: &Harness) -> (TokenKeeper, SharedStore) {
         ))
         .audience(API1)
         .scope(support::LOGIN_SCOPE)
-        .target_parameter(tokenkeeper::grant::refresh::TargetParameter::Resource)
+        .target_parameter(tokenkeeper::grant::TargetParameter::Resource)
         .build()
         .unwrap();
     let store = SharedStore::default();
@@ -638,14 +638,14 @@ async fn token_exchange_returns_a_token_for_another_api_without_storing_it() {
 
     let auth =
         tokenkeeper::grant::ClientAuth::SecretPost(tokenkeeper::ClientSecret::new("secret-post-1"));
-    let request = tokenkeeper::grant::token_exchange::TokenExchangeRequest::new(
+    let request = tokenkeeper::grant::TokenExchangeRequest::new(
         h.token_endpoint(),
         "confidential-post",
         &auth,
         subject.token.secret(),
         "urn:ietf:params:oauth:token-type:access_token",
     )
-    .target(API2, tokenkeeper::grant::refresh::TargetParameter::Resource);
+    .target(API2, tokenkeeper::grant::TargetParameter::Resource);
     let exchanged = keeper.exchange_token(&request).await.unwrap();
     assert_eq!(
         exchanged.issued_token_type.as_deref(),
@@ -668,7 +668,7 @@ async fn client_credentials_are_cached_and_coalesced() {
         .client_auth(tokenkeeper::grant::ClientAuth::SecretBasic(
             tokenkeeper::ClientSecret::new("secret-m2m-1"),
         ))
-        .target_parameter(tokenkeeper::grant::refresh::TargetParameter::Resource)
+        .target_parameter(tokenkeeper::grant::TargetParameter::Resource)
         .build()
         .unwrap();
     let keeper = TokenKeeper::builder(config).build().unwrap();

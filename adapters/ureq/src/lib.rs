@@ -120,13 +120,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use tokenkeeper::TokenResponse;
 use tokenkeeper::discovery::{AuthorizationServerMetadata, DiscoveryKind, discovery_request};
 use tokenkeeper::dpop::{EcdsaSignature, Signer};
 use tokenkeeper::driver::{Ask, Call, Driver, Effect, Finished, WaitReason};
-use tokenkeeper::grant::token_exchange::TokenExchangeRequest;
+use tokenkeeper::grant::TokenExchangeRequest;
 use tokenkeeper::login::LoginTransaction;
 use tokenkeeper::store::DEFAULT_KEY;
-use tokenkeeper::token::TokenResponse;
 use tokenkeeper::{
     AccessTokenInfo, Authorization, Config, Headers, HttpRequest, HttpResponse, ResourceRetries,
     ResourceVerdict, Session, SessionStore, TokenManager, TokenRequest, UnixTime, UnsharedStore,
@@ -251,7 +251,7 @@ fn parse_roots(pem: &[u8]) -> Result<Vec<ureq::tls::Certificate<'static>>, Error
 /// [`tokenkeeper::Error::Discovery`] (an issuer mismatch, a bad document, …).
 pub fn discover(agent: &ureq::Agent, issuer: &str) -> Result<AuthorizationServerMetadata, Error> {
     let discovery = |e| Error::Core(tokenkeeper::Error::Discovery(e));
-    let limits = tokenkeeper::limits::Limits::default();
+    let limits = tokenkeeper::Limits::default();
     let request = discovery_request(issuer, DiscoveryKind::OpenIdConnect).map_err(discovery)?;
     let response = send(agent, request, limits.max_body_bytes, None)?;
     AuthorizationServerMetadata::parse(&response, issuer, &limits).map_err(discovery)
@@ -419,7 +419,7 @@ impl Builder {
             manager.enable_dpop(signer)?;
         }
         // The session is loaded (or installed) here, at once.
-        let (driver, store) = tokenkeeper::keeper::Keeper::with_key(
+        let (driver, store) = tokenkeeper::driver::Keeper::with_key(
             manager,
             Box::new(self.store),
             &self.key,

@@ -42,9 +42,10 @@
 //!    when `learn` reported a new nonce.
 //!
 //! ```
-//! use tokenkeeper::dpop::{DpopKey, P256Signer, ProofBuilder, ProofOutcome, ProofParams};
-//! use tokenkeeper::http::Method;
-//! use tokenkeeper::time::UnixTime;
+//! use tokenkeeper::dpop::{DpopKey, P256Signer};
+//! use tokenkeeper::__private::dpop::{ProofBuilder, ProofOutcome, ProofParams};
+//! use tokenkeeper::Method;
+//! use tokenkeeper::UnixTime;
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let pem = "-----BEGIN PRIVATE KEY-----
@@ -99,24 +100,33 @@ mod ring_signer;
 mod signature;
 mod signer;
 
-pub use challenge::{
-    Challenge, ChallengeError, MAX_CHALLENGE_PARAMS, MAX_CHALLENGES, MAX_WWW_AUTHENTICATE_BYTES,
-    bearer_or_dpop_invalid_token, dpop_error, is_use_dpop_nonce, parse_challenge_fields,
-    parse_challenges, parse_www_authenticate,
-};
-pub use htu::{HtuError, htu, origin};
+pub use crate::error::{DpopError, SigningError};
+pub use htu::HtuError;
 pub use jwk::{MAX_JWK_JSON_BYTES, PublicJwk};
 pub use key::{DpopKey, GENERATE_ATTEMPTS, KeyError, MAX_PKCS8_BYTES};
-pub use nonce::{
-    DEFAULT_NONCE_CAPACITY, DPOP_NONCE_HEADER, MAX_NONCE_BYTES, NonceCache, is_valid_nonce,
-};
 pub use p256_signer::P256Signer;
-pub use proof::{
-    DpopProof, JTI_BYTES, MAX_JTI_BYTES, MIN_JTI_BYTES, ProofBuilder, ProofError, ProofOutcome,
-    ProofParams, UnsignedProof, build_proof, draw_jti,
-};
 #[cfg(feature = "ring")]
 #[cfg_attr(docsrs, doc(cfg(feature = "ring")))]
 pub use ring_signer::RingSigner;
 pub use signature::{ES256_SIGNATURE_LEN, EcdsaSignature};
 pub use signer::{ES256, SignError, SignOutcome, Signer};
+
+pub(crate) use internal::*;
+
+/// What the manager uses and only tests and fuzz targets reach from outside
+/// (through `crate::__private::dpop`): challenges, `htu`, nonces, proofs.
+pub(crate) mod internal {
+    pub use super::challenge::{
+        Challenge, ChallengeError, MAX_CHALLENGE_PARAMS, MAX_CHALLENGES,
+        MAX_WWW_AUTHENTICATE_BYTES, bearer_or_dpop_invalid_token, dpop_error, is_use_dpop_nonce,
+        parse_challenge_fields, parse_challenges, parse_www_authenticate,
+    };
+    pub use super::htu::{htu, origin};
+    pub use super::nonce::{
+        DEFAULT_NONCE_CAPACITY, DPOP_NONCE_HEADER, MAX_NONCE_BYTES, NonceCache, is_valid_nonce,
+    };
+    pub use super::proof::{
+        DpopProof, JTI_BYTES, MAX_JTI_BYTES, MIN_JTI_BYTES, ProofBuilder, ProofError, ProofOutcome,
+        ProofParams, UnsignedProof, build_proof, draw_jti,
+    };
+}

@@ -87,6 +87,7 @@ mod call;
 mod effect;
 mod persist;
 
+pub use crate::keeper::Keeper;
 pub use call::Call;
 pub use effect::{Effect, Failure, Finished, StoreAnswer, StoreOp, StoreValue, Wait, WaitReason};
 pub(crate) use persist::{Job, JobStep, JobValue, MovedOnStage, Pending};

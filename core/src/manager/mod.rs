@@ -337,7 +337,7 @@ impl Events {
     }
 }
 
-/// The token lifecycle state machine. See the [module docs](self) for the
+/// The token lifecycle state machine. See the [crate docs](crate) for the
 /// call order.
 ///
 /// Every entry point takes `&mut self` and first decides (on a shared
