@@ -15,8 +15,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use event_listener::Event;
-use tokenkeeper::driver::{Ask, Call, Driver, Effect, Finished, WaitReason};
 use tokenkeeper::dpop::{EcdsaSignature, Signer};
+use tokenkeeper::driver::{Ask, Call, Driver, Effect, Finished, WaitReason};
 use tokenkeeper::grant::token_exchange::TokenExchangeRequest;
 use tokenkeeper::login::LoginTransaction;
 use tokenkeeper::store::DEFAULT_KEY;
@@ -264,7 +264,10 @@ impl<T: Transport> Handle<T> {
     ///
     /// # Errors
     /// A transport error when it could not be sent.
-    pub async fn send_request(&self, request: HttpRequest) -> Result<HttpResponse, Error<T::Error>> {
+    pub async fn send_request(
+        &self,
+        request: HttpRequest,
+    ) -> Result<HttpResponse, Error<T::Error>> {
         self.transport.send(request, self.max_body, None).await
     }
 
@@ -310,7 +313,10 @@ impl<T: Transport> Handle<T> {
     }
 
     /// Signs with the deferred signer (no lock held).
-    pub(crate) async fn sign(&self, signing_input: String) -> Result<EcdsaSignature, Error<T::Error>> {
+    pub(crate) async fn sign(
+        &self,
+        signing_input: String,
+    ) -> Result<EcdsaSignature, Error<T::Error>> {
         let sign = self.deferred_signer.as_ref().ok_or_else(|| {
             Error::Signing("the DPoP signer deferred and no deferred signer is configured".into())
         })?;

@@ -77,10 +77,7 @@ impl<T: Transport> ResourceCall<'_, '_, '_, T> {
         match authorization {
             Authorization::Ready(headers) => Ok(headers),
             Authorization::Sign(pending) => {
-                let signature = self
-                    .handle
-                    .sign(pending.signing_input().to_owned())
-                    .await?;
+                let signature = self.handle.sign(pending.signing_input().to_owned()).await?;
                 Ok(pending.finish(&signature))
             }
             other => Err(Error::Unsupported(format!("{other:?}"))),
