@@ -18,7 +18,9 @@ use tokenkeeper::{
 use crate::platform::now;
 use crate::{Error, Handle, Transport};
 
-/// One resource request in progress (see the [module docs](self)).
+/// One resource request in progress: [`authorization`](Self::authorization)
+/// for each attempt, [`handle_response`](Self::handle_response) after it,
+/// until that answers `false`.
 #[must_use]
 pub struct ResourceCall<'h, 'r, 'a, T: Transport> {
     handle: &'h Handle<T>,

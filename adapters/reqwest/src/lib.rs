@@ -340,7 +340,7 @@ impl Builder {
         self
     }
 
-    /// Where the session is kept (default: an [`UnsharedStore`]: the session
+    /// Where the session is kept (default: an [`UnsharedStore`](tokenkeeper::UnsharedStore): the session
     /// stays in this handle's memory and nothing is copied). The
     /// session is loaded from it when the handle is built. To read the
     /// session elsewhere in the process, or to share it between handles,
@@ -367,7 +367,7 @@ impl Builder {
     }
 
     /// The key the session is stored under (default
-    /// [`DEFAULT_KEY`]): a session's id,
+    /// [`DEFAULT_KEY`](tokenkeeper::store::DEFAULT_KEY)): a session's id,
     /// when one store keeps many.
     pub fn session_key(mut self, key: impl Into<String>) -> Self {
         self.settings.session_key(key.into());
