@@ -222,19 +222,27 @@ pub enum Error {
     /// An ID token failed validation; the code is the check that failed
     /// (`issuer_mismatch`, `nonce_mismatch`, `id_token_expired`, …).
     #[error("the ID token was refused")]
+    #[cfg(feature = "login")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "login")))]
     IdToken(#[source] crate::id_token::IdTokenError),
     /// A login callback or request was invalid; the code says why
     /// (`state_mismatch`, `authorization_error`, …).
     #[error("the login failed")]
+    #[cfg(feature = "login")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "login")))]
     Login(#[source] crate::login::LoginError),
     /// Discovery failed; the code says why (`issuer_mismatch`, …).
     #[error("discovery failed")]
+    #[cfg(feature = "discovery")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "discovery")))]
     Discovery(#[source] crate::discovery::DiscoveryError),
     /// Revocation failed; the code says why (`failed_to_revoke`, …).
     #[error("the revocation failed")]
     Revocation(#[source] crate::grant::revocation::RevocationError),
     /// A token exchange failed; the code says why.
     #[error("the token exchange failed")]
+    #[cfg(feature = "exchange")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "exchange")))]
     TokenExchange(#[source] crate::grant::token_exchange::TokenExchangeError),
 }
 
@@ -262,10 +270,14 @@ impl Error {
             Error::InvalidSession(_) => "invalid_session",
             Error::Signing(_) => "signing_failed",
             Error::Dpop(_) => "dpop_error",
+            #[cfg(feature = "login")]
             Error::IdToken(e) => e.code(),
+            #[cfg(feature = "login")]
             Error::Login(e) => e.code(),
+            #[cfg(feature = "discovery")]
             Error::Discovery(e) => e.code(),
             Error::Revocation(e) => e.code(),
+            #[cfg(feature = "exchange")]
             Error::TokenExchange(e) => e.code(),
         }
     }
@@ -294,9 +306,11 @@ impl Error {
     #[must_use]
     pub fn server_error(&self) -> Option<&ServerError> {
         match self {
-            Error::FailedToRefreshToken(cause)
-            | Error::TokenRequestFailed(cause)
-            | Error::TokenExchange(crate::grant::token_exchange::TokenExchangeError::Failed(
+            Error::FailedToRefreshToken(cause) | Error::TokenRequestFailed(cause) => {
+                cause.server_error()
+            }
+            #[cfg(feature = "exchange")]
+            Error::TokenExchange(crate::grant::token_exchange::TokenExchangeError::Failed(
                 cause,
             )) => cause.server_error(),
             Error::Revocation(e) => e.server_error(),
@@ -337,6 +351,7 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "exchange")]
     #[test]
     fn server_error_reaches_through_every_wrapper() {
         use crate::grant::revocation::RevocationError;

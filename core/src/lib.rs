@@ -129,6 +129,8 @@ extern crate std;
 
 pub mod cache;
 pub mod config;
+#[cfg(feature = "discovery")]
+#[cfg_attr(docsrs, doc(cfg(feature = "discovery")))]
 pub mod discovery;
 pub mod dpop;
 pub mod entropy;
@@ -137,15 +139,27 @@ pub mod flight;
 pub mod form;
 pub mod grant;
 pub mod http;
+#[cfg(feature = "login")]
+#[cfg_attr(docsrs, doc(cfg(feature = "login")))]
 pub mod id_token;
+#[cfg(feature = "login")]
+#[cfg_attr(docsrs, doc(cfg(feature = "login")))]
 pub mod jwks;
+#[cfg(feature = "login")]
+#[cfg_attr(docsrs, doc(cfg(feature = "login")))]
 pub mod jws;
 pub mod jwt;
 pub mod keeper;
 pub mod limits;
+#[cfg(feature = "login")]
+#[cfg_attr(docsrs, doc(cfg(feature = "login")))]
 pub mod login;
+#[cfg(feature = "login")]
+#[cfg_attr(docsrs, doc(cfg(feature = "login")))]
 pub mod logout_token;
 pub mod manager;
+#[cfg(feature = "route")]
+#[cfg_attr(docsrs, doc(cfg(feature = "route")))]
 pub mod route;
 pub mod scope;
 pub mod secret;

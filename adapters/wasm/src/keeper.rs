@@ -10,11 +10,15 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use futures_channel::oneshot;
+#[cfg(feature = "discovery")]
 use tokenkeeper::discovery::{AuthorizationServerMetadata, DiscoveryKind, discovery_request};
 use tokenkeeper::dpop::EcdsaSignature;
+#[cfg(feature = "exchange")]
 use tokenkeeper::grant::token_exchange::TokenExchangeRequest;
 use tokenkeeper::keeper::{Ask, Step, dispatch_id};
+#[cfg(feature = "login")]
 use tokenkeeper::login::LoginTransaction;
+#[cfg(feature = "exchange")]
 use tokenkeeper::token::TokenResponse;
 use tokenkeeper::{
     AccessTokenInfo, Authorization, Config, Dispatch, HttpRequest, HttpResponse, RequestId,
@@ -24,7 +28,9 @@ use tokenkeeper::{
 
 use crate::Error;
 use crate::dpop::WebCryptoKey;
-use crate::fetch::{fetch, fetch_with_limit};
+#[cfg(feature = "discovery")]
+use crate::fetch::fetch;
+use crate::fetch::fetch_with_limit;
 use crate::js::{Delay, WebCryptoEntropy, millis_until, now, now_millis};
 use crate::state::{Finished, State, cancel, complete, signed};
 pub use crate::timeout::DEFAULT_TIMEOUT;
@@ -44,6 +50,8 @@ const WAIT_FALLBACK_MS: u64 = 1000;
 /// # Errors
 /// [`Error::Transport`] or [`Error::Timeout`], or [`Error::Core`] with
 /// [`tokenkeeper::Error::Discovery`] (an issuer mismatch, a bad document, …).
+#[cfg(feature = "discovery")]
+#[cfg_attr(docsrs, doc(cfg(feature = "discovery")))]
 pub async fn discover(
     issuer: &str,
     timeout: Duration,
@@ -240,6 +248,8 @@ impl TokenKeeper {
     /// # Errors
     /// [`Error::Core`] with the failed check or the server's error,
     /// [`Error::Transport`], [`Error::Timeout`], [`Error::Store`].
+    #[cfg(feature = "login")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "login")))]
     pub async fn login(
         &self,
         transaction: &LoginTransaction,
@@ -258,6 +268,8 @@ impl TokenKeeper {
     /// # Errors
     /// [`Error::Core`] for an invalid request or the server's error,
     /// [`Error::Transport`], [`Error::Timeout`].
+    #[cfg(feature = "exchange")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "exchange")))]
     pub async fn exchange_token(
         &self,
         request: &TokenExchangeRequest<'_>,

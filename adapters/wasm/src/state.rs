@@ -23,6 +23,7 @@ pub(crate) enum Finished {
     /// A token (refresh, login, client credentials).
     Token(AccessTokenInfo),
     /// A token exchange's result (not stored).
+    #[cfg_attr(not(feature = "exchange"), allow(dead_code))]
     Exchanged(Box<TokenResponse>),
     /// A refresh token was revoked.
     Revoked,

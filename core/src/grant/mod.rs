@@ -2,16 +2,22 @@
 
 pub mod client_auth;
 pub mod client_credentials;
+#[cfg(feature = "login")]
+#[cfg_attr(docsrs, doc(cfg(feature = "login")))]
 pub mod code;
 pub mod refresh;
 pub mod revocation;
+#[cfg(feature = "exchange")]
+#[cfg_attr(docsrs, doc(cfg(feature = "exchange")))]
 pub mod token_exchange;
 
 pub use client_auth::ClientAuth;
 pub use client_credentials::ClientCredentialsRequest;
+#[cfg(feature = "login")]
 pub use code::CodeExchangeRequest;
 pub use refresh::RefreshRequest;
 pub use revocation::{RevocationRequest, TokenTypeHint};
+#[cfg(feature = "exchange")]
 pub use token_exchange::TokenExchangeRequest;
 
 use alloc::string::String;

@@ -6,6 +6,7 @@ use super::{ChangeReason, Event, TokenManager};
 use crate::config::Config;
 use crate::error::{Error, ResponseError};
 use crate::flight::{Destination, Flight, FlightKind};
+#[cfg(feature = "login")]
 use crate::id_token::IdTokenValidator;
 use crate::jwt;
 use crate::scope;
@@ -190,6 +191,7 @@ impl TokenManager {
 /// `sub` continuity: a refreshed ID token must name the same user as the
 /// session's (and, with an issuer configured, pass the other checks too).
 /// Out of line: most refreshes carry no ID token.
+#[cfg(feature = "login")]
 #[inline(never)]
 fn check_refreshed_id_token(
     config: &Config,
@@ -221,6 +223,25 @@ fn check_refreshed_id_token(
         return Err(Error::SubjectMismatch);
     }
     Ok(())
+}
+
+/// `sub` continuity without the ID token validator (feature `login` off):
+/// a refreshed ID token must name the same user as the session's, whether
+/// or not an issuer is configured; one without a `sub` proves nothing and
+/// is refused as a mismatch.
+#[cfg(not(feature = "login"))]
+#[inline(never)]
+fn check_refreshed_id_token(
+    _config: &Config,
+    old_id_token: Option<&IdToken>,
+    new_id_token: &IdToken,
+    _now: UnixTime,
+) -> Result<(), Error> {
+    let new_sub = subject(new_id_token).ok_or(Error::SubjectMismatch)?;
+    match old_id_token.and_then(subject) {
+        Some(old_sub) if old_sub != new_sub => Err(Error::SubjectMismatch),
+        _ => Ok(()),
+    }
 }
 
 /// The `sub` claim of an ID token, read without validation.
