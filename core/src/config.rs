@@ -386,10 +386,18 @@ impl ConfigBuilder {
 }
 
 /// Whether `url` parses as an absolute `http` or `https` URL with a host.
+#[cfg(feature = "url")]
 pub(crate) fn is_http_url(url: &str) -> bool {
     url::Url::parse(url)
         .map(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
         .unwrap_or(false)
+}
+
+/// Whether `url` is an `http` or `https` URL in the canonical form that
+/// needs no parser (the feature `url` is off; see [`crate::dpop::htu`]).
+#[cfg(not(feature = "url"))]
+pub(crate) fn is_http_url(url: &str) -> bool {
+    crate::dpop::htu(url).is_ok()
 }
 
 #[cfg(test)]

@@ -18,10 +18,16 @@
 //!   existing escapes left as they are (`%7e` stays `%7e`), and an empty
 //!   path becomes `/`;
 //! - query and fragment are removed.
+//!
+//! Without the feature `url` only URLs already in that form are accepted
+//! (the fast path below, which needs no parser); any other is refused with
+//! [`HtuError::NotCanonical`].
 
 use alloc::string::String;
+#[cfg(feature = "url")]
 use core::fmt::Write as _;
 
+#[cfg(feature = "url")]
 use url::Url;
 
 /// Why a URL cannot be used as a DPoP `htu` or origin.
@@ -34,8 +40,15 @@ pub enum HtuError {
     /// A scheme other than `http` or `https`.
     #[error("DPoP needs an http or https URL")]
     UnsupportedScheme,
+    /// Without the feature `url`: not in the canonical form that needs no
+    /// parser (lower-case ASCII host name not ending in a number, no
+    /// default port, no userinfo, a plain path).
+    #[cfg(not(feature = "url"))]
+    #[error("not a canonical http(s) URL (the `url` feature parses others)")]
+    NotCanonical,
 }
 
+#[cfg(feature = "url")]
 fn parse(url: &str) -> Result<Url, HtuError> {
     let parsed = Url::parse(url).map_err(|_| HtuError::Invalid)?;
     if !matches!(parsed.scheme(), "http" | "https") {
@@ -47,6 +60,7 @@ fn parse(url: &str) -> Result<Url, HtuError> {
     Ok(parsed)
 }
 
+#[cfg(feature = "url")]
 fn push_origin(out: &mut String, url: &Url) {
     out.push_str(url.scheme());
     out.push_str("://");
@@ -74,6 +88,7 @@ pub fn htu(url: &str) -> Result<String, HtuError> {
 }
 
 /// `htu` through the full WHATWG parser.
+#[cfg(feature = "url")]
 fn htu_parsed(url: &str) -> Result<String, HtuError> {
     let parsed = parse(url)?;
     let mut out = String::with_capacity(url.len() + 1);
@@ -82,16 +97,39 @@ fn htu_parsed(url: &str) -> Result<String, HtuError> {
     Ok(out)
 }
 
+/// Without a parser only the canonical form is known.
+#[cfg(not(feature = "url"))]
+fn htu_parsed(_url: &str) -> Result<String, HtuError> {
+    Err(HtuError::NotCanonical)
+}
+
 /// The origin of `url`: `scheme://host[:port]`, normalised like [`htu`].
 /// DPoP nonces are kept per origin.
 ///
 /// # Errors
 /// [`HtuError`] when `url` is not an absolute `http` or `https` URL.
+#[cfg(feature = "url")]
 pub fn origin(url: &str) -> Result<String, HtuError> {
     let parsed = parse(url)?;
     let mut out = String::with_capacity(url.len());
     push_origin(&mut out, &parsed);
     Ok(out)
+}
+
+/// The origin of `url`: `scheme://host[:port]` of a canonical URL (its
+/// `htu` up to the path).
+///
+/// # Errors
+/// [`HtuError::NotCanonical`] for any other URL (see the feature `url`).
+#[cfg(not(feature = "url"))]
+pub fn origin(url: &str) -> Result<String, HtuError> {
+    let htu = canonical_htu(url).ok_or(HtuError::NotCanonical)?;
+    // `canonical_htu` starts with "http://" or "https://" and has a path.
+    let authority = htu.find("://").map_or(0, |i| i + 3);
+    let path = htu[authority..]
+        .find('/')
+        .map_or(htu.len(), |i| authority + i);
+    Ok(String::from(&htu[..path]))
 }
 
 /// The `htu` of a URL already in canonical form, as a prefix of it, or
@@ -157,7 +195,8 @@ fn canonical_htu(url: &str) -> Option<&str> {
     path_ok.then(|| &url[..url.len() - rest.len() + authority_end + path_end])
 }
 
-#[cfg(test)]
+// The vectors compare the fast path with the parser.
+#[cfg(all(test, feature = "url"))]
 mod tests {
     use super::*;
 
