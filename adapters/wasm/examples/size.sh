@@ -35,7 +35,7 @@ bindgen="$out/pkg/minimal_bg.wasm"
 
 if [ -n "${WASM_SIZE_KEEP:-}" ]; then
   mkdir -p "$WASM_SIZE_KEEP"
-  cp "$out/minimal.opt.wasm" "$WASM_SIZE_KEEP/"
+  cp "$out/minimal.opt.wasm" "$bindgen" "$WASM_SIZE_KEEP/"
   "$out/node_modules/.bin/wasm-opt" -Oz -g --enable-bulk-memory --enable-nontrapping-float-to-int \
     --enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue \
     "$bindgen" -o "$WASM_SIZE_KEEP/minimal.named.wasm"

@@ -330,7 +330,9 @@ impl TokenKeeper {
                     let signature = self.sign(pending.signing_input()).await?;
                     pending.finish(&signature)
                 }
-                other => return Err(Error::Unsupported(format!("{other:?}"))),
+                // Named, not `Debug`-printed: keeps the formatting machinery
+                // out of small apps.
+                _ => return Err(Error::unsupported("an authorization step")),
             };
             let mut attempt = request.clone();
             for (name, _) in headers.iter() {
@@ -492,7 +494,7 @@ impl TokenKeeper {
     /// lease`, and every request of the flight is aborted before that.
     async fn exchange(&self, first: Dispatch, started: UnixTime) -> Result<Finished, Error> {
         let Some(id) = dispatch_id(&first) else {
-            return Err(Error::Unsupported(format!("{first:?}")));
+            return Err(Error::unsupported("a dispatch without a request"));
         };
         let mut guard = CancelOnDrop {
             inner: &self.inner,
@@ -510,7 +512,7 @@ impl TokenKeeper {
                         Err(error) => break Err(error),
                     }
                 }
-                other => break Err(Error::Unsupported(format!("{other:?}"))),
+                _ => break Err(Error::unsupported("a dispatch step")),
             };
             // As the core computes it: whole seconds.
             let deadline = started.saturating_add(self.inner.lease);
@@ -583,5 +585,5 @@ impl Drop for CancelOnDrop<'_> {
 
 /// A flight ended in another way than its kind should.
 fn unexpected(finished: &Finished) -> Error {
-    Error::Unsupported(format!("{finished:?}"))
+    Error::unsupported(finished.name())
 }
