@@ -6,7 +6,6 @@ use core::future::{Future, poll_fn};
 use core::pin::Pin;
 use core::task::Poll;
 use core::time::Duration;
-use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use futures_channel::oneshot;
@@ -74,9 +73,10 @@ pub struct TokenKeeper {
 
 struct Inner {
     state: RefCell<State>,
-    /// Callers waiting for a flight, by the flight's id; woken (the sender
-    /// sends) when the flight ends.
-    waiters: RefCell<BTreeMap<RequestId, Vec<oneshot::Sender<()>>>>,
+    /// Callers waiting for a flight, with the flight's id; woken (the
+    /// sender sends) when the flight ends. A list, not a map: there are a
+    /// handful at most, and a `BTreeMap` would cost the wasm app several KB.
+    waiters: RefCell<Vec<(RequestId, oneshot::Sender<()>)>>,
     /// Each request's timeout, body included; it ends before the lease.
     timeout: Duration,
     /// The configuration's lease: a flight's requests end before it runs
@@ -175,7 +175,7 @@ impl Builder {
         Ok(TokenKeeper {
             inner: Rc::new(Inner {
                 state: RefCell::new(state),
-                waiters: RefCell::new(BTreeMap::new()),
+                waiters: RefCell::new(Vec::new()),
                 timeout,
                 lease,
                 max_body,
@@ -469,9 +469,8 @@ impl TokenKeeper {
         let (tx, mut ended) = oneshot::channel();
         {
             let mut waiters = self.inner.waiters.borrow_mut();
-            let list = waiters.entry(id).or_default();
-            list.retain(|tx| !tx.is_canceled());
-            list.push(tx);
+            waiters.retain(|(_, tx)| !tx.is_canceled());
+            waiters.push((id, tx));
         }
         let ms = deadline.map_or(WAIT_FALLBACK_MS, |d| millis_until(d).max(1));
         let mut delay = Delay::new(ms);
@@ -548,8 +547,15 @@ impl TokenKeeper {
 impl Inner {
     /// Wakes the callers waiting for flight `id`.
     fn wake(&self, id: RequestId) {
-        let list = self.waiters.borrow_mut().remove(&id);
-        for tx in list.into_iter().flatten() {
+        let woken: Vec<_> = {
+            let mut waiters = self.waiters.borrow_mut();
+            let (woken, rest) = core::mem::take(&mut *waiters)
+                .into_iter()
+                .partition(|(flight, _)| *flight == id);
+            *waiters = rest;
+            woken
+        };
+        for (_, tx) in woken {
             let _ = tx.send(());
         }
     }
@@ -557,7 +563,7 @@ impl Inner {
     /// Wakes every waiting caller (each asks the core again).
     fn wake_all(&self) {
         let all = core::mem::take(&mut *self.waiters.borrow_mut());
-        for tx in all.into_values().flatten() {
+        for (_, tx) in all {
             let _ = tx.send(());
         }
     }
