@@ -118,6 +118,23 @@
 //! These are checked after every step against a reference model of the
 //! session, in lockstep with real managers and keepers (`core/tests/model.rs`
 //! and the `manager_ops` fuzz target).
+//!
+//! # Features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `std` | yes | `std::error::Error` impls, `SystemTime` conversions |
+//! | `url` | yes | any `http`/`https` URL, parsed by the WHATWG URL Standard (the `url` crate and its IDNA tables); without it only URLs already in canonical form ([`dpop::htu`]) |
+//! | `float-roundtrip` | yes | exact float parsing in kept unknown JSON members |
+//! | `login` | yes | `login`, `id_token`, `jws`, `jwks`, `logout_token`, `grant::code`, `TokenManager::exchange_code`; without it an ID token a refresh returns is only checked for the same `sub` |
+//! | `discovery` | yes | `discovery`, `ConfigBuilder::metadata` |
+//! | `exchange` | yes | `grant::token_exchange`, `TokenManager::exchange_token` (RFC 8693) |
+//! | `route` | yes | `route`, the `/auth/access-token` contract |
+//! | `http`, `time`, `ring`, `tracing`, `p256-tables` | no | see `Cargo.toml` |
+//!
+//! An app that only refreshes a stored session and signs DPoP proofs needs
+//! none of the optional protocol parts: `default-features = false,
+//! features = ["std"]` (the wasm adapter's `examples/size.sh` app).
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

@@ -2,8 +2,10 @@
 # Size of a minimal app on the wasm adapter (examples/minimal.rs): built for
 # wasm32-unknown-unknown with opt-level "z", fat LTO, one codegen unit and
 # panic = "abort" (set here with --config, so the workspace's own release
-# profile is left alone), then run through wasm-bindgen (--target web) and
-# wasm-opt -Oz from the npm `binaryen` package (installed into a temporary
+# profile is left alone), the wasm adapter's default features off (only
+# refresh and DPoP: no login, discovery, token exchange, WHATWG URL parser
+# or exact float parsing) and the source paths in panic locations
+# shortened; then run through wasm-bindgen (--target web) and wasm-opt -Oz from the npm `binaryen` package (installed into a temporary
 # directory; names and producers stripped). Prints the byte sizes, raw and
 # gzipped.
 #
@@ -23,7 +25,8 @@ cargo build -p tokenkeeper-wasm --no-default-features --example minimal --target
   --config 'profile.release.opt-level="z"' \
   --config 'profile.release.lto=true' \
   --config 'profile.release.codegen-units=1' \
-  --config 'profile.release.panic="abort"'
+  --config 'profile.release.panic="abort"' \
+  --config "build.rustflags=['--remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}/registry/src/=', '--remap-path-prefix=$(pwd)/=']"
 raw="$target_dir/wasm32-unknown-unknown/release/examples/minimal.wasm"
 wasm-bindgen --target web --out-dir "$out/pkg" "$raw"
 bindgen="$out/pkg/minimal_bg.wasm"
