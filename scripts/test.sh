@@ -64,7 +64,7 @@ for feature in url float-roundtrip login discovery exchange route; do
   cargo check -p tokenkeeper --no-default-features --features "std,$feature" --target wasm32-unknown-unknown
 done
 cargo check -p tokenkeeper-wasm --no-default-features --target wasm32-unknown-unknown --examples
-cargo test -p tokenkeeper --no-default-features --features std
+cargo test -p tokenkeeper --no-default-features --features std --lib --tests
 
 step "tests (unit, scenario, property, doc, fuzz seed replay, integration against node-oidc-provider)"
 cargo test --workspace --all-features --no-fail-fast

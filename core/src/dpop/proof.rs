@@ -505,6 +505,8 @@ mod tests {
         assert_eq!(iat(u64::MAX, i64::MAX), u64::MAX);
     }
 
+    // Normalises URLs through the WHATWG parser.
+    #[cfg(feature = "url")]
     #[test]
     fn method_and_htu_are_json_escaped() {
         let b = builder();
