@@ -60,7 +60,7 @@ cargo build -p tokenkeeper --no-default-features --target wasm32-unknown-unknown
 
 step "feature combinations: the minimal wasm app's set, each optional part alone, the core's tests without them"
 cargo check -p tokenkeeper --no-default-features --features std --target wasm32-unknown-unknown
-for feature in url float-roundtrip login discovery exchange route; do
+for feature in url float-roundtrip verify-signatures login discovery exchange route; do
   cargo check -p tokenkeeper --no-default-features --features "std,$feature" --target wasm32-unknown-unknown
 done
 cargo check -p tokenkeeper-wasm --no-default-features --target wasm32-unknown-unknown --examples

@@ -126,6 +126,7 @@
 //! | `std` | yes | `std::error::Error` impls, `SystemTime` conversions |
 //! | `url` | yes | any `http`/`https` URL, parsed by the WHATWG URL Standard (the `url` crate and its IDNA tables); without it only URLs already in canonical form ([`dpop::htu`]) |
 //! | `float-roundtrip` | yes | exact float parsing in kept unknown JSON members |
+//! | `verify-signatures` | yes | a deferred signer's DPoP signature verified before the request leaves (`TokenManager::handle_signature`) |
 //! | `login` | yes | `login`, `id_token`, `jws`, `jwks`, `logout_token`, `grant::code`, `TokenManager::exchange_code`; without it an ID token a refresh returns is only checked for the same `sub` |
 //! | `discovery` | yes | `discovery`, `ConfigBuilder::metadata` |
 //! | `exchange` | yes | `grant::token_exchange`, `TokenManager::exchange_token` (RFC 8693) |

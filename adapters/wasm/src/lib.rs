@@ -105,6 +105,9 @@
 //!
 //! # Features
 //!
+//! - `url`, `float-roundtrip`, `verify-signatures` (default): the core's
+//!   features of those names (any URL, exact floats, Web Crypto signatures
+//!   checked before they leave).
 //! - `login` (default): `TokenKeeper::login`, with the core's login, ID
 //!   token and JWKS code. Without it an ID token a refresh returns is only
 //!   checked for the same `sub` (the core's feature `login`).
