@@ -251,11 +251,11 @@ impl FileStore {
 }
 
 fn backend(what: &str, error: &io::Error) -> StoreError {
-    StoreError::Backend(format!("{what}: {error}"))
+    StoreError::backend(format!("{what}: {error}"))
 }
 
 impl SessionStore for FileStore {
-    fn load(&mut self) -> Result<Option<Session>, StoreError> {
+    fn load(&mut self, _key: &str) -> Result<Option<Session>, StoreError> {
         if self.replace {
             return Ok(None);
         }
@@ -264,21 +264,26 @@ impl SessionStore for FileStore {
             .map_err(|e| backend("cannot read the session file", &e))
     }
 
-    fn save(&mut self, session: &Session, expected: Option<u64>) -> Result<(), StoreError> {
+    fn save(
+        &mut self,
+        _key: &str,
+        session: &Session,
+        expected: Option<u64>,
+    ) -> Result<(), StoreError> {
         self.locked(|| {
             let found = self.stored_generation()?;
             if found != expected {
                 return Err(StoreError::Conflict { found });
             }
             let session = serde_json::from_str(&session.to_json())
-                .map_err(|e| StoreError::Backend(format!("cannot write the session: {e}")))?;
+                .map_err(|e| StoreError::backend(format!("cannot write the session: {e}")))?;
             let contents = Contents {
                 tokenkeeper_cli: FORMAT,
                 profile: self.profile.clone(),
                 session,
             };
             let mut json = serde_json::to_vec_pretty(&contents)
-                .map_err(|e| StoreError::Backend(format!("cannot write the session: {e}")))?;
+                .map_err(|e| StoreError::backend(format!("cannot write the session: {e}")))?;
             json.push(b'\n');
             write_private(&self.path, &json)
                 .map_err(|e| backend("cannot write the session file", &e))
@@ -287,11 +292,11 @@ impl SessionStore for FileStore {
         Ok(())
     }
 
-    fn generation(&mut self) -> Result<Option<u64>, StoreError> {
+    fn generation(&mut self, _key: &str) -> Result<Option<u64>, StoreError> {
         self.stored_generation()
     }
 
-    fn clear(&mut self) -> Result<(), StoreError> {
+    fn clear(&mut self, _key: &str) -> Result<(), StoreError> {
         self.locked(|| match fs::remove_file(&self.path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
@@ -341,9 +346,9 @@ mod tests {
     fn saves_compare_generations_and_round_trip() {
         let path = temp("cas");
         let mut store = FileStore::new(path.clone(), profile());
-        assert!(store.load().unwrap().is_none());
+        assert!(store.load("default").unwrap().is_none());
         let first = session("rt-1");
-        store.save(&first, None).unwrap();
+        store.save("default", &first, None).unwrap();
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt as _;
@@ -356,15 +361,18 @@ mod tests {
         // A writer that started from another generation loses.
         let stale = Some(first.generation() + 1);
         assert_eq!(
-            store.save(&session("rt-2"), stale),
+            store.save("default", &session("rt-2"), stale),
             Err(StoreError::Conflict {
                 found: Some(first.generation())
             })
         );
-        assert_eq!(store.generation().unwrap(), Some(first.generation()));
-        store.clear().unwrap();
+        assert_eq!(
+            store.generation("default").unwrap(),
+            Some(first.generation())
+        );
+        store.clear("default").unwrap();
         assert!(!path.exists());
-        assert!(store.load().unwrap().is_none());
+        assert!(store.load("default").unwrap().is_none());
         fs::remove_dir_all(path.parent().unwrap()).ok();
     }
 
@@ -373,10 +381,13 @@ mod tests {
         let path = temp("replace");
         fs::write(&path, "not json").unwrap();
         let mut reader = FileStore::new(path.clone(), profile());
-        assert!(matches!(reader.load(), Err(StoreError::Backend(_))));
+        assert!(matches!(
+            reader.load("default"),
+            Err(StoreError::Backend(_))
+        ));
         let mut login = FileStore::replacing(path.clone(), profile());
-        assert!(login.load().unwrap().is_none());
-        login.save(&session("rt-1"), None).unwrap();
+        assert!(login.load("default").unwrap().is_none());
+        login.save("default", &session("rt-1"), None).unwrap();
         assert!(read(&path).unwrap().is_some());
         fs::remove_dir_all(path.parent().unwrap()).ok();
     }

@@ -151,6 +151,7 @@ pub mod config;
 #[cfg_attr(docsrs, doc(cfg(feature = "discovery")))]
 pub mod discovery;
 pub mod dpop;
+pub mod driver;
 pub mod entropy;
 pub mod error;
 pub mod flight;
@@ -201,6 +202,6 @@ pub use manager::{
 };
 pub use secret::{AccessToken, ClientSecret, IdToken, RefreshToken};
 pub use session::Session;
-pub use store::{MemoryStore, SessionStore, StoreError, UnsharedStore};
+pub use store::{AsyncSessionStore, MemoryStore, SessionStore, StoreError, UnsharedStore};
 pub use time::UnixTime;
 pub use token::{AccessTokenSet, TokenSet, TokenType};

@@ -56,7 +56,7 @@ fn every_change_is_saved_with_compare_and_swap() {
         .inner
         .lock()
         .unwrap()
-        .save(&expired_session(1000), None)
+        .save("default", &expired_session(1000), None)
         .unwrap();
     let mut k = keeper(&store, 1);
     let mut server = FakeServer::default();
@@ -80,7 +80,7 @@ fn a_keeper_adopts_what_another_saved_instead_of_refreshing() {
         .inner
         .lock()
         .unwrap()
-        .save(&expired_session(1000), None)
+        .save("default", &expired_session(1000), None)
         .unwrap();
     let (mut a, mut b) = (keeper(&store, 1), keeper(&store, 2));
     let mut server = FakeServer::default();
@@ -99,7 +99,7 @@ fn a_failed_save_stays_pending_and_a_rotation_is_never_dropped() {
         .inner
         .lock()
         .unwrap()
-        .save(&expired_session(1000), None)
+        .save("default", &expired_session(1000), None)
         .unwrap();
     let mut k = keeper(&store, 1);
     let mut server = FakeServer::default();
@@ -124,8 +124,8 @@ fn a_failed_save_stays_pending_and_a_rotation_is_never_dropped() {
             .to_json()
             .replace(r#""generation":0"#, r#""generation":5"#);
         other = Session::from_json(json.as_bytes(), &Default::default()).unwrap();
-        inner.clear().unwrap();
-        inner.save(&other, None).unwrap();
+        inner.clear("default").unwrap();
+        inner.save("default", &other, None).unwrap();
     }
     *store.down.lock().unwrap() = false;
     assert_eq!(k.persist().unwrap(), Saved::Stored);
@@ -139,7 +139,7 @@ fn a_conflict_without_rotation_adopts_the_stored_session() {
         .inner
         .lock()
         .unwrap()
-        .save(&expired_session(1000), None)
+        .save("default", &expired_session(1000), None)
         .unwrap();
     let mut k = keeper(&store, 1);
     let mut server = FakeServer {
@@ -161,9 +161,10 @@ fn a_conflict_without_rotation_adopts_the_stored_session() {
             .to_json()
             .replace("rt-0", "rt-other")
             .replace(r#""generation":0"#, r#""generation":9"#);
-        inner.clear().unwrap();
+        inner.clear("default").unwrap();
         inner
             .save(
+                "default",
                 &Session::from_json(json.as_bytes(), &Default::default()).unwrap(),
                 None,
             )
@@ -204,7 +205,7 @@ fn a_session_saved_before_the_refresh_is_adopted_and_used() {
         .inner
         .lock()
         .unwrap()
-        .save(&expired_session(1000), None)
+        .save("default", &expired_session(1000), None)
         .unwrap();
     let mut k = keeper(&store, 1);
     let mut server = FakeServer {
@@ -220,9 +221,10 @@ fn a_session_saved_before_the_refresh_is_adopted_and_used() {
             .to_json()
             .replace("rt-0", "rt-other")
             .replace(r#""generation":0"#, r#""generation":9"#);
-        inner.clear().unwrap();
+        inner.clear("default").unwrap();
         inner
             .save(
+                "default",
                 &Session::from_json(json.as_bytes(), &Default::default()).unwrap(),
                 None,
             )

@@ -228,7 +228,11 @@ fn shared_with_session() -> Shared {
         .inner
         .lock()
         .unwrap()
-        .save(&expired_session(1000), None)
+        .save(
+            tokenkeeper::store::DEFAULT_KEY,
+            &expired_session(1000),
+            None,
+        )
         .unwrap();
     store
 }

@@ -5,6 +5,7 @@ mod support;
 
 use support::{FakeServer, expired_session, t};
 use tokenkeeper::grant::ClientAuth;
+use tokenkeeper::store::DEFAULT_KEY;
 use tokenkeeper::{
     Action, ChangeReason, ClientSecret, Completion, Config, Event, MemoryStore, SeededEntropy,
     SessionStore, StoreError, TokenManager, TokenRequest,
@@ -32,7 +33,7 @@ fn persist(
     }
     if changed {
         let session = m.session().unwrap();
-        store.save(session, Some(*saved))?;
+        store.save(DEFAULT_KEY, session, Some(*saved))?;
         *saved = session.generation();
     }
     Ok(())
@@ -43,8 +44,8 @@ fn only_one_process_spends_the_refresh_token() {
     let mut store = MemoryStore::with_session(expired_session(1000));
     let mut server = FakeServer::default();
     let (mut a, mut b) = (manager(1), manager(2));
-    a.set_session(store.load().unwrap().unwrap());
-    b.set_session(store.load().unwrap().unwrap());
+    a.set_session(store.load(DEFAULT_KEY).unwrap().unwrap());
+    b.set_session(store.load(DEFAULT_KEY).unwrap().unwrap());
     let (mut saved_a, mut saved_b) = (0, 0);
     let req = TokenRequest::new();
 
@@ -63,7 +64,7 @@ fn only_one_process_spends_the_refresh_token() {
         Err(StoreError::Conflict { .. })
     ));
     assert!(b.cancel(out_b.id));
-    b.set_session(store.load().unwrap().unwrap());
+    b.set_session(store.load(DEFAULT_KEY).unwrap().unwrap());
     saved_b = b.session().unwrap().generation();
     // B now sees A's live claim: reload later instead of refreshing.
     match b.get_access_token(&req, t(2001)) {
@@ -79,7 +80,7 @@ fn only_one_process_spends_the_refresh_token() {
     persist(&mut a, &mut store, &mut saved_a).unwrap();
     assert!(store.session().unwrap().refresh_claim().is_none());
     // B reloads and is served the new token without I/O.
-    b.set_session(store.load().unwrap().unwrap());
+    b.set_session(store.load(DEFAULT_KEY).unwrap().unwrap());
     match b.get_access_token(&req, t(2002)) {
         Action::Ready(token) => assert_eq!(token.token.secret(), "at-1-"),
         other => panic!("{other:?}"),
@@ -93,14 +94,14 @@ fn only_one_process_spends_the_refresh_token() {
 fn a_crashed_owner_claim_runs_out() {
     let mut store = MemoryStore::with_session(expired_session(1000));
     let (mut a, mut b) = (manager(1), manager(2));
-    a.set_session(store.load().unwrap().unwrap());
+    a.set_session(store.load(DEFAULT_KEY).unwrap().unwrap());
     let mut saved_a = 0;
     let Action::Send(_) = a.get_access_token(&TokenRequest::new(), t(2000)) else {
         panic!()
     };
     persist(&mut a, &mut store, &mut saved_a).unwrap();
     drop(a); // crashed with its claim stored
-    b.set_session(store.load().unwrap().unwrap());
+    b.set_session(store.load(DEFAULT_KEY).unwrap().unwrap());
     assert!(matches!(
         b.get_access_token(&TokenRequest::new(), t(2059)),
         Action::Reload { .. }
@@ -165,4 +166,42 @@ fn without_shared_store_no_claims_are_written() {
     };
     assert!(m.poll_event().is_none());
     assert!(m.session().unwrap().refresh_claim().is_none());
+}
+
+/// The claim is written by the call that starts the refresh, not by a
+/// later one: the session read right after `get_access_token` (before any
+/// other call) already holds it, and its event is queued with the
+/// generation that session carries. A claim parked for a later `&mut`
+/// call (the old `settle()`) would leave this session unclaimed, so a host
+/// that saved it here would let another process spend the token too.
+#[test]
+fn the_claim_is_in_the_session_when_the_refresh_starts() {
+    let mut m = manager(3);
+    m.set_session(expired_session(1000));
+    let before = m.session().unwrap().generation();
+    let Action::Send(out) = m.get_access_token(&TokenRequest::new(), t(2000)) else {
+        panic!()
+    };
+    let session = m.session().unwrap();
+    let claim = session.refresh_claim().expect("claimed in the same call");
+    assert_eq!(claim.until, t(2060));
+    assert_eq!(session.generation(), before + 1);
+    assert_eq!(
+        m.poll_event(),
+        Some(Event::SessionChanged {
+            generation: before + 1,
+            reason: ChangeReason::RefreshClaimed,
+        })
+    );
+    assert_eq!(m.poll_event(), None);
+    // Cancelled unsent: released and announced at once, too.
+    assert!(m.cancel(out.id));
+    assert!(m.session().unwrap().refresh_claim().is_none());
+    assert!(matches!(
+        m.poll_event(),
+        Some(Event::SessionChanged {
+            reason: ChangeReason::RefreshReleased,
+            ..
+        })
+    ));
 }

@@ -219,6 +219,21 @@ clients.push({
   redirect_uris: [REDIRECT_URI],
 });
 
+// The axum integration's web app (adapters/axum): a confidential client
+// on a loopback origin whose port each test picks, so `native` (the
+// provider then ignores the loopback port of redirect and post-logout
+// URIs, RFC 8252 §7.3), with client_secret_post as the Next.js SDK.
+clients.push({
+  client_id: 'axum-web',
+  client_secret: 'axum-web-secret-1',
+  application_type: 'native',
+  token_endpoint_auth_method: 'client_secret_post',
+  grant_types: CODE_FLOW_GRANTS,
+  response_types: ['code'],
+  redirect_uris: ['http://127.0.0.1/auth/callback'],
+  post_logout_redirect_uris: ['http://127.0.0.1/'],
+});
+
 // ---------------------------------------------------------------- stats
 
 function newStats() {

@@ -131,19 +131,24 @@ impl SharedStore {
 }
 
 impl SessionStore for SharedStore {
-    fn load(&mut self) -> Result<Option<Session>, StoreError> {
-        self.lock().0.load()
+    fn load(&mut self, key: &str) -> Result<Option<Session>, StoreError> {
+        self.lock().0.load(key)
     }
 
-    fn save(&mut self, session: &Session, expected: Option<u64>) -> Result<(), StoreError> {
+    fn save(
+        &mut self,
+        key: &str,
+        session: &Session,
+        expected: Option<u64>,
+    ) -> Result<(), StoreError> {
         let mut guard = self.lock();
-        guard.0.save(session, expected)?;
+        guard.0.save(key, session, expected)?;
         guard.1.push(session.clone());
         Ok(())
     }
 
-    fn clear(&mut self) -> Result<(), StoreError> {
-        self.lock().0.clear()
+    fn clear(&mut self, key: &str) -> Result<(), StoreError> {
+        self.lock().0.clear(key)
     }
 }
 

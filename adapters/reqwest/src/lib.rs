@@ -122,7 +122,12 @@
 //! adapter still compares the store's generation with its own before each
 //! refresh and adopts a newer stored session instead of spending a refresh
 //! token another process may have rotated, which narrows the window but
-//! cannot close it. The store is called with the mutex held.
+//! cannot close it.
+//!
+//! The store is an effect of the core's [driver](tokenkeeper::driver): an
+//! [`AsyncSessionStore`] ([`Builder::async_store`]) is awaited with no lock
+//! held, so a slow store never delays another caller's cached token; a
+//! blocking [`SessionStore`] ([`Builder::store`]) must answer at once.
 //!
 //! [`ConfigBuilder::shared_store`]: tokenkeeper::ConfigBuilder::shared_store
 //!
@@ -141,13 +146,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use event_listener::{Event, EventListener};
 use tokenkeeper::discovery::{AuthorizationServerMetadata, DiscoveryKind, discovery_request};
 use tokenkeeper::dpop::{EcdsaSignature, Signer};
+use tokenkeeper::driver::{Ask, Call, Driver, Effect, Finished, StoreAnswer, StoreOp, WaitReason};
 use tokenkeeper::grant::token_exchange::TokenExchangeRequest;
 use tokenkeeper::login::LoginTransaction;
+use tokenkeeper::store::DEFAULT_KEY;
 use tokenkeeper::token::TokenResponse;
 use tokenkeeper::{
-    AccessTokenInfo, Authorization, Completion, Config, Dispatch, Headers, HttpRequest,
-    HttpResponse, RequestId, ResourceRetries, ResourceVerdict, Session, SessionStore, TokenManager,
-    TokenRequest, UnixTime, UnsharedStore,
+    AccessTokenInfo, AsyncSessionStore, Authorization, Config, Headers, HttpRequest, HttpResponse,
+    ResourceRetries, ResourceVerdict, Session, SessionStore, TokenManager, TokenRequest, UnixTime,
+    UnsharedStore,
 };
 
 mod error;
@@ -162,7 +169,6 @@ pub use error::Error;
 pub use platform::OsEntropy;
 use platform::now;
 pub use tokenkeeper;
-use tokenkeeper::keeper::{Ask, Keeper as State, Step, dispatch_id};
 
 /// The default transport timeout for a whole request (10 s).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -255,8 +261,12 @@ pub struct TokenKeeper {
 
 struct Inner {
     client: reqwest::Client,
-    state: Mutex<State>,
-    /// Notified whenever a flight ends (response, error, cancel).
+    state: Mutex<Driver>,
+    /// Where sessions are kept; its operations are awaited with no lock
+    /// held.
+    store: Box<dyn DynStore>,
+    /// Notified whenever a call makes progress (a flight or a store
+    /// operation ends, a flight is cancelled).
     flight_ended: Event,
     max_body: usize,
     deferred_signer: Option<Box<DeferredSigner>>,
@@ -284,7 +294,8 @@ pub struct Builder {
     client: Option<ClientSource>,
     roots: Vec<u8>,
     timeout: Duration,
-    store: Box<dyn SessionStore + Send>,
+    store: StoreSource,
+    key: String,
     session: Option<Session>,
     dpop: Option<Box<dyn Signer + Send>>,
     deferred_signer: Option<Box<DeferredSigner>>,
@@ -377,8 +388,32 @@ impl Builder {
     /// session is loaded from it when the handle is built. To read the
     /// session elsewhere in the process, or to share it between handles,
     /// pass an `Arc<Mutex<MemoryStore>>` and keep a clone.
+    ///
+    /// Its operations run on the calling task, so it must answer at once
+    /// (memory): a store that does I/O is an [`AsyncSessionStore`]
+    /// ([`Builder::async_store`]).
     pub fn store(mut self, store: impl SessionStore + Send + 'static) -> Self {
-        self.store = Box::new(store);
+        self.store = StoreSource::Blocking(Box::new(store));
+        self
+    }
+
+    /// Where the session is kept, awaited: a database, Redis, a remote
+    /// key-value service. No lock of the handle's is held while an
+    /// operation runs, so a slow store never delays a cached token.
+    ///
+    /// The session is loaded from it (or the builder's
+    /// [`session`](Builder::session) installed) when the handle's first
+    /// call runs; a store error then is that call's.
+    pub fn async_store(mut self, store: impl AsyncSessionStore + 'static) -> Self {
+        self.store = StoreSource::Async(Box::new(store));
+        self
+    }
+
+    /// The key the session is stored under (default
+    /// [`DEFAULT_KEY`]): a session's id,
+    /// when one store keeps many.
+    pub fn session_key(mut self, key: impl Into<String>) -> Self {
+        self.key = key.into();
         self
     }
 
@@ -388,7 +423,9 @@ impl Builder {
         self
     }
 
-    /// The handle.
+    /// The handle, with the session loaded from the store (or `session`
+    /// installed) at once — with an [`async_store`](Builder::async_store),
+    /// when the first call runs.
     ///
     /// # Errors
     /// [`Error::Store`] when the store cannot be read or written,
@@ -413,11 +450,26 @@ impl Builder {
         if let Some(signer) = self.dpop {
             manager.enable_dpop(signer)?;
         }
-        let state = State::new(manager, self.store, self.session)?;
+        let (driver, store): (Driver, Box<dyn DynStore>) = match self.store {
+            StoreSource::Blocking(store) => {
+                let (driver, store) = tokenkeeper::keeper::Keeper::with_key(
+                    manager,
+                    Box::new(store),
+                    &self.key,
+                    self.session,
+                )?
+                .into_parts();
+                (driver, Box::new(Blocking(Mutex::new(*store))))
+            }
+            StoreSource::Async(store) => {
+                (Driver::starting(manager, &self.key, self.session), store)
+            }
+        };
         Ok(TokenKeeper {
             inner: Arc::new(Inner {
                 client,
-                state: Mutex::new(state),
+                state: Mutex::new(driver),
+                store,
                 flight_ended: Event::new(),
                 max_body,
                 deferred_signer: self.deferred_signer,
@@ -426,20 +478,17 @@ impl Builder {
     }
 }
 
+/// Where the handle's store comes from.
+enum StoreSource {
+    Blocking(Box<dyn SessionStore + Send>),
+    Async(Box<dyn DynStore>),
+}
+
 /// Where the handle's client comes from.
 enum ClientSource {
     Client(reqwest::Client),
     /// Boxed: a builder is large, and rarely given.
     Builder(Box<reqwest::ClientBuilder>),
-}
-
-/// What to do next, decided with the lock held and acted on without it.
-enum Next {
-    Done(Result<AccessTokenInfo, Error>),
-    Wait(RequestId, Option<UnixTime>, EventListener),
-    Own(Dispatch),
-    /// Another process is refreshing: ask again after this pause.
-    Pause(Duration),
 }
 
 /// Builds `builder` (see [`finish`]) trusting the extra `roots` (PEM).
@@ -467,7 +516,8 @@ impl TokenKeeper {
             client: None,
             roots: Vec::new(),
             timeout: DEFAULT_TIMEOUT,
-            store: Box::new(UnsharedStore::new()),
+            store: StoreSource::Blocking(Box::new(UnsharedStore::new())),
+            key: DEFAULT_KEY.into(),
             session: None,
             dpop: None,
             deferred_signer: None,
@@ -502,7 +552,7 @@ impl TokenKeeper {
         &self,
         request: &TokenRequest<'_>,
     ) -> Result<AccessTokenInfo, Error> {
-        self.drive(Ask::User(request)).await
+        self.token(Ask::User(request)).await
     }
 
     /// A client-credentials token for `request`'s audience and scope (no
@@ -515,7 +565,14 @@ impl TokenKeeper {
         &self,
         request: &TokenRequest<'_>,
     ) -> Result<AccessTokenInfo, Error> {
-        self.drive(Ask::Machine(request)).await
+        self.token(Ask::Machine(request)).await
+    }
+
+    async fn token(&self, ask: Ask<'_, '_>) -> Result<AccessTokenInfo, Error> {
+        match self.run(Call::token(ask)).await? {
+            Finished::Token(token) => Ok(token),
+            other => Err(unexpected(&other)),
+        }
     }
 
     /// Finishes a login: checks the callback URL (or query) against
@@ -530,8 +587,12 @@ impl TokenKeeper {
         transaction: &LoginTransaction,
         callback: &str,
     ) -> Result<AccessTokenInfo, Error> {
-        let out = self.with_manager(|m| m.exchange_code(transaction, callback, now()))??;
-        match self.exchange(out).await? {
+        let out = self
+            .inner
+            .lock()
+            .manager
+            .exchange_code(transaction, callback, now())?;
+        match self.run(Call::flight(out)).await? {
             Finished::Token(token) => Ok(token),
             other => Err(unexpected(&other)),
         }
@@ -546,8 +607,8 @@ impl TokenKeeper {
         &self,
         request: &TokenExchangeRequest<'_>,
     ) -> Result<TokenResponse, Error> {
-        let out = self.with_manager(|m| m.exchange_token(request, now()))??;
-        match self.exchange(out).await? {
+        let out = self.inner.lock().manager.exchange_token(request, now())?;
+        match self.run(Call::flight(out)).await? {
             Finished::Exchanged(response) => Ok(*response),
             other => Err(unexpected(&other)),
         }
@@ -561,156 +622,98 @@ impl TokenKeeper {
     /// [`Error::Core`] (no session, the revocation failed),
     /// [`Error::Transport`], [`Error::Store`].
     pub async fn logout(&self) -> Result<(), Error> {
-        let Some(out) = self.with_manager(|m| m.logout(now()))?? else {
+        let out = self.inner.lock().manager.logout(now())?;
+        let Some(out) = out else {
+            self.run(Call::persist()).await?;
             return Ok(());
         };
-        let result = match self.exchange(out).await? {
+        match self.run(Call::flight(out)).await? {
             Finished::Revoked => Ok(()),
             other => Err(unexpected(&other)),
-        };
-        self.revoke_orphans().await;
-        result
-    }
-
-    /// The drive loop, then the revocations the core asks for.
-    async fn drive(&self, ask: Ask<'_, '_>) -> Result<AccessTokenInfo, Error> {
-        let result = self.drive_to_end(ask).await;
-        self.revoke_orphans().await;
-        result
-    }
-
-    /// Sends the revocations the core asks for: refresh tokens an answer
-    /// proved live that could not be stored (a refresh answered after a
-    /// logout, a session another process ended or replaced). Best effort:
-    /// a failed revocation leaves nothing else to do.
-    async fn revoke_orphans(&self) {
-        loop {
-            let next = self.inner.lock().manager.poll_revocation(now());
-            match next {
-                Some(Ok(dispatch)) => drop(self.exchange(dispatch).await),
-                Some(Err(_)) => {}
-                None => break,
-            }
         }
     }
 
-    /// The drive loop: ask, wait for another caller's flight, or own one.
-    async fn drive_to_end(&self, ask: Ask<'_, '_>) -> Result<AccessTokenInfo, Error> {
-        let mut waited = None;
-        loop {
-            match self.next(ask, waited) {
-                Next::Done(result) => return result,
-                Next::Wait(id, deadline, listener) => {
-                    waited = Some(id);
-                    wait(listener, deadline).await;
-                }
-                Next::Pause(pause) => {
-                    waited = None;
-                    if !pause.is_zero() {
-                        futures_timer::Delay::new(pause).await;
-                    }
-                }
-                Next::Own(dispatch) => {
-                    return match self.exchange(dispatch).await? {
-                        Finished::Token(token) => Ok(token),
-                        other => Err(unexpected(&other)),
-                    };
-                }
-            }
-        }
-    }
-
-    /// One question to the core, with the lock held only here.
-    fn next(&self, ask: Ask<'_, '_>, waited: Option<RequestId>) -> Next {
-        let mut state = self.inner.lock();
-        match state.step(ask, waited, now()) {
-            Ok(Step::Ready(token)) => Next::Done(Ok(token)),
-            Ok(Step::Failed(error)) => Next::Done(Err(error.into())),
-            // Listening before the lock is released: no notification is lost.
-            Ok(Step::Wait(id, deadline)) => {
-                Next::Wait(id, deadline, self.inner.flight_ended.listen())
-            }
-            Ok(Step::Own(dispatch)) => Next::Own(dispatch),
-            // Another process is refreshing: poll the store for its tokens,
-            // until its claim ends.
-            Ok(Step::Reload(claim_ends)) => match state.moved_on() {
-                Ok(true) => Next::Pause(Duration::ZERO),
-                Ok(false) => Next::Pause(
-                    until(claim_ends)
-                        .min(RELOAD_POLL)
-                        .max(Duration::from_millis(1)),
-                ),
-                Err(error) => Next::Done(Err(error.into())),
-            },
-            Err(error) => Next::Done(Err(error.into())),
-        }
-    }
-
-    /// Owns a flight to its end: signs its DPoP proof when the signer
-    /// defers, sends the request (again, on `Resend`) and hands the outcome
-    /// to the core. If this future is dropped, the guard cancels the flight.
-    async fn exchange(&self, first: Dispatch) -> Result<Finished, Error> {
+    /// Drives `call` through the core's driver to its end: this adapter
+    /// only sends, awaits store operations, signs and waits (see
+    /// [`tokenkeeper::driver`]). The lock is taken for each driver step
+    /// and never held across an `.await`. If this future is dropped, the
+    /// call is abandoned (its flight cancelled, a waiting caller takes
+    /// over).
+    async fn run(&self, call: Call<'_, '_>) -> Result<Finished, Error> {
         let inner = &*self.inner;
-        let id = dispatch_id(&first).ok_or_else(|| unsupported(&first))?;
-        let mut guard = CancelOnDrop(Some((inner, id)));
-        let mut next = first;
+        let mut running = Running {
+            inner,
+            call,
+            armed: true,
+        };
+        // The adapter's own errors, kept while the driver ends the call.
+        let mut failed: Option<Error> = None;
         loop {
-            let out = match next {
-                Dispatch::Send(out) => out,
-                Dispatch::Sign(request) => {
-                    let signature = self.sign(request.signing_input).await?;
+            let (effect, listener) = {
+                let mut state = inner.lock();
+                let effect = state.poll(&mut running.call, now());
+                // Listening before the lock is released: no wake-up is lost.
+                let listener =
+                    matches!(effect, Effect::Wait(_)).then(|| inner.flight_ended.listen());
+                (effect, listener)
+            };
+            match effect {
+                Effect::Send { request, deadline } => {
+                    let sent = match deadline.map(budget) {
+                        Some(None) => Err(Error::Timeout(None)),
+                        Some(Some(budget)) => {
+                            send(&inner.client, request.request, inner.max_body, Some(budget)).await
+                        }
+                        None => send(&inner.client, request.request, inner.max_body, None).await,
+                    };
                     let mut state = inner.lock();
-                    let out = state.manager.handle_signature(id, &signature, now());
-                    state.persist()?;
-                    out?
-                }
-                other => return Err(unsupported(&other)),
-            };
-            // The request must end before the flight's lease: a request
-            // whose lease already ran out is not sent at all.
-            let budget = budget(&inner.lock(), id);
-            let sent = match budget {
-                Some(budget) => {
-                    send(&inner.client, out.request, inner.max_body, Some(budget)).await
-                }
-                None => Err(Error::Timeout(None)),
-            };
-            let mut state = inner.lock();
-            let now = now();
-            let result = match sent {
-                Ok(response) => match state.manager.handle_response(id, response, now) {
-                    Completion::Ready(token) => Ok(Finished::Token(token.to_owned())),
-                    Completion::Exchanged(response) => Ok(Finished::Exchanged(response)),
-                    Completion::Revoked => Ok(Finished::Revoked),
-                    // A retry goes out only while the stored session has
-                    // not moved on (its refresh token is spent again).
-                    Completion::Resend(out) => {
-                        next = Dispatch::Send(out);
-                        if state.confirm_resend(id)? {
-                            continue;
+                    match sent {
+                        Ok(response) => state.handle_response(&mut running.call, response, now()),
+                        Err(error) => {
+                            failed = Some(error);
+                            state.handle_transport_error(&mut running.call, now());
                         }
-                        Err(tokenkeeper::Error::RequestAbandoned.into())
                     }
-                    Completion::Sign(request) => {
-                        next = Dispatch::Sign(request);
-                        if state.confirm_resend(id)? {
-                            continue;
-                        }
-                        Err(tokenkeeper::Error::RequestAbandoned.into())
-                    }
-                    Completion::Failed(error) => Err(error.into()),
-                    other => Err(Error::Unsupported(format!("{other:?}"))),
-                },
-                Err(error) => {
-                    let _ = state.manager.handle_transport_error(id, now);
-                    Err(error)
+                    drop(state);
+                    inner.flight_ended.notify(usize::MAX);
                 }
-            };
-            guard.0 = None;
-            let saved = state.persist();
-            drop(state);
-            inner.flight_ended.notify(usize::MAX);
-            return result.and_then(|done| saved.map(|_| done).map_err(Error::from));
+                Effect::Store(op) => {
+                    let answer = inner.store.run(op).await;
+                    inner.lock().handle_store(&mut running.call, answer);
+                    inner.flight_ended.notify(usize::MAX);
+                }
+                Effect::Sign(request) => {
+                    let signature = self.sign(request.signing_input).await;
+                    let signature = signature.map_err(|e| failed = Some(e)).ok();
+                    inner
+                        .lock()
+                        .handle_signature(&mut running.call, signature.as_ref(), now());
+                    inner.flight_ended.notify(usize::MAX);
+                }
+                Effect::Wait(wait) => {
+                    let pause = match wait.deadline {
+                        Some(deadline) => until(deadline),
+                        None => Duration::from_secs(1),
+                    };
+                    let pause = match wait.reason {
+                        // Another process refreshes: read the store again soon.
+                        WaitReason::OtherProcess => pause.min(RELOAD_POLL),
+                        _ => pause,
+                    };
+                    if let Some(listener) = listener {
+                        wait_for(listener, pause).await;
+                    }
+                }
+                Effect::Done(result) => {
+                    running.armed = false;
+                    return result.map_err(|failure| error::from_failure(failure, failed.take()));
+                }
+                other => {
+                    running.armed = false;
+                    inner.lock().abandon(&mut running.call);
+                    return Err(Error::Unsupported(format!("{other:?}")));
+                }
+            }
         }
     }
 
@@ -757,8 +760,9 @@ impl TokenKeeper {
         let mut next = Some(request);
         while let Some(mut attempt) = next.take() {
             let spare = attempt.try_clone();
-            let authorization =
-                self.with_manager(|m| m.authorize(&method, &url, &token, now()))??;
+            let authorization = self
+                .with_manager(|m| m.authorize(&method, &url, &token, now()))
+                .await??;
             let headers = match authorization {
                 Authorization::Ready(headers) => headers,
                 Authorization::Sign(pending) => {
@@ -786,8 +790,9 @@ impl TokenKeeper {
                 headers: Headers::from(response.headers()),
                 body: Vec::new(),
             };
-            let verdict =
-                self.with_manager(|m| m.handle_resource_response(&url, &token, &seen, now()))?;
+            let verdict = self
+                .with_manager(|m| m.handle_resource_response(&url, &token, &seen, now()))
+                .await?;
             // A request whose body cannot be copied is not retried.
             let Some(spare) = spare else {
                 return Ok(response);
@@ -820,13 +825,14 @@ impl TokenKeeper {
     ///
     /// # Errors
     /// [`Error::Store`] when a change could not be saved.
-    pub fn with_manager<R>(&self, f: impl FnOnce(&mut TokenManager) -> R) -> Result<R, Error> {
-        let mut state = self.inner.lock();
-        let result = f(&mut state.manager);
-        state.persist()?;
-        drop(state);
+    pub async fn with_manager<R>(
+        &self,
+        f: impl FnOnce(&mut TokenManager) -> R,
+    ) -> Result<R, Error> {
+        let result = f(&mut self.inner.lock().manager);
         // `f` may have finished or cancelled a flight.
         self.inner.flight_ended.notify(usize::MAX);
+        self.run(Call::persist()).await?;
         Ok(result)
     }
 
@@ -836,8 +842,8 @@ impl TokenKeeper {
     /// # Errors
     /// [`Error::Store`] when it could not be saved (it is installed here
     /// all the same, and saved with the next change).
-    pub fn set_session(&self, session: Session) -> Result<(), Error> {
-        Ok(self.inner.lock().install(session)?)
+    pub async fn set_session(&self, session: Session) -> Result<(), Error> {
+        self.run(Call::install(session)).await.map(drop)
     }
 
     /// A copy of the current session.
@@ -850,65 +856,79 @@ impl TokenKeeper {
     ///
     /// # Errors
     /// [`Error::Store`] when the store could not be cleared.
-    pub fn clear_session(&self) -> Result<Option<Session>, Error> {
-        Ok(self.inner.lock().clear()?)
-    }
-}
-
-impl Inner {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-/// The time token request `id` may still take: until [`LEASE_MARGIN`]
-/// before the earliest lease deadline in flight (its own, or an older
-/// flight's, which ends no later); `None` when its lease already ran out
-/// (or it was cancelled), or too little is left.
-fn budget(state: &State, id: RequestId) -> Option<Duration> {
-    if !state.manager.is_in_flight(id) {
-        return None;
-    }
-    let Some(deadline) = state.manager.poll_timeout() else {
-        return Some(Duration::MAX);
-    };
-    Some(until(deadline).saturating_sub(LEASE_MARGIN)).filter(|left| !left.is_zero())
-}
-
-/// How a flight ended well.
-#[derive(Debug)]
-enum Finished {
-    Token(AccessTokenInfo),
-    Exchanged(Box<TokenResponse>),
-    Revoked,
-}
-
-/// A flight ended in another way than its kind should.
-fn unexpected(finished: &Finished) -> Error {
-    Error::Unsupported(format!("{finished:?}"))
-}
-
-/// The core asked for a step this adapter does not know.
-fn unsupported(dispatch: &Dispatch) -> Error {
-    Error::Unsupported(format!("{dispatch:?}"))
-}
-
-/// Cancels the flight it holds when dropped armed (the owner's future was
-/// dropped mid-request).
-struct CancelOnDrop<'a>(Option<(&'a Inner, RequestId)>);
-
-impl Drop for CancelOnDrop<'_> {
-    fn drop(&mut self) {
-        if let Some((inner, id)) = self.0.take() {
-            let _ = inner.lock().manager.cancel(id);
-            inner.flight_ended.notify(usize::MAX);
+    pub async fn clear_session(&self) -> Result<Option<Session>, Error> {
+        match self.run(Call::clear()).await? {
+            Finished::Cleared(session) => Ok(session.map(|s| *s)),
+            _ => Ok(None),
         }
     }
 }
 
-/// Waits until `listener` fires or `deadline` passes.
-async fn wait(listener: EventListener, deadline: Option<UnixTime>) {
-    let pause = deadline.map_or(Duration::from_secs(1), until);
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, Driver> {
+        lock(&self.state)
+    }
+}
+
+/// A lock poisoned by a panic elsewhere is used as it is: the driver and
+/// the store change whole or not at all.
+fn lock<T: ?Sized>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The time a token request may still take: until [`LEASE_MARGIN`] before
+/// the earliest lease deadline in flight; `None` when too little is left.
+fn budget(deadline: UnixTime) -> Option<Duration> {
+    Some(until(deadline).saturating_sub(LEASE_MARGIN)).filter(|left| !left.is_zero())
+}
+
+/// A call ended in another way than its kind should.
+fn unexpected(finished: &Finished) -> Error {
+    Error::Unsupported(format!("{finished:?}"))
+}
+
+/// A call in progress: abandoned (its flight cancelled, waiters woken) if
+/// its future is dropped before it is done.
+struct Running<'i, 'r, 'a> {
+    inner: &'i Inner,
+    call: Call<'r, 'a>,
+    armed: bool,
+}
+
+impl Drop for Running<'_, '_, '_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.inner.lock().abandon(&mut self.call);
+            self.inner.flight_ended.notify(usize::MAX);
+        }
+    }
+}
+
+/// A store the handle awaits, whatever its kind (object-safe: one boxed
+/// future per operation, only on the paths that reach the store).
+trait DynStore: Send + Sync {
+    fn run(&self, op: StoreOp) -> Pin<Box<dyn Future<Output = StoreAnswer> + Send + '_>>;
+}
+
+impl<S: AsyncSessionStore> DynStore for S {
+    fn run(&self, op: StoreOp) -> Pin<Box<dyn Future<Output = StoreAnswer> + Send + '_>> {
+        Box::pin(op.run_async(self))
+    }
+}
+
+/// A blocking store that answers at once (memory), run on the calling
+/// task; its lock is held for one operation, never across an `.await`.
+struct Blocking(Mutex<Box<dyn SessionStore + Send>>);
+
+impl DynStore for Blocking {
+    fn run(&self, op: StoreOp) -> Pin<Box<dyn Future<Output = StoreAnswer> + Send + '_>> {
+        let answer = op.run(&mut **lock(&self.0));
+        Box::pin(std::future::ready(answer))
+    }
+}
+
+/// Waits until `listener` fires or `pause` passes.
+async fn wait_for(listener: EventListener, pause: Duration) {
     let mut timer = pin!(futures_timer::Delay::new(
         pause.max(Duration::from_millis(1))
     ));

@@ -391,7 +391,7 @@ async fn a_dropped_caller_cancels_its_refresh_and_a_waiter_takes_over() {
     assert_eq!(token.token.secret(), "at-2");
     assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!(hits.load(Ordering::SeqCst), 2);
-    assert_eq!(keeper.with_manager(|m| m.in_flight()).unwrap(), 0);
+    assert_eq!(keeper.with_manager(|m| m.in_flight()).await.unwrap(), 0);
 }
 
 /// A minimal executor (park the thread until woken): the adapter's waiting
@@ -437,12 +437,13 @@ fn a_vanished_caller_is_released_at_its_lease_deadline_on_any_executor() {
     // A caller starts a refresh and disappears without sending or dropping
     // anything (a leaked future).
     let now = tokenkeeper::UnixTime::from_system_time(std::time::SystemTime::now());
-    keeper
-        .with_manager(|m| match m.get_access_token(&TokenRequest::new(), now) {
+    block_on(
+        keeper.with_manager(|m| match m.get_access_token(&TokenRequest::new(), now) {
             Action::Send(out) => out.id,
             other => panic!("{other:?}"),
-        })
-        .unwrap();
+        }),
+    )
+    .unwrap();
 
     // Another caller, on the plain executor, waits until the lease
     // deadline, then refreshes itself.

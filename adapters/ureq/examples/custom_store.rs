@@ -33,21 +33,26 @@ struct FileStore {
 }
 
 impl SessionStore for FileStore {
-    fn load(&mut self) -> Result<Option<Session>, StoreError> {
+    fn load(&mut self, _key: &str) -> Result<Option<Session>, StoreError> {
         match std::fs::read(&self.path) {
             Ok(json) => Session::from_json(&json, &Default::default())
                 .map(Some)
-                .map_err(|e| StoreError::Backend(format!("{}: {e}", self.path.display()))),
+                .map_err(|e| StoreError::backend(format!("{}: {e}", self.path.display()))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(StoreError::Backend(format!("{}: {e}", self.path.display()))),
+            Err(e) => Err(StoreError::backend(format!("{}: {e}", self.path.display()))),
         }
     }
 
-    fn save(&mut self, session: &Session, expected: Option<u64>) -> Result<(), StoreError> {
+    fn save(
+        &mut self,
+        key: &str,
+        session: &Session,
+        expected: Option<u64>,
+    ) -> Result<(), StoreError> {
         // Compare: the file must still hold the generation this session
         // was derived from (one process here; a database compares in its
         // UPDATE … WHERE version = expected).
-        let found = self.load()?.map(|s| s.generation());
+        let found = self.load(key)?.map(|s| s.generation());
         if found != expected {
             return Err(StoreError::Conflict { found });
         }
@@ -55,13 +60,13 @@ impl SessionStore for FileStore {
         let temporary = self.path.with_extension("tmp");
         std::fs::write(&temporary, session.to_json())
             .and_then(|()| std::fs::rename(&temporary, &self.path))
-            .map_err(|e| StoreError::Backend(format!("{}: {e}", self.path.display())))
+            .map_err(|e| StoreError::backend(format!("{}: {e}", self.path.display())))
     }
 
-    fn clear(&mut self) -> Result<(), StoreError> {
+    fn clear(&mut self, _key: &str) -> Result<(), StoreError> {
         match std::fs::remove_file(&self.path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(StoreError::Backend(format!("{}: {e}", self.path.display())))
+                Err(StoreError::backend(format!("{}: {e}", self.path.display())))
             }
             _ => Ok(()),
         }

@@ -85,6 +85,19 @@ impl Error {
     }
 }
 
+/// The adapter's error for a call the driver ended with `failure`;
+/// `failed` is the transport or signing error the adapter reported.
+pub(crate) fn from_failure(failure: tokenkeeper::driver::Failure, failed: Option<Error>) -> Error {
+    use tokenkeeper::driver::Failure;
+    match failure {
+        Failure::Core(error) => Error::Core(error),
+        Failure::Store(error) => Error::Store(error),
+        Failure::LeaseExpired => Error::Timeout(None),
+        Failure::Transport | Failure::Signing => failed.unwrap_or(Error::Timeout(None)),
+        other => Error::Unsupported(format!("{other:?}")),
+    }
+}
+
 /// Sorts a failed exchange: a TLS failure ([`Error::Tls`], with the TLS
 /// library's own error as the source), a timeout ([`Error::Timeout`]), or
 /// another transport error.

@@ -65,8 +65,9 @@
 //!
 //! # Threads
 //!
-//! The core sits behind a [`Mutex`], held only while the core or the store
-//! is called, never during network I/O. At most one refresh is in flight:
+//! The core's driver sits behind a [`Mutex`], held only while it is
+//! called, never during network or store I/O (the store has its own lock,
+//! held for one operation). At most one refresh is in flight:
 //! the other callers sleep on a [`Condvar`] until it ends, or until its
 //! lease runs out (then [`TokenManager::handle_timeout`] releases it, so a
 //! thread that died mid-request cannot wedge the others).
@@ -121,13 +122,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokenkeeper::discovery::{AuthorizationServerMetadata, DiscoveryKind, discovery_request};
 use tokenkeeper::dpop::{EcdsaSignature, Signer};
+use tokenkeeper::driver::{Ask, Call, Driver, Effect, Finished, WaitReason};
 use tokenkeeper::grant::token_exchange::TokenExchangeRequest;
 use tokenkeeper::login::LoginTransaction;
+use tokenkeeper::store::DEFAULT_KEY;
 use tokenkeeper::token::TokenResponse;
 use tokenkeeper::{
-    AccessTokenInfo, Authorization, Completion, Config, Dispatch, Headers, HttpRequest,
-    HttpResponse, RequestId, ResourceRetries, ResourceVerdict, Session, SessionStore, TokenManager,
-    TokenRequest, UnixTime, UnsharedStore,
+    AccessTokenInfo, Authorization, Config, Headers, HttpRequest, HttpResponse, ResourceRetries,
+    ResourceVerdict, Session, SessionStore, TokenManager, TokenRequest, UnixTime, UnsharedStore,
 };
 use ureq::http;
 
@@ -143,7 +145,6 @@ pub use error::Error;
 pub use platform::OsEntropy;
 use platform::now;
 pub use tokenkeeper;
-use tokenkeeper::keeper::{Ask, Keeper as State, Step, dispatch_id};
 
 /// The default transport timeout for a whole request (10 s).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -264,7 +265,10 @@ pub struct TokenKeeper {
 
 struct Inner {
     agent: ureq::Agent,
-    state: Mutex<State>,
+    state: Mutex<Driver>,
+    /// The store: its own lock, held only while one operation runs (the
+    /// driver runs one at a time), never with `state`'s.
+    store: Mutex<Box<Box<dyn SessionStore + Send>>>,
     /// Signalled whenever a flight ends (response, error, cancel).
     flight_ended: Condvar,
     /// How many callers wait on `flight_ended`: changed under the lock, so
@@ -294,6 +298,7 @@ pub struct Builder {
     agent: Option<ureq::Agent>,
     timeout: Duration,
     store: Box<dyn SessionStore + Send>,
+    key: String,
     session: Option<Session>,
     dpop: Option<Box<dyn Signer + Send>>,
     deferred_signer: Option<Box<DeferredSigner>>,
@@ -379,6 +384,14 @@ impl Builder {
         self
     }
 
+    /// The key the session is stored under (default
+    /// [`DEFAULT_KEY`]): a session's id,
+    /// when one store keeps many.
+    pub fn session_key(mut self, key: impl Into<String>) -> Self {
+        self.key = key.into();
+        self
+    }
+
     /// Starts with `session` (saved to the store) instead of the stored one.
     pub fn session(mut self, session: Session) -> Self {
         self.session = Some(session);
@@ -405,11 +418,19 @@ impl Builder {
         if let Some(signer) = self.dpop {
             manager.enable_dpop(signer)?;
         }
-        let state = State::new(manager, self.store, self.session)?;
+        // The session is loaded (or installed) here, at once.
+        let (driver, store) = tokenkeeper::keeper::Keeper::with_key(
+            manager,
+            Box::new(self.store),
+            &self.key,
+            self.session,
+        )?
+        .into_parts();
         Ok(TokenKeeper {
             inner: Arc::new(Inner {
                 agent,
-                state: Mutex::new(state),
+                state: Mutex::new(driver),
+                store: Mutex::new(store),
                 flight_ended: Condvar::new(),
                 waiting: AtomicUsize::new(0),
                 max_body,
@@ -427,6 +448,7 @@ impl TokenKeeper {
             agent: None,
             timeout: DEFAULT_TIMEOUT,
             store: Box::new(UnsharedStore::new()),
+            key: DEFAULT_KEY.into(),
             session: None,
             dpop: None,
             deferred_signer: None,
@@ -459,7 +481,7 @@ impl TokenKeeper {
     /// refresh could not be sent, [`Error::Store`] when a change could not
     /// be saved.
     pub fn get_access_token(&self, request: &TokenRequest<'_>) -> Result<AccessTokenInfo, Error> {
-        self.drive(Ask::User(request))
+        self.token(Ask::User(request))
     }
 
     /// A client-credentials token for `request`'s audience and scope (no
@@ -472,7 +494,14 @@ impl TokenKeeper {
         &self,
         request: &TokenRequest<'_>,
     ) -> Result<AccessTokenInfo, Error> {
-        self.drive(Ask::Machine(request))
+        self.token(Ask::Machine(request))
+    }
+
+    fn token(&self, ask: Ask<'_, '_>) -> Result<AccessTokenInfo, Error> {
+        match self.run(Call::token(ask))? {
+            Finished::Token(token) => Ok(token),
+            other => Err(unexpected(&other)),
+        }
     }
 
     /// Finishes a login: checks the callback URL (or query) against
@@ -487,8 +516,12 @@ impl TokenKeeper {
         transaction: &LoginTransaction,
         callback: &str,
     ) -> Result<AccessTokenInfo, Error> {
-        let out = self.with_manager(|m| m.exchange_code(transaction, callback, now()))??;
-        match self.exchange(out)? {
+        let out = self
+            .inner
+            .lock()
+            .manager
+            .exchange_code(transaction, callback, now())?;
+        match self.run(Call::flight(out))? {
             Finished::Token(token) => Ok(token),
             other => Err(unexpected(&other)),
         }
@@ -503,8 +536,8 @@ impl TokenKeeper {
         &self,
         request: &TokenExchangeRequest<'_>,
     ) -> Result<TokenResponse, Error> {
-        let out = self.with_manager(|m| m.exchange_token(request, now()))??;
-        match self.exchange(out)? {
+        let out = self.inner.lock().manager.exchange_token(request, now())?;
+        match self.run(Call::flight(out))? {
             Finished::Exchanged(response) => Ok(*response),
             other => Err(unexpected(&other)),
         }
@@ -518,136 +551,89 @@ impl TokenKeeper {
     /// [`Error::Core`] (no session, the revocation failed),
     /// [`Error::Transport`], [`Error::Store`].
     pub fn logout(&self) -> Result<(), Error> {
-        let Some(out) = self.with_manager(|m| m.logout(now()))?? else {
+        let out = self.inner.lock().manager.logout(now())?;
+        let Some(out) = out else {
+            self.run(Call::persist())?;
             return Ok(());
         };
-        let result = match self.exchange(out)? {
+        match self.run(Call::flight(out))? {
             Finished::Revoked => Ok(()),
             other => Err(unexpected(&other)),
-        };
-        self.revoke_orphans();
-        result
-    }
-
-    /// The drive loop, then the revocations the core asks for.
-    fn drive(&self, ask: Ask<'_, '_>) -> Result<AccessTokenInfo, Error> {
-        let result = self.drive_to_end(ask);
-        self.revoke_orphans();
-        result
-    }
-
-    /// Sends the revocations the core asks for: refresh tokens an answer
-    /// proved live that could not be stored (a refresh answered after a
-    /// logout, a session another process ended or replaced). Best effort:
-    /// a failed revocation leaves nothing else to do.
-    fn revoke_orphans(&self) {
-        loop {
-            let next = self.inner.lock().manager.poll_revocation(now());
-            match next {
-                Some(Ok(dispatch)) => drop(self.exchange(dispatch)),
-                Some(Err(_)) => {}
-                None => break,
-            }
         }
     }
 
-    /// The drive loop: ask, wait for another caller's flight, or own one.
-    fn drive_to_end(&self, ask: Ask<'_, '_>) -> Result<AccessTokenInfo, Error> {
+    /// Drives `call` through the core's driver to its end: this adapter
+    /// only sends, runs store operations, signs and waits (see
+    /// [`tokenkeeper::driver`]). If this thread unwinds, the call is
+    /// abandoned (its flight cancelled, a waiting caller takes over).
+    fn run(&self, call: Call<'_, '_>) -> Result<Finished, Error> {
         let inner = &*self.inner;
+        let mut running = Running {
+            inner,
+            call,
+            armed: true,
+        };
+        // The adapter's own errors, kept while the driver ends the call.
+        let mut failed: Option<Error> = None;
         let mut state = inner.lock();
-        let mut waited = None;
         loop {
-            match state.step(ask, waited, now())? {
-                Step::Ready(token) => return Ok(token),
-                Step::Failed(error) => return Err(error.into()),
-                Step::Wait(id, deadline) => {
-                    waited = Some(id);
-                    let pause = deadline.map_or(Duration::from_secs(1), until);
+            match state.poll(&mut running.call, now()) {
+                Effect::Send { request, deadline } => {
+                    drop(state);
+                    let sent = match deadline.map(budget) {
+                        Some(None) => Err(Error::Timeout(None)),
+                        Some(Some(budget)) => {
+                            send(&inner.agent, request.request, inner.max_body, Some(budget))
+                        }
+                        None => send(&inner.agent, request.request, inner.max_body, None),
+                    };
+                    state = inner.lock();
+                    match sent {
+                        Ok(response) => state.handle_response(&mut running.call, response, now()),
+                        Err(error) => {
+                            failed = Some(error);
+                            state.handle_transport_error(&mut running.call, now());
+                        }
+                    }
+                    inner.flight_ended();
+                }
+                Effect::Store(op) => {
+                    drop(state);
+                    let answer = op.run(&mut **lock(&inner.store));
+                    state = inner.lock();
+                    state.handle_store(&mut running.call, answer);
+                    inner.flight_ended();
+                }
+                Effect::Sign(request) => {
+                    drop(state);
+                    let signature = self.sign(&request.signing_input);
+                    state = inner.lock();
+                    let signature = signature.map_err(|e| failed = Some(e)).ok();
+                    state.handle_signature(&mut running.call, signature.as_ref(), now());
+                    inner.flight_ended();
+                }
+                Effect::Wait(wait) => {
+                    let pause = match wait.deadline {
+                        Some(deadline) => until(deadline),
+                        None => Duration::from_secs(1),
+                    };
+                    let pause = match wait.reason {
+                        // Another process refreshes: read the store again soon.
+                        WaitReason::OtherProcess => pause.min(RELOAD_POLL),
+                        _ => pause,
+                    };
                     state = inner.wait(state, pause);
                 }
-                Step::Reload(claim_ends) => {
-                    // Another process is refreshing: poll the store for its
-                    // tokens, until its claim ends.
-                    waited = None;
-                    if !state.moved_on()? {
-                        let pause = until(claim_ends).min(RELOAD_POLL);
-                        state = inner.wait(state, pause);
-                    }
+                Effect::Done(result) => {
+                    running.armed = false;
+                    return result.map_err(|failure| error::from_failure(failure, failed.take()));
                 }
-                Step::Own(dispatch) => {
-                    drop(state);
-                    return match self.exchange(dispatch)? {
-                        Finished::Token(token) => Ok(token),
-                        other => Err(unexpected(&other)),
-                    };
+                other => {
+                    running.armed = false;
+                    state.abandon(&mut running.call);
+                    return Err(Error::Unsupported(format!("{other:?}")));
                 }
             }
-        }
-    }
-
-    /// Owns a flight to its end: signs its DPoP proof when the signer
-    /// defers, sends the request (again, on `Resend`) and hands the outcome
-    /// to the core. If this thread unwinds, the guard cancels the flight.
-    fn exchange(&self, first: Dispatch) -> Result<Finished, Error> {
-        let inner = &*self.inner;
-        let id = dispatch_id(&first).ok_or_else(|| unsupported(&first))?;
-        let mut guard = CancelOnDrop(Some((inner, id)));
-        let mut next = first;
-        loop {
-            let out = match next {
-                Dispatch::Send(out) => out,
-                Dispatch::Sign(request) => {
-                    let signature = self.sign(&request.signing_input)?;
-                    let mut state = inner.lock();
-                    let out = state.manager.handle_signature(id, &signature, now());
-                    state.persist()?;
-                    out?
-                }
-                other => return Err(unsupported(&other)),
-            };
-            // The request must end before the flight's lease: a request
-            // whose lease already ran out is not sent at all.
-            let budget = budget(&inner.lock(), id);
-            let sent = match budget {
-                Some(budget) => send(&inner.agent, out.request, inner.max_body, Some(budget)),
-                None => Err(Error::Timeout(None)),
-            };
-            let mut state = inner.lock();
-            let now = now();
-            let result = match sent {
-                Ok(response) => match state.manager.handle_response(id, response, now) {
-                    Completion::Ready(token) => Ok(Finished::Token(token.to_owned())),
-                    Completion::Exchanged(response) => Ok(Finished::Exchanged(response)),
-                    Completion::Revoked => Ok(Finished::Revoked),
-                    // A retry goes out only while the stored session has
-                    // not moved on (its refresh token is spent again).
-                    Completion::Resend(out) => {
-                        next = Dispatch::Send(out);
-                        if state.confirm_resend(id)? {
-                            continue;
-                        }
-                        Err(tokenkeeper::Error::RequestAbandoned.into())
-                    }
-                    Completion::Sign(request) => {
-                        next = Dispatch::Sign(request);
-                        if state.confirm_resend(id)? {
-                            continue;
-                        }
-                        Err(tokenkeeper::Error::RequestAbandoned.into())
-                    }
-                    Completion::Failed(error) => Err(error.into()),
-                    other => Err(Error::Unsupported(format!("{other:?}"))),
-                },
-                Err(error) => {
-                    let _ = state.manager.handle_transport_error(id, now);
-                    Err(error)
-                }
-            };
-            guard.0 = None;
-            let saved = state.persist();
-            drop(state);
-            inner.flight_ended();
-            return result.and_then(|done| saved.map(|_| done).map_err(Error::from));
         }
     }
 
@@ -754,12 +740,10 @@ impl TokenKeeper {
     /// # Errors
     /// [`Error::Store`] when a change could not be saved.
     pub fn with_manager<R>(&self, f: impl FnOnce(&mut TokenManager) -> R) -> Result<R, Error> {
-        let mut state = self.inner.lock();
-        let result = f(&mut state.manager);
-        state.persist()?;
-        drop(state);
+        let result = f(&mut self.inner.lock().manager);
         // `f` may have finished or cancelled a flight.
         self.inner.flight_ended();
+        self.run(Call::persist())?;
         Ok(result)
     }
 
@@ -770,7 +754,7 @@ impl TokenKeeper {
     /// [`Error::Store`] when it could not be saved (it is installed here
     /// all the same, and saved with the next change).
     pub fn set_session(&self, session: Session) -> Result<(), Error> {
-        Ok(self.inner.lock().install(session)?)
+        self.run(Call::install(session)).map(drop)
     }
 
     /// A copy of the current session.
@@ -784,16 +768,19 @@ impl TokenKeeper {
     /// # Errors
     /// [`Error::Store`] when the store could not be cleared.
     pub fn clear_session(&self) -> Result<Option<Session>, Error> {
-        Ok(self.inner.lock().clear()?)
+        match self.run(Call::clear())? {
+            Finished::Cleared(session) => Ok(session.map(|s| *s)),
+            _ => Ok(None),
+        }
     }
 }
 
 impl Inner {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> MutexGuard<'_, Driver> {
+        lock(&self.state)
     }
     /// Waits (at least 1 ms, at most `pause`) for a flight to end.
-    fn wait<'a>(&self, state: MutexGuard<'a, State>, pause: Duration) -> MutexGuard<'a, State> {
+    fn wait<'a>(&self, state: MutexGuard<'a, Driver>, pause: Duration) -> MutexGuard<'a, Driver> {
         self.waiting.fetch_add(1, Ordering::Relaxed);
         let state = self
             .flight_ended
@@ -814,46 +801,36 @@ impl Inner {
     }
 }
 
-/// The time token request `id` may still take: until [`LEASE_MARGIN`]
-/// before the earliest lease deadline in flight (its own, or an older
-/// flight's, which ends no later); `None` when its lease already ran out
-/// (or it was cancelled), or too little is left.
-fn budget(state: &State, id: RequestId) -> Option<Duration> {
-    if !state.manager.is_in_flight(id) {
-        return None;
-    }
-    let Some(deadline) = state.manager.poll_timeout() else {
-        return Some(Duration::MAX);
-    };
+/// A lock poisoned by a panic elsewhere is used as it is: the driver and
+/// the store change whole or not at all.
+fn lock<T: ?Sized>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The time a token request may still take: until [`LEASE_MARGIN`] before
+/// the earliest lease deadline in flight; `None` when too little is left.
+fn budget(deadline: UnixTime) -> Option<Duration> {
     Some(until(deadline).saturating_sub(LEASE_MARGIN)).filter(|left| !left.is_zero())
 }
 
-/// How a flight ended well.
-#[derive(Debug)]
-enum Finished {
-    Token(AccessTokenInfo),
-    Exchanged(Box<TokenResponse>),
-    Revoked,
-}
-
-/// A flight ended in another way than its kind should.
+/// A call ended in another way than its kind should.
 fn unexpected(finished: &Finished) -> Error {
     Error::Unsupported(format!("{finished:?}"))
 }
 
-/// The core asked for a step this adapter does not know.
-fn unsupported(dispatch: &Dispatch) -> Error {
-    Error::Unsupported(format!("{dispatch:?}"))
+/// A call in progress: abandoned (its flight cancelled, waiters woken) if
+/// its thread unwinds before it is done.
+struct Running<'i, 'r, 'a> {
+    inner: &'i Inner,
+    call: Call<'r, 'a>,
+    armed: bool,
 }
 
-/// Cancels the flight it holds when dropped armed (the owner unwound).
-struct CancelOnDrop<'a>(Option<(&'a Inner, RequestId)>);
-
-impl Drop for CancelOnDrop<'_> {
+impl Drop for Running<'_, '_, '_> {
     fn drop(&mut self) {
-        if let Some((inner, id)) = self.0.take() {
-            let _ = inner.lock().manager.cancel(id);
-            inner.flight_ended();
+        if self.armed {
+            self.inner.lock().abandon(&mut self.call);
+            self.inner.flight_ended();
         }
     }
 }

@@ -55,17 +55,22 @@ struct FlakyStore {
 }
 
 impl SessionStore for FlakyStore {
-    fn load(&mut self) -> Result<Option<Session>, StoreError> {
-        self.inner.lock().unwrap().load()
+    fn load(&mut self, key: &str) -> Result<Option<Session>, StoreError> {
+        self.inner.lock().unwrap().load(key)
     }
-    fn save(&mut self, session: &Session, expected: Option<u64>) -> Result<(), StoreError> {
+    fn save(
+        &mut self,
+        key: &str,
+        session: &Session,
+        expected: Option<u64>,
+    ) -> Result<(), StoreError> {
         if self.down.load(Ordering::SeqCst) {
-            return Err(StoreError::Backend("database unavailable".into()));
+            return Err(StoreError::backend("database unavailable"));
         }
-        self.inner.lock().unwrap().save(session, expected)
+        self.inner.lock().unwrap().save(key, session, expected)
     }
-    fn clear(&mut self) -> Result<(), StoreError> {
-        self.inner.lock().unwrap().clear()
+    fn clear(&mut self, key: &str) -> Result<(), StoreError> {
+        self.inner.lock().unwrap().clear(key)
     }
 }
 
@@ -111,7 +116,7 @@ fn a_conflicting_save_with_a_rotated_refresh_token_overwrites() {
     let url = token_endpoint(move |n| {
         let mut other = other.clone();
         other
-            .save(&session("at-other", "rt-0", 1, false), Some(0))
+            .save("default", &session("at-other", "rt-0", 1, false), Some(0))
             .unwrap();
         rotating(n)
     });
@@ -133,7 +138,7 @@ fn a_conflicting_save_without_rotation_adopts_the_stored_session() {
     let url = token_endpoint(move |_| {
         let mut other = other.clone();
         other
-            .save(&session("at-other", "rt-0", 1, false), Some(0))
+            .save("default", &session("at-other", "rt-0", 1, false), Some(0))
             .unwrap();
         // No refresh token in the response: no rotation.
         r#"{"access_token":"at-1","token_type":"Bearer","expires_in":3600}"#.to_owned()
@@ -161,7 +166,7 @@ fn a_store_emptied_elsewhere_is_a_logout_here() {
         .store(store.clone())
         .build()
         .unwrap();
-    store.clone().clear().unwrap();
+    store.clone().clear("default").unwrap();
     let error = keeper.get_access_token(&TokenRequest::new()).unwrap_err();
     assert_eq!(error.code(), "missing_session");
     assert!(error.requires_login());

@@ -110,7 +110,7 @@ mod tests {
         assert!(!Error::TooLarge { limit: 9 }.is_transient());
         assert!(!Error::Crypto("no".into()).is_transient());
         assert_eq!(
-            Error::Store(StoreError::Backend("full".into())).to_string(),
+            Error::Store(StoreError::backend("full")).to_string(),
             "session store: full"
         );
     }

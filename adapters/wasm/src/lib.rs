@@ -113,6 +113,8 @@
 //!   checked for the same `sub` (the core's feature `login`).
 //! - `discovery` (default): `discover`.
 //! - `exchange` (default): `TokenKeeper::exchange_token` (RFC 8693).
+//! - `route` (default): `route_client`, the browser's call to the app's own
+//!   `/auth/access-token` route (the core's `route`).
 //! - `web-storage`: `WebStorageStore`.
 //! - `tracing`: the core's decisions as `tracing` events.
 //!
@@ -132,6 +134,9 @@
 #![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 
 mod error;
+#[cfg(feature = "route")]
+#[cfg_attr(docsrs, doc(cfg(feature = "route")))]
+pub mod route_client;
 mod state;
 mod timeout;
 

@@ -170,17 +170,22 @@ mod tests {
     }
 
     impl SessionStore for Shared {
-        fn load(&mut self) -> Result<Option<Session>, StoreError> {
-            self.0.borrow_mut().0.load()
+        fn load(&mut self, key: &str) -> Result<Option<Session>, StoreError> {
+            self.0.borrow_mut().0.load(key)
         }
-        fn save(&mut self, session: &Session, expected: Option<u64>) -> Result<(), StoreError> {
+        fn save(
+            &mut self,
+            key: &str,
+            session: &Session,
+            expected: Option<u64>,
+        ) -> Result<(), StoreError> {
             let mut inner = self.0.borrow_mut();
-            inner.0.save(session, expected)?;
+            inner.0.save(key, session, expected)?;
             inner.1 += 1;
             Ok(())
         }
-        fn clear(&mut self) -> Result<(), StoreError> {
-            self.0.borrow_mut().0.clear()
+        fn clear(&mut self, key: &str) -> Result<(), StoreError> {
+            self.0.borrow_mut().0.clear(key)
         }
     }
 
@@ -323,17 +328,17 @@ mod tests {
     fn a_failed_save_is_an_error_and_retried_later() {
         struct Flaky(Shared, Rc<RefCell<bool>>);
         impl SessionStore for Flaky {
-            fn load(&mut self) -> Result<Option<Session>, StoreError> {
-                self.0.load()
+            fn load(&mut self, key: &str) -> Result<Option<Session>, StoreError> {
+                self.0.load(key)
             }
-            fn save(&mut self, s: &Session, e: Option<u64>) -> Result<(), StoreError> {
+            fn save(&mut self, key: &str, s: &Session, e: Option<u64>) -> Result<(), StoreError> {
                 if *self.1.borrow() {
-                    return Err(StoreError::Backend("quota exceeded".into()));
+                    return Err(StoreError::backend("quota exceeded"));
                 }
-                self.0.save(s, e)
+                self.0.save(key, s, e)
             }
-            fn clear(&mut self) -> Result<(), StoreError> {
-                self.0.clear()
+            fn clear(&mut self, key: &str) -> Result<(), StoreError> {
+                self.0.clear(key)
             }
         }
         let store = Shared::with(session(T - 10, "rt-0"));

@@ -83,27 +83,32 @@ fn global_storage(name: &str) -> Result<web_sys::Storage, Error> {
     if value.is_object() {
         Ok(value.unchecked_into())
     } else {
-        Err(Error::Store(StoreError::Backend(format!(
+        Err(Error::Store(StoreError::backend(format!(
             "no {name} in the global scope"
         ))))
     }
 }
 
 fn backend(error: &JsValue) -> StoreError {
-    StoreError::Backend(message(error))
+    StoreError::backend(message(error))
 }
 
 impl SessionStore for WebStorageStore {
-    fn load(&mut self) -> Result<Option<Session>, StoreError> {
+    fn load(&mut self, _key: &str) -> Result<Option<Session>, StoreError> {
         let Some(json) = self.storage.get_item(&self.key).map_err(|e| backend(&e))? else {
             return Ok(None);
         };
         Session::from_json(json.as_bytes(), &self.limits)
             .map(Some)
-            .map_err(|e| StoreError::Backend(format!("the stored session is unreadable: {e}")))
+            .map_err(|e| StoreError::backend(format!("the stored session is unreadable: {e}")))
     }
 
-    fn save(&mut self, session: &Session, expected: Option<u64>) -> Result<(), StoreError> {
+    fn save(
+        &mut self,
+        _key: &str,
+        session: &Session,
+        expected: Option<u64>,
+    ) -> Result<(), StoreError> {
         let found = match self.load() {
             Ok(stored) => stored.as_ref().map(Session::generation),
             // An unreadable value is replaced only by a writer that expects
@@ -120,7 +125,7 @@ impl SessionStore for WebStorageStore {
             .map_err(|e| backend(&e))
     }
 
-    fn clear(&mut self) -> Result<(), StoreError> {
+    fn clear(&mut self, _key: &str) -> Result<(), StoreError> {
         self.storage.remove_item(&self.key).map_err(|e| backend(&e))
     }
 }

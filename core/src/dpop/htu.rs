@@ -30,23 +30,7 @@ use core::fmt::Write as _;
 #[cfg(feature = "url")]
 use url::Url;
 
-/// Why a URL cannot be used as a DPoP `htu` or origin.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum HtuError {
-    /// Not an absolute URL the WHATWG parser accepts.
-    #[error("not a valid absolute URL")]
-    Invalid,
-    /// A scheme other than `http` or `https`.
-    #[error("DPoP needs an http or https URL")]
-    UnsupportedScheme,
-    /// Without the feature `url`: not in the canonical form that needs no
-    /// parser (lower-case ASCII host name not ending in a number, no
-    /// default port, no userinfo, a plain path).
-    #[cfg(not(feature = "url"))]
-    #[error("not a canonical http(s) URL (the `url` feature parses others)")]
-    NotCanonical,
-}
+pub use crate::error::HtuError;
 
 #[cfg(feature = "url")]
 fn parse(url: &str) -> Result<Url, HtuError> {

@@ -219,23 +219,24 @@ pub struct Shared {
 }
 
 impl tokenkeeper::SessionStore for Shared {
-    fn load(&mut self) -> Result<Option<Session>, tokenkeeper::StoreError> {
-        self.inner.lock().unwrap().load()
+    fn load(&mut self, key: &str) -> Result<Option<Session>, tokenkeeper::StoreError> {
+        self.inner.lock().unwrap().load(key)
     }
     fn save(
         &mut self,
+        key: &str,
         session: &Session,
         expected: Option<u64>,
     ) -> Result<(), tokenkeeper::StoreError> {
         if *self.down.lock().unwrap() {
-            return Err(tokenkeeper::StoreError::Backend("down".into()));
+            return Err(tokenkeeper::StoreError::backend("down"));
         }
-        self.inner.lock().unwrap().save(session, expected)
+        self.inner.lock().unwrap().save(key, session, expected)
     }
-    fn clear(&mut self) -> Result<(), tokenkeeper::StoreError> {
-        self.inner.lock().unwrap().clear()
+    fn clear(&mut self, key: &str) -> Result<(), tokenkeeper::StoreError> {
+        self.inner.lock().unwrap().clear(key)
     }
-    fn floor(&mut self) -> Result<u64, tokenkeeper::StoreError> {
-        self.inner.lock().unwrap().floor()
+    fn floor(&mut self, key: &str) -> Result<u64, tokenkeeper::StoreError> {
+        self.inner.lock().unwrap().floor(key)
     }
 }

@@ -710,7 +710,7 @@ impl World {
             .store
             .lock()
             .unwrap()
-            .save(&session, None)
+            .save(tokenkeeper::store::DEFAULT_KEY, &session, None)
             .expect("an empty store takes the first session");
         for _ in 0..world.setup.keepers {
             let keeper = world.new_keeper();

@@ -1,0 +1,78 @@
+//! Stateful sessions: the cookie holds only the session's id (a JWE of
+//! `{"id": …}`, as the SDK's `StatefulSessionStore` writes it) and the
+//! session lives in a store shared by every instance of the app.
+//!
+//! [`SessionBackend`] is the one seam: it hands out the core's
+//! [`SessionStore`] for an id (load, compare-and-swap save, clear), which
+//! the driver uses as it is. A Redis-backed or database-backed backend
+//! implements these two methods.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tokenkeeper::{MemoryStore, SessionStore, StoreError};
+
+/// Sessions by id.
+pub trait SessionBackend: Send + Sync + 'static {
+    /// The store of session `id` (it may hold nothing yet).
+    fn store(&self, id: &str) -> Box<dyn SessionStore + Send>;
+
+    /// Forgets session `id` (logout).
+    ///
+    /// # Errors
+    /// When the store cannot be written.
+    fn delete(&self, id: &str) -> Result<(), StoreError> {
+        self.store(id).clear(id)
+    }
+}
+
+/// Sessions in this process's memory (tests, single-instance apps).
+#[derive(Debug, Default, Clone)]
+pub struct MemoryBackend {
+    sessions: Arc<Mutex<HashMap<String, Arc<Mutex<MemoryStore>>>>>,
+}
+
+impl MemoryBackend {
+    /// An empty backend.
+    #[must_use]
+    pub fn new() -> Self {
+        MemoryBackend::default()
+    }
+
+    /// How many sessions it holds (logged-out ones removed).
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.sessions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|(id, s)| {
+                s.lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .get(id)
+                    .is_some()
+            })
+            .count()
+    }
+
+    /// Whether it holds no session.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl SessionBackend for MemoryBackend {
+    fn store(&self, id: &str) -> Box<dyn SessionStore + Send> {
+        let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        Box::new(Arc::clone(sessions.entry(id.to_owned()).or_default()))
+    }
+
+    fn delete(&self, id: &str) -> Result<(), StoreError> {
+        self.sessions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(id);
+        Ok(())
+    }
+}
