@@ -20,7 +20,7 @@ cd "$(dirname "$0")/.."
 
 # The wasm app's size after wasm-opt -Oz must stay at or below this (KB,
 # 1 KB = 1000 bytes). Issue 14 asks for 250 KiB (256 KB); until the app
-# gets there this holds what it has reached (270 KB, from 524 KB).
+# gets there this holds what it has reached (272 KB, from 524 KB).
 WASM_TARGET_KB=280
 WASM_GOAL="250 KiB = 256 KB"
 

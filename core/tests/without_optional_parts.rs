@@ -52,8 +52,13 @@ fn other_urls_are_refused_not_guessed() {
         assert_eq!(htu(odd), Err(HtuError::NotCanonical), "{odd}");
         assert_eq!(origin(odd), Err(HtuError::NotCanonical), "{odd}");
     }
-    // Not http(s) at all: still refused.
-    assert!(htu("ftp://as.example/x").is_err());
+    // Not http(s) at all, or not a URL: refused as with the parser.
+    assert_eq!(htu("ftp://as.example/x"), Err(HtuError::UnsupportedScheme));
+    assert_eq!(
+        origin("mailto:a@as.example"),
+        Err(HtuError::UnsupportedScheme)
+    );
+    assert_eq!(htu("as.example/x"), Err(HtuError::Invalid));
 }
 
 #[test]

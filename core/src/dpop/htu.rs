@@ -81,10 +81,23 @@ fn htu_parsed(url: &str) -> Result<String, HtuError> {
     Ok(out)
 }
 
-/// Without a parser only the canonical form is known.
+/// Without a parser only the canonical form is known; the error still
+/// tells a scheme other than `http(s)` from an http(s) URL out of form.
 #[cfg(not(feature = "url"))]
-fn htu_parsed(_url: &str) -> Result<String, HtuError> {
-    Err(HtuError::NotCanonical)
+fn htu_parsed(url: &str) -> Result<String, HtuError> {
+    let scheme = url.split_once(':').map(|(scheme, _)| scheme);
+    let valid = scheme.is_some_and(|s| {
+        s.starts_with(|c: char| c.is_ascii_alphabetic())
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+    });
+    Err(match scheme {
+        Some(s) if valid && (s.eq_ignore_ascii_case("http") || s.eq_ignore_ascii_case("https")) => {
+            HtuError::NotCanonical
+        }
+        Some(_) if valid => HtuError::UnsupportedScheme,
+        _ => HtuError::Invalid,
+    })
 }
 
 /// The origin of `url`: `scheme://host[:port]`, normalised like [`htu`].
@@ -104,10 +117,13 @@ pub fn origin(url: &str) -> Result<String, HtuError> {
 /// `htu` up to the path).
 ///
 /// # Errors
-/// [`HtuError::NotCanonical`] for any other URL (see the feature `url`).
+/// [`HtuError::NotCanonical`] for any other http(s) URL (see the feature
+/// `url`), [`HtuError::UnsupportedScheme`] for another scheme.
 #[cfg(not(feature = "url"))]
 pub fn origin(url: &str) -> Result<String, HtuError> {
-    let htu = canonical_htu(url).ok_or(HtuError::NotCanonical)?;
+    let Some(htu) = canonical_htu(url) else {
+        return htu_parsed(url);
+    };
     // `canonical_htu` starts with "http://" or "https://" and has a path.
     let authority = htu.find("://").map_or(0, |i| i + 3);
     let path = htu[authority..]
