@@ -69,6 +69,14 @@ step "no_std builds of the core"
 cargo build -p tokenkeeper --no-default-features --target thumbv7em-none-eabihf
 cargo build -p tokenkeeper --no-default-features --target wasm32-unknown-unknown
 
+step "feature combinations: the minimal wasm app's set, each optional part alone, the core's tests without them"
+cargo check -p tokenkeeper --no-default-features --features std --target wasm32-unknown-unknown
+for feature in url float-roundtrip verify-signatures login discovery exchange route; do
+  cargo check -p tokenkeeper --no-default-features --features "std,$feature" --target wasm32-unknown-unknown
+done
+cargo check -p tokenkeeper-wasm --no-default-features --target wasm32-unknown-unknown --examples
+cargo test -p tokenkeeper --no-default-features --features std --lib --tests
+
 step "tests (unit, scenario, property, doc, fuzz seed replay, integration against node-oidc-provider)"
 cargo test --workspace --all-features --no-fail-fast
 

@@ -43,6 +43,7 @@ pub struct Config {
     pub(crate) issuer: Option<String>,
     pub(crate) revocation_endpoint: Option<String>,
     pub(crate) clock_tolerance: Duration,
+    #[cfg_attr(not(feature = "login"), allow(dead_code))]
     pub(crate) require_iss: bool,
     pub(crate) supported_auth_methods: Option<alloc::vec::Vec<String>>,
     pub(crate) shared_store: bool,
@@ -312,6 +313,8 @@ impl ConfigBuilder {
     /// the `iss` callback parameter when the server announces it (RFC 9207),
     /// and remembers the advertised client authentication methods so
     /// [`ConfigBuilder::build`] can refuse an unsupported one.
+    #[cfg(feature = "discovery")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "discovery")))]
     pub fn metadata(mut self, metadata: &crate::discovery::AuthorizationServerMetadata) -> Self {
         self.config.token_endpoint = metadata.token_endpoint.clone();
         self.config.issuer = Some(metadata.issuer.clone());
@@ -383,10 +386,18 @@ impl ConfigBuilder {
 }
 
 /// Whether `url` parses as an absolute `http` or `https` URL with a host.
+#[cfg(feature = "url")]
 pub(crate) fn is_http_url(url: &str) -> bool {
     url::Url::parse(url)
         .map(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
         .unwrap_or(false)
+}
+
+/// Whether `url` is an `http` or `https` URL in the canonical form that
+/// needs no parser (the feature `url` is off; see [`crate::dpop::htu`]).
+#[cfg(not(feature = "url"))]
+pub(crate) fn is_http_url(url: &str) -> bool {
+    crate::dpop::htu(url).is_ok()
 }
 
 #[cfg(test)]

@@ -58,10 +58,12 @@ pub(crate) enum FlightKind {
     },
     /// The `authorization_code` exchange of a login; the ID token must carry
     /// this nonce.
+    #[cfg(feature = "login")]
     CodeExchange { nonce: String },
     /// A `client_credentials` grant (machine to machine).
     ClientCredentials,
     /// An RFC 8693 token exchange; the result is handed back, not stored.
+    #[cfg(feature = "exchange")]
     TokenExchange,
     /// The revocation of a refresh token: the session's at logout, or one
     /// that an answer proved and that could not be stored.
@@ -82,11 +84,13 @@ impl core::fmt::Debug for FlightKind {
                 .finish(),
             // The nonce binds the login's ID token: it must not leak
             // before the ID token is checked.
+            #[cfg(feature = "login")]
             FlightKind::CodeExchange { nonce } => f
                 .debug_struct("CodeExchange")
                 .field("nonce", &format_args!("<redacted {} bytes>", nonce.len()))
                 .finish(),
             FlightKind::ClientCredentials => f.write_str("ClientCredentials"),
+            #[cfg(feature = "exchange")]
             FlightKind::TokenExchange => f.write_str("TokenExchange"),
             FlightKind::Revocation { .. } => f.write_str("Revocation"),
         }

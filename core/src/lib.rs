@@ -118,6 +118,24 @@
 //! These are checked after every step against a reference model of the
 //! session, in lockstep with real managers and keepers (`core/tests/model.rs`
 //! and the `manager_ops` fuzz target).
+//!
+//! # Features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `std` | yes | `std::error::Error` impls, `SystemTime` conversions |
+//! | `url` | yes | any `http`/`https` URL, parsed by the WHATWG URL Standard (the `url` crate and its IDNA tables); without it only URLs already in canonical form ([`dpop::htu`]) |
+//! | `float-roundtrip` | yes | exact float parsing in kept unknown JSON members |
+//! | `verify-signatures` | yes | a deferred signer's DPoP signature verified before the request leaves (`TokenManager::handle_signature`) |
+//! | `login` | yes | `login`, `id_token`, `jws`, `jwks`, `logout_token`, `grant::code`, `TokenManager::exchange_code`; without it an ID token a refresh returns is only checked for the same `sub` |
+//! | `discovery` | yes | `discovery`, `ConfigBuilder::metadata` |
+//! | `exchange` | yes | `grant::token_exchange`, `TokenManager::exchange_token` (RFC 8693) |
+//! | `route` | yes | `route`, the `/auth/access-token` contract |
+//! | `http`, `time`, `ring`, `tracing`, `p256-tables` | no | see `Cargo.toml` |
+//!
+//! An app that only refreshes a stored session and signs DPoP proofs needs
+//! none of the optional protocol parts: `default-features = false,
+//! features = ["std"]` (the wasm adapter's `examples/size.sh` app).
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -131,13 +149,23 @@ extern crate std;
 // host uses every day; a few modules with clear names group the rest by
 // feature. Everything else is private; what only tests, benches and fuzz
 // targets reach sits in the hidden `__private` module at the end.
+#[cfg(feature = "discovery")]
+#[cfg_attr(docsrs, doc(cfg(feature = "discovery")))]
 pub mod discovery;
 pub mod dpop;
 pub mod driver;
 pub mod grant;
+#[cfg(feature = "login")]
+#[cfg_attr(docsrs, doc(cfg(feature = "login")))]
 pub mod id_token;
+#[cfg(feature = "login")]
+#[cfg_attr(docsrs, doc(cfg(feature = "login")))]
 pub mod login;
+#[cfg(feature = "login")]
+#[cfg_attr(docsrs, doc(cfg(feature = "login")))]
 pub mod logout_token;
+#[cfg(feature = "route")]
+#[cfg_attr(docsrs, doc(cfg(feature = "route")))]
 pub mod route;
 pub mod store;
 
@@ -148,7 +176,9 @@ mod error;
 mod flight;
 mod form;
 mod http;
+#[cfg(feature = "login")]
 mod jwks;
+#[cfg(feature = "login")]
 mod jws;
 mod jwt;
 mod keeper;
@@ -199,6 +229,7 @@ pub mod __private {
         pub use crate::form::*;
     }
     /// Compact JWS headers and signature checks.
+    #[cfg(feature = "login")]
     pub mod jws {
         pub use crate::jws::*;
     }
@@ -226,6 +257,7 @@ pub mod __private {
     /// Grant request builders the manager drives.
     pub mod grant {
         pub use crate::grant::internal::*;
+        #[cfg(feature = "exchange")]
         pub use crate::grant::token_exchange::GRANT_TYPE as TOKEN_EXCHANGE_GRANT_TYPE;
     }
 }

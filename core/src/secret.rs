@@ -66,6 +66,7 @@ macro_rules! secret_string {
     };
 }
 
+#[cfg(feature = "login")]
 pub(crate) use secret_string;
 
 secret_string!(

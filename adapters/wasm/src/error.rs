@@ -60,6 +60,12 @@ impl Error {
         }
     }
 
+    /// [`Error::Unsupported`] naming the step (not `Debug`-printing it,
+    /// which would keep the formatting machinery in every app).
+    pub(crate) fn unsupported(step: &str) -> Error {
+        Error::Unsupported(String::from(step))
+    }
+
     /// The core's error, if it is one.
     #[must_use]
     pub fn core(&self) -> Option<&tokenkeeper::Error> {

@@ -6,15 +6,18 @@ use core::future::{Future, poll_fn};
 use core::pin::Pin;
 use core::task::Poll;
 use core::time::Duration;
-use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use futures_channel::oneshot;
+#[cfg(feature = "exchange")]
 use tokenkeeper::TokenResponse;
+#[cfg(feature = "discovery")]
 use tokenkeeper::discovery::{AuthorizationServerMetadata, DiscoveryKind, discovery_request};
 use tokenkeeper::dpop::EcdsaSignature;
 use tokenkeeper::driver::{Ask, Step, dispatch_id};
+#[cfg(feature = "exchange")]
 use tokenkeeper::grant::TokenExchangeRequest;
+#[cfg(feature = "login")]
 use tokenkeeper::login::LoginTransaction;
 use tokenkeeper::{
     AccessTokenInfo, Authorization, Config, Dispatch, HttpRequest, HttpResponse, RequestId,
@@ -24,7 +27,9 @@ use tokenkeeper::{
 
 use crate::Error;
 use crate::dpop::WebCryptoKey;
-use crate::fetch::{fetch, fetch_with_limit};
+#[cfg(feature = "discovery")]
+use crate::fetch::fetch;
+use crate::fetch::fetch_with_limit;
 use crate::js::{Delay, WebCryptoEntropy, millis_until, now, now_millis};
 use crate::state::{Finished, State, cancel, complete, signed};
 pub use crate::timeout::DEFAULT_TIMEOUT;
@@ -44,6 +49,8 @@ const WAIT_FALLBACK_MS: u64 = 1000;
 /// # Errors
 /// [`Error::Transport`] or [`Error::Timeout`], or [`Error::Core`] with
 /// [`tokenkeeper::Error::Discovery`] (an issuer mismatch, a bad document, …).
+#[cfg(feature = "discovery")]
+#[cfg_attr(docsrs, doc(cfg(feature = "discovery")))]
 pub async fn discover(
     issuer: &str,
     timeout: Duration,
@@ -66,9 +73,10 @@ pub struct TokenKeeper {
 
 struct Inner {
     state: RefCell<State>,
-    /// Callers waiting for a flight, by the flight's id; woken (the sender
-    /// sends) when the flight ends.
-    waiters: RefCell<BTreeMap<RequestId, Vec<oneshot::Sender<()>>>>,
+    /// Callers waiting for a flight, with the flight's id; woken (the
+    /// sender sends) when the flight ends. A list, not a map: there are a
+    /// handful at most, and a `BTreeMap` would cost the wasm app several KB.
+    waiters: RefCell<Vec<(RequestId, oneshot::Sender<()>)>>,
     /// Each request's timeout, body included; it ends before the lease.
     timeout: Duration,
     /// The configuration's lease: a flight's requests end before it runs
@@ -167,7 +175,7 @@ impl Builder {
         Ok(TokenKeeper {
             inner: Rc::new(Inner {
                 state: RefCell::new(state),
-                waiters: RefCell::new(BTreeMap::new()),
+                waiters: RefCell::new(Vec::new()),
                 timeout,
                 lease,
                 max_body,
@@ -240,6 +248,8 @@ impl TokenKeeper {
     /// # Errors
     /// [`Error::Core`] with the failed check or the server's error,
     /// [`Error::Transport`], [`Error::Timeout`], [`Error::Store`].
+    #[cfg(feature = "login")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "login")))]
     pub async fn login(
         &self,
         transaction: &LoginTransaction,
@@ -258,6 +268,8 @@ impl TokenKeeper {
     /// # Errors
     /// [`Error::Core`] for an invalid request or the server's error,
     /// [`Error::Transport`], [`Error::Timeout`].
+    #[cfg(feature = "exchange")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "exchange")))]
     pub async fn exchange_token(
         &self,
         request: &TokenExchangeRequest<'_>,
@@ -318,7 +330,9 @@ impl TokenKeeper {
                     let signature = self.sign(pending.signing_input()).await?;
                     pending.finish(&signature)
                 }
-                other => return Err(Error::Unsupported(format!("{other:?}"))),
+                // Named, not `Debug`-printed: keeps the formatting machinery
+                // out of small apps.
+                _ => return Err(Error::unsupported("an authorization step")),
             };
             let mut attempt = request.clone();
             for (name, _) in headers.iter() {
@@ -455,9 +469,8 @@ impl TokenKeeper {
         let (tx, mut ended) = oneshot::channel();
         {
             let mut waiters = self.inner.waiters.borrow_mut();
-            let list = waiters.entry(id).or_default();
-            list.retain(|tx| !tx.is_canceled());
-            list.push(tx);
+            waiters.retain(|(_, tx)| !tx.is_canceled());
+            waiters.push((id, tx));
         }
         let ms = deadline.map_or(WAIT_FALLBACK_MS, |d| millis_until(d).max(1));
         let mut delay = Delay::new(ms);
@@ -480,7 +493,7 @@ impl TokenKeeper {
     /// lease`, and every request of the flight is aborted before that.
     async fn exchange(&self, first: Dispatch, started: UnixTime) -> Result<Finished, Error> {
         let Some(id) = dispatch_id(&first) else {
-            return Err(Error::Unsupported(format!("{first:?}")));
+            return Err(Error::unsupported("a dispatch without a request"));
         };
         let mut guard = CancelOnDrop {
             inner: &self.inner,
@@ -498,7 +511,7 @@ impl TokenKeeper {
                         Err(error) => break Err(error),
                     }
                 }
-                other => break Err(Error::Unsupported(format!("{other:?}"))),
+                _ => break Err(Error::unsupported("a dispatch step")),
             };
             // As the core computes it: whole seconds.
             let deadline = started.saturating_add(self.inner.lease);
@@ -534,8 +547,15 @@ impl TokenKeeper {
 impl Inner {
     /// Wakes the callers waiting for flight `id`.
     fn wake(&self, id: RequestId) {
-        let list = self.waiters.borrow_mut().remove(&id);
-        for tx in list.into_iter().flatten() {
+        let woken: Vec<_> = {
+            let mut waiters = self.waiters.borrow_mut();
+            let (woken, rest) = core::mem::take(&mut *waiters)
+                .into_iter()
+                .partition(|(flight, _)| *flight == id);
+            *waiters = rest;
+            woken
+        };
+        for (_, tx) in woken {
             let _ = tx.send(());
         }
     }
@@ -543,7 +563,7 @@ impl Inner {
     /// Wakes every waiting caller (each asks the core again).
     fn wake_all(&self) {
         let all = core::mem::take(&mut *self.waiters.borrow_mut());
-        for tx in all.into_values().flatten() {
+        for (_, tx) in all {
             let _ = tx.send(());
         }
     }
@@ -571,5 +591,5 @@ impl Drop for CancelOnDrop<'_> {
 
 /// A flight ended in another way than its kind should.
 fn unexpected(finished: &Finished) -> Error {
-    Error::Unsupported(format!("{finished:?}"))
+    Error::unsupported(finished.name())
 }

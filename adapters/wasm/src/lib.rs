@@ -105,7 +105,22 @@
 //!
 //! # Features
 //!
+//! - `url`, `float-roundtrip`, `verify-signatures` (default): the core's
+//!   features of those names (any URL, exact floats, Web Crypto signatures
+//!   checked before they leave).
+//! - `login` (default): `TokenKeeper::login`, with the core's login, ID
+//!   token and JWKS code. Without it an ID token a refresh returns is only
+//!   checked for the same `sub` (the core's feature `login`).
+//! - `discovery` (default): `discover`.
+//! - `exchange` (default): `TokenKeeper::exchange_token` (RFC 8693).
+//! - `route` (default): `route_client`, the browser's call to the app's own
+//!   `/auth/access-token` route (the core's `route`).
 //! - `web-storage`: `WebStorageStore`.
+//! - `tracing`: the core's decisions as `tracing` events.
+//!
+//! An app that only refreshes a stored session (and signs DPoP proofs)
+//! builds with `default-features = false`: about half the wasm
+//! (`examples/size.sh`).
 //!
 //! The library does not choose a `getrandom` backend: it draws randomness
 //! from Web Crypto itself. An application whose other dependencies need
@@ -119,6 +134,8 @@
 #![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 
 mod error;
+#[cfg(feature = "route")]
+#[cfg_attr(docsrs, doc(cfg(feature = "route")))]
 pub mod route_client;
 mod state;
 mod timeout;
@@ -143,8 +160,11 @@ pub use dpop::WebCryptoKey;
 pub use fetch::{fetch, fetch_with_limit};
 #[cfg(target_arch = "wasm32")]
 pub use js::{WebCryptoEntropy, now, sleep};
+#[cfg(all(target_arch = "wasm32", feature = "discovery"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "discovery")))]
+pub use keeper::discover;
 #[cfg(target_arch = "wasm32")]
-pub use keeper::{Builder, DEFAULT_TIMEOUT, TokenKeeper, discover};
+pub use keeper::{Builder, DEFAULT_TIMEOUT, TokenKeeper};
 #[cfg(all(target_arch = "wasm32", feature = "web-storage"))]
 #[cfg_attr(docsrs, doc(cfg(feature = "web-storage")))]
 pub use storage::WebStorageStore;

@@ -23,6 +23,7 @@ pub(crate) enum Finished {
     /// A token (refresh, login, client credentials).
     Token(AccessTokenInfo),
     /// A token exchange's result (not stored).
+    #[cfg_attr(not(feature = "exchange"), allow(dead_code))]
     Exchanged(Box<TokenResponse>),
     /// A refresh token was revoked.
     Revoked,
@@ -30,6 +31,19 @@ pub(crate) enum Finished {
     Resend(OutgoingRequest),
     /// Sign the retry's proof first (deferred signer), then send it.
     Sign(SignatureRequest),
+}
+
+impl Finished {
+    /// The variant's name, for [`Error::Unsupported`].
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Finished::Token(_) => "Token",
+            Finished::Exchanged(_) => "Exchanged",
+            Finished::Revoked => "Revoked",
+            Finished::Resend(_) => "Resend",
+            Finished::Sign(_) => "Sign",
+        }
+    }
 }
 
 /// Hands the outcome of sending flight `id` to the core (a response,
@@ -48,7 +62,7 @@ pub(crate) fn complete(
             Completion::Resend(next) => Ok(Finished::Resend(next)),
             Completion::Sign(sign) => Ok(Finished::Sign(sign)),
             Completion::Failed(error) => Err(error.into()),
-            other => Err(Error::Unsupported(format!("{other:?}"))),
+            _ => Err(Error::unsupported("a completion")),
         },
         Err(error) => {
             let _ = state.manager.handle_transport_error(id, now);

@@ -105,11 +105,11 @@ impl SessionStore for WebStorageStore {
 
     fn save(
         &mut self,
-        _key: &str,
+        key: &str,
         session: &Session,
         expected: Option<u64>,
     ) -> Result<(), StoreError> {
-        let found = match self.load() {
+        let found = match self.load(key) {
             Ok(stored) => stored.as_ref().map(Session::generation),
             // An unreadable value is replaced only by a writer that expects
             // nothing there (a new login).

@@ -454,7 +454,7 @@ async fn two_tabs_sharing_local_storage_refresh_once() {
     let key = format!("tokenkeeper-test-{}", js_sys::Date::now());
     WebStorageStore::local(&key)
         .unwrap()
-        .save(&session, None)
+        .save(tokenkeeper::store::DEFAULT_KEY, &session, None)
         .unwrap();
     // Two handles on one localStorage key stand for two tabs; with a shared
     // store the core claims the refresh token in the stored session first.
@@ -487,7 +487,7 @@ async fn two_tabs_sharing_local_storage_refresh_once() {
     // The store holds the rotated refresh token, and no claim.
     let stored = WebStorageStore::local(&key)
         .unwrap()
-        .load()
+        .load(tokenkeeper::store::DEFAULT_KEY)
         .unwrap()
         .unwrap();
     assert_ne!(refresh_token(&stored), refresh_token(&session));
@@ -500,7 +500,10 @@ async fn two_tabs_sharing_local_storage_refresh_once() {
         h.stats().await["token_requests_by_grant"]["refresh_token"],
         1
     );
-    WebStorageStore::local(&key).unwrap().clear().unwrap();
+    WebStorageStore::local(&key)
+        .unwrap()
+        .clear(tokenkeeper::store::DEFAULT_KEY)
+        .unwrap();
 }
 
 #[wasm_bindgen_test]

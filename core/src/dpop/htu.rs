@@ -18,14 +18,21 @@
 //!   existing escapes left as they are (`%7e` stays `%7e`), and an empty
 //!   path becomes `/`;
 //! - query and fragment are removed.
+//!
+//! Without the feature `url` only URLs already in that form are accepted
+//! (the fast path below, which needs no parser); any other is refused with
+//! [`HtuError::NotCanonical`].
 
 use alloc::string::String;
+#[cfg(feature = "url")]
 use core::fmt::Write as _;
 
+#[cfg(feature = "url")]
 use url::Url;
 
 pub use crate::error::HtuError;
 
+#[cfg(feature = "url")]
 fn parse(url: &str) -> Result<Url, HtuError> {
     let parsed = Url::parse(url).map_err(|_| HtuError::Invalid)?;
     if !matches!(parsed.scheme(), "http" | "https") {
@@ -37,6 +44,7 @@ fn parse(url: &str) -> Result<Url, HtuError> {
     Ok(parsed)
 }
 
+#[cfg(feature = "url")]
 fn push_origin(out: &mut String, url: &Url) {
     out.push_str(url.scheme());
     out.push_str("://");
@@ -64,6 +72,7 @@ pub fn htu(url: &str) -> Result<String, HtuError> {
 }
 
 /// `htu` through the full WHATWG parser.
+#[cfg(feature = "url")]
 fn htu_parsed(url: &str) -> Result<String, HtuError> {
     let parsed = parse(url)?;
     let mut out = String::with_capacity(url.len() + 1);
@@ -72,16 +81,55 @@ fn htu_parsed(url: &str) -> Result<String, HtuError> {
     Ok(out)
 }
 
+/// Without a parser only the canonical form is known; the error still
+/// tells a scheme other than `http(s)` from an http(s) URL out of form.
+#[cfg(not(feature = "url"))]
+fn htu_parsed(url: &str) -> Result<String, HtuError> {
+    let scheme = url.split_once(':').map(|(scheme, _)| scheme);
+    let valid = scheme.is_some_and(|s| {
+        s.starts_with(|c: char| c.is_ascii_alphabetic())
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+    });
+    Err(match scheme {
+        Some(s) if valid && (s.eq_ignore_ascii_case("http") || s.eq_ignore_ascii_case("https")) => {
+            HtuError::NotCanonical
+        }
+        Some(_) if valid => HtuError::UnsupportedScheme,
+        _ => HtuError::Invalid,
+    })
+}
+
 /// The origin of `url`: `scheme://host[:port]`, normalised like [`htu`].
 /// DPoP nonces are kept per origin.
 ///
 /// # Errors
 /// [`HtuError`] when `url` is not an absolute `http` or `https` URL.
+#[cfg(feature = "url")]
 pub fn origin(url: &str) -> Result<String, HtuError> {
     let parsed = parse(url)?;
     let mut out = String::with_capacity(url.len());
     push_origin(&mut out, &parsed);
     Ok(out)
+}
+
+/// The origin of `url`: `scheme://host[:port]` of a canonical URL (its
+/// `htu` up to the path).
+///
+/// # Errors
+/// [`HtuError::NotCanonical`] for any other http(s) URL (see the feature
+/// `url`), [`HtuError::UnsupportedScheme`] for another scheme.
+#[cfg(not(feature = "url"))]
+pub fn origin(url: &str) -> Result<String, HtuError> {
+    let Some(htu) = canonical_htu(url) else {
+        return htu_parsed(url);
+    };
+    // `canonical_htu` starts with "http://" or "https://" and has a path.
+    let authority = htu.find("://").map_or(0, |i| i + 3);
+    let path = htu[authority..]
+        .find('/')
+        .map_or(htu.len(), |i| authority + i);
+    Ok(String::from(&htu[..path]))
 }
 
 /// The `htu` of a URL already in canonical form, as a prefix of it, or
@@ -147,7 +195,8 @@ fn canonical_htu(url: &str) -> Option<&str> {
     path_ok.then(|| &url[..url.len() - rest.len() + authority_end + path_end])
 }
 
-#[cfg(test)]
+// The vectors compare the fast path with the parser.
+#[cfg(all(test, feature = "url"))]
 mod tests {
     use super::*;
 

@@ -225,6 +225,8 @@ mod tests {
         headers
     }
 
+    // Normalises URLs through the WHATWG parser.
+    #[cfg(feature = "url")]
     #[test]
     fn learns_from_any_status_and_reports_new_nonces() {
         let mut cache = NonceCache::new();

@@ -14,6 +14,12 @@ pub enum HtuError {
     /// A scheme other than `http` or `https`.
     #[error("DPoP needs an http or https URL")]
     UnsupportedScheme,
+    /// Without the feature `url`: not in the canonical form that needs no
+    /// parser (lower-case ASCII host name not ending in a number, no
+    /// default port, no userinfo, a plain path).
+    #[cfg(not(feature = "url"))]
+    #[error("not a canonical http(s) URL (the `url` feature parses others)")]
+    NotCanonical,
 }
 
 /// Why a signature could not be made or used.

@@ -2,9 +2,11 @@
 
 pub(crate) mod client_auth;
 pub(crate) mod client_credentials;
+#[cfg(feature = "login")]
 pub(crate) mod code;
 pub(crate) mod refresh;
 pub(crate) mod revocation;
+#[cfg(feature = "exchange")]
 pub(crate) mod token_exchange;
 
 pub use crate::form::FormBody;
@@ -13,6 +15,8 @@ pub use client_auth::{
 };
 pub use refresh::TargetParameter;
 pub use revocation::{RetryAfter, RevocationError};
+#[cfg(feature = "exchange")]
+#[cfg_attr(docsrs, doc(cfg(feature = "exchange")))]
 pub use token_exchange::{TokenExchangeError, TokenExchangeRequest, token_types};
 
 pub(crate) use internal::*;
@@ -22,11 +26,13 @@ pub(crate) use internal::*;
 pub(crate) mod internal {
     pub use super::client_auth::basic_authorization;
     pub use super::client_credentials::ClientCredentialsRequest;
+    #[cfg(feature = "login")]
     pub use super::code::CodeExchangeRequest;
     pub use super::refresh::RefreshRequest;
     pub use super::revocation::{
         RevocationRequest, TokenTypeHint, parse_revocation_response, revoke_refresh_token,
     };
+    #[cfg(feature = "exchange")]
     pub use super::token_exchange::{is_valid_token_type, parse_response};
 }
 

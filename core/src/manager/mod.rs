@@ -73,7 +73,9 @@
 
 mod claim;
 mod dpop;
+#[cfg(feature = "exchange")]
 mod exchange;
+#[cfg(feature = "login")]
 mod login;
 mod lookup;
 mod machine;
@@ -680,8 +682,10 @@ impl TokenManager {
         }
         let result = match &flight.kind {
             FlightKind::Refresh { .. } => self.apply_refresh(&flight, &mut answer, now),
+            #[cfg(feature = "login")]
             FlightKind::CodeExchange { .. } => self.apply_login(&flight, &mut answer, now),
             FlightKind::ClientCredentials => self.apply_machine_token(&flight, &mut answer, now),
+            #[cfg(feature = "exchange")]
             FlightKind::TokenExchange => {
                 let result = self.apply_exchange(&mut answer);
                 self.flights

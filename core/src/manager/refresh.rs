@@ -21,6 +21,7 @@ use crate::config::Config;
 use crate::error::{Error, ResponseError};
 use crate::flight::{Destination, Flight, FlightKind};
 use crate::grant::RefreshRequest;
+#[cfg(feature = "login")]
 use crate::id_token::IdTokenValidator;
 use crate::jwt;
 use crate::scope;
@@ -264,6 +265,7 @@ impl TokenManager {
 /// `sub` continuity: a refreshed ID token must name the same user as the
 /// session's (and, with an issuer configured, pass the other checks too).
 /// Out of line: most refreshes carry no ID token.
+#[cfg(feature = "login")]
 #[inline(never)]
 fn check_refreshed_id_token(
     config: &Config,
@@ -295,6 +297,26 @@ fn check_refreshed_id_token(
         return Err(Error::SubjectMismatch);
     }
     Ok(())
+}
+
+/// `sub` continuity without the ID token validator (feature `login` off):
+/// a refreshed ID token must name the same user as the session's, whether
+/// or not an issuer is configured; one without a `sub` is refused as with
+/// no issuer configured.
+#[cfg(not(feature = "login"))]
+#[inline(never)]
+fn check_refreshed_id_token(
+    _config: &Config,
+    old_id_token: Option<&IdToken>,
+    new_id_token: &IdToken,
+    _now: UnixTime,
+) -> Result<(), Error> {
+    let new_sub =
+        subject(new_id_token).ok_or(Error::IdToken(crate::error::IdTokenError::MissingSub))?;
+    match old_id_token.and_then(subject) {
+        Some(old_sub) if old_sub != new_sub => Err(Error::SubjectMismatch),
+        _ => Ok(()),
+    }
 }
 
 /// The `sub` claim of an ID token, read without validation.

@@ -158,11 +158,34 @@ pub(crate) fn seconds_from_str(s: &str) -> Option<u64> {
     if let Ok(v) = s.parse::<u64>() {
         Some(v)
     } else {
-        s.parse::<f64>()
+        #[cfg(feature = "float-roundtrip")]
+        return s
+            .parse::<f64>()
             .ok()
             .filter(|f| f.is_finite() && *f >= 0.0)
-            .map(f64_to_secs)
+            .map(f64_to_secs);
+        #[cfg(not(feature = "float-roundtrip"))]
+        return seconds_from_decimal(s);
     }
+}
+
+/// Without the float parser (feature `float-roundtrip` off: its tables are
+/// most of its size): `[+]digits[.digits]`, the fraction dropped, what is
+/// too large saturated, as the float path does below 2^53. Exponents and
+/// a minus zero are not read.
+#[cfg(not(feature = "float-roundtrip"))]
+fn seconds_from_decimal(s: &str) -> Option<u64> {
+    let s = s.strip_prefix('+').unwrap_or(s);
+    let (whole, fraction) = s.split_once('.').unwrap_or((s, ""));
+    let digits = |part: &str| part.bytes().all(|b| b.is_ascii_digit());
+    if (whole.is_empty() && fraction.is_empty()) || !digits(whole) || !digits(fraction) {
+        return None;
+    }
+    if whole.is_empty() {
+        return Some(0);
+    }
+    // Only digits: the one error left is overflow.
+    Some(whole.parse::<u64>().unwrap_or(u64::MAX))
 }
 
 #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
@@ -175,6 +198,37 @@ fn f64_to_secs(f: f64) -> u64 {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn numeric_strings_read_as_whole_seconds() {
+        for (input, secs) in [
+            ("3600", Some(3600)),
+            (" 3600 ", Some(3600)),
+            ("+3600", Some(3600)),
+            ("3600.9", Some(3600)),
+            ("+3600.5", Some(3600)),
+            ("3600.", Some(3600)),
+            (".5", Some(0)),
+            ("99999999999999999999999", Some(u64::MAX)),
+            ("-5", None),
+            ("-0.5", None),
+            ("1.2.3", None),
+            (".", None),
+            ("", None),
+            ("abc", None),
+            ("NaN", None),
+            ("inf", None),
+        ] {
+            assert_eq!(seconds_from_str(input), secs, "{input:?}");
+        }
+        // Exponents need the float parser.
+        let exponent = if cfg!(feature = "float-roundtrip") {
+            Some(3600)
+        } else {
+            None
+        };
+        assert_eq!(seconds_from_str("3.6e3"), exponent);
+    }
 
     #[test]
     fn round_trips_sdk_shape_with_unknown_fields() {
