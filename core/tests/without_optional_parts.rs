@@ -8,7 +8,8 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use tokenkeeper::dpop::{HtuError, htu, origin};
+use tokenkeeper::__private::dpop::{htu, origin};
+use tokenkeeper::dpop::HtuError;
 use tokenkeeper::grant::ClientAuth;
 use tokenkeeper::{
     Action, ClientSecret, Completion, Config, Error, HttpResponse, SeededEntropy, Session,
