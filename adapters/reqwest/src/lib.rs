@@ -149,7 +149,7 @@ use tokenkeeper::dpop::{EcdsaSignature, Signer};
 use tokenkeeper::driver::{Ask, Call, Driver, Effect, Finished, StoreAnswer, StoreOp, WaitReason};
 use tokenkeeper::grant::token_exchange::TokenExchangeRequest;
 use tokenkeeper::login::LoginTransaction;
-use tokenkeeper::store::DEFAULT_KEY;
+use tokenkeeper::store::{Changed, DEFAULT_KEY};
 use tokenkeeper::token::TokenResponse;
 use tokenkeeper::{
     AccessTokenInfo, AsyncSessionStore, Authorization, Config, Headers, HttpRequest, HttpResponse,
@@ -173,8 +173,14 @@ pub use tokenkeeper;
 /// The default transport timeout for a whole request (10 s).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How often the store is read while another process refreshes.
+/// How often the store is read while another process refreshes, when the
+/// store cannot tell when the session changed ([`Changed::Unsupported`]).
 const RELOAD_POLL: Duration = Duration::from_millis(50);
+
+/// The longest wait for a store's change notice
+/// ([`AsyncSessionStore::changed`]) before the store is read anyway: a
+/// notice lost with a connection costs at most this.
+const CHANGE_POLL: Duration = Duration::from_millis(250);
 
 /// How long before the flight's lease deadline a token request is given
 /// up: the deadline is when a waiting caller may take the refresh over.
@@ -695,13 +701,24 @@ impl TokenKeeper {
                         Some(deadline) => until(deadline),
                         None => Duration::from_secs(1),
                     };
-                    let pause = match wait.reason {
-                        // Another process refreshes: read the store again soon.
-                        WaitReason::OtherProcess => pause.min(RELOAD_POLL),
-                        _ => pause,
-                    };
-                    if let Some(listener) = listener {
-                        wait_for(listener, pause).await;
+                    let Some(listener) = listener else { continue };
+                    if wait.reason == WaitReason::OtherProcess {
+                        // Another process refreshes: until the store says the
+                        // session changed (bounded), else read it again soon.
+                        let key = inner.lock().key().to_owned();
+                        let within = pause.min(CHANGE_POLL);
+                        let mut listener = pin!(listener);
+                        let mut changed = inner.store.changed(&key, within);
+                        let heard = poll_fn(|cx| match listener.as_mut().poll(cx) {
+                            Poll::Ready(()) => Poll::Ready(None),
+                            Poll::Pending => changed.as_mut().poll(cx).map(Some),
+                        })
+                        .await;
+                        if heard == Some(Changed::Unsupported) {
+                            wait_for(listener, pause.min(RELOAD_POLL)).await;
+                        }
+                    } else {
+                        wait_for(pin!(listener), pause).await;
                     }
                 }
                 Effect::Done(result) => {
@@ -908,11 +925,26 @@ impl Drop for Running<'_, '_, '_> {
 /// future per operation, only on the paths that reach the store).
 trait DynStore: Send + Sync {
     fn run(&self, op: StoreOp) -> Pin<Box<dyn Future<Output = StoreAnswer> + Send + '_>>;
+
+    /// [`AsyncSessionStore::changed`].
+    fn changed<'a>(
+        &'a self,
+        key: &'a str,
+        within: Duration,
+    ) -> Pin<Box<dyn Future<Output = Changed> + Send + 'a>>;
 }
 
 impl<S: AsyncSessionStore> DynStore for S {
     fn run(&self, op: StoreOp) -> Pin<Box<dyn Future<Output = StoreAnswer> + Send + '_>> {
         Box::pin(op.run_async(self))
+    }
+
+    fn changed<'a>(
+        &'a self,
+        key: &'a str,
+        within: Duration,
+    ) -> Pin<Box<dyn Future<Output = Changed> + Send + 'a>> {
+        Box::pin(AsyncSessionStore::changed(self, key, within))
     }
 }
 
@@ -925,14 +957,21 @@ impl DynStore for Blocking {
         let answer = op.run(&mut **lock(&self.0));
         Box::pin(std::future::ready(answer))
     }
+
+    fn changed<'a>(
+        &'a self,
+        _key: &'a str,
+        _within: Duration,
+    ) -> Pin<Box<dyn Future<Output = Changed> + Send + 'a>> {
+        Box::pin(std::future::ready(Changed::Unsupported))
+    }
 }
 
 /// Waits until `listener` fires or `pause` passes.
-async fn wait_for(listener: EventListener, pause: Duration) {
+async fn wait_for(mut listener: Pin<&mut EventListener>, pause: Duration) {
     let mut timer = pin!(futures_timer::Delay::new(
         pause.max(Duration::from_millis(1))
     ));
-    let mut listener = pin!(listener);
     poll_fn(|cx| {
         if listener.as_mut().poll(cx).is_ready() || timer.as_mut().poll(cx).is_ready() {
             Poll::Ready(())
