@@ -4,7 +4,7 @@
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -197,7 +197,7 @@ impl Worker {
         let (tx, lines) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(line) = line.strip_prefix("TK ") {
+                if let Some((_, line)) = line.split_once("TK ") {
                     let _ = tx.send(line.to_owned());
                 }
             }
@@ -207,9 +207,12 @@ impl Worker {
 
     /// The next line the child reported (`TK …` on its stdout).
     pub fn line(&self, timeout: Duration) -> String {
-        self.lines
+        let line = self
+            .lines
             .recv_timeout(timeout)
-            .expect("the child reported in time")
+            .expect("the child reported in time");
+        eprintln!("child {}: {}", self.child.id(), &line[..line.len().min(200)]);
+        line
     }
 
     pub fn go(&mut self) {
@@ -251,5 +254,4 @@ pub fn report(line: &str) {
 pub fn wait_for_go() {
     let mut line = String::new();
     std::io::stdin().read_line(&mut line).unwrap();
-    let _ = std::io::stdin().read(&mut []);
 }
