@@ -125,11 +125,8 @@ impl RedisStore {
 }
 
 impl AsyncSessionStore for RedisStore {
-    fn load(
-        &self,
-        key: &SessionKey,
-    ) -> impl Future<Output = Result<Option<Session>, StoreError>> + Send {
-        async move { Ok(self.load_inner(key).await?) }
+    async fn load(&self, key: &SessionKey) -> Result<Option<Session>, StoreError> {
+        Ok(self.load_inner(key).await?)
     }
 
     fn save(
@@ -155,37 +152,28 @@ impl AsyncSessionStore for RedisStore {
         }
     }
 
-    fn generation(
-        &self,
-        key: &SessionKey,
-    ) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send {
-        async move {
-            let reply: Option<String> = ops::generation(&self.shared.keys, key)
-                .invoke_async(&mut self.connection())
-                .await
-                .map_err(|e| RedisStoreError::from_redis(&self.shared.keys.session(key), e))?;
-            ops::generation_of(key, reply)
-        }
+    async fn generation(&self, key: &SessionKey) -> Result<Option<u64>, StoreError> {
+        let reply: Option<String> = ops::generation(&self.shared.keys, key)
+            .invoke_async(&mut self.connection())
+            .await
+            .map_err(|e| RedisStoreError::from_redis(&self.shared.keys.session(key), e))?;
+        ops::generation_of(key, reply)
     }
 
-    fn clear(&self, key: &SessionKey) -> impl Future<Output = Result<(), StoreError>> + Send {
-        async move {
-            let _: i64 = ops::clear(&self.shared.keys, key)
-                .invoke_async(&mut self.connection())
-                .await
-                .map_err(|e| RedisStoreError::from_redis(&self.shared.keys.session(key), e))?;
-            Ok(())
-        }
+    async fn clear(&self, key: &SessionKey) -> Result<(), StoreError> {
+        let _: i64 = ops::clear(&self.shared.keys, key)
+            .invoke_async(&mut self.connection())
+            .await
+            .map_err(|e| RedisStoreError::from_redis(&self.shared.keys.session(key), e))?;
+        Ok(())
     }
 
-    fn floor(&self, key: &SessionKey) -> impl Future<Output = Result<u64, StoreError>> + Send {
-        async move {
-            let reply = ops::floor(&self.shared.keys, key)
-                .invoke_async(&mut self.connection())
-                .await
-                .map_err(|e| RedisStoreError::from_redis(&self.shared.keys.session(key), e))?;
-            ops::floor_of(key, reply)
-        }
+    async fn floor(&self, key: &SessionKey) -> Result<u64, StoreError> {
+        let reply = ops::floor(&self.shared.keys, key)
+            .invoke_async(&mut self.connection())
+            .await
+            .map_err(|e| RedisStoreError::from_redis(&self.shared.keys.session(key), e))?;
+        ops::floor_of(key, reply)
     }
 
     fn changed(&self, key: &SessionKey, within: Duration) -> impl Future<Output = Changed> + Send {

@@ -251,7 +251,7 @@ impl Fleet {
                 ("TK_LEASE_SECS", self.lease.as_secs().to_string()),
             ],
         );
-        assert_eq!(worker.line(Duration::from_secs(20)), "ready");
+        assert_eq!(worker.line(Duration::from_secs(60)), "ready");
         worker
     }
 
@@ -264,7 +264,7 @@ impl Fleet {
         workers
             .iter_mut()
             .map(|worker| {
-                let report = serde_json::from_str(&worker.line(Duration::from_secs(20))).unwrap();
+                let report = serde_json::from_str(&worker.line(Duration::from_secs(60))).unwrap();
                 assert!(worker.wait(), "the child exits cleanly");
                 report
             })
@@ -272,7 +272,10 @@ impl Fleet {
     }
 
     fn claim_key(&self) -> Option<String> {
-        self.redis.connection().get(format!("tokenkeeper:claim:{KEY}")).unwrap()
+        self.redis
+            .connection()
+            .get(format!("tokenkeeper:claim:{KEY}"))
+            .unwrap()
     }
 }
 
@@ -315,6 +318,26 @@ fn four_processes_of_sixteen_callers_make_one_refresh_then_twenty_rounds() {
             fleet.expire();
         }
         let reports = fleet.run(4);
+        for r in &reports {
+            eprintln!(
+                "round {round}: written {} read {} conflicts {} messages {} first {}",
+                r["claims_written"],
+                r["claims_read"],
+                r["conflicts"],
+                r["messages"],
+                r["results"][0]
+                    .to_string()
+                    .chars()
+                    .take(60)
+                    .collect::<String>()
+            );
+        }
+        if reports.iter().any(|r| r["results"][0]["token"].is_null()) {
+            let stats = fleet.h.stats();
+            for t in &stats.recent_token_requests {
+                eprintln!("{}", t.to_string().chars().take(300).collect::<String>());
+            }
+        }
         let tokens = tokens(&reports);
         assert_eq!(tokens.len(), 1, "round {round}: all 64 callers, one token");
         assert!(
@@ -326,7 +349,11 @@ fn four_processes_of_sixteen_callers_make_one_refresh_then_twenty_rounds() {
             round + 1,
             "round {round}: one refresh grant reached the server"
         );
-        assert_eq!(sum(&reports, "claims_written"), 1, "round {round}: one claim");
+        assert_eq!(
+            sum(&reports, "claims_written"),
+            1,
+            "round {round}: one claim"
+        );
         claims_read += sum(&reports, "claims_read");
         let stored = fleet.stored();
         assert!(
@@ -377,11 +404,15 @@ fn a_claim_holder_killed_before_its_request_leaves_delays_the_fleet_one_lease() 
     assert_eq!(tokens(&reports).len(), 1);
     assert_eq!(fleet.refresh_grants(), 1, "one refresh, after the lease");
     assert!(
-        killed.elapsed() >= Duration::from_millis(u64::try_from(pttl).unwrap()) - Duration::from_millis(300),
+        killed.elapsed()
+            >= Duration::from_millis(u64::try_from(pttl).unwrap()) - Duration::from_millis(300),
         "waited for the lease ({pttl} ms): {:?}",
         killed.elapsed()
     );
-    assert!(sum(&reports, "claims_read") > 0, "the dead holder's claim was read back");
+    assert!(
+        sum(&reports, "claims_read") > 0,
+        "the dead holder's claim was read back"
+    );
 }
 
 #[test]
@@ -416,7 +447,11 @@ fn a_holder_killed_after_the_rotation_leaves_login_required_once_without_a_storm
         "one refresh with the spent token, refused; no storm"
     );
     let stats = fleet.h.stats();
-    assert_eq!(stats.token_responses_by_status.get("400"), Some(&1), "{stats:?}");
+    assert_eq!(
+        stats.token_responses_by_status.get("400"),
+        Some(&1),
+        "{stats:?}"
+    );
     assert!(fleet.stored().is_reauthentication_required());
 }
 
@@ -468,7 +503,11 @@ fn redis_paused_mid_run_gives_typed_errors_and_service_resumes_by_itself() {
                 "{source:?}"
             );
         }
-        assert_eq!(fleet.refresh_grants(), 1, "no refresh left without its claim saved");
+        assert_eq!(
+            fleet.refresh_grants(),
+            1,
+            "no refresh left without its claim saved"
+        );
 
         fleet.redis.signal("-CONT");
         let resumed = Instant::now();
@@ -487,7 +526,10 @@ fn redis_paused_mid_run_gives_typed_errors_and_service_resumes_by_itself() {
         eprintln!("resumed after {:?}", resumed.elapsed());
         assert_ne!(token.token.secret(), first.token.secret());
         assert_eq!(fleet.refresh_grants(), 2);
-        assert_eq!(refresh_token(&fleet.stored()), refresh_token(&keeper.session().unwrap()));
+        assert_eq!(
+            refresh_token(&fleet.stored()),
+            refresh_token(&keeper.session().unwrap())
+        );
     });
 }
 
@@ -499,7 +541,9 @@ fn a_foreign_value_under_the_session_key_is_a_typed_error_and_stays() {
     let redis = RedisServer::start();
     let h = Harness::start(HarnessOptions::default());
     let mut raw = redis.connection();
-    let _: () = raw.set(format!("tokenkeeper:session:{KEY}"), "{\"not\":\"ours\"}").unwrap();
+    let _: () = raw
+        .set(format!("tokenkeeper:session:{KEY}"), "{\"not\":\"ours\"}")
+        .unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let store = RedisStore::connect(&redis.url()).await.unwrap();
@@ -513,7 +557,10 @@ fn a_foreign_value_under_the_session_key_is_a_typed_error_and_stays() {
         .build()
         .unwrap();
         for _ in 0..2 {
-            let error = keeper.get_access_token(&TokenRequest::new()).await.unwrap_err();
+            let error = keeper
+                .get_access_token(&TokenRequest::new())
+                .await
+                .unwrap_err();
             let Error::Store(store_error) = &error else {
                 panic!("a store error: {error:?}");
             };
@@ -527,4 +574,3 @@ fn a_foreign_value_under_the_session_key_is_a_typed_error_and_stays() {
     assert_eq!(value, "{\"not\":\"ours\"}");
     assert_eq!(h.stats().token_requests_total, 0);
 }
-

@@ -211,7 +211,11 @@ impl Worker {
             .lines
             .recv_timeout(timeout)
             .expect("the child reported in time");
-        eprintln!("child {}: {}", self.child.id(), &line[..line.len().min(200)]);
+        eprintln!(
+            "child {}: {}",
+            self.child.id(),
+            &line[..line.len().min(200)]
+        );
         line
     }
 
