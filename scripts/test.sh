@@ -35,6 +35,11 @@ esac
 step "toolchain targets"
 rustup target add thumbv7em-none-eabihf wasm32-unknown-unknown >/dev/null
 
+step "redis-server for tokenkeeper-redis (started by its tests on a free loopback port)"
+if ! command -v redis-server >/dev/null; then
+  apt-get update && apt-get install -y redis-server
+fi
+
 step "authorization server packages (npm ci)"
 (cd tests/harness && npm ci --no-audit --no-fund --loglevel=error)
 
