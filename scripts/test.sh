@@ -43,8 +43,16 @@ fi
 step "authorization server packages (npm ci)"
 (cd tests/harness && npm ci --no-audit --no-fund --loglevel=error)
 
-step "axum integration packages (npm ci: the pinned @auth0/nextjs-auth0 for the cookie compatibility test)"
+step "axum integration packages (npm ci: the pinned @auth0/nextjs-auth0 for the cookie compatibility test, playwright-core for the browser test)"
 (cd adapters/axum/tests/js && npm ci --no-audit --no-fund --loglevel=error)
+
+step "headless Chromium for the axum end-to-end test (Debian's chromium; Playwright's own download cannot work here)"
+if [ ! -x /usr/bin/chromium ]; then
+  apt-get update && apt-get install -y chromium
+fi
+# adapters/axum/tests/browser.rs runs in the workspace tests below; here a
+# missing browser is a failure, not a skip. Screenshots: target/axum-e2e/.
+export AXUM_E2E_REQUIRED=1
 
 # Whatever a test run starts must be gone when it ends, failing or not.
 cleanup() { pkill -f "$root/tests/harness/server.mjs" 2>/dev/null || true; }

@@ -10,9 +10,10 @@ use support::{expired_session, t};
 use tokenkeeper::dpop::{
     DpopKey, EcdsaSignature, P256Signer, PublicJwk, SignError, SignOutcome, Signer,
 };
+use tokenkeeper::error::{DpopError, HtuError};
 use tokenkeeper::grant::ClientAuth;
 use tokenkeeper::{
-    AccessTokenInfo, Action, Authorization, ClientSecret, Completion, Config, HttpRequest,
+    AccessTokenInfo, Action, Authorization, ClientSecret, Completion, Config, Error, HttpRequest,
     HttpResponse, Method, ResourceVerdict, SeededEntropy, TokenManager, TokenRequest, TokenType,
 };
 
@@ -313,6 +314,85 @@ fn a_bound_token_is_never_sent_as_bearer() {
         .authorize(&Method::GET, "https://rs.example/x", &bound_token(), t(1))
         .unwrap_err();
     assert_eq!(err.code(), "dpop_error");
+    assert_eq!(err, Error::Dpop(DpopError::NotEnabled));
+}
+
+/// DPoP failures are typed: each says what failed, under the one
+/// `dpop_error` code the route contract and the adapters know.
+#[test]
+fn dpop_errors_say_what_failed() {
+    let config = Config::builder(TOKEN_ENDPOINT, "c").build().unwrap();
+    let mut m = TokenManager::new(config, SeededEntropy::new(1));
+    m.enable_dpop(P256Signer::new(key())).unwrap();
+    // A URL that cannot be a proof's `htu`.
+    let err = m
+        .authorize(&Method::GET, "ftp://rs.example/x", &bound_token(), t(1))
+        .unwrap_err();
+    assert_eq!(
+        err,
+        Error::Dpop(DpopError::InvalidUrl(HtuError::UnsupportedScheme))
+    );
+    assert_eq!(err.code(), "dpop_error");
+    assert_eq!(dpop_cause(&err), "invalid_htu");
+    // A token type this crate cannot present.
+    let mut odd = bound_token();
+    odd.token_type = TokenType::Other("MAC".into());
+    let err = m
+        .authorize(&Method::GET, "https://rs.example/x", &odd, t(1))
+        .unwrap_err();
+    assert_eq!(
+        err,
+        Error::Dpop(DpopError::UnsupportedTokenType("MAC".into()))
+    );
+    // A signer that is not ES256.
+    struct Rs256(PublicJwk);
+    impl Signer for Rs256 {
+        fn algorithm(&self) -> &'static str {
+            "RS256"
+        }
+        fn public_jwk(&self) -> &PublicJwk {
+            &self.0
+        }
+        fn sign(&self, _: &[u8]) -> Result<SignOutcome, SignError> {
+            Err(SignError::Failed("never called"))
+        }
+    }
+    let err = m
+        .enable_dpop(Rs256(key().public_jwk().clone()))
+        .unwrap_err();
+    assert_eq!(err, Error::Dpop(DpopError::UnsupportedAlgorithm));
+    // A signer that fails: the signer's own error is the source.
+    struct Offline(PublicJwk);
+    impl Signer for Offline {
+        fn algorithm(&self) -> &'static str {
+            "ES256"
+        }
+        fn public_jwk(&self) -> &PublicJwk {
+            &self.0
+        }
+        fn sign(&self, _: &[u8]) -> Result<SignOutcome, SignError> {
+            Err(SignError::Failed("hsm offline"))
+        }
+    }
+    m.enable_dpop(Offline(key().public_jwk().clone())).unwrap();
+    m.set_session(expired_session(1000));
+    let Action::Failed(err) = m.get_access_token(&TokenRequest::new(), t(2000)) else {
+        panic!()
+    };
+    assert_eq!(
+        err,
+        Error::Dpop(DpopError::Signer(SignError::Failed("hsm offline")))
+    );
+    let source = std::error::Error::source(&err).unwrap();
+    assert_eq!(source.to_string(), "the DPoP signer failed");
+    assert_eq!(m.in_flight(), 0);
+}
+
+fn dpop_cause(error: &Error) -> &'static str {
+    match error {
+        Error::Dpop(cause) => cause.code(),
+        _ => "",
+    }
 }
 
 /// A signer that answers later, like a non-extractable WebCrypto key: the
@@ -382,12 +462,9 @@ fn deferred_signer_round_trip() {
         panic!()
     };
     let wrong = EcdsaSignature::from_slice(&[1u8; 64]).unwrap();
-    assert_eq!(
-        m.handle_signature(request.id, &wrong, t(2002))
-            .unwrap_err()
-            .code(),
-        "dpop_error"
-    );
+    let refused = m.handle_signature(request.id, &wrong, t(2002)).unwrap_err();
+    assert_eq!(refused.code(), "dpop_error");
+    assert_eq!(refused, Error::Dpop(DpopError::SignatureMismatch));
     assert_eq!(m.in_flight(), 0);
 }
 

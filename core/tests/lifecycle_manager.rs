@@ -536,3 +536,60 @@ fn login_keeps_the_session_ceiling() {
     );
     assert!(m.session().is_none());
 }
+
+/// A client assertion that cannot be signed fails the request before it
+/// leaves, with a typed cause under the `signing_failed` code.
+#[test]
+fn client_assertion_signing_errors_say_what_failed() {
+    use tokenkeeper::dpop::{DpopKey, PublicJwk, SignError, SignOutcome, Signer};
+    use tokenkeeper::error::SigningError;
+    use tokenkeeper::grant::client_auth::ClientAssertionKey;
+    struct Answers(PublicJwk, &'static str, Option<SignError>);
+    impl Signer for Answers {
+        fn algorithm(&self) -> &'static str {
+            self.1
+        }
+        fn public_jwk(&self) -> &PublicJwk {
+            &self.0
+        }
+        fn sign(&self, _: &[u8]) -> Result<SignOutcome, SignError> {
+            self.2.clone().map_or(Ok(SignOutcome::Deferred), Err)
+        }
+    }
+    let jwk = DpopKey::generate(&mut SeededEntropy::new(78))
+        .unwrap()
+        .public_jwk()
+        .clone();
+    let cases = [
+        (Answers(jwk.clone(), "ES256", None), SigningError::Deferred),
+        (
+            Answers(jwk.clone(), "RS256", None),
+            SigningError::UnsupportedAlgorithm,
+        ),
+        (
+            Answers(jwk, "ES256", Some(SignError::Failed("kms down"))),
+            SigningError::Signer(SignError::Failed("kms down")),
+        ),
+    ];
+    for (signer, cause) in cases {
+        let config = Config::builder("https://as.example/token", "pk-client")
+            .client_auth(ClientAuth::PrivateKeyJwt(ClientAssertionKey::new(signer)))
+            .issuer(ISSUER)
+            .build()
+            .unwrap();
+        let mut m = TokenManager::new(config, SeededEntropy::new(5));
+        m.set_session(
+            tokenkeeper::Session::from_json(
+                br#"{"tokenSet":{"accessToken":"a","refreshToken":"rt","expiresAt":1}}"#,
+                &Default::default(),
+            )
+            .unwrap(),
+        );
+        let Action::Failed(error) = m.get_access_token(&TokenRequest::new(), t(100)) else {
+            panic!("{cause:?}")
+        };
+        assert_eq!(error.code(), "signing_failed");
+        assert_eq!(error, tokenkeeper::Error::Signing(cause));
+        assert_eq!(m.in_flight(), 0);
+    }
+}

@@ -291,6 +291,7 @@ const ERROR_TYPES: &[&str] = &[
     "ChallengeError",
     "ConversionError",
     "DiscoveryError",
+    "DpopError",
     "Error",
     "HtuError",
     "IdTokenError",
@@ -306,6 +307,7 @@ const ERROR_TYPES: &[&str] = &[
     "RouteError",
     "ServerError",
     "SignError",
+    "SigningError",
     "StoreError",
     "TokenExchangeError",
 ];
@@ -639,6 +641,10 @@ fn every_public_error_type_keeps_secrets_out_of_display() {
         .with_access_token(&token);
         let e = builder.build(&params).unwrap_err();
         check("ProofError", &url, &e);
+        // The manager's typed DPoP error, made from it.
+        let e = tokenkeeper::error::DpopError::from(e);
+        check("DpopError", &url, &e);
+        check("Error", &url, &Error::Dpop(e));
     }
     let builder = ProofBuilder::new(dpop::P256Signer::new(key.clone())).unwrap();
     let token = AccessToken::new(SECRET);
@@ -656,6 +662,20 @@ fn every_public_error_type_keeps_secrets_out_of_display() {
         .with_nonce(nonce);
         let e = builder.build(&params).unwrap_err();
         check("ProofError", "params", &e);
+        check(
+            "DpopError",
+            "params",
+            &tokenkeeper::error::DpopError::from(e),
+        );
+    }
+    // SigningError: a client assertion's signer that fails (its reason is
+    // static; the assertion it signs never reaches the error).
+    for e in [
+        tokenkeeper::error::SigningError::Deferred,
+        tokenkeeper::error::SigningError::Signer(dpop::SignError::Failed("kms down")),
+    ] {
+        check("SigningError", "assertion", &e);
+        check("Error", "assertion", &Error::Signing(e));
     }
 
     // ChallengeError: a challenge that carries the secret.

@@ -167,3 +167,41 @@ fn without_shared_store_no_claims_are_written() {
     assert!(m.poll_event().is_none());
     assert!(m.session().unwrap().refresh_claim().is_none());
 }
+
+/// The claim is written by the call that starts the refresh, not by a
+/// later one: the session read right after `get_access_token` (before any
+/// other call) already holds it, and its event is queued with the
+/// generation that session carries. A claim parked for a later `&mut`
+/// call (the old `settle()`) would leave this session unclaimed, so a host
+/// that saved it here would let another process spend the token too.
+#[test]
+fn the_claim_is_in_the_session_when_the_refresh_starts() {
+    let mut m = manager(3);
+    m.set_session(expired_session(1000));
+    let before = m.session().unwrap().generation();
+    let Action::Send(out) = m.get_access_token(&TokenRequest::new(), t(2000)) else {
+        panic!()
+    };
+    let session = m.session().unwrap();
+    let claim = session.refresh_claim().expect("claimed in the same call");
+    assert_eq!(claim.until, t(2060));
+    assert_eq!(session.generation(), before + 1);
+    assert_eq!(
+        m.poll_event(),
+        Some(Event::SessionChanged {
+            generation: before + 1,
+            reason: ChangeReason::RefreshClaimed,
+        })
+    );
+    assert_eq!(m.poll_event(), None);
+    // Cancelled unsent: released and announced at once, too.
+    assert!(m.cancel(out.id));
+    assert!(m.session().unwrap().refresh_claim().is_none());
+    assert!(matches!(
+        m.poll_event(),
+        Some(Event::SessionChanged {
+            reason: ChangeReason::RefreshReleased,
+            ..
+        })
+    ));
+}

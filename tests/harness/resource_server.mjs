@@ -190,6 +190,21 @@ export function createResourceServer({
 
   const server = http.createServer((req, res) => {
     const origin = `http://${req.headers.host}`;
+    // CORS for browsers: the axum example's page calls the APIs from its
+    // own origin with the token it got from /auth/access-token.
+    if (req.headers.origin) {
+      res.setHeader('access-control-allow-origin', '*');
+      res.setHeader('access-control-expose-headers', 'www-authenticate, dpop-nonce');
+      if (req.method === 'OPTIONS') {
+        res.writeHead(204, {
+          'access-control-allow-methods': 'GET, POST',
+          'access-control-allow-headers': 'authorization, dpop, content-type',
+          'access-control-max-age': '600',
+        });
+        res.end();
+        return;
+      }
+    }
     handle(req, res, origin).then((payload) => {
       res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
       res.end(JSON.stringify({

@@ -212,7 +212,7 @@ impl Auth {
         };
         let session = backend
             .store(&id)
-            .load()
+            .load(&id)
             .ok()
             .flatten()
             .filter(|s| !s.is_logged_out());
@@ -225,7 +225,10 @@ impl Auth {
     /// Where the driver finds `loaded`'s session.
     pub(crate) fn source(&self, loaded: &Loaded) -> SessionSource {
         match (&self.inner.backend, &loaded.id) {
-            (Some(backend), Some(id)) => SessionSource::Store(backend.store(id)),
+            (Some(backend), Some(id)) => SessionSource::Store {
+                store: backend.store(id),
+                id: id.clone(),
+            },
             _ => SessionSource::Cookie(loaded.session.clone()),
         }
     }
@@ -242,7 +245,13 @@ impl Auth {
                     return (SessionSource::Cookie(None), None);
                 }
                 let id = URL_SAFE_NO_PAD.encode(bytes);
-                (SessionSource::Store(backend.store(&id)), Some(id))
+                (
+                    SessionSource::Store {
+                        store: backend.store(&id),
+                        id: id.clone(),
+                    },
+                    Some(id),
+                )
             }
             None => (SessionSource::Cookie(None), None),
         }

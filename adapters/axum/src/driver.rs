@@ -18,6 +18,7 @@
 
 use tokenkeeper::dpop::P256Signer;
 use tokenkeeper::login::LoginTransaction;
+use tokenkeeper::store::SessionKey;
 use tokenkeeper::{AccessTokenInfo, Config, Session, SessionStore, TokenRequest};
 use tokenkeeper_reqwest::TokenKeeper;
 
@@ -33,8 +34,14 @@ pub type DriverError = tokenkeeper_reqwest::Error;
 pub enum SessionSource {
     /// In the request (a stateless cookie); `None` when there is none.
     Cookie(Option<Session>),
-    /// In a shared store (stateful sessions), compare-and-swap included.
-    Store(Box<dyn SessionStore + Send>),
+    /// In a shared store (stateful sessions), compare-and-swap included,
+    /// under the session's id.
+    Store {
+        /// The store.
+        store: Box<dyn SessionStore + Send>,
+        /// The session's id: the key it is stored under.
+        id: String,
+    },
 }
 
 /// What a call did: its result, and the session when it changed (to be
@@ -102,7 +109,9 @@ impl Driver {
         match source {
             SessionSource::Cookie(Some(session)) => builder = builder.session(session),
             SessionSource::Cookie(None) => {}
-            SessionSource::Store(store) => builder = builder.store(Boxed(store)),
+            SessionSource::Store { store, id } => {
+                builder = builder.store(Boxed(store)).session_key(id);
+            }
         }
         builder.build()
     }
@@ -194,24 +203,25 @@ impl Driver {
 struct Boxed(Box<dyn SessionStore + Send>);
 
 impl SessionStore for Boxed {
-    fn load(&mut self) -> Result<Option<Session>, tokenkeeper::StoreError> {
-        self.0.load()
+    fn load(&mut self, key: &SessionKey) -> Result<Option<Session>, tokenkeeper::StoreError> {
+        self.0.load(key)
     }
     fn save(
         &mut self,
+        key: &SessionKey,
         session: &Session,
         expected: Option<u64>,
     ) -> Result<(), tokenkeeper::StoreError> {
-        self.0.save(session, expected)
+        self.0.save(key, session, expected)
     }
-    fn generation(&mut self) -> Result<Option<u64>, tokenkeeper::StoreError> {
-        self.0.generation()
+    fn generation(&mut self, key: &SessionKey) -> Result<Option<u64>, tokenkeeper::StoreError> {
+        self.0.generation(key)
     }
-    fn clear(&mut self) -> Result<(), tokenkeeper::StoreError> {
-        self.0.clear()
+    fn clear(&mut self, key: &SessionKey) -> Result<(), tokenkeeper::StoreError> {
+        self.0.clear(key)
     }
-    fn floor(&mut self) -> Result<u64, tokenkeeper::StoreError> {
-        self.0.floor()
+    fn floor(&mut self, key: &SessionKey) -> Result<u64, tokenkeeper::StoreError> {
+        self.0.floor(key)
     }
 }
 

@@ -3,11 +3,16 @@
 //! token attached.
 //!
 //! ```text
-//! request ─► AuthLayer: Auth + an empty cookie slot into the extensions
+//! request ─► AuthLayer: Auth::load once ─► one RequestSession into the extensions
 //!              (require_login: no session ─► 401 or redirect to login)
-//!   handler(User | Token | Api) ─► a refresh writes the new session into the slot
-//! response ◄─ AuthLayer: the slot's Set-Cookie values (+ no-cache) appended
+//!   handler(User, Token, Api, …) ─► each refresh runs on the cell's current
+//!              session, so a second one starts from the first's rotated token
+//! response ◄─ AuthLayer: changed ─► Set-Cookie (+ no-cache); session_expired ─►
+//!              delete; unchanged + rolling ─► re-set (the expiry moves forward)
 //! ```
+//!
+//! The routes' own responses ([`Auth::router`]) write their cookies
+//! themselves; the layer leaves them alone.
 //!
 //! A missing session becomes 401 `missing_session` or a redirect to the
 //! login route with `returnTo` = the request's path and query
@@ -15,26 +20,22 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
 use axum::extract::{FromRequestParts, Request};
 use axum::response::{IntoResponse, Response};
-use http::StatusCode;
 use http::request::Parts;
+use http::{HeaderMap, StatusCode, header};
 use serde_json::Value;
-use tokenkeeper::{AccessTokenInfo, Session, TokenRequest};
+use tokenkeeper::{AccessTokenInfo, TokenRequest};
 
 use crate::Auth;
-use crate::auth::{Loaded, now_secs};
+use crate::auth::now_secs;
 use crate::config::MissingSession;
 use crate::cookies::RequestCookies;
 use crate::error::{Error, error_response};
-use crate::routes::{append_cookies, redirect};
-
-/// The `Set-Cookie` values a handler's extractors produced.
-#[derive(Clone, Default)]
-struct CookieSlot(Arc<Mutex<Vec<String>>>);
+use crate::request_session::RequestSession;
+use crate::routes::{RouteResponse, append_cookies, redirect};
 
 /// The layer the extractors need: it hands them the [`Auth`] and writes
 /// back the sessions they change. [`Auth::require_login`] also refuses
@@ -118,7 +119,8 @@ where
 
     fn call(&mut self, mut request: Request) -> Self::Future {
         let auth = self.layer.auth.clone();
-        if self.layer.require_login && auth.session(request.headers()).is_none() {
+        let loaded = auth.load(&RequestCookies::from_headers(request.headers()), now_secs());
+        if self.layer.require_login && loaded.session.is_none() {
             let path = request
                 .uri()
                 .path_and_query()
@@ -126,73 +128,60 @@ where
                 .to_owned();
             return Box::pin(async move { Ok(auth.missing(&path)) });
         }
-        let slot = CookieSlot::default();
-        request.extensions_mut().insert(auth);
-        request.extensions_mut().insert(slot.clone());
+        let session = RequestSession::new(loaded);
+        // The request's cookies, to replace or delete the chunks it has.
+        let mut cookies = HeaderMap::new();
+        for value in request.headers().get_all(header::COOKIE) {
+            cookies.append(header::COOKIE, value.clone());
+        }
+        request.extensions_mut().insert(auth.clone());
+        request.extensions_mut().insert(session.clone());
         // The clone that was made ready is the one called (tower's rule).
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         Box::pin(async move {
             let mut response = inner.call(request).await?;
-            let cookies =
-                std::mem::take(&mut *slot.0.lock().unwrap_or_else(PoisonError::into_inner));
-            append_cookies(&mut response, cookies);
+            let route = response.extensions().get::<RouteResponse>().is_some();
+            if route {
+                return Ok(response);
+            }
+            let rolling = auth.inner.cookie.durations().rolling;
+            match session
+                .set_cookies(
+                    &auth,
+                    &RequestCookies::from_headers(&cookies),
+                    now_secs(),
+                    rolling,
+                )
+                .await
+            {
+                Ok(set_cookies) => append_cookies(&mut response, set_cookies),
+                Err(e) => response = e.into_response(),
+            }
             Ok(response)
         })
     }
 }
 
-/// The request's session with what the layer put in the extensions.
-struct Context_ {
-    auth: Auth,
-    slot: CookieSlot,
-    loaded: Loaded,
-}
-
+/// What the layer put in the extensions, for a request with a session.
 // The rejection is axum's `Response`, as extractors return it.
 #[allow(clippy::result_large_err)]
-fn context(parts: &Parts) -> Result<Context_, Response> {
-    let Some(auth) = parts.extensions.get::<Auth>().cloned() else {
+async fn context(parts: &Parts) -> Result<(Auth, RequestSession), Response> {
+    let (Some(auth), Some(session)) = (
+        parts.extensions.get::<Auth>().cloned(),
+        parts.extensions.get::<RequestSession>().cloned(),
+    ) else {
         return Err(error_response(
             StatusCode::INTERNAL_SERVER_ERROR,
             "invalid_configuration",
             "the tokenkeeper-axum extractors need Auth::layer() or Auth::require_login()",
         ));
     };
-    let slot = parts
-        .extensions
-        .get::<CookieSlot>()
-        .cloned()
-        .unwrap_or_default();
-    let loaded = auth.load(&RequestCookies::from_headers(&parts.headers), now_secs());
-    if loaded.session.is_none() {
+    if !session.is_logged_in().await {
         let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
         return Err(auth.missing(path));
     }
-    Ok(Context_ { auth, slot, loaded })
-}
-
-impl Context_ {
-    /// Writes a changed session into the slot.
-    fn keep(&self, changed: Option<&Session>, headers: &http::HeaderMap) -> Result<(), Error> {
-        let Some(session) = changed else {
-            return Ok(());
-        };
-        let mut out = Vec::new();
-        self.auth.persist(
-            session,
-            self.loaded.id.as_deref(),
-            &RequestCookies::from_headers(headers),
-            now_secs(),
-            &mut out,
-        )?;
-        self.slot
-            .0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .extend(out);
-        Ok(())
-    }
+    Ok((auth, session))
 }
 
 /// The logged-in user: the session's claims (the ID token's, as the SDK
@@ -215,14 +204,12 @@ impl<S: Send + Sync> FromRequestParts<S> for User {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Response> {
-        let context = context(parts)?;
-        let claims = context
-            .loaded
-            .session
-            .as_ref()
-            .and_then(|s| s.user().cloned())
-            .unwrap_or(Value::Null);
-        Ok(User { claims })
+        let (auth, session) = context(parts).await?;
+        match session.user().await {
+            Some(claims) => Ok(User { claims }),
+            // Another extractor of the request saw the session end.
+            None => Err(auth.missing(parts.uri.path_and_query().map_or("/", |p| p.as_str()))),
+        }
     }
 }
 
@@ -279,20 +266,15 @@ impl<S: Send + Sync, A: TokenSpec> FromRequestParts<S> for Token<A> {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Response> {
-        let context = context(parts)?;
+        let (auth, session) = context(parts).await?;
         let mut request = TokenRequest::new();
         request.audience = A::AUDIENCE;
         request.scope = A::SCOPE;
-        let outcome = context
-            .auth
-            .inner
-            .driver
-            .get_access_token(context.auth.source(&context.loaded), &request)
-            .await;
-        context
-            .keep(outcome.changed.as_ref(), &parts.headers)
-            .map_err(IntoResponse::into_response)?;
-        match outcome.result {
+        let driver = &auth.inner.driver;
+        match session
+            .run(&auth, |source| driver.get_access_token(source, &request))
+            .await
+        {
             Ok(info) => Ok(Token {
                 info,
                 _api: std::marker::PhantomData,
@@ -305,9 +287,12 @@ impl<S: Send + Sync, A: TokenSpec> FromRequestParts<S> for Token<A> {
 /// Calls APIs for the logged-in user: the token attached (Bearer, or DPoP
 /// with one nonce retry, through the core's `authorize`), refreshed when
 /// needed or when the API rejects it.
+///
+/// The calls of one request share its session (and the extractors'):
+/// they run one at a time, each on the session the last one left.
 pub struct Api {
-    context: Context_,
-    headers: http::HeaderMap,
+    auth: Auth,
+    session: RequestSession,
 }
 
 impl std::fmt::Debug for Api {
@@ -317,36 +302,29 @@ impl std::fmt::Debug for Api {
 }
 
 impl Api {
-    /// Sends `request` with a token for `token_request`.
+    /// Sends `request` with a token for `token_request`; a refreshed
+    /// session goes out with the handler's response.
     ///
     /// # Errors
-    /// [`Error::Driver`] when no token could be had or the request failed;
-    /// [`Error::SessionCookie`] when the refreshed session cannot be
-    /// written.
+    /// [`Error::Driver`] when no token could be had or the request failed.
     pub async fn send(
-        &mut self,
+        &self,
         token_request: &TokenRequest<'_>,
         request: reqwest::Request,
     ) -> Result<reqwest::Response, Error> {
-        let outcome = self
-            .context
-            .auth
-            .inner
-            .driver
-            .send_authorized(
-                self.context.auth.source(&self.context.loaded),
-                token_request,
-                request,
-            )
-            .await;
-        self.context.keep(outcome.changed.as_ref(), &self.headers)?;
-        Ok(outcome.result?)
+        let driver = &self.auth.inner.driver;
+        Ok(self
+            .session
+            .run(&self.auth, |source| {
+                driver.send_authorized(source, token_request, request)
+            })
+            .await?)
     }
 
     /// The shared HTTP client, to build requests with.
     #[must_use]
     pub fn client(&self) -> &reqwest::Client {
-        self.context.auth.inner.driver.client()
+        self.auth.inner.driver.client()
     }
 }
 
@@ -354,10 +332,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Api {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Response> {
-        Ok(Api {
-            context: context(parts)?,
-            headers: parts.headers.clone(),
-        })
+        let (auth, session) = context(parts).await?;
+        Ok(Api { auth, session })
     }
 }
 
@@ -365,10 +341,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Api {
 mod send_checks {
     fn send<T: Send>(_: &T) {}
 
-    /// Handlers' futures must be `Send`: `Api::send` takes `&mut self`
-    /// because a session is not `Sync`.
+    /// Handlers' futures must be `Send`.
     #[allow(dead_code)]
-    async fn api_send_is_send(mut api: super::Api, request: reqwest::Request) {
+    async fn api_send_is_send(api: super::Api, request: reqwest::Request) {
         let token_request = tokenkeeper::TokenRequest::new();
         let future = api.send(&token_request, request);
         send(&future);

@@ -32,7 +32,7 @@
 //!
 //! ```text
 //! AuthLayer: load the session once (cookie JWE, or store by id) ─► request extension
-//!   extractors: User / Token<A> read it; a refresh marks it changed
+//!   extractors: User / Token<A> / Api share it; each refresh replaces it
 //! AuthLayer: changed ─► Set-Cookie (+ no-cache); rolling ─► re-set the expiry
 //! ```
 //!
@@ -53,6 +53,7 @@ pub mod driver;
 mod error;
 mod extract;
 pub mod jwe;
+mod request_session;
 mod routes;
 pub mod session_cookie;
 pub mod stateful;

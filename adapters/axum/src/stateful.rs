@@ -22,7 +22,7 @@ pub trait SessionBackend: Send + Sync + 'static {
     /// # Errors
     /// When the store cannot be written.
     fn delete(&self, id: &str) -> Result<(), StoreError> {
-        self.store(id).clear()
+        self.store(id).clear(id)
     }
 }
 
@@ -45,11 +45,11 @@ impl MemoryBackend {
         self.sessions
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .values()
-            .filter(|s| {
+            .iter()
+            .filter(|(id, s)| {
                 s.lock()
                     .unwrap_or_else(PoisonError::into_inner)
-                    .session()
+                    .get(id)
                     .is_some()
             })
             .count()

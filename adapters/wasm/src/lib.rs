@@ -119,6 +119,7 @@
 #![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 
 mod error;
+pub mod route_client;
 mod state;
 mod timeout;
 

@@ -7,7 +7,8 @@
 //! wanted scope as a set, and among matches an unexpired entry wins over an
 //! expired one, then the fewest granted scopes, then the freshest. A refresh
 //! of an entry found this way replaces that entry. Lookups borrow and never allocate:
-//! they run on every cached-token request.
+//! they run on every cached-token request. A lookup answers where the entry
+//! sits (an index); counting the hit as use is a separate `&mut` step.
 //!
 //! Writes are upserts keyed by audience + requested scope (as sets), so
 //! duplicates never pile up; the cache is capped, least recently used first.
@@ -15,7 +16,6 @@
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::cell::Cell;
 
 use crate::scope;
 use crate::time::UnixTime;
@@ -60,11 +60,10 @@ impl<'a> WantedScope<'a> {
 #[derive(Debug, Clone)]
 struct Slot {
     set: AccessTokenSet,
-    /// Insertion order, for a stable `accessTokens[]` order.
-    seq: u64,
-    /// Recency tick of the last lookup or write (a `Cell`: lookups borrow
-    /// the cache shared and still count as use).
-    last_used: Cell<u64>,
+    /// Recency tick of the last lookup or write. Lookups that should count
+    /// as use go through [`TokenCache::touch`], on `&mut`: the decision is
+    /// made on a shared borrow, the use recorded after it.
+    last_used: u64,
     /// The key scope's distinct tokens, each as its first eight bytes
     /// packed in a word, its length, and its byte range in
     /// `set.key_scope()`. A word compare settles most tokens (scope names are
@@ -90,7 +89,7 @@ fn prefix_word(token: &[u8]) -> u64 {
 }
 
 impl Slot {
-    fn new(set: AccessTokenSet, seq: u64, last_used: u64) -> Self {
+    fn new(set: AccessTokenSet, last_used: u64) -> Self {
         let key = set.key_scope();
         let mut key_tokens: Vec<KeyToken> = Vec::new();
         let mut pos = 0;
@@ -110,8 +109,7 @@ impl Slot {
         let granted_count = scope::count(set.scope.as_deref().unwrap_or(key));
         Slot {
             set,
-            seq,
-            last_used: Cell::new(last_used),
+            last_used,
             key_tokens,
             granted_count,
         }
@@ -137,14 +135,24 @@ impl Slot {
     }
 }
 
+/// Where an entry sits in a [`TokenCache`]: a plain index, valid until the
+/// cache is next written. A lookup's answer, kept by a decision made on a
+/// shared borrow and used to borrow the entry again (or count its use)
+/// without a second search.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct EntryIndex(usize);
+
 /// The per-audience access token cache.
 #[derive(Debug, Clone, Default)]
 pub struct TokenCache {
-    by_audience: BTreeMap<String, Vec<Slot>>,
-    len: usize,
-    next_seq: u64,
-    /// The recency clock: raised by every lookup hit and write.
-    clock: Cell<u64>,
+    /// The entries in insertion order (the `accessTokens[]` order): a
+    /// replaced entry keeps its place, a new one goes last.
+    slots: Vec<Slot>,
+    /// The positions in `slots` of each audience's entries; rebuilt when an
+    /// entry goes (rare: writes happen at refresh time).
+    by_audience: BTreeMap<String, Vec<usize>>,
+    /// The recency clock: raised by every counted use and write.
+    clock: u64,
 }
 
 impl TokenCache {
@@ -168,27 +176,26 @@ impl TokenCache {
     /// Number of entries.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.len
+        self.slots.len()
     }
 
     /// Whether the cache is empty.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.slots.is_empty()
     }
 
     /// The entries in insertion order (the `accessTokens[]` order).
     #[must_use]
     pub fn entries(&self) -> Vec<&AccessTokenSet> {
-        let mut slots: Vec<&Slot> = self.by_audience.values().flatten().collect();
-        slots.sort_by_key(|s| s.seq);
-        slots.into_iter().map(|s| &s.set).collect()
+        self.slots.iter().map(|s| &s.set).collect()
     }
 
     /// The best entry for `audience` covering `wanted` at `now`, if any:
     /// an unexpired entry before an expired one (which only a refresh can
-    /// use), then the fewest granted scopes, then the freshest. A hit
-    /// counts as use for the least-recently-used eviction.
+    /// use), then the fewest granted scopes, then the freshest. A pure
+    /// lookup: the manager counts a hit as use for the least-recently-used
+    /// eviction (`touch`, on `&mut`).
     #[must_use]
     pub fn find(
         &self,
@@ -196,16 +203,30 @@ impl TokenCache {
         wanted: &WantedScope<'_>,
         now: UnixTime,
     ) -> Option<&AccessTokenSet> {
-        let slots = self.by_audience.get(audience)?;
-        let mut best: Option<&Slot> = None;
+        self.locate(audience, wanted, now)
+            .and_then(|at| self.at(at))
+    }
+
+    /// Where [`TokenCache::find`]'s entry sits.
+    pub(crate) fn locate(
+        &self,
+        audience: &str,
+        wanted: &WantedScope<'_>,
+        now: UnixTime,
+    ) -> Option<EntryIndex> {
+        let positions = self.by_audience.get(audience)?;
+        let mut best: Option<(usize, &Slot)> = None;
         let live = |slot: &Slot| slot.set.expires_at.is_some_and(|e| e > now);
-        for slot in slots {
+        for &i in positions {
+            let Some(slot) = self.slots.get(i) else {
+                continue;
+            };
             if !slot.covers(wanted) {
                 continue;
             }
             let better = match best {
                 None => true,
-                Some(b) => match (live(slot), live(b)) {
+                Some((_, b)) => match (live(slot), live(b)) {
                     (true, false) => true,
                     (false, true) => false,
                     _ => {
@@ -216,41 +237,64 @@ impl TokenCache {
                 },
             };
             if better {
-                best = Some(slot);
+                best = Some((i, slot));
             }
         }
-        let best = best?;
-        best.last_used.set(self.tick());
-        Some(&best.set)
+        best.map(|(i, _)| EntryIndex(i))
     }
 
-    fn tick(&self) -> u64 {
-        let next = self.clock.get() + 1;
-        self.clock.set(next);
-        next
+    /// The entry at `at` (`None` when the cache was written since `at` was
+    /// found and it is gone).
+    #[must_use]
+    #[inline]
+    pub(crate) fn at(&self, at: EntryIndex) -> Option<&AccessTokenSet> {
+        self.slots.get(at.0).map(|s| &s.set)
+    }
+
+    /// Counts a use of the entry at `at`, for the least-recently-used
+    /// eviction.
+    #[inline]
+    pub(crate) fn touch(&mut self, at: EntryIndex) {
+        let tick = self.tick();
+        if let Some(slot) = self.slots.get_mut(at.0) {
+            slot.last_used = tick;
+        }
+    }
+
+    fn tick(&mut self) -> u64 {
+        self.clock += 1;
+        self.clock
+    }
+
+    /// Where the entry of `audience` whose key scope is `key_scope` (as
+    /// sets) sits.
+    pub(crate) fn position(&self, audience: &str, key_scope: &str) -> Option<EntryIndex> {
+        self.by_audience
+            .get(audience)?
+            .iter()
+            .copied()
+            .find(|&i| {
+                self.slots
+                    .get(i)
+                    .is_some_and(|s| scope::same_set(s.set.key_scope(), key_scope))
+            })
+            .map(EntryIndex)
     }
 
     /// The entry of `audience` whose key scope is `key_scope` (as sets).
     #[must_use]
     pub fn get(&self, audience: &str, key_scope: &str) -> Option<&AccessTokenSet> {
-        self.by_audience
-            .get(audience)?
-            .iter()
-            .find(|s| scope::same_set(s.set.key_scope(), key_scope))
-            .map(|s| &s.set)
+        self.position(audience, key_scope)
+            .and_then(|at| self.at(at))
     }
 
     /// Removes the entry of `audience` whose key scope is `key_scope` (as
     /// sets). Returns whether one went.
     pub(crate) fn remove(&mut self, audience: &str, key_scope: &str) -> bool {
-        let index = self.by_audience.get(audience).and_then(|slots| {
-            slots
-                .iter()
-                .position(|s| scope::same_set(s.set.key_scope(), key_scope))
-        });
-        match index {
-            Some(index) => {
-                self.remove_at(audience, index);
+        match self.position(audience, key_scope) {
+            Some(at) => {
+                self.slots.remove(at.0);
+                self.reindex();
                 true
             }
             None => false,
@@ -258,45 +302,49 @@ impl TokenCache {
     }
 
     /// Inserts `set`, replacing an entry with the same audience and the same
-    /// requested scope (as sets).
-    pub(crate) fn upsert(&mut self, set: AccessTokenSet) {
-        let seq = self.next_seq;
-        self.next_seq += 1;
+    /// requested scope (as sets). Returns where it sits.
+    pub(crate) fn upsert(&mut self, set: AccessTokenSet) -> EntryIndex {
         let tick = self.tick();
-        let slots = self.by_audience.entry(set.audience.clone()).or_default();
-        if let Some(slot) = slots
-            .iter_mut()
-            .find(|s| scope::same_set(s.set.key_scope(), set.key_scope()))
+        if let Some(at) = self.position(&set.audience, set.key_scope())
+            && let Some(slot) = self.slots.get_mut(at.0)
         {
-            let seq = slot.seq;
-            *slot = Slot::new(set, seq, tick);
-            return;
+            *slot = Slot::new(set, tick);
+            return at;
         }
-        slots.push(Slot::new(set, seq, tick));
-        self.len += 1;
+        let i = self.slots.len();
+        self.by_audience
+            .entry(set.audience.clone())
+            .or_default()
+            .push(i);
+        self.slots.push(Slot::new(set, tick));
+        EntryIndex(i)
     }
 
     /// Removes the least recently used entries until at most `max` remain,
     /// never the entry `keep` of `keep_audience`. Returns how many went.
     pub(crate) fn evict_over(&mut self, max: usize, keep: Option<(&str, &str)>) -> usize {
         let mut evicted = 0;
-        while self.len > max {
+        while self.slots.len() > max {
             let victim = self
-                .by_audience
+                .slots
                 .iter()
-                .flat_map(|(aud, slots)| slots.iter().enumerate().map(move |(i, s)| (aud, i, s)))
-                .filter(|(aud, _, s)| {
+                .enumerate()
+                .filter(|(_, s)| {
                     keep.is_none_or(|(k_aud, k_scope)| {
-                        aud.as_str() != k_aud || !scope::same_set(s.set.key_scope(), k_scope)
+                        s.set.audience != k_aud || !scope::same_set(s.set.key_scope(), k_scope)
                     })
                 })
-                .min_by_key(|(_, _, s)| (s.last_used.get(), s.seq))
-                .map(|(aud, i, _)| (aud.clone(), i));
-            let Some((audience, index)) = victim else {
+                // Ties (never touched) go oldest first.
+                .min_by_key(|(i, s)| (s.last_used, *i))
+                .map(|(i, _)| i);
+            let Some(victim) = victim else {
                 break;
             };
-            self.remove_at(&audience, index);
+            self.slots.remove(victim);
             evicted += 1;
+        }
+        if evicted > 0 {
+            self.reindex();
         }
         evicted
     }
@@ -304,22 +352,22 @@ impl TokenCache {
     /// Whether some entry has expired at `now` (or has no known expiry).
     #[must_use]
     pub fn has_expired(&self, now: UnixTime) -> bool {
-        self.by_audience
-            .values()
-            .flatten()
+        self.slots
+            .iter()
             .any(|s| s.set.expires_at.is_none_or(|e| e <= now))
     }
 
     /// Removes every entry whose token has expired at `now` (for sessions
     /// that cannot refresh them). Returns how many went.
     pub(crate) fn remove_expired(&mut self, now: UnixTime) -> usize {
-        let before = self.len;
-        for slots in self.by_audience.values_mut() {
-            slots.retain(|s| s.set.expires_at.is_some_and(|e| e > now));
+        let before = self.slots.len();
+        self.slots
+            .retain(|s| s.set.expires_at.is_some_and(|e| e > now));
+        let removed = before - self.slots.len();
+        if removed > 0 {
+            self.reindex();
         }
-        self.by_audience.retain(|_, slots| !slots.is_empty());
-        self.len = self.by_audience.values().map(Vec::len).sum();
-        before - self.len
+        removed
     }
 
     /// Marks every entry holding `access_token` as expired (a resource server
@@ -327,7 +375,7 @@ impl TokenCache {
     /// whether one was found.
     pub(crate) fn invalidate(&mut self, access_token: &str) -> bool {
         let mut found = false;
-        for slot in self.by_audience.values_mut().flatten() {
+        for slot in &mut self.slots {
             if slot.set.access_token.secret() == access_token {
                 slot.set.expires_at = Some(UnixTime::EPOCH);
                 found = true;
@@ -336,15 +384,14 @@ impl TokenCache {
         found
     }
 
-    fn remove_at(&mut self, audience: &str, index: usize) {
-        if let Some(slots) = self.by_audience.get_mut(audience) {
-            if index < slots.len() {
-                slots.remove(index);
-                self.len -= 1;
-            }
-            if slots.is_empty() {
-                self.by_audience.remove(audience);
-            }
+    /// Rebuilds the audience index after entries went.
+    fn reindex(&mut self) {
+        self.by_audience.clear();
+        for (i, slot) in self.slots.iter().enumerate() {
+            self.by_audience
+                .entry(slot.set.audience.clone())
+                .or_default()
+                .push(i);
         }
     }
 }
@@ -439,11 +486,10 @@ mod tests {
             cache.upsert(entry(aud, "s", "s", aud));
         }
         // Use "a" so "b" becomes the least recently used.
-        assert!(
-            cache
-                .find("a", &WantedScope::new("s", ""), UnixTime::EPOCH)
-                .is_some()
-        );
+        let a = cache
+            .locate("a", &WantedScope::new("s", ""), UnixTime::EPOCH)
+            .unwrap();
+        cache.touch(a);
         cache.upsert(entry("d", "s", "s", "d"));
         assert_eq!(cache.evict_over(3, Some(("d", "s"))), 1);
         assert!(
@@ -459,6 +505,29 @@ mod tests {
                 .find("c", &WantedScope::new("s", ""), UnixTime::EPOCH)
                 .is_some()
         );
+    }
+
+    #[test]
+    fn indexes_follow_removals() {
+        let mut cache = TokenCache::from_entries(alloc::vec![
+            entry("a", "s", "s", "1"),
+            entry("b", "s", "s", "2"),
+            entry("a", "t", "t", "3"),
+        ]);
+        assert!(cache.remove("a", "s"));
+        let wanted = WantedScope::new("t", "");
+        let at = cache.locate("a", &wanted, UnixTime::EPOCH).unwrap();
+        assert_eq!(cache.at(at).unwrap().access_token.secret(), "3");
+        let b = cache.position("b", "s").unwrap();
+        assert_eq!(cache.at(b).unwrap().access_token.secret(), "2");
+        // A replacement keeps its place in the `accessTokens[]` order.
+        assert_eq!(cache.upsert(entry("b", "s", "s", "4")), b);
+        let tokens: Vec<&str> = cache
+            .entries()
+            .iter()
+            .map(|e| e.access_token.secret())
+            .collect();
+        assert_eq!(tokens, ["4", "3"]);
     }
 
     #[test]

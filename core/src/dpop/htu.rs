@@ -24,17 +24,7 @@ use core::fmt::Write as _;
 
 use url::Url;
 
-/// Why a URL cannot be used as a DPoP `htu` or origin.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum HtuError {
-    /// Not an absolute URL the WHATWG parser accepts.
-    #[error("not a valid absolute URL")]
-    Invalid,
-    /// A scheme other than `http` or `https`.
-    #[error("DPoP needs an http or https URL")]
-    UnsupportedScheme,
-}
+pub use crate::error::HtuError;
 
 fn parse(url: &str) -> Result<Url, HtuError> {
     let parsed = Url::parse(url).map_err(|_| HtuError::Invalid)?;

@@ -76,6 +76,25 @@ pub enum ProofError {
     Sign(#[from] SignError),
 }
 
+impl From<ProofError> for crate::error::DpopError {
+    fn from(error: ProofError) -> Self {
+        use crate::error::DpopError;
+        match error {
+            ProofError::Htu(e) => DpopError::InvalidUrl(e),
+            ProofError::JtiLength { len } => DpopError::JtiLength { len },
+            ProofError::InvalidNonce => DpopError::InvalidNonce,
+            ProofError::UnsupportedAlgorithm => DpopError::UnsupportedAlgorithm,
+            ProofError::Sign(e) => DpopError::Signer(e),
+        }
+    }
+}
+
+impl From<ProofError> for crate::error::Error {
+    fn from(error: ProofError) -> Self {
+        crate::error::Error::Dpop(error.into())
+    }
+}
+
 /// What goes into one proof.
 ///
 /// Make it with [`ProofParams::new`] and the `with_*` methods.

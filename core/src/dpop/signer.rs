@@ -53,17 +53,7 @@ pub enum SignOutcome {
     Deferred,
 }
 
-/// Why a signature could not be made or used.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum SignError {
-    /// The signing backend failed; the reason is a static description.
-    #[error("signing failed: {0}")]
-    Failed(&'static str),
-    /// A signature is malformed (wrong length, bad DER) or does not verify.
-    #[error("invalid ES256 signature")]
-    InvalidSignature,
-}
+pub use crate::error::SignError;
 
 macro_rules! forward_signer {
     ($($ptr:ty),*) => {$(

@@ -11,7 +11,7 @@ use alloc::sync::Arc;
 use core::fmt;
 
 use crate::dpop::{SignOutcome, Signer};
-use crate::error::Error;
+use crate::error::{Error, SigningError};
 use crate::form::{FormBody, encode};
 use crate::http::Headers;
 use crate::secret::ClientSecret;
@@ -65,9 +65,7 @@ impl ClientAssertionKey {
         use base64::Engine as _;
         use base64::engine::general_purpose::URL_SAFE_NO_PAD;
         if self.signer.algorithm() != "ES256" {
-            return Err(Error::Signing(String::from(
-                "client assertions are signed with ES256",
-            )));
+            return Err(Error::Signing(SigningError::UnsupportedAlgorithm));
         }
         let mut header = serde_json::json!({"alg": "ES256", "typ": "JWT"});
         if let Some(kid) = &self.kid {
@@ -90,10 +88,8 @@ impl ClientAssertionKey {
                 jwt.push_str(&signature.to_base64url());
                 Ok(jwt)
             }
-            Ok(_) => Err(Error::Signing(String::from(
-                "private_key_jwt needs a signer that answers at once",
-            ))),
-            Err(e) => Err(Error::Signing(alloc::format!("{e}"))),
+            Ok(_) => Err(Error::Signing(SigningError::Deferred)),
+            Err(e) => Err(Error::Signing(SigningError::Signer(e))),
         }
     }
 

@@ -20,7 +20,8 @@
 use core::fmt;
 use core::time::Duration;
 
-use crate::error::{ResponseError, ServerError};
+use crate::error::ResponseError;
+pub use crate::error::{RetryAfter, RevocationError};
 use crate::form::FormBody;
 use crate::grant::{ClientAuth, form_post};
 use crate::http::{HttpRequest, HttpResponse};
@@ -94,16 +95,6 @@ impl fmt::Debug for RevocationRequest<'_> {
             .field("token_type_hint", &self.token_type_hint)
             .finish()
     }
-}
-
-/// A `Retry-After` value (RFC 9110 §10.2.3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum RetryAfter {
-    /// A delay in seconds.
-    Delay(Duration),
-    /// An HTTP date.
-    At(UnixTime),
 }
 
 impl RetryAfter {
@@ -184,61 +175,6 @@ fn parse_imf_fixdate(value: &str) -> Option<UnixTime> {
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = (era * 146_097 + doe).checked_sub(719_468)?;
     Some(UnixTime::from_secs(days * 86_400 + h * 3600 + m * 60 + s))
-}
-
-/// Why a revocation did not succeed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum RevocationError {
-    /// The server cannot revoke this kind of token
-    /// (`unsupported_token_type`, RFC 7009 §2.2.1). Code
-    /// `unsupported_token_type`.
-    #[error("the authorization server cannot revoke this type of token: {0}")]
-    UnsupportedTokenType(ServerError),
-    /// The server refused with an OAuth error (`invalid_client`, …). Code
-    /// `failed_to_revoke`, as the SDK.
-    #[error("the token could not be revoked: {0}")]
-    Rejected(ServerError),
-    /// HTTP 503: the server is unavailable; retry later (RFC 7009 §2.2.1).
-    /// Code `revocation_unavailable`.
-    #[error("the revocation endpoint is unavailable; retry later")]
-    Unavailable {
-        /// The `Retry-After` header, when sent and readable.
-        retry_after: Option<RetryAfter>,
-    },
-    /// Any other status, or a body that is not an OAuth error. Code
-    /// `unexpected_response`.
-    #[error("unexpected revocation response (HTTP {status})")]
-    UnexpectedResponse {
-        /// The HTTP status.
-        status: u16,
-    },
-    /// The response exceeds a limit. Code `response_limit_exceeded`.
-    #[error("revocation response refused: {0}")]
-    Limit(ResponseError),
-}
-
-impl RevocationError {
-    /// A stable, machine-readable code.
-    #[must_use]
-    pub fn code(&self) -> &'static str {
-        match self {
-            RevocationError::UnsupportedTokenType(_) => "unsupported_token_type",
-            RevocationError::Rejected(_) => "failed_to_revoke",
-            RevocationError::Unavailable { .. } => "revocation_unavailable",
-            RevocationError::UnexpectedResponse { .. } => "unexpected_response",
-            RevocationError::Limit(_) => "response_limit_exceeded",
-        }
-    }
-
-    /// The server's OAuth error, when it sent one.
-    #[must_use]
-    pub fn server_error(&self) -> Option<&ServerError> {
-        match self {
-            RevocationError::UnsupportedTokenType(e) | RevocationError::Rejected(e) => Some(e),
-            _ => None,
-        }
-    }
 }
 
 /// Reads a revocation response.

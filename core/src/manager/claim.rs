@@ -1,7 +1,8 @@
 //! Refresh claims for sessions in shared stores.
 //!
 //! ```text
-//! get_access_token ──► Send(request)    the claim is pending
+//! get_access_token ──► Send(request)    the claim is written into the
+//!                                       session in the same call
 //! poll_event       ──► SessionChanged { RefreshClaimed }: save with
 //!                      compare-and-swap BEFORE sending; on a conflict,
 //!                      cancel(id), reload the session and ask again
@@ -15,7 +16,7 @@
 
 use alloc::string::String;
 
-use super::{ChangeReason, Event, TokenManager};
+use super::{ChangeReason, TokenManager};
 use crate::session::RefreshClaim;
 use crate::time::UnixTime;
 
@@ -29,13 +30,11 @@ impl TokenManager {
         (claim.owner != self.instance && claim.until > now).then_some(claim.until)
     }
 
-    /// Writes a claim recorded by the shared-borrow path into the session,
-    /// and announces it. Runs at the start of every `&mut` entry point, so
-    /// the host sees it before it sends the request.
-    pub(super) fn settle(&mut self) {
-        let Some(until) = self.pending_claim.take() else {
-            return;
-        };
+    /// Claims the session's refresh token until `until` (a refresh starts,
+    /// or its `use_dpop_nonce` retry renews the lease), and announces it
+    /// at once: the host saves it with compare-and-swap before the request
+    /// leaves.
+    pub(super) fn claim_refresh(&mut self, until: UnixTime) {
         let Some(session) = self.session.as_mut() else {
             return;
         };
@@ -43,17 +42,13 @@ impl TokenManager {
             owner: self.instance.clone(),
             until,
         }));
-        let generation = session.bump_generation();
-        self.events.push_back(Event::SessionChanged {
-            generation,
-            reason: ChangeReason::RefreshClaimed,
-        });
+        self.events
+            .session_changed(session, &[ChangeReason::RefreshClaimed]);
     }
 
     /// Removes this manager's claim. Returns whether there was one (the
     /// caller announces the change, usually with the new tokens).
     pub(super) fn release_claim(&mut self) -> bool {
-        self.pending_claim.set(None);
         let Some(session) = self.session.as_mut() else {
             return false;
         };
@@ -77,13 +72,7 @@ impl TokenManager {
 
     /// Announces a released claim as a change of its own.
     pub(super) fn announce_release(&mut self) {
-        if let Some(session) = self.session.as_mut() {
-            let generation = session.bump_generation();
-            self.events.push_back(Event::SessionChanged {
-                generation,
-                reason: ChangeReason::RefreshReleased,
-            });
-        }
+        self.session_changed(&[ChangeReason::RefreshReleased]);
     }
 
     /// A random instance name for claims, from the host's entropy.

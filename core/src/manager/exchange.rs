@@ -1,4 +1,9 @@
 //! Token exchange (RFC 8693): the result is handed back, never stored.
+//!
+//! ```text
+//! exchange_token(request, now) ──► Dispatch (Send, or Sign for a deferred signer)
+//! handle_response(id, response, now) ──► apply_exchange ──► Completion::Exchanged(response)
+//! ```
 
 use alloc::string::String;
 
@@ -46,10 +51,11 @@ impl TokenManager {
         )
     }
 
-    /// Parses an exchange response (`issued_token_type` required).
+    /// Reads an exchange response (`issued_token_type` required); nothing
+    /// is stored.
     // Kept out of `handle_response`, whose refresh path stays compact.
     #[inline(never)]
-    pub(super) fn parse_exchanged(
+    pub(super) fn apply_exchange(
         &self,
         answer: &mut ParsedResponse<'_>,
     ) -> Result<TokenResponse, Error> {

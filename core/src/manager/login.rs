@@ -11,7 +11,8 @@ use alloc::string::String;
 
 use serde_json::Value;
 
-use super::{ChangeReason, Dispatch, Event, TokenManager};
+use super::lookup::TokenAt;
+use super::{ChangeReason, Dispatch, TokenManager};
 use crate::error::Error;
 use crate::flight::{Flight, FlightKind};
 use crate::id_token::IdTokenValidator;
@@ -80,7 +81,7 @@ impl TokenManager {
         flight: &Flight,
         answer: &mut ParsedResponse<'_>,
         now: UnixTime,
-    ) -> Result<(), Error> {
+    ) -> Result<TokenAt, Error> {
         let wrap = Error::TokenRequestFailed;
         let parsed = answer
             .take_token_response()
@@ -151,19 +152,15 @@ impl TokenManager {
         internal.insert("createdAt".into(), Value::from(now.as_secs()));
         session.set_internal(internal);
         // Without a `sid` claim the SDK still needs one.
-        session.complete_for_sdk(None, now, &mut **self.entropy.borrow_mut());
-        session.ensure_id(&mut **self.entropy.borrow_mut());
+        session.complete_for_sdk(None, now, &mut *self.entropy);
+        session.ensure_id(&mut *self.entropy);
         session.set_session_expires_at(ceiling);
         // Continue the generation of the session this one replaces, so a
         // store's compare-and-swap sees a newer value.
         let previous = self.session.as_ref().map_or(0, Session::generation);
         session.set_generation(previous);
-        let generation = session.bump_generation();
         self.session = Some(session);
-        self.events.push_back(Event::SessionChanged {
-            generation,
-            reason: ChangeReason::LoggedIn,
-        });
-        Ok(())
+        self.session_changed(&[ChangeReason::LoggedIn]);
+        Ok(TokenAt::Main)
     }
 }

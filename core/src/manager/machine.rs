@@ -4,7 +4,8 @@
 
 use alloc::string::String;
 
-use super::{Action, TokenManager, TokenRequest, entry_ref};
+use super::lookup::TokenAt;
+use super::{Action, Dispatch, TokenManager, TokenRequest};
 use crate::cache::WantedScope;
 use crate::error::Error;
 use crate::flight::{Flight, FlightKind};
@@ -22,13 +23,13 @@ impl TokenManager {
         request: &TokenRequest<'_>,
         now: UnixTime,
     ) -> Action<'_> {
-        let this: &Self = self;
-        let audience = request.audience.or(this.config.default_audience.as_deref());
+        let audience = request.audience.or(self.config.default_audience.as_deref());
         let scope = request.scope.unwrap_or("");
         let wanted = WantedScope::new(scope, "");
-        let entry = this
+        let found = self
             .machine_cache
-            .find(audience.unwrap_or(""), &wanted, now);
+            .locate(audience.unwrap_or(""), &wanted, now);
+        let entry = found.and_then(|at| self.machine_cache.at(at));
         let freshness = Freshness {
             has_access_token: entry.is_some(),
             expires_at: entry.and_then(|e| e.expires_at),
@@ -38,36 +39,40 @@ impl TokenManager {
                 .and_then(|e| e.expires_in)
                 .map(core::time::Duration::from_secs),
         };
-        match freshness.decide(now, this.config.refresh_buffer, request.force_refresh) {
-            Decision::Ready => match entry {
-                Some(entry) => Action::Ready(entry_ref(entry)),
+        let decision = freshness.decide(now, self.config.refresh_buffer, request.force_refresh);
+        // Decided: a hit counts as use, then the token is borrowed where it
+        // was found, or a request goes out.
+        if let Some(at) = found {
+            self.machine_cache.touch(at);
+        }
+        if let (Decision::Ready, Some(at)) = (decision, found) {
+            return match self.token_at(TokenAt::Machine(at)) {
+                Some(token) => Action::Ready(token),
+                // Unreachable: it was just found there.
                 None => Action::LoginRequired(Error::MissingSession),
-            },
-            _ => {
-                if let Some(id) = this.flights.borrow().machine_in_flight(audience, scope) {
-                    return Action::Wait(id);
-                }
-                let mut builder = ClientCredentialsRequest::new(
-                    &this.config.token_endpoint,
-                    &this.config.client_id,
-                    &this.config.client_auth,
-                );
-                if !scope.is_empty() {
-                    builder = builder.scope(scope);
-                }
-                if let Some(audience) = audience {
-                    builder = builder.target(audience, this.config.target_parameter);
-                }
-                let http = builder.build();
-                this.launch(
-                    FlightKind::ClientCredentials,
-                    audience.map(String::from),
-                    String::from(scope),
-                    http,
-                    now,
-                )
-                .into()
-            }
+            };
+        }
+        if let Some(id) = self.flights.machine_in_flight(audience, scope) {
+            return Action::Wait(id);
+        }
+        let mut builder = ClientCredentialsRequest::new(
+            &self.config.token_endpoint,
+            &self.config.client_id,
+            &self.config.client_auth,
+        );
+        if !scope.is_empty() {
+            builder = builder.scope(scope);
+        }
+        if let Some(audience) = audience {
+            builder = builder.target(audience, self.config.target_parameter);
+        }
+        let http = builder.build();
+        let audience = audience.map(String::from);
+        let scope = String::from(scope);
+        match self.launch(FlightKind::ClientCredentials, audience, scope, http, now) {
+            Ok(Dispatch::Send(out)) => Action::Send(out),
+            Ok(Dispatch::Sign(sign)) => Action::Sign(sign),
+            Err(error) => Action::Failed(error),
         }
     }
 
@@ -79,14 +84,14 @@ impl TokenManager {
         flight: &Flight,
         answer: &mut ParsedResponse<'_>,
         now: UnixTime,
-    ) -> Result<(), Error> {
+    ) -> Result<TokenAt, Error> {
         let wrap = Error::TokenRequestFailed;
         let parsed = answer
             .take_token_response()
             .map_err(|e| self.grant_error(e, answer, wrap))?;
         let expires_at = self.usable_expiry(flight, &parsed, answer.status(), now, wrap)?;
         let audience = flight.audience.clone().unwrap_or_default();
-        self.machine_cache.upsert(AccessTokenSet {
+        let at = self.machine_cache.upsert(AccessTokenSet {
             access_token: parsed.access_token,
             scope: Some(
                 parsed
@@ -104,11 +109,20 @@ impl TokenManager {
             token_type: Some(parsed.token_type),
             extra: serde_json::Map::new(),
         });
-        self.machine_cache.remove_expired(now);
-        self.machine_cache.evict_over(
-            self.config.max_cache_entries,
-            Some((&audience, &flight.requested_scope)),
-        );
-        Ok(())
+        let removed = self.machine_cache.remove_expired(now)
+            + self.machine_cache.evict_over(
+                self.config.max_cache_entries,
+                Some((&audience, &flight.requested_scope)),
+            );
+        // Exactly the entry just written; entries that went before it
+        // moved it, so then it is found again by its key.
+        let at = if removed > 0 {
+            self.machine_cache
+                .position(&audience, &flight.requested_scope)
+        } else {
+            Some(at)
+        };
+        // Unreachable: it was just written and is never evicted.
+        at.map(TokenAt::Machine).ok_or(Error::UnknownRequest)
     }
 }

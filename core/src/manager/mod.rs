@@ -49,38 +49,63 @@
 //! token, shared by every audience); a rotated refresh token replaces the
 //! old one at once and raises an event, and nothing but a successful
 //! response changes the stored tokens.
+//!
+//! # Decide, then act
+//!
+//! Every entry point takes `&mut self`. It first decides on a shared
+//! borrow, into an owned decision (where the ready token is, or a
+//! `RefreshPlan` saying what to refresh and why),
+//! then acts on it: a ready token is borrowed again from where the decision
+//! found it (no second search), a refresh registers its flight and, with a
+//! shared store, writes and announces its claim in the same call. No
+//! interior mutability, and nothing is left for a later call to write.
+//! Every session change goes through one helper (`Events::session_changed`:
+//! the generation goes up, an event per reason is queued).
+//!
+//! # Files
+//!
+//! One flow per file, its start beside its apply: `refresh` (a due token;
+//! `lookup` decides it), `login` (code exchange), `machine` (client
+//! credentials), `exchange` (RFC 8693), `revocation` (logout and proven
+//! tokens), `resource` (API requests), `dpop` (proofs, deferred signatures,
+//! the nonce retry), `claim` (shared-store claims). This file keeps the
+//! types, the flights' launch, and the dispatch of responses by flight kind.
 
 mod claim;
 mod dpop;
 mod exchange;
 mod login;
+mod lookup;
 mod machine;
 mod refresh;
 mod resource;
 mod revocation;
 
-pub use dpop::{Dispatch, SignatureRequest};
+pub use dpop::SignatureRequest;
 pub use resource::{Authorization, PendingAuthorization, ResourceRetries, ResourceVerdict};
 
 use alloc::boxed::Box;
+use alloc::collections::VecDeque;
 use alloc::string::String;
-use core::cell::{Cell, RefCell};
+use alloc::vec::Vec;
 use core::fmt;
 
-use crate::cache::{TokenCache, WantedScope};
+use crate::cache::TokenCache;
 use crate::config::Config;
 use crate::entropy::Entropy;
 use crate::error::{Error, ResponseError};
-use crate::flight::{Destination, Flight, FlightKind, Flights, RequestId};
+use crate::flight::{Flight, FlightKind, Flights, RequestId};
+use crate::grant::ClientAuth;
 use crate::grant::client_auth::ClientAssertionKey;
-use crate::grant::{ClientAuth, RefreshRequest};
 use crate::http::{HttpRequest, HttpResponse};
-use crate::secret::AccessToken;
+use crate::secret::{AccessToken, RefreshToken};
 use crate::session::Session;
 use crate::time::UnixTime;
 use crate::token::response::ParsedResponse;
-use crate::token::{AccessTokenSet, Decision, Freshness, TokenResponse, TokenType};
+use crate::token::{TokenResponse, TokenType};
 use crate::trace::{decision, span};
+
+use lookup::Next;
 
 /// What a caller asks for: the SDK's `getAccessToken` options.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -129,8 +154,6 @@ impl<'a> TokenRequest<'a> {
         self
     }
 }
-
-static BEARER: TokenType = TokenType::Bearer;
 
 /// A ready access token, borrowed from the manager: what the SDK's
 /// `getAccessToken` returns.
@@ -187,6 +210,18 @@ pub struct OutgoingRequest {
     pub request: HttpRequest,
 }
 
+/// A request ready to send, or one waiting for a deferred signature.
+#[derive(Debug)]
+#[must_use]
+#[non_exhaustive]
+pub enum Dispatch {
+    /// Send this request.
+    Send(OutgoingRequest),
+    /// Sign this first ([`TokenManager::handle_signature`] then gives the
+    /// request).
+    Sign(SignatureRequest),
+}
+
 /// The answer to [`TokenManager::get_access_token`].
 #[derive(Debug)]
 #[must_use]
@@ -240,16 +275,6 @@ pub enum Completion<'a> {
     Revoked,
 }
 
-impl From<Result<Dispatch, Error>> for Action<'_> {
-    fn from(result: Result<Dispatch, Error>) -> Self {
-        match result {
-            Ok(Dispatch::Send(out)) => Action::Send(out),
-            Ok(Dispatch::Sign(sign)) => Action::Sign(sign),
-            Err(error) => Action::Failed(error),
-        }
-    }
-}
-
 /// Why the session changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -293,44 +318,48 @@ pub enum Event {
     },
 }
 
-/// Where a request's token lives.
-#[derive(Debug, Clone, Copy)]
-enum Location<'r, 's> {
-    /// The main token set; `covers` tells whether its requested scope covers
-    /// the wanted scope.
-    Main { covers: bool },
-    /// A per-audience entry (found or not).
-    Entry {
-        audience: &'r str,
-        entry: Option<&'s AccessTokenSet>,
-    },
+/// The event queue, and the one way a session change is raised.
+#[derive(Debug, Default)]
+struct Events(VecDeque<Event>);
+
+impl Events {
+    /// Raises one change of `session`: its generation goes up by one, and
+    /// an [`Event::SessionChanged`] with the new generation is queued for
+    /// each of `reasons` (a refresh that also evicted says both). Returns
+    /// the new generation.
+    fn session_changed(&mut self, session: &mut Session, reasons: &[ChangeReason]) -> u64 {
+        let generation = session.bump_generation();
+        for &reason in reasons {
+            self.0
+                .push_back(Event::SessionChanged { generation, reason });
+        }
+        generation
+    }
 }
 
 /// The token lifecycle state machine. See the [module docs](self) for the
 /// call order.
+///
+/// Every entry point takes `&mut self` and first decides (on a shared
+/// borrow, into an owned decision), then acts: no interior mutability, and
+/// nothing is left for a later call to write.
 pub struct TokenManager {
     config: Config,
     session: Option<Session>,
-    /// A `RefCell` so the cached path can run on a shared borrow while the
-    /// refresh path registers a flight (the borrow checker cannot otherwise
-    /// see that the two never overlap).
-    flights: RefCell<Flights>,
-    events: alloc::collections::VecDeque<Event>,
+    flights: Flights,
+    events: Events,
     /// Machine-to-machine tokens (client credentials), by audience and scope.
     machine_cache: TokenCache,
     /// This manager's name in refresh claims (shared stores).
     instance: String,
-    /// A claim recorded on the shared-borrow path, written by `settle`.
-    pending_claim: Cell<Option<UnixTime>>,
-    /// The host's randomness (DPoP `jti`s); a `RefCell` so proofs can be
-    /// made on the shared-borrow path.
-    entropy: RefCell<Box<dyn Entropy + Send>>,
+    /// The host's randomness (DPoP `jti`s, client assertions, session ids).
+    entropy: Box<dyn Entropy + Send>,
     /// DPoP, when enabled.
     dpop: Option<dpop::DpopState>,
     /// Refresh tokens that answers proved live but that could not be
     /// stored (the session moved on or logged out): revoked through
     /// [`TokenManager::poll_revocation`], never silently dropped.
-    to_revoke: alloc::vec::Vec<crate::secret::RefreshToken>,
+    to_revoke: Vec<RefreshToken>,
     /// Proven refresh tokens dropped for want of a revocation endpoint.
     unrevocable: u64,
 }
@@ -353,15 +382,14 @@ impl TokenManager {
         let instance = TokenManager::instance_name(&mut entropy);
         TokenManager {
             instance,
-            pending_claim: Cell::new(None),
             config,
             session: None,
-            flights: RefCell::new(Flights::default()),
-            events: alloc::collections::VecDeque::new(),
+            flights: Flights::default(),
+            events: Events::default(),
             machine_cache: TokenCache::new(),
-            entropy: RefCell::new(Box::new(entropy)),
+            entropy: Box::new(entropy),
             dpop: None,
-            to_revoke: alloc::vec::Vec::new(),
+            to_revoke: Vec::new(),
             unrevocable: 0,
         }
     }
@@ -382,7 +410,6 @@ impl TokenManager {
     /// Installs a session (after a login, or reloaded from a store). Flights
     /// in progress keep running; their results apply to this session.
     pub fn set_session(&mut self, session: Session) {
-        self.pending_claim.set(None);
         self.session = Some(session);
     }
 
@@ -400,7 +427,7 @@ impl TokenManager {
 
     /// Gives `session` an id from this manager's entropy if it has none.
     pub fn assign_session_id(&mut self, session: &mut Session) {
-        session.ensure_id(&mut **self.entropy.get_mut());
+        session.ensure_id(&mut *self.entropy);
     }
 
     /// Removes the session and returns it.
@@ -408,151 +435,38 @@ impl TokenManager {
         self.session.take()
     }
 
+    /// Raises a change of the session, if there is one (see
+    /// [`Events::session_changed`]).
+    fn session_changed(&mut self, reasons: &[ChangeReason]) -> Option<u64> {
+        let session = self.session.as_mut()?;
+        Some(self.events.session_changed(session, reasons))
+    }
+
     /// Asks for an access token. See [`Action`].
+    ///
+    /// Decides first (where the token is, or why a refresh is due: an owned
+    /// decision), then acts: counts the cache hit, builds the ready token
+    /// from where the decision found it, or starts the refresh.
     pub fn get_access_token(&mut self, request: &TokenRequest<'_>, now: UnixTime) -> Action<'_> {
-        self.settle();
         if self.prune_unrefreshable(now) {
             // Entries that expired and cannot be refreshed are dead weight
             // in the stored session.
-            let session = self.session.as_mut().expect("pruned a session");
-            let generation = session.bump_generation();
-            self.events.push_back(Event::SessionChanged {
-                generation,
-                reason: ChangeReason::Evicted,
-            });
+            self.session_changed(&[ChangeReason::Evicted]);
         }
-        // The rest runs on a shared borrow, so a ready token can be returned
-        // straight from the one cache lookup.
-        let this: &Self = self;
-        let config = &this.config;
-        let Some(session) = this.session.as_ref() else {
-            return Action::LoginRequired(Error::MissingSession);
-        };
-        if session.is_logged_out() {
-            return Action::LoginRequired(Error::LoggedOut);
+        let decided = self.decide(request, now);
+        if let (Some(found), Some(session)) = (decided.found, self.session.as_mut()) {
+            session.cache.touch(found);
         }
-        if let Some(ceiling) = session.session_expires_at
-            && now >= ceiling.saturating_sub(config.session_ceiling_leeway)
-        {
-            return Action::LoginRequired(Error::SessionExpired);
-        }
-        let (audience, wanted) = resolve(config, request);
-        let location = locate(config, session, audience, &wanted, now);
-        let reauth = session.is_reauthentication_required();
-        if reauth && request.force_refresh {
-            // A forced refresh (usually after a 401) cannot be answered with
-            // the cached token when the refresh token is known dead.
-            decision!(
-                info,
-                event = "login_required",
-                code = "reauthentication_required"
-            );
-            return Action::LoginRequired(Error::ReauthenticationRequired);
-        }
-        let (has_access_token, expires_at, lifetime) = match location {
-            Location::Main { covers } => (
-                covers,
-                session.token_set.expires_at,
-                session.token_set.expires_in,
-            ),
-            Location::Entry { entry, .. } => match entry {
-                Some(entry) => (true, entry.expires_at, entry.expires_in),
-                None => (false, None, None),
+        match decided.next {
+            Next::Ready(at) => match self.token_at(at) {
+                Some(token) => Action::Ready(token),
+                // Unreachable: a ready token was just found where it is.
+                None => Action::LoginRequired(Error::MissingSession),
             },
-        };
-        let freshness = Freshness {
-            has_access_token,
-            expires_at,
-            has_refresh_token: session.token_set.refresh_token.is_some() && !reauth,
-            lifetime: lifetime.map(core::time::Duration::from_secs),
-        };
-        match freshness.decide(now, config.refresh_buffer, request.force_refresh) {
-            Decision::Ready => {
-                decision!(
-                    debug,
-                    event = "cache_hit",
-                    audience = audience.unwrap_or("")
-                );
-                Action::Ready(token_ref(session, location))
-            }
-            Decision::MissingRefreshToken {
-                access_token_expired,
-            } => {
-                let error = if reauth {
-                    Error::ReauthenticationRequired
-                } else {
-                    Error::MissingRefreshToken {
-                        access_token_expired,
-                    }
-                };
-                decision!(info, event = "login_required", code = error.code());
-                Action::LoginRequired(error)
-            }
-            Decision::Refresh => {
-                if let Some(id) = this.flights.borrow().refresh_in_flight() {
-                    decision!(debug, event = "wait", request_id = id.as_u64());
-                    return Action::Wait(id);
-                }
-                if let Some(until) = this.foreign_claim(now) {
-                    decision!(debug, event = "reload", until = until.as_secs());
-                    return Action::Reload { until };
-                }
-                decision!(
-                    info,
-                    event = "refresh_started",
-                    reason = refresh_reason(&freshness, request.force_refresh, now),
-                    audience = audience.unwrap_or(""),
-                );
-                let destination = match location {
-                    Location::Main { .. } => Destination::Main,
-                    Location::Entry { audience, entry } => Destination::Entry(
-                        String::from(audience),
-                        entry.map(|e| String::from(e.key_scope())),
-                    ),
-                };
-                // The main token is refreshed for its own API, named on the
-                // wire: an RFC 8707 server answers a refresh that names no
-                // resource with a token for none (an opaque userinfo token).
-                let target = match &destination {
-                    Destination::Entry(audience, _) => Some(audience.clone()),
-                    Destination::Main => request
-                        .audience
-                        .or(session.token_set.audience.as_deref())
-                        .or(config.default_audience.as_deref())
-                        .map(String::from),
-                };
-                let refresh_token = session
-                    .token_set
-                    .refresh_token
-                    .clone()
-                    .expect("a refresh needs a refresh token");
-                let requested_scope = wanted.merged();
-                let request = RefreshRequest {
-                    token_endpoint: &config.token_endpoint,
-                    client_id: &config.client_id,
-                    client_auth: &config.client_auth,
-                    refresh_token: &refresh_token,
-                    scope: request.scope.is_some().then_some(requested_scope.as_str()),
-                    target: target.as_deref(),
-                    target_parameter: config.target_parameter,
-                }
-                .build();
-                let outgoing = this.launch(
-                    FlightKind::Refresh {
-                        destination,
-                        refresh_token,
-                    },
-                    audience.map(String::from),
-                    requested_scope,
-                    request,
-                    now,
-                );
-                if config.shared_store && outgoing.is_ok() {
-                    this.pending_claim
-                        .set(Some(now.saturating_add(config.lease)));
-                }
-                outgoing.into()
-            }
+            Next::LoginRequired(error) => Action::LoginRequired(error),
+            Next::Wait(id) => Action::Wait(id),
+            Next::Reload { until } => Action::Reload { until },
+            Next::Refresh(plan) => self.start_refresh(*plan, now),
         }
     }
 
@@ -578,12 +492,12 @@ impl TokenManager {
         waited: RequestId,
         now: UnixTime,
     ) -> Action<'_> {
-        if self.flights.get_mut().is_active(waited) {
+        if self.flights.is_active(waited) {
             return Action::Wait(waited);
         }
-        let (audience, _) = resolve(&self.config, request);
+        let (audience, _) = lookup::resolve(&self.config, request);
         let mut request = *request;
-        if let Some((flight_audience, result)) = self.flights.get_mut().outcome(waited)
+        if let Some((flight_audience, result)) = self.flights.outcome(waited)
             && flight_audience == audience
         {
             decision!(
@@ -661,7 +575,7 @@ impl TokenManager {
     /// With DPoP on, token requests carry a proof (revocation does not
     /// need one).
     fn launch(
-        &self,
+        &mut self,
         kind: FlightKind,
         audience: Option<String>,
         requested_scope: String,
@@ -678,7 +592,7 @@ impl TokenManager {
     /// [`TokenManager::launch`] for a request built for a given client
     /// (`assertion`: a `private_key_jwt` client and its id).
     fn launch_as(
-        &self,
+        &mut self,
         kind: FlightKind,
         audience: Option<String>,
         requested_scope: String,
@@ -693,8 +607,7 @@ impl TokenManager {
         let (prepared, sent_nonce) =
             self.prepare_token_request(request, assertion.as_ref(), dpop, now)?;
         let assertion = assertion.map(Box::new);
-        let mut flights = self.flights.borrow_mut();
-        let id = flights.next_id();
+        let id = self.flights.next_id();
         let (dispatch, pending_proof) = match prepared {
             dpop::Prepared::Ready(ready) => {
                 (Dispatch::Send(OutgoingRequest { id, request: ready }), None)
@@ -707,7 +620,7 @@ impl TokenManager {
                 Some(Box::new((unsigned, with_assertion))),
             ),
         };
-        flights.start(Flight {
+        self.flights.start(Flight {
             id,
             kind,
             audience,
@@ -732,64 +645,16 @@ impl TokenManager {
         now: UnixTime,
     ) -> Completion<'_> {
         span!("response", request_id = id.as_u64());
-        self.settle();
-        let Some((mut flight, abandoned)) = self.flights.get_mut().take(id) else {
+        // Parsed once: the nonce retry, the errors and the tokens read it.
+        let mut answer = ParsedResponse::parse(&response, &self.config.limits);
+        let Some((flight, abandoned)) = self.flights.take(id) else {
             // Forgotten (or never ours): a refresh token it proves is not
             // dropped silently.
-            let mut answer = ParsedResponse::parse(&response, &self.config.limits);
             self.revoke_rotated(&mut answer);
             return Completion::Failed(Error::UnknownRequest);
         };
-        // Parsed once: the nonce retry, the errors and the tokens read it.
-        let mut answer = ParsedResponse::parse(&response, &self.config.limits);
-        // RFC 9449 §8: one retry with a fresh proof, only when the server
-        // offered another nonce than the request carried with its
-        // `use_dpop_nonce` error. Never for a flight abandoned at its lease
-        // deadline or answered at it (its refresh token may be on the wire
-        // again), nor for a refresh whose token is no longer the session's
-        // live one (another answer rotated it, or the session logged out).
-        let live = flight.refresh_token().is_none_or(|spent| {
-            self.session.as_ref().is_some_and(|s| {
-                s.token_set.refresh_token.as_ref() == Some(spent) && !s.is_logged_out()
-            })
-        });
-        let retry = flight.request.as_ref().is_some_and(|base| {
-            self.token_nonce_retry(&base.url, flight.sent_nonce.as_deref(), &answer)
-        }) && flight.dpop
-            && flight.attempt == 0
-            && !abandoned
-            && now < flight.deadline
-            && live;
-        if let Some(base) = flight.request.clone().filter(|_| retry) {
-            decision!(debug, event = "nonce_retry", request_id = id.as_u64());
-            flight.attempt = 1;
-            // The retry is a new request on the wire: its lease starts now,
-            // and with a shared store the claim is renewed with it (saved
-            // before the retry leaves: `Keeper::confirm_resend`).
-            flight.deadline = now.saturating_add(self.config.lease);
-            if flight.refresh_token().is_some() && self.config.shared_store {
-                self.pending_claim.set(Some(flight.deadline));
-                self.settle();
-            }
-            match self.prepare_token_request(*base, flight.assertion.as_deref(), true, now) {
-                Ok((dpop::Prepared::Ready(request), sent_nonce)) => {
-                    flight.sent_nonce = sent_nonce;
-                    self.flights.get_mut().restart(flight);
-                    return Completion::Resend(OutgoingRequest { id, request });
-                }
-                Ok((dpop::Prepared::Deferred(unsigned, with_assertion), sent_nonce)) => {
-                    flight.sent_nonce = sent_nonce;
-                    let signing_input = String::from(unsigned.signing_input());
-                    flight.pending_proof = Some(Box::new((unsigned, with_assertion)));
-                    self.flights.get_mut().restart(flight);
-                    return Completion::Sign(SignatureRequest { id, signing_input });
-                }
-                Err(error) => {
-                    self.flights.get_mut().restart(flight);
-                    let _ = self.cancel(id);
-                    return Completion::Failed(error);
-                }
-            }
+        if self.nonce_retry_due(&flight, &answer, abandoned, now) {
+            return self.retry_with_nonce(flight, now);
         }
         // The claim goes with the flight; when nothing else is stored, its
         // release is announced on its own.
@@ -818,25 +683,25 @@ impl TokenManager {
             FlightKind::CodeExchange { .. } => self.apply_login(&flight, &mut answer, now),
             FlightKind::ClientCredentials => self.apply_machine_token(&flight, &mut answer, now),
             FlightKind::TokenExchange => {
-                let result = self.parse_exchanged(&mut answer);
+                let result = self.apply_exchange(&mut answer);
                 self.flights
-                    .get_mut()
                     .finish(&flight, result.as_ref().map(|_| ()).map_err(Clone::clone));
                 return match result {
-                    Ok(token) => Completion::Exchanged(alloc::boxed::Box::new(token)),
+                    Ok(token) => Completion::Exchanged(Box::new(token)),
                     Err(error) => Completion::Failed(error),
                 };
             }
             FlightKind::Revocation { refresh_token } => {
                 let result = self.apply_revocation(refresh_token, &answer);
-                self.flights.get_mut().finish(&flight, result.clone());
+                self.flights.finish(&flight, result.clone());
                 return match result {
                     Ok(()) => Completion::Revoked,
                     Err(error) => Completion::Failed(error),
                 };
             }
         };
-        self.flights.get_mut().finish(&flight, result.clone());
+        self.flights
+            .finish(&flight, result.as_ref().map(|_| ()).map_err(Clone::clone));
         if claimed && self.session.as_ref().map(Session::generation) == generation {
             self.announce_release();
         }
@@ -847,8 +712,9 @@ impl TokenManager {
             code = result.as_ref().err().map_or("ok", Error::code)
         );
         match result {
-            Ok(()) => match self.flight_token_ref(&flight, now) {
+            Ok(at) => match self.token_at(at) {
                 Some(token) => Completion::Ready(token),
+                // Unreachable: the write paths just stored it there.
                 None => Completion::Failed(Error::UnknownRequest),
             },
             Err(error) => Completion::Failed(error),
@@ -866,15 +732,12 @@ impl TokenManager {
             request_id = id.as_u64(),
             code = "transport_error"
         );
-        self.settle();
-        match self.flights.get_mut().take(id) {
+        match self.flights.take(id) {
             Some((flight, abandoned)) => {
                 if flight.refresh_token().is_some() && !abandoned {
                     self.release_claim_and_announce();
                 }
-                self.flights
-                    .get_mut()
-                    .finish(&flight, Err(Error::Transport));
+                self.flights.finish(&flight, Err(Error::Transport));
                 Error::Transport
             }
             None => Error::UnknownRequest,
@@ -885,8 +748,7 @@ impl TokenManager {
     /// released without an outcome, so its waiters take their own turn.
     /// Returns whether such a request was in flight.
     pub fn cancel(&mut self, id: RequestId) -> bool {
-        self.settle();
-        match self.flights.get_mut().release(id) {
+        match self.flights.release(id) {
             Some(flight) => {
                 if flight.refresh_token().is_some() {
                     self.release_claim_and_announce();
@@ -901,17 +763,14 @@ impl TokenManager {
     /// earliest lease deadline of a request in flight.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<UnixTime> {
-        self.flights.borrow().next_deadline()
+        self.flights.next_deadline()
     }
 
     /// Releases flights whose lease ran out at `now`, so a caller that
     /// vanished cannot block the others. A response that still arrives for
     /// such a flight is applied only if the session has not moved on.
     pub fn handle_timeout(&mut self, now: UnixTime) {
-        self.settle();
-        if self.flights.get_mut().expire(now) > 0
-            && self.flights.get_mut().refresh_in_flight().is_none()
-        {
+        if self.flights.expire(now) > 0 && self.flights.refresh_in_flight().is_none() {
             self.release_claim_and_announce();
         }
     }
@@ -919,21 +778,19 @@ impl TokenManager {
     /// The next event for the host. Drain after every call.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.settle();
-        self.events.pop_front()
+        self.events.0.pop_front()
     }
 
     /// Whether request `id` is in flight (its lease has not run out).
     #[must_use]
     pub fn is_in_flight(&self, id: RequestId) -> bool {
-        self.flights.borrow().is_active(id)
+        self.flights.is_active(id)
     }
 
     /// Whether request `id` is a refresh in flight.
     #[must_use]
     pub fn is_refresh(&self, id: RequestId) -> bool {
         self.flights
-            .borrow()
             .active()
             .any(|f| f.id == id && f.refresh_token().is_some())
     }
@@ -941,136 +798,16 @@ impl TokenManager {
     /// The number of requests in flight (at most one refresh).
     #[must_use]
     pub fn in_flight(&self) -> usize {
-        self.flights.borrow().active_count()
+        self.flights.active_count()
     }
 
     /// The refresh tokens spent by the requests in flight (for tests and
     /// fuzzing of the single-flight invariant).
     #[must_use]
-    pub fn in_flight_refresh_tokens(&self) -> alloc::vec::Vec<crate::secret::RefreshToken> {
+    pub fn in_flight_refresh_tokens(&self) -> Vec<RefreshToken> {
         self.flights
-            .borrow()
             .active()
             .filter_map(|f| f.refresh_token().cloned())
             .collect()
-    }
-}
-
-impl TokenManager {
-    /// The token a finished flight stored (`None` only if it vanished,
-    /// which the write paths rule out).
-    fn flight_token_ref(&self, flight: &Flight, now: UnixTime) -> Option<AccessTokenRef<'_>> {
-        let wanted = WantedScope::new(&flight.requested_scope, "");
-        match &flight.kind {
-            FlightKind::ClientCredentials => self
-                .machine_cache
-                .find(flight.audience.as_deref().unwrap_or(""), &wanted, now)
-                .map(entry_ref),
-            // Exactly the entry the refresh wrote: a lookup could rank
-            // another one first.
-            FlightKind::Refresh {
-                destination: Destination::Entry(audience, _),
-                ..
-            } => {
-                let session = self.session.as_ref()?;
-                session
-                    .cache
-                    .get(audience, &flight.requested_scope)
-                    .map(entry_ref)
-            }
-            _ => {
-                let session = self.session.as_ref()?;
-                Some(token_ref(session, Location::Main { covers: true }))
-            }
-        }
-    }
-}
-
-/// Why a refresh is due, for the `refresh_started` event.
-#[cfg(feature = "tracing")]
-fn refresh_reason(freshness: &Freshness, forced: bool, now: UnixTime) -> &'static str {
-    match freshness.expires_at {
-        _ if !freshness.has_access_token => "no_token",
-        _ if forced => "forced",
-        None => "no_expiry",
-        Some(expires_at) if expires_at <= now => "expired",
-        Some(_) => "within_buffer",
-    }
-}
-
-/// Resolves the audience and the wanted scope of a request (the SDK's
-/// scope resolution with `mergeScopes`).
-fn resolve<'r>(
-    config: &'r Config,
-    request: &TokenRequest<'r>,
-) -> (Option<&'r str>, WantedScope<'r>) {
-    let audience = request.audience.or(config.default_audience.as_deref());
-    let asked = request.scope.unwrap_or("");
-    let wanted = if request.merge_scopes.unwrap_or(config.merge_scopes) {
-        WantedScope::new(config.scope_for(audience), asked)
-    } else {
-        WantedScope::new(asked, "")
-    };
-    (audience, wanted)
-}
-
-/// Finds where the token for `audience` + `wanted` lives (the SDK's
-/// `#getTokenSetFromSession`).
-fn locate<'a, 's>(
-    config: &Config,
-    session: &'s Session,
-    audience: Option<&'a str>,
-    wanted: &WantedScope<'_>,
-    now: UnixTime,
-) -> Location<'a, 's> {
-    let main = &session.token_set;
-    let main_audience = main
-        .audience
-        .as_deref()
-        .or(config.default_audience.as_deref());
-    let main_requested = main
-        .requested_scope
-        .as_deref()
-        .unwrap_or_else(|| config.scope_for(main_audience));
-    let covers = || wanted.is_empty() || wanted.covered_by(main_requested);
-    match audience {
-        // Without any audience there is nowhere else to keep a token.
-        None => Location::Main { covers: covers() },
-        Some(aud) if Some(aud) == main_audience && covers() => Location::Main { covers: true },
-        Some(aud) => Location::Entry {
-            audience: aud,
-            entry: session.cache.find(aud, wanted, now),
-        },
-    }
-}
-
-fn token_ref<'s>(session: &'s Session, location: Location<'_, 's>) -> AccessTokenRef<'s> {
-    match location {
-        Location::Entry {
-            entry: Some(entry), ..
-        } => entry_ref(entry),
-        // A ready token is either the main set or a found entry; an entry
-        // that vanished (it cannot: it was just stored) falls back to the
-        // main set rather than panicking.
-        _ => {
-            let set = &session.token_set;
-            AccessTokenRef {
-                token: &set.access_token,
-                expires_at: set.expires_at.unwrap_or(UnixTime::EPOCH),
-                scope: set.scope.as_deref(),
-                audience: set.audience.as_deref(),
-                token_type: set.token_type.as_ref().unwrap_or(&BEARER),
-            }
-        }
-    }
-}
-
-fn entry_ref(entry: &AccessTokenSet) -> AccessTokenRef<'_> {
-    AccessTokenRef {
-        token: &entry.access_token,
-        expires_at: entry.expires_at.unwrap_or(UnixTime::EPOCH),
-        scope: entry.scope.as_deref(),
-        audience: Some(&entry.audience),
-        token_type: entry.token_type.as_ref().unwrap_or(&BEARER),
     }
 }

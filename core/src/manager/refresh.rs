@@ -1,21 +1,92 @@
-//! Applying a refresh response (RFC 6749 §6) to the session.
+//! The refresh (RFC 6749 §6): started when [`TokenManager::get_access_token`]
+//! decides a token is due, applied when its answer comes back.
+//!
+//! ```text
+//! get_access_token ─ decide ─► Refresh(plan)
+//!   start_refresh(plan) ──► flight registered; shared store: the claim is
+//!                           written into the session and RefreshClaimed raised
+//!                           here, before the request leaves
+//!                      ──► Action::Send / Action::Sign
+//! handle_response ──► apply_refresh ──► rotated refresh token stored first,
+//!                                       then the access token (main set or
+//!                                       its entry), TokensUpdated raised
+//!                                   └─► invalid_grant: ReauthenticationRequired
+//! ```
 
 use alloc::string::String;
 
-use super::{ChangeReason, Event, TokenManager};
+use super::lookup::TokenAt;
+use super::{Action, ChangeReason, Dispatch, TokenManager};
 use crate::config::Config;
 use crate::error::{Error, ResponseError};
 use crate::flight::{Destination, Flight, FlightKind};
+use crate::grant::RefreshRequest;
 use crate::id_token::IdTokenValidator;
 use crate::jwt;
 use crate::scope;
-use crate::secret::IdToken;
+use crate::secret::{IdToken, RefreshToken};
 use crate::time::UnixTime;
 use crate::token::response::ParsedResponse;
 use crate::token::{AccessTokenSet, TokenResponse};
 use crate::trace::decision;
 
+/// A refresh decided on: everything its request and its flight need, owned,
+/// so the decision's borrow of the manager has ended when it starts.
+#[derive(Debug)]
+pub(super) struct RefreshPlan {
+    /// Where the refreshed token goes.
+    pub(super) destination: Destination,
+    /// The audience the request resolved to.
+    pub(super) audience: Option<String>,
+    /// The merged scope wanted (recorded as `requestedScope`).
+    pub(super) requested_scope: String,
+    /// Whether the caller asked for a scope: only then is it sent.
+    pub(super) scope_on_the_wire: bool,
+    /// The API named on the wire (`audience` or `resource`).
+    pub(super) target: Option<String>,
+    /// The refresh token it spends: the session's.
+    pub(super) refresh_token: RefreshToken,
+}
+
 impl TokenManager {
+    /// Starts the refresh `plan`: the flight, and with a shared store the
+    /// claim, written and announced now (the host saves it with
+    /// compare-and-swap before it sends the request).
+    pub(super) fn start_refresh(&mut self, plan: RefreshPlan, now: UnixTime) -> Action<'_> {
+        let RefreshPlan {
+            destination,
+            audience,
+            requested_scope,
+            scope_on_the_wire,
+            target,
+            refresh_token,
+        } = plan;
+        let config = &self.config;
+        let request = RefreshRequest {
+            token_endpoint: &config.token_endpoint,
+            client_id: &config.client_id,
+            client_auth: &config.client_auth,
+            refresh_token: &refresh_token,
+            scope: scope_on_the_wire.then_some(requested_scope.as_str()),
+            target: target.as_deref(),
+            target_parameter: config.target_parameter,
+        }
+        .build();
+        let kind = FlightKind::Refresh {
+            destination,
+            refresh_token,
+        };
+        let launched = self.launch(kind, audience, requested_scope, request, now);
+        if launched.is_ok() && self.config.shared_store {
+            self.claim_refresh(now.saturating_add(self.config.lease));
+        }
+        match launched {
+            Ok(Dispatch::Send(out)) => Action::Send(out),
+            Ok(Dispatch::Sign(sign)) => Action::Sign(sign),
+            Err(error) => Action::Failed(error),
+        }
+    }
+
     /// Applies a refresh response to the session. On error nothing stored
     /// changes, except: `invalid_grant` marks the session for
     /// re-authentication, and a rotated refresh token is kept even when the
@@ -25,7 +96,7 @@ impl TokenManager {
         flight: &Flight,
         answer: &mut ParsedResponse<'_>,
         now: UnixTime,
-    ) -> Result<(), Error> {
+    ) -> Result<TokenAt, Error> {
         let wrap = Error::FailedToRefreshToken;
         let parsed = match answer.take_token_response() {
             Ok(parsed) => parsed,
@@ -40,11 +111,8 @@ impl TokenManager {
                 let session = self.session.as_mut().ok_or(Error::MissingSession)?;
                 if session.token_set.refresh_token.as_ref() == flight.refresh_token() {
                     session.set_reauthentication_required();
-                    let generation = session.bump_generation();
-                    self.events.push_back(Event::SessionChanged {
-                        generation,
-                        reason: ChangeReason::ReauthenticationRequired,
-                    });
+                    self.events
+                        .session_changed(session, &[ChangeReason::ReauthenticationRequired]);
                 }
                 return Err(Error::FailedToRefreshToken(ResponseError::Server(server)));
             }
@@ -90,13 +158,12 @@ impl TokenManager {
             Ok(expires_at) => expires_at,
             Err(error) => {
                 if rotated {
-                    let generation = session.bump_generation();
-                    self.events.push_back(Event::SessionChanged {
-                        generation,
-                        reason: ChangeReason::TokensUpdated {
+                    self.events.session_changed(
+                        session,
+                        &[ChangeReason::TokensUpdated {
                             refresh_token_rotated: true,
-                        },
-                    });
+                        }],
+                    );
                 }
                 return Err(error);
             }
@@ -121,7 +188,7 @@ impl TokenManager {
         let FlightKind::Refresh { destination, .. } = &flight.kind else {
             return Err(Error::UnknownRequest);
         };
-        match destination {
+        let at = match destination {
             Destination::Main => {
                 let set = &mut session.token_set;
                 set.access_token = access_token;
@@ -137,6 +204,7 @@ impl TokenManager {
                     set.audience = flight.audience.clone();
                 }
                 set.token_type = Some(token_type);
+                Some(TokenAt::Main)
             }
             Destination::Entry(audience, replaces) => {
                 // The refreshed token replaces the entry it was refreshed
@@ -145,7 +213,7 @@ impl TokenManager {
                 if let Some(replaced) = replaces {
                     session.cache.remove(audience, replaced);
                 }
-                session.cache.upsert(AccessTokenSet {
+                let at = session.cache.upsert(AccessTokenSet {
                     access_token,
                     scope: Some(granted),
                     requested_scope: Some(flight.requested_scope.clone()),
@@ -159,31 +227,37 @@ impl TokenManager {
                     self.config.max_cache_entries,
                     Some((audience, &flight.requested_scope)),
                 );
+                // Exactly the entry just written: a lookup could rank
+                // another one first. Eviction moves the entries after a
+                // victim, so then it is found again by its key.
+                let at = if evicted > 0 {
+                    session.cache.position(audience, &flight.requested_scope)
+                } else {
+                    Some(at)
+                };
+                at.map(TokenAt::Entry)
             }
-        }
-        let generation = session.bump_generation();
+        };
+        let updated = ChangeReason::TokensUpdated {
+            refresh_token_rotated: rotated,
+        };
+        let reasons: &[ChangeReason] = if evicted > 0 {
+            &[updated, ChangeReason::Evicted]
+        } else {
+            &[updated]
+        };
+        let _generation = self.events.session_changed(session, reasons);
         decision!(
             info,
             event = "refresh_finished",
             rotated = rotated,
-            generation = generation
+            generation = _generation
         );
-        self.events.push_back(Event::SessionChanged {
-            generation,
-            reason: ChangeReason::TokensUpdated {
-                refresh_token_rotated: rotated,
-            },
-        });
-        if evicted > 0 {
-            self.events.push_back(Event::SessionChanged {
-                generation,
-                reason: ChangeReason::Evicted,
-            });
-        }
         if !missing.is_empty() {
             return Err(Error::MissingScopes { missing });
         }
-        Ok(())
+        // Unreachable: the entry was just written.
+        at.ok_or(Error::UnknownRequest)
     }
 }
 

@@ -18,12 +18,12 @@ use core::fmt;
 
 use zeroize::{ZeroizeOnDrop, Zeroizing};
 
-use super::{AccessTokenInfo, ChangeReason, Event, TokenManager};
+use super::{AccessTokenInfo, ChangeReason, TokenManager};
 use crate::dpop::{
     DpopProof, EcdsaSignature, ProofOutcome, ProofParams, UnsignedProof,
     bearer_or_dpop_invalid_token, draw_jti, is_use_dpop_nonce, parse_www_authenticate,
 };
-use crate::error::Error;
+use crate::error::{DpopError, Error};
 use crate::http::{Headers, HttpResponse, Method};
 use crate::time::UnixTime;
 use crate::token::TokenType;
@@ -161,9 +161,11 @@ impl TokenManager {
     /// never sent as Bearer.
     ///
     /// # Errors
-    /// [`Error::Dpop`] when the token is DPoP-bound and DPoP is not enabled,
-    /// when the URL cannot be used as `htu`, or for a token type this crate
-    /// cannot present.
+    /// [`Error::Dpop`]: [`DpopError::NotEnabled`] when the token is
+    /// DPoP-bound and DPoP is not enabled, [`DpopError::InvalidUrl`] when
+    /// the URL cannot be used as `htu`, [`DpopError::UnsupportedTokenType`]
+    /// for a token type this crate cannot present, [`DpopError::Signer`]
+    /// when the signer fails.
     pub fn authorize(
         &mut self,
         method: &Method,
@@ -179,12 +181,11 @@ impl TokenManager {
                 Ok(Authorization::Ready(headers))
             }
             TokenType::DPoP => {
-                let dpop = self.dpop.as_mut().ok_or_else(|| {
-                    Error::Dpop(String::from(
-                        "the token is DPoP-bound and DPoP is not enabled",
-                    ))
-                })?;
-                let jti = draw_jti(&mut **self.entropy.get_mut());
+                let dpop = self
+                    .dpop
+                    .as_mut()
+                    .ok_or(Error::Dpop(DpopError::NotEnabled))?;
+                let jti = draw_jti(&mut *self.entropy);
                 // `get` counts as a use for the nonce cache's recency.
                 let _ = dpop.resource_nonces.get(url);
                 let params = ProofParams::new(method, url, now, &jti)
@@ -192,11 +193,7 @@ impl TokenManager {
                     .with_access_token(&token.token)
                     .with_clock_skew(self.config.dpop_clock_skew);
                 let authorization = Zeroizing::new(format!("DPoP {}", token.token.secret()));
-                match dpop
-                    .builder
-                    .build(&params)
-                    .map_err(|e| Error::Dpop(format!("{e}")))?
-                {
+                match dpop.builder.build(&params)? {
                     ProofOutcome::Ready(proof) => {
                         Ok(Authorization::Ready(dpop_headers(&authorization, proof)))
                     }
@@ -208,8 +205,8 @@ impl TokenManager {
                     }
                 }
             }
-            TokenType::Other(other) => Err(Error::Dpop(format!(
-                "cannot present a token of type {other}"
+            TokenType::Other(other) => Err(Error::Dpop(DpopError::UnsupportedTokenType(
+                String::from(other.as_str()),
             ))),
         }
     }
@@ -261,11 +258,8 @@ impl TokenManager {
             found = true;
         }
         if found {
-            let generation = session.bump_generation();
-            self.events.push_back(Event::SessionChanged {
-                generation,
-                reason: ChangeReason::TokenRejected,
-            });
+            self.events
+                .session_changed(session, &[ChangeReason::TokenRejected]);
         }
         self.machine_cache.invalidate(access_token);
     }

@@ -1,7 +1,14 @@
 //! Logout: the session is marked logged out at once, and its refresh token
 //! revoked (RFC 7009) when a revocation endpoint is configured.
+//!
+//! ```text
+//! logout(now) ──► LoggedOut raised ──► Some(Dispatch)   the revocation, when there is an endpoint
+//! poll_revocation(now) ──► Dispatch                    a proven refresh token that could not be stored
+//! handle_response(id, response, now) ──► apply_revocation ──► Completion::Revoked
+//!                                       (the token leaves the session, LoggedOut raised again)
+//! ```
 
-use super::{ChangeReason, Dispatch, Event, TokenManager};
+use super::{ChangeReason, Dispatch, TokenManager};
 use crate::error::Error;
 use crate::flight::FlightKind;
 use crate::grant::revocation::{revocation_outcome, revoke_refresh_token};
@@ -25,11 +32,8 @@ impl TokenManager {
         let session = self.session.as_mut().ok_or(Error::MissingSession)?;
         if !session.is_logged_out() {
             session.set_logged_out();
-            let generation = session.bump_generation();
-            self.events.push_back(Event::SessionChanged {
-                generation,
-                reason: ChangeReason::LoggedOut,
-            });
+            self.events
+                .session_changed(session, &[ChangeReason::LoggedOut]);
         }
         let refresh_token = self
             .session
@@ -38,7 +42,7 @@ impl TokenManager {
         match refresh_token {
             // Logging out again while its revocation is in flight sends
             // nothing more.
-            Some(refresh_token) if self.flights.borrow().revoking(&refresh_token) => Ok(None),
+            Some(refresh_token) if self.flights.revoking(&refresh_token) => Ok(None),
             Some(refresh_token) if self.config.revocation_endpoint.is_some() => {
                 self.launch_revocation(refresh_token, now).map(Some)
             }
@@ -144,11 +148,8 @@ impl TokenManager {
             && session.token_set.refresh_token.as_ref() == Some(revoked)
             && session.token_set.refresh_token.take().is_some()
         {
-            let generation = session.bump_generation();
-            self.events.push_back(Event::SessionChanged {
-                generation,
-                reason: ChangeReason::LoggedOut,
-            });
+            self.events
+                .session_changed(session, &[ChangeReason::LoggedOut]);
         }
         Ok(())
     }

@@ -36,8 +36,21 @@ impl Auth {
             .route(&routes.logout, get(logout::logout))
             .route(&routes.profile, get(profile::profile))
             .route(&routes.access_token, get(access_token::access_token))
+            .route_layer(axum::middleware::map_response(mark))
             .with_state(self.clone())
     }
+}
+
+/// Marks a route's response: it wrote (or deliberately did not write)
+/// the session cookie itself, so the [`AuthLayer`](crate::AuthLayer)
+/// around the routes must neither roll nor overwrite it (a callback's new
+/// session, a logout's deletion, an unchanged `/auth/access-token`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RouteResponse;
+
+async fn mark(mut response: Response) -> Response {
+    response.extensions_mut().insert(RouteResponse);
+    response
 }
 
 /// A `302 Found` to `location` with `set_cookies`, not cached.

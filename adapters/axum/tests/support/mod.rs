@@ -36,6 +36,25 @@ pub async fn start_with(
     configure: impl FnOnce(AuthBuilder) -> AuthBuilder,
     routes: impl FnOnce(Router, &Auth) -> Router,
 ) -> App {
+    start_app(harness, configure, |auth| {
+        routes(pages(), auth).merge(auth.router())
+    })
+    .await
+}
+
+/// The two plain pages every test app has.
+pub fn pages() -> Router {
+    Router::new()
+        .route("/", get(|| async { "home" }))
+        .route("/after", get(|| async { "after login" }))
+}
+
+/// The harness and the app `app` builds (routes included) on a free port.
+pub async fn start_app(
+    harness: Harness,
+    configure: impl FnOnce(AuthBuilder) -> AuthBuilder,
+    app: impl FnOnce(&Auth) -> Router,
+) -> App {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let builder = Auth::builder(harness.issuer(), CLIENT_ID, &base, SECRET)
@@ -48,14 +67,8 @@ pub async fn start_with(
         // node-oidc-provider grants offline_access only with consent.
         .authorization_param("prompt", "consent");
     let auth = configure(builder).build().await.unwrap();
-    let app = routes(
-        Router::new()
-            .route("/", get(|| async { "home" }))
-            .route("/after", get(|| async { "after login" })),
-        &auth,
-    )
-    .merge(auth.router());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let router = app(&auth);
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
     App {
         base,
         auth,
@@ -167,4 +180,36 @@ impl Browser {
         let callback = self.start_login(app, query).await;
         self.get(&callback).await
     }
+}
+
+/// The session cookie in `browser`'s jar (chunks joined), decrypted with
+/// the test secret: its claims and `exp`.
+pub fn session_claims(browser: &Browser) -> Option<serde_json::Map<String, serde_json::Value>> {
+    let value = match browser.cookie("__session") {
+        Some(v) => v.to_owned(),
+        None => {
+            let mut joined = String::new();
+            let mut i = 0;
+            while let Some(chunk) = browser.cookie(&format!("__session__{i}")) {
+                joined.push_str(chunk);
+                i += 1;
+            }
+            if joined.is_empty() {
+                return None;
+            }
+            joined
+        }
+    };
+    let plaintext = tokenkeeper_axum::jwe::CookieKey::from_secret(SECRET)
+        .decrypt_bytes(&value)
+        .ok()?;
+    serde_json::from_slice(&plaintext).ok()
+}
+
+/// The refresh token of `browser`'s session cookie.
+pub fn refresh_token(browser: &Browser) -> String {
+    session_claims(browser).expect("a session")["tokenSet"]["refreshToken"]
+        .as_str()
+        .expect("a refresh token")
+        .to_owned()
 }

@@ -2,11 +2,33 @@
 //! the Auth0 Next.js SDK has the same condition, the code is the SDK's
 //! (`missing_session`, `missing_refresh_token`, `failed_to_refresh_token`,
 //! `session_expired`, `mfa_required`).
+//!
+//! A leaf, as in rustls: the errors of every module are defined here (one
+//! file per concern) and re-exported from the module that raises them, so
+//! nothing here imports the code above it. The only crate imports are the
+//! two leaf modules `time` (`UnixTime` in ID token and retry errors) and
+//! `secret` (the `mfa_token` of [`MfaRequired`], which must stay redacted
+//! and wiped): neither imports anything from the crate.
+//! `core/tests/architecture.rs` holds these rules.
+
+mod discovery;
+mod dpop;
+mod id_token;
+mod login;
+mod revocation;
+mod token_exchange;
 
 use alloc::string::String;
 use core::fmt;
 
 use crate::secret::MfaToken;
+
+pub use discovery::DiscoveryError;
+pub use dpop::{DpopError, HtuError, SignError, SigningError};
+pub use id_token::IdTokenError;
+pub use login::LoginError;
+pub use revocation::{RetryAfter, RevocationError};
+pub use token_exchange::TokenExchangeError;
 
 /// An OAuth 2.0 error response (RFC 6749 §5.2) from a server.
 #[derive(Clone, PartialEq, Eq)]
@@ -213,29 +235,43 @@ pub enum Error {
     /// A stored session could not be read. Code `invalid_session`.
     #[error("invalid session: {0}")]
     InvalidSession(String),
-    /// Signing a client assertion failed. Code `signing_failed`.
-    #[error("signing failed: {0}")]
-    Signing(String),
-    /// A DPoP operation failed. Code `dpop_error`.
-    #[error("DPoP: {0}")]
-    Dpop(String),
+    /// Signing a `private_key_jwt` client assertion failed; the cause says
+    /// why ([`SigningError::code`]). Code `signing_failed`.
+    #[error("signing the client assertion failed")]
+    Signing(#[source] SigningError),
+    /// A DPoP operation failed; the cause says why ([`DpopError::code`]).
+    /// Code `dpop_error`.
+    #[error("DPoP failed")]
+    Dpop(#[source] DpopError),
     /// An ID token failed validation; the code is the check that failed
     /// (`issuer_mismatch`, `nonce_mismatch`, `id_token_expired`, …).
     #[error("the ID token was refused")]
-    IdToken(#[source] crate::id_token::IdTokenError),
+    IdToken(#[source] IdTokenError),
     /// A login callback or request was invalid; the code says why
     /// (`state_mismatch`, `authorization_error`, …).
     #[error("the login failed")]
-    Login(#[source] crate::login::LoginError),
+    Login(#[source] LoginError),
     /// Discovery failed; the code says why (`issuer_mismatch`, …).
     #[error("discovery failed")]
-    Discovery(#[source] crate::discovery::DiscoveryError),
+    Discovery(#[source] DiscoveryError),
     /// Revocation failed; the code says why (`failed_to_revoke`, …).
     #[error("the revocation failed")]
-    Revocation(#[source] crate::grant::revocation::RevocationError),
+    Revocation(#[source] RevocationError),
     /// A token exchange failed; the code says why.
     #[error("the token exchange failed")]
-    TokenExchange(#[source] crate::grant::token_exchange::TokenExchangeError),
+    TokenExchange(#[source] TokenExchangeError),
+}
+
+impl From<DpopError> for Error {
+    fn from(error: DpopError) -> Self {
+        Error::Dpop(error)
+    }
+}
+
+impl From<SigningError> for Error {
+    fn from(error: SigningError) -> Self {
+        Error::Signing(error)
+    }
 }
 
 impl Error {
@@ -296,9 +332,7 @@ impl Error {
         match self {
             Error::FailedToRefreshToken(cause)
             | Error::TokenRequestFailed(cause)
-            | Error::TokenExchange(crate::grant::token_exchange::TokenExchangeError::Failed(
-                cause,
-            )) => cause.server_error(),
+            | Error::TokenExchange(TokenExchangeError::Failed(cause)) => cause.server_error(),
             Error::Revocation(e) => e.server_error(),
             _ => None,
         }
@@ -339,8 +373,6 @@ mod tests {
 
     #[test]
     fn server_error_reaches_through_every_wrapper() {
-        use crate::grant::revocation::RevocationError;
-        use crate::grant::token_exchange::TokenExchangeError;
         let server = ServerError {
             status: 400,
             error: "invalid_target".into(),
