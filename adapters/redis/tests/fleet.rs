@@ -4,7 +4,8 @@
 //! the real authorization server (rotation on every use), refresh grants
 //! counted by the server. Then the faults: a claim holder killed before its
 //! request leaves, or after the server rotated but before the save; Redis
-//! paused mid-run; a foreign value under the session's key.
+//! stopped and restarted (its data lost), or paused, mid-run; a foreign
+//! value under the session's key.
 
 mod support;
 
@@ -531,6 +532,137 @@ fn redis_paused_mid_run_gives_typed_errors_and_service_resumes_by_itself() {
             refresh_token(&keeper.session().unwrap())
         );
     });
+}
+
+/// Whether `error` is a store error whose source is the Redis client's.
+fn is_redis_error(error: &Error) -> bool {
+    let Error::Store(store_error) = error else {
+        return false;
+    };
+    matches!(
+        store_error.source().and_then(|s| s.downcast_ref()),
+        Some(RedisStoreError::Redis(_))
+    )
+}
+
+/// Redis stopped (killed) and started again on the same port, with no
+/// persistence: its data is gone. Meanwhile every call is a typed store
+/// error; after, without restarting anything here, the session the store
+/// lost reads as gone (login required, typed), a session installed again
+/// is saved and refreshed, and wake-ups are heard again.
+#[test]
+fn redis_stopped_and_restarted_gives_typed_errors_and_service_resumes_by_itself() {
+    if child_env("TK_REDIS_URL").is_some() {
+        return;
+    }
+    let mut fleet = Fleet::start(Duration::from_secs(30));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let options = || RedisStoreOptions::default().response_timeout(Duration::from_millis(300));
+    let (store, watcher) = runtime.block_on(async {
+        let store = RedisStore::connect_with(&fleet.redis.url(), options())
+            .await
+            .unwrap();
+        let watcher = RedisStore::connect_with(&fleet.redis.url(), options())
+            .await
+            .unwrap();
+        (store, watcher)
+    });
+    let keeper = TokenKeeper::builder(fleet_config(
+        fleet.h.token_endpoint(),
+        fleet.h.issuer(),
+        Duration::from_secs(30),
+    ))
+    .async_store(store)
+    .session_key(KEY)
+    .build()
+    .unwrap();
+    let first = runtime
+        .block_on(keeper.get_access_token(&TokenRequest::new()))
+        .unwrap();
+    assert_eq!(fleet.refresh_grants(), 1);
+    let session = keeper.session().unwrap();
+
+    fleet.redis.stop();
+    runtime.block_on(async {
+        let calls: Vec<_> = (0..CALLERS)
+            .map(|_| {
+                let keeper = keeper.clone();
+                tokio::spawn(async move {
+                    keeper
+                        .get_access_token(&TokenRequest::new().force_refresh())
+                        .await
+                })
+            })
+            .collect();
+        for call in calls {
+            let error = call.await.expect("no panic").unwrap_err();
+            assert!(is_redis_error(&error), "a typed store error: {error:?}");
+        }
+    });
+    assert_eq!(
+        fleet.refresh_grants(),
+        1,
+        "no refresh left without its claim saved"
+    );
+
+    fleet.redis.restart();
+    let resumed = Instant::now();
+    runtime.block_on(async {
+        // The store lost the session: once the connection is back, the
+        // session here is found gone (as if logged out elsewhere).
+        let gone = loop {
+            match keeper
+                .get_access_token(&TokenRequest::new().force_refresh())
+                .await
+            {
+                Err(error) if is_redis_error(&error) => {
+                    assert!(resumed.elapsed() < Duration::from_secs(10), "{error:?}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                other => break other,
+            }
+        };
+        eprintln!("reconnected after {:?}: {gone:?}", resumed.elapsed());
+        match &gone {
+            Err(Error::Core(error)) => assert!(error.requires_login(), "{error:?}"),
+            other => panic!("the lost session reads as gone: {other:?}"),
+        }
+        assert_eq!(fleet.refresh_grants(), 1, "nothing spent on a lost session");
+
+        // The application installs the session again: saved, refreshed,
+        // and a waiting instance hears the save.
+        keeper.set_session(session.clone()).await.unwrap();
+        assert_eq!(
+            refresh_token(&fleet.stored()),
+            refresh_token(&session),
+            "installed in the restarted Redis"
+        );
+        loop {
+            match watcher.load(KEY).await {
+                Ok(found) => break assert!(found.is_some()),
+                Err(_) if resumed.elapsed() < Duration::from_secs(10) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(error) => panic!("the watcher reconnects: {error:?}"),
+            }
+        }
+        let heard = tokio::spawn({
+            let watcher = watcher.clone();
+            async move { watcher.changed(KEY, Duration::from_secs(5)).await }
+        });
+        let token = keeper
+            .get_access_token(&TokenRequest::new().force_refresh())
+            .await
+            .unwrap();
+        assert_ne!(token.token.secret(), first.token.secret());
+        assert_eq!(heard.await.unwrap(), Changed::Woken, "wake-ups resumed");
+    });
+    assert_eq!(fleet.refresh_grants(), 2);
+    assert_eq!(
+        refresh_token(&fleet.stored()),
+        refresh_token(&keeper.session().unwrap())
+    );
+    assert_ne!(refresh_token(&fleet.stored()), refresh_token(&session));
 }
 
 #[test]
