@@ -47,7 +47,11 @@ impl BlockingRedisStore {
     /// As [`connect`](BlockingRedisStore::connect).
     pub fn connect_with(url: &str, options: RedisStoreOptions) -> Result<Self, RedisStoreError> {
         let mut store = BlockingRedisStore {
-            client: client(url, ProtocolVersion::RESP2)?,
+            client: client(
+                url,
+                ProtocolVersion::RESP2,
+                options.root_certificates.as_deref(),
+            )?,
             connection: None,
             keys: KeyScheme::new(&options.prefix),
             options,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, ProtocolVersion};
+use redis::{Client, ProtocolVersion, TlsCertificates};
 use tokenkeeper::store::{AsyncSessionStore, Changed, SessionKey};
 use tokenkeeper::{Session, StoreError};
 
@@ -41,14 +41,29 @@ impl std::fmt::Debug for RedisStore {
     }
 }
 
-/// A URL's client, speaking RESP3 (pub/sub pushes share the connection).
-pub(crate) fn client(url: &str, protocol: ProtocolVersion) -> Result<Client, RedisStoreError> {
+/// A URL's client speaking `protocol` (RESP3: pub/sub pushes share the
+/// connection), trusting `roots` (PEM) for `rediss://` when given.
+pub(crate) fn client(
+    url: &str,
+    protocol: ProtocolVersion,
+    roots: Option<&[u8]>,
+) -> Result<Client, RedisStoreError> {
     // redis' rustls has no provider of its own: ring, the workspace's.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let client = Client::open(url)?;
     let info = client.get_connection_info().clone();
     let settings = info.redis_settings().clone().set_protocol(protocol);
-    Ok(Client::open(info.set_redis_settings(settings))?)
+    let info = info.set_redis_settings(settings);
+    Ok(match roots {
+        Some(pem) => Client::build_with_tls(
+            info,
+            TlsCertificates {
+                client_tls: None,
+                root_cert: Some(pem.to_vec()),
+            },
+        )?,
+        None => Client::open(info)?,
+    })
 }
 
 impl RedisStore {
@@ -70,7 +85,11 @@ impl RedisStore {
         url: &str,
         options: RedisStoreOptions,
     ) -> Result<Self, RedisStoreError> {
-        let client = client(url, ProtocolVersion::RESP3)?;
+        let client = client(
+            url,
+            ProtocolVersion::RESP3,
+            options.root_certificates.as_deref(),
+        )?;
         let wakes = Arc::new(Wakes::default());
         let config = ConnectionManagerConfig::new()
             .set_push_sender(WakeSender(wakes.clone()))

@@ -14,6 +14,7 @@ pub struct RedisStoreOptions {
     pub(crate) response_timeout: Duration,
     pub(crate) connection_timeout: Duration,
     pub(crate) limits: Limits,
+    pub(crate) root_certificates: Option<Vec<u8>>,
 }
 
 impl Default for RedisStoreOptions {
@@ -25,6 +26,7 @@ impl Default for RedisStoreOptions {
             response_timeout: Duration::from_secs(2),
             connection_timeout: Duration::from_secs(2),
             limits: Limits::default(),
+            root_certificates: None,
         }
     }
 }
@@ -57,6 +59,14 @@ impl RedisStoreOptions {
     #[must_use]
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// The CA certificates (PEM) a `rediss://` server's certificate must
+    /// chain to, instead of the system's trust store: a private CA.
+    #[must_use]
+    pub fn root_certificates_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.root_certificates = Some(pem.into());
         self
     }
 }

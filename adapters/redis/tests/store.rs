@@ -240,6 +240,56 @@ async fn auth_urls_and_a_typed_error_for_a_wrong_password() {
     assert!(BlockingRedisStore::connect(&wrong).is_err());
 }
 
+/// `rediss://`: a redis-server that speaks only TLS, its certificate from
+/// a throwaway CA given as the store's roots. Compare-and-swap, the claim
+/// and wake-ups work over it; without the CA, or in plain text, the
+/// connection is refused with a typed error.
+#[tokio::test]
+async fn rediss_urls_with_a_private_ca() {
+    let redis = RedisServer::with_tls();
+    let url = redis.url();
+    assert!(url.starts_with("rediss://"), "{url}");
+    let options = || RedisStoreOptions::default().root_certificates_pem(redis.ca_pem());
+    let store = RedisStore::connect_with(&url, options()).await.unwrap();
+    let waiter = RedisStore::connect_with(&url, options()).await.unwrap();
+    store.save("s", &plain(0), None).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        waiter.load("s").await.unwrap().map(|s| s.generation()),
+        Some(0)
+    );
+    let wait = {
+        let waiter = waiter.clone();
+        tokio::spawn(async move { waiter.changed("s", Duration::from_secs(5)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(matches!(
+        store.save("s", &plain(1), Some(5)).await,
+        Err(StoreError::Conflict { found: Some(0) })
+    ));
+    store.save("s", &plain(1), Some(0)).await.unwrap();
+    assert_eq!(wait.await.unwrap(), Changed::Woken, "pub/sub over TLS");
+    let mut blocking = BlockingRedisStore::connect_with(&url, options()).unwrap();
+    assert_eq!(blocking.generation("s"), Ok(Some(1)));
+
+    // The system's trust store does not know the throwaway CA.
+    let untrusted = RedisStore::connect(&url).await.unwrap_err();
+    assert!(
+        matches!(untrusted, RedisStoreError::Redis(_)),
+        "{untrusted:?}"
+    );
+    assert!(BlockingRedisStore::connect(&url).is_err());
+    // Plain text to the TLS port.
+    let plain_text = url.replacen("rediss://", "redis://", 1);
+    let refused = RedisStore::connect_with(
+        &plain_text,
+        RedisStoreOptions::default().connection_timeout(Duration::from_millis(500)),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(refused, RedisStoreError::Redis(_)), "{refused:?}");
+}
+
 #[tokio::test]
 async fn foreign_and_corrupt_values_are_typed_errors_and_left_as_they_were() {
     let redis = RedisServer::start();

@@ -26,6 +26,8 @@ pub struct RedisServer {
     port: u16,
     password: Option<String>,
     dir: PathBuf,
+    /// TLS only (`--port 0 --tls-port`): the CA's PEM.
+    ca_pem: Option<String>,
 }
 
 fn free_port() -> u16 {
@@ -47,6 +49,50 @@ impl RedisServer {
         Self::launch(Some(password.to_owned()))
     }
 
+    /// A server that speaks only TLS, with a certificate for `localhost`
+    /// and `127.0.0.1` from a throwaway CA ([`ca_pem`](Self::ca_pem)).
+    pub fn with_tls() -> Self {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(DnType::CommonName, "tokenkeeper-redis test CA");
+        ca.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let ca = rcgen::CertifiedIssuer::self_signed(ca, ca_key).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let mut leaf =
+            CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
+        leaf.distinguished_name
+            .push(DnType::CommonName, "tokenkeeper-redis test server");
+        let leaf = leaf.signed_by(&key, &ca).unwrap();
+
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("tk-redis-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+        std::fs::write(dir.join("server.pem"), leaf.pem()).unwrap();
+        std::fs::write(dir.join("server.key"), key.serialize_pem()).unwrap();
+        let mut server = RedisServer {
+            child: None,
+            port,
+            password: None,
+            dir,
+            ca_pem: Some(ca.pem()),
+        };
+        server.restart();
+        server
+    }
+
+    /// The CA of a [`with_tls`](Self::with_tls) server.
+    pub fn ca_pem(&self) -> &str {
+        self.ca_pem.as_deref().unwrap()
+    }
+
     fn launch(password: Option<String>) -> Self {
         let port = free_port();
         let dir = std::env::temp_dir().join(format!("tk-redis-{}-{port}", std::process::id()));
@@ -56,13 +102,17 @@ impl RedisServer {
             port,
             password,
             dir,
+            ca_pem: None,
         };
         server.restart();
         server
     }
 
-    /// `redis://[:password@]127.0.0.1:port`.
+    /// `redis://[:password@]127.0.0.1:port`, or `rediss://localhost:port`.
     pub fn url(&self) -> String {
+        if self.ca_pem.is_some() {
+            return format!("rediss://localhost:{}", self.port);
+        }
         match &self.password {
             Some(p) => format!("redis://:{p}@127.0.0.1:{}", self.port),
             None => format!("redis://127.0.0.1:{}", self.port),
@@ -85,8 +135,23 @@ impl RedisServer {
     pub fn restart(&mut self) {
         self.stop();
         let mut command = Command::new("redis-server");
+        let port = self.port.to_string();
+        if self.ca_pem.is_some() {
+            let file = |name: &str| self.dir.join(name);
+            command
+                .args(["--port", "0", "--tls-port", &port])
+                .arg("--tls-cert-file")
+                .arg(file("server.pem"))
+                .arg("--tls-key-file")
+                .arg(file("server.key"))
+                .arg("--tls-ca-cert-file")
+                .arg(file("ca.pem"))
+                .args(["--tls-auth-clients", "no"]);
+        } else {
+            command.args(["--port", &port]);
+        }
         command
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(&self.dir)
