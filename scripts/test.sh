@@ -77,6 +77,12 @@ cargo build -p tokenkeeper --no-default-features --target wasm32-unknown-unknown
 step "tests (unit, scenario, property, doc, fuzz seed replay, integration against node-oidc-provider)"
 cargo test --workspace --all-features --no-fail-fast
 
+# Included above; again on its own, named: the fleet (4 processes x 16
+# callers, 21 rounds) and its faults are timing-dependent, a second run
+# is a second chance to catch a race.
+step "tokenkeeper-redis: fleets, faults, TLS (its own redis-server and authorization server)"
+cargo test -p tokenkeeper-redis
+
 # --all-features above picks native-tls; the default rustls path too.
 step "the native adapters' default TLS (rustls)"
 cargo test -p tokenkeeper-ureq -p tokenkeeper-reqwest --test tls

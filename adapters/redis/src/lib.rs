@@ -15,16 +15,31 @@
 //! before a refresh leaves.
 //!
 //! ```no_run
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! # async fn run(session_id: &str) -> Result<(), Box<dyn std::error::Error>> {
+//! use tokenkeeper::{Config, TokenRequest};
 //! use tokenkeeper_redis::{RedisStore, RedisStoreOptions};
+//! use tokenkeeper_reqwest::TokenKeeper;
+//!
 //! let store = RedisStore::connect_with(
 //!     "redis://:secret@127.0.0.1:6379/0", // rediss://… for TLS
 //!     RedisStoreOptions::default().prefix("myapp"),
 //! )
 //! .await?;
-//! // TokenKeeper::builder(config).async_store(store).session_key(session_id)
+//! // Every instance: the same Redis, the same prefix, shared_store(true).
+//! let config = Config::builder("https://as.example/oauth/token", "client-1")
+//!     .shared_store(true)
+//!     .build()?;
+//! let keeper = TokenKeeper::builder(config)
+//!     .async_store(store)
+//!     .session_key(session_id)
+//!     .build()?;
+//! let token = keeper.get_access_token(&TokenRequest::new()).await?;
+//! # let _ = token;
 //! # Ok(()) }
 //! ```
+//!
+//! See the README for running several instances: what to configure, what
+//! the store guarantees, what happens on each fault.
 //!
 //! # Keys
 //!
@@ -41,7 +56,10 @@
 //! compare-and-swap before the refresh leaves. The save script also
 //! writes the claim key with the lease as its TTL (`SET … PX`) — and
 //! refuses the save, as a conflict, while another owner's claim key is
-//! live. A load reads the claim key back: the session's claim is the
+//! live. The core sends the refresh only when that save succeeded and the
+//! session it holds still carries its own claim (a session another caller
+//! loaded in between — another instance's claim — never lets it out). A
+//! load reads the claim key back: the session's claim is the
 //! key's owner, ending at this host's clock plus the key's remaining
 //! lease (so instances with skewed clocks agree on it), or none once
 //! Redis expired the key (a crashed owner blocks the others for one
