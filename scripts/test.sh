@@ -35,6 +35,11 @@ esac
 step "toolchain targets"
 rustup target add thumbv7em-none-eabihf wasm32-unknown-unknown >/dev/null
 
+step "redis-server for tokenkeeper-redis (started by its tests on a free loopback port)"
+if ! command -v redis-server >/dev/null; then
+  apt-get update && apt-get install -y redis-server
+fi
+
 step "authorization server packages (npm ci)"
 (cd tests/harness && npm ci --no-audit --no-fund --loglevel=error)
 
@@ -79,6 +84,12 @@ cargo test -p tokenkeeper --no-default-features --features std --lib --tests
 
 step "tests (unit, scenario, property, doc, fuzz seed replay, integration against node-oidc-provider)"
 cargo test --workspace --all-features --no-fail-fast
+
+# Included above; again on its own, named: the fleet (4 processes x 16
+# callers, 21 rounds) and its faults are timing-dependent, a second run
+# is a second chance to catch a race.
+step "tokenkeeper-redis: fleets, faults, TLS (its own redis-server and authorization server)"
+cargo test -p tokenkeeper-redis
 
 # --all-features above picks native-tls; the default rustls path too.
 step "the native adapters' default TLS (rustls)"

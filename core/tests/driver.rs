@@ -157,3 +157,208 @@ fn a_failed_save_through_the_effects_is_the_callers_error_and_stays_pending() {
     assert!(matches!(result, Ok(Finished::Token(_))));
     assert_eq!(stored_rt(&store), "rt-1");
 }
+
+// ---------------------------------------------- the fleet's double spend --
+
+/// A driver of a shared store (claims in the session), as a process of a
+/// fleet runs it.
+fn shared_driver(seed: u64) -> Driver {
+    let manager = TokenManager::new(
+        builder().shared_store(true).build().unwrap(),
+        SeededEntropy::new(seed),
+    );
+    Driver::starting(manager, DEFAULT_KEY, None)
+}
+
+/// Another process claims the stored session's refresh token (its claim
+/// saved with compare-and-swap, its request about to leave); its request.
+fn other_process_claims(store: &mut MemoryStore) -> tokenkeeper::OutgoingRequest {
+    let config = builder().shared_store(true).build().unwrap();
+    let mut other = TokenManager::new(config, SeededEntropy::new(99));
+    let stored = store.load(DEFAULT_KEY).unwrap().unwrap();
+    let generation = stored.generation();
+    other.set_session(stored);
+    let tokenkeeper::Action::Send(out) = other.get_access_token(&TokenRequest::new(), t(2000))
+    else {
+        panic!("the other process refreshes")
+    };
+    while other.poll_event().is_some() {}
+    store
+        .save(DEFAULT_KEY, other.session().unwrap(), Some(generation))
+        .unwrap();
+    assert!(store.session().unwrap().refresh_claim().is_some());
+    out
+}
+
+/// Polls `call` until it needs something other than the store, running
+/// store operations on `store`; that effect.
+fn until_not_store(
+    driver: &mut Driver,
+    call: &mut Call<'_, '_>,
+    store: &mut MemoryStore,
+) -> Effect {
+    loop {
+        match driver.poll(call, t(2000)) {
+            Effect::Store(op) => {
+                let answer = op.run(store);
+                driver.handle_store(call, answer);
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Round 8 of the fleet test, in one process: the first caller's startup
+/// load is answered; before that caller goes on, a second caller polls and
+/// (the bug) starts a load of its own. The first caller claims the refresh
+/// token on the session it loaded and waits for the store; another process
+/// claims it in the store; the second load installs that process's session
+/// (its claim) over the first caller's claim, and the first caller's save
+/// then wrote the *other process's* claim back — compare-and-swap
+/// succeeded, and the first caller sent the refresh token the other
+/// process was spending.
+#[test]
+fn a_session_reloaded_under_a_pending_claim_never_sends_another_process_s_refresh() {
+    let mut store = MemoryStore::with_session(expired_session(1000));
+    let mut driver = shared_driver(1);
+    let request = TokenRequest::new();
+    let mut first = Call::token(Ask::User(&request));
+    let mut second = Call::token(Ask::User(&request));
+
+    let Effect::Store(load @ StoreOp::Load { .. }) = driver.poll(&mut first, t(2000)) else {
+        panic!("the startup load")
+    };
+    let answer = load.run(&mut store);
+    driver.handle_store(&mut first, answer);
+    // The second caller polls before the first goes on (before the fix:
+    // a second startup load).
+    let second_effect = driver.poll(&mut second, t(2000));
+    // The first caller asks: the session it loaded has no claim.
+    let first_effect = driver.poll(&mut first, t(2000));
+    // Another process claims the refresh token in the store meanwhile;
+    // then the store operations asked for above are answered.
+    let theirs = other_process_claims(&mut store);
+    let theirs_owner = store
+        .session()
+        .unwrap()
+        .refresh_claim()
+        .unwrap()
+        .owner
+        .clone();
+    for (call, effect) in [(&mut second, second_effect), (&mut first, first_effect)] {
+        match effect {
+            Effect::Store(op) => {
+                let answer = op.run(&mut store);
+                driver.handle_store(call, answer);
+            }
+            Effect::Send { .. } => panic!("sent before the claim was saved"),
+            _ => {}
+        }
+    }
+    // Both callers go on, taking turns: neither may spend the token the
+    // other process claimed; both reload until its tokens arrive.
+    settle(&mut driver, [&mut first, &mut second], &mut store, &theirs);
+    let claim = store.session().unwrap().refresh_claim().unwrap().clone();
+    assert_eq!(claim.owner, theirs_owner, "the claim is still theirs");
+}
+
+/// Polls `calls` in turn, running their store operations, until each
+/// waits for another process; panics if one sends a refresh.
+fn settle(
+    driver: &mut Driver,
+    mut calls: [&mut Call<'_, '_>; 2],
+    store: &mut MemoryStore,
+    theirs: &tokenkeeper::OutgoingRequest,
+) {
+    let mut reloading = [false; 2];
+    for _ in 0..50 {
+        for (i, call) in calls.iter_mut().enumerate() {
+            if reloading[i] {
+                continue;
+            }
+            match driver.poll(call, t(2000)) {
+                Effect::Store(op) => {
+                    let answer = op.run(store);
+                    driver.handle_store(call, answer);
+                }
+                Effect::Send { request, .. } => panic!(
+                    "caller {i} sent {:?} while the other process spends {:?}",
+                    support::field(&request.request, "refresh_token"),
+                    support::field(&theirs.request, "refresh_token"),
+                ),
+                Effect::Wait(wait) => {
+                    reloading[i] =
+                        matches!(wait.reason, tokenkeeper::driver::WaitReason::OtherProcess);
+                }
+                other => panic!("caller {i}: unexpected {other:?}"),
+            }
+        }
+        if reloading == [true, true] {
+            return;
+        }
+    }
+    panic!("the callers did not settle: {reloading:?}");
+}
+
+/// The same double spend through a load the host asks for (a reload)
+/// while a caller's claim waits for the store: whatever replaces the
+/// session under a pending claim, the refresh leaves only while the
+/// session saved carries this manager's own claim.
+#[test]
+fn a_host_reload_under_a_pending_claim_never_sends_another_process_s_refresh() {
+    let mut store = MemoryStore::with_session(expired_session(1000));
+    let mut driver = shared_driver(1);
+    let mut startup = Call::persist();
+    assert!(matches!(
+        until_not_store(&mut driver, &mut startup, &mut store),
+        Effect::Done(Ok(_))
+    ));
+    let request = TokenRequest::new();
+    let mut reload = Call::load();
+    let Effect::Store(load @ StoreOp::Load { .. }) = driver.poll(&mut reload, t(2000)) else {
+        panic!("the reload")
+    };
+    let mut caller = Call::token(Ask::User(&request));
+    let waiting = driver.poll(&mut caller, t(2000));
+    assert!(matches!(waiting, Effect::Wait(_)), "{waiting:?}");
+    let theirs = other_process_claims(&mut store);
+    let answer = load.run(&mut store);
+    driver.handle_store(&mut reload, answer);
+    assert!(matches!(
+        until_not_store(&mut driver, &mut reload, &mut store),
+        Effect::Done(Ok(Finished::Loaded(true)))
+    ));
+    match until_not_store(&mut driver, &mut caller, &mut store) {
+        Effect::Send { request, .. } => panic!(
+            "sent {:?} while the other process spends {:?}",
+            support::field(&request.request, "refresh_token"),
+            support::field(&theirs.request, "refresh_token"),
+        ),
+        Effect::Wait(wait) => assert!(
+            matches!(wait.reason, tokenkeeper::driver::WaitReason::OtherProcess),
+            "{wait:?}"
+        ),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+/// Callers that arrive while the startup load is answered but not yet
+/// gone on with wait for it: one load, not one per caller.
+#[test]
+fn callers_during_startup_share_one_load() {
+    let mut store = MemoryStore::with_session(expired_session(1000));
+    let mut driver = shared_driver(1);
+    let request = TokenRequest::new();
+    let mut first = Call::token(Ask::User(&request));
+    let mut second = Call::token(Ask::User(&request));
+    let Effect::Store(load @ StoreOp::Load { .. }) = driver.poll(&mut first, t(2000)) else {
+        panic!("the startup load")
+    };
+    let answer = load.run(&mut store);
+    driver.handle_store(&mut first, answer);
+    let effect = driver.poll(&mut second, t(2000));
+    assert!(
+        !matches!(effect, Effect::Store(StoreOp::Load { .. })),
+        "a second startup load: {effect:?}"
+    );
+}

@@ -12,6 +12,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::task::Poll;
 use std::time::Duration;
 
 use event_listener::Event;
@@ -20,7 +21,7 @@ use tokenkeeper::dpop::{EcdsaSignature, Signer};
 use tokenkeeper::driver::{Ask, Call, Driver, Effect, Finished, WaitReason};
 use tokenkeeper::grant::TokenExchangeRequest;
 use tokenkeeper::login::LoginTransaction;
-use tokenkeeper::store::DEFAULT_KEY;
+use tokenkeeper::store::{Changed, DEFAULT_KEY};
 use tokenkeeper::{
     AccessTokenInfo, AsyncSessionStore, Config, HttpRequest, HttpResponse, Session, SessionStore,
     TokenManager, TokenRequest, UnsharedStore,
@@ -33,6 +34,11 @@ use crate::{Error, Transport};
 
 /// How often the store is read while another process refreshes.
 const RELOAD_POLL: Duration = Duration::from_millis(50);
+
+/// The longest wait for a store's change notice
+/// ([`AsyncSessionStore::changed`](tokenkeeper::AsyncSessionStore::changed))
+/// before the store is read anyway.
+const CHANGE_POLL: Duration = Duration::from_millis(250);
 
 /// What a [`DeferredSigner`] returns.
 pub type SignFuture = Pin<Box<dyn Future<Output = Result<EcdsaSignature, BoxError>> + Send>>;
@@ -384,13 +390,28 @@ impl<T: Transport> Handle<T> {
                         Some(deadline) => until(deadline),
                         None => Duration::from_secs(1),
                     };
-                    let pause = match wait.reason {
-                        // Another process refreshes: read the store again soon.
-                        WaitReason::OtherProcess => pause.min(RELOAD_POLL),
-                        _ => pause,
+                    let Some(mut listener) = listener else {
+                        continue;
                     };
-                    if let Some(listener) = listener {
-                        let pause = pause.max(Duration::from_millis(1));
+                    let pause = pause.max(Duration::from_millis(1));
+                    if wait.reason == WaitReason::OtherProcess {
+                        // Another process refreshes: wait for the store's
+                        // notice that the session changed (bounded: a notice
+                        // lost with a connection costs at most CHANGE_POLL),
+                        // or for a caller here; a store that cannot tell is
+                        // read again soon.
+                        let key = self.lock().key().to_owned();
+                        let mut changed = self.store.changed(&key, pause.min(CHANGE_POLL));
+                        let heard =
+                            std::future::poll_fn(|cx| match Pin::new(&mut listener).poll(cx) {
+                                Poll::Ready(()) => Poll::Ready(None),
+                                Poll::Pending => changed.as_mut().poll(cx).map(Some),
+                            })
+                            .await;
+                        if heard == Some(Changed::Unsupported) {
+                            self.transport.wait(listener, pause.min(RELOAD_POLL)).await;
+                        }
+                    } else {
                         self.transport.wait(listener, pause).await;
                     }
                 }

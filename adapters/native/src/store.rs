@@ -4,8 +4,10 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use tokenkeeper::driver::{StoreAnswer, StoreOp};
+use tokenkeeper::store::Changed;
 use tokenkeeper::{AsyncSessionStore, SessionStore};
 
 use crate::handle::lock;
@@ -14,11 +16,27 @@ use crate::handle::lock;
 /// only on the paths that reach the store).
 pub(crate) trait DynStore: Send + Sync {
     fn run(&self, op: StoreOp) -> Pin<Box<dyn Future<Output = StoreAnswer> + Send + '_>>;
+
+    /// [`AsyncSessionStore::changed`]: until the store says the session
+    /// under `key` changed, at most `within`.
+    fn changed<'a>(
+        &'a self,
+        key: &'a str,
+        within: Duration,
+    ) -> Pin<Box<dyn Future<Output = Changed> + Send + 'a>>;
 }
 
 impl<S: AsyncSessionStore> DynStore for S {
     fn run(&self, op: StoreOp) -> Pin<Box<dyn Future<Output = StoreAnswer> + Send + '_>> {
         Box::pin(op.run_async(self))
+    }
+
+    fn changed<'a>(
+        &'a self,
+        key: &'a str,
+        within: Duration,
+    ) -> Pin<Box<dyn Future<Output = Changed> + Send + 'a>> {
+        Box::pin(AsyncSessionStore::changed(self, key, within))
     }
 }
 
@@ -30,6 +48,15 @@ impl DynStore for Blocking {
     fn run(&self, op: StoreOp) -> Pin<Box<dyn Future<Output = StoreAnswer> + Send + '_>> {
         let answer = op.run(&mut **lock(&self.0));
         Box::pin(std::future::ready(answer))
+    }
+
+    fn changed<'a>(
+        &'a self,
+        _key: &'a str,
+        _within: Duration,
+    ) -> Pin<Box<dyn Future<Output = Changed> + Send + 'a>> {
+        // A blocking store cannot tell: the host polls it.
+        Box::pin(std::future::ready(Changed::Unsupported))
     }
 }
 

@@ -15,6 +15,7 @@ use crate::manager::{Completion, Dispatch, OutgoingRequest};
 use crate::session::Session;
 use crate::store::StoreError;
 use crate::time::UnixTime;
+use crate::trace::decision;
 
 /// One caller's round trip: a token asked for, a flight owned (a login's
 /// code exchange, a token exchange, a logout's revocation), or a store job
@@ -197,12 +198,16 @@ impl Driver {
             && !call.holds_store
             && matches!(call.stage, Stage::Ask { .. } | Stage::Begin(..))
         {
-            if self.store_busy {
+            // Also while another call's startup is between its load and
+            // its install: a second load would replace the session under
+            // that call's feet.
+            if self.store_busy || self.starting {
                 return Effect::Wait(Wait {
                     deadline: None,
                     reason: WaitReason::Store,
                 });
             }
+            self.starting = true;
             let next = core::mem::replace(&mut call.stage, Stage::Done);
             call.stage = Stage::Begin(Spec::Load, Then::Started(Box::new(next)));
         }
@@ -260,6 +265,15 @@ impl Driver {
                                 Spec::Persist,
                                 Then::Finish(Err(Failure::LeaseExpired)),
                             );
+                            continue;
+                        }
+                        if self.manager.is_refresh(id) && !self.manager.holds_own_claim() {
+                            // The session here was replaced (another call
+                            // loaded or adopted the store's) between the
+                            // claim and its save: the save wrote the store's
+                            // claim, not this one. Not sent; ask again.
+                            decision!(info, event = "claim_lost", request_id = id.as_u64());
+                            self.lost(call, id);
                             continue;
                         }
                         call.stage = Stage::OnWire(id);
@@ -417,6 +431,16 @@ impl Driver {
     /// released (what the operation on it did is unknown: the change is
     /// saved again with the next).
     pub fn abandon(&mut self, call: &mut Call<'_, '_>) {
+        if matches!(
+            &call.stage,
+            Stage::Begin(_, Then::Started(_))
+                | Stage::Issue(_, _, Then::Started(_))
+                | Stage::Running(_, Then::Started(_))
+                | Stage::Resume(Then::Started(_), _)
+        ) {
+            // The next call starts the driver again.
+            self.starting = false;
+        }
         let flight = match core::mem::replace(&mut call.stage, Stage::Done) {
             Stage::Flight(id, _) | Stage::OnWire(id) | Stage::Signing(id) => Some(id),
             Stage::Revoking { on_wire, .. } => on_wire,
@@ -446,9 +470,29 @@ impl Driver {
         match self.advance(job, answer) {
             JobStep::Op(op, job) => call.stage = Stage::Issue(op, job, then),
             JobStep::Done(result) => {
+                if matches!(then, Then::Started(_)) {
+                    self.startup_job_done(result.is_ok());
+                }
                 self.release(call);
                 call.stage = Stage::Resume(then, result);
             }
+        }
+    }
+
+    /// A startup job (its load, or the install after it) ended. Once the
+    /// session is loaded and nothing is left to install, the driver has
+    /// started — decided here, when the store's answer arrives (the host
+    /// wakes the waiting callers then), not when the starting call is
+    /// polled again. A failed job leaves the startup to the next call.
+    fn startup_job_done(&mut self, ok: bool) {
+        if !ok {
+            self.starting = false;
+        } else if matches!(self.startup, Some(None)) {
+            self.startup = None;
+            self.starting = false;
+        } else if self.startup.is_none() {
+            // The install after the load.
+            self.starting = false;
         }
     }
 

@@ -58,8 +58,12 @@ pub enum WaitReason {
     Flight,
     /// Another call's store operation on this session.
     Store,
-    /// Another process refreshes (shared stores): poll again soon (the
-    /// adapters read the store every 50 ms) until its claim ends.
+    /// Another process refreshes (shared stores): read the store again
+    /// when it says the session changed, or soon, until the claim ends.
+    /// The reqwest adapter waits on
+    /// [`AsyncSessionStore::changed`](crate::store::AsyncSessionStore::changed)
+    /// (the Redis store's pub/sub) for at most 250 ms, and polls every 50 ms
+    /// a store that cannot tell; blocking hosts poll.
     OtherProcess,
 }
 

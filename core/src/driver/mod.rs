@@ -118,6 +118,9 @@ pub struct Driver {
     /// Load (then install this session) before the next call: a host that
     /// could not await the store when it made the driver.
     startup: Option<Option<alloc::boxed::Box<crate::session::Session>>>,
+    /// A call runs the startup (its load, then its install): the others
+    /// wait until it is done.
+    starting: bool,
 }
 
 impl Driver {
@@ -133,6 +136,7 @@ impl Driver {
             deferred: Pending::default(),
             store_busy: false,
             startup: None,
+            starting: false,
         }
     }
 

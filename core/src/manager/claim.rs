@@ -30,6 +30,23 @@ impl TokenManager {
         (claim.owner != self.instance && claim.until > now).then_some(claim.until)
     }
 
+    /// Whether a refresh may leave now: always without a shared store;
+    /// with one, only while the session here carries this manager's own
+    /// claim — the one the host just saved with compare-and-swap. A
+    /// session loaded or adopted over a claim not yet saved (another
+    /// caller's job read the store meanwhile) carries the store's claim or
+    /// none: what was saved is not this manager's claim, and the refresh
+    /// token may be another process's to spend.
+    pub(crate) fn holds_own_claim(&self) -> bool {
+        if !self.config.shared_store {
+            return true;
+        }
+        self.session
+            .as_ref()
+            .and_then(|s| s.refresh_claim())
+            .is_some_and(|c| c.owner == self.instance)
+    }
+
     /// Claims the session's refresh token until `until` (a refresh starts,
     /// or its `use_dpop_nonce` retry renews the lease), and announces it
     /// at once: the host saves it with compare-and-swap before the request

@@ -34,7 +34,7 @@ mod nonblocking;
 mod unshared;
 
 pub use memory::MemoryStore;
-pub use nonblocking::AsyncSessionStore;
+pub use nonblocking::{AsyncSessionStore, Changed};
 pub use unshared::UnsharedStore;
 
 /// The key a session is stored under: its [`Session::id`] in a store of

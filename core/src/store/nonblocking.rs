@@ -1,6 +1,7 @@
 //! [`AsyncSessionStore`]: the store interface of async hosts.
 
 use core::future::Future;
+use core::time::Duration;
 
 #[cfg(doc)]
 use super::SessionStore;
@@ -132,6 +133,35 @@ pub trait AsyncSessionStore: Send + Sync {
     fn floor(&self, key: &SessionKey) -> impl Future<Output = Result<u64, StoreError>> + Send {
         async move { Ok(self.generation(key).await?.unwrap_or(0)) }
     }
+
+    /// Waits, at most `within`, until the session stored under `key` may
+    /// have changed since this store last [loaded](AsyncSessionStore::load)
+    /// it: how a host waiting on another process's refresh
+    /// ([`WaitReason::OtherProcess`](crate::driver::WaitReason::OtherProcess))
+    /// learns that the new tokens are stored, without reading the store
+    /// in a loop. A store that is told about changes (Redis pub/sub, a
+    /// database's notifications) answers [`Changed::Woken`] as soon as one
+    /// arrives (a spurious wake-up costs one load), or
+    /// [`Changed::TimedOut`]; the host reloads either way.
+    ///
+    /// The default answers [`Changed::Unsupported`] at once, without
+    /// waiting: the host then falls back to polling the store.
+    fn changed(&self, key: &SessionKey, within: Duration) -> impl Future<Output = Changed> + Send {
+        let _ = (key, within);
+        core::future::ready(Changed::Unsupported)
+    }
+}
+
+/// How [`AsyncSessionStore::changed`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Changed {
+    /// The stored session may have changed: load it again.
+    Woken,
+    /// Nothing was heard within the time given.
+    TimedOut,
+    /// This store cannot tell: poll it.
+    Unsupported,
 }
 
 /// A shared store: the same as the store itself.
@@ -167,5 +197,9 @@ impl<S: AsyncSessionStore + ?Sized> AsyncSessionStore for std::sync::Arc<S> {
 
     fn floor(&self, key: &SessionKey) -> impl Future<Output = Result<u64, StoreError>> + Send {
         (**self).floor(key)
+    }
+
+    fn changed(&self, key: &SessionKey, within: Duration) -> impl Future<Output = Changed> + Send {
+        (**self).changed(key, within)
     }
 }

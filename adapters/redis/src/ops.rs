@@ -1,0 +1,188 @@
+//! The store operations as script invocations and their answers decoded:
+//! shared by the async and the blocking store, which only run them.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use redis::ScriptInvocation;
+use serde_json::{Value, json};
+use tokenkeeper::Limits;
+use tokenkeeper::{Session, StoreError, UnixTime};
+
+use crate::error::RedisStoreError;
+use crate::keys::KeyScheme;
+use crate::script::{CLEAR_SCRIPT, FLOOR_SCRIPT, GENERATION_SCRIPT, LOAD_SCRIPT, SAVE_SCRIPT};
+
+/// What the load script answers: session JSON, generation, claim JSON,
+/// claim PTTL.
+pub(crate) type Loaded = Option<(Option<String>, Option<String>, Option<String>, i64)>;
+
+/// What the save script answers: `(1)` or `(0, found)`.
+pub(crate) type SaveReply = (i64, Option<String>);
+
+/// The wall clock in milliseconds since the epoch.
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+pub(crate) fn load(keys: &KeyScheme, key: &str) -> ScriptInvocation<'static> {
+    let mut invocation = LOAD_SCRIPT.key(keys.session(key));
+    invocation.key(keys.claim(key));
+    invocation
+}
+
+pub(crate) fn generation(keys: &KeyScheme, key: &str) -> ScriptInvocation<'static> {
+    GENERATION_SCRIPT.key(keys.session(key))
+}
+
+pub(crate) fn floor(keys: &KeyScheme, key: &str) -> ScriptInvocation<'static> {
+    let mut invocation = FLOOR_SCRIPT.key(keys.session(key));
+    invocation.key(keys.floor(key));
+    invocation
+}
+
+pub(crate) fn clear(keys: &KeyScheme, key: &str) -> ScriptInvocation<'static> {
+    let mut invocation = CLEAR_SCRIPT.key(keys.session(key));
+    invocation.key(keys.claim(key)).arg(keys.channel()).arg(key);
+    invocation
+}
+
+/// The save script for `session`, at `now_ms`. Whether it carries a live
+/// claim (the claim key is written).
+pub(crate) fn save(
+    keys: &KeyScheme,
+    key: &str,
+    session: &Session,
+    expected: Option<u64>,
+    now_ms: u64,
+) -> (ScriptInvocation<'static>, bool) {
+    let generation = session.generation();
+    // The session's ceiling as a TTL; at least a second, so a session
+    // saved at its very end is still read back as it was.
+    let ttl_ms = session.session_expires_at().map(|at| {
+        at.as_secs()
+            .saturating_mul(1000)
+            .saturating_sub(now_ms)
+            .max(1000)
+    });
+    let claim = session.refresh_claim();
+    let lease_ms = claim.map_or(0, |c| {
+        c.until
+            .as_secs()
+            .saturating_mul(1000)
+            .saturating_sub(now_ms)
+    });
+    let claim_json = claim.map_or_else(String::new, |c| {
+        json!({ "owner": c.owner, "until": c.until.as_secs(), "generation": generation })
+            .to_string()
+    });
+    let mut invocation = SAVE_SCRIPT.key(keys.session(key));
+    invocation
+        .key(keys.floor(key))
+        .key(keys.claim(key))
+        .arg(expected.map_or_else(String::new, |g| g.to_string()))
+        .arg(generation.to_string())
+        .arg(session.to_json())
+        .arg(ttl_ms.map_or_else(String::new, |t| t.to_string()))
+        .arg(claim.map_or("", |c| c.owner.as_str()))
+        .arg(claim_json)
+        .arg(lease_ms)
+        .arg(keys.channel())
+        .arg(key);
+    (invocation, claim.is_some() && lease_ms > 0)
+}
+
+/// The save script's answer.
+pub(crate) fn saved(key: &str, reply: SaveReply) -> Result<(), StoreError> {
+    match reply {
+        (1, _) => Ok(()),
+        (_, found) => Err(StoreError::Conflict {
+            found: found.map(|g| parse_generation(key, &g)).transpose()?,
+        }),
+    }
+}
+
+fn parse_generation(key: &str, text: &str) -> Result<u64, RedisStoreError> {
+    text.parse().map_err(|_| RedisStoreError::BadGeneration {
+        key: key.to_owned(),
+    })
+}
+
+pub(crate) fn generation_of(key: &str, reply: Option<String>) -> Result<Option<u64>, StoreError> {
+    Ok(reply.map(|g| parse_generation(key, &g)).transpose()?)
+}
+
+pub(crate) fn floor_of(
+    key: &str,
+    reply: (Option<String>, Option<String>),
+) -> Result<u64, StoreError> {
+    let floor = reply.0.map(|g| parse_generation(key, &g)).transpose()?;
+    let generation = reply.1.map(|g| parse_generation(key, &g)).transpose()?;
+    Ok(floor.max(generation).unwrap_or(0))
+}
+
+/// The stored session, with the refresh claim as the claim key says: its
+/// owner, and its end on this host's clock (now + the key's remaining
+/// lease, so hosts whose clocks differ agree on it); none when the key
+/// is gone (the lease ran out in Redis). Whether a live claim was read.
+pub(crate) fn session_of(
+    redis_key: &str,
+    loaded: Loaded,
+    limits: &Limits,
+    now_ms: u64,
+) -> Result<(Option<Session>, bool), RedisStoreError> {
+    let Some((json, generation, claim, pttl)) = loaded else {
+        return Ok((None, false));
+    };
+    let foreign = |found: &str| RedisStoreError::Foreign {
+        key: redis_key.to_owned(),
+        found: found.to_owned(),
+    };
+    let (Some(json), Some(generation)) = (json, generation) else {
+        return Err(foreign("a hash without a session or generation"));
+    };
+    let corrupt = |source| RedisStoreError::Corrupt {
+        key: redis_key.to_owned(),
+        source,
+    };
+    let session = Session::from_json(json.as_bytes(), limits).map_err(corrupt)?;
+    if generation.parse::<u64>().ok() != Some(session.generation()) {
+        return Err(foreign("a generation that is not the session's"));
+    }
+    let claim = claim
+        .filter(|_| pttl > 0)
+        .and_then(|c| serde_json::from_str::<Value>(&c).ok())
+        .and_then(|c| c.get("owner").and_then(Value::as_str).map(str::to_owned));
+    let stored = session.refresh_claim().map(|c| c.owner.clone());
+    if claim.is_none() && stored.is_none() {
+        return Ok((Some(session), false));
+    }
+    // The claim key decides: rewrite the session's claim and read it again.
+    let mut value: Value = serde_json::from_str(&json).map_err(|_| foreign("not JSON"))?;
+    let Some(state) = value
+        .as_object_mut()
+        .map(|o| o.entry("tokenkeeper").or_insert_with(|| json!({})))
+        .and_then(Value::as_object_mut)
+    else {
+        return Err(foreign(
+            "a session whose tokenkeeper member is not an object",
+        ));
+    };
+    let live = claim.is_some();
+    match claim {
+        Some(owner) => {
+            let remaining_ms = u64::try_from(pttl).unwrap_or(0);
+            let until = UnixTime::from_secs((now_ms + remaining_ms).div_ceil(1000));
+            state.insert(
+                "refreshClaim".into(),
+                json!({ "owner": owner, "until": until.as_secs() }),
+            );
+        }
+        None => {
+            state.remove("refreshClaim");
+        }
+    }
+    let session = Session::from_json(value.to_string().as_bytes(), limits).map_err(corrupt)?;
+    Ok((Some(session), live))
+}
