@@ -28,6 +28,9 @@ pub struct Call<'r, 'a> {
     ask: Option<Ask<'r, 'a>>,
     stage: Stage,
     holds_store: bool,
+    /// Counted among its session's callers ([`Sessions`](super::Sessions)
+    /// evicts no session a call is under way on).
+    pub(crate) entered: bool,
 }
 
 /// A store job not started yet (made when it starts: a persist drains the
@@ -138,6 +141,7 @@ impl<'r, 'a> Call<'r, 'a> {
             ask,
             stage,
             holds_store: false,
+            entered: false,
         }
     }
 }
@@ -187,17 +191,24 @@ impl Call<'_, '_> {
     pub fn is_done(&self) -> bool {
         matches!(self.stage, Stage::Done)
     }
+
+    /// Whether the call asks for a client-credentials token (served by no
+    /// session).
+    #[must_use]
+    pub fn is_machine(&self) -> bool {
+        matches!(self.ask, Some(Ask::Machine(_)))
+    }
 }
 
 impl Driver {
     /// What `call` needs next. See [`Effect`] for what the host does with
     /// each.
     pub fn poll(&mut self, call: &mut Call<'_, '_>, now: UnixTime) -> Effect {
-        if self.startup.is_some()
+        if self.persistence.startup.is_some()
             && !call.holds_store
             && matches!(call.stage, Stage::Ask { .. } | Stage::Begin(..))
         {
-            if self.store_busy {
+            if self.persistence.store_busy {
                 return Effect::Wait(Wait {
                     deadline: None,
                     reason: WaitReason::Store,
@@ -216,7 +227,7 @@ impl Driver {
                     call.stage = Stage::Begin(Spec::Persist, Then::Asked(step));
                 }
                 Stage::Begin(spec, then) => {
-                    if self.store_busy && !call.holds_store {
+                    if self.persistence.store_busy && !call.holds_store {
                         if matches!(spec, Spec::Persist) && then.may_defer() {
                             self.defer_events();
                             call.stage = Stage::Resume(then, Ok(JobValue::Saved(Saved::Nothing)));
@@ -237,7 +248,7 @@ impl Driver {
                         Spec::Persist => self.persist_job(),
                         Spec::MovedOn => Job::MovedOn(MovedOnStage::Start),
                     };
-                    self.store_busy = true;
+                    self.persistence.store_busy = true;
                     call.holds_store = true;
                     self.step_job(call, job, then, None);
                 }
@@ -430,7 +441,7 @@ impl Driver {
             let _ = self.manager.cancel(id);
         }
         if call.holds_store {
-            self.pending.any = true;
+            self.persistence.pending.any = true;
             self.release(call);
         }
     }
@@ -455,7 +466,7 @@ impl Driver {
     fn release(&mut self, call: &mut Call<'_, '_>) {
         if call.holds_store {
             call.holds_store = false;
-            self.store_busy = false;
+            self.persistence.store_busy = false;
             self.fold_deferred();
         }
     }
@@ -602,7 +613,7 @@ impl Driver {
                 }
             },
             Then::Started(next) => match result {
-                Ok(JobValue::Loaded(_)) => match self.startup.take() {
+                Ok(JobValue::Loaded(_)) => match self.persistence.startup.take() {
                     Some(Some(session)) => {
                         call.stage = Stage::Begin(Spec::Install(session), Then::Started(next));
                     }
