@@ -159,6 +159,9 @@ use tokenkeeper::{
 
 mod error;
 mod platform;
+mod sessions;
+
+pub use sessions::{Sessions, SessionsBuilder};
 
 /// The README's examples, compiled by `cargo test --doc` (`no_run`: they need a tenant).
 #[cfg(doctest)]

@@ -308,6 +308,13 @@ impl Sessions {
         Ok((id, dispatch?))
     }
 
+    /// Gives `session` an id from the host's entropy if it has none (the
+    /// key to [`Call::install`] it under); returns the id.
+    pub fn assign_id(&mut self, session: &mut Session) -> String {
+        self.driver.manager.assign_session_id(session);
+        session.id().map(String::from).unwrap_or_default()
+    }
+
     /// The slot a step of `call` on `id` runs in.
     fn place(&mut self, id: &str, call: &Call<'_, '_>) -> Place {
         if call.is_machine() {
