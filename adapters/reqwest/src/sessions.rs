@@ -258,7 +258,7 @@ impl Sessions {
     /// # Errors
     /// [`Error::Store`].
     pub async fn load(&self, id: &str) -> Result<Option<Session>, Error> {
-        let _held = Held::new(&*self.inner, id);
+        let _held = Held::new(&self.inner, id);
         self.run(id, Call::persist()).await?;
         Ok(self.session(id))
     }
@@ -271,7 +271,7 @@ impl Sessions {
     /// [`Error::Core`] (no such session, the revocation failed),
     /// [`Error::Transport`], [`Error::Store`].
     pub async fn logout(&self, id: &str) -> Result<(), Error> {
-        let _held = Held::new(&*self.inner, id);
+        let _held = Held::new(&self.inner, id);
         // Loads the session when it is not in memory.
         self.run(id, Call::persist()).await?;
         let out = self
@@ -311,7 +311,7 @@ impl Sessions {
         token_request: &TokenRequest<'_>,
         request: reqwest::Request,
     ) -> Result<reqwest::Response, Error> {
-        let _held = Held::new(&*self.inner, id);
+        let _held = Held::new(&self.inner, id);
         let method = tokenkeeper::Method::new(request.method().as_str());
         let url = request.url().to_string();
         let mut token = self.get_access_token(id, token_request).await?;
@@ -372,7 +372,7 @@ impl Sessions {
         id: &str,
         f: impl FnOnce(&mut TokenManager) -> R,
     ) -> Result<R, Error> {
-        let _held = Held::new(&*self.inner, id);
+        let _held = Held::new(&self.inner, id);
         let mut f = Some(f);
         for _ in 0..2 {
             let result = {
