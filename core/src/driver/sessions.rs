@@ -95,7 +95,7 @@ enum Place {
     Machine,
 }
 
-/// Many sessions served by one driver (see the [module docs](self)).
+/// Many sessions served by one driver (see the [`driver`](crate::driver) docs and the module source).
 /// Hosts keep one behind their lock for the whole application.
 #[derive(Debug)]
 pub struct Sessions {

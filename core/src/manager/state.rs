@@ -21,7 +21,7 @@ use crate::flight::Flights;
 use crate::secret::RefreshToken;
 use crate::session::Session;
 
-/// One session's part of a manager (see the [module docs](self)).
+/// One session's part of a manager: what [`Sessions`](crate::driver::Sessions) keeps per id and mounts on its shared manager for each step.
 #[derive(Default)]
 pub struct SessionState {
     pub(super) session: Option<Session>,
