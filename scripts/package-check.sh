@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Release checks of the library crates (tokenkeeper, tokenkeeper-ureq,
-# tokenkeeper-reqwest, tokenkeeper-wasm):
+# Release checks of the library crates (tokenkeeper, tokenkeeper-native,
+# tokenkeeper-ureq, tokenkeeper-reqwest, tokenkeeper-wasm):
 #
 # 1. `cargo package` of each crate, verified: its packaged sources alone are
 #    built (this catches a file missing from the package). The crates are
@@ -16,8 +16,8 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
-crates=(tokenkeeper tokenkeeper-ureq tokenkeeper-reqwest tokenkeeper-wasm)
-native=(-p tokenkeeper -p tokenkeeper-ureq -p tokenkeeper-reqwest)
+crates=(tokenkeeper tokenkeeper-native tokenkeeper-ureq tokenkeeper-reqwest tokenkeeper-wasm)
+native=(-p tokenkeeper -p tokenkeeper-native -p tokenkeeper-ureq -p tokenkeeper-reqwest)
 packages=()
 for crate in "${crates[@]}"; do packages+=(-p "$crate"); done
 

@@ -409,7 +409,7 @@ fn browser_login(
     let redirect_uri = listener.redirect_uri();
     let prompt = match &args.prompt {
         Some(prompt) => Some(prompt.as_str()).filter(|p| !p.is_empty()),
-        None => tokenkeeper::scope::tokens(scope)
+        None => tokenkeeper::__private::scope::tokens(scope)
             .any(|s| s == "offline_access")
             .then_some("consent"),
     };

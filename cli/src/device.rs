@@ -7,13 +7,13 @@
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tokenkeeper::form::FormBody;
+use tokenkeeper::Limits;
+use tokenkeeper::TokenResponse;
 use tokenkeeper::grant::ClientAuth;
+use tokenkeeper::grant::FormBody;
+use tokenkeeper::grant::TargetParameter;
 use tokenkeeper::grant::form_post;
-use tokenkeeper::grant::refresh::TargetParameter;
 use tokenkeeper::id_token::IdTokenValidator;
-use tokenkeeper::limits::Limits;
-use tokenkeeper::token::TokenResponse;
 use tokenkeeper::{Headers, HttpRequest, Session, UnixTime};
 use tokenkeeper_ureq::{OsEntropy, TokenKeeper};
 
@@ -156,7 +156,7 @@ impl DeviceLogin<'_> {
                     .validate(id_token, None, now())
                     .map_err(tokenkeeper::Error::IdToken)?;
             }
-            None if tokenkeeper::scope::tokens(self.scope).any(|s| s == "openid") => {
+            None if tokenkeeper::__private::scope::tokens(self.scope).any(|s| s == "openid") => {
                 return Err(tokenkeeper::Error::IdToken(
                     tokenkeeper::id_token::IdTokenError::Missing,
                 )

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
-use tokenkeeper::grant::refresh::TargetParameter;
+use tokenkeeper::grant::TargetParameter;
 use tokenkeeper::{Session, SessionStore, StoreError};
 
 /// The version of the file format written.

@@ -660,8 +660,8 @@ fn approve_device(url: &str, login: &str) -> String {
                 .map(|(n, v)| {
                     format!(
                         "{}={}",
-                        tokenkeeper::form::encode(n),
-                        tokenkeeper::form::encode(v)
+                        tokenkeeper::__private::form::encode(n),
+                        tokenkeeper::__private::form::encode(v)
                     )
                 })
                 .collect::<Vec<_>>()

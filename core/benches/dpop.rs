@@ -20,11 +20,12 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use p256::ecdsa::signature::Signer as _;
 use p256::ecdsa::{Signature, SigningKey};
 use p256::pkcs8::DecodePrivateKey as _;
-use tokenkeeper::dpop::{DpopKey, NonceCache, P256Signer, ProofBuilder, ProofParams, draw_jti};
-use tokenkeeper::entropy::SeededEntropy;
-use tokenkeeper::http::{Headers, Method};
-use tokenkeeper::secret::AccessToken;
-use tokenkeeper::time::UnixTime;
+use tokenkeeper::__private::dpop::{NonceCache, ProofBuilder, ProofParams, draw_jti};
+use tokenkeeper::AccessToken;
+use tokenkeeper::SeededEntropy;
+use tokenkeeper::UnixTime;
+use tokenkeeper::dpop::{DpopKey, P256Signer};
+use tokenkeeper::{Headers, Method};
 
 const TEST_KEY_PEM: &str = "-----BEGIN PRIVATE KEY-----
 MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgSmQ9LAZsX7xpkQ+a
@@ -42,7 +43,7 @@ fn build<S: tokenkeeper::dpop::Signer>(
     entropy: &mut SeededEntropy,
     nonce: Option<&str>,
     token: &AccessToken,
-) -> tokenkeeper::dpop::ProofOutcome {
+) -> tokenkeeper::__private::dpop::ProofOutcome {
     let jti = draw_jti(entropy);
     let params = ProofParams::new(&Method::GET, URL, NOW, &jti)
         .with_nonce(nonce)

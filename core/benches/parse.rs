@@ -16,8 +16,8 @@ use std::time::Instant;
 use criterion::{Criterion, criterion_group, criterion_main};
 use oauth2::basic::BasicTokenResponse;
 use tokenkeeper::HttpResponse;
-use tokenkeeper::limits::Limits;
-use tokenkeeper::token::TokenResponse;
+use tokenkeeper::Limits;
+use tokenkeeper::TokenResponse;
 
 /// `len` characters of base64url, deterministic.
 fn b64url(seed: u64, len: usize) -> String {

@@ -5,8 +5,8 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use tokenkeeper::driver::{Ask, Keeper, Step};
 use tokenkeeper::grant::ClientAuth;
-use tokenkeeper::keeper::{Ask, Keeper, Step};
 use tokenkeeper::{
     ClientSecret, Completion, Config, Dispatch, HttpResponse, MemoryStore, SeededEntropy, Session,
     SessionStore, TokenManager, TokenRequest, UnixTime,

@@ -4,7 +4,7 @@
 //! have its signature checked (§3.1.3.7 step 6), so the claims are read with
 //! [`crate::jwt::decode_claims`] and validated. A
 //! [`Jwks`] can be attached to also verify `RS256` and `ES256` signatures
-//! (see [`crate::jws`]; keys cached by [`crate::jwks::JwksCache`]).
+//! (`RS256` and `ES256` by the crate's JWS check; keys cached by [`JwksCache`]).
 //!
 //! # Call order
 //!
@@ -30,7 +30,12 @@ use core::time::Duration;
 
 use serde_json::{Map, Value};
 
-pub use crate::jwks::Jwks;
+// The key sets ID and logout tokens are checked against live here: the
+// `jwks` module itself is private.
+pub use crate::jwks::{
+    DEFAULT_JWKS_TTL, DEFAULT_REFETCH_INTERVAL, Jwks, JwksCache, JwksError, KeyLookup,
+    MAX_JWKS_KEYS, MAX_RSA_BITS, MIN_RSA_BITS,
+};
 use crate::jws::{self, JwsError};
 use crate::jwt::{self, JwtError};
 use crate::login::constant_time_eq;

@@ -161,12 +161,14 @@ struct Unusable {
 }
 
 /// The keys of a JSON Web Key Set that can verify `RS256` or `ES256`
-/// signatures (see the [module documentation](self) for which keys are
-/// kept).
+/// signatures. Only such keys are kept: `kty` `RSA` of 2048 to 8192 bits or
+/// `EC` on `P-256`, whose `use`, `key_ops` and `alg`, when present, allow
+/// an `RS256` or `ES256` signature check. Other keys are skipped; one with
+/// a `kid` is remembered as unusable (`jwk_unusable`, not a refetch).
 ///
 /// ```
-/// use tokenkeeper::jwks::Jwks;
-/// use tokenkeeper::limits::Limits;
+/// use tokenkeeper::id_token::Jwks;
+/// use tokenkeeper::Limits;
 ///
 /// let doc = br#"{"keys":[{"kty":"EC","crv":"P-256","kid":"k1","use":"sig",
 ///   "x":"MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4",
@@ -174,7 +176,7 @@ struct Unusable {
 /// let jwks = Jwks::from_json(doc, &Limits::default())?;
 /// assert_eq!(jwks.len(), 1);
 /// assert!(jwks.contains_kid("k1"));
-/// # Ok::<(), tokenkeeper::jwks::JwksError>(())
+/// # Ok::<(), tokenkeeper::id_token::JwksError>(())
 /// ```
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct Jwks {
@@ -425,12 +427,12 @@ struct Entry {
 
 /// A sans-IO cache of one issuer's JWKS: it says when to fetch, the host
 /// fetches, and it keeps the keys for a TTL and refetches once for an
-/// unknown `kid`, rate-limited. See the [module documentation](self) for
-/// the call order.
+/// unknown `kid`, rate-limited: [`JwksCache::lookup`] answers with the
+/// keys, or asks the host to fetch (see [`KeyLookup`]).
 ///
 /// ```
-/// use tokenkeeper::jwks::{JwksCache, KeyLookup};
-/// use tokenkeeper::limits::Limits;
+/// use tokenkeeper::id_token::{JwksCache, KeyLookup};
+/// use tokenkeeper::Limits;
 /// use tokenkeeper::{HttpResponse, UnixTime};
 ///
 /// let mut cache = JwksCache::new("https://as.example/jwks")?;
@@ -447,7 +449,7 @@ struct Entry {
 ///     KeyLookup::Refused(e) => assert_eq!(e.code(), "jwk_not_found"),
 ///     other => panic!("{other:?}"),
 /// }
-/// # Ok::<(), tokenkeeper::jwks::JwksError>(())
+/// # Ok::<(), tokenkeeper::id_token::JwksError>(())
 /// ```
 #[derive(Clone)]
 pub struct JwksCache {

@@ -35,15 +35,15 @@
 //!    `invalid_signature`.
 //!
 //! ```
-//! use tokenkeeper::jwks::Jwks;
-//! use tokenkeeper::jws;
-//! use tokenkeeper::limits::Limits;
+//! use tokenkeeper::id_token::Jwks;
+//! use tokenkeeper::__private::jws;
+//! use tokenkeeper::Limits;
 //!
 //! let jwks = Jwks::from_json(br#"{"keys":[]}"#, &Limits::default())?;
 //! // {"alg":"none"}.{"sub":"x"}.
 //! let token = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.";
 //! assert_eq!(jws::verify(token, &jwks).unwrap_err().code(), "alg_none_refused");
-//! # Ok::<(), tokenkeeper::jwks::JwksError>(())
+//! # Ok::<(), tokenkeeper::id_token::JwksError>(())
 //! ```
 //!
 //! [`IdTokenValidator::jwks`]: crate::id_token::IdTokenValidator::jwks
@@ -229,7 +229,7 @@ fn header_of(encoded: &str) -> Result<(JwsHeader, Map<String, Value>), JwsError>
 }
 
 /// Verifies the signature of the compact JWS `token` with a key of `jwks`
-/// (see the [module documentation](self) for every check) and returns its
+/// (the checks are listed in this module's source documentation) and returns its
 /// header. The payload is not read.
 ///
 /// # Errors

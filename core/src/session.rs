@@ -140,7 +140,7 @@ impl Session {
     /// filled in as in [`Session::from_refresh_token`].
     ///
     /// ```
-    /// use tokenkeeper::token::TokenResponse;
+    /// use tokenkeeper::TokenResponse;
     /// use tokenkeeper::{HttpResponse, SeededEntropy, Session, UnixTime};
     ///
     /// let body = r#"{"access_token":"at","token_type":"Bearer","expires_in":3600,"refresh_token":"rt"}"#;

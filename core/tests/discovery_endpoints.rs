@@ -5,8 +5,8 @@
 
 use proptest::prelude::*;
 use tokenkeeper::HttpResponse;
+use tokenkeeper::Limits;
 use tokenkeeper::discovery::{AuthorizationServerMetadata, DiscoveryKind, discovery_url};
-use tokenkeeper::limits::Limits;
 
 const ISSUER: &str = "https://as.example";
 

@@ -7,10 +7,10 @@ mod support;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use support::{expired_session, t};
+use tokenkeeper::dpop::{DpopError, HtuError};
 use tokenkeeper::dpop::{
     DpopKey, EcdsaSignature, P256Signer, PublicJwk, SignError, SignOutcome, Signer,
 };
-use tokenkeeper::error::{DpopError, HtuError};
 use tokenkeeper::grant::ClientAuth;
 use tokenkeeper::{
     AccessTokenInfo, Action, Authorization, ClientSecret, Completion, Config, Error, HttpRequest,

@@ -7,13 +7,14 @@ use std::io::Write as _;
 use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
-use tokenkeeper::dpop::{
-    DpopKey, P256Signer, ProofBuilder, ProofOutcome, ProofParams, draw_jti, htu, origin,
+use tokenkeeper::__private::dpop::{
+    ProofBuilder, ProofOutcome, ProofParams, draw_jti, htu, origin,
 };
-use tokenkeeper::entropy::SeededEntropy;
-use tokenkeeper::http::Method;
-use tokenkeeper::secret::AccessToken;
-use tokenkeeper::time::UnixTime;
+use tokenkeeper::AccessToken;
+use tokenkeeper::Method;
+use tokenkeeper::SeededEntropy;
+use tokenkeeper::UnixTime;
+use tokenkeeper::dpop::{DpopKey, P256Signer};
 
 const TEST_KEY_PEM: &str = "-----BEGIN PRIVATE KEY-----
 MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgSmQ9LAZsX7xpkQ+a

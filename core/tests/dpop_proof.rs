@@ -9,13 +9,13 @@ use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
 use p256::pkcs8::DecodePrivateKey as _;
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
+use tokenkeeper::__private::dpop::{ProofBuilder, ProofOutcome, ProofParams, build_proof};
+use tokenkeeper::AccessToken;
+use tokenkeeper::Method;
+use tokenkeeper::UnixTime;
 use tokenkeeper::dpop::{
-    DpopKey, EcdsaSignature, P256Signer, ProofBuilder, ProofOutcome, ProofParams, PublicJwk,
-    SignError, SignOutcome, Signer, build_proof,
+    DpopKey, EcdsaSignature, P256Signer, PublicJwk, SignError, SignOutcome, Signer,
 };
-use tokenkeeper::http::Method;
-use tokenkeeper::secret::AccessToken;
-use tokenkeeper::time::UnixTime;
 
 /// The fixed test key (P-256, generated once with Node's
 /// `crypto.generateKeyPairSync("ec", { namedCurve: "P-256" })`).

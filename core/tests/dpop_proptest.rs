@@ -3,19 +3,19 @@
 use std::sync::OnceLock;
 
 use proptest::prelude::*;
-use tokenkeeper::dpop::{
-    DpopKey, EcdsaSignature, NonceCache, P256Signer, ProofBuilder, ProofParams, PublicJwk, htu,
-    origin, parse_challenges,
+use tokenkeeper::__private::dpop::{
+    NonceCache, ProofBuilder, ProofParams, htu, origin, parse_challenges,
 };
-use tokenkeeper::http::{Headers, Method};
-use tokenkeeper::secret::AccessToken;
-use tokenkeeper::time::UnixTime;
+use tokenkeeper::AccessToken;
+use tokenkeeper::UnixTime;
+use tokenkeeper::dpop::{DpopKey, EcdsaSignature, P256Signer, PublicJwk};
+use tokenkeeper::{Headers, Method};
 
 /// One builder for all cases (key generation is the slow part).
 fn builder() -> &'static ProofBuilder<P256Signer> {
     static BUILDER: OnceLock<ProofBuilder<P256Signer>> = OnceLock::new();
     BUILDER.get_or_init(|| {
-        let key = DpopKey::generate(&mut tokenkeeper::entropy::SeededEntropy::new(1)).unwrap();
+        let key = DpopKey::generate(&mut tokenkeeper::SeededEntropy::new(1)).unwrap();
         ProofBuilder::new(P256Signer::new(key)).unwrap()
     })
 }

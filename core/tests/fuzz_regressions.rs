@@ -1,7 +1,7 @@
 //! Inputs found by fuzzing, kept as regression tests.
 
+use tokenkeeper::__private::dpop::NonceCache;
 use tokenkeeper::Headers;
-use tokenkeeper::dpop::NonceCache;
 
 /// fuzz/dpop_inputs: a `DPoP-Nonce` value with surrounding whitespace is
 /// stored trimmed (the target's own assertion expected the raw value).

@@ -15,15 +15,17 @@ use proptest::prelude::*;
 use rsa::traits::PublicKeyParts as _;
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
+use tokenkeeper::__private::form;
+use tokenkeeper::__private::jws;
+use tokenkeeper::__private::jws::Algorithm;
+use tokenkeeper::Limits;
 use tokenkeeper::id_token::{IdTokenError, IdTokenValidator};
-use tokenkeeper::jwks::{Jwks, JwksCache, KeyLookup};
-use tokenkeeper::jws::{self, Algorithm};
-use tokenkeeper::limits::Limits;
+use tokenkeeper::id_token::{Jwks, JwksCache, KeyLookup};
 use tokenkeeper::logout_token::{
     BACKCHANNEL_LOGOUT_EVENT, LogoutTarget, LogoutTokenError, LogoutTokenValidator, ReplayCache,
     logout_token_from_form,
 };
-use tokenkeeper::{Entropy, HttpResponse, IdToken, Method, SeededEntropy, Session, UnixTime, form};
+use tokenkeeper::{Entropy, HttpResponse, IdToken, Method, SeededEntropy, Session, UnixTime};
 
 const ISSUER: &str = "https://as.example/";
 const CLIENT: &str = "client-1";

@@ -1,10 +1,10 @@
-//! The persistence rules adapters share (`tokenkeeper::keeper`), against a
+//! The persistence rules adapters share (`tokenkeeper::driver`), against a
 //! scripted server and stores shared by two keepers.
 
 mod support;
 
 use support::{FakeServer, Shared, builder, expired_session, t};
-use tokenkeeper::keeper::{Ask, Keeper, Saved, Step};
+use tokenkeeper::driver::{Ask, Keeper, Saved, Step};
 use tokenkeeper::{
     Completion, Dispatch, SeededEntropy, Session, SessionStore, StoreError, TokenManager,
     TokenRequest, UnsharedStore,

@@ -2,17 +2,18 @@
 //! credentials, token exchange, revocation, and the access-token route fed
 //! by the token manager.
 
+use tokenkeeper::__private::form;
+use tokenkeeper::__private::grant as token_exchange;
+use tokenkeeper::__private::grant::ClientCredentialsRequest;
+use tokenkeeper::__private::grant::{parse_revocation_response, revoke_refresh_token};
+use tokenkeeper::Limits;
+use tokenkeeper::TokenResponse;
 use tokenkeeper::discovery::Endpoints;
-use tokenkeeper::form;
-use tokenkeeper::grant::refresh::TargetParameter;
-use tokenkeeper::grant::revocation::{
-    RetryAfter, RevocationError, parse_revocation_response, revoke_refresh_token,
-};
-use tokenkeeper::grant::token_exchange::{self, TokenExchangeError, token_types};
-use tokenkeeper::grant::{ClientAuth, ClientCredentialsRequest, TokenExchangeRequest};
-use tokenkeeper::limits::Limits;
+use tokenkeeper::grant::TargetParameter;
+use tokenkeeper::grant::{ClientAuth, TokenExchangeRequest};
+use tokenkeeper::grant::{RetryAfter, RevocationError};
+use tokenkeeper::grant::{TokenExchangeError, token_types};
 use tokenkeeper::route::{AccessTokenQuery, access_token_response, parse_access_token_response};
-use tokenkeeper::token::TokenResponse;
 use tokenkeeper::{
     Action, ClientSecret, Config, HttpResponse, RefreshToken, SeededEntropy, Session, TokenManager,
     UnixTime,
@@ -68,7 +69,7 @@ fn machine_to_machine_and_exchange() {
     let pairs = body(&request);
     assert_eq!(
         form::find(&pairs, "grant_type").unwrap(),
-        token_exchange::GRANT_TYPE
+        token_exchange::TOKEN_EXCHANGE_GRANT_TYPE
     );
     assert_eq!(form::find(&pairs, "subject_token").unwrap(), "m2m-at");
     assert_eq!(

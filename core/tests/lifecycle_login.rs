@@ -5,14 +5,14 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::json;
+use tokenkeeper::__private::form;
+use tokenkeeper::Limits;
+use tokenkeeper::TokenResponse;
 use tokenkeeper::discovery::{DiscoveryCache, DiscoveryKind, check_auth_method};
-use tokenkeeper::form;
 use tokenkeeper::grant::ClientAuth;
 use tokenkeeper::id_token::IdTokenValidator;
-use tokenkeeper::limits::Limits;
 use tokenkeeper::login::{LoginRequest, LoginTransaction, code_challenge_s256};
 use tokenkeeper::route::{access_token_response, parse_access_token_response};
-use tokenkeeper::token::TokenResponse;
 use tokenkeeper::{
     AccessTokenInfo, ClientSecret, HttpResponse, IdToken, SeededEntropy, TokenType, UnixTime,
 };

@@ -3,12 +3,13 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use tokenkeeper::__private::form;
 use tokenkeeper::grant::ClientAuth;
-use tokenkeeper::grant::token_exchange::{TokenExchangeRequest, token_types};
+use tokenkeeper::grant::{TokenExchangeRequest, token_types};
 use tokenkeeper::login::LoginRequest;
 use tokenkeeper::{
     Action, ChangeReason, ClientSecret, Completion, Config, Event, HttpResponse, SeededEntropy,
-    TokenManager, TokenRequest, UnixTime, form,
+    TokenManager, TokenRequest, UnixTime,
 };
 
 const ISSUER: &str = "https://as.example";
@@ -279,7 +280,7 @@ fn token_exchange_is_not_stored() {
     )
     .target(
         "https://api2.example.com",
-        tokenkeeper::grant::refresh::TargetParameter::Resource,
+        tokenkeeper::grant::TargetParameter::Resource,
     );
     let out = sent(m.exchange_token(&request, t(10)).unwrap());
     let response = HttpResponse::new(
@@ -373,7 +374,7 @@ fn jwt_part(jwt: &str, index: usize) -> serde_json::Value {
 #[test]
 fn private_key_jwt_assertions_are_fresh_and_verify() {
     use tokenkeeper::dpop::{DpopKey, EcdsaSignature, P256Signer};
-    use tokenkeeper::grant::client_auth::{ClientAssertionKey, JWT_BEARER_ASSERTION};
+    use tokenkeeper::grant::{ClientAssertionKey, JWT_BEARER_ASSERTION};
     let key = DpopKey::generate(&mut SeededEntropy::new(77)).unwrap();
     let auth = ClientAuth::PrivateKeyJwt(
         ClientAssertionKey::new(P256Signer::new(key.clone())).with_kid("key-1"),
@@ -448,7 +449,7 @@ fn private_key_jwt_assertions_are_fresh_and_verify() {
 #[test]
 fn a_token_exchange_authenticates_as_the_client_it_was_built_for() {
     use tokenkeeper::dpop::{DpopKey, P256Signer};
-    use tokenkeeper::grant::client_auth::ClientAssertionKey;
+    use tokenkeeper::grant::ClientAssertionKey;
     let pkjwt = ClientAuth::PrivateKeyJwt(ClientAssertionKey::new(P256Signer::new(
         DpopKey::generate(&mut SeededEntropy::new(8)).unwrap(),
     )));
@@ -541,9 +542,9 @@ fn login_keeps_the_session_ceiling() {
 /// leaves, with a typed cause under the `signing_failed` code.
 #[test]
 fn client_assertion_signing_errors_say_what_failed() {
+    use tokenkeeper::dpop::SigningError;
     use tokenkeeper::dpop::{DpopKey, PublicJwk, SignError, SignOutcome, Signer};
-    use tokenkeeper::error::SigningError;
-    use tokenkeeper::grant::client_auth::ClientAssertionKey;
+    use tokenkeeper::grant::ClientAssertionKey;
     struct Answers(PublicJwk, &'static str, Option<SignError>);
     impl Signer for Answers {
         fn algorithm(&self) -> &'static str {

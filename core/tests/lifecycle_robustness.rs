@@ -3,12 +3,14 @@
 //! (checked against an oracle computed here, not only "some error").
 
 use proptest::prelude::*;
+use tokenkeeper::__private::grant as token_exchange;
+use tokenkeeper::__private::grant::is_valid_token_type;
+use tokenkeeper::__private::grant::parse_revocation_response;
+use tokenkeeper::Limits;
 use tokenkeeper::discovery::DiscoveryKind;
 use tokenkeeper::discovery::{AuthorizationServerMetadata, Endpoints, discovery_url};
-use tokenkeeper::grant::revocation::{RetryAfter, parse_revocation_response};
-use tokenkeeper::grant::token_exchange::{self, is_valid_token_type};
+use tokenkeeper::grant::RetryAfter;
 use tokenkeeper::id_token::{IdTokenValidator, Jwks, verify_es256};
-use tokenkeeper::limits::Limits;
 use tokenkeeper::login::LoginRequest;
 use tokenkeeper::route::{AccessTokenQuery, parse_access_token_response};
 use tokenkeeper::{HttpResponse, IdToken, SeededEntropy, UnixTime};

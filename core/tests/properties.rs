@@ -7,10 +7,11 @@ mod support;
 
 use proptest::prelude::*;
 use support::FakeServer;
+use tokenkeeper::__private::{form, scope};
 use tokenkeeper::grant::ClientAuth;
 use tokenkeeper::{
     Action, ClientSecret, Completion, Config, HttpResponse, OutgoingRequest, SeededEntropy,
-    Session, TokenManager, TokenRequest, UnixTime, form, scope,
+    Session, TokenManager, TokenRequest, UnixTime,
 };
 
 const AUDIENCES: [Option<&str>; 4] = [
@@ -261,7 +262,7 @@ proptest! {
     #[test]
     fn parsers_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300), status in 100u16..600) {
         let response = HttpResponse::new(status, bytes.clone());
-        let _ = tokenkeeper::token::TokenResponse::parse(&response, &Default::default());
+        let _ = tokenkeeper::TokenResponse::parse(&response, &Default::default());
         if let Ok(session) = Session::from_json(&bytes, &Default::default()) {
             let again = Session::from_json(session.to_json().as_bytes(), &Default::default()).unwrap();
             prop_assert_eq!(again.to_json(), session.to_json());

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use support::{FakeServer, builder, expired_session, fake_jwt, field, get, manager, rt, t};
 use tokenkeeper::grant::ClientAuth;
-use tokenkeeper::grant::refresh::TargetParameter;
+use tokenkeeper::grant::TargetParameter;
 use tokenkeeper::{
     Action, ChangeReason, ClientSecret, Completion, Event, HttpResponse, SeededEntropy, Session,
     TokenManager, TokenRequest,

@@ -9,12 +9,13 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use support::{FakeServer, Shared, builder, expired_session, fake_jwt, field, get, manager, rt, t};
+use tokenkeeper::__private::form;
 use tokenkeeper::dpop::{DpopKey, P256Signer};
-use tokenkeeper::keeper::{Ask, Keeper, Saved, Step};
+use tokenkeeper::driver::{Ask, Keeper, Saved, Step};
 use tokenkeeper::login::LoginRequest;
 use tokenkeeper::{
     Action, ClientSecret, Completion, Config, Dispatch, HttpResponse, OutgoingRequest,
-    SeededEntropy, Session, SessionStore, TokenManager, TokenRequest, form,
+    SeededEntropy, Session, SessionStore, TokenManager, TokenRequest,
 };
 
 const API1: &str = "https://api1.example.com";

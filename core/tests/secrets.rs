@@ -3,17 +3,19 @@
 //! `Display` (with its whole `source()` chain) of every public error type is
 //! checked, each made from inputs that carry the secret.
 
+use tokenkeeper::__private::form;
+use tokenkeeper::__private::grant::ClientCredentialsRequest;
+use tokenkeeper::__private::grant::RefreshRequest;
+use tokenkeeper::__private::grant::revoke_refresh_token;
+use tokenkeeper::TokenResponse;
 use tokenkeeper::grant::ClientAuth;
-use tokenkeeper::grant::client_credentials::ClientCredentialsRequest;
-use tokenkeeper::grant::refresh::{RefreshRequest, TargetParameter};
-use tokenkeeper::grant::revocation::revoke_refresh_token;
-use tokenkeeper::grant::token_exchange::{TokenExchangeRequest, token_types};
+use tokenkeeper::grant::TargetParameter;
+use tokenkeeper::grant::{TokenExchangeRequest, token_types};
 use tokenkeeper::login::{CodeVerifier, LoginRequest};
 use tokenkeeper::route::access_token_response;
-use tokenkeeper::token::TokenResponse;
 use tokenkeeper::{
     AccessToken, Action, ClientSecret, Completion, Config, Error, HttpResponse, IdToken,
-    RefreshToken, SeededEntropy, Session, TokenManager, TokenRequest, UnixTime, form,
+    RefreshToken, SeededEntropy, Session, TokenManager, TokenRequest, UnixTime,
 };
 
 /// The secret: its form encoding, its base64 forms and its JSON form all
@@ -147,7 +149,7 @@ fn secret_types() {
     check!("RefreshToken", RefreshToken::new(SECRET));
     check!("IdToken", IdToken::new(SECRET));
     check!("ClientSecret", ClientSecret::new(SECRET));
-    check!("MfaToken", tokenkeeper::secret::MfaToken::new(SECRET));
+    check!("MfaToken", tokenkeeper::MfaToken::new(SECRET));
     check!(
         "ClientAuth",
         ClientAuth::SecretBasic(ClientSecret::new(SECRET))
@@ -181,7 +183,7 @@ fn stored_state_and_responses() {
         format!(r#"{{"error":"mfa_required","mfa_token":"{J}"}}"#),
     );
     let error = Error::MfaRequired(
-        tokenkeeper::token::response::parse_mfa_required(&mfa, &Default::default()).unwrap(),
+        tokenkeeper::__private::token::parse_mfa_required(&mfa, &Default::default()).unwrap(),
     );
     check!("Error::MfaRequired", error);
     assert_hidden("Error Display", &error.to_string());
@@ -352,9 +354,11 @@ fn every_public_error_type_is_listed() {
 
 #[test]
 fn every_public_error_type_keeps_secrets_out_of_display() {
-    use tokenkeeper::dpop::{self, DpopKey, EcdsaSignature, ProofBuilder, ProofParams};
+    use tokenkeeper::__private::dpop::{ProofBuilder, ProofParams};
+    use tokenkeeper::Limits;
+    use tokenkeeper::dpop;
+    use tokenkeeper::dpop::{DpopKey, EcdsaSignature};
     use tokenkeeper::id_token::{IdTokenValidator, Jwks, verify_es256};
-    use tokenkeeper::limits::Limits;
 
     let limits = Limits::default();
     let mut checked = std::collections::BTreeSet::new();
@@ -448,13 +452,13 @@ fn every_public_error_type_keeps_secrets_out_of_display() {
         format!(r#"{{"access_token":"{J}","token_type":"N_A"}}"#),
         format!(r#"{{"error":"invalid_request","subject_token":"{J}"}}"#),
     ] {
-        let e = tokenkeeper::grant::token_exchange::parse_response(
+        let e = tokenkeeper::__private::grant::parse_response(
             &HttpResponse::new(400, body.clone()),
             &limits,
         )
         .unwrap_err();
         check("TokenExchangeError", &body, &e);
-        let e = tokenkeeper::grant::token_exchange::parse_response(
+        let e = tokenkeeper::__private::grant::parse_response(
             &HttpResponse::new(200, body.clone()),
             &limits,
         )
@@ -475,7 +479,7 @@ fn every_public_error_type_keeps_secrets_out_of_display() {
         (503, SECRET.to_owned()),
         (418, SECRET.to_owned()),
     ] {
-        let e = tokenkeeper::grant::revocation::parse_revocation_response(
+        let e = tokenkeeper::__private::grant::parse_revocation_response(
             &HttpResponse::new(status, body.clone()),
             &limits,
         )
@@ -512,7 +516,7 @@ fn every_public_error_type_keeps_secrets_out_of_display() {
     let validator = IdTokenValidator::new("https://as", "c");
     let jwks = Jwks::from_json(br#"{"keys":[]}"#, &limits).unwrap();
     for token in &tokens {
-        if let Err(e) = tokenkeeper::jwt::decode_claims(token) {
+        if let Err(e) = tokenkeeper::__private::jwt::decode_claims(token) {
             check("JwtError", token, &e);
         }
         let id_token = IdToken::new(token.as_str());
@@ -537,16 +541,16 @@ fn every_public_error_type_keeps_secrets_out_of_display() {
     ] {
         for status in [200, 500] {
             if let Err(e) =
-                tokenkeeper::jwks::Jwks::parse(&HttpResponse::new(status, doc.clone()), &limits)
+                tokenkeeper::id_token::Jwks::parse(&HttpResponse::new(status, doc.clone()), &limits)
             {
                 check("JwksError", &doc, &e);
             }
         }
     }
-    let empty = tokenkeeper::jwks::Jwks::from_json(br#"{"keys":[]}"#, &limits).unwrap();
+    let empty = tokenkeeper::id_token::Jwks::from_json(br#"{"keys":[]}"#, &limits).unwrap();
     let logout = tokenkeeper::logout_token::LogoutTokenValidator::new("https://as", "c", &empty);
     for token in &tokens {
-        let e = tokenkeeper::jws::verify(token, &empty).unwrap_err();
+        let e = tokenkeeper::__private::jws::verify(token, &empty).unwrap_err();
         check("JwsError", token, &e);
         let e = logout
             .validate(token, UnixTime::from_secs(1_000))
@@ -627,7 +631,7 @@ fn every_public_error_type_keeps_secrets_out_of_display() {
         check("SignError", "from_der", &e);
     }
     for url in [SECRET.to_owned(), format!("ftp://as/{SECRET}")] {
-        let e = dpop::htu(&url).unwrap_err();
+        let e = tokenkeeper::__private::dpop::htu(&url).unwrap_err();
         check("HtuError", &url, &e);
         let builder = ProofBuilder::new(dpop::P256Signer::new(key.clone())).unwrap();
         let token = AccessToken::new(SECRET);
@@ -642,7 +646,7 @@ fn every_public_error_type_keeps_secrets_out_of_display() {
         let e = builder.build(&params).unwrap_err();
         check("ProofError", &url, &e);
         // The manager's typed DPoP error, made from it.
-        let e = tokenkeeper::error::DpopError::from(e);
+        let e = tokenkeeper::dpop::DpopError::from(e);
         check("DpopError", &url, &e);
         check("Error", &url, &Error::Dpop(e));
     }
@@ -665,14 +669,14 @@ fn every_public_error_type_keeps_secrets_out_of_display() {
         check(
             "DpopError",
             "params",
-            &tokenkeeper::error::DpopError::from(e),
+            &tokenkeeper::dpop::DpopError::from(e),
         );
     }
     // SigningError: a client assertion's signer that fails (its reason is
     // static; the assertion it signs never reaches the error).
     for e in [
-        tokenkeeper::error::SigningError::Deferred,
-        tokenkeeper::error::SigningError::Signer(dpop::SignError::Failed("kms down")),
+        tokenkeeper::dpop::SigningError::Deferred,
+        tokenkeeper::dpop::SigningError::Signer(dpop::SignError::Failed("kms down")),
     ] {
         check("SigningError", "assertion", &e);
         check("Error", "assertion", &Error::Signing(e));
@@ -684,7 +688,7 @@ fn every_public_error_type_keeps_secrets_out_of_display() {
         format!("DPoP {SECRET}"),
         format!(r#"DPoP a="{J}"#),
     ] {
-        let e = dpop::parse_challenges(&field).unwrap_err();
+        let e = tokenkeeper::__private::dpop::parse_challenges(&field).unwrap_err();
         check("ChallengeError", &field, &e);
     }
 
@@ -742,7 +746,7 @@ fn every_public_error_type_keeps_secrets_out_of_display() {
     // ConversionError: a request description that `http` refuses.
     #[cfg(feature = "http")]
     {
-        let mut request = tokenkeeper::grant::refresh::RefreshRequest {
+        let mut request = tokenkeeper::__private::grant::RefreshRequest {
             token_endpoint: "https://as/token",
             client_id: "c",
             client_auth: &auth,

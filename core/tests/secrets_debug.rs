@@ -5,12 +5,13 @@
 //! that carry secrets on the wire wipe them when dropped; that is checked
 //! as a trait bound, since reading freed memory would need `unsafe`.
 
+use tokenkeeper::__private::form;
 use tokenkeeper::dpop::{DpopKey, P256Signer, PublicJwk, SignError, SignOutcome, Signer};
 use tokenkeeper::login::{AuthorizationCode, CodeVerifier, LoginRequest, Nonce, State};
 use tokenkeeper::{
     AccessToken, AccessTokenInfo, Authorization, ClientSecret, Config, Dispatch, Headers,
     HttpRequest, HttpResponse, IdToken, Method, PendingAuthorization, RefreshToken, SeededEntropy,
-    TokenManager, TokenType, UnixTime, form,
+    TokenManager, TokenType, UnixTime,
 };
 use zeroize::{Zeroize, ZeroizeOnDrop};
 

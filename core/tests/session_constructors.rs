@@ -4,7 +4,7 @@
 mod support;
 
 use support::{FakeServer, builder, fake_jwt, get, manager, t};
-use tokenkeeper::token::TokenResponse;
+use tokenkeeper::TokenResponse;
 use tokenkeeper::{HttpResponse, RefreshToken, SeededEntropy, Session, TokenRequest};
 
 fn json(session: &Session) -> serde_json::Value {

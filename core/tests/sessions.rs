@@ -10,7 +10,7 @@ use tokenkeeper::driver::{Ask, Call, Effect, Finished, Sessions, StoreOp, WaitRe
 use tokenkeeper::grant::ClientAuth;
 use tokenkeeper::{
     ClientSecret, Config, HttpRequest, HttpResponse, MemoryStore, SeededEntropy, Session,
-    SessionStore, TokenManager, TokenRequest, UnixTime, form,
+    SessionStore, TokenManager, TokenRequest, UnixTime, __private::form,
 };
 
 const NOW: u64 = 1_800_000_000;

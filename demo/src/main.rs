@@ -18,7 +18,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokenkeeper::dpop::{DpopKey, P256Signer};
 use tokenkeeper::grant::ClientAuth;
-use tokenkeeper::grant::refresh::TargetParameter;
+use tokenkeeper::grant::TargetParameter;
 use tokenkeeper::login::LoginRequest;
 use tokenkeeper::{AccessTokenInfo, ClientSecret, Config, MemoryStore, Session, TokenRequest};
 use tokenkeeper_integration::{

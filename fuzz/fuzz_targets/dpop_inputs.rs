@@ -4,9 +4,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use tokenkeeper::Headers;
-use tokenkeeper::dpop::{
-    DpopKey, EcdsaSignature, NonceCache, PublicJwk, htu, is_valid_nonce, origin,
-};
+use tokenkeeper::dpop::{DpopKey, EcdsaSignature, PublicJwk};
+use tokenkeeper::__private::dpop::{NonceCache, htu, is_valid_nonce, origin};
 
 fuzz_target!(|input: (&str, &str, &[u8], u8)| {
     let (url, text, bytes, capacity) = input;

@@ -4,9 +4,9 @@
 
 use libfuzzer_sys::fuzz_target;
 use tokenkeeper::HttpResponse;
-use tokenkeeper::limits::Limits;
-use tokenkeeper::token::TokenResponse;
-use tokenkeeper::token::response::parse_mfa_required;
+use tokenkeeper::Limits;
+use tokenkeeper::TokenResponse;
+use tokenkeeper::__private::token::parse_mfa_required;
 
 fuzz_target!(|input: (u16, &[u8])| {
     let (status, body) = input;

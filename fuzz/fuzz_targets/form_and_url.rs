@@ -2,9 +2,11 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tokenkeeper::grant::refresh::{RefreshRequest, TargetParameter};
+use tokenkeeper::__private::grant::RefreshRequest;
+use tokenkeeper::grant::TargetParameter;
 use tokenkeeper::grant::ClientAuth;
-use tokenkeeper::{form, scope, ClientSecret, RefreshToken};
+use tokenkeeper::__private::{form, scope};
+use tokenkeeper::{ClientSecret, RefreshToken};
 
 fuzz_target!(|input: (&str, &str, &str)| {
     let (a, b, c) = input;

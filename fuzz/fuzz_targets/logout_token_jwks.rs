@@ -10,9 +10,9 @@
 
 use libfuzzer_sys::fuzz_target;
 use tokenkeeper::id_token::IdTokenValidator;
-use tokenkeeper::jwks::{Jwks, JwksCache, KeyLookup};
-use tokenkeeper::jws;
-use tokenkeeper::limits::Limits;
+use tokenkeeper::id_token::{Jwks, JwksCache, KeyLookup};
+use tokenkeeper::__private::jws;
+use tokenkeeper::Limits;
 use tokenkeeper::logout_token::{
     LogoutTokenError, LogoutTokenValidator, ReplayCache, logout_token_from_form,
 };
@@ -36,7 +36,7 @@ fuzz_target!(|data: &[u8]| {
     let fixed = Jwks::from_json(PROVIDER_KEYS.as_bytes(), &limits).expect("the test keys parse");
     let parsed = Jwks::from_json(document, &limits);
     if let Ok(set) = &parsed {
-        assert!(set.len() <= tokenkeeper::jwks::MAX_JWKS_KEYS);
+        assert!(set.len() <= tokenkeeper::id_token::MAX_JWKS_KEYS);
         for kid in set.kids() {
             assert!(set.contains_kid(kid));
         }

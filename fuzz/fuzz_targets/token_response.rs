@@ -5,8 +5,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use tokenkeeper::HttpResponse;
-use tokenkeeper::limits::Limits;
-use tokenkeeper::token::TokenResponse;
+use tokenkeeper::Limits;
+use tokenkeeper::TokenResponse;
 
 fuzz_target!(|data: &[u8]| {
     let response = HttpResponse::new(200, data.to_vec());

@@ -3,10 +3,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use tokenkeeper::Headers;
-use tokenkeeper::dpop::{
-    bearer_or_dpop_invalid_token, dpop_error, is_use_dpop_nonce, parse_challenges,
-    parse_www_authenticate,
-};
+use tokenkeeper::__private::dpop::{bearer_or_dpop_invalid_token, dpop_error, is_use_dpop_nonce, parse_challenges, parse_www_authenticate};
 
 fuzz_target!(|fields: Vec<&str>| {
     if let Some(first) = fields.first() {

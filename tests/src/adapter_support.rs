@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::{API1, API2, CONFIDENTIAL_POST, Harness, REDIRECT_URI};
 use serde_json::{Value, json};
 use tokenkeeper::grant::ClientAuth;
-use tokenkeeper::grant::refresh::TargetParameter;
+use tokenkeeper::grant::TargetParameter;
 use tokenkeeper::login::{LoginRequest, LoginTransaction};
 use tokenkeeper::{ClientSecret, Config, MemoryStore, Session, SessionStore, StoreError};
 

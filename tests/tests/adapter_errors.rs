@@ -19,13 +19,16 @@ fn forms() -> Vec<String> {
     use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
     let mut forms = vec![
         SECRET.to_owned(),
-        tokenkeeper::form::encode(SECRET),
+        tokenkeeper::__private::form::encode(SECRET),
         serde_json::to_string(SECRET)
             .unwrap()
             .trim_matches('"')
             .to_owned(),
     ];
-    for plain in [SECRET.to_owned(), tokenkeeper::form::encode(SECRET)] {
+    for plain in [
+        SECRET.to_owned(),
+        tokenkeeper::__private::form::encode(SECRET),
+    ] {
         for offset in 0..3 {
             let mut bytes = vec![b'x'; offset];
             bytes.extend_from_slice(plain.as_bytes());
@@ -93,7 +96,7 @@ fn login_error() -> tokenkeeper::Error {
         .unwrap();
     let callback = format!(
         "https://app/cb?code={}&state={}&error=access_denied",
-        tokenkeeper::form::encode(SECRET),
+        tokenkeeper::__private::form::encode(SECRET),
         transaction.state().secret()
     );
     tokenkeeper::Error::Login(

@@ -18,10 +18,11 @@ use std::time::{Duration, SystemTime};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use scenarios_common::{Driver, SharedStore, Ureq, config, login};
+use tokenkeeper::__private::jws;
+use tokenkeeper::__private::jws::Algorithm;
+use tokenkeeper::Limits;
 use tokenkeeper::id_token::IdTokenValidator;
-use tokenkeeper::jwks::{Jwks, JwksCache, KeyLookup};
-use tokenkeeper::jws::{self, Algorithm};
-use tokenkeeper::limits::Limits;
+use tokenkeeper::id_token::{Jwks, JwksCache, KeyLookup};
 use tokenkeeper::{HttpRequest, HttpResponse, IdToken, UnixTime};
 use tokenkeeper_integration::{CONFIDENTIAL_POST, Harness, HarnessOptions};
 

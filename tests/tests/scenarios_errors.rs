@@ -1,14 +1,14 @@
 //! The bad paths, each run through both native adapters against
 //! node-oidc-provider: a refresh token the server does not know, a target
 //! the grant does not cover, a wrong client secret, a server that is down,
-//! and an HTML error page.
+//! an HTML error page, and a resource server that rejects the token.
 
 #[macro_use]
 mod scenarios_common;
 
 use scenarios_common::{
-    Ask, Driver, SharedStore, client_auth, closed_port, config, expire, logged_in, refresh_token,
-    with_refresh_token,
+    Ask, Driver, SharedStore, access_token, client_auth, closed_port, config, expire, logged_in,
+    refresh_token, with_refresh_token,
 };
 use tokenkeeper::{ResponseError, TokenRequest};
 use tokenkeeper_integration::{
@@ -21,6 +21,7 @@ scenarios!(
     wrong_client_secret_is_invalid_client_and_the_session_is_untouched,
     server_down_is_a_transport_error_and_the_session_is_untouched,
     html_500_is_a_typed_error_and_the_next_call_succeeds,
+    invalid_token_from_the_api_refreshes_and_resends_once,
 );
 
 fn harness() -> Harness {
@@ -237,4 +238,42 @@ fn html_500_is_a_typed_error_and_the_next_call_succeeds<D: Driver>() {
     assert_eq!(stats.token_responses_by_status.get("200"), Some(&1));
     assert!(!keeper.session().unwrap().is_reauthentication_required());
     assert_eq!(store.history().len(), 1, "the success was saved");
+}
+
+/// An API1 token sent to API2: `401 invalid_token`. The core marks the
+/// token rejected, the handle gets a new one (a refresh, saved) and resends
+/// once; API2 still refuses an API1 token, so that 401 is the answer. The
+/// second 401 rejected the replacement too (the core cannot tell a wrong
+/// audience from a revoked token), so the next use refreshes again, and
+/// that token is good where it belongs. (Moved from the adapters' own
+/// integration tests.)
+fn invalid_token_from_the_api_refreshes_and_resends_once<D: Driver>() {
+    let h = harness();
+    let session = logged_in::<D>(&h, &CONFIDENTIAL_POST);
+    let store = SharedStore::with_session(session.clone());
+    let keeper = D::build(config(&h, &CONFIDENTIAL_POST), store.clone(), None);
+    h.reset_stats();
+
+    let api = keeper
+        .call_api(&TokenRequest::new(), &h.resource_url("/api2/data"))
+        .unwrap();
+    assert_eq!(api.status, 401, "{api:?}");
+    let challenge = api.www_authenticate.unwrap_or_default();
+    assert!(challenge.contains("invalid_token"), "{challenge}");
+    let stats = h.stats();
+    assert_eq!(stats.resource_requests, 2, "sent, then resent once");
+    assert_eq!(
+        stats.grant("refresh_token"),
+        1,
+        "the rejected token was replaced"
+    );
+    let current = keeper.session().unwrap();
+    assert_ne!(access_token(&current), access_token(&session));
+    assert_eq!(store.stored().unwrap().generation(), current.generation());
+
+    let api = keeper
+        .call_api(&TokenRequest::new(), &h.resource_url("/api1/data"))
+        .unwrap();
+    assert_eq!(api.status, 200, "{api:?}");
+    assert_eq!(h.stats().grant("refresh_token"), 2);
 }

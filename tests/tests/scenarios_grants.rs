@@ -12,8 +12,8 @@ use scenarios_common::{
     Ask, Driver, LOGIN_SCOPE, SharedStore, access_token, client_auth, config, dpop_signer, login,
     refresh_token,
 };
-use tokenkeeper::grant::refresh::TargetParameter;
-use tokenkeeper::grant::token_exchange::{TokenExchangeError, TokenExchangeRequest};
+use tokenkeeper::grant::TargetParameter;
+use tokenkeeper::grant::{TokenExchangeError, TokenExchangeRequest};
 use tokenkeeper::{Config, ResponseError, TokenRequest, TokenType};
 use tokenkeeper_integration::{
     API1, API2, CONFIDENTIAL_BASIC, CONFIDENTIAL_POST, Harness, HarnessOptions, M2M,

@@ -178,6 +178,13 @@ fn twenty_rotations_in_a_row<D: Driver>() {
         generations.windows(2).all(|w| w[0] < w[1]),
         "{generations:?}"
     );
+
+    // A new handle on the same store starts where this one stopped.
+    let reloaded = D::build(config(&h, &CONFIDENTIAL_BASIC), store.clone(), None);
+    assert_eq!(
+        reloaded.session().unwrap().to_json(),
+        keeper.session().unwrap().to_json()
+    );
 }
 
 /// Scenario 4: A forced refresh while the cached token is fresh: one request,

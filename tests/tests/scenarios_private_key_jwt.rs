@@ -14,8 +14,8 @@ use std::collections::BTreeSet;
 use scenarios_common::{
     Ask, Driver, LOGIN_SCOPE, SharedStore, client_auth, config, dpop_signer, login, refresh_token,
 };
-use tokenkeeper::grant::refresh::TargetParameter;
-use tokenkeeper::grant::token_exchange::TokenExchangeRequest;
+use tokenkeeper::grant::TargetParameter;
+use tokenkeeper::grant::TokenExchangeRequest;
 use tokenkeeper::{Config, TokenRequest, TokenType};
 use tokenkeeper_integration::{
     API1, API2, CONFIDENTIAL_BASIC, CONFIDENTIAL_POST, DpopKey, Harness, HarnessOptions, PKJWT,
@@ -220,7 +220,7 @@ fn exchange_as<D: Driver>(
     exchanging_client: &TestClient,
 ) -> (
     serde_json::Value,
-    Result<tokenkeeper::token::TokenResponse, scenarios_common::Failure>,
+    Result<tokenkeeper::TokenResponse, scenarios_common::Failure>,
 ) {
     let h = Harness::start(HarnessOptions::default());
     let keeper = D::build(config(&h, subject_client), SharedStore::default(), None);

@@ -15,7 +15,7 @@ use http::HeaderMap;
 use serde_json::{Map, Value};
 use tokenkeeper::Session;
 use tokenkeeper::discovery::AuthorizationServerMetadata;
-use tokenkeeper::grant::refresh::TargetParameter;
+use tokenkeeper::grant::TargetParameter;
 use url::Url;
 
 use crate::config::{AuthBuilder, MIN_SECRET_BYTES, MissingSession, Routes};

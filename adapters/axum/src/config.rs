@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use tokenkeeper::dpop::P256Signer;
 use tokenkeeper::grant::ClientAuth;
-use tokenkeeper::grant::refresh::TargetParameter;
+use tokenkeeper::grant::TargetParameter;
 
 use crate::session_cookie::{DEFAULT_COOKIE_NAME, SessionDurations};
 use crate::stateful::SessionBackend;
@@ -107,7 +107,7 @@ impl AuthBuilder {
             base_url: base_url.trim_end_matches('/').into(),
             secret: secret.to_vec(),
             client_auth: ClientAuth::None,
-            scope: tokenkeeper::scope::DEFAULT_SCOPE.into(),
+            scope: tokenkeeper::DEFAULT_SCOPE.into(),
             audience: None,
             target: None,
             routes: Routes::default(),

@@ -77,10 +77,13 @@
 //!
 //! # Executors
 //!
-//! The handle's own waiting is executor-agnostic (an [`event_listener`]
-//! notification and a [`futures_timer`] delay for lease deadlines), and the
-//! core sits behind a `std::sync::Mutex` that is never held across an
-//! `.await`. reqwest itself needs a Tokio reactor for its connections.
+//! The handle is [`tokenkeeper_native`]'s [`Handle`] (shared with the ureq
+//! adapter) around this crate's transport: how a request is sent and how a
+//! caller waits. The waiting is executor-agnostic (an
+//! [`event_listener`](tokenkeeper_native::event_listener) notification and
+//! a [`futures_timer`] delay for lease deadlines), and the core sits behind
+//! a `std::sync::Mutex` that is never held across an `.await`. reqwest
+//! itself needs a Tokio reactor for its connections.
 //!
 //! If a caller's future is dropped while its refresh is in flight, the
 //! refresh is cancelled ([`TokenManager::cancel`]) and a waiting caller
@@ -136,32 +139,25 @@
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-use std::error::Error as StdError;
 use std::future::{Future, poll_fn};
-use std::pin::{Pin, pin};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::pin::pin;
+use std::sync::Arc;
 use std::task::Poll;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use event_listener::{Event, EventListener};
-use tokenkeeper::discovery::{AuthorizationServerMetadata, DiscoveryKind, discovery_request};
-use tokenkeeper::dpop::{EcdsaSignature, Signer};
-use tokenkeeper::driver::{Ask, Call, Driver, Effect, Finished, StoreAnswer, StoreOp, WaitReason};
-use tokenkeeper::grant::token_exchange::TokenExchangeRequest;
+use tokenkeeper::TokenResponse;
+use tokenkeeper::discovery::AuthorizationServerMetadata;
+use tokenkeeper::dpop::Signer;
+use tokenkeeper::grant::TokenExchangeRequest;
 use tokenkeeper::login::LoginTransaction;
-use tokenkeeper::store::DEFAULT_KEY;
-use tokenkeeper::token::TokenResponse;
 use tokenkeeper::{
-    AccessTokenInfo, AsyncSessionStore, Authorization, Config, Headers, HttpRequest, HttpResponse,
-    ResourceRetries, ResourceVerdict, Session, SessionStore, TokenManager, TokenRequest, UnixTime,
-    UnsharedStore,
+    AccessTokenInfo, AsyncSessionStore, Config, Headers, HttpRequest, HttpResponse, Session,
+    SessionStore, TokenManager, TokenRequest,
 };
+use tokenkeeper_native::event_listener::EventListener;
+use tokenkeeper_native::{Handle, Settings, Transport};
 
 mod error;
-mod platform;
-mod sessions;
-
-pub use sessions::{Sessions, SessionsBuilder};
 
 /// The README's examples, compiled by `cargo test --doc` (`no_run`: they need a tenant).
 #[cfg(doctest)]
@@ -169,19 +165,8 @@ pub use sessions::{Sessions, SessionsBuilder};
 struct ReadmeDoctests;
 
 pub use error::Error;
-pub use platform::OsEntropy;
-use platform::now;
 pub use tokenkeeper;
-
-/// The default transport timeout for a whole request (10 s).
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// How often the store is read while another process refreshes.
-const RELOAD_POLL: Duration = Duration::from_millis(50);
-
-/// How long before the flight's lease deadline a token request is given
-/// up: the deadline is when a waiting caller may take the refresh over.
-const LEASE_MARGIN: Duration = Duration::from_millis(250);
+pub use tokenkeeper_native::{DEFAULT_TIMEOUT, DeferredSigner, OsEntropy, SignFuture};
 
 /// A client configured for token endpoints: no redirects followed
 /// (`redirect(Policy::none())`) and `timeout` for each whole request; HTTPS
@@ -249,40 +234,14 @@ pub async fn discover(
     client: &reqwest::Client,
     issuer: &str,
 ) -> Result<AuthorizationServerMetadata, Error> {
-    let discovery = |e| Error::Core(tokenkeeper::Error::Discovery(e));
-    let limits = tokenkeeper::limits::Limits::default();
-    let request = discovery_request(issuer, DiscoveryKind::OpenIdConnect).map_err(discovery)?;
-    let response = send(client, request, limits.max_body_bytes, None).await?;
-    AuthorizationServerMetadata::parse(&response, issuer, &limits).map_err(discovery)
+    tokenkeeper_native::discover(&Client(client.clone()), issuer).await
 }
 
 /// The shared handle. Cheap to clone; every clone drives the same session.
 #[derive(Clone)]
 pub struct TokenKeeper {
-    inner: Arc<Inner>,
+    inner: Arc<Handle<Client>>,
 }
-
-struct Inner {
-    client: reqwest::Client,
-    state: Mutex<Driver>,
-    /// Where sessions are kept; its operations are awaited with no lock
-    /// held.
-    store: Box<dyn DynStore>,
-    /// Notified whenever a call makes progress (a flight or a store
-    /// operation ends, a flight is cancelled).
-    flight_ended: Event,
-    max_body: usize,
-    deferred_signer: Option<Box<DeferredSigner>>,
-}
-
-/// What a [`DeferredSigner`] returns.
-pub type SignFuture =
-    Pin<Box<dyn Future<Output = Result<EcdsaSignature, Box<dyn StdError + Send + Sync>>> + Send>>;
-
-/// Signs a DPoP proof's signing input for a signer that answered
-/// [`SignOutcome::Deferred`](tokenkeeper::dpop::SignOutcome::Deferred) (a
-/// KMS, an HSM): ES256, the raw 64-byte `r || s`.
-pub type DeferredSigner = dyn Fn(String) -> SignFuture + Send + Sync;
 
 impl std::fmt::Debug for TokenKeeper {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -293,15 +252,10 @@ impl std::fmt::Debug for TokenKeeper {
 /// Builds a [`TokenKeeper`].
 #[must_use]
 pub struct Builder {
-    config: Config,
+    settings: Settings,
     client: Option<ClientSource>,
     roots: Vec<u8>,
     timeout: Duration,
-    store: StoreSource,
-    key: String,
-    session: Option<Session>,
-    dpop: Option<Box<dyn Signer + Send>>,
-    deferred_signer: Option<Box<DeferredSigner>>,
 }
 
 impl Builder {
@@ -309,7 +263,7 @@ impl Builder {
     /// servers' nonces), tokens come back DPoP-bound, and
     /// [`TokenKeeper::send_authorized`] presents them with proofs.
     pub fn dpop(mut self, signer: impl Signer + Send + 'static) -> Self {
-        self.dpop = Some(Box::new(signer));
+        self.settings.dpop(Box::new(signer));
         self
     }
 
@@ -320,7 +274,7 @@ impl Builder {
         mut self,
         sign: impl Fn(String) -> SignFuture + Send + Sync + 'static,
     ) -> Self {
-        self.deferred_signer = Some(Box::new(sign));
+        self.settings.deferred_signer(Box::new(sign));
         self
     }
 
@@ -386,7 +340,7 @@ impl Builder {
         self
     }
 
-    /// Where the session is kept (default: an [`UnsharedStore`]: the session
+    /// Where the session is kept (default: an [`UnsharedStore`](tokenkeeper::UnsharedStore): the session
     /// stays in this handle's memory and nothing is copied). The
     /// session is loaded from it when the handle is built. To read the
     /// session elsewhere in the process, or to share it between handles,
@@ -396,7 +350,7 @@ impl Builder {
     /// (memory): a store that does I/O is an [`AsyncSessionStore`]
     /// ([`Builder::async_store`]).
     pub fn store(mut self, store: impl SessionStore + Send + 'static) -> Self {
-        self.store = StoreSource::Blocking(Box::new(store));
+        self.settings.store(Box::new(store));
         self
     }
 
@@ -408,21 +362,21 @@ impl Builder {
     /// [`session`](Builder::session) installed) when the handle's first
     /// call runs; a store error then is that call's.
     pub fn async_store(mut self, store: impl AsyncSessionStore + 'static) -> Self {
-        self.store = StoreSource::Async(Box::new(store));
+        self.settings.async_store(store);
         self
     }
 
     /// The key the session is stored under (default
-    /// [`DEFAULT_KEY`]): a session's id,
+    /// [`DEFAULT_KEY`](tokenkeeper::store::DEFAULT_KEY)): a session's id,
     /// when one store keeps many.
     pub fn session_key(mut self, key: impl Into<String>) -> Self {
-        self.key = key.into();
+        self.settings.session_key(key.into());
         self
     }
 
     /// Starts with `session` (saved to the store) instead of the stored one.
     pub fn session(mut self, session: Session) -> Self {
-        self.session = Some(session);
+        self.settings.session(session);
         self
     }
 
@@ -448,43 +402,11 @@ impl Builder {
                 &self.roots,
             )?,
         };
-        let max_body = self.config.limits().max_body_bytes;
-        let mut manager = TokenManager::new(self.config, OsEntropy);
-        if let Some(signer) = self.dpop {
-            manager.enable_dpop(signer)?;
-        }
-        let (driver, store): (Driver, Box<dyn DynStore>) = match self.store {
-            StoreSource::Blocking(store) => {
-                let (driver, store) = tokenkeeper::keeper::Keeper::with_key(
-                    manager,
-                    Box::new(store),
-                    &self.key,
-                    self.session,
-                )?
-                .into_parts();
-                (driver, Box::new(Blocking(Mutex::new(*store))))
-            }
-            StoreSource::Async(store) => {
-                (Driver::starting(manager, &self.key, self.session), store)
-            }
-        };
+        // A blocking store's session is loaded (or installed) here, at once.
         Ok(TokenKeeper {
-            inner: Arc::new(Inner {
-                client,
-                state: Mutex::new(driver),
-                store,
-                flight_ended: Event::new(),
-                max_body,
-                deferred_signer: self.deferred_signer,
-            }),
+            inner: Arc::new(self.settings.build(Client(client))?),
         })
     }
-}
-
-/// Where the handle's store comes from.
-enum StoreSource {
-    Blocking(Box<dyn SessionStore + Send>),
-    Async(Box<dyn DynStore>),
 }
 
 /// Where the handle's client comes from.
@@ -501,7 +423,7 @@ fn with_roots(builder: reqwest::ClientBuilder, roots: &[u8]) -> Result<reqwest::
         builder
     } else {
         let certs = reqwest::Certificate::from_pem_bundle(roots)
-            .map_err(|e| Error::Certificate(e.into()))?;
+            .map_err(|e| Error::Certificate(Box::new(e)))?;
         if certs.is_empty() {
             return Err(Error::Certificate("no CERTIFICATE block in the PEM".into()));
         }
@@ -515,15 +437,10 @@ impl TokenKeeper {
     /// A builder: client, timeout, store, initial session.
     pub fn builder(config: Config) -> Builder {
         Builder {
-            config,
+            settings: Settings::new(config),
             client: None,
             roots: Vec::new(),
             timeout: DEFAULT_TIMEOUT,
-            store: StoreSource::Blocking(Box::new(UnsharedStore::new())),
-            key: DEFAULT_KEY.into(),
-            session: None,
-            dpop: None,
-            deferred_signer: None,
         }
     }
 
@@ -539,7 +456,7 @@ impl TokenKeeper {
     /// The client requests are sent with.
     #[must_use]
     pub fn client(&self) -> &reqwest::Client {
-        &self.inner.client
+        &self.inner.transport().0
     }
 
     /// An access token for `request`: the cached one when fresh, otherwise
@@ -555,7 +472,7 @@ impl TokenKeeper {
         &self,
         request: &TokenRequest<'_>,
     ) -> Result<AccessTokenInfo, Error> {
-        self.token(Ask::User(request)).await
+        self.inner.get_access_token(request).await
     }
 
     /// A client-credentials token for `request`'s audience and scope (no
@@ -568,14 +485,7 @@ impl TokenKeeper {
         &self,
         request: &TokenRequest<'_>,
     ) -> Result<AccessTokenInfo, Error> {
-        self.token(Ask::Machine(request)).await
-    }
-
-    async fn token(&self, ask: Ask<'_, '_>) -> Result<AccessTokenInfo, Error> {
-        match self.run(Call::token(ask)).await? {
-            Finished::Token(token) => Ok(token),
-            other => Err(unexpected(&other)),
-        }
+        self.inner.get_client_credentials_token(request).await
     }
 
     /// Finishes a login: checks the callback URL (or query) against
@@ -590,15 +500,7 @@ impl TokenKeeper {
         transaction: &LoginTransaction,
         callback: &str,
     ) -> Result<AccessTokenInfo, Error> {
-        let out = self
-            .inner
-            .lock()
-            .manager
-            .exchange_code(transaction, callback, now())?;
-        match self.run(Call::flight(out)).await? {
-            Finished::Token(token) => Ok(token),
-            other => Err(unexpected(&other)),
-        }
+        self.inner.login(transaction, callback).await
     }
 
     /// Runs a token exchange (RFC 8693); the result is returned, not stored.
@@ -610,11 +512,7 @@ impl TokenKeeper {
         &self,
         request: &TokenExchangeRequest<'_>,
     ) -> Result<TokenResponse, Error> {
-        let out = self.inner.lock().manager.exchange_token(request, now())?;
-        match self.run(Call::flight(out)).await? {
-            Finished::Exchanged(response) => Ok(*response),
-            other => Err(unexpected(&other)),
-        }
+        self.inner.exchange_token(request).await
     }
 
     /// Logs the session out: it is marked logged out (and saved) at once,
@@ -625,118 +523,14 @@ impl TokenKeeper {
     /// [`Error::Core`] (no session, the revocation failed),
     /// [`Error::Transport`], [`Error::Store`].
     pub async fn logout(&self) -> Result<(), Error> {
-        let out = self.inner.lock().manager.logout(now())?;
-        let Some(out) = out else {
-            self.run(Call::persist()).await?;
-            return Ok(());
-        };
-        match self.run(Call::flight(out)).await? {
-            Finished::Revoked => Ok(()),
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    /// Drives `call` through the core's driver to its end: this adapter
-    /// only sends, awaits store operations, signs and waits (see
-    /// [`tokenkeeper::driver`]). The lock is taken for each driver step
-    /// and never held across an `.await`. If this future is dropped, the
-    /// call is abandoned (its flight cancelled, a waiting caller takes
-    /// over).
-    async fn run(&self, call: Call<'_, '_>) -> Result<Finished, Error> {
-        let inner = &*self.inner;
-        let mut running = Running {
-            inner,
-            call,
-            armed: true,
-        };
-        // The adapter's own errors, kept while the driver ends the call.
-        let mut failed: Option<Error> = None;
-        loop {
-            let (effect, listener) = {
-                let mut state = inner.lock();
-                let effect = state.poll(&mut running.call, now());
-                // Listening before the lock is released: no wake-up is lost.
-                let listener =
-                    matches!(effect, Effect::Wait(_)).then(|| inner.flight_ended.listen());
-                (effect, listener)
-            };
-            match effect {
-                Effect::Send { request, deadline } => {
-                    let sent = match deadline.map(budget) {
-                        Some(None) => Err(Error::Timeout(None)),
-                        Some(Some(budget)) => {
-                            send(&inner.client, request.request, inner.max_body, Some(budget)).await
-                        }
-                        None => send(&inner.client, request.request, inner.max_body, None).await,
-                    };
-                    let mut state = inner.lock();
-                    match sent {
-                        Ok(response) => state.handle_response(&mut running.call, response, now()),
-                        Err(error) => {
-                            failed = Some(error);
-                            state.handle_transport_error(&mut running.call, now());
-                        }
-                    }
-                    drop(state);
-                    inner.flight_ended.notify(usize::MAX);
-                }
-                Effect::Store(op) => {
-                    let answer = inner.store.run(op).await;
-                    inner.lock().handle_store(&mut running.call, answer);
-                    inner.flight_ended.notify(usize::MAX);
-                }
-                Effect::Sign(request) => {
-                    let signature = self.sign(request.signing_input).await;
-                    let signature = signature.map_err(|e| failed = Some(e)).ok();
-                    inner
-                        .lock()
-                        .handle_signature(&mut running.call, signature.as_ref(), now());
-                    inner.flight_ended.notify(usize::MAX);
-                }
-                Effect::Wait(wait) => {
-                    let pause = match wait.deadline {
-                        Some(deadline) => until(deadline),
-                        None => Duration::from_secs(1),
-                    };
-                    let pause = match wait.reason {
-                        // Another process refreshes: read the store again soon.
-                        WaitReason::OtherProcess => pause.min(RELOAD_POLL),
-                        _ => pause,
-                    };
-                    if let Some(listener) = listener {
-                        wait_for(listener, pause).await;
-                    }
-                }
-                Effect::Done(result) => {
-                    running.armed = false;
-                    return result.map_err(|failure| error::from_failure(failure, failed.take()));
-                }
-                other => {
-                    running.armed = false;
-                    inner.lock().abandon(&mut running.call);
-                    return Err(Error::Unsupported(format!("{other:?}")));
-                }
-            }
-        }
-    }
-
-    /// Signs with the deferred signer (no lock held).
-    async fn sign(&self, signing_input: String) -> Result<EcdsaSignature, Error> {
-        let sign = self.inner.deferred_signer.as_ref().ok_or_else(|| {
-            Error::Signing("the DPoP signer deferred and no deferred signer is configured".into())
-        })?;
-        sign(signing_input).await.map_err(Error::Signing)
+        self.inner.logout().await
     }
 
     /// The JWK thumbprint of the DPoP key (for a login's `dpop_jkt`), when
     /// DPoP is on.
     #[must_use]
     pub fn dpop_thumbprint(&self) -> Option<String> {
-        self.inner
-            .lock()
-            .manager
-            .dpop_thumbprint()
-            .map(String::from)
+        self.inner.dpop_thumbprint()
     }
 
     /// Sends `request` to a resource server with this handle's token for
@@ -756,60 +550,28 @@ impl TokenKeeper {
         token_request: &TokenRequest<'_>,
         request: reqwest::Request,
     ) -> Result<reqwest::Response, Error> {
-        let method = tokenkeeper::Method::new(request.method().as_str());
         let url = request.url().to_string();
-        let mut token = self.get_access_token(token_request).await?;
-        let mut retries = ResourceRetries::new();
-        let mut next = Some(request);
-        while let Some(mut attempt) = next.take() {
+        let mut call = (self.inner)
+            .resource(token_request, request.method().as_str(), url)
+            .await?;
+        let mut attempt = request;
+        loop {
             let spare = attempt.try_clone();
-            let authorization = self
-                .with_manager(|m| m.authorize(&method, &url, &token, now()))
-                .await??;
-            let headers = match authorization {
-                Authorization::Ready(headers) => headers,
-                Authorization::Sign(pending) => {
-                    let signature = self.sign(pending.signing_input().to_owned()).await?;
-                    pending.finish(&signature)
-                }
-                other => return Err(Error::Unsupported(format!("{other:?}"))),
-            };
-            for (name, _) in headers.iter() {
-                attempt.headers_mut().remove(name);
-            }
-            for (name, value) in headers.iter() {
-                let name = http::HeaderName::try_from(name).map_err(http::Error::from)?;
-                let value = http::HeaderValue::try_from(value).map_err(http::Error::from)?;
-                attempt.headers_mut().append(name, value);
-            }
+            let headers = call.authorization().await?;
+            tokenkeeper_native::apply_headers(&headers, attempt.headers_mut())?;
             let response = self
-                .inner
-                .client
+                .client()
                 .execute(attempt)
                 .await
                 .map_err(error::transport)?;
-            let seen = HttpResponse {
-                status: response.status().as_u16(),
-                headers: Headers::from(response.headers()),
-                body: Vec::new(),
-            };
-            let verdict = self
-                .with_manager(|m| m.handle_resource_response(&url, &token, &seen, now()))
-                .await?;
+            let (status, headers) = (response.status(), Headers::from(response.headers()));
+            let again = call.handle_response(status.as_u16(), headers).await?;
             // A request whose body cannot be copied is not retried.
-            let Some(spare) = spare else {
-                return Ok(response);
-            };
-            match retries.admit(verdict) {
-                Some(ResourceVerdict::TokenRejected) => {
-                    token = self.get_access_token(token_request).await?;
-                    next = Some(spare);
-                }
-                Some(_) => next = Some(spare),
-                None => return Ok(response),
+            match spare {
+                Some(spare) if again => attempt = spare,
+                _ => return Ok(response),
             }
         }
-        unreachable!("every attempt either returns or sets the next one")
     }
 
     /// Sends a request the core described outside the token lifecycle (a
@@ -820,7 +582,7 @@ impl TokenKeeper {
     /// # Errors
     /// [`Error::Transport`] when it could not be sent.
     pub async fn send_request(&self, request: HttpRequest) -> Result<HttpResponse, Error> {
-        send(&self.inner.client, request, self.inner.max_body, None).await
+        self.inner.send_request(request).await
     }
 
     /// Calls `f` with the core's manager (for what this handle does not
@@ -832,11 +594,7 @@ impl TokenKeeper {
         &self,
         f: impl FnOnce(&mut TokenManager) -> R,
     ) -> Result<R, Error> {
-        let result = f(&mut self.inner.lock().manager);
-        // `f` may have finished or cancelled a flight.
-        self.inner.flight_ended.notify(usize::MAX);
-        self.run(Call::persist()).await?;
-        Ok(result)
+        self.inner.with_manager(f).await
     }
 
     /// Installs `session` (after a login) and saves it, replacing whatever
@@ -846,13 +604,13 @@ impl TokenKeeper {
     /// [`Error::Store`] when it could not be saved (it is installed here
     /// all the same, and saved with the next change).
     pub async fn set_session(&self, session: Session) -> Result<(), Error> {
-        self.run(Call::install(session)).await.map(drop)
+        self.inner.set_session(session).await
     }
 
     /// A copy of the current session.
     #[must_use]
     pub fn session(&self) -> Option<Session> {
-        self.inner.lock().manager.session().cloned()
+        self.inner.session()
     }
 
     /// Removes the session here and from the store (a local logout).
@@ -860,128 +618,61 @@ impl TokenKeeper {
     /// # Errors
     /// [`Error::Store`] when the store could not be cleared.
     pub async fn clear_session(&self) -> Result<Option<Session>, Error> {
-        match self.run(Call::clear()).await? {
-            Finished::Cleared(session) => Ok(session.map(|s| *s)),
-            _ => Ok(None),
-        }
+        self.inner.clear_session().await
     }
 }
 
-impl Inner {
-    fn lock(&self) -> MutexGuard<'_, Driver> {
-        lock(&self.state)
+/// How this adapter sends and waits: reqwest's client, awaited, and an
+/// executor-agnostic timer.
+struct Client(reqwest::Client);
+
+impl Transport for Client {
+    type Error = reqwest::Error;
+
+    /// Within `budget`, body included, when given: the exchange is dropped
+    /// (its connection closed) when the budget runs out first.
+    async fn send(
+        &self,
+        request: HttpRequest,
+        max_body: usize,
+        budget: Option<Duration>,
+    ) -> Result<HttpResponse, Error> {
+        // `Duration::MAX`: no deadline known (a timer that long would overflow).
+        let Some(budget) = budget.filter(|budget| *budget != Duration::MAX) else {
+            return send(&self.0, request, max_body).await;
+        };
+        let mut timer = pin!(futures_timer::Delay::new(budget));
+        let mut exchange = pin!(send(&self.0, request, max_body));
+        poll_fn(|cx| {
+            if let Poll::Ready(result) = exchange.as_mut().poll(cx) {
+                return Poll::Ready(result);
+            }
+            match timer.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Err(Error::Timeout(None))),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await
     }
-}
 
-/// A lock poisoned by a panic elsewhere is used as it is: the driver and
-/// the store change whole or not at all.
-fn lock<T: ?Sized>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// The time a token request may still take: until [`LEASE_MARGIN`] before
-/// the earliest lease deadline in flight; `None` when too little is left.
-fn budget(deadline: UnixTime) -> Option<Duration> {
-    Some(until(deadline).saturating_sub(LEASE_MARGIN)).filter(|left| !left.is_zero())
-}
-
-/// A call ended in another way than its kind should.
-fn unexpected(finished: &Finished) -> Error {
-    Error::Unsupported(format!("{finished:?}"))
-}
-
-/// A call in progress: abandoned (its flight cancelled, waiters woken) if
-/// its future is dropped before it is done.
-struct Running<'i, 'r, 'a> {
-    inner: &'i Inner,
-    call: Call<'r, 'a>,
-    armed: bool,
-}
-
-impl Drop for Running<'_, '_, '_> {
-    fn drop(&mut self) {
-        if self.armed {
-            self.inner.lock().abandon(&mut self.call);
-            self.inner.flight_ended.notify(usize::MAX);
-        }
+    async fn wait(&self, listener: EventListener, pause: Duration) {
+        let mut timer = pin!(futures_timer::Delay::new(pause));
+        let mut listener = pin!(listener);
+        poll_fn(|cx| {
+            if listener.as_mut().poll(cx).is_ready() || timer.as_mut().poll(cx).is_ready() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await;
     }
-}
-
-/// A store the handle awaits, whatever its kind (object-safe: one boxed
-/// future per operation, only on the paths that reach the store).
-trait DynStore: Send + Sync {
-    fn run(&self, op: StoreOp) -> Pin<Box<dyn Future<Output = StoreAnswer> + Send + '_>>;
-}
-
-impl<S: AsyncSessionStore> DynStore for S {
-    fn run(&self, op: StoreOp) -> Pin<Box<dyn Future<Output = StoreAnswer> + Send + '_>> {
-        Box::pin(op.run_async(self))
-    }
-}
-
-/// A blocking store that answers at once (memory), run on the calling
-/// task; its lock is held for one operation, never across an `.await`.
-struct Blocking(Mutex<Box<dyn SessionStore + Send>>);
-
-impl DynStore for Blocking {
-    fn run(&self, op: StoreOp) -> Pin<Box<dyn Future<Output = StoreAnswer> + Send + '_>> {
-        let answer = op.run(&mut **lock(&self.0));
-        Box::pin(std::future::ready(answer))
-    }
-}
-
-/// Waits until `listener` fires or `pause` passes.
-async fn wait_for(listener: EventListener, pause: Duration) {
-    let mut timer = pin!(futures_timer::Delay::new(
-        pause.max(Duration::from_millis(1))
-    ));
-    let mut listener = pin!(listener);
-    poll_fn(|cx| {
-        if listener.as_mut().poll(cx).is_ready() || timer.as_mut().poll(cx).is_ready() {
-            Poll::Ready(())
-        } else {
-            Poll::Pending
-        }
-    })
-    .await;
-}
-
-/// The time from now until `deadline` (zero if it passed).
-fn until(deadline: UnixTime) -> Duration {
-    let at = UNIX_EPOCH + Duration::from_secs(deadline.as_secs());
-    at.duration_since(SystemTime::now()).unwrap_or_default()
 }
 
 /// Sends a core request; returns the response whatever its status, with
 /// every header and at most a little more than `max_body` bytes of body
-/// (the core rejects a longer one itself). Within `budget`, body included,
-/// when given: the exchange is dropped (its connection closed) when the
-/// budget runs out first.
+/// (the core rejects a longer one itself).
 async fn send(
-    client: &reqwest::Client,
-    request: HttpRequest,
-    max_body: usize,
-    budget: Option<Duration>,
-) -> Result<HttpResponse, Error> {
-    // `Duration::MAX`: no deadline known (a timer that long would overflow).
-    let Some(budget) = budget.filter(|budget| *budget != Duration::MAX) else {
-        return send_inner(client, request, max_body).await;
-    };
-    let mut timer = pin!(futures_timer::Delay::new(budget));
-    let mut exchange = pin!(send_inner(client, request, max_body));
-    poll_fn(|cx| {
-        if let Poll::Ready(result) = exchange.as_mut().poll(cx) {
-            return Poll::Ready(result);
-        }
-        match timer.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Err(Error::Timeout(None))),
-            Poll::Pending => Poll::Pending,
-        }
-    })
-    .await
-}
-
-async fn send_inner(
     client: &reqwest::Client,
     request: HttpRequest,
     max_body: usize,

@@ -15,7 +15,7 @@
 use std::process::ExitCode;
 
 use tokenkeeper::grant::ClientAuth;
-use tokenkeeper::grant::refresh::TargetParameter;
+use tokenkeeper::grant::TargetParameter;
 use tokenkeeper::{ClientSecret, Config, TokenRequest};
 use tokenkeeper_ureq::TokenKeeper;
 

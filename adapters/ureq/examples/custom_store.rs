@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use tokenkeeper::grant::ClientAuth;
-use tokenkeeper::grant::refresh::TargetParameter;
+use tokenkeeper::grant::TargetParameter;
 use tokenkeeper::{
     ClientSecret, Config, RefreshToken, Session, SessionStore, StoreError, TokenRequest, UnixTime,
 };

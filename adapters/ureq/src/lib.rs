@@ -65,12 +65,15 @@
 //!
 //! # Threads
 //!
-//! The core's driver sits behind a [`Mutex`], held only while it is
-//! called, never during network or store I/O (the store has its own lock,
-//! held for one operation). At most one refresh is in flight:
-//! the other callers sleep on a [`Condvar`] until it ends, or until its
-//! lease runs out (then [`TokenManager::handle_timeout`] releases it, so a
-//! thread that died mid-request cannot wedge the others).
+//! The handle is [`tokenkeeper_native`]'s [`Handle`] (shared with the
+//! reqwest adapter) around this crate's transport: how a request is sent
+//! and how a caller waits. The core's driver sits behind a mutex, held
+//! only while it is called, never during network or store I/O (the store
+//! has its own lock, held for one operation). At most one refresh is in
+//! flight: the other callers sleep until it ends, or until its lease runs
+//! out (then [`TokenManager::handle_timeout`] releases it, so a thread
+//! that died mid-request cannot wedge the others). A thread that unwinds
+//! mid-call cancels its flight, and a waiting caller takes over.
 //!
 //! # Logins, machine tokens, DPoP
 //!
@@ -116,25 +119,23 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 use std::io::Read as _;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::Duration;
 
-use tokenkeeper::discovery::{AuthorizationServerMetadata, DiscoveryKind, discovery_request};
+use tokenkeeper::TokenResponse;
+use tokenkeeper::discovery::AuthorizationServerMetadata;
 use tokenkeeper::dpop::{EcdsaSignature, Signer};
-use tokenkeeper::driver::{Ask, Call, Driver, Effect, Finished, WaitReason};
-use tokenkeeper::grant::token_exchange::TokenExchangeRequest;
+use tokenkeeper::grant::TokenExchangeRequest;
 use tokenkeeper::login::LoginTransaction;
-use tokenkeeper::store::DEFAULT_KEY;
-use tokenkeeper::token::TokenResponse;
 use tokenkeeper::{
-    AccessTokenInfo, Authorization, Config, Headers, HttpRequest, HttpResponse, ResourceRetries,
-    ResourceVerdict, Session, SessionStore, TokenManager, TokenRequest, UnixTime, UnsharedStore,
+    AccessTokenInfo, Config, Headers, HttpRequest, HttpResponse, Session, SessionStore,
+    TokenManager, TokenRequest,
 };
+use tokenkeeper_native::event_listener::{EventListener, Listener as _};
+use tokenkeeper_native::{BoxError, Handle, Settings, SignFuture, Transport, block_on};
 use ureq::http;
 
 mod error;
-mod platform;
 
 /// The README's examples, compiled by `cargo test --doc` (`no_run`: they need a tenant).
 #[cfg(doctest)]
@@ -142,19 +143,8 @@ mod platform;
 struct ReadmeDoctests;
 
 pub use error::Error;
-pub use platform::OsEntropy;
-use platform::now;
 pub use tokenkeeper;
-
-/// The default transport timeout for a whole request (10 s).
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// How often the store is read while another process refreshes.
-const RELOAD_POLL: Duration = Duration::from_millis(50);
-
-/// How long before the flight's lease deadline a token request is given
-/// up: the deadline is when a waiting caller may take the refresh over.
-const LEASE_MARGIN: Duration = Duration::from_millis(250);
+pub use tokenkeeper_native::{DEFAULT_TIMEOUT, OsEntropy};
 
 /// An agent configured for token endpoints: every status returned as a
 /// response (`http_status_as_error(false)`), no redirects followed
@@ -230,14 +220,14 @@ fn tls_config(extra: Option<Vec<ureq::tls::Certificate<'static>>>) -> ureq::tls:
 fn parse_roots(pem: &[u8]) -> Result<Vec<ureq::tls::Certificate<'static>>, Error> {
     let mut certs = Vec::new();
     for item in ureq::tls::parse_pem(pem) {
-        if let ureq::tls::PemItem::Certificate(cert) = item.map_err(Error::Certificate)? {
+        if let ureq::tls::PemItem::Certificate(cert) =
+            item.map_err(|e| Error::Certificate(e.into()))?
+        {
             certs.push(cert);
         }
     }
     if certs.is_empty() {
-        return Err(Error::Certificate(ureq::Error::Tls(
-            "no CERTIFICATE block in the PEM",
-        )));
+        return Err(Error::Certificate("no CERTIFICATE block in the PEM".into()));
     }
     Ok(certs)
 }
@@ -250,40 +240,19 @@ fn parse_roots(pem: &[u8]) -> Result<Vec<ureq::tls::Certificate<'static>>, Error
 /// [`Error::Transport`], or [`Error::Core`] with
 /// [`tokenkeeper::Error::Discovery`] (an issuer mismatch, a bad document, …).
 pub fn discover(agent: &ureq::Agent, issuer: &str) -> Result<AuthorizationServerMetadata, Error> {
-    let discovery = |e| Error::Core(tokenkeeper::Error::Discovery(e));
-    let limits = tokenkeeper::limits::Limits::default();
-    let request = discovery_request(issuer, DiscoveryKind::OpenIdConnect).map_err(discovery)?;
-    let response = send(agent, request, limits.max_body_bytes, None)?;
-    AuthorizationServerMetadata::parse(&response, issuer, &limits).map_err(discovery)
+    block_on(tokenkeeper_native::discover(&Agent(agent.clone()), issuer))
 }
 
 /// The shared handle. Cheap to clone; every clone drives the same session.
 #[derive(Clone)]
 pub struct TokenKeeper {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    agent: ureq::Agent,
-    state: Mutex<Driver>,
-    /// The store: its own lock, held only while one operation runs (the
-    /// driver runs one at a time), never with `state`'s.
-    store: Mutex<Box<Box<dyn SessionStore + Send>>>,
-    /// Signalled whenever a flight ends (response, error, cancel).
-    flight_ended: Condvar,
-    /// How many callers wait on `flight_ended`: changed under the lock, so
-    /// a caller that finds none after changing the state can skip the
-    /// signal (on Linux every signal is a system call, waiters or not).
-    waiting: AtomicUsize,
-    max_body: usize,
-    deferred_signer: Option<Box<DeferredSigner>>,
+    inner: Arc<Handle<Agent>>,
 }
 
 /// Signs a DPoP proof's signing input for a signer that answered
 /// [`SignOutcome::Deferred`](tokenkeeper::dpop::SignOutcome::Deferred) (a
 /// KMS, an HSM): ES256, the raw 64-byte `r || s`.
-pub type DeferredSigner =
-    dyn Fn(&str) -> Result<EcdsaSignature, Box<dyn std::error::Error + Send + Sync>> + Send + Sync;
+pub type DeferredSigner = dyn Fn(&str) -> Result<EcdsaSignature, BoxError> + Send + Sync;
 
 impl std::fmt::Debug for TokenKeeper {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -294,14 +263,9 @@ impl std::fmt::Debug for TokenKeeper {
 /// Builds a [`TokenKeeper`].
 #[must_use]
 pub struct Builder {
-    config: Config,
+    settings: Settings,
     agent: Option<ureq::Agent>,
     timeout: Duration,
-    store: Box<dyn SessionStore + Send>,
-    key: String,
-    session: Option<Session>,
-    dpop: Option<Box<dyn Signer + Send>>,
-    deferred_signer: Option<Box<DeferredSigner>>,
     roots: Vec<u8>,
 }
 
@@ -310,7 +274,7 @@ impl Builder {
     /// servers' nonces), tokens come back DPoP-bound, and
     /// [`TokenKeeper::send_authorized`] presents them with proofs.
     pub fn dpop(mut self, signer: impl Signer + Send + 'static) -> Self {
-        self.dpop = Some(Box::new(signer));
+        self.settings.dpop(Box::new(signer));
         self
     }
 
@@ -324,7 +288,11 @@ impl Builder {
         + Sync
         + 'static,
     ) -> Self {
-        self.deferred_signer = Some(Box::new(sign));
+        self.settings
+            .deferred_signer(Box::new(move |input: String| {
+                let signature = sign(&input);
+                Box::pin(std::future::ready(signature)) as SignFuture
+            }));
         self
     }
 
@@ -374,27 +342,27 @@ impl Builder {
         self
     }
 
-    /// Where the session is kept (default: an [`UnsharedStore`]: the session
+    /// Where the session is kept (default: an [`UnsharedStore`](tokenkeeper::UnsharedStore): the session
     /// stays in this handle's memory and nothing is copied). The
     /// session is loaded from it when the handle is built. To read the
     /// session elsewhere in the process, or to share it between handles,
     /// pass an `Arc<Mutex<MemoryStore>>` and keep a clone.
     pub fn store(mut self, store: impl SessionStore + Send + 'static) -> Self {
-        self.store = Box::new(store);
+        self.settings.store(Box::new(store));
         self
     }
 
     /// The key the session is stored under (default
-    /// [`DEFAULT_KEY`]): a session's id,
+    /// [`DEFAULT_KEY`](tokenkeeper::store::DEFAULT_KEY)): a session's id,
     /// when one store keeps many.
     pub fn session_key(mut self, key: impl Into<String>) -> Self {
-        self.key = key.into();
+        self.settings.session_key(key.into());
         self
     }
 
     /// Starts with `session` (saved to the store) instead of the stored one.
     pub fn session(mut self, session: Session) -> Self {
-        self.session = Some(session);
+        self.settings.session(session);
         self
     }
 
@@ -413,29 +381,9 @@ impl Builder {
             None if !self.roots.is_empty() => agent_with_roots(self.timeout, &self.roots)?,
             None => agent(self.timeout),
         };
-        let max_body = self.config.limits().max_body_bytes;
-        let mut manager = TokenManager::new(self.config, OsEntropy);
-        if let Some(signer) = self.dpop {
-            manager.enable_dpop(signer)?;
-        }
         // The session is loaded (or installed) here, at once.
-        let (driver, store) = tokenkeeper::keeper::Keeper::with_key(
-            manager,
-            Box::new(self.store),
-            &self.key,
-            self.session,
-        )?
-        .into_parts();
         Ok(TokenKeeper {
-            inner: Arc::new(Inner {
-                agent,
-                state: Mutex::new(driver),
-                store: Mutex::new(store),
-                flight_ended: Condvar::new(),
-                waiting: AtomicUsize::new(0),
-                max_body,
-                deferred_signer: self.deferred_signer,
-            }),
+            inner: Arc::new(self.settings.build(Agent(agent))?),
         })
     }
 }
@@ -444,14 +392,9 @@ impl TokenKeeper {
     /// A builder: agent, timeout, store, initial session.
     pub fn builder(config: Config) -> Builder {
         Builder {
-            config,
+            settings: Settings::new(config),
             agent: None,
             timeout: DEFAULT_TIMEOUT,
-            store: Box::new(UnsharedStore::new()),
-            key: DEFAULT_KEY.into(),
-            session: None,
-            dpop: None,
-            deferred_signer: None,
             roots: Vec::new(),
         }
     }
@@ -468,7 +411,7 @@ impl TokenKeeper {
     /// The agent requests are sent with.
     #[must_use]
     pub fn agent(&self) -> &ureq::Agent {
-        &self.inner.agent
+        &self.inner.transport().0
     }
 
     /// An access token for `request`: the cached one when fresh, otherwise
@@ -481,7 +424,7 @@ impl TokenKeeper {
     /// refresh could not be sent, [`Error::Store`] when a change could not
     /// be saved.
     pub fn get_access_token(&self, request: &TokenRequest<'_>) -> Result<AccessTokenInfo, Error> {
-        self.token(Ask::User(request))
+        block_on(self.inner.get_access_token(request))
     }
 
     /// A client-credentials token for `request`'s audience and scope (no
@@ -494,14 +437,7 @@ impl TokenKeeper {
         &self,
         request: &TokenRequest<'_>,
     ) -> Result<AccessTokenInfo, Error> {
-        self.token(Ask::Machine(request))
-    }
-
-    fn token(&self, ask: Ask<'_, '_>) -> Result<AccessTokenInfo, Error> {
-        match self.run(Call::token(ask))? {
-            Finished::Token(token) => Ok(token),
-            other => Err(unexpected(&other)),
-        }
+        block_on(self.inner.get_client_credentials_token(request))
     }
 
     /// Finishes a login: checks the callback URL (or query) against
@@ -516,15 +452,7 @@ impl TokenKeeper {
         transaction: &LoginTransaction,
         callback: &str,
     ) -> Result<AccessTokenInfo, Error> {
-        let out = self
-            .inner
-            .lock()
-            .manager
-            .exchange_code(transaction, callback, now())?;
-        match self.run(Call::flight(out))? {
-            Finished::Token(token) => Ok(token),
-            other => Err(unexpected(&other)),
-        }
+        block_on(self.inner.login(transaction, callback))
     }
 
     /// Runs a token exchange (RFC 8693); the result is returned, not stored.
@@ -536,11 +464,7 @@ impl TokenKeeper {
         &self,
         request: &TokenExchangeRequest<'_>,
     ) -> Result<TokenResponse, Error> {
-        let out = self.inner.lock().manager.exchange_token(request, now())?;
-        match self.run(Call::flight(out))? {
-            Finished::Exchanged(response) => Ok(*response),
-            other => Err(unexpected(&other)),
-        }
+        block_on(self.inner.exchange_token(request))
     }
 
     /// Logs the session out: it is marked logged out (and saved) at once,
@@ -551,109 +475,14 @@ impl TokenKeeper {
     /// [`Error::Core`] (no session, the revocation failed),
     /// [`Error::Transport`], [`Error::Store`].
     pub fn logout(&self) -> Result<(), Error> {
-        let out = self.inner.lock().manager.logout(now())?;
-        let Some(out) = out else {
-            self.run(Call::persist())?;
-            return Ok(());
-        };
-        match self.run(Call::flight(out))? {
-            Finished::Revoked => Ok(()),
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    /// Drives `call` through the core's driver to its end: this adapter
-    /// only sends, runs store operations, signs and waits (see
-    /// [`tokenkeeper::driver`]). If this thread unwinds, the call is
-    /// abandoned (its flight cancelled, a waiting caller takes over).
-    fn run(&self, call: Call<'_, '_>) -> Result<Finished, Error> {
-        let inner = &*self.inner;
-        let mut running = Running {
-            inner,
-            call,
-            armed: true,
-        };
-        // The adapter's own errors, kept while the driver ends the call.
-        let mut failed: Option<Error> = None;
-        let mut state = inner.lock();
-        loop {
-            match state.poll(&mut running.call, now()) {
-                Effect::Send { request, deadline } => {
-                    drop(state);
-                    let sent = match deadline.map(budget) {
-                        Some(None) => Err(Error::Timeout(None)),
-                        Some(Some(budget)) => {
-                            send(&inner.agent, request.request, inner.max_body, Some(budget))
-                        }
-                        None => send(&inner.agent, request.request, inner.max_body, None),
-                    };
-                    state = inner.lock();
-                    match sent {
-                        Ok(response) => state.handle_response(&mut running.call, response, now()),
-                        Err(error) => {
-                            failed = Some(error);
-                            state.handle_transport_error(&mut running.call, now());
-                        }
-                    }
-                    inner.flight_ended();
-                }
-                Effect::Store(op) => {
-                    drop(state);
-                    let answer = op.run(&mut **lock(&inner.store));
-                    state = inner.lock();
-                    state.handle_store(&mut running.call, answer);
-                    inner.flight_ended();
-                }
-                Effect::Sign(request) => {
-                    drop(state);
-                    let signature = self.sign(&request.signing_input);
-                    state = inner.lock();
-                    let signature = signature.map_err(|e| failed = Some(e)).ok();
-                    state.handle_signature(&mut running.call, signature.as_ref(), now());
-                    inner.flight_ended();
-                }
-                Effect::Wait(wait) => {
-                    let pause = match wait.deadline {
-                        Some(deadline) => until(deadline),
-                        None => Duration::from_secs(1),
-                    };
-                    let pause = match wait.reason {
-                        // Another process refreshes: read the store again soon.
-                        WaitReason::OtherProcess => pause.min(RELOAD_POLL),
-                        _ => pause,
-                    };
-                    state = inner.wait(state, pause);
-                }
-                Effect::Done(result) => {
-                    running.armed = false;
-                    return result.map_err(|failure| error::from_failure(failure, failed.take()));
-                }
-                other => {
-                    running.armed = false;
-                    state.abandon(&mut running.call);
-                    return Err(Error::Unsupported(format!("{other:?}")));
-                }
-            }
-        }
-    }
-
-    /// Signs with the deferred signer (no lock held).
-    fn sign(&self, signing_input: &str) -> Result<EcdsaSignature, Error> {
-        let sign = self.inner.deferred_signer.as_ref().ok_or_else(|| {
-            Error::Signing("the DPoP signer deferred and no deferred signer is configured".into())
-        })?;
-        sign(signing_input).map_err(Error::Signing)
+        block_on(self.inner.logout())
     }
 
     /// The JWK thumbprint of the DPoP key (for a login's `dpop_jkt`), when
     /// DPoP is on.
     #[must_use]
     pub fn dpop_thumbprint(&self) -> Option<String> {
-        self.inner
-            .lock()
-            .manager
-            .dpop_thumbprint()
-            .map(String::from)
+        self.inner.dpop_thumbprint()
     }
 
     /// Sends `request` to a resource server with this handle's token for
@@ -672,55 +501,31 @@ impl TokenKeeper {
         token_request: &TokenRequest<'_>,
         request: http::Request<B>,
     ) -> Result<http::Response<ureq::Body>, Error> {
-        let method = tokenkeeper::Method::new(request.method().as_str());
-        let url = request.uri().to_string();
-        let mut token = self.get_access_token(token_request)?;
-        let mut retries = ResourceRetries::new();
-        loop {
-            let headers =
-                match self.with_manager(|m| m.authorize(&method, &url, &token, now()))?? {
-                    Authorization::Ready(headers) => headers,
-                    Authorization::Sign(pending) => {
-                        let signature = self.sign(pending.signing_input())?;
-                        pending.finish(&signature)
-                    }
-                    other => return Err(Error::Unsupported(format!("{other:?}"))),
-                };
-            let mut attempt = copy_request(&request);
-            for (name, _) in headers.iter() {
-                attempt.headers_mut().remove(name);
-            }
-            for (name, value) in headers.iter() {
-                let name = http::HeaderName::try_from(name).map_err(http::Error::from);
-                let value = http::HeaderValue::try_from(value).map_err(http::Error::from);
-                let (name, value) = name
-                    .and_then(|n| value.map(|v| (n, v)))
+        let agent = self.agent();
+        block_on(async {
+            let url = request.uri().to_string();
+            let mut call = (self.inner)
+                .resource(token_request, request.method().as_str(), url)
+                .await?;
+            loop {
+                let headers = call.authorization().await?;
+                let mut attempt = copy_request(&request);
+                tokenkeeper_native::apply_headers(&headers, attempt.headers_mut())
                     .map_err(|e| Error::Transport(e.into()))?;
-                attempt.headers_mut().append(name, value);
-            }
-            // A 401 must come back as a response for the core to see it.
-            if self.inner.agent.config().http_status_as_error() {
-                attempt = (self.inner.agent)
-                    .configure_request(attempt)
-                    .http_status_as_error(false)
-                    .build();
-            }
-            let response = self.inner.agent.run(attempt).map_err(error::transport)?;
-            let seen = HttpResponse {
-                status: response.status().as_u16(),
-                headers: Headers::from(response.headers()),
-                body: Vec::new(),
-            };
-            let verdict =
-                self.with_manager(|m| m.handle_resource_response(&url, &token, &seen, now()))?;
-            match retries.admit(verdict) {
-                Some(ResourceVerdict::TokenRejected) => {
-                    token = self.get_access_token(token_request)?;
+                // A 401 must come back as a response for the core to see it.
+                if agent.config().http_status_as_error() {
+                    attempt = agent
+                        .configure_request(attempt)
+                        .http_status_as_error(false)
+                        .build();
                 }
-                Some(_) => {}
-                None => return Ok(response),
+                let response = agent.run(attempt).map_err(error::transport)?;
+                let (status, headers) = (response.status(), Headers::from(response.headers()));
+                if !call.handle_response(status.as_u16(), headers).await? {
+                    return Ok(response);
+                }
             }
-        }
+        })
     }
 
     /// Sends a request the core described outside the token lifecycle (a
@@ -731,7 +536,7 @@ impl TokenKeeper {
     /// # Errors
     /// [`Error::Transport`] when it could not be sent.
     pub fn send_request(&self, request: HttpRequest) -> Result<HttpResponse, Error> {
-        send(&self.inner.agent, request, self.inner.max_body, None)
+        block_on(self.inner.send_request(request))
     }
 
     /// Calls `f` with the core's manager (for what this handle does not
@@ -740,11 +545,7 @@ impl TokenKeeper {
     /// # Errors
     /// [`Error::Store`] when a change could not be saved.
     pub fn with_manager<R>(&self, f: impl FnOnce(&mut TokenManager) -> R) -> Result<R, Error> {
-        let result = f(&mut self.inner.lock().manager);
-        // `f` may have finished or cancelled a flight.
-        self.inner.flight_ended();
-        self.run(Call::persist())?;
-        Ok(result)
+        block_on(self.inner.with_manager(f))
     }
 
     /// Installs `session` (after a login) and saves it, replacing whatever
@@ -754,13 +555,13 @@ impl TokenKeeper {
     /// [`Error::Store`] when it could not be saved (it is installed here
     /// all the same, and saved with the next change).
     pub fn set_session(&self, session: Session) -> Result<(), Error> {
-        self.run(Call::install(session)).map(drop)
+        block_on(self.inner.set_session(session))
     }
 
     /// A copy of the current session.
     #[must_use]
     pub fn session(&self) -> Option<Session> {
-        self.inner.lock().manager.session().cloned()
+        self.inner.session()
     }
 
     /// Removes the session here and from the store (a local logout).
@@ -768,92 +569,35 @@ impl TokenKeeper {
     /// # Errors
     /// [`Error::Store`] when the store could not be cleared.
     pub fn clear_session(&self) -> Result<Option<Session>, Error> {
-        match self.run(Call::clear())? {
-            Finished::Cleared(session) => Ok(session.map(|s| *s)),
-            _ => Ok(None),
-        }
+        block_on(self.inner.clear_session())
     }
 }
 
-impl Inner {
-    fn lock(&self) -> MutexGuard<'_, Driver> {
-        lock(&self.state)
+/// How this adapter sends and waits: blocking the calling thread (the
+/// futures finish on their first poll, run by [`block_on`]).
+struct Agent(ureq::Agent);
+
+impl Transport for Agent {
+    type Error = ureq::Error;
+
+    async fn send(
+        &self,
+        request: HttpRequest,
+        max_body: usize,
+        budget: Option<Duration>,
+    ) -> Result<HttpResponse, Error> {
+        send(&self.0, request, max_body, budget).map_err(error::transport)
     }
-    /// Waits (at least 1 ms, at most `pause`) for a flight to end.
-    fn wait<'a>(&self, state: MutexGuard<'a, Driver>, pause: Duration) -> MutexGuard<'a, Driver> {
-        self.waiting.fetch_add(1, Ordering::Relaxed);
-        let state = self
-            .flight_ended
-            .wait_timeout(state, pause.max(Duration::from_millis(1)))
-            .unwrap_or_else(PoisonError::into_inner)
-            .0;
-        self.waiting.fetch_sub(1, Ordering::Relaxed);
-        state
+
+    async fn wait(&self, listener: EventListener, pause: Duration) {
+        listener.wait_timeout(pause);
     }
-
-    /// Wakes the waiters, if any, after a change made under the lock (and
-    /// released): a waiter counted itself under the lock before it slept,
-    /// and one that comes later sees the change before it waits.
-    fn flight_ended(&self) {
-        if self.waiting.load(Ordering::Relaxed) > 0 {
-            self.flight_ended.notify_all();
-        }
-    }
-}
-
-/// A lock poisoned by a panic elsewhere is used as it is: the driver and
-/// the store change whole or not at all.
-fn lock<T: ?Sized>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// The time a token request may still take: until [`LEASE_MARGIN`] before
-/// the earliest lease deadline in flight; `None` when too little is left.
-fn budget(deadline: UnixTime) -> Option<Duration> {
-    Some(until(deadline).saturating_sub(LEASE_MARGIN)).filter(|left| !left.is_zero())
-}
-
-/// A call ended in another way than its kind should.
-fn unexpected(finished: &Finished) -> Error {
-    Error::Unsupported(format!("{finished:?}"))
-}
-
-/// A call in progress: abandoned (its flight cancelled, waiters woken) if
-/// its thread unwinds before it is done.
-struct Running<'i, 'r, 'a> {
-    inner: &'i Inner,
-    call: Call<'r, 'a>,
-    armed: bool,
-}
-
-impl Drop for Running<'_, '_, '_> {
-    fn drop(&mut self) {
-        if self.armed {
-            self.inner.lock().abandon(&mut self.call);
-            self.inner.flight_ended();
-        }
-    }
-}
-
-/// The time from now until `deadline` (zero if it passed).
-fn until(deadline: UnixTime) -> Duration {
-    let at = UNIX_EPOCH + Duration::from_secs(deadline.as_secs());
-    at.duration_since(SystemTime::now()).unwrap_or_default()
 }
 
 /// Sends a core request; returns the response whatever its status, with
 /// every header and at most `max_body + 1` bytes of body (the core rejects
 /// a longer one itself). Within `budget`, body included, when given.
 fn send(
-    agent: &ureq::Agent,
-    request: HttpRequest,
-    max_body: usize,
-    budget: Option<Duration>,
-) -> Result<HttpResponse, Error> {
-    send_inner(agent, request, max_body, budget).map_err(error::transport)
-}
-
-fn send_inner(
     agent: &ureq::Agent,
     request: HttpRequest,
     max_body: usize,

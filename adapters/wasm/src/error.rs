@@ -21,7 +21,7 @@ pub enum Error {
     #[error("the request timed out")]
     Timeout,
     /// The response body is larger than the configured limit
-    /// ([`Limits::max_body_bytes`](tokenkeeper::limits::Limits)): reading
+    /// ([`Limits::max_body_bytes`](tokenkeeper::Limits)): reading
     /// stopped there (at once when `Content-Length` announced more) and the
     /// request was aborted. Nothing stored changed.
     #[error("the response body exceeds the limit of {limit} bytes")]

@@ -5,7 +5,7 @@
 use core::time::Duration;
 
 use js_sys::Uint8Array;
-use tokenkeeper::limits::Limits;
+use tokenkeeper::Limits;
 use tokenkeeper::{HttpRequest, HttpResponse};
 use wasm_bindgen::{JsCast as _, JsValue};
 use wasm_bindgen_futures::JsFuture;

@@ -10,12 +10,12 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use futures_channel::oneshot;
+use tokenkeeper::TokenResponse;
 use tokenkeeper::discovery::{AuthorizationServerMetadata, DiscoveryKind, discovery_request};
 use tokenkeeper::dpop::EcdsaSignature;
-use tokenkeeper::grant::token_exchange::TokenExchangeRequest;
-use tokenkeeper::keeper::{Ask, Step, dispatch_id};
+use tokenkeeper::driver::{Ask, Step, dispatch_id};
+use tokenkeeper::grant::TokenExchangeRequest;
 use tokenkeeper::login::LoginTransaction;
-use tokenkeeper::token::TokenResponse;
 use tokenkeeper::{
     AccessTokenInfo, Authorization, Config, Dispatch, HttpRequest, HttpResponse, RequestId,
     ResourceRetries, ResourceVerdict, Session, SessionStore, TokenManager, TokenRequest, UnixTime,
@@ -49,7 +49,7 @@ pub async fn discover(
     timeout: Duration,
 ) -> Result<AuthorizationServerMetadata, Error> {
     let discovery = |e| Error::Core(tokenkeeper::Error::Discovery(e));
-    let limits = tokenkeeper::limits::Limits::default();
+    let limits = tokenkeeper::Limits::default();
     let request = discovery_request(issuer, DiscoveryKind::OpenIdConnect).map_err(discovery)?;
     let response = fetch(&request, timeout).await?;
     AuthorizationServerMetadata::parse(&response, issuer, &limits).map_err(discovery)

@@ -68,7 +68,7 @@
 //!   flight, woken when the flight ends (response, transport error, or the
 //!   owner's future dropped: the flight is then cancelled), and at the
 //!   lease deadline (`poll_timeout` → `handle_timeout`) at the latest.
-//! - **Persistence**: through the core's `tokenkeeper::keeper::Keeper`
+//! - **Persistence**: through the core's `tokenkeeper::driver::Keeper`
 //!   (as `Keeper<dyn SessionStore>`: the store need not be `Send`), after
 //!   every core call the adapter drains
 //!   `poll_event()` and, when the session changed, saves it with

@@ -19,7 +19,7 @@
 //! errors are the route's own codes (`missing_session`,
 //! `failed_to_refresh_token`, …).
 
-use tokenkeeper::limits::Limits;
+use tokenkeeper::Limits;
 use tokenkeeper::route::{AccessTokenQuery, RouteError, parse_access_token_response};
 use tokenkeeper::{AccessTokenInfo, Headers, HttpRequest};
 

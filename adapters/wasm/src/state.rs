@@ -4,9 +4,9 @@
 //! and is tested on every target; only the driver around it needs
 //! JavaScript.
 
+use tokenkeeper::TokenResponse;
 use tokenkeeper::dpop::EcdsaSignature;
-use tokenkeeper::keeper::{Keeper, Saved};
-use tokenkeeper::token::TokenResponse;
+use tokenkeeper::driver::{Keeper, Saved};
 use tokenkeeper::{
     AccessTokenInfo, Completion, HttpResponse, OutgoingRequest, RequestId, SessionStore,
     SignatureRequest, UnixTime,
@@ -125,8 +125,8 @@ mod tests {
     use std::cell::RefCell;
     use std::rc::Rc;
 
+    use tokenkeeper::driver::{Ask, Step};
     use tokenkeeper::grant::ClientAuth;
-    use tokenkeeper::keeper::{Ask, Step};
     use tokenkeeper::{
         Config, Dispatch, MemoryStore, SeededEntropy, Session, StoreError, TokenManager,
         TokenRequest,

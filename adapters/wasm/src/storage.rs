@@ -16,7 +16,7 @@
 //! the session must survive a reload, and keep the refresh token's lifetime
 //! short (rotation with reuse detection, as the harness's provider does).
 
-use tokenkeeper::limits::Limits;
+use tokenkeeper::Limits;
 use tokenkeeper::{Session, SessionStore, StoreError};
 use wasm_bindgen::{JsCast as _, JsValue};
 

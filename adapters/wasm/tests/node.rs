@@ -390,7 +390,7 @@ async fn logout_revokes_the_refresh_token() {
         .issuer(&h.issuer)
         .audience(API1)
         .scope(support::LOGIN_SCOPE)
-        .target_parameter(tokenkeeper::grant::refresh::TargetParameter::Resource)
+        .target_parameter(tokenkeeper::grant::TargetParameter::Resource)
         .revocation_endpoint(format!("{}/token/revocation", h.issuer))
         .build()
         .unwrap();
@@ -543,8 +543,8 @@ fn padded_token_response(bytes: usize) -> String {
     format!("{json}{}", " ".repeat(bytes.saturating_sub(json.len())))
 }
 
-fn limits(max_body_bytes: usize) -> tokenkeeper::limits::Limits {
-    let mut limits = tokenkeeper::limits::Limits::default();
+fn limits(max_body_bytes: usize) -> tokenkeeper::Limits {
+    let mut limits = tokenkeeper::Limits::default();
     limits.max_body_bytes = max_body_bytes;
     limits
 }
@@ -709,7 +709,7 @@ async fn fetch_with_limit_bounds_the_body() {
     assert_eq!(
         error,
         Error::TooLarge {
-            limit: tokenkeeper::limits::Limits::default().max_body_bytes
+            limit: tokenkeeper::Limits::default().max_body_bytes
         }
     );
     // An announced length: refused over the limit, read whole at it.

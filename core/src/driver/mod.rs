@@ -89,6 +89,7 @@ mod persist;
 mod sessions;
 mod table;
 
+pub use crate::keeper::Keeper;
 pub use call::Call;
 pub use effect::{Effect, Failure, Finished, StoreAnswer, StoreOp, StoreValue, Wait, WaitReason};
 pub(crate) use persist::{Job, JobStep, JobValue, MovedOnStage, Pending};

@@ -1,22 +1,37 @@
 //! Token endpoint request builders and client authentication.
 
-pub mod client_auth;
-pub mod client_credentials;
-pub mod code;
-pub mod refresh;
-pub mod revocation;
-pub mod token_exchange;
+pub(crate) mod client_auth;
+pub(crate) mod client_credentials;
+pub(crate) mod code;
+pub(crate) mod refresh;
+pub(crate) mod revocation;
+pub(crate) mod token_exchange;
 
-pub use client_auth::ClientAuth;
-pub use client_credentials::ClientCredentialsRequest;
-pub use code::CodeExchangeRequest;
-pub use refresh::RefreshRequest;
-pub use revocation::{RevocationRequest, TokenTypeHint};
-pub use token_exchange::TokenExchangeRequest;
+pub use crate::form::FormBody;
+pub use client_auth::{
+    ASSERTION_LIFETIME_SECS, ClientAssertionKey, ClientAuth, JWT_BEARER_ASSERTION,
+};
+pub use refresh::TargetParameter;
+pub use revocation::{RetryAfter, RevocationError};
+pub use token_exchange::{TokenExchangeError, TokenExchangeRequest, token_types};
+
+pub(crate) use internal::*;
+
+/// The request builders the manager drives, reached from outside only by
+/// tests and fuzz targets (through `crate::__private::grant`).
+pub(crate) mod internal {
+    pub use super::client_auth::basic_authorization;
+    pub use super::client_credentials::ClientCredentialsRequest;
+    pub use super::code::CodeExchangeRequest;
+    pub use super::refresh::RefreshRequest;
+    pub use super::revocation::{
+        RevocationRequest, TokenTypeHint, parse_revocation_response, revoke_refresh_token,
+    };
+    pub use super::token_exchange::{is_valid_token_type, parse_response};
+}
 
 use alloc::string::String;
 
-use crate::form::FormBody;
 use crate::http::{Headers, HttpRequest, Method};
 
 /// Empty headers with room for what a token request carries (content type,

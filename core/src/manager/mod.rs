@@ -84,7 +84,7 @@ mod state;
 
 pub use dpop::SignatureRequest;
 pub use resource::{Authorization, PendingAuthorization, ResourceRetries, ResourceVerdict};
-pub use state::SessionState;
+pub(crate) use state::SessionState;
 
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
@@ -339,7 +339,7 @@ impl Events {
     }
 }
 
-/// The token lifecycle state machine. See the [module docs](self) for the
+/// The token lifecycle state machine. See the [crate docs](crate) for the
 /// call order.
 ///
 /// Every entry point takes `&mut self` and first decides (on a shared

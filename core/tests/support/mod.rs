@@ -7,10 +7,11 @@ use std::collections::BTreeSet;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use tokenkeeper::__private::form;
 use tokenkeeper::grant::ClientAuth;
 use tokenkeeper::{
     Action, ClientSecret, Completion, Config, ConfigBuilder, HttpRequest, HttpResponse,
-    SeededEntropy, Session, TokenManager, TokenRequest, UnixTime, form,
+    SeededEntropy, Session, TokenManager, TokenRequest, UnixTime,
 };
 
 /// A fake authorization server.

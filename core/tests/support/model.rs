@@ -1,5 +1,5 @@
 //! A reference model of a session, run in lockstep with real keepers
-//! (`tokenkeeper::keeper::Keeper`, one `TokenManager` each) that share one
+//! (`tokenkeeper::driver::Keeper`, one `TokenManager` each) that share one
 //! `MemoryStore`, against a scripted authorization server.
 //!
 //! The model is deliberately simple: it does not re-implement the manager,
@@ -66,14 +66,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use tokenkeeper::__private::form;
 use tokenkeeper::dpop::{DpopKey, P256Signer};
+use tokenkeeper::driver::{Ask, Keeper, Saved, Step};
 use tokenkeeper::grant::ClientAuth;
-use tokenkeeper::keeper::{Ask, Keeper, Saved, Step};
 use tokenkeeper::login::LoginRequest;
 use tokenkeeper::{
     AccessTokenInfo, Authorization, ClientSecret, Completion, Config, Dispatch, Error, HttpRequest,
     HttpResponse, MemoryStore, Method, RequestId, SeededEntropy, Session, SessionStore,
-    TokenManager, TokenRequest, TokenType, UnixTime, form,
+    TokenManager, TokenRequest, TokenType, UnixTime,
 };
 
 pub const TOKEN_ENDPOINT: &str = "https://as.example/oauth/token";

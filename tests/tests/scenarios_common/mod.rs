@@ -14,14 +14,14 @@ use std::sync::{Arc, Barrier};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
+use tokenkeeper::TokenResponse;
 use tokenkeeper::discovery::AuthorizationServerMetadata;
 use tokenkeeper::dpop::{DpopKey, P256Signer};
+use tokenkeeper::grant::ClientAssertionKey;
 use tokenkeeper::grant::ClientAuth;
-use tokenkeeper::grant::client_auth::ClientAssertionKey;
-use tokenkeeper::grant::refresh::TargetParameter;
-use tokenkeeper::grant::token_exchange::TokenExchangeRequest;
+use tokenkeeper::grant::TargetParameter;
+use tokenkeeper::grant::TokenExchangeRequest;
 use tokenkeeper::login::{LoginRequest, LoginTransaction};
-use tokenkeeper::token::TokenResponse;
 use tokenkeeper::{AccessTokenInfo, ClientSecret, Config, ConfigBuilder, Session, TokenRequest};
 use tokenkeeper_integration::{
     API1, API2, Harness, PKJWT_KID, PKJWT_PRIVATE_PEM_PATH, REDIRECT_URI, TestClient,

@@ -16,7 +16,7 @@
 use axum::Router;
 use axum::response::Html;
 use axum::routing::get;
-use tokenkeeper::grant::refresh::TargetParameter;
+use tokenkeeper::grant::TargetParameter;
 use tokenkeeper_axum::{Auth, AuthBuilder, MissingSession, User};
 
 /// The harness's confidential web client (`tests/harness/server.mjs`).

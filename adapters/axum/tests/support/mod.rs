@@ -62,7 +62,7 @@ pub async fn start_app(
         .audience(API1)
         .scope(LOGIN_SCOPE)
         // The harness is a strict RFC 8707 server (it does not announce it).
-        .target_parameter(tokenkeeper::grant::refresh::TargetParameter::Resource)
+        .target_parameter(tokenkeeper::grant::TargetParameter::Resource)
         .login_resource(API2)
         // node-oidc-provider grants offline_access only with consent.
         .authorization_param("prompt", "consent");

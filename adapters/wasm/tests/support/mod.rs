@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokenkeeper::grant::ClientAuth;
-use tokenkeeper::grant::refresh::TargetParameter;
+use tokenkeeper::grant::TargetParameter;
 use tokenkeeper::login::{LoginRequest, LoginTransaction};
 use tokenkeeper::{Config, Headers, HttpRequest, Method, Session};
 use tokenkeeper_wasm::{TokenKeeper, WebCryptoEntropy};
