@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use tokenkeeper::driver::{Ask, Call, Effect, Finished, Sessions, StoreOp, WaitReason};
 use tokenkeeper::grant::ClientAuth;
 use tokenkeeper::{
-    ClientSecret, Config, HttpRequest, HttpResponse, MemoryStore, SeededEntropy, Session,
-    SessionStore, TokenManager, TokenRequest, UnixTime, __private::form,
+    __private::form, ClientSecret, Config, HttpRequest, HttpResponse, MemoryStore, SeededEntropy,
+    Session, SessionStore, TokenManager, TokenRequest, UnixTime,
 };
 
 const NOW: u64 = 1_800_000_000;
