@@ -123,8 +123,11 @@ impl SessionsSettings {
 }
 
 /// Many sessions by id on one transport, shared by every caller (an
-/// adapter's `Sessions` holds it in an `Arc`). See the [module
-/// docs](self).
+/// adapter's `Sessions` holds it in an `Arc`): configuration, DPoP key and
+/// token-endpoint nonces, machine tokens shared; single flight per
+/// session; at most the settings' capacity of sessions in memory, the
+/// rest loaded from the store on demand. The lock on the core is held for
+/// one driver step at a time, never across an `.await`.
 pub struct Sessions<T: Transport> {
     transport: T,
     core: Mutex<driver::Sessions>,

@@ -29,8 +29,11 @@ use crate::{
     Client, ClientSource, DEFAULT_TIMEOUT, Error, SignFuture, error, follows_redirects, with_roots,
 };
 
-/// The application-wide handle (see the [module docs](self)). Cheap to
-/// clone; every clone serves the same sessions.
+/// The application-wide handle: any number of sessions by id on one
+/// client (configuration, DPoP key and nonces, machine tokens shared),
+/// single flight per session, a bounded number in memory, the rest loaded
+/// from the store on demand. Cheap to clone; every clone serves the same
+/// sessions.
 #[derive(Clone)]
 pub struct Sessions {
     inner: Arc<tokenkeeper_native::Sessions<Client>>,
