@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Release checks of the library crates (tokenkeeper, tokenkeeper-native,
-# tokenkeeper-ureq, tokenkeeper-reqwest, tokenkeeper-wasm):
+# tokenkeeper-ureq, tokenkeeper-reqwest, tokenkeeper-wasm, tokenkeeper-redis,
+# tokenkeeper-axum):
 #
 # 1. `cargo package` of each crate, verified: its packaged sources alone are
 #    built (this catches a file missing from the package). The crates are
@@ -16,8 +17,8 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
-crates=(tokenkeeper tokenkeeper-native tokenkeeper-ureq tokenkeeper-reqwest tokenkeeper-wasm)
-native=(-p tokenkeeper -p tokenkeeper-native -p tokenkeeper-ureq -p tokenkeeper-reqwest)
+crates=(tokenkeeper tokenkeeper-native tokenkeeper-ureq tokenkeeper-reqwest tokenkeeper-wasm tokenkeeper-redis tokenkeeper-axum)
+native=(-p tokenkeeper -p tokenkeeper-native -p tokenkeeper-ureq -p tokenkeeper-reqwest -p tokenkeeper-redis -p tokenkeeper-axum)
 packages=()
 for crate in "${crates[@]}"; do packages+=(-p "$crate"); done
 

@@ -11,8 +11,6 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::HeaderMap;
 use serde_json::{Map, Value};
 use tokenkeeper::Session;
@@ -156,7 +154,7 @@ impl Auth {
                 origin,
                 routes: builder.routes,
                 cookie,
-                driver: Driver::new(config, client, builder.dpop),
+                driver: Driver::new(config, client, builder.dpop, builder.backend.clone())?,
                 metadata,
                 client_id: builder.client_id,
                 scope: builder.scope,
@@ -225,36 +223,17 @@ impl Auth {
     /// Where the driver finds `loaded`'s session.
     pub(crate) fn source(&self, loaded: &Loaded) -> SessionSource {
         match (&self.inner.backend, &loaded.id) {
-            (Some(backend), Some(id)) => SessionSource::Store {
-                store: backend.store(id),
+            (Some(_), Some(id)) => SessionSource::Store {
                 id: id.clone(),
+                generation: loaded.session.as_ref().map(Session::generation),
             },
             _ => SessionSource::Cookie(loaded.session.clone()),
         }
     }
 
-    /// A new stateful session's id and store (for a login), or the cookie.
-    pub(crate) fn fresh_source(&self) -> (SessionSource, Option<String>) {
-        match &self.inner.backend {
-            Some(backend) => {
-                let mut bytes = [0u8; 32];
-                // Without randomness no id can be drawn; the store then
-                // shares the empty id, so fail closed instead by leaving
-                // the session in the cookie path.
-                if getrandom::fill(&mut bytes).is_err() {
-                    return (SessionSource::Cookie(None), None);
-                }
-                let id = URL_SAFE_NO_PAD.encode(bytes);
-                (
-                    SessionSource::Store {
-                        store: backend.store(&id),
-                        id: id.clone(),
-                    },
-                    Some(id),
-                )
-            }
-            None => (SessionSource::Cookie(None), None),
-        }
+    /// Whether new sessions are stateful (kept in the backend).
+    pub(crate) fn is_stateful(&self) -> bool {
+        self.inner.backend.is_some()
     }
 
     /// Writes `session` back: the whole session (stateless) or its id

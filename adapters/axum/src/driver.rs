@@ -2,25 +2,41 @@
 //! everything else in the crate goes through [`Driver`], so re-pointing the
 //! integration at another driver changes this file only.
 //!
-//! A web app serves many sessions: each request brings its own (from the
-//! cookie, or from the stateful store by the cookie's id), so each call
-//! makes a short-lived handle for that one session on the app's shared
-//! client, runs the core's round trip, and reports whether the session
-//! changed (a refresh, a rotation), which the caller then writes back.
+//! A web app serves many sessions. The driver is one application-wide
+//! [`tokenkeeper_reqwest::Sessions`] (one client, one DPoP key and nonce
+//! cache, single flight per session across every request of the process)
+//! per kind of session:
+//!
+//! - stateful: sessions by the cookie's id, in the app's
+//!   [`SessionBackend`] (compare-and-swap included);
+//! - stateless: sessions by their own id, the cookie being the truth. A
+//!   request's cookie session is adopted when this process holds none of
+//!   that id, or an older one; otherwise the newer one here (a concurrent
+//!   request's rotation the browser has not sent back yet) is used, and
+//!   goes out in this response's cookie. They are kept in a bounded
+//!   in-memory store.
+//!
+//! Two concurrent requests of one user therefore share one refresh: the
+//! second waits for the first's flight and gets its token.
 //!
 //! ```text
-//! Driver::new(config, client, dpop)
+//! Driver::new(config, client, dpop, backend)
 //!   .get_access_token(SessionSource, &TokenRequest) ─► Outcome { result, changed }
-//!   .login(SessionSource, &transaction, callback)   ─► Result<Session>
+//!   .login(stateful?, &transaction, callback)       ─► (Session, stateful id)
 //!   .logout(SessionSource)                          ─► revocation result
 //!   .send_authorized(SessionSource, &TokenRequest, request) ─► Outcome
 //! ```
 
+use std::collections::VecDeque;
+use std::sync::Arc;
+
 use tokenkeeper::dpop::P256Signer;
 use tokenkeeper::login::LoginTransaction;
 use tokenkeeper::store::SessionKey;
-use tokenkeeper::{AccessTokenInfo, Config, Session, SessionStore, TokenRequest};
-use tokenkeeper_reqwest::TokenKeeper;
+use tokenkeeper::{AccessTokenInfo, Config, MemoryStore, Session, SessionStore, TokenRequest};
+use tokenkeeper_reqwest::Sessions;
+
+use crate::stateful::SessionBackend;
 
 /// The OS random source (login values, session ids).
 pub use tokenkeeper_reqwest::OsEntropy;
@@ -28,19 +44,21 @@ pub use tokenkeeper_reqwest::OsEntropy;
 /// The driver's error (re-exported as the crate's transport-side error).
 pub type DriverError = tokenkeeper_reqwest::Error;
 
+/// The most sessions of each kind kept in memory.
+const IN_MEMORY: usize = 10_000;
+
 /// Where one call's session lives.
 // Made and moved once per call: boxing the session would buy nothing.
 #[allow(clippy::large_enum_variant)]
 pub enum SessionSource {
     /// In the request (a stateless cookie); `None` when there is none.
     Cookie(Option<Session>),
-    /// In a shared store (stateful sessions), compare-and-swap included,
-    /// under the session's id.
+    /// In the shared store (stateful sessions) under the cookie's id.
     Store {
-        /// The store.
-        store: Box<dyn SessionStore + Send>,
         /// The session's id: the key it is stored under.
         id: String,
+        /// The generation of the session the request loaded, if any.
+        generation: Option<u64>,
     },
 }
 
@@ -54,12 +72,31 @@ pub struct Outcome<T> {
     pub changed: Option<Session>,
 }
 
-/// The app-wide driver: configuration, HTTP client, DPoP key.
+impl<T> Outcome<T> {
+    fn failed(error: DriverError) -> Self {
+        Outcome {
+            result: Err(error),
+            changed: None,
+        }
+    }
+}
+
+/// The app-wide driver: configuration, HTTP client, DPoP key, and the
+/// sessions of the process.
 #[derive(Clone)]
 pub struct Driver {
     config: Config,
     client: reqwest::Client,
     dpop: Option<P256Signer>,
+    /// Stateful sessions, by the cookie's id.
+    stateful: Option<Sessions>,
+    /// Stateless sessions, by their own id.
+    cookies: Sessions,
+    /// Serialises the adoption of cookie sessions (check, then install):
+    /// two requests bringing the same cookie install it once. Held across
+    /// the install's store operation (an in-memory store): it is this
+    /// module's lock, not the core's.
+    adopting: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for Driver {
@@ -67,20 +104,47 @@ impl std::fmt::Debug for Driver {
         f.debug_struct("Driver")
             .field("client_id", &self.config.client_id())
             .field("dpop", &self.dpop.is_some())
+            .field("stateful", &self.stateful.is_some())
             .finish_non_exhaustive()
     }
 }
 
 impl Driver {
     /// A driver for `config`, sending with `client` (which must not follow
-    /// redirects: see [`tokenkeeper_reqwest::client`]).
-    #[must_use]
-    pub fn new(config: Config, client: reqwest::Client, dpop: Option<P256Signer>) -> Self {
-        Driver {
+    /// redirects: see [`tokenkeeper_reqwest::client`]); stateful sessions
+    /// in `backend` when given.
+    ///
+    /// # Errors
+    /// A client that follows redirects, or a DPoP key the core refuses.
+    pub fn new(
+        config: Config,
+        client: reqwest::Client,
+        dpop: Option<P256Signer>,
+        backend: Option<Arc<dyn SessionBackend>>,
+    ) -> Result<Self, DriverError> {
+        let sessions = |store: Option<Arc<dyn SessionBackend>>| {
+            let mut builder = Sessions::builder(config.clone())
+                .client(client.clone())
+                .capacity(IN_MEMORY);
+            if let Some(signer) = &dpop {
+                builder = builder.dpop(signer.clone());
+            }
+            builder = match store {
+                Some(backend) => builder.store(Backend(backend)),
+                None => builder.store(Bounded::new(4 * IN_MEMORY)),
+            };
+            builder.build()
+        };
+        let stateful = backend.map(|b| sessions(Some(b))).transpose()?;
+        let cookies = sessions(None)?;
+        Ok(Driver {
             config,
             client,
             dpop,
-        }
+            stateful,
+            cookies,
+            adopting: Arc::default(),
+        })
     }
 
     /// The core configuration.
@@ -101,24 +165,55 @@ impl Driver {
         self.dpop.as_ref().map(|s| s.key().thumbprint())
     }
 
-    fn keeper(&self, source: SessionSource) -> Result<TokenKeeper, DriverError> {
-        let mut builder = TokenKeeper::builder(self.config.clone()).client(self.client.clone());
-        if let Some(signer) = &self.dpop {
-            builder = builder.dpop(signer.clone());
-        }
+    /// The sessions, the id and the generation the request brought, for
+    /// `source` (a cookie session adopted first).
+    async fn resolve(
+        &self,
+        source: SessionSource,
+    ) -> Result<(&Sessions, String, Option<u64>), DriverError> {
         match source {
-            SessionSource::Cookie(Some(session)) => builder = builder.session(session),
-            SessionSource::Cookie(None) => {}
-            SessionSource::Store { store, id } => {
-                builder = builder.store(Boxed(store)).session_key(id);
+            SessionSource::Store { id, generation } => match &self.stateful {
+                Some(sessions) => Ok((sessions, id, generation)),
+                None => Err(DriverError::Core(tokenkeeper::Error::MissingSession)),
+            },
+            SessionSource::Cookie(None) => {
+                Err(DriverError::Core(tokenkeeper::Error::MissingSession))
+            }
+            SessionSource::Cookie(Some(session)) => {
+                let generation = session.generation();
+                let id = self.adopt(session).await?;
+                Ok((&self.cookies, id, Some(generation)))
             }
         }
-        builder.build()
     }
 
-    /// The session after a call, if its generation moved.
-    fn changed(keeper: &TokenKeeper, before: Option<u64>) -> Option<Session> {
-        let after = keeper.session()?;
+    /// Makes the cookie's `session` the one this process serves under its
+    /// id, unless a newer one (same id) is already here.
+    async fn adopt(&self, session: Session) -> Result<String, DriverError> {
+        let sessions = &self.cookies;
+        let newer_here = |id: &str| {
+            sessions
+                .session(id)
+                .is_some_and(|here| here.generation() >= session.generation())
+        };
+        if let Some(id) = session.id()
+            && newer_here(id)
+        {
+            return Ok(id.to_owned());
+        }
+        let _adopting = self.adopting.lock().await;
+        if let Some(id) = session.id() {
+            let here = sessions.load(id).await?;
+            if here.is_some_and(|here| here.generation() >= session.generation()) {
+                return Ok(id.to_owned());
+            }
+        }
+        sessions.insert(session).await
+    }
+
+    /// The session after a call, if its generation moved from `before`.
+    fn changed(sessions: &Sessions, id: &str, before: Option<u64>) -> Option<Session> {
+        let after = sessions.session(id)?;
         (Some(after.generation()) != before).then_some(after)
     }
 
@@ -128,49 +223,51 @@ impl Driver {
         source: SessionSource,
         request: &TokenRequest<'_>,
     ) -> Outcome<AccessTokenInfo> {
-        let keeper = match self.keeper(source) {
-            Ok(keeper) => keeper,
-            Err(e) => {
-                return Outcome {
-                    result: Err(e),
-                    changed: None,
-                };
-            }
+        let (sessions, id, before) = match self.resolve(source).await {
+            Ok(resolved) => resolved,
+            Err(e) => return Outcome::failed(e),
         };
-        let before = keeper.session().map(|s| s.generation());
-        let result = keeper.get_access_token(request).await;
+        let result = sessions.get_access_token(&id, request).await;
         Outcome {
-            changed: Self::changed(&keeper, before),
+            changed: Self::changed(sessions, &id, before),
             result,
         }
     }
 
     /// Finishes a login: checks `callback` against `transaction`, exchanges
-    /// the code, validates the ID token. The new session (saved to the
-    /// store when `source` is one).
+    /// the code, validates the ID token. The new session, and its id when
+    /// it is stateful (stored in the backend under it).
     ///
     /// # Errors
     /// The failed check, the server's error, or the transport's.
     pub async fn login(
         &self,
-        source: SessionSource,
+        stateful: bool,
         transaction: &LoginTransaction,
         callback: &str,
-    ) -> Result<Session, DriverError> {
-        let keeper = self.keeper(source)?;
-        keeper.login(transaction, callback).await?;
-        keeper
-            .session()
-            .ok_or(DriverError::Core(tokenkeeper::Error::MissingSession))
+    ) -> Result<(Session, Option<String>), DriverError> {
+        let sessions = match (&self.stateful, stateful) {
+            (Some(sessions), true) => sessions,
+            _ => &self.cookies,
+        };
+        let (id, _) = sessions.login(transaction, callback).await?;
+        let session = sessions
+            .session(&id)
+            .ok_or(DriverError::Core(tokenkeeper::Error::MissingSession))?;
+        Ok((session, (stateful && self.stateful.is_some()).then_some(id)))
     }
 
     /// Revokes the session's refresh token (when the configuration has a
-    /// revocation endpoint) and marks it logged out.
+    /// revocation endpoint) and marks it logged out; this process forgets
+    /// it.
     ///
     /// # Errors
     /// The revocation's failure (the session is logged out regardless).
     pub async fn logout(&self, source: SessionSource) -> Result<(), DriverError> {
-        self.keeper(source)?.logout().await
+        let (sessions, id, _) = self.resolve(source).await?;
+        let result = sessions.logout(&id).await;
+        let _ = sessions.clear(&id).await;
+        result
     }
 
     /// Sends `request` with an access token for `token_request` attached
@@ -181,30 +278,24 @@ impl Driver {
         token_request: &TokenRequest<'_>,
         request: reqwest::Request,
     ) -> Outcome<reqwest::Response> {
-        let keeper = match self.keeper(source) {
-            Ok(keeper) => keeper,
-            Err(e) => {
-                return Outcome {
-                    result: Err(e),
-                    changed: None,
-                };
-            }
+        let (sessions, id, before) = match self.resolve(source).await {
+            Ok(resolved) => resolved,
+            Err(e) => return Outcome::failed(e),
         };
-        let before = keeper.session().map(|s| s.generation());
-        let result = keeper.send_authorized(token_request, request).await;
+        let result = sessions.send_authorized(&id, token_request, request).await;
         Outcome {
-            changed: Self::changed(&keeper, before),
+            changed: Self::changed(sessions, &id, before),
             result,
         }
     }
 }
 
-/// A boxed store as a store (the driver takes `impl SessionStore`).
-struct Boxed(Box<dyn SessionStore + Send>);
+/// The app's [`SessionBackend`] as one store for every id.
+struct Backend(Arc<dyn SessionBackend>);
 
-impl SessionStore for Boxed {
+impl SessionStore for Backend {
     fn load(&mut self, key: &SessionKey) -> Result<Option<Session>, tokenkeeper::StoreError> {
-        self.0.load(key)
+        self.0.store(key).load(key)
     }
     fn save(
         &mut self,
@@ -212,16 +303,68 @@ impl SessionStore for Boxed {
         session: &Session,
         expected: Option<u64>,
     ) -> Result<(), tokenkeeper::StoreError> {
-        self.0.save(key, session, expected)
+        self.0.store(key).save(key, session, expected)
     }
     fn generation(&mut self, key: &SessionKey) -> Result<Option<u64>, tokenkeeper::StoreError> {
-        self.0.generation(key)
+        self.0.store(key).generation(key)
     }
     fn clear(&mut self, key: &SessionKey) -> Result<(), tokenkeeper::StoreError> {
-        self.0.clear(key)
+        self.0.delete(key)
     }
     fn floor(&mut self, key: &SessionKey) -> Result<u64, tokenkeeper::StoreError> {
-        self.0.floor(key)
+        self.0.store(key).floor(key)
+    }
+}
+
+/// Stateless sessions' store: this process's memory, at most `capacity`
+/// ids (the oldest written first forgotten: the cookie still holds it).
+struct Bounded {
+    store: MemoryStore,
+    order: VecDeque<String>,
+    capacity: usize,
+}
+
+impl Bounded {
+    fn new(capacity: usize) -> Self {
+        Bounded {
+            store: MemoryStore::new(),
+            order: VecDeque::new(),
+            capacity,
+        }
+    }
+}
+
+impl SessionStore for Bounded {
+    fn load(&mut self, key: &SessionKey) -> Result<Option<Session>, tokenkeeper::StoreError> {
+        self.store.load(key)
+    }
+    fn save(
+        &mut self,
+        key: &SessionKey,
+        session: &Session,
+        expected: Option<u64>,
+    ) -> Result<(), tokenkeeper::StoreError> {
+        let new = self.store.get(key).is_none();
+        self.store.save(key, session, expected)?;
+        if new {
+            self.order.push_back(key.to_owned());
+            while self.order.len() > self.capacity {
+                if let Some(oldest) = self.order.pop_front() {
+                    self.store.clear(&oldest)?;
+                }
+            }
+        }
+        Ok(())
+    }
+    fn generation(&mut self, key: &SessionKey) -> Result<Option<u64>, tokenkeeper::StoreError> {
+        self.store.generation(key)
+    }
+    fn clear(&mut self, key: &SessionKey) -> Result<(), tokenkeeper::StoreError> {
+        self.order.retain(|k| k != key);
+        self.store.clear(key)
+    }
+    fn floor(&mut self, key: &SessionKey) -> Result<u64, tokenkeeper::StoreError> {
+        self.store.floor(key)
     }
 }
 

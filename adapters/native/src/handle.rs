@@ -33,7 +33,7 @@ use crate::store::{Blocking, DynStore, StoreSource};
 use crate::{Error, Transport};
 
 /// How often the store is read while another process refreshes.
-const RELOAD_POLL: Duration = Duration::from_millis(50);
+pub(crate) const RELOAD_POLL: Duration = Duration::from_millis(50);
 
 /// The longest wait for a store's change notice
 /// ([`AsyncSessionStore::changed`](tokenkeeper::AsyncSessionStore::changed))
@@ -440,7 +440,7 @@ pub(crate) fn lock<S: ?Sized>(mutex: &Mutex<S>) -> MutexGuard<'_, S> {
 }
 
 /// A call ended in another way than its kind should.
-fn unexpected<E: std::error::Error + 'static>(finished: &Finished) -> Error<E> {
+pub(crate) fn unexpected<E: std::error::Error + 'static>(finished: &Finished) -> Error<E> {
     Error::Unsupported(format!("{finished:?}"))
 }
 

@@ -12,6 +12,8 @@
 //!   DPoP signer, the wake-up for waiting callers, and the effect loop that
 //!   every operation runs (token, machine token, login, exchange, logout,
 //!   store calls);
+//! - [`Sessions`]: the same for any number of sessions by id (a web
+//!   backend's users) on one core, bounded in memory, loaded on demand;
 //! - [`ResourceCall`]: a resource request's headers, nonce and
 //!   `invalid_token` retries;
 //! - [`Error`], generic over the HTTP library's error, with stable codes;
@@ -56,6 +58,7 @@ mod error;
 mod handle;
 mod platform;
 mod resource;
+mod sessions;
 mod store;
 mod transport;
 
@@ -66,6 +69,7 @@ pub use event_listener;
 pub use handle::{DeferredSigner, Handle, Settings, SignFuture};
 pub use platform::{OsEntropy, now, until};
 pub use resource::{ResourceCall, apply_headers};
+pub use sessions::{DEFAULT_CAPACITY, Sessions, SessionsSettings};
 pub use tokenkeeper;
 pub use transport::Transport;
 
@@ -95,4 +99,5 @@ const _: fn() = || {
         async fn wait(&self, _: event_listener::EventListener, _: Duration) {}
     }
     shareable::<Handle<Never>>();
+    shareable::<Sessions<Never>>();
 };

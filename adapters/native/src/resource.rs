@@ -5,7 +5,8 @@
 //! token). The adapter sends each attempt with its own request type.
 //!
 //! ```text
-//! handle.resource(token request, method, url) ──> ResourceCall
+//! handle.resource(token request, method, url)          ──> ResourceCall
+//! sessions.resource(id, token request, method, url)     ──> ResourceCall
 //!   loop: authorization() -> headers; adapter sends;
 //!         handle_response(status, headers) -> true: again | false: done
 //! ```
@@ -16,14 +17,14 @@ use tokenkeeper::{
 };
 
 use crate::platform::now;
-use crate::{Error, Handle, Transport};
+use crate::{Error, Handle, Sessions, Transport};
 
 /// One resource request in progress: [`authorization`](Self::authorization)
 /// for each attempt, [`handle_response`](Self::handle_response) after it,
 /// until that answers `false`.
 #[must_use]
 pub struct ResourceCall<'h, 'r, 'a, T: Transport> {
-    handle: &'h Handle<T>,
+    owner: Owner<'h, T>,
     token_request: &'r TokenRequest<'a>,
     method: Method,
     url: String,
@@ -48,7 +49,7 @@ impl<T: Transport> Handle<T> {
     ) -> Result<ResourceCall<'h, 'r, 'a, T>, Error<T::Error>> {
         let token = self.get_access_token(token_request).await?;
         Ok(ResourceCall {
-            handle: self,
+            owner: Owner::Handle(self),
             token_request,
             method: Method::new(method),
             url,
@@ -56,6 +57,71 @@ impl<T: Transport> Handle<T> {
             retries: ResourceRetries::new(),
             rejected: false,
         })
+    }
+}
+
+impl<T: Transport> Sessions<T> {
+    /// Starts a resource request with session `id`'s token for
+    /// `token_request`.
+    ///
+    /// # Errors
+    /// As [`Sessions::get_access_token`].
+    pub async fn resource<'h, 'r, 'a>(
+        &'h self,
+        id: &'h str,
+        token_request: &'r TokenRequest<'a>,
+        method: &str,
+        url: String,
+    ) -> Result<ResourceCall<'h, 'r, 'a, T>, Error<T::Error>> {
+        let token = self.get_access_token(id, token_request).await?;
+        Ok(ResourceCall {
+            owner: Owner::Session(self, id),
+            token_request,
+            method: Method::new(method),
+            url,
+            token,
+            retries: ResourceRetries::new(),
+            rejected: false,
+        })
+    }
+}
+
+/// Whose token a resource request carries: a handle's one session, or one
+/// session of an application-wide [`Sessions`].
+enum Owner<'h, T: Transport> {
+    Handle(&'h Handle<T>),
+    Session(&'h Sessions<T>, &'h str),
+}
+
+impl<T: Transport> Owner<'_, T> {
+    async fn get_access_token(
+        &self,
+        request: &TokenRequest<'_>,
+    ) -> Result<AccessTokenInfo, Error<T::Error>> {
+        match self {
+            Owner::Handle(handle) => handle.get_access_token(request).await,
+            Owner::Session(sessions, id) => sessions.get_access_token(id, request).await,
+        }
+    }
+
+    async fn with_manager<R>(
+        &self,
+        f: impl FnOnce(&mut tokenkeeper::TokenManager) -> R,
+    ) -> Result<R, Error<T::Error>> {
+        match self {
+            Owner::Handle(handle) => handle.with_manager(f).await,
+            Owner::Session(sessions, id) => sessions.with_session(id, f).await,
+        }
+    }
+
+    async fn sign(
+        &self,
+        signing_input: String,
+    ) -> Result<tokenkeeper::dpop::EcdsaSignature, Error<T::Error>> {
+        match self {
+            Owner::Handle(handle) => handle.sign(signing_input).await,
+            Owner::Session(sessions, _) => sessions.sign(signing_input).await,
+        }
     }
 }
 
@@ -68,18 +134,18 @@ impl<T: Transport> ResourceCall<'_, '_, '_, T> {
     /// ([`Error::Signing`]), saving ([`Error::Store`]).
     pub async fn authorization(&mut self) -> Result<Headers, Error<T::Error>> {
         if self.rejected {
-            self.token = self.handle.get_access_token(self.token_request).await?;
+            self.token = self.owner.get_access_token(self.token_request).await?;
             self.rejected = false;
         }
         let (method, url, token) = (&self.method, &self.url, &self.token);
         let authorization = self
-            .handle
+            .owner
             .with_manager(|m| m.authorize(method, url, token, now()))
             .await??;
         match authorization {
             Authorization::Ready(headers) => Ok(headers),
             Authorization::Sign(pending) => {
-                let signature = self.handle.sign(pending.signing_input().to_owned()).await?;
+                let signature = self.owner.sign(pending.signing_input().to_owned()).await?;
                 Ok(pending.finish(&signature))
             }
             other => Err(Error::Unsupported(format!("{other:?}"))),
@@ -103,7 +169,7 @@ impl<T: Transport> ResourceCall<'_, '_, '_, T> {
         };
         let (url, token) = (&self.url, &self.token);
         let verdict = self
-            .handle
+            .owner
             .with_manager(|m| m.handle_resource_response(url, token, &seen, now()))
             .await?;
         Ok(match self.retries.admit(verdict) {

@@ -158,6 +158,7 @@ use tokenkeeper_native::event_listener::EventListener;
 use tokenkeeper_native::{Handle, Settings, Transport};
 
 mod error;
+mod sessions;
 
 /// The README's examples, compiled by `cargo test --doc` (`no_run`: they need a tenant).
 #[cfg(doctest)]
@@ -165,6 +166,7 @@ mod error;
 struct ReadmeDoctests;
 
 pub use error::Error;
+pub use sessions::{Sessions, SessionsBuilder};
 pub use tokenkeeper;
 pub use tokenkeeper_native::{DEFAULT_TIMEOUT, DeferredSigner, OsEntropy, SignFuture};
 

@@ -29,6 +29,9 @@ pub struct Call<'r, 'a> {
     ask: Option<Ask<'r, 'a>>,
     stage: Stage,
     holds_store: bool,
+    /// Counted among its session's callers ([`Sessions`](super::Sessions)
+    /// evicts no session a call is under way on).
+    pub(crate) entered: bool,
 }
 
 /// A store job not started yet (made when it starts: a persist drains the
@@ -139,6 +142,7 @@ impl<'r, 'a> Call<'r, 'a> {
             ask,
             stage,
             holds_store: false,
+            entered: false,
         }
     }
 }
@@ -188,26 +192,33 @@ impl Call<'_, '_> {
     pub fn is_done(&self) -> bool {
         matches!(self.stage, Stage::Done)
     }
+
+    /// Whether the call asks for a client-credentials token (served by no
+    /// session).
+    #[must_use]
+    pub fn is_machine(&self) -> bool {
+        matches!(self.ask, Some(Ask::Machine(_)))
+    }
 }
 
 impl Driver {
     /// What `call` needs next. See [`Effect`] for what the host does with
     /// each.
     pub fn poll(&mut self, call: &mut Call<'_, '_>, now: UnixTime) -> Effect {
-        if self.startup.is_some()
+        if self.persistence.startup.is_some()
             && !call.holds_store
             && matches!(call.stage, Stage::Ask { .. } | Stage::Begin(..))
         {
             // Also while another call's startup is between its load and
             // its install: a second load would replace the session under
             // that call's feet.
-            if self.store_busy || self.starting {
+            if self.persistence.store_busy || self.persistence.starting {
                 return Effect::Wait(Wait {
                     deadline: None,
                     reason: WaitReason::Store,
                 });
             }
-            self.starting = true;
+            self.persistence.starting = true;
             let next = core::mem::replace(&mut call.stage, Stage::Done);
             call.stage = Stage::Begin(Spec::Load, Then::Started(Box::new(next)));
         }
@@ -221,7 +232,7 @@ impl Driver {
                     call.stage = Stage::Begin(Spec::Persist, Then::Asked(step));
                 }
                 Stage::Begin(spec, then) => {
-                    if self.store_busy && !call.holds_store {
+                    if self.persistence.store_busy && !call.holds_store {
                         if matches!(spec, Spec::Persist) && then.may_defer() {
                             self.defer_events();
                             call.stage = Stage::Resume(then, Ok(JobValue::Saved(Saved::Nothing)));
@@ -242,7 +253,7 @@ impl Driver {
                         Spec::Persist => self.persist_job(),
                         Spec::MovedOn => Job::MovedOn(MovedOnStage::Start),
                     };
-                    self.store_busy = true;
+                    self.persistence.store_busy = true;
                     call.holds_store = true;
                     self.step_job(call, job, then, None);
                 }
@@ -439,7 +450,7 @@ impl Driver {
                 | Stage::Resume(Then::Started(_), _)
         ) {
             // The next call starts the driver again.
-            self.starting = false;
+            self.persistence.starting = false;
         }
         let flight = match core::mem::replace(&mut call.stage, Stage::Done) {
             Stage::Flight(id, _) | Stage::OnWire(id) | Stage::Signing(id) => Some(id),
@@ -454,7 +465,7 @@ impl Driver {
             let _ = self.manager.cancel(id);
         }
         if call.holds_store {
-            self.pending.any = true;
+            self.persistence.pending.any = true;
             self.release(call);
         }
     }
@@ -486,20 +497,20 @@ impl Driver {
     /// polled again. A failed job leaves the startup to the next call.
     fn startup_job_done(&mut self, ok: bool) {
         if !ok {
-            self.starting = false;
-        } else if matches!(self.startup, Some(None)) {
-            self.startup = None;
-            self.starting = false;
-        } else if self.startup.is_none() {
+            self.persistence.starting = false;
+        } else if matches!(self.persistence.startup, Some(None)) {
+            self.persistence.startup = None;
+            self.persistence.starting = false;
+        } else if self.persistence.startup.is_none() {
             // The install after the load.
-            self.starting = false;
+            self.persistence.starting = false;
         }
     }
 
     fn release(&mut self, call: &mut Call<'_, '_>) {
         if call.holds_store {
             call.holds_store = false;
-            self.store_busy = false;
+            self.persistence.store_busy = false;
             self.fold_deferred();
         }
     }
@@ -646,7 +657,7 @@ impl Driver {
                 }
             },
             Then::Started(next) => match result {
-                Ok(JobValue::Loaded(_)) => match self.startup.take() {
+                Ok(JobValue::Loaded(_)) => match self.persistence.startup.take() {
                     Some(Some(session)) => {
                         call.stage = Stage::Begin(Spec::Install(session), Then::Started(next));
                     }

@@ -86,11 +86,14 @@ use crate::time::UnixTime;
 mod call;
 mod effect;
 mod persist;
+mod sessions;
+mod table;
 
 pub use crate::keeper::Keeper;
 pub use call::Call;
 pub use effect::{Effect, Failure, Finished, StoreAnswer, StoreOp, StoreValue, Wait, WaitReason};
 pub(crate) use persist::{Job, JobStep, JobValue, MovedOnStage, Pending};
+pub use sessions::Sessions;
 
 /// An install job's first stage.
 pub(crate) fn persist_install_start() -> persist::InstallStage {
@@ -98,11 +101,21 @@ pub(crate) fn persist_install_start() -> persist::InstallStage {
 }
 
 /// A manager and the persistence of its session (see the
-/// [module docs](self)). Hosts keep one behind their lock per session.
+/// [module docs](self)). Hosts keep one behind their lock per session, or
+/// one [`Sessions`] for many.
 #[derive(Debug)]
 pub struct Driver {
     /// The token manager.
     pub manager: TokenManager,
+    /// How the mounted session stands with the store.
+    persistence: Persistence,
+}
+
+/// How one session stands with the store: the driver's per-session part
+/// (with the manager's [`SessionState`](crate::manager::SessionState), what
+/// [`Sessions`] keeps per session).
+#[derive(Debug)]
+pub(crate) struct Persistence {
     /// The key the session is stored under.
     key: String,
     /// The generation the store holds, as far as this driver knows.
@@ -123,12 +136,10 @@ pub struct Driver {
     starting: bool,
 }
 
-impl Driver {
-    /// A driver for the session stored under `key`; nothing is loaded yet
-    /// (run [`Call::load`], or [`Call::install`] a session).
-    pub fn new(manager: TokenManager, key: &SessionKey) -> Self {
-        Driver {
-            manager,
+impl Persistence {
+    /// Nothing known of the session stored under `key` yet.
+    pub(crate) fn new(key: &SessionKey) -> Self {
+        Persistence {
             key: key.into(),
             saved: None,
             floor: 0,
@@ -140,6 +151,39 @@ impl Driver {
         }
     }
 
+    /// Loads the session before the first call.
+    pub(crate) fn load_first(mut self) -> Self {
+        self.startup = Some(None);
+        self
+    }
+
+    /// Whether the session is loaded (not waiting for its first load).
+    pub(crate) fn is_loaded(&self) -> bool {
+        self.startup.is_none()
+    }
+
+    /// Whether nothing is owed to the store: no unsaved change, no store
+    /// job under way.
+    pub(crate) fn is_settled(&self) -> bool {
+        !self.pending.any && !self.deferred.any && !self.store_busy
+    }
+}
+
+impl Driver {
+    /// A driver for the session stored under `key`; nothing is loaded yet
+    /// (run [`Call::load`], or [`Call::install`] a session).
+    pub fn new(manager: TokenManager, key: &SessionKey) -> Self {
+        Driver {
+            manager,
+            persistence: Persistence::new(key),
+        }
+    }
+
+    /// Swaps the per-session persistence with `other` (see [`Sessions`]).
+    pub(crate) fn swap_persistence(&mut self, other: &mut Persistence) {
+        core::mem::swap(&mut self.persistence, other);
+    }
+
     /// A driver that loads its session (then installs `session`, if
     /// given) when the first call runs: for hosts that cannot await the
     /// store where they make the driver.
@@ -149,20 +193,20 @@ impl Driver {
         session: Option<crate::session::Session>,
     ) -> Self {
         let mut driver = Driver::new(manager, key);
-        driver.startup = Some(session.map(alloc::boxed::Box::new));
+        driver.persistence.startup = Some(session.map(alloc::boxed::Box::new));
         driver
     }
 
     /// The key the session is stored under.
     #[must_use]
     pub fn key(&self) -> &SessionKey {
-        &self.key
+        &self.persistence.key
     }
 
     /// The generation the store holds, as far as this driver knows.
     #[must_use]
     pub fn saved_generation(&self) -> Option<u64> {
-        self.saved
+        self.persistence.saved
     }
 
     /// Asks the core once, after expiring leases that ran out.

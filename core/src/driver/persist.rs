@@ -145,7 +145,7 @@ impl Driver {
         let mut changed = false;
         while let Some(Event::SessionChanged { reason, .. }) = self.manager.poll_event() {
             changed = true;
-            let pending = &mut self.pending;
+            let pending = &mut self.persistence.pending;
             match reason {
                 ChangeReason::TokensUpdated {
                     refresh_token_rotated: true,
@@ -162,7 +162,7 @@ impl Driver {
                 _ => {}
             }
         }
-        self.pending.any |= changed;
+        self.persistence.pending.any |= changed;
         changed
     }
 
@@ -172,8 +172,11 @@ impl Driver {
             Job::Load => match answer {
                 None => JobStep::Op(self.op_load(), Job::Load),
                 Some(answer) => JobStep::Done(loaded(answer).map(|stored| {
-                    self.saved = stored.as_ref().map(Session::generation);
-                    self.floor = self.floor.max(self.saved.unwrap_or(0));
+                    self.persistence.saved = stored.as_ref().map(Session::generation);
+                    self.persistence.floor = self
+                        .persistence
+                        .floor
+                        .max(self.persistence.saved.unwrap_or(0));
                     let found = stored.is_some();
                     if let Some(stored) = stored {
                         self.manager.set_session(stored);
@@ -184,13 +187,13 @@ impl Driver {
             Job::Clear => match answer {
                 None => JobStep::Op(
                     StoreOp::Clear {
-                        key: self.key.clone(),
+                        key: self.persistence.key.clone(),
                     },
                     Job::Clear,
                 ),
                 Some(answer) => JobStep::Done(answer.map(|_| {
-                    self.saved = None;
-                    self.pending = Pending::default();
+                    self.persistence.saved = None;
+                    self.persistence.pending = Pending::default();
                     JobValue::Cleared(self.manager.clear_session().map(Box::new))
                 })),
             },
@@ -205,7 +208,7 @@ impl Driver {
 
     fn op_load(&self) -> StoreOp {
         StoreOp::Load {
-            key: self.key.clone(),
+            key: self.persistence.key.clone(),
         }
     }
 
@@ -219,7 +222,7 @@ impl Driver {
             self.manager.assign_session_id(&mut session);
             return JobStep::Op(
                 StoreOp::Floor {
-                    key: self.key.clone(),
+                    key: self.persistence.key.clone(),
                 },
                 Job::Install(session, InstallStage::Floor),
             );
@@ -234,13 +237,15 @@ impl Driver {
                 // A login goes one generation above the highest the store
                 // ever held, so no handle that saw an older session can
                 // write it back.
-                let floor = floor.max(self.floor).max(self.saved.unwrap_or(0));
+                let floor = floor
+                    .max(self.persistence.floor)
+                    .max(self.persistence.saved.unwrap_or(0));
                 let mut generation = session.generation();
                 if generation <= floor {
                     session.set_generation(floor);
                     generation = session.bump_generation();
                 }
-                let op = self.op_save(session.clone(), self.saved);
+                let op = self.op_save(session.clone(), self.persistence.saved);
                 return JobStep::Op(op, Job::Install(session, InstallStage::Cas(generation)));
             }
             (InstallStage::Cas(generation), Err(StoreError::Conflict { found })) => {
@@ -257,15 +262,15 @@ impl Driver {
             }
         };
         self.manager.set_session(*session);
-        self.pending = Pending::default();
+        self.persistence.pending = Pending::default();
         JobStep::Done(match result {
             Ok(generation) => {
                 self.mark_saved(generation);
                 Ok(JobValue::Installed)
             }
             Err(error) => {
-                self.pending.any = true;
-                self.pending.login = true;
+                self.persistence.pending.any = true;
+                self.persistence.pending.login = true;
                 Err(error)
             }
         })
@@ -273,7 +278,7 @@ impl Driver {
 
     fn op_save(&self, session: Box<Session>, expected: Option<u64>) -> StoreOp {
         StoreOp::Save {
-            key: self.key.clone(),
+            key: self.persistence.key.clone(),
             session,
             expected,
         }
@@ -285,17 +290,17 @@ impl Driver {
         match (stage, answer) {
             (SaveStage::Start, _) => {
                 if let SaveMode::Persist { .. } = mode
-                    && !self.pending.any
+                    && !self.persistence.pending.any
                 {
                     return JobStep::Done(Ok(JobValue::Saved(Saved::Nothing)));
                 }
                 if self.manager.session().is_none() {
-                    self.pending = Pending::default();
+                    self.persistence.pending = Pending::default();
                     return JobStep::Done(Ok(JobValue::Saved(Saved::Nothing)));
                 }
-                if self.pending.login {
+                if self.persistence.pending.login {
                     let op = StoreOp::Floor {
-                        key: self.key.clone(),
+                        key: self.persistence.key.clone(),
                     };
                     return JobStep::Op(op, job(SaveStage::Floor));
                 }
@@ -303,8 +308,8 @@ impl Driver {
             }
             (SaveStage::Floor, Some(answer)) => {
                 let floor = match answer {
-                    Ok(StoreValue::Floor(floor)) => floor.max(self.floor),
-                    Ok(_) => self.floor,
+                    Ok(StoreValue::Floor(floor)) => floor.max(self.persistence.floor),
+                    Ok(_) => self.persistence.floor,
                     Err(error) => return JobStep::Done(Err(error)),
                 };
                 // A new session goes above the highest generation the
@@ -321,7 +326,7 @@ impl Driver {
             }
             (SaveStage::Cas(generation) | SaveStage::Win(generation), Some(Ok(_))) => {
                 self.mark_saved(generation);
-                self.pending = Pending::default();
+                self.persistence.pending = Pending::default();
                 JobStep::Done(Ok(JobValue::Saved(Saved::Stored)))
             }
             (SaveStage::Cas(_), Some(Err(StoreError::Conflict { found }))) => {
@@ -344,7 +349,7 @@ impl Driver {
             return JobStep::Done(Ok(JobValue::Saved(Saved::Nothing)));
         };
         let generation = session.generation();
-        let op = self.op_save(Box::new(session.clone()), self.saved);
+        let op = self.op_save(Box::new(session.clone()), self.persistence.saved);
         JobStep::Op(op, Job::Save(mode, SaveStage::Cas(generation)))
     }
 
@@ -352,7 +357,7 @@ impl Driver {
     fn conflict(&mut self, mode: SaveMode, stored: Option<Session>, found: Option<u64>) -> JobStep {
         let found = stored.as_ref().map(Session::generation).or(found);
         if let Some(found) = found {
-            self.floor = self.floor.max(found);
+            self.persistence.floor = self.persistence.floor.max(found);
         }
         match self.verdict(stored.as_ref()) {
             Verdict::Adopt => {
@@ -373,7 +378,7 @@ impl Driver {
                     .manager
                     .session()
                     .and_then(|s| s.token_set().refresh_token.clone());
-                if self.pending.logout
+                if self.persistence.pending.logout
                     && let Some(theirs) = stored
                         .as_ref()
                         .and_then(|s| s.token_set().refresh_token.clone())
@@ -381,7 +386,9 @@ impl Driver {
                 {
                     self.manager.revoke_later(theirs);
                 }
-                let generation = self.manager.renumber_session(found.max(Some(self.floor)));
+                let generation = self
+                    .manager
+                    .renumber_session(found.max(Some(self.persistence.floor)));
                 match self.manager.session() {
                     Some(session) => {
                         let op = self.op_save(Box::new(session.clone()), found);
@@ -389,7 +396,7 @@ impl Driver {
                     }
                     None => {
                         self.mark_saved(generation);
-                        self.pending = Pending::default();
+                        self.persistence.pending = Pending::default();
                         JobStep::Done(Ok(JobValue::Saved(Saved::Stored)))
                     }
                 }
@@ -403,7 +410,7 @@ impl Driver {
             return Verdict::Adopt;
         };
         let same = stored.is_some_and(|s| s.is_same_session(ours));
-        let pending = self.pending;
+        let pending = self.persistence.pending;
         if pending.login {
             Verdict::Win("login_wins")
         } else if pending.logout {
@@ -433,7 +440,7 @@ impl Driver {
     fn moved_on(&mut self, stage: MovedOnStage, answer: Option<StoreAnswer>) -> JobStep {
         match (stage, answer) {
             (MovedOnStage::Start, _) => {
-                let pending = self.pending;
+                let pending = self.persistence.pending;
                 if pending.weighs() {
                     // An unsaved change that would win a conflict is saved
                     // first instead.
@@ -443,12 +450,12 @@ impl Driver {
                     return self.advance(Job::Save(mode, SaveStage::Start), None);
                 }
                 let op = StoreOp::Generation {
-                    key: self.key.clone(),
+                    key: self.persistence.key.clone(),
                 };
                 JobStep::Op(op, Job::MovedOn(MovedOnStage::Generation))
             }
             (MovedOnStage::Generation, Some(Ok(StoreValue::Generation(generation)))) => {
-                if generation == self.saved {
+                if generation == self.persistence.saved {
                     return JobStep::Done(Ok(JobValue::MovedOn(false)));
                 }
                 JobStep::Op(self.op_load(), Job::MovedOn(MovedOnStage::Load))
@@ -463,8 +470,8 @@ impl Driver {
     }
 
     pub(crate) fn mark_saved(&mut self, generation: u64) {
-        self.saved = Some(generation);
-        self.floor = self.floor.max(generation);
+        self.persistence.saved = Some(generation);
+        self.persistence.floor = self.persistence.floor.max(generation);
     }
 
     /// The session here holds the only live (rotated) refresh token, but
@@ -487,31 +494,31 @@ impl Driver {
     /// Installs `stored` (what the store holds now; `None`: another writer
     /// logged out), dropping any unsaved change here.
     fn adopt(&mut self, stored: Option<Session>) {
-        self.saved = stored.as_ref().map(Session::generation);
-        if let Some(saved) = self.saved {
-            self.floor = self.floor.max(saved);
+        self.persistence.saved = stored.as_ref().map(Session::generation);
+        if let Some(saved) = self.persistence.saved {
+            self.persistence.floor = self.persistence.floor.max(saved);
         }
         match stored {
             Some(session) => self.manager.set_session(session),
             None => drop(self.manager.clear_session()),
         }
-        self.pending = Pending::default();
+        self.persistence.pending = Pending::default();
     }
 
     /// Folds the changes drained while another call held the store into
     /// the pending change, once that call's job ended.
     pub(crate) fn fold_deferred(&mut self) {
-        let deferred = core::mem::take(&mut self.deferred);
-        self.pending = self.pending.then(deferred);
+        let deferred = core::mem::take(&mut self.persistence.deferred);
+        self.persistence.pending = self.persistence.pending.then(deferred);
     }
 
     /// Drains the core's events while another call holds the store: kept
     /// aside and folded in when that job ends.
     pub(crate) fn defer_events(&mut self) {
-        let held = core::mem::take(&mut self.pending);
+        let held = core::mem::take(&mut self.persistence.pending);
         self.drain_events();
-        let drained = core::mem::replace(&mut self.pending, held);
-        self.deferred = self.deferred.then(drained);
+        let drained = core::mem::replace(&mut self.persistence.pending, held);
+        self.persistence.deferred = self.persistence.deferred.then(drained);
     }
 }
 

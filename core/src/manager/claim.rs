@@ -26,7 +26,7 @@ impl TokenManager {
         if !self.config.shared_store {
             return None;
         }
-        let claim = self.session.as_ref()?.refresh_claim()?;
+        let claim = self.state.session.as_ref()?.refresh_claim()?;
         (claim.owner != self.instance && claim.until > now).then_some(claim.until)
     }
 
@@ -41,7 +41,8 @@ impl TokenManager {
         if !self.config.shared_store {
             return true;
         }
-        self.session
+        self.state
+            .session
             .as_ref()
             .and_then(|s| s.refresh_claim())
             .is_some_and(|c| c.owner == self.instance)
@@ -52,21 +53,22 @@ impl TokenManager {
     /// at once: the host saves it with compare-and-swap before the request
     /// leaves.
     pub(super) fn claim_refresh(&mut self, until: UnixTime) {
-        let Some(session) = self.session.as_mut() else {
+        let Some(session) = self.state.session.as_mut() else {
             return;
         };
         session.set_refresh_claim(Some(RefreshClaim {
             owner: self.instance.clone(),
             until,
         }));
-        self.events
+        self.state
+            .events
             .session_changed(session, &[ChangeReason::RefreshClaimed]);
     }
 
     /// Removes this manager's claim. Returns whether there was one (the
     /// caller announces the change, usually with the new tokens).
     pub(super) fn release_claim(&mut self) -> bool {
-        let Some(session) = self.session.as_mut() else {
+        let Some(session) = self.state.session.as_mut() else {
             return false;
         };
         if session

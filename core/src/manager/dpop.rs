@@ -166,6 +166,7 @@ impl TokenManager {
             .map(|d| d.builder.public_jwk().clone())
             .ok_or(Error::UnknownRequest)?;
         let (unsigned, base) = self
+            .state
             .flights
             .take_pending_proof(id)
             .ok_or(Error::UnknownRequest)?;
@@ -225,7 +226,7 @@ impl TokenManager {
         now: UnixTime,
     ) -> bool {
         let live = flight.refresh_token().is_none_or(|spent| {
-            self.session.as_ref().is_some_and(|s| {
+            self.state.session.as_ref().is_some_and(|s| {
                 s.token_set.refresh_token.as_ref() == Some(spent) && !s.is_logged_out()
             })
         });
@@ -243,7 +244,7 @@ impl TokenManager {
         let id = flight.id;
         let Some(base) = flight.request.clone() else {
             // Unreachable: a retry is only due for a kept request.
-            self.flights.restart(flight);
+            self.state.flights.restart(flight);
             let _ = self.cancel(id);
             return Completion::Failed(Error::UnknownRequest);
         };
@@ -260,18 +261,18 @@ impl TokenManager {
         match prepared {
             Ok((Prepared::Ready(request), sent_nonce)) => {
                 flight.sent_nonce = sent_nonce;
-                self.flights.restart(flight);
+                self.state.flights.restart(flight);
                 Completion::Resend(OutgoingRequest { id, request })
             }
             Ok((Prepared::Deferred(unsigned, with_assertion), sent_nonce)) => {
                 flight.sent_nonce = sent_nonce;
                 let signing_input = String::from(unsigned.signing_input());
                 flight.pending_proof = Some(Box::new((unsigned, with_assertion)));
-                self.flights.restart(flight);
+                self.state.flights.restart(flight);
                 Completion::Sign(SignatureRequest { id, signing_input })
             }
             Err(error) => {
-                self.flights.restart(flight);
+                self.state.flights.restart(flight);
                 let _ = self.cancel(id);
                 Completion::Failed(error)
             }

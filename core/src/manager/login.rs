@@ -153,13 +153,18 @@ impl TokenManager {
         session.set_internal(internal);
         // Without a `sid` claim the SDK still needs one.
         session.complete_for_sdk(None, now, &mut *self.entropy);
-        session.ensure_id(&mut *self.entropy);
+        match self.state.login_id.take() {
+            // An application serving many sessions chose the id (its
+            // store key) when the login started.
+            Some(bytes) => session.ensure_id(&mut super::state::Chosen(bytes)),
+            None => session.ensure_id(&mut *self.entropy),
+        }
         session.set_session_expires_at(ceiling);
         // Continue the generation of the session this one replaces, so a
         // store's compare-and-swap sees a newer value.
-        let previous = self.session.as_ref().map_or(0, Session::generation);
+        let previous = self.state.session.as_ref().map_or(0, Session::generation);
         session.set_generation(previous);
-        self.session = Some(session);
+        self.state.session = Some(session);
         self.session_changed(&[ChangeReason::LoggedIn]);
         Ok(TokenAt::Main)
     }

@@ -30,7 +30,7 @@ static BEARER: TokenType = TokenType::Bearer;
 
 /// Where a ready token is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum TokenAt {
+pub(crate) enum TokenAt {
     /// The session's main token set.
     Main,
     /// A per-audience entry of the session's cache.
@@ -51,6 +51,17 @@ pub(super) enum Next {
     /// Boxed: the ready path returns this enum on every cached call, and
     /// a refresh allocates anyway.
     Refresh(Box<RefreshPlan>),
+    /// (Peeking only.) Not ready; the full ask decides what follows.
+    NotReady,
+}
+
+/// Whether a decision is acted on or only peeked at.
+#[derive(Debug, Clone, Copy)]
+enum Mode {
+    /// The full ask: every outcome planned and announced.
+    Act,
+    /// The cached path alone: only a ready token counts.
+    Peek,
 }
 
 /// A decision, and the cache entry it found (a hit counts as use even when
@@ -97,8 +108,14 @@ enum Location<'r> {
 impl TokenManager {
     /// Decides what a token request needs, changing nothing.
     pub(super) fn decide(&self, request: &TokenRequest<'_>, now: UnixTime) -> Decided {
+        self.decide_as(request, now, Mode::Act)
+    }
+
+    /// [`TokenManager::decide`]; with [`Mode::Peek`], anything but a ready
+    /// token stops at [`Next::NotReady`] before it is announced or planned.
+    fn decide_as(&self, request: &TokenRequest<'_>, now: UnixTime, mode: Mode) -> Decided {
         let config = &self.config;
-        let Some(session) = self.session.as_ref() else {
+        let Some(session) = self.state.session.as_ref() else {
             return Decided::before_lookup(Next::LoginRequired(Error::MissingSession));
         };
         if session.is_logged_out() {
@@ -117,6 +134,10 @@ impl TokenManager {
         };
         let decided = |next| Decided { found, next };
         let reauth = session.is_reauthentication_required();
+        let peek = matches!(mode, Mode::Peek);
+        if peek && request.force_refresh {
+            return decided(Next::NotReady);
+        }
         if reauth && request.force_refresh {
             // A forced refresh (usually after a 401) cannot be answered with
             // the cached token when the refresh token is known dead.
@@ -153,12 +174,14 @@ impl TokenManager {
                         event = "cache_hit",
                         audience = audience.unwrap_or("")
                     );
+                    // (`peek` stops below for anything else.)
                     return decided(Next::Ready(match found {
                         Some(at) => TokenAt::Entry(at),
                         // A ready token is either the main set or a found entry.
                         None => TokenAt::Main,
                     }));
                 }
+                _ if peek => return decided(Next::NotReady),
                 Decision::MissingRefreshToken {
                     access_token_expired,
                 } => return decided(login_required(reauth, access_token_expired)),
@@ -168,7 +191,7 @@ impl TokenManager {
                     None => return decided(login_required(reauth, expires_at.is_some())),
                 },
             };
-        if let Some(id) = self.flights.refresh_in_flight() {
+        if let Some(id) = self.state.flights.refresh_in_flight() {
             decision!(debug, event = "wait", request_id = id.as_u64());
             return decided(Next::Wait(id));
         }
@@ -214,19 +237,48 @@ impl TokenManager {
     /// the callers rule out: they just found or stored it there).
     pub(super) fn token_at(&self, at: TokenAt) -> Option<AccessTokenRef<'_>> {
         match at {
-            TokenAt::Main => {
-                let set = &self.session.as_ref()?.token_set;
-                Some(AccessTokenRef {
-                    token: &set.access_token,
-                    expires_at: set.expires_at.unwrap_or(UnixTime::EPOCH),
-                    scope: set.scope.as_deref(),
-                    audience: set.audience.as_deref(),
-                    token_type: set.token_type.as_ref().unwrap_or(&BEARER),
-                })
-            }
-            TokenAt::Entry(at) => self.session.as_ref()?.cache.at(at).map(entry_ref),
             TokenAt::Machine(at) => self.machine_cache.at(at).map(entry_ref),
+            at => self.state.token_at(at),
         }
+    }
+
+    /// Where a ready token for `request` is, when the cached path answers
+    /// alone: the token is fresh and nothing changes but the entry's use
+    /// (counted). `None` when anything else is due — a refresh, a wait, a
+    /// login, expired entries to prune: ask
+    /// [`TokenManager::get_access_token`] then. Changes nothing in that
+    /// case and announces nothing, so the full ask that follows decides
+    /// (and reports) as if this had not run.
+    pub(crate) fn ready_at(
+        &mut self,
+        request: &TokenRequest<'_>,
+        now: UnixTime,
+    ) -> Option<TokenAt> {
+        let session = self.state.session.as_ref()?;
+        let can_refresh =
+            session.token_set.refresh_token.is_some() && !session.is_reauthentication_required();
+        if !can_refresh && session.cache.has_expired(now) {
+            return None;
+        }
+        let decided = self.decide_as(request, now, Mode::Peek);
+        let Next::Ready(at) = decided.next else {
+            return None;
+        };
+        if let (Some(found), Some(session)) = (decided.found, self.state.session.as_mut()) {
+            session.cache.touch(found);
+        }
+        Some(at)
+    }
+}
+
+/// The main token set as a ready token.
+pub(super) fn main_ref(set: &crate::token::TokenSet) -> AccessTokenRef<'_> {
+    AccessTokenRef {
+        token: &set.access_token,
+        expires_at: set.expires_at.unwrap_or(UnixTime::EPOCH),
+        scope: set.scope.as_deref(),
+        audience: set.audience.as_deref(),
+        token_type: set.token_type.as_ref().unwrap_or(&BEARER),
     }
 }
 

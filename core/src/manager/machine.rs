@@ -52,7 +52,7 @@ impl TokenManager {
                 None => Action::LoginRequired(Error::MissingSession),
             };
         }
-        if let Some(id) = self.flights.machine_in_flight(audience, scope) {
+        if let Some(id) = self.state.flights.machine_in_flight(audience, scope) {
             return Action::Wait(id);
         }
         let mut builder = ClientCredentialsRequest::new(

@@ -77,14 +77,16 @@ mod dpop;
 mod exchange;
 #[cfg(feature = "login")]
 mod login;
-mod lookup;
+pub(crate) mod lookup;
 mod machine;
 mod refresh;
 mod resource;
 mod revocation;
+mod state;
 
 pub use dpop::SignatureRequest;
 pub use resource::{Authorization, PendingAuthorization, ResourceRetries, ResourceVerdict};
+pub(crate) use state::SessionState;
 
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
@@ -96,7 +98,7 @@ use crate::cache::TokenCache;
 use crate::config::Config;
 use crate::entropy::Entropy;
 use crate::error::{Error, ResponseError};
-use crate::flight::{Flight, FlightKind, Flights, RequestId};
+use crate::flight::{Flight, FlightKind, RequestId};
 use crate::grant::ClientAuth;
 use crate::grant::client_auth::ClientAssertionKey;
 use crate::http::{HttpRequest, HttpResponse};
@@ -347,9 +349,10 @@ impl Events {
 /// nothing is left for a later call to write.
 pub struct TokenManager {
     config: Config,
-    session: Option<Session>,
-    flights: Flights,
-    events: Events,
+    /// The session this manager serves and what belongs to it alone
+    /// (boxed: an application serving many sessions mounts each in turn,
+    /// see [`TokenManager::swap_state`]).
+    state: Box<SessionState>,
     /// Machine-to-machine tokens (client credentials), by audience and scope.
     machine_cache: TokenCache,
     /// This manager's name in refresh claims (shared stores).
@@ -358,20 +361,14 @@ pub struct TokenManager {
     entropy: Box<dyn Entropy + Send>,
     /// DPoP, when enabled.
     dpop: Option<dpop::DpopState>,
-    /// Refresh tokens that answers proved live but that could not be
-    /// stored (the session moved on or logged out): revoked through
-    /// [`TokenManager::poll_revocation`], never silently dropped.
-    to_revoke: Vec<RefreshToken>,
-    /// Proven refresh tokens dropped for want of a revocation endpoint.
-    unrevocable: u64,
 }
 
 impl fmt::Debug for TokenManager {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenManager")
             .field("config", &self.config)
-            .field("session", &self.session)
-            .field("flights", &self.flights)
+            .field("session", &self.state.session)
+            .field("flights", &self.state.flights)
             .finish_non_exhaustive()
     }
 }
@@ -385,14 +382,10 @@ impl TokenManager {
         TokenManager {
             instance,
             config,
-            session: None,
-            flights: Flights::default(),
-            events: Events::default(),
+            state: Box::default(),
             machine_cache: TokenCache::new(),
             entropy: Box::new(entropy),
             dpop: None,
-            to_revoke: Vec::new(),
-            unrevocable: 0,
         }
     }
 
@@ -406,20 +399,20 @@ impl TokenManager {
     /// [`Event::SessionChanged`] arrives.
     #[must_use]
     pub fn session(&self) -> Option<&Session> {
-        self.session.as_ref()
+        self.state.session.as_ref()
     }
 
     /// Installs a session (after a login, or reloaded from a store). Flights
     /// in progress keep running; their results apply to this session.
     pub fn set_session(&mut self, session: Session) {
-        self.session = Some(session);
+        self.state.session = Some(session);
     }
 
     /// Gives the session the generation one above both its own and
     /// `found` (a store's), announcing nothing: the keeper saves it next.
     /// Returns the new generation.
     pub(crate) fn renumber_session(&mut self, found: Option<u64>) -> u64 {
-        let Some(session) = self.session.as_mut() else {
+        let Some(session) = self.state.session.as_mut() else {
             return 0;
         };
         let base = session.generation().max(found.unwrap_or(0));
@@ -432,16 +425,24 @@ impl TokenManager {
         session.ensure_id(&mut *self.entropy);
     }
 
+    /// Swaps the per-session part of this manager with `other` (a pointer
+    /// swap): an application serving many sessions mounts one session's
+    /// state for a call and parks it again after (see
+    /// [`Sessions`](crate::driver::Sessions)).
+    pub(crate) fn swap_state(&mut self, other: &mut Box<SessionState>) {
+        core::mem::swap(&mut self.state, other);
+    }
+
     /// Removes the session and returns it.
     pub fn clear_session(&mut self) -> Option<Session> {
-        self.session.take()
+        self.state.session.take()
     }
 
     /// Raises a change of the session, if there is one (see
     /// [`Events::session_changed`]).
     fn session_changed(&mut self, reasons: &[ChangeReason]) -> Option<u64> {
-        let session = self.session.as_mut()?;
-        Some(self.events.session_changed(session, reasons))
+        let session = self.state.session.as_mut()?;
+        Some(self.state.events.session_changed(session, reasons))
     }
 
     /// Asks for an access token. See [`Action`].
@@ -456,7 +457,7 @@ impl TokenManager {
             self.session_changed(&[ChangeReason::Evicted]);
         }
         let decided = self.decide(request, now);
-        if let (Some(found), Some(session)) = (decided.found, self.session.as_mut()) {
+        if let (Some(found), Some(session)) = (decided.found, self.state.session.as_mut()) {
             session.cache.touch(found);
         }
         match decided.next {
@@ -469,13 +470,15 @@ impl TokenManager {
             Next::Wait(id) => Action::Wait(id),
             Next::Reload { until } => Action::Reload { until },
             Next::Refresh(plan) => self.start_refresh(*plan, now),
+            // Unreachable: only a peek decides this.
+            Next::NotReady => Action::LoginRequired(Error::MissingSession),
         }
     }
 
     /// Drops cache entries that expired at `now` when the session cannot
     /// refresh them. Returns whether any went.
     fn prune_unrefreshable(&mut self, now: UnixTime) -> bool {
-        let Some(session) = self.session.as_mut() else {
+        let Some(session) = self.state.session.as_mut() else {
             return false;
         };
         let can_refresh =
@@ -494,12 +497,12 @@ impl TokenManager {
         waited: RequestId,
         now: UnixTime,
     ) -> Action<'_> {
-        if self.flights.is_active(waited) {
+        if self.state.flights.is_active(waited) {
             return Action::Wait(waited);
         }
         let (audience, _) = lookup::resolve(&self.config, request);
         let mut request = *request;
-        if let Some((flight_audience, result)) = self.flights.outcome(waited)
+        if let Some((flight_audience, result)) = self.state.flights.outcome(waited)
             && flight_audience == audience
         {
             decision!(
@@ -609,7 +612,7 @@ impl TokenManager {
         let (prepared, sent_nonce) =
             self.prepare_token_request(request, assertion.as_ref(), dpop, now)?;
         let assertion = assertion.map(Box::new);
-        let id = self.flights.next_id();
+        let id = self.state.flights.next_id();
         let (dispatch, pending_proof) = match prepared {
             dpop::Prepared::Ready(ready) => {
                 (Dispatch::Send(OutgoingRequest { id, request: ready }), None)
@@ -622,7 +625,7 @@ impl TokenManager {
                 Some(Box::new((unsigned, with_assertion))),
             ),
         };
-        self.flights.start(Flight {
+        self.state.flights.start(Flight {
             id,
             kind,
             audience,
@@ -649,7 +652,7 @@ impl TokenManager {
         span!("response", request_id = id.as_u64());
         // Parsed once: the nonce retry, the errors and the tokens read it.
         let mut answer = ParsedResponse::parse(&response, &self.config.limits);
-        let Some((flight, abandoned)) = self.flights.take(id) else {
+        let Some((flight, abandoned)) = self.state.flights.take(id) else {
             // Forgotten (or never ours): a refresh token it proves is not
             // dropped silently.
             self.revoke_rotated(&mut answer);
@@ -663,9 +666,9 @@ impl TokenManager {
         // An abandoned flight's claim was released at its deadline; the
         // claim now held belongs to the refresh that replaced it.
         let claimed = flight.refresh_token().is_some() && !abandoned && self.release_claim();
-        let generation = self.session.as_ref().map(Session::generation);
+        let generation = self.state.session.as_ref().map(Session::generation);
         if let Some(spent) = flight.refresh_token() {
-            let session = self.session.as_ref();
+            let session = self.state.session.as_ref();
             let current = session.and_then(|s| s.token_set.refresh_token.as_ref());
             if current != Some(spent) || session.is_some_and(Session::is_logged_out) {
                 // The session moved on (a new login, a logout, or a lease
@@ -688,7 +691,8 @@ impl TokenManager {
             #[cfg(feature = "exchange")]
             FlightKind::TokenExchange => {
                 let result = self.apply_exchange(&mut answer);
-                self.flights
+                self.state
+                    .flights
                     .finish(&flight, result.as_ref().map(|_| ()).map_err(Clone::clone));
                 return match result {
                     Ok(token) => Completion::Exchanged(Box::new(token)),
@@ -697,16 +701,17 @@ impl TokenManager {
             }
             FlightKind::Revocation { refresh_token } => {
                 let result = self.apply_revocation(refresh_token, &answer);
-                self.flights.finish(&flight, result.clone());
+                self.state.flights.finish(&flight, result.clone());
                 return match result {
                     Ok(()) => Completion::Revoked,
                     Err(error) => Completion::Failed(error),
                 };
             }
         };
-        self.flights
+        self.state
+            .flights
             .finish(&flight, result.as_ref().map(|_| ()).map_err(Clone::clone));
-        if claimed && self.session.as_ref().map(Session::generation) == generation {
+        if claimed && self.state.session.as_ref().map(Session::generation) == generation {
             self.announce_release();
         }
         decision!(
@@ -736,12 +741,12 @@ impl TokenManager {
             request_id = id.as_u64(),
             code = "transport_error"
         );
-        match self.flights.take(id) {
+        match self.state.flights.take(id) {
             Some((flight, abandoned)) => {
                 if flight.refresh_token().is_some() && !abandoned {
                     self.release_claim_and_announce();
                 }
-                self.flights.finish(&flight, Err(Error::Transport));
+                self.state.flights.finish(&flight, Err(Error::Transport));
                 Error::Transport
             }
             None => Error::UnknownRequest,
@@ -752,7 +757,7 @@ impl TokenManager {
     /// released without an outcome, so its waiters take their own turn.
     /// Returns whether such a request was in flight.
     pub fn cancel(&mut self, id: RequestId) -> bool {
-        match self.flights.release(id) {
+        match self.state.flights.release(id) {
             Some(flight) => {
                 if flight.refresh_token().is_some() {
                     self.release_claim_and_announce();
@@ -767,14 +772,14 @@ impl TokenManager {
     /// earliest lease deadline of a request in flight.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<UnixTime> {
-        self.flights.next_deadline()
+        self.state.flights.next_deadline()
     }
 
     /// Releases flights whose lease ran out at `now`, so a caller that
     /// vanished cannot block the others. A response that still arrives for
     /// such a flight is applied only if the session has not moved on.
     pub fn handle_timeout(&mut self, now: UnixTime) {
-        if self.flights.expire(now) > 0 && self.flights.refresh_in_flight().is_none() {
+        if self.state.flights.expire(now) > 0 && self.state.flights.refresh_in_flight().is_none() {
             self.release_claim_and_announce();
         }
     }
@@ -782,19 +787,20 @@ impl TokenManager {
     /// The next event for the host. Drain after every call.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.0.pop_front()
+        self.state.events.0.pop_front()
     }
 
     /// Whether request `id` is in flight (its lease has not run out).
     #[must_use]
     pub fn is_in_flight(&self, id: RequestId) -> bool {
-        self.flights.is_active(id)
+        self.state.flights.is_active(id)
     }
 
     /// Whether request `id` is a refresh in flight.
     #[must_use]
     pub fn is_refresh(&self, id: RequestId) -> bool {
-        self.flights
+        self.state
+            .flights
             .active()
             .any(|f| f.id == id && f.refresh_token().is_some())
     }
@@ -802,14 +808,15 @@ impl TokenManager {
     /// The number of requests in flight (at most one refresh).
     #[must_use]
     pub fn in_flight(&self) -> usize {
-        self.flights.active_count()
+        self.state.flights.active_count()
     }
 
     /// The refresh tokens spent by the requests in flight (for tests and
     /// fuzzing of the single-flight invariant).
     #[must_use]
     pub fn in_flight_refresh_tokens(&self) -> Vec<RefreshToken> {
-        self.flights
+        self.state
+            .flights
             .active()
             .filter_map(|f| f.refresh_token().cloned())
             .collect()

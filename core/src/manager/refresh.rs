@@ -109,10 +109,11 @@ impl TokenManager {
                 if server.error == "invalid_grant" || server.error == "invalid_target" =>
             {
                 decision!(warn, event = "invalid_grant", code = server.error.as_str());
-                let session = self.session.as_mut().ok_or(Error::MissingSession)?;
+                let session = self.state.session.as_mut().ok_or(Error::MissingSession)?;
                 if session.token_set.refresh_token.as_ref() == flight.refresh_token() {
                     session.set_reauthentication_required();
-                    self.events
+                    self.state
+                        .events
                         .session_changed(session, &[ChangeReason::ReauthenticationRequired]);
                 }
                 return Err(Error::FailedToRefreshToken(ResponseError::Server(server)));
@@ -120,7 +121,7 @@ impl TokenManager {
             Err(other) => return Err(self.grant_error(other, answer, wrap)),
         };
         let usable = self.usable_expiry(flight, &parsed, answer.status(), now, wrap);
-        let session = self.session.as_mut().ok_or(Error::MissingSession)?;
+        let session = self.state.session.as_mut().ok_or(Error::MissingSession)?;
 
         // The response's parts move into the session: no copies.
         let TokenResponse {
@@ -159,7 +160,7 @@ impl TokenManager {
             Ok(expires_at) => expires_at,
             Err(error) => {
                 if rotated {
-                    self.events.session_changed(
+                    self.state.events.session_changed(
                         session,
                         &[ChangeReason::TokensUpdated {
                             refresh_token_rotated: true,
@@ -247,7 +248,7 @@ impl TokenManager {
         } else {
             &[updated]
         };
-        let _generation = self.events.session_changed(session, reasons);
+        let _generation = self.state.events.session_changed(session, reasons);
         decision!(
             info,
             event = "refresh_finished",

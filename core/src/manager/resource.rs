@@ -249,7 +249,7 @@ impl TokenManager {
 
     /// Marks every stored copy of `access_token` expired.
     fn invalidate(&mut self, access_token: &str) {
-        let Some(session) = self.session.as_mut() else {
+        let Some(session) = self.state.session.as_mut() else {
             return;
         };
         let mut found = session.cache.invalidate(access_token);
@@ -258,7 +258,8 @@ impl TokenManager {
             found = true;
         }
         if found {
-            self.events
+            self.state
+                .events
                 .session_changed(session, &[ChangeReason::TokenRejected]);
         }
         self.machine_cache.invalidate(access_token);

@@ -29,20 +29,22 @@ impl TokenManager {
     /// # Errors
     /// [`Error::MissingSession`] without a session.
     pub fn logout(&mut self, now: UnixTime) -> Result<Option<Dispatch>, Error> {
-        let session = self.session.as_mut().ok_or(Error::MissingSession)?;
+        let session = self.state.session.as_mut().ok_or(Error::MissingSession)?;
         if !session.is_logged_out() {
             session.set_logged_out();
-            self.events
+            self.state
+                .events
                 .session_changed(session, &[ChangeReason::LoggedOut]);
         }
         let refresh_token = self
+            .state
             .session
             .as_ref()
             .and_then(|s| s.token_set.refresh_token.clone());
         match refresh_token {
             // Logging out again while its revocation is in flight sends
             // nothing more.
-            Some(refresh_token) if self.flights.revoking(&refresh_token) => Ok(None),
+            Some(refresh_token) if self.state.flights.revoking(&refresh_token) => Ok(None),
             Some(refresh_token) if self.config.revocation_endpoint.is_some() => {
                 self.launch_revocation(refresh_token, now).map(Some)
             }
@@ -90,9 +92,9 @@ impl TokenManager {
     /// As [`TokenManager::logout`]'s request (a DPoP or client-assertion
     /// failure); the token is then dropped.
     pub fn poll_revocation(&mut self, now: UnixTime) -> Option<Result<Dispatch, Error>> {
-        let refresh_token = self.to_revoke.pop()?;
+        let refresh_token = self.state.to_revoke.pop()?;
         if self.config.revocation_endpoint.is_none() {
-            self.unrevocable += 1;
+            self.state.unrevocable += 1;
             return None;
         }
         Some(self.launch_revocation(refresh_token, now))
@@ -102,24 +104,28 @@ impl TokenManager {
     /// revocation endpoint.
     #[must_use]
     pub fn unrevocable(&self) -> u64 {
-        self.unrevocable
+        self.state.unrevocable
     }
 
     /// Queues `refresh_token` for revocation (see
     /// [`TokenManager::poll_revocation`]), unless it is the session's own.
     pub(crate) fn revoke_later(&mut self, refresh_token: RefreshToken) {
         let own = self
+            .state
             .session
             .as_ref()
             .and_then(|s| s.token_set.refresh_token.as_ref())
             .is_some_and(|own| *own == refresh_token && !self.session_logged_out());
-        if !own && !self.to_revoke.contains(&refresh_token) {
-            self.to_revoke.push(refresh_token);
+        if !own && !self.state.to_revoke.contains(&refresh_token) {
+            self.state.to_revoke.push(refresh_token);
         }
     }
 
     fn session_logged_out(&self) -> bool {
-        self.session.as_ref().is_some_and(Session::is_logged_out)
+        self.state
+            .session
+            .as_ref()
+            .is_some_and(Session::is_logged_out)
     }
 
     /// Queues the refresh token a successful refresh answer carries, when
@@ -144,11 +150,12 @@ impl TokenManager {
         revocation_outcome(answer).map_err(Error::Revocation)?;
         // Only the token revoked goes: a refresh answered meanwhile may have
         // put another one in the session (it is queued for revocation).
-        if let Some(session) = self.session.as_mut()
+        if let Some(session) = self.state.session.as_mut()
             && session.token_set.refresh_token.as_ref() == Some(revoked)
             && session.token_set.refresh_token.take().is_some()
         {
-            self.events
+            self.state
+                .events
                 .session_changed(session, &[ChangeReason::LoggedOut]);
         }
         Ok(())

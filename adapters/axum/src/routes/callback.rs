@@ -47,15 +47,14 @@ pub(super) async fn callback(
         append_cookies(&mut response, vec![delete_transaction]);
         return response;
     };
-    let (source, id) = auth.fresh_source();
     let callback_url = format!("{}?{query}", auth.absolute(&inner.routes.callback));
     let mut set_cookies = vec![delete_transaction];
-    let session = match inner
+    let (session, id) = match inner
         .driver
-        .login(source, &txn.transaction, &callback_url)
+        .login(auth.is_stateful(), &txn.transaction, &callback_url)
         .await
     {
-        Ok(session) => session,
+        Ok(done) => done,
         Err(e) => {
             let mut response = Error::from(e).into_response();
             append_cookies(&mut response, set_cookies);

@@ -1,0 +1,466 @@
+//! [`Sessions`]: one application-wide handle serving any number of
+//! sessions by id — a web backend's users — on one transport and one core
+//! ([`tokenkeeper::driver::Sessions`]): configuration, DPoP key and token
+//! endpoint nonces, machine tokens shared; single flight per session; a
+//! bounded number of sessions in memory (least recently used), the rest
+//! loaded from the store on demand. An adapter wraps it as it wraps
+//! [`Handle`](crate::Handle) (`tokenkeeper_reqwest::Sessions`).
+//!
+//! ```text
+//! SessionsSettings::new(config) .store/.async_store/.capacity/.dpop
+//!   ─ build(transport) ─> Sessions ─ (Arc in the adapter)
+//!   .login(&transaction, callback)      ─► (id, token)   new session stored under id
+//!   .insert(session)                    ─► id            a session from elsewhere
+//!   .get_access_token(id, &request)     ─► token         cached (no I/O) or refreshed
+//!   .resource(id, &request, method, url) ─► ResourceCall
+//!   .logout(id) / .clear(id)
+//!
+//! each call on id: run(id, Call) loop, lock held per step only —
+//!   core.poll(id, call) ─> Effect: Send | Store | Sign | Wait | Done
+//!   (the same loop as Handle::run, with the session's id on every step)
+//! ```
+//!
+//! The core sits behind a `std::sync::Mutex` held for one driver step at a
+//! time: never across an `.await`, a request, a store operation or a
+//! signature. A cached token is answered under the lock alone.
+
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use event_listener::Event;
+use tokenkeeper::dpop::{EcdsaSignature, Signer};
+use tokenkeeper::driver::{self, Ask, Call, Effect, Finished, WaitReason};
+use tokenkeeper::login::LoginTransaction;
+use tokenkeeper::{
+    AccessTokenInfo, AsyncSessionStore, Config, HttpRequest, HttpResponse, Session, SessionStore,
+    TokenManager, TokenRequest, UnsharedStore,
+};
+
+use crate::handle::{DeferredSigner, RELOAD_POLL, lock, unexpected};
+use crate::platform::{OsEntropy, budget, now, until};
+use crate::store::{Blocking, DynStore, StoreSource};
+use crate::{Error, Transport};
+
+/// How many sessions [`SessionsSettings`] keeps in memory unless told.
+pub const DEFAULT_CAPACITY: usize = 10_000;
+
+/// What an adapter's sessions builder collects besides its HTTP client:
+/// the configuration, the store, the bound on sessions in memory and the
+/// DPoP signers. [`SessionsSettings::build`] makes the [`Sessions`].
+#[must_use]
+pub struct SessionsSettings {
+    config: Config,
+    store: StoreSource,
+    capacity: usize,
+    dpop: Option<Box<dyn Signer + Send>>,
+    deferred_signer: Option<Box<DeferredSigner>>,
+}
+
+impl SessionsSettings {
+    /// Settings for `config`: an [`UnsharedStore`] (this process only),
+    /// [`DEFAULT_CAPACITY`] sessions in memory, no DPoP.
+    pub fn new(config: Config) -> Self {
+        SessionsSettings {
+            config,
+            store: StoreSource::Blocking(Box::new(UnsharedStore::new())),
+            capacity: DEFAULT_CAPACITY,
+            dpop: None,
+            deferred_signer: None,
+        }
+    }
+
+    /// DPoP with `signer` for every session (one key, shared nonces).
+    pub fn dpop(&mut self, signer: Box<dyn Signer + Send>) {
+        self.dpop = Some(signer);
+    }
+
+    /// The signer for a DPoP signer that defers.
+    pub fn deferred_signer(&mut self, sign: Box<DeferredSigner>) {
+        self.deferred_signer = Some(sign);
+    }
+
+    /// A blocking store (it must answer at once in an async adapter); each
+    /// session is kept under its id.
+    pub fn store(&mut self, store: Box<dyn SessionStore + Send>) {
+        self.store = StoreSource::Blocking(store);
+    }
+
+    /// An awaited store, run with no lock held.
+    pub fn async_store(&mut self, store: impl AsyncSessionStore + 'static) {
+        self.store = StoreSource::Async(Box::new(store));
+    }
+
+    /// At most `capacity` (at least one) sessions in memory; the least
+    /// recently used idle one goes first.
+    pub fn capacity(&mut self, capacity: usize) {
+        self.capacity = capacity;
+    }
+
+    /// The sessions handle sending with `transport`. Nothing is loaded
+    /// here: each session is loaded from the store at its first call.
+    ///
+    /// # Errors
+    /// [`Error::Core`] when the DPoP signer is not ES256.
+    pub fn build<T: Transport>(self, transport: T) -> Result<Sessions<T>, Error<T::Error>> {
+        let max_body = self.config.limits().max_body_bytes;
+        let mut manager = TokenManager::new(self.config, OsEntropy);
+        if let Some(signer) = self.dpop {
+            manager.enable_dpop(signer)?;
+        }
+        let store: Box<dyn DynStore> = match self.store {
+            StoreSource::Blocking(store) => Box::new(Blocking(Mutex::new(store))),
+            StoreSource::Async(store) => store,
+        };
+        Ok(Sessions {
+            transport,
+            core: Mutex::new(driver::Sessions::new(manager, self.capacity)),
+            store,
+            progress: Event::new(),
+            max_body,
+            deferred_signer: self.deferred_signer,
+        })
+    }
+}
+
+/// Many sessions by id on one transport, shared by every caller (an
+/// adapter's `Sessions` holds it in an `Arc`): configuration, DPoP key and
+/// token-endpoint nonces, machine tokens shared; single flight per
+/// session; at most the settings' capacity of sessions in memory, the
+/// rest loaded from the store on demand. The lock on the core is held for
+/// one driver step at a time, never across an `.await`.
+pub struct Sessions<T: Transport> {
+    transport: T,
+    core: Mutex<driver::Sessions>,
+    /// Where sessions are kept, each under its id; awaited with no lock
+    /// held.
+    store: Box<dyn DynStore>,
+    /// Notified whenever a call makes progress: waiters look again.
+    progress: Event,
+    max_body: usize,
+    deferred_signer: Option<Box<DeferredSigner>>,
+}
+
+impl<T: Transport> std::fmt::Debug for Sessions<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sessions").finish_non_exhaustive()
+    }
+}
+
+impl<T: Transport> Sessions<T> {
+    /// The transport requests are sent with.
+    pub fn transport(&self) -> &T {
+        &self.transport
+    }
+
+    /// The number of sessions in memory now.
+    #[must_use]
+    pub fn in_memory(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// The DPoP key's JWK thumbprint (for a login's `dpop_jkt`).
+    #[must_use]
+    pub fn dpop_thumbprint(&self) -> Option<String> {
+        self.lock().manager().dpop_thumbprint().map(String::from)
+    }
+
+    /// Session `id`'s access token for `request`: the cached one when it is
+    /// in memory and fresh (no I/O, no wait), otherwise loaded and/or
+    /// refreshed (one refresh per session at a time; its other callers wait
+    /// for it and share its result; other sessions do not wait).
+    ///
+    /// # Errors
+    /// [`Error::Core`] for the core's answers (no session stored under
+    /// `id`: login required; the refresh failed, …), a transport error,
+    /// [`Error::Store`].
+    pub async fn get_access_token(
+        &self,
+        id: &str,
+        request: &TokenRequest<'_>,
+    ) -> Result<AccessTokenInfo, Error<T::Error>> {
+        if let Some(token) = self.lock().cached_token(id, request, now()) {
+            return Ok(token.to_owned());
+        }
+        match self.run(id, Call::token(Ask::User(request))).await? {
+            Finished::Token(token) => Ok(token),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// A client-credentials token, shared by the whole application.
+    ///
+    /// # Errors
+    /// As [`Sessions::get_access_token`].
+    pub async fn get_client_credentials_token(
+        &self,
+        request: &TokenRequest<'_>,
+    ) -> Result<AccessTokenInfo, Error<T::Error>> {
+        match self.run("", Call::token(Ask::Machine(request))).await? {
+            Finished::Token(token) => Ok(token),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Finishes a login (the callback checked against `transaction`, the
+    /// code exchanged): the new session is stored under a new id, returned
+    /// with its token.
+    ///
+    /// # Errors
+    /// [`Error::Core`] with the failed check or the server's error, a
+    /// transport error, [`Error::Store`].
+    pub async fn login(
+        &self,
+        transaction: &LoginTransaction,
+        callback: &str,
+    ) -> Result<(String, AccessTokenInfo), Error<T::Error>> {
+        let (id, dispatch) = self.lock().exchange_code(transaction, callback, now())?;
+        match self.run(&id, Call::flight(dispatch)).await? {
+            Finished::Token(token) => Ok((id, token)),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Stores `session` (made elsewhere: a login this handle did not run,
+    /// an import) under its id, given one if it has none; returns the id.
+    ///
+    /// # Errors
+    /// [`Error::Store`].
+    pub async fn insert(&self, session: Session) -> Result<String, Error<T::Error>> {
+        let mut session = session;
+        let id = self.lock().assign_id(&mut session);
+        self.run(&id, Call::install(session)).await?;
+        Ok(id)
+    }
+
+    /// A copy of session `id` as held in memory (`None` when it is not in
+    /// memory: see [`Sessions::load`]).
+    #[must_use]
+    pub fn session(&self, id: &str) -> Option<Session> {
+        self.lock().session(id).cloned()
+    }
+
+    /// Session `id`, loaded from the store if it is not in memory.
+    ///
+    /// # Errors
+    /// [`Error::Store`].
+    pub async fn load(&self, id: &str) -> Result<Option<Session>, Error<T::Error>> {
+        let _held = Held::new(self, id);
+        self.run(id, Call::persist()).await?;
+        Ok(self.session(id))
+    }
+
+    /// Logs session `id` out: marked logged out and saved at once, then
+    /// its refresh token revoked (when the configuration has a revocation
+    /// endpoint).
+    ///
+    /// # Errors
+    /// [`Error::Core`] (no such session, the revocation failed), a
+    /// transport error, [`Error::Store`].
+    pub async fn logout(&self, id: &str) -> Result<(), Error<T::Error>> {
+        // Held until the revocation is sent: it is this session's flight.
+        let _held = Held::new(self, id);
+        let out = self.with_session(id, |m| m.logout(now())).await??;
+        let Some(out) = out else {
+            return Ok(());
+        };
+        match self.run(id, Call::flight(out)).await? {
+            Finished::Revoked => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Removes session `id` here and from the store.
+    ///
+    /// # Errors
+    /// [`Error::Store`].
+    pub async fn clear(&self, id: &str) -> Result<Option<Session>, Error<T::Error>> {
+        match self.run(id, Call::clear()).await? {
+            Finished::Cleared(session) => Ok(session.map(|s| *s)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Sends a request the core described outside the token lifecycle, with
+    /// the token-endpoint settings.
+    ///
+    /// # Errors
+    /// A transport error when it could not be sent.
+    pub async fn send_request(
+        &self,
+        request: HttpRequest,
+    ) -> Result<HttpResponse, Error<T::Error>> {
+        self.transport.send(request, self.max_body, None).await
+    }
+
+    /// Calls `f` with the core's manager, session `id` mounted (loaded from
+    /// the store first when needed), then saves any change it made.
+    ///
+    /// # Errors
+    /// [`Error::Core`] with [`tokenkeeper::Error::MissingSession`] when no
+    /// session is stored under `id`, [`Error::Store`].
+    pub async fn with_session<R>(
+        &self,
+        id: &str,
+        f: impl FnOnce(&mut TokenManager) -> R,
+    ) -> Result<R, Error<T::Error>> {
+        // Held: the session must not be evicted between its load and `f`.
+        let _held = Held::new(self, id);
+        let mut f = Some(f);
+        for _ in 0..2 {
+            let result = {
+                let mut core = self.lock();
+                let f = &mut f;
+                core.with_session(id, |m| f.take().map(|f| f(m)))
+            };
+            if let Some(Some(result)) = result {
+                // `f` may have finished or cancelled a flight.
+                self.progress.notify(usize::MAX);
+                self.run(id, Call::persist()).await?;
+                return Ok(result);
+            }
+            // Not in memory yet: a persist call loads it first.
+            self.run(id, Call::persist()).await?;
+        }
+        Err(Error::Core(tokenkeeper::Error::MissingSession))
+    }
+
+    /// Signs with the deferred signer (no lock held).
+    pub(crate) async fn sign(
+        &self,
+        signing_input: String,
+    ) -> Result<EcdsaSignature, Error<T::Error>> {
+        let sign = self.deferred_signer.as_ref().ok_or_else(|| {
+            Error::Signing("the DPoP signer deferred and no deferred signer is configured".into())
+        })?;
+        sign(signing_input).await.map_err(Error::Signing)
+    }
+
+    /// Drives `call` on session `id` to its end, as
+    /// [`Handle`](crate::Handle) does for its one session: the lock is
+    /// taken for each step, never across an `.await`. If this future is
+    /// dropped, the call is abandoned: its flight cancelled, a waiting
+    /// caller of the same session takes over.
+    async fn run(&self, id: &str, call: Call<'_, '_>) -> Result<Finished, Error<T::Error>> {
+        let mut running = Running {
+            sessions: self,
+            id,
+            call,
+            armed: true,
+        };
+        // The adapter's own errors, kept while the driver ends the call.
+        let mut failed: Option<Error<T::Error>> = None;
+        loop {
+            let (effect, listener) = {
+                let mut core = self.lock();
+                let effect = core.poll(id, &mut running.call, now());
+                // Listening before the lock is released: no wake-up is lost.
+                let listener = matches!(effect, Effect::Wait(_)).then(|| self.progress.listen());
+                (effect, listener)
+            };
+            match effect {
+                Effect::Send { request, deadline } => {
+                    let sent = match deadline.map(budget) {
+                        Some(None) => Err(Error::Timeout(None)),
+                        limit => {
+                            self.transport
+                                .send(request.request, self.max_body, limit.flatten())
+                                .await
+                        }
+                    };
+                    let mut core = self.lock();
+                    match sent {
+                        Ok(response) => {
+                            core.handle_response(id, &mut running.call, response, now());
+                        }
+                        Err(error) => {
+                            failed = Some(error);
+                            core.handle_transport_error(id, &mut running.call, now());
+                        }
+                    }
+                    drop(core);
+                    self.progress.notify(usize::MAX);
+                }
+                Effect::Store(op) => {
+                    let answer = self.store.run(op).await;
+                    self.lock().handle_store(id, &mut running.call, answer);
+                    self.progress.notify(usize::MAX);
+                }
+                Effect::Sign(request) => {
+                    let signature = self.sign(request.signing_input).await;
+                    let signature = signature.map_err(|e| failed = Some(e)).ok();
+                    self.lock()
+                        .handle_signature(id, &mut running.call, signature.as_ref(), now());
+                    self.progress.notify(usize::MAX);
+                }
+                Effect::Wait(wait) => {
+                    let pause = match wait.deadline {
+                        Some(deadline) => until(deadline),
+                        None => Duration::from_secs(1),
+                    };
+                    let pause = match wait.reason {
+                        // Another process refreshes: read the store again soon.
+                        WaitReason::OtherProcess => pause.min(RELOAD_POLL),
+                        _ => pause,
+                    };
+                    if let Some(listener) = listener {
+                        let pause = pause.max(Duration::from_millis(1));
+                        self.transport.wait(listener, pause).await;
+                    }
+                }
+                Effect::Done(result) => {
+                    running.armed = false;
+                    return result.map_err(|failure| Error::from_failure(failure, failed.take()));
+                }
+                other => {
+                    running.armed = false;
+                    self.lock().abandon(id, &mut running.call);
+                    return Err(Error::Unsupported(format!("{other:?}")));
+                }
+            }
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, driver::Sessions> {
+        lock(&self.core)
+    }
+}
+
+/// A call in progress: abandoned (its flight cancelled, waiters woken) if
+/// its future is dropped before it is done.
+struct Running<'s, 'i, 'r, 'a, T: Transport> {
+    sessions: &'s Sessions<T>,
+    id: &'i str,
+    call: Call<'r, 'a>,
+    armed: bool,
+}
+
+impl<T: Transport> Drop for Running<'_, '_, '_, '_, T> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.sessions.lock().abandon(self.id, &mut self.call);
+            self.sessions.progress.notify(usize::MAX);
+        }
+    }
+}
+
+/// Keeps a session in memory while the host works on it across calls.
+struct Held<'s, T: Transport> {
+    sessions: &'s Sessions<T>,
+    id: String,
+}
+
+impl<'s, T: Transport> Held<'s, T> {
+    fn new(sessions: &'s Sessions<T>, id: &str) -> Self {
+        sessions.lock().hold(id);
+        Held {
+            sessions,
+            id: id.to_owned(),
+        }
+    }
+}
+
+impl<T: Transport> Drop for Held<'_, T> {
+    fn drop(&mut self) {
+        self.sessions.lock().release(&self.id);
+    }
+}
