@@ -89,9 +89,9 @@ fn setup(redis: &RedisServer) -> Setup {
         (store, bare)
     });
     let client = tokenkeeper_reqwest::client(tokenkeeper_reqwest::DEFAULT_TIMEOUT).unwrap();
-    let (shared, config) = (store.clone(), config());
+    let (shared, handle_config) = (store.clone(), config());
     let new_handle = Box::new(move || {
-        TokenKeeper::builder(config.clone())
+        TokenKeeper::builder(handle_config.clone())
             .client(client.clone())
             .async_store(shared.clone())
             .session_key(KEY)
