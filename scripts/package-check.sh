@@ -22,6 +22,16 @@ native=(-p tokenkeeper -p tokenkeeper-native -p tokenkeeper-ureq -p tokenkeeper-
 packages=()
 for crate in "${crates[@]}"; do packages+=(-p "$crate"); done
 
+# cargo unpacks the packaged crates of its local registry overlay under
+# $CARGO_HOME/registry/src/-<hash>/ and reuses an unpacked copy of the same
+# name and version from an earlier run: a dependent crate would then be
+# verified against an old core. Those copies are ours alone (the overlay
+# directories' names start with '-'); remove them first.
+cargo_home=${CARGO_HOME:-$HOME/.cargo}
+for crate in "${crates[@]}"; do
+  rm -rf "$cargo_home"/registry/src/-*/"$crate"-[0-9]*
+done
+
 step "cargo package ${crates[*]}"
 # --allow-dirty: this checks what would be packaged, not the VCS state.
 cargo package --allow-dirty "${packages[@]}"

@@ -52,10 +52,14 @@ use super::effect::{Effect, StoreAnswer};
 use super::table::Table;
 use super::{Call, Driver, Persistence};
 use crate::dpop::EcdsaSignature;
+#[cfg(feature = "login")]
 use crate::error::Error;
 use crate::http::HttpResponse;
+#[cfg(feature = "login")]
 use crate::login::LoginTransaction;
-use crate::manager::{AccessTokenRef, Dispatch, SessionState, TokenManager, TokenRequest};
+#[cfg(feature = "login")]
+use crate::manager::Dispatch;
+use crate::manager::{AccessTokenRef, SessionState, TokenManager, TokenRequest};
 use crate::session::Session;
 use crate::time::UnixTime;
 
@@ -292,6 +296,8 @@ impl Sessions {
     ///
     /// # Errors
     /// The failed check (state, issuer, the server's error in the callback).
+    #[cfg(feature = "login")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "login")))]
     pub fn exchange_code(
         &mut self,
         transaction: &LoginTransaction,
