@@ -36,11 +36,13 @@ pub struct SessionState {
     pub(super) unrevocable: u64,
     /// The id a login finishing here gives its session (its store key was
     /// chosen when the login started), as the 16 bytes it is the hex of.
+    #[cfg_attr(not(feature = "login"), allow(dead_code))]
     pub(super) login_id: Option<[u8; 16]>,
 }
 
 /// Entropy that replays chosen bytes: a login's session gets the id drawn
 /// when the login started ([`Session::ensure_id`] draws 16 bytes).
+#[cfg_attr(not(feature = "login"), allow(dead_code))]
 pub(super) struct Chosen(pub(super) [u8; 16]);
 
 impl crate::entropy::Entropy for Chosen {
@@ -72,6 +74,7 @@ impl super::TokenManager {
 
     /// A new session id from the host's entropy (the form
     /// [`Session::ensure_id`] gives: 32 hex digits), and its bytes.
+    #[cfg_attr(not(feature = "login"), allow(dead_code))]
     pub(crate) fn draw_session_id(&mut self) -> (alloc::string::String, [u8; 16]) {
         let mut bytes = [0u8; 16];
         self.entropy.fill(&mut bytes);
@@ -81,6 +84,7 @@ impl super::TokenManager {
 
     /// Gives the session of the next login finishing on this state the id
     /// `bytes` are (see [`TokenManager::draw_session_id`]).
+    #[cfg_attr(not(feature = "login"), allow(dead_code))]
     pub(crate) fn choose_login_id(&mut self, bytes: [u8; 16]) {
         self.state.login_id = Some(bytes);
     }
