@@ -2,7 +2,7 @@
 //!
 //! A session store shared by every instance of an application (a fleet
 //! behind a load balancer) on Redis, for the
-//! [tokenkeeper](tokenkeeper) core: sessions keyed by id, compare-and-swap
+//! [tokenkeeper] core: sessions keyed by id, compare-and-swap
 //! in one Lua script, the refresh claim as its own key with a lease, and
 //! pub/sub wake-ups for instances waiting on another's refresh. One
 //! refresh token is spent once by the whole fleet.
