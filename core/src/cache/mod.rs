@@ -13,7 +13,6 @@
 //! Writes are upserts keyed by audience + requested scope (as sets), so
 //! duplicates never pile up; the cache is capped, least recently used first.
 
-use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -148,9 +147,12 @@ pub struct TokenCache {
     /// The entries in insertion order (the `accessTokens[]` order): a
     /// replaced entry keeps its place, a new one goes last.
     slots: Vec<Slot>,
-    /// The positions in `slots` of each audience's entries; rebuilt when an
-    /// entry goes (rare: writes happen at refresh time).
-    by_audience: BTreeMap<String, Vec<usize>>,
+    /// The positions in `slots` of each audience's entries, sorted by
+    /// audience for a binary search; rebuilt when an entry goes (rare:
+    /// writes happen at refresh time). A sorted list rather than a
+    /// `BTreeMap`: the same lookups, without another copy of the tree code
+    /// in a wasm app.
+    by_audience: Vec<(String, Vec<usize>)>,
     /// The recency clock: raised by every counted use and write.
     clock: u64,
 }
@@ -214,7 +216,7 @@ impl TokenCache {
         wanted: &WantedScope<'_>,
         now: UnixTime,
     ) -> Option<EntryIndex> {
-        let positions = self.by_audience.get(audience)?;
+        let positions = self.positions(audience)?;
         let mut best: Option<(usize, &Slot)> = None;
         let live = |slot: &Slot| slot.set.expires_at.is_some_and(|e| e > now);
         for &i in positions {
@@ -269,8 +271,7 @@ impl TokenCache {
     /// Where the entry of `audience` whose key scope is `key_scope` (as
     /// sets) sits.
     pub(crate) fn position(&self, audience: &str, key_scope: &str) -> Option<EntryIndex> {
-        self.by_audience
-            .get(audience)?
+        self.positions(audience)?
             .iter()
             .copied()
             .find(|&i| {
@@ -312,10 +313,7 @@ impl TokenCache {
             return at;
         }
         let i = self.slots.len();
-        self.by_audience
-            .entry(set.audience.clone())
-            .or_default()
-            .push(i);
+        self.index(&set.audience, i);
         self.slots.push(Slot::new(set, tick));
         EntryIndex(i)
     }
@@ -387,11 +385,37 @@ impl TokenCache {
     /// Rebuilds the audience index after entries went.
     fn reindex(&mut self) {
         self.by_audience.clear();
-        for (i, slot) in self.slots.iter().enumerate() {
-            self.by_audience
-                .entry(slot.set.audience.clone())
-                .or_default()
-                .push(i);
+        // Borrowed out while the index is built from it.
+        let slots = core::mem::take(&mut self.slots);
+        for (i, slot) in slots.iter().enumerate() {
+            self.index(&slot.set.audience, i);
+        }
+        self.slots = slots;
+    }
+
+    /// The positions of `audience`'s entries.
+    fn positions(&self, audience: &str) -> Option<&[usize]> {
+        let at = self
+            .by_audience
+            .binary_search_by(|(a, _)| a.as_str().cmp(audience))
+            .ok()?;
+        self.by_audience.get(at).map(|(_, p)| p.as_slice())
+    }
+
+    /// Records that `audience` has an entry at position `i`.
+    fn index(&mut self, audience: &str, i: usize) {
+        match self
+            .by_audience
+            .binary_search_by(|(a, _)| a.as_str().cmp(audience))
+        {
+            Ok(at) => {
+                if let Some((_, positions)) = self.by_audience.get_mut(at) {
+                    positions.push(i);
+                }
+            }
+            Err(at) => self
+                .by_audience
+                .insert(at, (String::from(audience), alloc::vec![i])),
         }
     }
 }

@@ -13,8 +13,8 @@
 //! `use_dpop_nonce` is retried only then, so a server that keeps rejecting
 //! the same nonce cannot cause a retry loop.
 
-use alloc::collections::BTreeMap;
 use alloc::string::String;
+use alloc::vec::Vec;
 use core::fmt;
 
 use super::htu::origin;
@@ -42,18 +42,21 @@ pub fn is_valid_nonce(nonce: &str) -> bool {
 }
 
 struct Entry {
+    origin: String,
     nonce: String,
-    /// The tick of the last use; a key of `NonceCache::by_use`.
+    /// The tick of the last use: the smallest goes first.
     used: u64,
 }
 
 /// The latest server nonce per origin, least recently used evicted first.
 ///
-/// Lookups and updates are `O(log n)`.
+/// The entries are a plain list searched front to back: an app talks to a
+/// handful of origins (the capacity bounds it at 100 by default), where a
+/// scan of short strings is as fast as a tree, and a list adds no code of
+/// its own to a wasm app (each `BTreeMap` key/value pair is its own copy of
+/// the tree code).
 pub struct NonceCache {
-    by_origin: BTreeMap<String, Entry>,
-    /// Use tick → origin; the first entry is the least recently used.
-    by_use: BTreeMap<u64, String>,
+    entries: Vec<Entry>,
     capacity: usize,
     tick: u64,
 }
@@ -69,8 +72,7 @@ impl NonceCache {
     #[must_use]
     pub fn with_capacity(capacity: usize) -> Self {
         NonceCache {
-            by_origin: BTreeMap::new(),
-            by_use: BTreeMap::new(),
+            entries: Vec::new(),
             capacity,
             tick: 0,
         }
@@ -85,13 +87,13 @@ impl NonceCache {
     /// The number of origins with a nonce.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.by_origin.len()
+        self.entries.len()
     }
 
     /// Whether no nonce is cached.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.by_origin.is_empty()
+        self.entries.is_empty()
     }
 
     fn next_tick(&mut self) -> u64 {
@@ -100,14 +102,8 @@ impl NonceCache {
         self.tick
     }
 
-    fn touch(&mut self, origin: &str) {
-        let tick = self.next_tick();
-        if let Some(entry) = self.by_origin.get_mut(origin) {
-            if let Some(owner) = self.by_use.remove(&entry.used) {
-                self.by_use.insert(tick, owner);
-            }
-            entry.used = tick;
-        }
+    fn position(&self, origin: &str) -> Option<usize> {
+        self.entries.iter().position(|entry| entry.origin == origin)
     }
 
     /// Learns the `DPoP-Nonce` in `headers` of a response to a request to
@@ -128,30 +124,34 @@ impl NonceCache {
         let Ok(origin) = origin(url) else {
             return false;
         };
-        if let Some(entry) = self.by_origin.get_mut(&origin) {
+        let used = self.next_tick();
+        if let Some(i) = self.position(&origin)
+            && let Some(entry) = self.entries.get_mut(i)
+        {
             let new = entry.nonce != nonce;
             if new {
                 entry.nonce.clear();
                 entry.nonce.push_str(nonce);
             }
-            self.touch(&origin);
+            entry.used = used;
             return new;
         }
-        while self.by_origin.len() >= self.capacity {
-            let Some((_, oldest)) = self.by_use.pop_first() else {
+        while self.entries.len() >= self.capacity {
+            let oldest = self
+                .entries
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, entry)| entry.used);
+            let Some((oldest, _)) = oldest else {
                 break;
             };
-            self.by_origin.remove(&oldest);
+            self.entries.swap_remove(oldest);
         }
-        let used = self.next_tick();
-        self.by_use.insert(used, origin.clone());
-        self.by_origin.insert(
+        self.entries.push(Entry {
             origin,
-            Entry {
-                nonce: String::from(nonce),
-                used,
-            },
-        );
+            nonce: String::from(nonce),
+            used,
+        });
         true
     }
 
@@ -165,34 +165,33 @@ impl NonceCache {
     #[must_use]
     pub fn get(&mut self, url: &str) -> Option<&str> {
         let origin = origin(url).ok()?;
-        self.touch(&origin);
-        self.by_origin
-            .get(&origin)
-            .map(|entry| entry.nonce.as_str())
+        let i = self.position(&origin)?;
+        let used = self.next_tick();
+        let entry = self.entries.get_mut(i)?;
+        entry.used = used;
+        Some(entry.nonce.as_str())
     }
 
     /// The nonce for `url` without counting it as a use.
     #[must_use]
     pub fn peek(&self, url: &str) -> Option<&str> {
         let origin = origin(url).ok()?;
-        self.by_origin
-            .get(&origin)
-            .map(|entry| entry.nonce.as_str())
+        let i = self.position(&origin)?;
+        self.entries.get(i).map(|entry| entry.nonce.as_str())
     }
 
     /// Forgets the nonce of `url`'s origin.
     pub fn remove(&mut self, url: &str) {
         if let Ok(origin) = origin(url)
-            && let Some(entry) = self.by_origin.remove(&origin)
+            && let Some(i) = self.position(&origin)
         {
-            self.by_use.remove(&entry.used);
+            self.entries.swap_remove(i);
         }
     }
 
     /// Forgets every nonce.
     pub fn clear(&mut self) {
-        self.by_origin.clear();
-        self.by_use.clear();
+        self.entries.clear();
     }
 }
 
@@ -207,7 +206,11 @@ impl fmt::Debug for NonceCache {
         f.debug_struct("NonceCache")
             .field(
                 "origins",
-                &self.by_origin.keys().collect::<alloc::vec::Vec<_>>(),
+                &self
+                    .entries
+                    .iter()
+                    .map(|entry| entry.origin.as_str())
+                    .collect::<Vec<_>>(),
             )
             .field("capacity", &self.capacity)
             .finish()
