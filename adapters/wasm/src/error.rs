@@ -109,9 +109,12 @@ mod tests {
         assert_eq!(Error::TooLarge { limit: 9 }.code(), "response_too_large");
         assert!(!Error::TooLarge { limit: 9 }.is_transient());
         assert!(!Error::Crypto("no".into()).is_transient());
-        assert_eq!(
-            Error::Store(StoreError::backend("full")).to_string(),
-            "session store: full"
-        );
+        // The store error names what failed; the backend's own error is its
+        // source (messages do not repeat their source).
+        let store = Error::Store(StoreError::backend("full"));
+        assert_eq!(store.to_string(), "session store failed");
+        // `transparent`: the store error's source is this error's source.
+        let backend = std::error::Error::source(&store).map(ToString::to_string);
+        assert_eq!(backend.as_deref(), Some("full"));
     }
 }
