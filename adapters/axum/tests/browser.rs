@@ -52,13 +52,21 @@ async fn the_example_app_in_headless_chromium() {
         .to_string_lossy()
         .into_owned();
     let _ = std::fs::remove_dir_all(&out);
-    let run = tokio::process::Command::new("node")
-        .args(["e2e.mjs", &base, harness.issuer(), &out])
-        .env("CHROMIUM", &chromium)
-        .current_dir(JS_DIR)
-        .output()
-        .await
-        .expect("node");
+    // Bounded: a hung browser run fails the test instead of hanging CI, and
+    // the node process (which closes Chromium in its `finally`) is killed
+    // when the test gives up on it.
+    let run = tokio::time::timeout(
+        std::time::Duration::from_secs(300),
+        tokio::process::Command::new("node")
+            .args(["e2e.mjs", &base, harness.issuer(), &out])
+            .env("CHROMIUM", &chromium)
+            .current_dir(JS_DIR)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the browser run finished within 5 minutes")
+    .expect("node");
     let stdout = String::from_utf8_lossy(&run.stdout);
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "e2e failed:\n{stdout}\n{stderr}");
