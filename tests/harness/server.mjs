@@ -51,6 +51,9 @@
 //                                  -> {callback_url, trail}; drives the
 //                                  devInteractions login + consent pages
 //   POST /__harness/rs_nonce/rotate -> {nonce}: invalidates the RS DPoP nonce
+//   POST /__harness/keys/rotate    -> {kid, kids}: a new RS256 signing key
+//                                  (new kid) signs from now on; old keys
+//                                  stay in the JWKS
 //   GET  /__harness/config         the effective options
 
 import * as crypto from 'node:crypto';
@@ -59,6 +62,9 @@ import * as querystring from 'node:querystring';
 import { readFileSync } from 'node:fs';
 
 import Provider, { errors } from 'oidc-provider';
+// Key rotation (`/__harness/keys/rotate`): the provider's own keystore
+// initialisation, re-run with a new signing key first.
+import initializeKeystore from 'oidc-provider/lib/helpers/initialize_keystore.js';
 
 import { log, redirectConsoleToStderr } from './log.mjs';
 import { driveLogin, LoginError } from './login_driver.mjs';
@@ -205,6 +211,17 @@ const clients = [
     redirect_uris: [],
   },
 ];
+
+// A public client whose ID tokens are signed with ES256 (the provider's
+// P-256 key) instead of the default RS256: issue 18's second algorithm.
+clients.push({
+  client_id: 'public-es256',
+  token_endpoint_auth_method: 'none',
+  id_token_signed_response_alg: 'ES256',
+  grant_types: CODE_FLOW_GRANTS,
+  response_types: ['code'],
+  redirect_uris: [REDIRECT_URI],
+});
 
 // The command-line tool's client (`cli/`): a public native client, so a
 // loopback redirect URI with any port matches the registered one
@@ -378,6 +395,8 @@ async function main() {
   };
 
   const provider = new Provider(issuer, configuration);
+  let currentJwks = signingJwks;
+  let rotations = 0;
   registerTokenExchange(provider, publicJwks, getResourceServerInfo, Object.keys(RESOURCE_SERVERS));
 
   for (const event of [
@@ -517,6 +536,18 @@ async function main() {
             trail: err instanceof LoginError ? err.trail : [],
           });
         }
+      } else if (req.method === 'POST' && pathname === '/__harness/keys/rotate') {
+        // A new RS256 signing key with a new kid, put first (the provider
+        // signs with the first matching key); the old keys stay published
+        // for tokens already issued, as a real rotation does.
+        const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+        rotations += 1;
+        const kid = `harness-rs256-rotated-${rotations}`;
+        const jwk = { ...privateKey.export({ format: 'jwk' }), kid, alg: 'RS256', use: 'sig' };
+        currentJwks = { keys: [jwk, ...currentJwks.keys] };
+        initializeKeystore.call(provider, currentJwks);
+        log(`signing keys rotated: ${kid} first`);
+        sendJson(res, 200, { kid, kids: currentJwks.keys.map((k) => k.kid) });
       } else if (req.method === 'POST' && pathname === '/__harness/rs_nonce/rotate') {
         sendJson(res, 200, { nonce: rs.state.rotateNonce() });
       } else if (req.method === 'GET' && pathname === '/__harness/config') {
