@@ -51,6 +51,10 @@
 //                                  -> {callback_url, trail}; drives the
 //                                  devInteractions login + consent pages
 //   POST /__harness/rs_nonce/rotate -> {nonce}: invalidates the RS DPoP nonce
+//   POST /__harness/backchannel/target {url}: where the back-channel
+//                                  logout relay (axum-web's
+//                                  backchannel_logout_uri) forwards to
+//   GET  /__harness/backchannel    {received, answers}: relayed logouts
 //   POST /__harness/keys/rotate    -> {kid, kids}: a new RS256 signing key
 //                                  (new kid) signs from now on; old keys
 //                                  stay in the JWKS
@@ -276,6 +280,7 @@ function resetStats() {
 
 const REDACT = new Set(['client_secret', 'client_assertion', 'code_verifier', 'password']);
 
+const backchannel = { target: null, received: [], answers: [] };
 let failNext = null; // { status, body, contentType, headers, times }
 let delayNext = null; // { ms, times }
 
@@ -343,6 +348,11 @@ async function main() {
       userinfo: { enabled: true },
       // RFC 8628, for the command-line tool's `login --device` (cli-native).
       deviceFlow: { enabled: true },
+      // OIDC Back-Channel Logout 1.0: on logout the provider POSTs a
+      // logout token to each client's backchannel_logout_uri (axum-web's
+      // goes through the relay below to the app under test), and ID tokens
+      // carry the session's `sid`.
+      backchannelLogout: { enabled: true },
       dPoP: {
         enabled: true,
         // nonces are only available when a nonceSecret is configured; then
@@ -394,6 +404,12 @@ async function main() {
     },
   };
 
+  // axum-web's back-channel logout URI: a relay on the provider's origin
+  // (fixed when the provider starts) to the app of the running test
+  // (its port is known only then: POST /__harness/backchannel/target).
+  const axumWeb = clients.find((c) => c.client_id === 'axum-web');
+  axumWeb.backchannel_logout_uri = `${issuer}/__harness/backchannel`;
+  axumWeb.backchannel_logout_session_required = true;
   const provider = new Provider(issuer, configuration);
   let currentJwks = signingJwks;
   let rotations = 0;
@@ -413,6 +429,30 @@ async function main() {
   provider.on('grant.revoked', (_ctx, grantId) => log(`grant revoked: ${grantId}`));
 
   const tokenPath = new URL(provider.urlFor('token')).pathname;
+
+  // The back-channel logout relay: forwards the provider's logout POST to
+  // the app (the target set by the test), answering with the app's answer.
+  provider.use(async (ctx, next) => {
+    if (ctx.path !== '/__harness/backchannel' || ctx.method !== 'POST') {
+      await next();
+      return;
+    }
+    const raw = await readBody(ctx.req);
+    backchannel.received.push(raw);
+    if (!backchannel.target) {
+      ctx.status = 200;
+      return;
+    }
+    const answer = await fetch(backchannel.target, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: raw,
+    });
+    backchannel.answers.push(answer.status);
+    log(`backchannel logout relayed to ${backchannel.target} -> ${answer.status}`);
+    ctx.status = answer.status;
+    ctx.body = await answer.text();
+  });
 
   // Counting / fault-injection middleware, runs before the provider itself.
   provider.use(async (ctx, next) => {
@@ -536,6 +576,11 @@ async function main() {
             trail: err instanceof LoginError ? err.trail : [],
           });
         }
+      } else if (req.method === 'POST' && pathname === '/__harness/backchannel/target') {
+        backchannel.target = json.url ?? null;
+        sendJson(res, 200, { target: backchannel.target });
+      } else if (req.method === 'GET' && pathname === '/__harness/backchannel') {
+        sendJson(res, 200, { received: backchannel.received.length, answers: backchannel.answers });
       } else if (req.method === 'POST' && pathname === '/__harness/keys/rotate') {
         // A new RS256 signing key with a new kid, put first (the provider
         // signs with the first matching key); the old keys stay published
