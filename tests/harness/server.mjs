@@ -55,6 +55,10 @@
 //                                  logout relay (axum-web's
 //                                  backchannel_logout_uri) forwards to
 //   GET  /__harness/backchannel    {received, answers}: relayed logouts
+//   POST /__harness/end_session    {login?} -> {trail, backchannel_answers}:
+//                                  the user logs out at the provider (its
+//                                  browser session of the last login), which
+//                                  sends back-channel logout tokens
 //   POST /__harness/keys/rotate    -> {kid, kids}: a new RS256 signing key
 //                                  (new kid) signs from now on; old keys
 //                                  stay in the JWKS
@@ -71,7 +75,8 @@ import Provider, { errors } from 'oidc-provider';
 import initializeKeystore from 'oidc-provider/lib/helpers/initialize_keystore.js';
 
 import { log, redirectConsoleToStderr } from './log.mjs';
-import { driveLogin, LoginError } from './login_driver.mjs';
+import { CookieJar, driveLogin, LoginError } from './login_driver.mjs';
+import { endSession } from './end_session.mjs';
 import { createResourceServer } from './resource_server.mjs';
 import { registerTokenExchange, TOKEN_EXCHANGE, tokenExchangeExtraClaims } from './token_exchange.mjs';
 
@@ -281,6 +286,8 @@ function resetStats() {
 const REDACT = new Set(['client_secret', 'client_assertion', 'code_verifier', 'password']);
 
 const backchannel = { target: null, received: [], answers: [] };
+// The browser cookies of the last login of each user, for end_session.
+const browserJars = new Map();
 let failNext = null; // { status, body, contentType, headers, times }
 let delayNext = null; // { ms, times }
 
@@ -397,6 +404,17 @@ async function main() {
       BackchannelAuthenticationRequest: 600,
       PreAuthorizedCode: 600,
     },
+    // oidc-provider's outgoing requests refuse loopback addresses (SSRF
+    // protection, by a dispatcher it adds); the back-channel logout relay
+    // lives on the provider's own loopback origin, so for that one URL the
+    // plain fetch is used. Every other outgoing request keeps the check.
+    fetch(url, fetchOptions) {
+      if (String(url).startsWith(`${issuer}/__harness/backchannel`)) {
+        const { dispatcher: _dispatcher, ...plain } = fetchOptions;
+        return globalThis.fetch(url, plain);
+      }
+      return globalThis.fetch(url, fetchOptions);
+    },
     async renderError(ctx, out, _error) {
       ctx.type = 'html';
       ctx.body = `<!DOCTYPE html><html><body><h1>oops</h1><pre>${JSON.stringify(out)
@@ -427,6 +445,7 @@ async function main() {
     });
   }
   provider.on('grant.revoked', (_ctx, grantId) => log(`grant revoked: ${grantId}`));
+  provider.on('backchannel.error', (_ctx, err, client) => log(`backchannel logout to ${client.clientId} failed: ${err?.message}`));
 
   const tokenPath = new URL(provider.urlFor('token')).pathname;
 
@@ -560,12 +579,15 @@ async function main() {
           return;
         }
         try {
+          const jar = new CookieJar();
           const { callbackUrl, trail } = await driveLogin({
             authorizationUrl: json.authorization_url,
             issuer,
             login: json.login ?? 'alice',
             password: json.password,
+            jar,
           });
+          browserJars.set(json.login ?? 'alice', jar);
           stats.logins += 1;
           log(`login ok: ${trail.join(' | ')}`);
           sendJson(res, 200, { callback_url: callbackUrl, trail });
@@ -576,6 +598,15 @@ async function main() {
             trail: err instanceof LoginError ? err.trail : [],
           });
         }
+      } else if (req.method === 'POST' && pathname === '/__harness/end_session') {
+        const jar = browserJars.get(json.login ?? 'alice');
+        if (!jar) {
+          sendJson(res, 404, { error: 'no login of that user to end' });
+          return;
+        }
+        const before = backchannel.answers.length;
+        const trail = await endSession({ issuer, jar });
+        sendJson(res, 200, { trail, backchannel_answers: backchannel.answers.slice(before) });
       } else if (req.method === 'POST' && pathname === '/__harness/backchannel/target') {
         backchannel.target = json.url ?? null;
         sendJson(res, 200, { target: backchannel.target });

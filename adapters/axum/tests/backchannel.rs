@@ -302,3 +302,53 @@ async fn bad_logout_tokens_are_refused_each_with_its_code_and_end_nothing() {
     assert_eq!(post_logout_token(&app.base, &good).await.0, 200);
     assert!(!has_session(&app, &browser));
 }
+
+async fn control(app: &App, path: &str, body: Value) -> Value {
+    reqwest::Client::new()
+        .post(format!("{}{path}", app.harness.control_url()))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .map(|text| serde_json::from_str(&text).unwrap())
+        .unwrap()
+}
+
+/// End to end: the user logs out at the provider, which POSTs a real
+/// logout token (RS256, its own sid) to the app's back-channel logout URI
+/// (instance A, through the harness relay); instance B, sharing the store,
+/// sees the session ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_provider_s_own_logout_token_ends_the_session_on_every_instance() {
+    let backend = MemoryBackend::new();
+    let app = support::start({
+        let backend = backend.clone();
+        move |b| b.stateful(backend)
+    })
+    .await;
+    let other = second_instance(&app, backend.clone()).await;
+    control(
+        &app,
+        "/__harness/backchannel/target",
+        json!({"url": format!("{}{BACKCHANNEL_LOGOUT_PATH}", app.base)}),
+    )
+    .await;
+    let mut browser = Browser::new();
+    assert_eq!(browser.login(&app, "").await.status, 302);
+    let profile = browser.get(&format!("{other}/auth/profile")).await;
+    assert_eq!(profile.status, 200, "{}", profile.body);
+
+    let ended = control(&app, "/__harness/end_session", json!({"login": "alice"})).await;
+    assert_eq!(
+        ended["backchannel_answers"],
+        json!([200]),
+        "the provider's logout token was accepted: {ended}\n{}",
+        app.harness.server_log()
+    );
+    let profile = browser.get(&format!("{other}/auth/profile")).await;
+    assert_ne!(profile.status, 200, "ended on the other instance");
+    assert!(!has_session(&app, &browser));
+}
