@@ -31,6 +31,7 @@ use core::time::Duration;
 use serde_json::Value;
 
 use super::StoreError;
+#[cfg(feature = "login")]
 use crate::logout_token::LogoutTarget;
 use crate::session::Session;
 use crate::time::UnixTime;
@@ -91,6 +92,8 @@ pub fn sub_key(sub: &str) -> String {
 ///
 /// # Errors
 /// The store's error; nothing is ended then.
+#[cfg(feature = "login")]
+#[cfg_attr(docsrs, doc(cfg(feature = "login")))]
 pub fn end_sessions(
     marks: &mut (impl LogoutMarks + ?Sized),
     target: &LogoutTarget,
@@ -201,7 +204,7 @@ impl LogoutMarks for MemoryLogoutMarks {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "login"))]
 mod tests {
     use super::*;
 

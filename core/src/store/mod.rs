@@ -29,14 +29,11 @@ use alloc::boxed::Box;
 
 use crate::session::Session;
 
-#[cfg(feature = "login")]
-#[cfg_attr(docsrs, doc(cfg(feature = "login")))]
 pub mod logout_marks;
 mod memory;
 mod nonblocking;
 mod unshared;
 
-#[cfg(feature = "login")]
 pub use logout_marks::{LogoutMarks, MemoryLogoutMarks};
 pub use memory::MemoryStore;
 pub use nonblocking::{AsyncSessionStore, Changed};
