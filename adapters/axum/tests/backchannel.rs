@@ -352,3 +352,26 @@ async fn the_provider_s_own_logout_token_ends_the_session_on_every_instance() {
     assert_ne!(profile.status, 200, "ended on the other instance");
     assert!(!has_session(&app, &browser));
 }
+
+/// A stateful backend that keeps no logout marks.
+#[derive(Clone, Default)]
+struct NoMarks(MemoryBackend);
+
+impl tokenkeeper_axum::stateful::SessionBackend for NoMarks {
+    fn store(&self, id: &str) -> Box<dyn tokenkeeper::SessionStore + Send> {
+        self.0.store(id)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_without_marks_answers_501_and_a_stateless_app_has_no_route() {
+    let app = support::start(|b| b.stateful(NoMarks::default())).await;
+    let token = sign(&es256_header(), &logout_claims(&app, "s-1", "jti-501"));
+    let (status, _, cache) = post_logout_token(&app.base, &token).await;
+    assert_eq!(status, 501);
+    assert_eq!(cache.as_deref(), Some("no-store"));
+
+    let stateless = support::start(|b| b).await;
+    let (status, _, _) = post_logout_token(&stateless.base, &token).await;
+    assert_eq!(status, 404, "cookie sessions cannot be ended from outside");
+}

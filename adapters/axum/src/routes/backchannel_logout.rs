@@ -9,6 +9,8 @@
 //!   ─► jti recorded once in the shared marks (a replay: 400 jti_replayed)
 //!   ─► a "logged out at" mark on the sid (else the sub)             200
 //!   any refusal: 400 {"error":"invalid_request","error_description":<code>}
+//!   keys or marks store unavailable: 503 (nothing ended; the server may retry)
+//!   no marks (not stateful, or a backend without them): 501
 //! every instance, on its next request: the session's marks ─► no session
 //! ```
 //!
@@ -59,15 +61,25 @@ pub(crate) async fn backchannel_logout(State(auth): State<Auth>, body: Bytes) ->
         Err(Refusal::Unavailable) => {
             return (StatusCode::NOT_IMPLEMENTED, [("cache-control", "no-store")]).into_response();
         }
+        // Not the token's fault: the server may send it again later.
+        Err(Refusal::Failed) => {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [("cache-control", "no-store")],
+            )
+                .into_response();
+        }
     };
     to_axum(backchannel_logout_response(refused.as_ref()))
 }
 
 enum Refusal {
     Token(LogoutTokenError),
-    /// No shared marks (not stateful, or a backend without them), or the
-    /// store failed.
+    /// No shared marks (not stateful, or a backend without them): 501.
     Unavailable,
+    /// The issuer's keys could not be fetched, or the marks store failed:
+    /// 503, nothing ended.
+    Failed,
 }
 
 impl From<LogoutTokenError> for Refusal {
@@ -92,24 +104,33 @@ async fn end_sessions(auth: &Auth, body: &[u8]) -> Result<(), Refusal> {
     match marks.record_once(&validated.replay_key(), validated.remember_until(), now) {
         Ok(true) => {}
         Ok(false) => return Err(Refusal::Token(LogoutTokenError::Replayed)),
-        Err(_) => return Err(Refusal::Unavailable),
+        Err(_) => return Err(Refusal::Failed),
     }
     logout_marks::end_sessions(&mut *marks, validated.target(), now, DEFAULT_MARK_RETENTION)
-        .map_err(|_| Refusal::Unavailable)
+        .map_err(|_| Refusal::Failed)
 }
 
 /// The keys to check `token` with, fetched as the cache asks (at most
-/// twice: a cold cache, then one refetch for an unknown `kid`).
-async fn keys_for(auth: &Auth, token: &str, now: UnixTime) -> Result<Jwks, LogoutTokenError> {
-    let unavailable = || LogoutTokenError::Malformed("the issuer announces no usable jwks_uri");
-    let cache = auth.inner.backchannel.jwks.as_ref().ok_or_else(unavailable)?;
+/// twice: a cold cache, then one refetch for an unknown `kid`). A token
+/// the keys refuse is the token's fault (400); keys that cannot be had are
+/// not (503).
+async fn keys_for(auth: &Auth, token: &str, now: UnixTime) -> Result<Jwks, Refusal> {
+    let unavailable = || Refusal::Failed;
+    let cache = auth
+        .inner
+        .backchannel
+        .jwks
+        .as_ref()
+        .ok_or_else(unavailable)?;
     for _ in 0..3 {
         // Decide under the lock, fetch without it.
         let request = {
             let mut cache = cache.lock().unwrap_or_else(PoisonError::into_inner);
             match cache.lookup(token, now) {
                 KeyLookup::Ready(jwks) => return Ok(jwks.clone()),
-                KeyLookup::Refused(error) => return Err(LogoutTokenError::from(error)),
+                KeyLookup::Refused(error) => {
+                    return Err(Refusal::Token(LogoutTokenError::from(error)));
+                }
                 KeyLookup::Fetch => cache.poll_request(now).unwrap_or_else(|| cache.request()),
                 _ => return Err(unavailable()),
             }
@@ -135,9 +156,7 @@ async fn keys_for(auth: &Auth, token: &str, now: UnixTime) -> Result<Jwks, Logou
 }
 
 async fn send(client: &reqwest::Client, request: &HttpRequest) -> Option<HttpResponse> {
-    let mut call = client
-        .get(&request.url)
-        .timeout(Duration::from_secs(10));
+    let mut call = client.get(&request.url).timeout(Duration::from_secs(10));
     for (name, value) in request.headers.iter() {
         call = call.header(name, value);
     }
