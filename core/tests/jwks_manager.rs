@@ -170,3 +170,60 @@ fn an_unknown_kid_refetches_once_per_interval() {
     let (_, completion) = login(&mut m, "k1", later + 1);
     assert_eq!(code(completion), "ok");
 }
+
+/// A session whose access token expired, with refresh token `rt-1`.
+fn refreshing(m: &mut TokenManager) -> (RequestId, UnixTime) {
+    let session = tokenkeeper::Session::from_json(
+        br#"{"tokenSet":{"accessToken":"at-0","refreshToken":"rt-1","expiresAt":1}}"#,
+        &Default::default(),
+    )
+    .unwrap();
+    m.set_session(session);
+    let now = UnixTime::from_secs(NOW);
+    let tokenkeeper::Action::Send(out) = m.get_access_token(&tokenkeeper::TokenRequest::new(), now)
+    else {
+        panic!("expected a refresh")
+    };
+    let id = out.id;
+    // The server rotates rt-1 into rt-2; its ID token's key is not cached.
+    let body = json!({"access_token": "at-1", "token_type": "Bearer", "expires_in": 300,
+        "refresh_token": "rt-2", "id_token": id_token("k1", "unused", NOW)});
+    let completion = m.handle_response(id, HttpResponse::new(200, body.to_string()), now);
+    asks_for_jwks(id, &completion);
+    (id, now)
+}
+
+fn stored_refresh_token(m: &TokenManager) -> Option<String> {
+    m.session()
+        .and_then(|s| s.token_set().refresh_token.as_ref())
+        .map(|t| t.secret().to_owned())
+}
+
+#[test]
+fn a_jwks_fetch_lost_after_a_rotating_refresh_keeps_the_rotated_refresh_token() {
+    // The token endpoint spent rt-1 and answered rt-2; only the key fetch
+    // failed. Dropping the answer would leave rt-1 (spent) as the session's
+    // refresh token: the next refresh is a reuse, and the grant is revoked.
+    let mut m = manager();
+    let (id, now) = refreshing(&mut m);
+    assert_eq!(m.handle_transport_error(id, now).code(), "transport_error");
+    assert_eq!(m.in_flight(), 0);
+    assert_eq!(stored_refresh_token(&m).as_deref(), Some("rt-2"));
+    // The unchecked access token is not served: the next ask refreshes
+    // with the rotated token.
+    let tokenkeeper::Action::Send(out) = m.get_access_token(&tokenkeeper::TokenRequest::new(), now)
+    else {
+        panic!("expected a refresh")
+    };
+    let body = String::from_utf8(out.request.body.clone()).unwrap();
+    assert!(body.contains("refresh_token=rt-2"), "{body}");
+}
+
+#[test]
+fn a_refresh_given_up_while_its_keys_are_fetched_keeps_the_rotated_refresh_token() {
+    let mut m = manager();
+    let (id, _) = refreshing(&mut m);
+    assert!(m.cancel(id));
+    assert_eq!(m.in_flight(), 0);
+    assert_eq!(stored_refresh_token(&m).as_deref(), Some("rt-2"));
+}

@@ -753,7 +753,9 @@ impl TokenManager {
     /// The host could not send request `id` or got no response. The flight
     /// is released and nothing stored changes; callers waiting for the same
     /// audience get [`Error::Transport`].
-    pub fn handle_transport_error(&mut self, id: RequestId, _now: UnixTime) -> Error {
+    pub fn handle_transport_error(&mut self, id: RequestId, now: UnixTime) -> Error {
+        #[cfg(not(feature = "login"))]
+        let _ = now;
         span!("transport_error", request_id = id.as_u64());
         decision!(
             info,
@@ -761,10 +763,16 @@ impl TokenManager {
             request_id = id.as_u64(),
             code = "transport_error"
         );
+        // A JWKS fetch failed, but the token endpoint had answered: the
+        // answer (and the refresh token it rotated in) is applied, refused
+        // for its unchecked ID token, never dropped.
+        #[cfg(feature = "login")]
+        if let Some(parked) = self.unpark(id, true) {
+            let _ = self.handle_response(id, parked, now);
+            return Error::Transport;
+        }
         match self.state.flights.take(id) {
             Some((flight, abandoned)) => {
-                #[cfg(feature = "login")]
-                self.keys_transport_error(&flight);
                 if flight.refresh_token().is_some() && !abandoned {
                     self.release_claim_and_announce();
                 }
@@ -779,6 +787,20 @@ impl TokenManager {
     /// released without an outcome, so its waiters take their own turn.
     /// Returns whether such a request was in flight.
     pub fn cancel(&mut self, id: RequestId) -> bool {
+        // Given up while its JWKS was fetched: the token endpoint had
+        // answered, so the answer is applied (refused for its unchecked ID
+        // token, its rotated refresh token kept, or revoked when the
+        // session moved on) rather than dropped with the flight.
+        #[cfg(feature = "login")]
+        if let Some(parked) = self.unpark(id, false) {
+            let now = self
+                .state
+                .flights
+                .get_mut(id)
+                .map_or(UnixTime::EPOCH, |f| f.sent_at);
+            let _ = self.handle_response(id, parked, now);
+            return true;
+        }
         match self.state.flights.release(id) {
             Some(flight) => {
                 if flight.refresh_token().is_some() {

@@ -97,6 +97,13 @@ impl TokenManager {
         let Some(flight) = self.state.flights.get_mut(id) else {
             return Keys::Go(response);
         };
+        if matches!(
+            flight.id_token_keys.as_deref(),
+            Some(IdTokenKeys::Checked(Err(IdTokenError::KeysUnavailable)))
+        ) {
+            // An answer taken back from its failed key fetch: refused as it is.
+            return Keys::Go(response);
+        }
         if !matches!(
             flight.kind,
             FlightKind::Refresh { .. } | FlightKind::CodeExchange { .. }
@@ -142,16 +149,29 @@ impl TokenManager {
         Keys::Go(answer)
     }
 
-    /// The JWKS fetch of a flight failed in transport: the cache may fetch
-    /// again.
-    pub(super) fn keys_transport_error(&mut self, flight: &Flight) {
-        if matches!(
+    /// The token answer parked on flight `id` while its keys were being
+    /// fetched, taken back with the verdict "keys unavailable": the fetch
+    /// failed in transport (`fetch_failed`: the cache may fetch again) or
+    /// was given up. The token endpoint did answer, so the answer must
+    /// still be applied: its rotated refresh token is the live one.
+    pub(super) fn unpark(&mut self, id: RequestId, fetch_failed: bool) -> Option<HttpResponse> {
+        let flight = self.state.flights.get_mut(id)?;
+        if !matches!(
             flight.id_token_keys.as_deref(),
             Some(IdTokenKeys::Fetching(_))
-        ) && let Some(cache) = self.jwks.as_mut()
-        {
+        ) {
+            return None;
+        }
+        let verdict = Box::new(IdTokenKeys::Checked(Err(IdTokenError::KeysUnavailable)));
+        let Some(IdTokenKeys::Fetching(parked)) =
+            flight.id_token_keys.replace(verdict).map(|keys| *keys)
+        else {
+            return None;
+        };
+        if fetch_failed && let Some(cache) = self.jwks.as_mut() {
             cache.handle_transport_error();
         }
+        Some(parked)
     }
 }
 
