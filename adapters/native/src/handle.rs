@@ -25,8 +25,8 @@ use tokenkeeper::{
     TokenManager, TokenRequest, UnsharedStore,
 };
 
-use crate::error::BoxError;
 use crate::drive::{Host, One, drive, lock};
+use crate::error::BoxError;
 use crate::platform::{OsEntropy, now};
 use crate::store::{Blocking, DynStore, StoreSource};
 use crate::{Error, Transport};
@@ -260,7 +260,10 @@ impl<T: Transport> Handle<T> {
         &self,
         request: HttpRequest,
     ) -> Result<HttpResponse, Error<T::Error>> {
-        self.host.transport.send(request, self.host.max_body, None).await
+        self.host
+            .transport
+            .send(request, self.host.max_body, None)
+            .await
     }
 
     /// Calls `f` with the core's manager, then saves any change it made.

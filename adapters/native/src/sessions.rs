@@ -286,7 +286,10 @@ impl<T: Transport> Sessions<T> {
         &self,
         request: HttpRequest,
     ) -> Result<HttpResponse, Error<T::Error>> {
-        self.host.transport.send(request, self.host.max_body, None).await
+        self.host
+            .transport
+            .send(request, self.host.max_body, None)
+            .await
     }
 
     /// Calls `f` with the core's manager, session `id` mounted (loaded from
