@@ -14,7 +14,8 @@
 //!     Sign  ─> host.deferred_signer      ─> lock; target.handle_signature; notify
 //!     Wait  ─> transport.wait(listener, until the deadline) — another process
 //!              refreshing: the store's change notice when the target watches
-//!              a key, else read again within RELOAD_POLL
+//!              a key, else read again within RELOAD_POLL (not woken by the
+//!              callers here: no storm of store reads)
 //!     Done  ─> the result (the adapter's transport or signing error kept) }
 //!   dropped before Done ─> lock; target.abandon(call); notify
 //! ```
@@ -300,8 +301,9 @@ pub(crate) async fn drive<T: Transport, G: Target>(
                 };
                 let pause = pause.max(Duration::from_millis(1));
                 if wait.reason == WaitReason::OtherProcess {
+                    drop(listener);
                     let key = target.watched_key(&lock(core));
-                    wait_other_process(host, key, listener, pause).await;
+                    wait_other_process(host, key, pause).await;
                 } else {
                     host.transport.wait(listener, pause).await;
                 }
@@ -321,26 +323,22 @@ pub(crate) async fn drive<T: Transport, G: Target>(
 
 /// Another process refreshes: wait for the store's notice that the session
 /// under `key` changed (bounded: a notice lost with a connection costs at
-/// most [`CHANGE_POLL`]), or for a caller here; a store that cannot tell,
-/// or no key watched, is read again within [`RELOAD_POLL`].
-async fn wait_other_process<T: Transport>(
-    host: &Host<T>,
-    key: Option<String>,
-    mut listener: event_listener::EventListener,
-    pause: Duration,
-) {
-    if let Some(key) = key {
-        let mut changed = host.store.changed(&key, pause.min(CHANGE_POLL));
-        let heard = std::future::poll_fn(|cx| match Pin::new(&mut listener).poll(cx) {
-            Poll::Ready(()) => Poll::Ready(None),
-            Poll::Pending => changed.as_mut().poll(cx).map(Some),
-        })
-        .await;
-        if heard != Some(Changed::Unsupported) {
-            return;
-        }
+/// most [`CHANGE_POLL`]), or, for a store that cannot tell (or no key
+/// watched), read it again within [`RELOAD_POLL`]. Not woken by the other
+/// callers here: each of them reading the store while it waits would wake
+/// the rest into reading it again, round after round, for the whole lease
+/// (a storm on the store); what they could learn, the store tells too.
+async fn wait_other_process<T: Transport>(host: &Host<T>, key: Option<String>, pause: Duration) {
+    if let Some(key) = key
+        && host.store.changed(&key, pause.min(CHANGE_POLL)).await != Changed::Unsupported
+    {
+        return;
     }
-    host.transport.wait(listener, pause.min(RELOAD_POLL)).await;
+    // A listener nobody notifies: the transport's timer alone.
+    let timer = Event::new();
+    host.transport
+        .wait(timer.listen(), pause.min(RELOAD_POLL))
+        .await;
 }
 
 /// A lock poisoned by a panic elsewhere is used as it is: the driver and

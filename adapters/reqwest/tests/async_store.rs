@@ -277,3 +277,62 @@ async fn an_async_store_keys_sessions_apart() {
     assert!(error.requires_login(), "bob has no session: {error:?}");
     assert!(store.memory.lock().unwrap().get(DEFAULT_KEY).is_none());
 }
+
+/// `session` with a live refresh claim of another process until `until`
+/// (seconds since the epoch), as that process saved it.
+fn claimed_by_another_process(session: &Session, until: u64) -> Session {
+    let mut json: serde_json::Value = serde_json::from_str(&session.to_json()).unwrap();
+    json["tokenkeeper"]["refreshClaim"] =
+        serde_json::json!({"owner": "another-process", "until": until});
+    Session::from_json(json.to_string().as_bytes(), &Default::default()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_waiting_for_another_process_do_not_wake_each_other_into_a_store_storm() {
+    // Sixteen callers here wait while another process refreshes. Each
+    // reads the store again now and then (this store cannot announce
+    // changes); a read must not wake the other waiters into reading it
+    // again at once, round after round, for the whole lease.
+    let h = harness();
+    let session = login(&h).await;
+    let until = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3;
+    let store = SlowStore::new(
+        Duration::ZERO,
+        Some(claimed_by_another_process(&expire(&session), until)),
+    );
+    let keeper = TokenKeeper::builder(support::shared_config(&h))
+        .async_store(store.clone())
+        .build()
+        .unwrap();
+    let waiters: Vec<_> = (0..16)
+        .map(|_| {
+            let keeper = keeper.clone();
+            tokio::spawn(async move {
+                tokio::time::timeout(
+                    Duration::from_secs(1),
+                    keeper.get_access_token(&TokenRequest::new()),
+                )
+                .await
+            })
+        })
+        .collect();
+    for waiter in waiters {
+        assert!(
+            waiter.await.unwrap().is_err(),
+            "still waiting for the claim"
+        );
+    }
+    let reads = store.started.load(Ordering::SeqCst);
+    eprintln!("{reads} store operations while 16 callers waited one second");
+    // One read per caller every 50 ms at most: about 16 × 20 in the second.
+    assert!(reads <= 16 * 25, "{reads} store operations in one second");
+    assert_eq!(
+        h.stats().grant("refresh_token"),
+        0,
+        "nobody spent the claimed token"
+    );
+}
