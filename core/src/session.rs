@@ -2,6 +2,10 @@
 //! Auth0 Next.js SDK: `tokenSet`, `accessTokens[]`, and whatever else the
 //! session holds (`user`, `internal`, …), kept untouched.
 //!
+//! `connectionTokenSets[]` holds the Token Vault's federated connection
+//! tokens ([`ConnectionTokenSet`], the SDK's `ConnectionTokenSet`: one per
+//! connection and login hint).
+//!
 //! tokenkeeper adds one member, `tokenkeeper`, with the session's
 //! `generation` (a counter raised by every change, for compare-and-swap in
 //! shared stores) and the flags that must survive a restart
@@ -16,6 +20,7 @@ use serde_json::{Map, Value};
 use crate::cache::TokenCache;
 use crate::error::Error;
 use crate::limits::{Limits, json_depth_exceeds};
+use crate::secret::AccessToken;
 use crate::time::UnixTime;
 use crate::token::set::seconds_from_json;
 use crate::token::{AccessTokenSet, TokenSet};
@@ -61,12 +66,67 @@ pub struct RefreshClaim {
     pub until: UnixTime,
 }
 
+/// A federated connection's access token, as the Auth0 Next.js SDK stores
+/// it in `connectionTokenSets[]` (see
+/// [`TokenManager::get_connection_token`](crate::TokenManager::get_connection_token)).
+/// An entry is keyed by `connection` and `loginHint`: an entry without a
+/// hint answers only calls without one, as in the SDK.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionTokenSet {
+    /// The connection's access token (`accessToken`).
+    #[serde(rename = "accessToken", default = "empty_access_token")]
+    pub access_token: AccessToken,
+    /// When it expires (`expiresAt`, epoch seconds; unknown counts as
+    /// expired).
+    #[serde(
+        rename = "expiresAt",
+        default,
+        deserialize_with = "lenient_time",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub expires_at: Option<UnixTime>,
+    /// The granted scope, when the server said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// The connection's name (`google-oauth2`, `github`, …).
+    #[serde(default)]
+    pub connection: String,
+    /// The login hint the token was asked with (`loginHint`).
+    #[serde(rename = "loginHint", default, skip_serializing_if = "Option::is_none")]
+    pub login_hint: Option<String>,
+    /// Members this crate does not know, kept for the round trip.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl ConnectionTokenSet {
+    /// Whether this entry answers a call for `connection` with
+    /// `login_hint`: the SDK treats "no hint" as its own key, not a
+    /// wildcard.
+    #[must_use]
+    pub fn matches(&self, connection: &str, login_hint: Option<&str>) -> bool {
+        self.connection == connection && self.login_hint.as_deref() == login_hint
+    }
+}
+
+fn empty_access_token() -> AccessToken {
+    AccessToken::new("")
+}
+
+/// Reads `expiresAt` leniently (anything unusable is unknown).
+fn lenient_time<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<UnixTime>, D::Error> {
+    let value = Value::deserialize(deserializer)?;
+    Ok(seconds_from_json(&value).map(UnixTime::from_secs))
+}
+
 /// A user's session: the main token set, the per-audience cache, and the
 /// rest of the SDK session kept as it was.
 #[derive(Debug, Clone)]
 pub struct Session {
     pub(crate) token_set: TokenSet,
     pub(crate) cache: TokenCache,
+    /// The Token Vault's connection tokens (`connectionTokenSets`).
+    pub(crate) connections: Vec<ConnectionTokenSet>,
     state: KeeperState,
     pub(crate) session_expires_at: Option<UnixTime>,
     extra: Map<String, Value>,
@@ -79,6 +139,7 @@ impl Session {
         Session {
             token_set,
             cache: TokenCache::new(),
+            connections: Vec::new(),
             state: KeeperState::default(),
             session_expires_at: None,
             extra: Map::new(),
@@ -282,6 +343,13 @@ impl Session {
         self.cache.entries()
     }
 
+    /// The Token Vault's connection tokens (`connectionTokenSets`), in
+    /// their stored order.
+    #[must_use]
+    pub fn connection_token_sets(&self) -> &[ConnectionTokenSet] {
+        &self.connections
+    }
+
     /// The per-audience cache.
     #[must_use]
     pub fn cache(&self) -> &TokenCache {
@@ -415,6 +483,11 @@ struct WireOut<'a> {
     token_set: &'a TokenSet,
     #[serde(rename = "accessTokens", skip_serializing_if = "Vec::is_empty")]
     access_tokens: Vec<&'a AccessTokenSet>,
+    #[serde(
+        rename = "connectionTokenSets",
+        skip_serializing_if = "<[_]>::is_empty"
+    )]
+    connection_token_sets: &'a [ConnectionTokenSet],
     tokenkeeper: &'a KeeperState,
     #[serde(flatten)]
     extra: &'a Map<String, Value>,
@@ -426,6 +499,8 @@ struct WireIn {
     token_set: TokenSet,
     #[serde(rename = "accessTokens", default)]
     access_tokens: Vec<AccessTokenSet>,
+    #[serde(rename = "connectionTokenSets", default)]
+    connection_token_sets: Vec<ConnectionTokenSet>,
     #[serde(default)]
     tokenkeeper: KeeperState,
     #[serde(flatten)]
@@ -437,6 +512,7 @@ impl Serialize for Session {
         WireOut {
             token_set: &self.token_set,
             access_tokens: self.cache.entries(),
+            connection_token_sets: &self.connections,
             tokenkeeper: &self.state,
             extra: &self.extra,
         }
@@ -458,6 +534,7 @@ impl<'de> Deserialize<'de> for Session {
         Ok(Session {
             token_set: wire.token_set,
             cache: TokenCache::from_entries(wire.access_tokens),
+            connections: wire.connection_token_sets,
             state: wire.tokenkeeper,
             session_expires_at,
             extra: wire.extra,

@@ -64,6 +64,7 @@ import { log, redirectConsoleToStderr } from './log.mjs';
 import { driveLogin, LoginError } from './login_driver.mjs';
 import { createResourceServer } from './resource_server.mjs';
 import { registerTokenExchange, TOKEN_EXCHANGE, tokenExchangeExtraClaims } from './token_exchange.mjs';
+import { FEDERATED_CONNECTION_GRANT, registerTokenVault } from './token_vault.mjs';
 
 redirectConsoleToStderr();
 
@@ -168,7 +169,7 @@ const clients = [
     client_id: 'confidential-basic',
     client_secret: 'secret-basic-1',
     token_endpoint_auth_method: 'client_secret_basic',
-    grant_types: [...CODE_FLOW_GRANTS, 'client_credentials', TOKEN_EXCHANGE],
+    grant_types: [...CODE_FLOW_GRANTS, 'client_credentials', TOKEN_EXCHANGE, FEDERATED_CONNECTION_GRANT],
     response_types: ['code'],
     redirect_uris: [REDIRECT_URI],
   },
@@ -176,7 +177,7 @@ const clients = [
     client_id: 'confidential-post',
     client_secret: 'secret-post-1',
     token_endpoint_auth_method: 'client_secret_post',
-    grant_types: [...CODE_FLOW_GRANTS, 'client_credentials', TOKEN_EXCHANGE],
+    grant_types: [...CODE_FLOW_GRANTS, 'client_credentials', TOKEN_EXCHANGE, FEDERATED_CONNECTION_GRANT],
     response_types: ['code'],
     redirect_uris: [REDIRECT_URI],
   },
@@ -185,7 +186,7 @@ const clients = [
     token_endpoint_auth_method: 'private_key_jwt',
     token_endpoint_auth_signing_alg: 'ES256',
     jwks: { keys: [pkjwtPublic] },
-    grant_types: [...CODE_FLOW_GRANTS, 'client_credentials', TOKEN_EXCHANGE],
+    grant_types: [...CODE_FLOW_GRANTS, 'client_credentials', TOKEN_EXCHANGE, FEDERATED_CONNECTION_GRANT],
     response_types: ['code'],
     redirect_uris: [REDIRECT_URI],
   },
@@ -379,6 +380,7 @@ async function main() {
 
   const provider = new Provider(issuer, configuration);
   registerTokenExchange(provider, publicJwks, getResourceServerInfo, Object.keys(RESOURCE_SERVERS));
+  registerTokenVault(provider, stats);
 
   for (const event of [
     'grant.error', 'server_error', 'authorization.error', 'introspection.error',

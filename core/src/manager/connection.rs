@@ -1,0 +1,352 @@
+//! Token Vault: the Auth0 Next.js SDK's `getAccessTokenForConnection`. The
+//! session's refresh token is exchanged (Auth0's federated connection
+//! token exchange, RFC 8693 shaped) for the access token of a federated
+//! connection (`google-oauth2`, `github`, …), cached per connection and
+//! login hint in the session's `connectionTokenSets`, exactly as the SDK
+//! stores it.
+//!
+//! # Call order
+//!
+//! ```text
+//! get_connection_token(request, now) ─► Action::Ready(token)          cached, no I/O
+//!                                    ├─► Action::Send / Action::Sign   send it, then
+//!                                    │      handle_response(id, response, now)
+//!                                    │        ├─► Completion::Ready(token)   stored, SessionChanged
+//!                                    │        └─► Completion::Failed(failed_to_exchange_refresh_token)
+//!                                    ├─► Action::Wait(id)             this connection's exchange (or
+//!                                    │      the session's refresh) is in flight: when it ends,
+//!                                    │      get_connection_token_after_wait(request, id, now)
+//!                                    └─► Action::LoginRequired(missing_session / missing_refresh_token / …)
+//! ```
+//!
+//! The request is the SDK's: `grant_type`
+//! `urn:auth0:params:oauth:grant-type:token-exchange:federated-connection-access-token`,
+//! `connection`, `subject_token_type`
+//! `urn:ietf:params:oauth:token-type:refresh_token`, `subject_token` (the
+//! refresh token), `requested_token_type`
+//! `http://auth0.com/oauth/token-type/federated-connection-access-token`,
+//! `login_hint` when given, and the client's authentication.
+//!
+//! # One entry's states
+//!
+//! ```text
+//!            exchange ok                   expiry − buffer passed, or force
+//!   (none) ─────────────► cached ───────────────────────────────────────────► exchanging
+//!     ▲                     ▲ (Ready: no I/O)                                     │
+//!     │                     └──────────────────── exchange ok ◄──────────────────┤
+//!     └──────────── exchange failed: the stale entry is dropped (as the SDK) ◄───┘
+//! ```
+//!
+//! Freshness is the decision table of every other token (expiry within the
+//! refresh buffer, `force_refresh`); single flight is per connection and
+//! login hint. The exchange does not spend the refresh token (Auth0 does not
+//! rotate it here), but it waits for a refresh of the session in flight: a
+//! refresh token that rotates meanwhile would be sent after its
+//! replacement, which a server detecting reuse treats as theft.
+//!
+//! ```
+//! use tokenkeeper::{Action, ConnectionRequest, TokenManager, UnixTime};
+//!
+//! fn ask(manager: &mut TokenManager, now: UnixTime) {
+//!     let request = ConnectionRequest::new("google-oauth2").login_hint("ada@example.com");
+//!     match manager.get_connection_token(&request, now) {
+//!         Action::Ready(token) => { let _ = token.token.secret(); }
+//!         Action::Send(out) => { /* send out.request, then manager.handle_response(out.id, …) */ }
+//!         _ => {}
+//!     }
+//! }
+//! ```
+
+use alloc::boxed::Box;
+use alloc::string::String;
+
+use super::lookup::TokenAt;
+use super::{AccessTokenRef, Action, ChangeReason, Dispatch, TokenManager};
+use crate::error::{Error, ResponseError};
+use crate::flight::{ConnectionFlight, Flight, FlightKind, RequestId};
+use crate::form::FormBody;
+use crate::http::HttpRequest;
+use crate::session::ConnectionTokenSet;
+use crate::time::UnixTime;
+use crate::token::response::ParsedResponse;
+use crate::token::{Decision, Freshness, TokenType};
+
+/// The grant type the SDK sends for a connection's access token.
+pub const GRANT_TYPE_FEDERATED_CONNECTION_ACCESS_TOKEN: &str =
+    "urn:auth0:params:oauth:grant-type:token-exchange:federated-connection-access-token";
+/// The subject token type: the session's refresh token.
+pub const SUBJECT_TYPE_REFRESH_TOKEN: &str = "urn:ietf:params:oauth:token-type:refresh_token";
+/// The requested token type: a federated connection's access token.
+pub const REQUESTED_TOKEN_TYPE_FEDERATED_CONNECTION_ACCESS_TOKEN: &str =
+    "http://auth0.com/oauth/token-type/federated-connection-access-token";
+
+static BEARER: TokenType = TokenType::Bearer;
+
+/// What a caller asks for: the SDK's `AccessTokenForConnectionOptions`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionRequest<'a> {
+    /// The connection's name (`google-oauth2`, `github`, …).
+    pub connection: &'a str,
+    /// The account to use on the connection (`login_hint`); part of the
+    /// cache key.
+    pub login_hint: Option<&'a str>,
+    /// Exchange again even when the cached token is fresh.
+    pub force_refresh: bool,
+}
+
+impl<'a> ConnectionRequest<'a> {
+    /// For `connection`, no login hint.
+    #[must_use]
+    pub const fn new(connection: &'a str) -> Self {
+        ConnectionRequest {
+            connection,
+            login_hint: None,
+            force_refresh: false,
+        }
+    }
+
+    /// With `login_hint`.
+    #[must_use]
+    pub const fn login_hint(mut self, login_hint: &'a str) -> Self {
+        self.login_hint = Some(login_hint);
+        self
+    }
+
+    /// Forcing a new exchange.
+    #[must_use]
+    pub const fn force_refresh(mut self) -> Self {
+        self.force_refresh = true;
+        self
+    }
+}
+
+/// What to do for a connection token, decided on a shared borrow.
+enum Decided {
+    Ready(usize),
+    Fail(Error),
+    Wait(RequestId),
+    Exchange(crate::secret::RefreshToken),
+}
+
+impl TokenManager {
+    /// The access token of a federated connection for the session's user
+    /// (the SDK's `getAccessTokenForConnection`): cached in the session's
+    /// `connectionTokenSets`, else exchanged for with the refresh token.
+    /// See the [module docs](self) for the call order.
+    pub fn get_connection_token(
+        &mut self,
+        request: &ConnectionRequest<'_>,
+        now: UnixTime,
+    ) -> Action<'_> {
+        match self.decide_connection(request, now) {
+            Decided::Ready(at) => match self.token_at(TokenAt::Connection(at)) {
+                Some(token) => Action::Ready(token),
+                // Unreachable: it was just found there.
+                None => Action::LoginRequired(Error::MissingSession),
+            },
+            Decided::Fail(error) => Action::LoginRequired(error),
+            Decided::Wait(id) => Action::Wait(id),
+            Decided::Exchange(subject) => {
+                let http = self.connection_request(request, subject.secret());
+                let kind = FlightKind::Connection(Box::new(ConnectionFlight {
+                    subject,
+                    connection: String::from(request.connection),
+                    login_hint: request.login_hint.map(String::from),
+                }));
+                match self.launch(kind, None, String::new(), http, now) {
+                    Ok(Dispatch::Send(out)) => Action::Send(out),
+                    Ok(Dispatch::Sign(sign)) => Action::Sign(sign),
+                    Err(error) => Action::Failed(error),
+                }
+            }
+        }
+    }
+
+    /// Asks again after waiting on flight `waited`: its error when it was
+    /// this connection's exchange and failed; a forced exchange counts as
+    /// done when it succeeded; otherwise as usual.
+    pub fn get_connection_token_after_wait(
+        &mut self,
+        request: &ConnectionRequest<'_>,
+        waited: RequestId,
+        now: UnixTime,
+    ) -> Action<'_> {
+        if self.state.flights.is_active(waited) {
+            return Action::Wait(waited);
+        }
+        let mut request = *request;
+        match self
+            .state
+            .flights
+            .connection_outcome(waited, request.connection, request.login_hint)
+        {
+            Some(Err(error)) => return Action::Failed(error.clone()),
+            Some(Ok(())) => request.force_refresh = false,
+            None => {}
+        }
+        self.get_connection_token(&request, now)
+    }
+
+    fn decide_connection(&self, request: &ConnectionRequest<'_>, now: UnixTime) -> Decided {
+        let Some(session) = self.state.session.as_ref() else {
+            return Decided::Fail(Error::MissingSession);
+        };
+        if session.is_logged_out() {
+            return Decided::Fail(Error::LoggedOut);
+        }
+        if session.session_expires_at().is_some_and(|at| at <= now) {
+            return Decided::Fail(Error::SessionExpired);
+        }
+        let found = session
+            .connections
+            .iter()
+            .position(|e| e.matches(request.connection, request.login_hint));
+        let entry = found.and_then(|at| session.connections.get(at));
+        let reauth = session.is_reauthentication_required();
+        let refresh_token = session.token_set.refresh_token.as_ref().filter(|_| !reauth);
+        let freshness = Freshness {
+            has_access_token: entry.is_some(),
+            expires_at: entry.and_then(|e| e.expires_at),
+            has_refresh_token: refresh_token.is_some(),
+            lifetime: None,
+        };
+        match (
+            freshness.decide(now, self.config.refresh_buffer, request.force_refresh),
+            found,
+        ) {
+            (Decision::Ready, Some(at)) => Decided::Ready(at),
+            (Decision::Refresh, _) => {
+                let flights = &self.state.flights;
+                let in_flight = flights
+                    .connection_in_flight(request.connection, request.login_hint)
+                    .or_else(|| flights.refresh_in_flight());
+                match (in_flight, refresh_token) {
+                    (Some(id), _) => Decided::Wait(id),
+                    (None, Some(token)) => Decided::Exchange(token.clone()),
+                    // Unreachable: a refresh is decided with a refresh token.
+                    (None, None) => Decided::Fail(Error::MissingSession),
+                }
+            }
+            _ if reauth => Decided::Fail(Error::ReauthenticationRequired),
+            (
+                Decision::MissingRefreshToken {
+                    access_token_expired,
+                },
+                _,
+            ) => Decided::Fail(Error::MissingRefreshToken {
+                access_token_expired,
+            }),
+            // Ready without an entry cannot be decided.
+            (Decision::Ready, None) => Decided::Fail(Error::MissingRefreshToken {
+                access_token_expired: false,
+            }),
+        }
+    }
+
+    /// The SDK's request, parameter for parameter.
+    fn connection_request(&self, request: &ConnectionRequest<'_>, subject: &str) -> HttpRequest {
+        let mut form = FormBody::new();
+        let mut headers = crate::grant::request_headers();
+        form.append("grant_type", GRANT_TYPE_FEDERATED_CONNECTION_ACCESS_TOKEN);
+        form.append("connection", request.connection);
+        form.append("subject_token_type", SUBJECT_TYPE_REFRESH_TOKEN);
+        form.append("subject_token", subject);
+        form.append(
+            "requested_token_type",
+            REQUESTED_TOKEN_TYPE_FEDERATED_CONNECTION_ACCESS_TOKEN,
+        );
+        if let Some(hint) = request.login_hint.filter(|h| !h.is_empty()) {
+            form.append("login_hint", hint);
+        }
+        self.config
+            .client_auth
+            .apply(&self.config.client_id, &mut form, &mut headers);
+        crate::grant::form_post(&self.config.token_endpoint, form, headers)
+    }
+
+    /// Stores a connection's token (replacing the entry for the same
+    /// connection and hint), or, when the exchange failed, drops that
+    /// entry as the SDK does (it is dead upstream). Either way the session
+    /// changed and is persisted.
+    // Kept out of `handle_response`, whose refresh path stays compact.
+    #[inline(never)]
+    pub(super) fn apply_connection_token(
+        &mut self,
+        flight: &Flight,
+        answer: &mut ParsedResponse<'_>,
+        now: UnixTime,
+    ) -> Result<TokenAt, Error> {
+        let FlightKind::Connection(asked) = &flight.kind else {
+            return Err(Error::UnknownRequest);
+        };
+        let default_lifetime = self.config.default_lifetime;
+        let Some(session) = self.state.session.as_mut() else {
+            return Err(Error::RequestAbandoned);
+        };
+        // A new login or a logout meanwhile: this token was for a refresh
+        // token the session no longer holds.
+        if session.token_set.refresh_token.as_ref() != Some(&asked.subject)
+            || session.is_logged_out()
+        {
+            return Err(Error::RequestAbandoned);
+        }
+        let found = session
+            .connections
+            .iter()
+            .position(|e| e.matches(&asked.connection, asked.login_hint.as_deref()));
+        let status = answer.status();
+        let parsed = answer.take_token_response().and_then(|parsed| {
+            let expires_at = parsed.expires_at(flight.sent_at, default_lifetime);
+            if expires_at <= now {
+                return Err(ResponseError::Malformed {
+                    status,
+                    reason: "the access token expired before the response arrived",
+                });
+            }
+            Ok((parsed, expires_at))
+        });
+        let (parsed, expires_at) = match parsed {
+            Ok(ok) => ok,
+            Err(error) => {
+                if let Some(at) = found {
+                    session.connections.remove(at);
+                    self.session_changed(&[ChangeReason::Evicted]);
+                }
+                return Err(Error::FailedToExchangeRefreshToken(error));
+            }
+        };
+        let entry = ConnectionTokenSet {
+            access_token: parsed.access_token,
+            expires_at: Some(expires_at),
+            scope: parsed.scope,
+            connection: asked.connection.clone(),
+            login_hint: asked.login_hint.clone(),
+            extra: serde_json::Map::new(),
+        };
+        let at = match found {
+            Some(at) => {
+                session.connections[at] = entry;
+                at
+            }
+            None => {
+                session.connections.push(entry);
+                session.connections.len() - 1
+            }
+        };
+        self.session_changed(&[ChangeReason::TokensUpdated {
+            refresh_token_rotated: false,
+        }]);
+        Ok(TokenAt::Connection(at))
+    }
+}
+
+/// A connection entry as a ready token (`audience`: none; `Bearer`).
+pub(super) fn connection_ref(entry: &ConnectionTokenSet) -> AccessTokenRef<'_> {
+    AccessTokenRef {
+        token: &entry.access_token,
+        expires_at: entry.expires_at.unwrap_or(UnixTime::EPOCH),
+        scope: entry.scope.as_deref(),
+        audience: None,
+        token_type: &BEARER,
+    }
+}
