@@ -74,7 +74,11 @@ pub struct RefreshClaim {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConnectionTokenSet {
     /// The connection's access token (`accessToken`).
-    #[serde(rename = "accessToken", default = "empty_access_token")]
+    #[serde(
+        rename = "accessToken",
+        default = "empty_access_token",
+        skip_serializing_if = "is_empty_access_token"
+    )]
     pub access_token: AccessToken,
     /// When it expires (`expiresAt`, epoch seconds; unknown counts as
     /// expired).
@@ -111,6 +115,12 @@ impl ConnectionTokenSet {
 
 fn empty_access_token() -> AccessToken {
     AccessToken::new("")
+}
+
+// An entry read without a token is written back without one (the round
+// trip keeps what was there), and is never served.
+fn is_empty_access_token(token: &AccessToken) -> bool {
+    token.secret().is_empty()
 }
 
 /// Reads `expiresAt` leniently (anything unusable is unknown).

@@ -201,7 +201,9 @@ impl TokenManager {
             .connections
             .iter()
             .position(|e| e.matches(request.connection, request.login_hint));
-        let entry = found.and_then(|at| session.connections.get(at));
+        let entry = found
+            .and_then(|at| session.connections.get(at))
+            .filter(|e| !e.access_token.secret().is_empty());
         let reauth = session.is_reauthentication_required();
         let refresh_token = session.token_set.refresh_token.as_ref().filter(|_| !reauth);
         let freshness = Freshness {
@@ -348,5 +350,329 @@ pub(super) fn connection_ref(entry: &ConnectionTokenSet) -> AccessTokenRef<'_> {
         scope: entry.scope.as_deref(),
         audience: None,
         token_type: &BEARER,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alloc::string::ToString;
+    use alloc::vec::Vec;
+    use core::time::Duration;
+
+    use super::*;
+    use crate::entropy::SeededEntropy;
+    use crate::grant::ClientAuth;
+    use crate::http::HttpResponse;
+    use crate::manager::{Completion, Event};
+    use crate::secret::ClientSecret;
+    use crate::session::Session;
+    use crate::{Config, RefreshToken};
+
+    const NOW: u64 = 1_700_000_000;
+
+    fn t(secs: u64) -> UnixTime {
+        UnixTime::from_secs(secs)
+    }
+
+    /// A session as the SDK writes it, with one cached google token (and
+    /// one for google with a login hint), and the manager holding it.
+    fn manager_with(buffer: u64, google_expires_at: u64) -> TokenManager {
+        let json = serde_json::json!({
+            "user": {"sub": "auth0|1"},
+            "tokenSet": {"accessToken": "at", "refreshToken": "rt-1", "expiresAt": NOW + 3600},
+            "internal": {"sid": "s1", "createdAt": NOW - 100},
+            "connectionTokenSets": [
+                {"accessToken": "google-cached", "expiresAt": google_expires_at,
+                 "scope": "email", "connection": "google-oauth2"},
+                {"accessToken": "google-ada", "expiresAt": NOW + 3600,
+                 "connection": "google-oauth2", "loginHint": "ada@example.com"}
+            ]
+        });
+        let session = Session::from_json(json.to_string().as_bytes(), &Default::default()).unwrap();
+        let config = Config::builder("https://as.example/oauth/token", "client-1")
+            .client_auth(ClientAuth::SecretPost(ClientSecret::new("secret-1")))
+            .refresh_buffer(Duration::from_secs(buffer))
+            .build()
+            .unwrap();
+        let mut manager = TokenManager::new(config, SeededEntropy::new(3));
+        manager.set_session(session);
+        manager
+    }
+
+    fn ok_body(token: &str) -> HttpResponse {
+        HttpResponse::new(
+            200,
+            alloc::format!(
+                r#"{{"access_token":"{token}","token_type":"Bearer","expires_in":3600,"scope":"repo","issued_token_type":"{REQUESTED_TOKEN_TYPE_FEDERATED_CONNECTION_ACCESS_TOKEN}"}}"#
+            ),
+        )
+    }
+
+    fn ready(action: Action<'_>) -> String {
+        match action {
+            Action::Ready(token) => token.token.secret().to_string(),
+            other => panic!("not ready: {other:?}"),
+        }
+    }
+
+    fn sent(action: Action<'_>) -> (RequestId, String) {
+        match action {
+            Action::Send(out) => (
+                out.id,
+                String::from(core::str::from_utf8(&out.request.body).unwrap()),
+            ),
+            other => panic!("nothing sent: {other:?}"),
+        }
+    }
+
+    fn completed(completion: Completion<'_>) -> Result<String, Error> {
+        match completion {
+            Completion::Ready(token) => Ok(token.token.secret().to_string()),
+            Completion::Failed(error) => Err(error),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn drain(manager: &mut TokenManager) -> Vec<Event> {
+        core::iter::from_fn(|| manager.poll_event()).collect()
+    }
+
+    #[test]
+    fn the_request_is_the_sdks() {
+        let mut m = manager_with(0, NOW + 3600);
+        let request = ConnectionRequest::new("github").login_hint("ada@example.com");
+        let (_, body) = sent(m.get_connection_token(&request, t(NOW)));
+        assert_eq!(
+            body,
+            "grant_type=urn%3Aauth0%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange%3Afederated-connection-access-token\
+             &connection=github\
+             &subject_token_type=urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Arefresh_token\
+             &subject_token=rt-1\
+             &requested_token_type=http%3A%2F%2Fauth0.com%2Foauth%2Ftoken-type%2Ffederated-connection-access-token\
+             &login_hint=ada%40example.com\
+             &client_id=client-1&client_secret=secret-1"
+        );
+    }
+
+    #[test]
+    fn cached_per_connection_and_login_hint_like_the_sdk() {
+        let mut m = manager_with(0, NOW + 3600);
+        assert_eq!(
+            ready(m.get_connection_token(&ConnectionRequest::new("google-oauth2"), t(NOW))),
+            "google-cached"
+        );
+        let hinted = ConnectionRequest::new("google-oauth2").login_hint("ada@example.com");
+        assert_eq!(ready(m.get_connection_token(&hinted, t(NOW))), "google-ada");
+        // Another hint, or another connection, is not cached: "no hint" is
+        // not a wildcard.
+        let other = ConnectionRequest::new("google-oauth2").login_hint("bob@example.com");
+        let (id, _) = sent(m.get_connection_token(&other, t(NOW)));
+        assert_eq!(
+            completed(m.handle_response(id, ok_body("google-bob"), t(NOW))).unwrap(),
+            "google-bob"
+        );
+        let (id, _) = sent(m.get_connection_token(&ConnectionRequest::new("github"), t(NOW)));
+        assert_eq!(
+            completed(m.handle_response(id, ok_body("gh"), t(NOW))).unwrap(),
+            "gh"
+        );
+        // Each cached under its own key; the first two untouched.
+        assert_eq!(
+            ready(m.get_connection_token(&other, t(NOW + 1))),
+            "google-bob"
+        );
+        assert_eq!(
+            ready(m.get_connection_token(&ConnectionRequest::new("github"), t(NOW + 1))),
+            "gh"
+        );
+        assert_eq!(
+            ready(m.get_connection_token(&ConnectionRequest::new("google-oauth2"), t(NOW + 1))),
+            "google-cached"
+        );
+        assert_eq!(m.session().unwrap().connection_token_sets().len(), 4);
+    }
+
+    #[test]
+    fn expiry_buffer_and_force_decide_like_every_other_token() {
+        // Expired.
+        let mut m = manager_with(0, NOW);
+        sent(m.get_connection_token(&ConnectionRequest::new("google-oauth2"), t(NOW)));
+        // Fresh without a buffer, due within a 60 s buffer.
+        let mut m = manager_with(0, NOW + 30);
+        ready(m.get_connection_token(&ConnectionRequest::new("google-oauth2"), t(NOW)));
+        let mut m = manager_with(60, NOW + 30);
+        sent(m.get_connection_token(&ConnectionRequest::new("google-oauth2"), t(NOW)));
+        // Forced.
+        let mut m = manager_with(0, NOW + 3600);
+        let forced = ConnectionRequest::new("google-oauth2").force_refresh();
+        let (id, _) = sent(m.get_connection_token(&forced, t(NOW)));
+        assert_eq!(
+            completed(m.handle_response(id, ok_body("new"), t(NOW))).unwrap(),
+            "new"
+        );
+        let entry = &m.session().unwrap().connection_token_sets()[0];
+        assert_eq!(entry.access_token.secret(), "new");
+        assert_eq!(entry.expires_at, Some(t(NOW + 3600)));
+        assert_eq!(entry.scope.as_deref(), Some("repo"));
+    }
+
+    #[test]
+    fn one_exchange_for_many_waiters() {
+        let mut m = manager_with(0, NOW + 3600);
+        let request = ConnectionRequest::new("github");
+        let (id, _) = sent(m.get_connection_token(&request, t(NOW)));
+        for _ in 0..15 {
+            assert!(matches!(m.get_connection_token(&request, t(NOW)), Action::Wait(w) if w == id));
+        }
+        // Another connection does not wait on it.
+        sent(m.get_connection_token(&ConnectionRequest::new("slack"), t(NOW)));
+        assert_eq!(
+            completed(m.handle_response(id, ok_body("gh"), t(NOW))).unwrap(),
+            "gh"
+        );
+        for _ in 0..15 {
+            assert_eq!(
+                ready(m.get_connection_token_after_wait(&request, id, t(NOW))),
+                "gh"
+            );
+        }
+        // A forced waiter is served by the exchange it waited on.
+        assert_eq!(
+            ready(m.get_connection_token_after_wait(&request.force_refresh(), id, t(NOW))),
+            "gh"
+        );
+    }
+
+    #[test]
+    fn waits_for_a_refresh_in_flight() {
+        let mut m = manager_with(0, NOW + 3600);
+        let Action::Send(out) =
+            m.get_access_token(&crate::TokenRequest::new().force_refresh(), t(NOW))
+        else {
+            panic!("no refresh");
+        };
+        assert!(matches!(
+            m.get_connection_token(&ConnectionRequest::new("github"), t(NOW)),
+            Action::Wait(id) if id == out.id
+        ));
+    }
+
+    #[test]
+    fn a_failed_exchange_is_typed_reaches_the_waiters_and_drops_the_entry() {
+        let mut m = manager_with(0, NOW);
+        let request = ConnectionRequest::new("google-oauth2");
+        let (id, _) = sent(m.get_connection_token(&request, t(NOW)));
+        assert!(matches!(
+            m.get_connection_token(&request, t(NOW)),
+            Action::Wait(_)
+        ));
+        drain(&mut m);
+        let refused = HttpResponse::new(
+            400,
+            r#"{"error":"invalid_grant","error_description":"invalid refresh token"}"#,
+        );
+        let error = completed(m.handle_response(id, refused, t(NOW))).unwrap_err();
+        assert_eq!(error.code(), "failed_to_exchange_refresh_token");
+        assert_eq!(error.server_error().unwrap().error, "invalid_grant");
+        assert!(matches!(
+            error,
+            Error::FailedToExchangeRefreshToken(ResponseError::Server(_))
+        ));
+        assert!(matches!(
+            m.get_connection_token_after_wait(&request, id, t(NOW)),
+            Action::Failed(Error::FailedToExchangeRefreshToken(_))
+        ));
+        // The stale google entry went (saved); the hinted one stayed.
+        let sets = m.session().unwrap().connection_token_sets();
+        assert_eq!(sets.len(), 1);
+        assert_eq!(sets[0].login_hint.as_deref(), Some("ada@example.com"));
+        assert!(matches!(
+            drain(&mut m).as_slice(),
+            [Event::SessionChanged {
+                reason: ChangeReason::Evicted,
+                ..
+            }]
+        ));
+        // A garbage answer is typed the same way.
+        let (id, _) = sent(m.get_connection_token(&request, t(NOW)));
+        let error =
+            completed(m.handle_response(id, HttpResponse::new(200, "<html>"), t(NOW))).unwrap_err();
+        assert_eq!(error.code(), "failed_to_exchange_refresh_token");
+    }
+
+    #[test]
+    fn no_session_no_refresh_token_and_a_dead_one_are_login_errors() {
+        let config = Config::builder("https://as.example/oauth/token", "c")
+            .build()
+            .unwrap();
+        let mut m = TokenManager::new(config, SeededEntropy::new(1));
+        let request = ConnectionRequest::new("github");
+        assert!(matches!(
+            m.get_connection_token(&request, t(NOW)),
+            Action::LoginRequired(Error::MissingSession)
+        ));
+        // Without a refresh token: a fresh cached entry is still served
+        // (as the SDK), a missing one is `missing_refresh_token`.
+        let json = r#"{"tokenSet":{"accessToken":"at","expiresAt":1700003600},
+            "connectionTokenSets":[{"accessToken":"gh","expiresAt":1700003600,"connection":"github"}]}"#;
+        m.set_session(Session::from_json(json.as_bytes(), &Default::default()).unwrap());
+        assert_eq!(ready(m.get_connection_token(&request, t(NOW))), "gh");
+        let error = match m.get_connection_token(&ConnectionRequest::new("slack"), t(NOW)) {
+            Action::LoginRequired(error) => error,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(error.code(), "missing_refresh_token");
+        assert!(error.requires_login());
+    }
+
+    #[test]
+    fn an_answer_for_a_replaced_session_is_not_stored() {
+        let mut m = manager_with(0, NOW + 3600);
+        let (id, _) = sent(m.get_connection_token(&ConnectionRequest::new("github"), t(NOW)));
+        // A new login meanwhile: another refresh token.
+        let mut session = m.session().unwrap().clone();
+        session.token_set.refresh_token = Some(RefreshToken::new("rt-2"));
+        session.connections.clear();
+        m.set_session(session);
+        let error = completed(m.handle_response(id, ok_body("gh"), t(NOW))).unwrap_err();
+        assert_eq!(error, Error::RequestAbandoned);
+        assert!(m.session().unwrap().connection_token_sets().is_empty());
+    }
+
+    #[test]
+    fn the_session_round_trips_in_the_sdk_shape() {
+        let mut m = manager_with(0, NOW + 3600);
+        let (id, _) = sent(m.get_connection_token(&ConnectionRequest::new("github"), t(NOW)));
+        completed(m.handle_response(id, ok_body("gh"), t(NOW))).unwrap();
+        assert!(matches!(
+            drain(&mut m).as_slice(),
+            [Event::SessionChanged {
+                reason: ChangeReason::TokensUpdated {
+                    refresh_token_rotated: false
+                },
+                ..
+            }]
+        ));
+        let json: serde_json::Value =
+            serde_json::from_str(&m.session().unwrap().to_json()).unwrap();
+        assert_eq!(
+            json["connectionTokenSets"],
+            serde_json::json!([
+                {"accessToken": "google-cached", "expiresAt": NOW + 3600, "scope": "email", "connection": "google-oauth2"},
+                {"accessToken": "google-ada", "expiresAt": NOW + 3600, "connection": "google-oauth2", "loginHint": "ada@example.com"},
+                {"accessToken": "gh", "expiresAt": NOW + 3600, "scope": "repo", "connection": "github"}
+            ])
+        );
+        // Read back, written again: the same JSON.
+        let again = Session::from_json(
+            m.session().unwrap().to_json().as_bytes(),
+            &Default::default(),
+        )
+        .unwrap();
+        assert_eq!(again.to_json(), m.session().unwrap().to_json());
+        // A session without connection tokens writes no member.
+        let bare = Session::from_json(br#"{"tokenSet":{"accessToken":"a"}}"#, &Default::default())
+            .unwrap();
+        assert!(!bare.to_json().contains("connectionTokenSets"));
     }
 }
