@@ -229,7 +229,7 @@ clients.push({
   client_secret: 'axum-web-secret-1',
   application_type: 'native',
   token_endpoint_auth_method: 'client_secret_post',
-  grant_types: CODE_FLOW_GRANTS,
+  grant_types: [...CODE_FLOW_GRANTS, FEDERATED_CONNECTION_GRANT],
   response_types: ['code'],
   redirect_uris: ['http://127.0.0.1/auth/callback'],
   post_logout_redirect_uris: ['http://127.0.0.1/'],
