@@ -20,9 +20,9 @@ use tokenkeeper::grant::TokenExchangeRequest;
 #[cfg(feature = "login")]
 use tokenkeeper::login::LoginTransaction;
 use tokenkeeper::{
-    AccessTokenInfo, Authorization, Config, Dispatch, HttpRequest, HttpResponse, RequestId,
-    ResourceRetries, ResourceVerdict, Session, SessionStore, TokenManager, TokenRequest, UnixTime,
-    UnsharedStore,
+    AccessTokenInfo, Authorization, Config, ConnectionRequest, Dispatch, HttpRequest, HttpResponse,
+    RequestId, ResourceRetries, ResourceVerdict, Session, SessionStore, TokenManager, TokenRequest,
+    UnixTime, UnsharedStore,
 };
 
 use crate::Error;
@@ -239,6 +239,23 @@ impl TokenKeeper {
         request: &TokenRequest<'_>,
     ) -> Result<AccessTokenInfo, Error> {
         self.drive(Ask::Machine(request)).await
+    }
+
+    /// A federated connection's access token (Token Vault, the SDK's
+    /// `getAccessTokenForConnection`): the one cached in the session's
+    /// `connectionTokenSets` when fresh, otherwise exchanged for with the
+    /// session's refresh token (one exchange per connection and login hint
+    /// at a time). Only for confidential clients, like the exchange itself.
+    ///
+    /// # Errors
+    /// As [`TokenKeeper::get_access_token`]; code
+    /// `failed_to_exchange_refresh_token` when the server refused the
+    /// exchange.
+    pub async fn get_connection_token(
+        &self,
+        request: &ConnectionRequest<'_>,
+    ) -> Result<AccessTokenInfo, Error> {
+        self.drive(Ask::Connection(request)).await
     }
 
     /// Finishes a login: checks the callback URL (or query) against
