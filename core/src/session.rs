@@ -135,8 +135,10 @@ fn lenient_time<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Uni
 pub struct Session {
     pub(crate) token_set: TokenSet,
     pub(crate) cache: TokenCache,
-    /// The Token Vault's connection tokens (`connectionTokenSets`).
-    pub(crate) connections: Vec<ConnectionTokenSet>,
+    /// The Token Vault's connection tokens (`connectionTokenSets`). A
+    /// member not shaped like the SDK's is kept as it was in `extra`
+    /// instead (read as none), until a connection token is stored.
+    connections: Vec<ConnectionTokenSet>,
     state: KeeperState,
     pub(crate) session_expires_at: Option<UnixTime>,
     extra: Map<String, Value>,
@@ -360,6 +362,13 @@ impl Session {
         &self.connections
     }
 
+    /// The connection tokens to change: an unreadable stored member gives
+    /// way to them.
+    pub(crate) fn connections_mut(&mut self) -> &mut Vec<ConnectionTokenSet> {
+        self.extra.remove("connectionTokenSets");
+        &mut self.connections
+    }
+
     /// The per-audience cache.
     #[must_use]
     pub fn cache(&self) -> &TokenCache {
@@ -510,7 +519,7 @@ struct WireIn {
     #[serde(rename = "accessTokens", default)]
     access_tokens: Vec<AccessTokenSet>,
     #[serde(rename = "connectionTokenSets", default)]
-    connection_token_sets: Vec<ConnectionTokenSet>,
+    connection_token_sets: Option<Value>,
     #[serde(default)]
     tokenkeeper: KeeperState,
     #[serde(flatten)]
@@ -541,13 +550,26 @@ impl<'de> Deserialize<'de> for Session {
             // The SDK accepts a ceiling only when 0 < value < 1e10.
             .filter(|&s| s > 0 && s < 10_000_000_000)
             .map(UnixTime::from_secs);
+        let mut extra = wire.extra;
+        // A malformed member must not make the whole session unreadable
+        // (the user would be logged out): it is kept as it was, unread.
+        let connections = match wire.connection_token_sets {
+            None => Vec::new(),
+            Some(raw) => match Vec::<ConnectionTokenSet>::deserialize(&raw) {
+                Ok(connections) => connections,
+                Err(_) => {
+                    extra.insert("connectionTokenSets".into(), raw);
+                    Vec::new()
+                }
+            },
+        };
         Ok(Session {
             token_set: wire.token_set,
             cache: TokenCache::from_entries(wire.access_tokens),
-            connections: wire.connection_token_sets,
+            connections,
             state: wire.tokenkeeper,
             session_expires_at,
-            extra: wire.extra,
+            extra,
         })
     }
 }
@@ -575,6 +597,40 @@ mod tests {
         let mut expected = input;
         expected["tokenkeeper"] = json!({"generation": 0});
         assert_eq!(back, expected);
+    }
+
+    #[test]
+    fn a_malformed_connection_member_is_kept_not_fatal() {
+        for raw in [
+            json!(null),
+            json!(7),
+            json!([1, 2]),
+            json!([{"connection": 5}]),
+        ] {
+            let input = json!({"tokenSet": {"accessToken": "a"}, "connectionTokenSets": raw});
+            let session: Session = serde_json::from_value(input.clone()).unwrap();
+            assert!(session.connection_token_sets().is_empty(), "{raw}");
+            let back = serde_json::to_value(&session).unwrap();
+            assert_eq!(back["connectionTokenSets"], raw);
+        }
+        // Storing a connection token replaces it.
+        let mut session: Session = serde_json::from_value(
+            json!({"tokenSet": {"accessToken": "a"}, "connectionTokenSets": 7}),
+        )
+        .unwrap();
+        session.connections_mut().push(ConnectionTokenSet {
+            access_token: AccessToken::new("gh"),
+            expires_at: Some(UnixTime::from_secs(9)),
+            scope: None,
+            connection: "github".into(),
+            login_hint: None,
+            extra: Map::new(),
+        });
+        let back = serde_json::to_value(&session).unwrap();
+        assert_eq!(
+            back["connectionTokenSets"],
+            json!([{"accessToken": "gh", "expiresAt": 9, "connection": "github"}])
+        );
     }
 
     #[test]

@@ -198,11 +198,11 @@ impl TokenManager {
             return Decided::Fail(Error::SessionExpired);
         }
         let found = session
-            .connections
+            .connection_token_sets()
             .iter()
             .position(|e| e.matches(request.connection, request.login_hint));
         let entry = found
-            .and_then(|at| session.connections.get(at))
+            .and_then(|at| session.connection_token_sets().get(at))
             .filter(|e| !e.access_token.secret().is_empty());
         let reauth = session.is_reauthentication_required();
         let refresh_token = session.token_set.refresh_token.as_ref().filter(|_| !reauth);
@@ -293,7 +293,7 @@ impl TokenManager {
             return Err(Error::RequestAbandoned);
         }
         let found = session
-            .connections
+            .connection_token_sets()
             .iter()
             .position(|e| e.matches(&asked.connection, asked.login_hint.as_deref()));
         let status = answer.status();
@@ -311,7 +311,7 @@ impl TokenManager {
             Ok(ok) => ok,
             Err(error) => {
                 if let Some(at) = found {
-                    session.connections.remove(at);
+                    session.connections_mut().remove(at);
                     self.session_changed(&[ChangeReason::Evicted]);
                 }
                 return Err(Error::FailedToExchangeRefreshToken(error));
@@ -325,14 +325,15 @@ impl TokenManager {
             login_hint: asked.login_hint.clone(),
             extra: serde_json::Map::new(),
         };
-        let at = match found {
+        let connections = session.connections_mut();
+        let at = match found.filter(|&at| at < connections.len()) {
             Some(at) => {
-                session.connections[at] = entry;
+                connections[at] = entry;
                 at
             }
             None => {
-                session.connections.push(entry);
-                session.connections.len() - 1
+                connections.push(entry);
+                connections.len() - 1
             }
         };
         self.session_changed(&[ChangeReason::TokensUpdated {
@@ -632,7 +633,7 @@ mod tests {
         // A new login meanwhile: another refresh token.
         let mut session = m.session().unwrap().clone();
         session.token_set.refresh_token = Some(RefreshToken::new("rt-2"));
-        session.connections.clear();
+        session.connections_mut().clear();
         m.set_session(session);
         let error = completed(m.handle_response(id, ok_body("gh"), t(NOW))).unwrap_err();
         assert_eq!(error, Error::RequestAbandoned);

@@ -115,7 +115,7 @@ impl SessionState {
             TokenAt::Connection(at) => self
                 .session
                 .as_ref()?
-                .connections
+                .connection_token_sets()
                 .get(at)
                 .map(super::connection::connection_ref),
             TokenAt::Machine(_) => None,
