@@ -16,6 +16,8 @@
 //!                                    ├─► Action::Wait(id)             this connection's exchange (or
 //!                                    │      the session's refresh) is in flight: when it ends,
 //!                                    │      get_connection_token_after_wait(request, id, now)
+//!                                    ├─► Action::Reload { until }     (shared stores) another process
+//!                                    │      refreshes the session: reload it, ask again
 //!                                    └─► Action::LoginRequired(missing_session / missing_refresh_token / …)
 //! ```
 //!
@@ -125,6 +127,7 @@ enum Decided {
     Ready(usize),
     Fail(Error),
     Wait(RequestId),
+    Reload(UnixTime),
     Exchange(crate::secret::RefreshToken),
 }
 
@@ -146,6 +149,7 @@ impl TokenManager {
             },
             Decided::Fail(error) => Action::LoginRequired(error),
             Decided::Wait(id) => Action::Wait(id),
+            Decided::Reload(until) => Action::Reload { until },
             Decided::Exchange(subject) => {
                 let http = self.connection_request(request, subject.secret());
                 let kind = FlightKind::Connection(Box::new(ConnectionFlight {
@@ -222,11 +226,15 @@ impl TokenManager {
                 let in_flight = flights
                     .connection_in_flight(request.connection, request.login_hint)
                     .or_else(|| flights.refresh_in_flight());
-                match (in_flight, refresh_token) {
-                    (Some(id), _) => Decided::Wait(id),
-                    (None, Some(token)) => Decided::Exchange(token.clone()),
+                // (Shared stores.) Another process is refreshing: its
+                // rotation may spend the token this would send.
+                let claim = self.foreign_claim(now);
+                match (in_flight, refresh_token, claim) {
+                    (Some(id), _, _) => Decided::Wait(id),
+                    (None, Some(_), Some(until)) => Decided::Reload(until),
+                    (None, Some(token), None) => Decided::Exchange(token.clone()),
                     // Unreachable: a refresh is decided with a refresh token.
-                    (None, None) => Decided::Fail(Error::MissingSession),
+                    (None, None, _) => Decided::Fail(Error::MissingSession),
                 }
             }
             _ if reauth => Decided::Fail(Error::ReauthenticationRequired),
@@ -556,6 +564,28 @@ mod tests {
             m.get_connection_token(&ConnectionRequest::new("github"), t(NOW)),
             Action::Wait(id) if id == out.id
         ));
+    }
+
+    #[test]
+    fn waits_for_another_process_refreshing_with_a_shared_store() {
+        let json = serde_json::json!({
+            "tokenSet": {"accessToken": "at", "refreshToken": "rt-1", "expiresAt": NOW + 3600},
+            "tokenkeeper": {"generation": 4, "refreshClaim": {"owner": "other", "until": NOW + 30}}
+        });
+        let session = Session::from_json(json.to_string().as_bytes(), &Default::default()).unwrap();
+        let config = Config::builder("https://as.example/oauth/token", "client-1")
+            .shared_store(true)
+            .build()
+            .unwrap();
+        let mut m = TokenManager::new(config, SeededEntropy::new(3));
+        m.set_session(session);
+        let request = ConnectionRequest::new("github");
+        assert!(matches!(
+            m.get_connection_token(&request, t(NOW)),
+            Action::Reload { until } if until == t(NOW + 30)
+        ));
+        // Once the claim ran out, the exchange goes.
+        sent(m.get_connection_token(&request, t(NOW + 30)));
     }
 
     #[test]
