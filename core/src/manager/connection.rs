@@ -135,7 +135,30 @@ impl TokenManager {
     /// The access token of a federated connection for the session's user
     /// (the SDK's `getAccessTokenForConnection`): cached in the session's
     /// `connectionTokenSets`, else exchanged for with the refresh token.
-    /// See the [module docs](self) for the call order.
+    ///
+    /// The answer: [`Action::Ready`] (cached, no I/O); `Send` or `Sign`
+    /// (then [`TokenManager::handle_response`] gives `Completion::Ready`,
+    /// or `Completion::Failed` with
+    /// [`Error::FailedToExchangeRefreshToken`]); `Wait` (this connection's
+    /// exchange or the session's refresh is in flight: then
+    /// [`TokenManager::get_connection_token_after_wait`]); `Reload`
+    /// (shared stores: another process refreshes); `LoginRequired`
+    /// (`missing_session`, `missing_refresh_token`, …). Hosts with a
+    /// [`Driver`](crate::Driver) use
+    /// [`Ask::Connection`](crate::driver::Ask::Connection) instead.
+    ///
+    /// ```
+    /// use tokenkeeper::{Action, ConnectionRequest, TokenManager, UnixTime};
+    ///
+    /// fn ask(manager: &mut TokenManager, now: UnixTime) {
+    ///     let request = ConnectionRequest::new("google-oauth2").login_hint("ada@example.com");
+    ///     match manager.get_connection_token(&request, now) {
+    ///         Action::Ready(token) => println!("expires at {}", token.expires_at.as_secs()),
+    ///         Action::Send(out) => { /* send out.request, then manager.handle_response(out.id, …) */ }
+    ///         _ => {}
+    ///     }
+    /// }
+    /// ```
     pub fn get_connection_token(
         &mut self,
         request: &ConnectionRequest<'_>,
