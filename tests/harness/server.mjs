@@ -193,7 +193,9 @@ const clients = [
   {
     client_id: 'public-pkce',
     token_endpoint_auth_method: 'none',
-    grant_types: CODE_FLOW_GRANTS,
+    // The federated connection grant is registered so its handler refuses
+    // a public client as Auth0 does (`unauthorized_client`).
+    grant_types: [...CODE_FLOW_GRANTS, FEDERATED_CONNECTION_GRANT],
     response_types: ['code'],
     redirect_uris: [REDIRECT_URI],
   },

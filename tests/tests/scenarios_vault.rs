@@ -19,7 +19,9 @@ use tokenkeeper::{
     AccessTokenInfo, ConnectionRequest, GRANT_TYPE_FEDERATED_CONNECTION_ACCESS_TOKEN, Session,
     TokenRequest,
 };
-use tokenkeeper_integration::{CONFIDENTIAL_POST, Harness, HarnessOptions};
+use tokenkeeper_integration::{
+    CONFIDENTIAL_BASIC, CONFIDENTIAL_POST, Harness, HarnessOptions, PUBLIC_PKCE,
+};
 
 scenarios!(
     exchange_works_and_is_stored_as_the_sdk_stores_it,
@@ -29,6 +31,7 @@ scenarios!(
     unknown_connection_is_a_typed_error,
     a_rotated_or_invalid_refresh_token_is_a_typed_error_and_drops_the_entry,
     sixteen_concurrent_callers_make_one_exchange,
+    another_clients_refresh_token_or_a_public_client_is_refused,
 );
 
 const GOOGLE: &str = "google-oauth2";
@@ -396,4 +399,38 @@ fn sixteen_concurrent_callers_make_one_exchange<D: Vault>() {
     assert_eq!(tokens.len(), 16);
     assert!(tokens.iter().all(|t| *t == tokens[0]));
     assert_eq!(exchanges(&h), 1, "exactly one exchange for 16 callers");
+}
+
+/// What Auth0 checks of the caller: the refresh token must be this
+/// client's (`invalid_grant` for another client's), and the client must be
+/// allowed the grant, which a public client is not (`unauthorized_client`).
+fn another_clients_refresh_token_or_a_public_client_is_refused<D: Vault>() {
+    let h = harness();
+    let (keeper, store) = keeper::<D>(&h);
+    let basic = logged_in::<D>(&h, &CONFIDENTIAL_BASIC);
+    let foreign = with_refresh_token(&store.stored().unwrap(), &refresh_token(&basic));
+    let other = D::build(
+        config(&h, &CONFIDENTIAL_POST),
+        SharedStore::with_session(foreign),
+        None,
+    );
+    let error = other
+        .connection(&ConnectionRequest::new(GITHUB))
+        .unwrap_err();
+    assert_eq!(error.code, "failed_to_exchange_refresh_token");
+    assert_eq!(error.server_error(), Some("invalid_grant"));
+    // The session's own refresh token still works.
+    keeper.connection(&ConnectionRequest::new(GITHUB)).unwrap();
+
+    let public = logged_in::<D>(&h, &PUBLIC_PKCE);
+    let keeper = D::build(
+        config(&h, &PUBLIC_PKCE),
+        SharedStore::with_session(public),
+        None,
+    );
+    let error = keeper
+        .connection(&ConnectionRequest::new(GITHUB))
+        .unwrap_err();
+    assert_eq!(error.code, "failed_to_exchange_refresh_token");
+    assert_eq!(error.server_error(), Some("unauthorized_client"), "{error:?}");
 }
