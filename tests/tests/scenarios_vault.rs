@@ -432,5 +432,9 @@ fn another_clients_refresh_token_or_a_public_client_is_refused<D: Vault>() {
         .connection(&ConnectionRequest::new(GITHUB))
         .unwrap_err();
     assert_eq!(error.code, "failed_to_exchange_refresh_token");
-    assert_eq!(error.server_error(), Some("unauthorized_client"), "{error:?}");
+    assert_eq!(
+        error.server_error(),
+        Some("unauthorized_client"),
+        "{error:?}"
+    );
 }
