@@ -72,6 +72,7 @@ use crate::session::ConnectionTokenSet;
 use crate::time::UnixTime;
 use crate::token::response::ParsedResponse;
 use crate::token::{Decision, Freshness, TokenType};
+use crate::trace::decision;
 
 /// The grant type the SDK sends for a connection's access token.
 pub const GRANT_TYPE_FEDERATED_CONNECTION_ACCESS_TOKEN: &str =
@@ -174,6 +175,12 @@ impl TokenManager {
             Decided::Wait(id) => Action::Wait(id),
             Decided::Reload(until) => Action::Reload { until },
             Decided::Exchange(subject) => {
+                decision!(
+                    info,
+                    event = "connection_exchange_started",
+                    connection = request.connection,
+                    forced = request.force_refresh,
+                );
                 let http = self.connection_request(request, subject.secret());
                 let kind = FlightKind::Connection(Box::new(ConnectionFlight {
                     subject,
@@ -341,6 +348,12 @@ impl TokenManager {
         let (parsed, expires_at) = match parsed {
             Ok(ok) => ok,
             Err(error) => {
+                decision!(
+                    info,
+                    event = "connection_exchange_failed",
+                    connection = asked.connection.as_str(),
+                    code = error.code(),
+                );
                 if let Some(at) = found {
                     session.connections_mut().remove(at);
                     self.session_changed(&[ChangeReason::Evicted]);
