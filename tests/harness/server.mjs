@@ -29,7 +29,10 @@
 // §4.2), stale or future iat, wrong htm/ath/key, and tokens for another
 // audience or expired; token exchange accepts only subject tokens for one of
 // the resource servers, issued to a client the exchanging client may act
-// for (see token_exchange.mjs).
+// for (see token_exchange.mjs); the Token Vault exchange (Auth0's
+// federated connection grant) accepts only this client's live refresh token
+// and a known connection (google-oauth2, github; see token_vault.mjs), and
+// counts the tokens it issues per connection (stats.connection_tokens_issued).
 //
 // Provider (issuer origin, P1): standard oidc-provider routes — /auth, /token,
 // /token/introspection, /token/revocation, /jwks, /me, /session/end,
