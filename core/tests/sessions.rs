@@ -2,9 +2,16 @@
 //! behind an in-memory bound, each with its own answer; evicted sessions
 //! come back from the store with their rotated tokens; single flight per
 //! session with many callers; two sessions refreshing at once do not wait
-//! for each other; machine tokens shared by the whole application.
+//! for each other; machine tokens shared by the whole application;
+//! 10,000 sessions with 1,000 in memory in bounded memory, measured with a
+//! counting global allocator (the tests of this file run one at a time, so
+//! no other test allocates while one counts).
 
+use std::alloc::System;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 
 use tokenkeeper::driver::{Ask, Call, Effect, Finished, Sessions, StoreOp, WaitReason};
 use tokenkeeper::grant::ClientAuth;
@@ -12,6 +19,16 @@ use tokenkeeper::{
     __private::form, ClientSecret, Config, HttpRequest, HttpResponse, MemoryStore, SeededEntropy,
     Session, SessionStore, TokenManager, TokenRequest, UnixTime,
 };
+
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+/// Held by every test of this file: one at a time, so the allocator's
+/// counts are one test's.
+fn serial() -> MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 const NOW: u64 = 1_800_000_000;
 
@@ -145,6 +162,7 @@ fn token(
 
 #[test]
 fn ten_thousand_sessions_each_get_their_own_token_within_the_bound() {
+    let _serial = serial();
     let mut sessions = sessions(100);
     let mut store = store_with(10_000, false);
     let mut server = Server::default();
@@ -172,6 +190,7 @@ fn ten_thousand_sessions_each_get_their_own_token_within_the_bound() {
 
 #[test]
 fn evicted_sessions_come_back_from_the_store_with_their_rotated_tokens() {
+    let _serial = serial();
     let mut sessions = sessions(10);
     let mut store = store_with(200, true);
     let mut server = Server::default();
@@ -213,6 +232,7 @@ fn evicted_sessions_come_back_from_the_store_with_their_rotated_tokens() {
 
 #[test]
 fn one_refresh_per_session_for_many_callers() {
+    let _serial = serial();
     let mut sessions = sessions(4);
     let mut store = store_with(2, true);
     let mut server = Server::default();
@@ -285,6 +305,7 @@ fn drive_on(
 
 #[test]
 fn two_sessions_refresh_at_once_without_waiting_for_each_other() {
+    let _serial = serial();
     let mut sessions = sessions(10);
     let mut store = store_with(2, true);
     let mut server = Server::default();
@@ -333,6 +354,7 @@ fn two_sessions_refresh_at_once_without_waiting_for_each_other() {
 
 #[test]
 fn machine_tokens_are_shared_by_the_application() {
+    let _serial = serial();
     let mut sessions = sessions(2);
     let mut store = MemoryStore::new();
     let mut server = Server::default();
@@ -356,6 +378,7 @@ fn machine_tokens_are_shared_by_the_application() {
 
 #[test]
 fn a_session_not_stored_needs_a_login() {
+    let _serial = serial();
     let mut sessions = sessions(2);
     let mut store = MemoryStore::new();
     let request = TokenRequest::new();
@@ -373,5 +396,81 @@ fn a_session_not_stored_needs_a_login() {
     assert_eq!(
         result.unwrap_err().to_string(),
         tokenkeeper::Error::MissingSession.to_string()
+    );
+}
+
+/// The bytes allocated and not freed since `region` began.
+fn live_bytes(region: &Region<'_, System>) -> isize {
+    let change = region.change();
+    change.bytes_allocated as isize - change.bytes_deallocated as isize + change.bytes_reallocated
+}
+
+#[test]
+fn ten_thousand_sessions_with_a_thousand_in_memory_get_their_tokens_in_bounded_memory() {
+    let _serial = serial();
+    const USERS: usize = 10_000;
+    const CAP: usize = 1_000;
+    // Every third session's access token has expired: it is refreshed
+    // (rotated) on its first ask, and must come back rotated after its
+    // eviction.
+    let expired = |i: usize| i.is_multiple_of(3);
+    let expected = |i: usize| format!("at-u{i}-{}", u32::from(expired(i)));
+    let mut store = MemoryStore::new();
+    for i in 0..USERS {
+        store.save(&id(i), &session(i, expired(i)), None).unwrap();
+    }
+    let mut server = Server::default();
+    let mut sessions = sessions(CAP);
+    let ids: Vec<String> = (0..USERS).map(id).collect();
+
+    // Counted from here: what the sessions in memory hold (the store was
+    // filled before; a rotated session it saves replaces the one it held,
+    // and the server's record of spent tokens grows with the refreshes,
+    // whatever the cap).
+    let region = Region::new(GLOBAL);
+    for (i, id) in ids.iter().enumerate().take(CAP) {
+        let got = token(&mut sessions, &mut store, &mut server, id);
+        assert_eq!(got, expected(i));
+    }
+    assert_eq!(sessions.len(), CAP);
+    let at_cap = live_bytes(&region);
+
+    for (i, id) in ids.iter().enumerate().skip(CAP) {
+        let got = token(&mut sessions, &mut store, &mut server, id);
+        assert_eq!(got, expected(i));
+        assert!(sessions.len() <= CAP, "{} in memory", sessions.len());
+    }
+    let at_all = live_bytes(&region);
+    // A second round: the evicted sessions come back from the store with
+    // their rotated tokens, nothing refreshed twice, nothing replayed.
+    for (i, id) in ids.iter().enumerate() {
+        let got = token(&mut sessions, &mut store, &mut server, id);
+        assert_eq!(got, expected(i), "round 2");
+    }
+    let after_round_two = live_bytes(&region);
+    let stats = region.change();
+
+    let refreshed = (0..USERS).filter(|&i| expired(i)).count();
+    assert_eq!(server.refreshes.len(), refreshed);
+    assert!(server.refreshes.values().all(|&n| n == 1));
+    assert_eq!(server.replays, 0);
+    assert_eq!(sessions.len(), CAP);
+
+    println!(
+        "sessions memory: {CAP} users asked: {at_cap} bytes live ({} per session in memory); \
+         {USERS} users asked: {at_all} bytes; after a second round: {after_round_two} bytes; \
+         {} allocations in all",
+        at_cap / CAP as isize,
+        stats.allocations
+    );
+    // Bounded: ten times the users, not ten times the memory (a rotated
+    // session the store saves replaces the one it held, of the same size).
+    assert!(
+        at_all <= at_cap + at_cap / 4,
+        "{at_all} bytes for {USERS} users, {at_cap} for {CAP}"
+    );
+    assert!(
+        after_round_two <= at_all + at_cap / 4,
+        "{after_round_two} bytes after the second round, {at_all} after the first"
     );
 }

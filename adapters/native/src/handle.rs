@@ -1,7 +1,7 @@
 //! The handle's state and operations, shared by the native adapters: the
 //! core's [`Driver`] behind a mutex, the store, the deferred signer, the
-//! wake-up for waiters, and one effect loop ([`Handle::run`]) that every
-//! operation goes through. An adapter's `TokenKeeper` is an `Arc` of this
+//! wake-up for waiters; every operation goes through the one effect loop
+//! (`drive`, shared with [`Sessions`](crate::Sessions)). An adapter's `TokenKeeper` is an `Arc` of this
 //! with its [`Transport`]; its methods call these (ureq through
 //! [`block_on`](crate::block_on), reqwest with `.await`).
 //!
@@ -11,34 +11,25 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::task::Poll;
-use std::time::Duration;
+use std::sync::{Mutex, MutexGuard};
 
 use event_listener::Event;
 use tokenkeeper::TokenResponse;
 use tokenkeeper::dpop::{EcdsaSignature, Signer};
-use tokenkeeper::driver::{Ask, Call, Driver, Effect, Finished, WaitReason};
+use tokenkeeper::driver::{Ask, Call, Driver, Finished};
 use tokenkeeper::grant::TokenExchangeRequest;
 use tokenkeeper::login::LoginTransaction;
-use tokenkeeper::store::{Changed, DEFAULT_KEY};
+use tokenkeeper::store::DEFAULT_KEY;
 use tokenkeeper::{
     AccessTokenInfo, AsyncSessionStore, Config, ConnectionRequest, HttpRequest, HttpResponse,
     Session, SessionStore, TokenManager, TokenRequest, UnsharedStore,
 };
 
+use crate::drive::{Host, One, drive, lock};
 use crate::error::BoxError;
-use crate::platform::{OsEntropy, budget, now, until};
+use crate::platform::{OsEntropy, now};
 use crate::store::{Blocking, DynStore, StoreSource};
 use crate::{Error, Transport};
-
-/// How often the store is read while another process refreshes.
-pub(crate) const RELOAD_POLL: Duration = Duration::from_millis(50);
-
-/// The longest wait for a store's change notice
-/// ([`AsyncSessionStore::changed`](tokenkeeper::AsyncSessionStore::changed))
-/// before the store is read anyway.
-const CHANGE_POLL: Duration = Duration::from_millis(250);
 
 /// What a [`DeferredSigner`] returns.
 pub type SignFuture = Pin<Box<dyn Future<Output = Result<EcdsaSignature, BoxError>> + Send>>;
@@ -134,12 +125,14 @@ impl Settings {
             }
         };
         Ok(Handle {
-            transport,
             state: Mutex::new(driver),
-            store,
-            progress: Event::new(),
-            max_body,
-            deferred_signer: self.deferred_signer,
+            host: Host {
+                transport,
+                store,
+                progress: Event::new(),
+                max_body,
+                deferred_signer: self.deferred_signer,
+            },
         })
     }
 }
@@ -147,16 +140,9 @@ impl Settings {
 /// One session's driver, store and transport, shared by every caller (an
 /// adapter's `TokenKeeper` holds it in an `Arc`).
 pub struct Handle<T: Transport> {
-    transport: T,
     state: Mutex<Driver>,
-    /// Where sessions are kept; its operations are awaited with no lock
-    /// held.
-    store: Box<dyn DynStore>,
-    /// Notified whenever a call makes progress (a flight or a store
-    /// operation ends, a flight is cancelled): waiters look again.
-    progress: Event,
-    max_body: usize,
-    deferred_signer: Option<Box<DeferredSigner>>,
+    /// The transport, the store, the signer and the waiters' wake-up.
+    host: Host<T>,
 }
 
 impl<T: Transport> std::fmt::Debug for Handle<T> {
@@ -168,7 +154,7 @@ impl<T: Transport> std::fmt::Debug for Handle<T> {
 impl<T: Transport> Handle<T> {
     /// The transport requests are sent with.
     pub fn transport(&self) -> &T {
-        &self.transport
+        &self.host.transport
     }
 
     /// An access token for `request`: the cached one when fresh, otherwise
@@ -293,7 +279,10 @@ impl<T: Transport> Handle<T> {
         &self,
         request: HttpRequest,
     ) -> Result<HttpResponse, Error<T::Error>> {
-        self.transport.send(request, self.max_body, None).await
+        self.host
+            .transport
+            .send(request, self.host.max_body, None)
+            .await
     }
 
     /// Calls `f` with the core's manager, then saves any change it made.
@@ -306,7 +295,7 @@ impl<T: Transport> Handle<T> {
     ) -> Result<R, Error<T::Error>> {
         let result = f(&mut self.lock().manager);
         // `f` may have finished or cancelled a flight.
-        self.progress.notify(usize::MAX);
+        self.host.notify();
         self.run(Call::persist()).await?;
         Ok(result)
     }
@@ -342,109 +331,15 @@ impl<T: Transport> Handle<T> {
         &self,
         signing_input: String,
     ) -> Result<EcdsaSignature, Error<T::Error>> {
-        let sign = self.deferred_signer.as_ref().ok_or_else(|| {
-            Error::Signing("the DPoP signer deferred and no deferred signer is configured".into())
-        })?;
-        sign(signing_input).await.map_err(Error::Signing)
+        self.host.sign(signing_input).await
     }
 
-    /// Drives `call` through the core's driver to its end: the transport
-    /// sends and waits, the store is awaited, the deferred signer signs
-    /// (see [`tokenkeeper::driver`]). The lock is taken for each driver
-    /// step and never held across an `.await`. If this future is dropped
-    /// (a task cancelled, a thread unwinding through
-    /// [`block_on`](crate::block_on)), the call is abandoned: its flight
-    /// cancelled, a waiting caller takes over.
+    /// Drives `call` through the core's driver to its end (the one loop,
+    /// [`drive`]): the transport sends and waits, the store is awaited, the
+    /// deferred signer signs. If this future is dropped, the call is
+    /// abandoned: its flight cancelled, a waiting caller takes over.
     async fn run(&self, call: Call<'_, '_>) -> Result<Finished, Error<T::Error>> {
-        let mut running = Running {
-            handle: self,
-            call,
-            armed: true,
-        };
-        // The adapter's own errors, kept while the driver ends the call.
-        let mut failed: Option<Error<T::Error>> = None;
-        loop {
-            let (effect, listener) = {
-                let mut state = self.lock();
-                let effect = state.poll(&mut running.call, now());
-                // Listening before the lock is released: no wake-up is lost.
-                let listener = matches!(effect, Effect::Wait(_)).then(|| self.progress.listen());
-                (effect, listener)
-            };
-            match effect {
-                Effect::Send { request, deadline } => {
-                    let sent = match deadline.map(budget) {
-                        Some(None) => Err(Error::Timeout(None)),
-                        limit => {
-                            self.transport
-                                .send(request.request, self.max_body, limit.flatten())
-                                .await
-                        }
-                    };
-                    let mut state = self.lock();
-                    match sent {
-                        Ok(response) => state.handle_response(&mut running.call, response, now()),
-                        Err(error) => {
-                            failed = Some(error);
-                            state.handle_transport_error(&mut running.call, now());
-                        }
-                    }
-                    drop(state);
-                    self.progress.notify(usize::MAX);
-                }
-                Effect::Store(op) => {
-                    let answer = self.store.run(op).await;
-                    self.lock().handle_store(&mut running.call, answer);
-                    self.progress.notify(usize::MAX);
-                }
-                Effect::Sign(request) => {
-                    let signature = self.sign(request.signing_input).await;
-                    let signature = signature.map_err(|e| failed = Some(e)).ok();
-                    self.lock()
-                        .handle_signature(&mut running.call, signature.as_ref(), now());
-                    self.progress.notify(usize::MAX);
-                }
-                Effect::Wait(wait) => {
-                    let pause = match wait.deadline {
-                        Some(deadline) => until(deadline),
-                        None => Duration::from_secs(1),
-                    };
-                    let Some(mut listener) = listener else {
-                        continue;
-                    };
-                    let pause = pause.max(Duration::from_millis(1));
-                    if wait.reason == WaitReason::OtherProcess {
-                        // Another process refreshes: wait for the store's
-                        // notice that the session changed (bounded: a notice
-                        // lost with a connection costs at most CHANGE_POLL),
-                        // or for a caller here; a store that cannot tell is
-                        // read again soon.
-                        let key = self.lock().key().to_owned();
-                        let mut changed = self.store.changed(&key, pause.min(CHANGE_POLL));
-                        let heard =
-                            std::future::poll_fn(|cx| match Pin::new(&mut listener).poll(cx) {
-                                Poll::Ready(()) => Poll::Ready(None),
-                                Poll::Pending => changed.as_mut().poll(cx).map(Some),
-                            })
-                            .await;
-                        if heard == Some(Changed::Unsupported) {
-                            self.transport.wait(listener, pause.min(RELOAD_POLL)).await;
-                        }
-                    } else {
-                        self.transport.wait(listener, pause).await;
-                    }
-                }
-                Effect::Done(result) => {
-                    running.armed = false;
-                    return result.map_err(|failure| Error::from_failure(failure, failed.take()));
-                }
-                other => {
-                    running.armed = false;
-                    self.lock().abandon(&mut running.call);
-                    return Err(Error::Unsupported(format!("{other:?}")));
-                }
-            }
-        }
+        drive(&self.host, &self.state, One, call).await
     }
 
     fn lock(&self) -> MutexGuard<'_, Driver> {
@@ -452,30 +347,7 @@ impl<T: Transport> Handle<T> {
     }
 }
 
-/// A lock poisoned by a panic elsewhere is used as it is: the driver and
-/// the store change whole or not at all.
-pub(crate) fn lock<S: ?Sized>(mutex: &Mutex<S>) -> MutexGuard<'_, S> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 /// A call ended in another way than its kind should.
 pub(crate) fn unexpected<E: std::error::Error + 'static>(finished: &Finished) -> Error<E> {
     Error::Unsupported(format!("{finished:?}"))
-}
-
-/// A call in progress: abandoned (its flight cancelled, waiters woken) if
-/// its future is dropped before it is done.
-struct Running<'h, 'r, 'a, T: Transport> {
-    handle: &'h Handle<T>,
-    call: Call<'r, 'a>,
-    armed: bool,
-}
-
-impl<T: Transport> Drop for Running<'_, '_, '_, T> {
-    fn drop(&mut self) {
-        if self.armed {
-            self.handle.lock().abandon(&mut self.call);
-            self.handle.progress.notify(usize::MAX);
-        }
-    }
 }

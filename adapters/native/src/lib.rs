@@ -26,7 +26,8 @@
 //! adapter builder ─> Settings ─ build(transport) ─> Handle ─ (Arc) ─> TokenKeeper
 //!
 //! TokenKeeper::get_access_token(request)
-//!   └─ Handle::get_access_token ─> run(Call) loop, lock held per step only:
+//!   └─ Handle::get_access_token ─> drive(Call): the one effect loop, also
+//!      Sessions's (by id), lock held per step only:
 //!        driver.poll(call, now) ─> Effect
 //!          Send  ─> Transport::send (budget: the flight's lease - 250 ms)
 //!                   ─> handle_response | handle_transport_error, notify
@@ -54,6 +55,7 @@ use std::time::Duration;
 
 mod block_on;
 mod discover;
+mod drive;
 mod error;
 mod handle;
 mod platform;

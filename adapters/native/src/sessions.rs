@@ -15,9 +15,9 @@
 //!   .resource(id, &request, method, url) ─► ResourceCall
 //!   .logout(id) / .clear(id)
 //!
-//! each call on id: run(id, Call) loop, lock held per step only —
+//! each call on id: run(id, Call) ─> drive(host, core, ById(id), call),
+//!   the one effect loop of Handle too, lock held per step only —
 //!   core.poll(id, call) ─> Effect: Send | Store | Sign | Wait | Done
-//!   (the same loop as Handle::run, with the session's id on every step)
 //! ```
 //!
 //! The core sits behind a `std::sync::Mutex` held for one driver step at a
@@ -25,19 +25,19 @@
 //! signature. A cached token is answered under the lock alone.
 
 use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
 
 use event_listener::Event;
 use tokenkeeper::dpop::{EcdsaSignature, Signer};
-use tokenkeeper::driver::{self, Ask, Call, Effect, Finished, WaitReason};
+use tokenkeeper::driver::{self, Ask, Call, Finished};
 use tokenkeeper::login::LoginTransaction;
 use tokenkeeper::{
     AccessTokenInfo, AsyncSessionStore, Config, ConnectionRequest, HttpRequest, HttpResponse,
     Session, SessionStore, TokenManager, TokenRequest, UnsharedStore,
 };
 
-use crate::handle::{DeferredSigner, RELOAD_POLL, lock, unexpected};
-use crate::platform::{OsEntropy, budget, now, until};
+use crate::drive::{ById, Host, drive, lock};
+use crate::handle::{DeferredSigner, unexpected};
+use crate::platform::{OsEntropy, now};
 use crate::store::{Blocking, DynStore, StoreSource};
 use crate::{Error, Transport};
 
@@ -112,12 +112,14 @@ impl SessionsSettings {
             StoreSource::Async(store) => store,
         };
         Ok(Sessions {
-            transport,
             core: Mutex::new(driver::Sessions::new(manager, self.capacity)),
-            store,
-            progress: Event::new(),
-            max_body,
-            deferred_signer: self.deferred_signer,
+            host: Host {
+                transport,
+                store,
+                progress: Event::new(),
+                max_body,
+                deferred_signer: self.deferred_signer,
+            },
         })
     }
 }
@@ -129,15 +131,10 @@ impl SessionsSettings {
 /// rest loaded from the store on demand. The lock on the core is held for
 /// one driver step at a time, never across an `.await`.
 pub struct Sessions<T: Transport> {
-    transport: T,
     core: Mutex<driver::Sessions>,
-    /// Where sessions are kept, each under its id; awaited with no lock
-    /// held.
-    store: Box<dyn DynStore>,
-    /// Notified whenever a call makes progress: waiters look again.
-    progress: Event,
-    max_body: usize,
-    deferred_signer: Option<Box<DeferredSigner>>,
+    /// The transport, the store (each session under its id), the signer
+    /// and the waiters' wake-up.
+    host: Host<T>,
 }
 
 impl<T: Transport> std::fmt::Debug for Sessions<T> {
@@ -149,7 +146,7 @@ impl<T: Transport> std::fmt::Debug for Sessions<T> {
 impl<T: Transport> Sessions<T> {
     /// The transport requests are sent with.
     pub fn transport(&self) -> &T {
-        &self.transport
+        &self.host.transport
     }
 
     /// The number of sessions in memory now.
@@ -306,7 +303,10 @@ impl<T: Transport> Sessions<T> {
         &self,
         request: HttpRequest,
     ) -> Result<HttpResponse, Error<T::Error>> {
-        self.transport.send(request, self.max_body, None).await
+        self.host
+            .transport
+            .send(request, self.host.max_body, None)
+            .await
     }
 
     /// Calls `f` with the core's manager, session `id` mounted (loaded from
@@ -331,7 +331,7 @@ impl<T: Transport> Sessions<T> {
             };
             if let Some(Some(result)) = result {
                 // `f` may have finished or cancelled a flight.
-                self.progress.notify(usize::MAX);
+                self.host.notify();
                 self.run(id, Call::persist()).await?;
                 return Ok(result);
             }
@@ -346,117 +346,19 @@ impl<T: Transport> Sessions<T> {
         &self,
         signing_input: String,
     ) -> Result<EcdsaSignature, Error<T::Error>> {
-        let sign = self.deferred_signer.as_ref().ok_or_else(|| {
-            Error::Signing("the DPoP signer deferred and no deferred signer is configured".into())
-        })?;
-        sign(signing_input).await.map_err(Error::Signing)
+        self.host.sign(signing_input).await
     }
 
-    /// Drives `call` on session `id` to its end, as
-    /// [`Handle`](crate::Handle) does for its one session: the lock is
-    /// taken for each step, never across an `.await`. If this future is
-    /// dropped, the call is abandoned: its flight cancelled, a waiting
-    /// caller of the same session takes over.
+    /// Drives `call` on session `id` to its end (the one loop, [`drive`],
+    /// as [`Handle`](crate::Handle) runs it for its one session). If this
+    /// future is dropped, the call is abandoned: its flight cancelled, a
+    /// waiting caller of the same session takes over.
     async fn run(&self, id: &str, call: Call<'_, '_>) -> Result<Finished, Error<T::Error>> {
-        let mut running = Running {
-            sessions: self,
-            id,
-            call,
-            armed: true,
-        };
-        // The adapter's own errors, kept while the driver ends the call.
-        let mut failed: Option<Error<T::Error>> = None;
-        loop {
-            let (effect, listener) = {
-                let mut core = self.lock();
-                let effect = core.poll(id, &mut running.call, now());
-                // Listening before the lock is released: no wake-up is lost.
-                let listener = matches!(effect, Effect::Wait(_)).then(|| self.progress.listen());
-                (effect, listener)
-            };
-            match effect {
-                Effect::Send { request, deadline } => {
-                    let sent = match deadline.map(budget) {
-                        Some(None) => Err(Error::Timeout(None)),
-                        limit => {
-                            self.transport
-                                .send(request.request, self.max_body, limit.flatten())
-                                .await
-                        }
-                    };
-                    let mut core = self.lock();
-                    match sent {
-                        Ok(response) => {
-                            core.handle_response(id, &mut running.call, response, now());
-                        }
-                        Err(error) => {
-                            failed = Some(error);
-                            core.handle_transport_error(id, &mut running.call, now());
-                        }
-                    }
-                    drop(core);
-                    self.progress.notify(usize::MAX);
-                }
-                Effect::Store(op) => {
-                    let answer = self.store.run(op).await;
-                    self.lock().handle_store(id, &mut running.call, answer);
-                    self.progress.notify(usize::MAX);
-                }
-                Effect::Sign(request) => {
-                    let signature = self.sign(request.signing_input).await;
-                    let signature = signature.map_err(|e| failed = Some(e)).ok();
-                    self.lock()
-                        .handle_signature(id, &mut running.call, signature.as_ref(), now());
-                    self.progress.notify(usize::MAX);
-                }
-                Effect::Wait(wait) => {
-                    let pause = match wait.deadline {
-                        Some(deadline) => until(deadline),
-                        None => Duration::from_secs(1),
-                    };
-                    let pause = match wait.reason {
-                        // Another process refreshes: read the store again soon.
-                        WaitReason::OtherProcess => pause.min(RELOAD_POLL),
-                        _ => pause,
-                    };
-                    if let Some(listener) = listener {
-                        let pause = pause.max(Duration::from_millis(1));
-                        self.transport.wait(listener, pause).await;
-                    }
-                }
-                Effect::Done(result) => {
-                    running.armed = false;
-                    return result.map_err(|failure| Error::from_failure(failure, failed.take()));
-                }
-                other => {
-                    running.armed = false;
-                    self.lock().abandon(id, &mut running.call);
-                    return Err(Error::Unsupported(format!("{other:?}")));
-                }
-            }
-        }
+        drive(&self.host, &self.core, ById(id), call).await
     }
 
     fn lock(&self) -> MutexGuard<'_, driver::Sessions> {
         lock(&self.core)
-    }
-}
-
-/// A call in progress: abandoned (its flight cancelled, waiters woken) if
-/// its future is dropped before it is done.
-struct Running<'s, 'i, 'r, 'a, T: Transport> {
-    sessions: &'s Sessions<T>,
-    id: &'i str,
-    call: Call<'r, 'a>,
-    armed: bool,
-}
-
-impl<T: Transport> Drop for Running<'_, '_, '_, '_, T> {
-    fn drop(&mut self) {
-        if self.armed {
-            self.sessions.lock().abandon(self.id, &mut self.call);
-            self.sessions.progress.notify(usize::MAX);
-        }
     }
 }
 

@@ -10,7 +10,7 @@ use tokenkeeper::driver::{StoreAnswer, StoreOp};
 use tokenkeeper::store::Changed;
 use tokenkeeper::{AsyncSessionStore, SessionStore};
 
-use crate::handle::lock;
+use crate::drive::lock;
 
 /// A store the handle awaits (object-safe: one boxed future per operation,
 /// only on the paths that reach the store).

@@ -75,6 +75,14 @@
 //! that died mid-request cannot wedge the others). A thread that unwinds
 //! mid-call cancels its flight, and a waiting caller takes over.
 //!
+//! # Many sessions
+//!
+//! A web backend's users each have a session: [`Sessions`] serves any
+//! number of them by id on one agent, from any thread (one refresh per
+//! session at a time; other sessions never wait for it), with a bounded
+//! number in memory and the rest loaded from the store on demand. It is
+//! [`tokenkeeper_native::Sessions`], shared with the reqwest adapter.
+//!
 //! # Logins, machine tokens, DPoP
 //!
 //! [`TokenKeeper::login`] finishes an authorization code login that the
@@ -136,6 +144,7 @@ use tokenkeeper_native::{BoxError, Handle, Settings, SignFuture, Transport, bloc
 use ureq::http;
 
 mod error;
+mod sessions;
 
 /// The README's examples, compiled by `cargo test --doc` (`no_run`: they need a tenant).
 #[cfg(doctest)]
@@ -143,6 +152,7 @@ mod error;
 struct ReadmeDoctests;
 
 pub use error::Error;
+pub use sessions::{Sessions, SessionsBuilder};
 pub use tokenkeeper;
 pub use tokenkeeper_native::{DEFAULT_TIMEOUT, OsEntropy};
 
@@ -288,11 +298,7 @@ impl Builder {
         + Sync
         + 'static,
     ) -> Self {
-        self.settings
-            .deferred_signer(Box::new(move |input: String| {
-                let signature = sign(&input);
-                Box::pin(std::future::ready(signature)) as SignFuture
-            }));
+        self.settings.deferred_signer(deferred(sign));
         self
     }
 
@@ -518,30 +524,12 @@ impl TokenKeeper {
         token_request: &TokenRequest<'_>,
         request: http::Request<B>,
     ) -> Result<http::Response<ureq::Body>, Error> {
-        let agent = self.agent();
         block_on(async {
             let url = request.uri().to_string();
-            let mut call = (self.inner)
+            let call = (self.inner)
                 .resource(token_request, request.method().as_str(), url)
                 .await?;
-            loop {
-                let headers = call.authorization().await?;
-                let mut attempt = copy_request(&request);
-                tokenkeeper_native::apply_headers(&headers, attempt.headers_mut())
-                    .map_err(|e| Error::Transport(e.into()))?;
-                // A 401 must come back as a response for the core to see it.
-                if agent.config().http_status_as_error() {
-                    attempt = agent
-                        .configure_request(attempt)
-                        .http_status_as_error(false)
-                        .build();
-                }
-                let response = agent.run(attempt).map_err(error::transport)?;
-                let (status, headers) = (response.status(), Headers::from(response.headers()));
-                if !call.handle_response(status.as_u16(), headers).await? {
-                    return Ok(response);
-                }
-            }
+            send_resource(self.agent(), call, &request).await
         })
     }
 
@@ -665,6 +653,46 @@ fn send(
     })
 }
 
+/// Sends `request` for a resource call (its token from a handle or a
+/// session of [`Sessions`]): each attempt with the core's headers, until
+/// the core does not ask for another; the last response whatever its
+/// status.
+async fn send_resource<B: ureq::AsSendBody + Clone>(
+    agent: &ureq::Agent,
+    mut call: tokenkeeper_native::ResourceCall<'_, '_, '_, Agent>,
+    request: &http::Request<B>,
+) -> Result<http::Response<ureq::Body>, Error> {
+    loop {
+        let headers = call.authorization().await?;
+        let mut attempt = copy_request(request);
+        tokenkeeper_native::apply_headers(&headers, attempt.headers_mut())
+            .map_err(|e| Error::Transport(e.into()))?;
+        // A 401 must come back as a response for the core to see it.
+        if agent.config().http_status_as_error() {
+            attempt = agent
+                .configure_request(attempt)
+                .http_status_as_error(false)
+                .build();
+        }
+        let response = agent.run(attempt).map_err(error::transport)?;
+        let (status, headers) = (response.status(), Headers::from(response.headers()));
+        if !call.handle_response(status.as_u16(), headers).await? {
+            return Ok(response);
+        }
+    }
+}
+
+/// A blocking deferred signer as the native handle awaits it: answered at
+/// once.
+fn deferred(
+    sign: impl Fn(&str) -> Result<EcdsaSignature, BoxError> + Send + Sync + 'static,
+) -> Box<tokenkeeper_native::DeferredSigner> {
+    Box::new(move |input: String| {
+        let signature = sign(&input);
+        Box::pin(std::future::ready(signature)) as SignFuture
+    })
+}
+
 /// A copy of `request` to send again (the body type is cloneable).
 fn copy_request<B: Clone>(request: &http::Request<B>) -> http::Request<B> {
     let mut copy = http::Request::new(request.body().clone());
@@ -681,4 +709,5 @@ fn copy_request<B: Clone>(request: &http::Request<B>) -> http::Request<B> {
 const _: fn() = || {
     fn shareable<T: Clone + Send + Sync + 'static>() {}
     shareable::<TokenKeeper>();
+    shareable::<Sessions>();
 };

@@ -1,4 +1,25 @@
-//! The shared handle: the drive loop over `fetch`, and the waiters.
+//! The shared handle on the core's [`Driver`]: every operation is a
+//! [`Call`] driven through the driver's effects, and this adapter only
+//! carries them out on the JavaScript runtime — `fetch` for
+//! [`Effect::Send`], the store (its operations run in one step of the event
+//! loop) for [`Effect::Store`], Web Crypto for [`Effect::Sign`], a
+//! `setTimeout` or another caller's progress for [`Effect::Wait`].
+//!
+//! ```text
+//! TokenKeeper::get_access_token(request) ─> run(Call::token(Ask::User))
+//!   loop { effect = driver.poll(call, now)      (RefCell borrow, one step)
+//!     Send  ─> fetch (timeout cut before the flight's lease deadline)
+//!              ─> handle_response | handle_transport_error, wake waiters
+//!     Store ─> op.run(store)                    ─> handle_store, wake waiters
+//!     Sign  ─> crypto.subtle.sign               ─> handle_signature, wake waiters
+//!     Wait  ─> until woken or the deadline (another tab refreshing: the
+//!              store is read again in 200 ms, on the timer alone)
+//!     Done  ─> the result (this adapter's transport or crypto error kept) }
+//!   future dropped before Done ─> driver.abandon(call), wake waiters
+//! ```
+//!
+//! Single-threaded: the driver and the store sit in `RefCell`s, each
+//! borrowed for one step and never across an `.await`.
 
 use core::cell::RefCell;
 use core::fmt;
@@ -14,15 +35,15 @@ use tokenkeeper::TokenResponse;
 #[cfg(feature = "discovery")]
 use tokenkeeper::discovery::{AuthorizationServerMetadata, DiscoveryKind, discovery_request};
 use tokenkeeper::dpop::EcdsaSignature;
-use tokenkeeper::driver::{Ask, Step, dispatch_id};
+use tokenkeeper::driver::{Ask, Call, Driver, Effect, Failure, Finished, Keeper, WaitReason};
 #[cfg(feature = "exchange")]
 use tokenkeeper::grant::TokenExchangeRequest;
 #[cfg(feature = "login")]
 use tokenkeeper::login::LoginTransaction;
 use tokenkeeper::{
-    AccessTokenInfo, Authorization, Config, ConnectionRequest, Dispatch, HttpRequest, HttpResponse,
-    RequestId, ResourceRetries, ResourceVerdict, Session, SessionStore, TokenManager, TokenRequest,
-    UnixTime, UnsharedStore,
+    AccessTokenInfo, Authorization, Config, ConnectionRequest, HttpRequest, HttpResponse,
+    ResourceRetries, ResourceVerdict, Session, SessionStore, TokenManager, TokenRequest,
+    UnsharedStore,
 };
 
 use crate::Error;
@@ -31,7 +52,6 @@ use crate::dpop::WebCryptoKey;
 use crate::fetch::fetch;
 use crate::fetch::fetch_with_limit;
 use crate::js::{Delay, WebCryptoEntropy, millis_until, now, now_millis};
-use crate::state::{Finished, State, cancel, complete, signed};
 pub use crate::timeout::DEFAULT_TIMEOUT;
 use crate::timeout::{transport_timeout, within_lease};
 
@@ -39,7 +59,7 @@ use crate::timeout::{transport_timeout, within_lease};
 /// refresh claim of a shared store) looks at the store again.
 const RELOAD_POLL_MS: u64 = 200;
 
-/// A waiter without a lease deadline looks again after this long.
+/// A waiter without a deadline looks again after this long.
 const WAIT_FALLBACK_MS: u64 = 1000;
 
 /// Fetches and validates `issuer`'s OpenID Connect discovery document
@@ -72,16 +92,16 @@ pub struct TokenKeeper {
 }
 
 struct Inner {
-    state: RefCell<State>,
-    /// Callers waiting for a flight, with the flight's id; woken (the
-    /// sender sends) when the flight ends. A list, not a map: there are a
-    /// handful at most, and a `BTreeMap` would cost the wasm app several KB.
-    waiters: RefCell<Vec<(RequestId, oneshot::Sender<()>)>>,
+    /// The core's driver: the manager and how its session stands with the
+    /// store.
+    driver: RefCell<Driver>,
+    /// Where the session is kept; each operation runs in one step.
+    store: RefCell<Box<dyn SessionStore>>,
+    /// Callers waiting for another call's progress; all woken after every
+    /// step that changed something (each polls the driver again).
+    waiters: RefCell<Vec<oneshot::Sender<()>>>,
     /// Each request's timeout, body included; it ends before the lease.
     timeout: Duration,
-    /// The configuration's lease: a flight's requests end before it runs
-    /// out.
-    lease: Duration,
     /// The configuration's `Limits::max_body_bytes`.
     max_body: usize,
     /// The Web Crypto key that signs the core's deferred DPoP proofs.
@@ -171,13 +191,14 @@ impl Builder {
         if let Some(key) = &self.dpop {
             manager.enable_dpop(key.deferred_signer())?;
         }
-        let state = State::new(manager, self.store, self.session)?;
+        // The session is loaded (or the starting one saved) here, at once.
+        let (driver, store) = Keeper::new(manager, self.store, self.session)?.into_parts();
         Ok(TokenKeeper {
             inner: Rc::new(Inner {
-                state: RefCell::new(state),
+                driver: RefCell::new(driver),
+                store: RefCell::new(store),
                 waiters: RefCell::new(Vec::new()),
                 timeout,
-                lease,
                 max_body,
                 dpop: self.dpop,
             }),
@@ -224,7 +245,7 @@ impl TokenKeeper {
         &self,
         request: &TokenRequest<'_>,
     ) -> Result<AccessTokenInfo, Error> {
-        self.drive(Ask::User(request)).await
+        self.token(Ask::User(request)).await
     }
 
     /// A client-credentials token for `request`'s audience and scope (no
@@ -238,7 +259,14 @@ impl TokenKeeper {
         &self,
         request: &TokenRequest<'_>,
     ) -> Result<AccessTokenInfo, Error> {
-        self.drive(Ask::Machine(request)).await
+        self.token(Ask::Machine(request)).await
+    }
+
+    async fn token(&self, ask: Ask<'_, '_>) -> Result<AccessTokenInfo, Error> {
+        match self.run(Call::token(ask)).await? {
+            Finished::Token(token) => Ok(token),
+            _ => Err(Error::unsupported("a token call's end")),
+        }
     }
 
     /// A federated connection's access token (Token Vault, the SDK's
@@ -255,7 +283,7 @@ impl TokenKeeper {
         &self,
         request: &ConnectionRequest<'_>,
     ) -> Result<AccessTokenInfo, Error> {
-        self.drive(Ask::Connection(request)).await
+        self.token(Ask::Connection(request)).await
     }
 
     /// Finishes a login: checks the callback URL (or query) against
@@ -272,11 +300,11 @@ impl TokenKeeper {
         transaction: &LoginTransaction,
         callback: &str,
     ) -> Result<AccessTokenInfo, Error> {
-        let at = now();
-        let dispatch = self.with_manager(|m| m.exchange_code(transaction, callback, at))??;
-        match self.exchange(dispatch, at).await? {
+        let dispatch =
+            (self.inner.driver.borrow_mut().manager).exchange_code(transaction, callback, now())?;
+        match self.run(Call::flight(dispatch)).await? {
             Finished::Token(token) => Ok(token),
-            other => Err(unexpected(&other)),
+            _ => Err(Error::unsupported("a login's end")),
         }
     }
 
@@ -291,11 +319,10 @@ impl TokenKeeper {
         &self,
         request: &TokenExchangeRequest<'_>,
     ) -> Result<TokenResponse, Error> {
-        let at = now();
-        let dispatch = self.with_manager(|m| m.exchange_token(request, at))??;
-        match self.exchange(dispatch, at).await? {
+        let dispatch = (self.inner.driver.borrow_mut().manager).exchange_token(request, now())?;
+        match self.run(Call::flight(dispatch)).await? {
             Finished::Exchanged(response) => Ok(*response),
-            other => Err(unexpected(&other)),
+            _ => Err(Error::unsupported("an exchange's end")),
         }
     }
 
@@ -307,16 +334,15 @@ impl TokenKeeper {
     /// [`Error::Core`] (no session, the revocation failed),
     /// [`Error::Transport`], [`Error::Timeout`], [`Error::Store`].
     pub async fn logout(&self) -> Result<(), Error> {
-        let at = now();
-        let Some(dispatch) = self.with_manager(|m| m.logout(at))?? else {
+        let out = self.inner.driver.borrow_mut().manager.logout(now())?;
+        let Some(dispatch) = out else {
+            self.run(Call::persist()).await?;
             return Ok(());
         };
-        let result = match self.exchange(dispatch, at).await? {
+        match self.run(Call::flight(dispatch)).await? {
             Finished::Revoked => Ok(()),
-            other => Err(unexpected(&other)),
-        };
-        self.revoke_orphans().await;
-        result
+            _ => Err(Error::unsupported("a logout's end")),
+        }
     }
 
     /// Sends `request` to a resource server with the token for
@@ -339,8 +365,9 @@ impl TokenKeeper {
         let mut token = self.get_access_token(token_request).await?;
         let mut retries = ResourceRetries::new();
         loop {
-            let authorization =
-                self.with_manager(|m| m.authorize(&request.method, &request.url, &token, now()))??;
+            let authorization = self
+                .with_manager(|m| m.authorize(&request.method, &request.url, &token, now()))
+                .await??;
             let headers = match authorization {
                 Authorization::Ready(headers) => headers,
                 Authorization::Sign(pending) => {
@@ -360,9 +387,11 @@ impl TokenKeeper {
             }
             let response =
                 fetch_with_limit(&attempt, self.inner.timeout, self.inner.max_body).await?;
-            let verdict = self.with_manager(|m| {
-                m.handle_resource_response(&request.url, &token, &response, now())
-            })?;
+            let verdict = self
+                .with_manager(|m| {
+                    m.handle_resource_response(&request.url, &token, &response, now())
+                })
+                .await?;
             match retries.admit(verdict) {
                 Some(ResourceVerdict::TokenRejected) => {
                     token = self.get_access_token(token_request).await?;
@@ -385,20 +414,19 @@ impl TokenKeeper {
     }
 
     /// Calls `f` with the core's manager (for what this handle does not
-    /// wrap), then saves any change it made and wakes every waiting caller
-    /// (`f` may have ended a flight). `f` must not call back into this
+    /// wrap), wakes every waiting caller (`f` may have ended a flight),
+    /// then saves any change it made. `f` must not call back into this
     /// handle.
     ///
     /// # Errors
     /// [`Error::Store`] when a change could not be saved.
-    pub fn with_manager<R>(&self, f: impl FnOnce(&mut TokenManager) -> R) -> Result<R, Error> {
-        let result = {
-            let mut state = self.inner.state.borrow_mut();
-            let result = f(&mut state.manager);
-            state.persist()?;
-            result
-        };
+    pub async fn with_manager<R>(
+        &self,
+        f: impl FnOnce(&mut TokenManager) -> R,
+    ) -> Result<R, Error> {
+        let result = f(&mut self.inner.driver.borrow_mut().manager);
         self.inner.wake_all();
+        self.run(Call::persist()).await?;
         Ok(result)
     }
 
@@ -408,146 +436,116 @@ impl TokenKeeper {
     /// # Errors
     /// [`Error::Store`] when it could not be saved (it is installed here
     /// all the same, and saved with the next change).
-    pub fn set_session(&self, session: Session) -> Result<(), Error> {
-        Ok(self.inner.state.borrow_mut().install(session)?)
+    pub async fn set_session(&self, session: Session) -> Result<(), Error> {
+        self.run(Call::install(session)).await.map(drop)
     }
 
     /// A copy of the current session.
     #[must_use]
     pub fn session(&self) -> Option<Session> {
-        self.inner.state.borrow().manager.session().cloned()
+        self.inner.driver.borrow().manager.session().cloned()
     }
 
     /// Removes the session here and from the store (a local logout).
     ///
     /// # Errors
     /// [`Error::Store`] when the store could not be cleared.
-    pub fn clear_session(&self) -> Result<Option<Session>, Error> {
-        Ok(self.inner.state.borrow_mut().clear()?)
-    }
-
-    /// The drive loop: ask, wait for another caller's flight, or own one.
-    async fn drive(&self, ask: Ask<'_, '_>) -> Result<AccessTokenInfo, Error> {
-        let result = self.drive_to_end(ask).await;
-        self.revoke_orphans().await;
-        result
-    }
-
-    /// Sends the revocations the core asks for: refresh tokens an answer
-    /// proved live that could not be stored (a refresh answered after a
-    /// logout, a session another tab ended). Best effort: a failed
-    /// revocation leaves nothing else to do.
-    async fn revoke_orphans(&self) {
-        loop {
-            let at = now();
-            let next = self.inner.state.borrow_mut().manager.poll_revocation(at);
-            match next {
-                Some(Ok(dispatch)) => drop(self.exchange(dispatch, at).await),
-                Some(Err(_)) => {}
-                None => break,
-            }
+    pub async fn clear_session(&self) -> Result<Option<Session>, Error> {
+        match self.run(Call::clear()).await? {
+            Finished::Cleared(session) => Ok(session.map(|s| *s)),
+            _ => Ok(None),
         }
     }
 
-    async fn drive_to_end(&self, ask: Ask<'_, '_>) -> Result<AccessTokenInfo, Error> {
-        let mut waited = None;
+    /// Drives `call` through the core's driver to its end (see the
+    /// [module docs](self)). If this future is dropped, the call is
+    /// abandoned: its flight cancelled, a waiting caller takes over.
+    async fn run(&self, call: Call<'_, '_>) -> Result<Finished, Error> {
+        let inner = &*self.inner;
+        let mut running = Running {
+            inner,
+            call,
+            armed: true,
+        };
+        // This adapter's own errors, kept while the driver ends the call.
+        let mut failed: Option<Error> = None;
         loop {
-            // The borrow ends with the statement: never held across `.await`.
-            let at = now();
-            let step = self.inner.state.borrow_mut().step(ask, waited, at)?;
-            match step {
-                Step::Ready(token) => return Ok(token),
-                Step::Failed(error) => return Err(error.into()),
-                Step::Wait(id, deadline) => {
-                    waited = Some(id);
-                    self.wait(id, deadline).await;
-                }
-                // Another tab or process refreshes (shared store): poll the
-                // store for its tokens, until its claim ends.
-                Step::Reload(until) => {
-                    waited = None;
-                    let moved = self.inner.state.borrow_mut().moved_on()?;
-                    if !moved {
-                        Delay::new(millis_until(until).clamp(1, RELOAD_POLL_MS)).await;
-                    }
-                }
-                Step::Own(dispatch) => {
-                    return match self.exchange(dispatch, at).await? {
-                        Finished::Token(token) => Ok(token),
-                        other => Err(unexpected(&other)),
+            // Each borrow ends with its statement: never held across `.await`.
+            let effect = inner.driver.borrow_mut().poll(&mut running.call, now());
+            match effect {
+                Effect::Send { request, deadline } => {
+                    // Aborted before the flight's lease runs out (the core
+                    // counts whole seconds); not sent when no time is left.
+                    let timeout = match deadline {
+                        Some(deadline) => {
+                            let deadline_ms = deadline.as_secs().saturating_mul(1000);
+                            within_lease(inner.timeout, deadline_ms, now_millis())
+                        }
+                        None => Some(inner.timeout),
                     };
+                    let sent = match timeout {
+                        Some(timeout) => {
+                            fetch_with_limit(&request.request, timeout, inner.max_body).await
+                        }
+                        None => Err(Error::Timeout),
+                    };
+                    let mut driver = inner.driver.borrow_mut();
+                    match sent {
+                        Ok(response) => driver.handle_response(&mut running.call, response, now()),
+                        Err(error) => {
+                            failed = Some(error);
+                            driver.handle_transport_error(&mut running.call, now());
+                        }
+                    }
+                    drop(driver);
+                    inner.wake_all();
                 }
-            }
-        }
-    }
-
-    /// Waits until flight `id` ends or `deadline` (its lease) passes.
-    async fn wait(&self, id: RequestId, deadline: Option<UnixTime>) {
-        let (tx, mut ended) = oneshot::channel();
-        {
-            let mut waiters = self.inner.waiters.borrow_mut();
-            waiters.retain(|(_, tx)| !tx.is_canceled());
-            waiters.push((id, tx));
-        }
-        let ms = deadline.map_or(WAIT_FALLBACK_MS, |d| millis_until(d).max(1));
-        let mut delay = Delay::new(ms);
-        poll_fn(|cx| {
-            let ended = Pin::new(&mut ended).poll(cx).is_ready();
-            if ended || Pin::new(&mut delay).poll(cx).is_ready() {
-                Poll::Ready(())
-            } else {
-                Poll::Pending
-            }
-        })
-        .await;
-    }
-
-    /// Sends the request of the flight `first` starts (signing its DPoP
-    /// proof first when the signer defers), again on a resend, and hands
-    /// the outcome to the core. Owns the flight: if this future is dropped, the flight is
-    /// cancelled and its waiters woken. `started` is the time the core was
-    /// given when it started the flight: its lease runs out at `started +
-    /// lease`, and every request of the flight is aborted before that.
-    async fn exchange(&self, first: Dispatch, started: UnixTime) -> Result<Finished, Error> {
-        let Some(id) = dispatch_id(&first) else {
-            return Err(Error::unsupported("a dispatch without a request"));
-        };
-        let mut guard = CancelOnDrop {
-            inner: &self.inner,
-            id: Some(id),
-        };
-        let mut next = first;
-        let finished = loop {
-            let out = match next {
-                Dispatch::Send(out) => out,
-                Dispatch::Sign(sign) => {
-                    let signature = self.sign(&sign.signing_input).await;
-                    let signed = signed(&mut self.inner.state.borrow_mut(), id, signature, now());
-                    match signed {
-                        Ok(out) => out,
-                        Err(error) => break Err(error),
+                Effect::Store(op) => {
+                    let answer = op.run(&mut **inner.store.borrow_mut());
+                    inner
+                        .driver
+                        .borrow_mut()
+                        .handle_store(&mut running.call, answer);
+                    inner.wake_all();
+                }
+                Effect::Sign(request) => {
+                    let signature = self.sign(&request.signing_input).await;
+                    let signature = signature.map_err(|e| failed = Some(e)).ok();
+                    inner.driver.borrow_mut().handle_signature(
+                        &mut running.call,
+                        signature.as_ref(),
+                        now(),
+                    );
+                    inner.wake_all();
+                }
+                Effect::Wait(wait) => {
+                    let ms = wait
+                        .deadline
+                        .map_or(WAIT_FALLBACK_MS, |deadline| millis_until(deadline).max(1));
+                    if wait.reason == WaitReason::OtherProcess {
+                        // Another tab or process refreshes (shared store):
+                        // read the store again soon, on the timer alone.
+                        // Woken by this tab's progress instead, its callers
+                        // waiting so would wake each other with every store
+                        // read, without end, in microtasks that starve the
+                        // event loop (the other tab's answer included).
+                        Delay::new(ms.min(RELOAD_POLL_MS)).await;
+                    } else {
+                        inner.wait(ms).await;
                     }
                 }
-                _ => break Err(Error::unsupported("a dispatch step")),
-            };
-            // As the core computes it: whole seconds.
-            let deadline = started.saturating_add(self.inner.lease);
-            let deadline_ms = deadline.as_secs().saturating_mul(1000);
-            let sent = match within_lease(self.inner.timeout, deadline_ms, now_millis()) {
-                Some(timeout) => fetch_with_limit(&out.request, timeout, self.inner.max_body).await,
-                // No time left before the lease runs out: not sent at all.
-                None => Err(Error::Timeout),
-            };
-            let finished = complete(&mut self.inner.state.borrow_mut(), id, sent, now());
-            next = match finished {
-                Ok(Finished::Resend(out)) => Dispatch::Send(out),
-                Ok(Finished::Sign(sign)) => Dispatch::Sign(sign),
-                other => break other,
-            };
-        };
-        guard.id = None;
-        self.inner.wake(id);
-        finished
+                Effect::Done(result) => {
+                    running.armed = false;
+                    return result.map_err(|failure| from_failure(failure, failed.take()));
+                }
+                _ => {
+                    running.armed = false;
+                    inner.driver.borrow_mut().abandon(&mut running.call);
+                    inner.wake_all();
+                    return Err(Error::unsupported("an effect"));
+                }
+            }
+        }
     }
 
     /// Signs a DPoP signing input with this handle's Web Crypto key.
@@ -562,51 +560,68 @@ impl TokenKeeper {
 }
 
 impl Inner {
-    /// Wakes the callers waiting for flight `id`.
-    fn wake(&self, id: RequestId) {
-        let woken: Vec<_> = {
+    /// Waits until another call makes progress or `ms` pass.
+    async fn wait(&self, ms: u64) {
+        let (tx, mut woken) = oneshot::channel();
+        {
             let mut waiters = self.waiters.borrow_mut();
-            let (woken, rest) = core::mem::take(&mut *waiters)
-                .into_iter()
-                .partition(|(flight, _)| *flight == id);
-            *waiters = rest;
-            woken
-        };
-        for (_, tx) in woken {
-            let _ = tx.send(());
+            waiters.retain(|tx| !tx.is_canceled());
+            waiters.push(tx);
         }
+        let mut delay = Delay::new(ms);
+        poll_fn(|cx| {
+            let woken = Pin::new(&mut woken).poll(cx).is_ready();
+            if woken || Pin::new(&mut delay).poll(cx).is_ready() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await;
     }
 
-    /// Wakes every waiting caller (each asks the core again).
+    /// Wakes every waiting caller (each polls the driver again).
     fn wake_all(&self) {
         let all = core::mem::take(&mut *self.waiters.borrow_mut());
-        for (_, tx) in all {
+        for tx in all {
             let _ = tx.send(());
         }
     }
 }
 
-/// Cancels the flight it holds when dropped armed (the owner's future was
-/// dropped mid-request), and wakes its waiters.
-struct CancelOnDrop<'a> {
-    inner: &'a Inner,
-    id: Option<RequestId>,
+/// A call in progress: abandoned (its flight cancelled, waiters woken) if
+/// its future is dropped before it is done.
+struct Running<'h, 'r, 'a> {
+    inner: &'h Inner,
+    call: Call<'r, 'a>,
+    armed: bool,
 }
 
-impl Drop for CancelOnDrop<'_> {
+impl Drop for Running<'_, '_, '_> {
     fn drop(&mut self) {
-        if let Some(id) = self.id.take() {
-            // Never held across an await, so free here; if not, the lease
-            // releases the flight.
-            if let Ok(mut state) = self.inner.state.try_borrow_mut() {
-                cancel(&mut state, id);
+        if self.armed {
+            // Never borrowed across an await, so free here; if not, the
+            // lease releases the flight.
+            if let Ok(mut driver) = self.inner.driver.try_borrow_mut() {
+                driver.abandon(&mut self.call);
             }
-            self.inner.wake(id);
+            self.inner.wake_all();
         }
     }
 }
 
-/// A flight ended in another way than its kind should.
-fn unexpected(finished: &Finished) -> Error {
-    Error::unsupported(finished.name())
+/// The caller's error for a call the driver ended with `failure`; `failed`
+/// is this adapter's own error (the transport's, Web Crypto's), kept.
+fn from_failure(failure: Failure, failed: Option<Error>) -> Error {
+    match failure {
+        Failure::Core(error) => Error::Core(error),
+        Failure::Store(error) => Error::Store(error),
+        Failure::LeaseExpired => Error::Timeout,
+        // A caller that waited on another's failed flight has no error of
+        // its own: the core's says what ended it.
+        Failure::Transport => failed.unwrap_or(Error::Core(tokenkeeper::Error::Transport)),
+        Failure::Signing => failed
+            .unwrap_or_else(|| Error::Crypto(String::from("the deferred DPoP signature failed"))),
+        _ => Error::unsupported("a failure"),
+    }
 }

@@ -63,22 +63,17 @@
 //!   `crypto.getRandomValues` through web-sys on the global scope
 //!   (`WebCryptoEntropy`). No `getrandom` backend is forced on the
 //!   application.
-//! - **Waiting**: a caller told to wait (another caller's refresh is in
-//!   flight) parks on a `futures_channel::oneshot` registered for that
-//!   flight, woken when the flight ends (response, transport error, or the
-//!   owner's future dropped: the flight is then cancelled), and at the
-//!   lease deadline (`poll_timeout` → `handle_timeout`) at the latest.
-//! - **Persistence**: through the core's `tokenkeeper::driver::Keeper`
-//!   (as `Keeper<dyn SessionStore>`: the store need not be `Send`), after
-//!   every core call the adapter drains
-//!   `poll_event()` and, when the session changed, saves it with
-//!   `expected` = the generation it last saved or loaded (compare-and-swap).
-//!   On a conflict another writer (another tab) saved first: the adapter
-//!   reloads and installs the stored session, except when its own change
-//!   rotated the refresh token (then the stored one is spent, and this one
-//!   overwrites it). Before a refresh leaves, the store is read again, and
-//!   with `ConfigBuilder::shared_store(true)` the core's refresh claim is
-//!   saved first, so two tabs never spend one refresh token.
+//! - **One loop on the core's driver**: every operation is a
+//!   `tokenkeeper::driver::Call` polled on the core's `Driver`, whose
+//!   effects this adapter carries out and nothing more: `Send` over
+//!   `fetch`, `Store` on the store (one step of the event loop; the store
+//!   need not be `Send`), `Sign` in Web Crypto, `Wait` on a `setTimeout` or
+//!   another caller's progress. The driver owns the rest — single flight,
+//!   DPoP nonce resends, compare-and-swap saves and their conflicts
+//!   (another tab saved first), refresh claims with
+//!   `ConfigBuilder::shared_store(true)`, revoking orphaned refresh tokens —
+//!   as it does for the native adapters. A caller's future dropped
+//!   mid-flight abandons its flight, and a waiting caller takes over.
 //! - **Resource requests**: `TokenKeeper::send_authorized` adds the core's
 //!   `Authorization` header, sends, calls `handle_resource_response`,
 //!   retries once on `RetryWithNonce` and refreshes once on
@@ -129,7 +124,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
-// The state logic is used by the wasm driver only; elsewhere it is built
+// The timeout logic is used by the wasm driver only; elsewhere it is built
 // and tested, not called.
 #![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 
@@ -137,7 +132,6 @@ mod error;
 #[cfg(feature = "route")]
 #[cfg_attr(docsrs, doc(cfg(feature = "route")))]
 pub mod route_client;
-mod state;
 mod timeout;
 
 #[cfg(target_arch = "wasm32")]

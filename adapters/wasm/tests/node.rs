@@ -15,7 +15,9 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use futures::future::join_all;
-use support::{API1, API2, Harness, authorization, config, expire, get, refresh_token};
+use support::{
+    API1, API2, Harness, access_token, authorization, config, expire, get, refresh_token,
+};
 use tokenkeeper::{MemoryStore, TokenRequest};
 use tokenkeeper_wasm::{Error, TokenKeeper};
 use wasm_bindgen_test::wasm_bindgen_test;
@@ -273,7 +275,7 @@ async fn connection_refused_is_a_transport_error() {
     }
     assert!(error.is_transient());
     assert_eq!(keeper.session().unwrap().to_json(), session.to_json());
-    assert_eq!(keeper.with_manager(|m| m.in_flight()).unwrap(), 0);
+    assert_eq!(keeper.with_manager(|m| m.in_flight()).await.unwrap(), 0);
 }
 
 #[wasm_bindgen_test]
@@ -301,7 +303,7 @@ async fn a_slow_answer_times_out() {
         .unwrap_err();
     assert_eq!(error, Error::Timeout);
     assert_eq!(keeper.session().unwrap().to_json(), session.to_json());
-    assert_eq!(keeper.with_manager(|m| m.in_flight()).unwrap(), 0);
+    assert_eq!(keeper.with_manager(|m| m.in_flight()).await.unwrap(), 0);
 }
 
 #[wasm_bindgen_test]
@@ -318,7 +320,7 @@ async fn a_dropped_owner_hands_the_refresh_to_a_waiter() {
     );
     let mut waiter = Box::pin(keeper.get_access_token(&request));
     assert!(futures::poll!(waiter.as_mut()).is_pending(), "it waits");
-    assert_eq!(keeper.with_manager(|m| m.in_flight()).unwrap(), 1);
+    assert_eq!(keeper.with_manager(|m| m.in_flight()).await.unwrap(), 1);
     // Dropped before the event loop turned: the request is aborted before
     // it leaves, the flight cancelled, and the waiter takes its own turn.
     drop(owner);
@@ -477,7 +479,11 @@ async fn two_tabs_sharing_local_storage_refresh_once() {
     }))
     .await;
     let stats = h.stats().await;
-    assert_eq!(stats["token_requests_by_grant"]["refresh_token"], 1);
+    assert_eq!(
+        stats["token_requests_by_grant"]["refresh_token"], 1,
+        "{:#}",
+        stats["recent_token_requests"]
+    );
     let distinct: BTreeSet<String> = answers
         .iter()
         .map(|a| a.as_ref().unwrap().token.secret().to_owned())
@@ -526,6 +532,7 @@ async fn a_vanished_owner_is_released_at_its_lease_deadline() {
                 other => panic!("{other:?}"),
             },
         )
+        .await
         .unwrap();
     // The next caller waits on that flight until its lease runs out (at
     // most two seconds here), then refreshes itself.
@@ -535,7 +542,12 @@ async fn a_vanished_owner_is_released_at_its_lease_deadline() {
     web_sys_log(&format!("released at the lease deadline after {waited} ms"));
     assert!(waited < 3500.0, "{waited} ms");
     assert_eq!(token.token_type.as_str(), "Bearer");
-    assert!(!keeper.with_manager(|m| m.is_in_flight(abandoned)).unwrap());
+    assert!(
+        !keeper
+            .with_manager(|m| m.is_in_flight(abandoned))
+            .await
+            .unwrap()
+    );
     let stats = h.stats().await;
     assert_eq!(stats["token_requests_by_grant"]["refresh_token"], 1);
 }
@@ -575,7 +587,7 @@ async fn an_endless_answer_stops_at_the_body_limit() {
     assert!(error.core().is_none(), "{error:?}");
     assert!(!error.is_transient());
     assert_eq!(keeper.session().unwrap().to_json(), session.to_json());
-    assert_eq!(keeper.with_manager(|m| m.in_flight()).unwrap(), 0);
+    assert_eq!(keeper.with_manager(|m| m.in_flight()).await.unwrap(), 0);
     // The download was stopped: the server saw its connection close.
     tokenkeeper_wasm::sleep(Duration::from_millis(200)).await;
     assert_eq!(server.requests(), 1.0);
@@ -609,7 +621,7 @@ async fn an_announced_body_over_the_limit_is_refused_unread() {
     assert_eq!(error.code(), "response_too_large", "{error:?}");
     assert!(error.core().is_none(), "{error:?}");
     assert_eq!(keeper.session().unwrap().to_json(), session.to_json());
-    assert_eq!(keeper.with_manager(|m| m.in_flight()).unwrap(), 0);
+    assert_eq!(keeper.with_manager(|m| m.in_flight()).await.unwrap(), 0);
     // At the limit exactly, the answer is used.
     let body = padded_token_response(4096);
     assert_eq!(body.len(), 4096);
@@ -682,12 +694,12 @@ async fn a_late_answer_after_the_lease_is_not_applied() {
         elapsed < 2000.0,
         "aborted within the lease, not after {elapsed} ms"
     );
-    assert_eq!(keeper.with_manager(|m| m.in_flight()).unwrap(), 0);
+    assert_eq!(keeper.with_manager(|m| m.in_flight()).await.unwrap(), 0);
     // Well past the moment the answer left the server: nothing of it was
     // applied, the session is as it was.
     tokenkeeper_wasm::sleep(Duration::from_millis(3500)).await;
     assert_eq!(keeper.session().unwrap().to_json(), session.to_json());
-    assert_eq!(keeper.with_manager(|m| m.in_flight()).unwrap(), 0);
+    assert_eq!(keeper.with_manager(|m| m.in_flight()).await.unwrap(), 0);
 }
 
 #[wasm_bindgen_test]
@@ -734,4 +746,59 @@ async fn fetch_with_limit_bounds_the_body() {
         .await
         .unwrap();
     assert_eq!(again.status, 200);
+}
+
+#[cfg(feature = "web-storage")]
+#[wasm_bindgen_test]
+async fn a_tab_behind_the_store_adopts_the_other_tabs_rotation_before_refreshing() {
+    use tokenkeeper::SessionStore as _;
+    use tokenkeeper_wasm::WebStorageStore;
+
+    install_local_storage();
+    let h = Harness::from_env();
+    let session = h.logged_in_session().await;
+    let key = format!("tokenkeeper-conflict-{}", js_sys::Date::now());
+    WebStorageStore::local(&key)
+        .unwrap()
+        .save(tokenkeeper::store::DEFAULT_KEY, &session, None)
+        .unwrap();
+    // Two tabs without refresh claims: each loaded the same session.
+    let tab = || {
+        TokenKeeper::builder(config(&h))
+            .store(WebStorageStore::local(&key).unwrap())
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (tab(), tab());
+    h.reset_stats().await;
+    let forced = TokenRequest::new().force_refresh();
+    let rotated_by_a = a.get_access_token(&forced).await.unwrap();
+    // B still holds the spent refresh token; the store moved on. B reads
+    // the store's generation before refreshing, adopts A's session and
+    // spends A's rotated refresh token, not the spent one (the provider's
+    // reuse detection would revoke the whole grant).
+    let rotated_by_b = b.get_access_token(&forced).await.unwrap();
+    assert_ne!(rotated_by_b.token.secret(), rotated_by_a.token.secret());
+    let stats = h.stats().await;
+    assert_eq!(stats["token_requests_by_grant"]["refresh_token"], 2);
+    assert_eq!(stats["token_responses_by_status"]["200"], 2, "{stats}");
+    let stored = WebStorageStore::local(&key)
+        .unwrap()
+        .load(tokenkeeper::store::DEFAULT_KEY)
+        .unwrap()
+        .unwrap();
+    assert_eq!(access_token(&stored), rotated_by_b.token.secret());
+    assert_eq!(refresh_token(&stored), refresh_token(&b.session().unwrap()));
+    // A, behind now, adopts B's rotation from the store in turn.
+    let again = a.get_access_token(&forced).await.unwrap();
+    assert_eq!(
+        h.stats().await["token_responses_by_status"]["200"],
+        3,
+        "A refreshed with B's refresh token"
+    );
+    assert_ne!(again.token.secret(), rotated_by_b.token.secret());
+    WebStorageStore::local(&key)
+        .unwrap()
+        .clear(tokenkeeper::store::DEFAULT_KEY)
+        .unwrap();
 }

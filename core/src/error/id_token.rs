@@ -92,6 +92,12 @@ pub enum IdTokenError {
     /// The JWKS document is unusable. Code `invalid_jwks`.
     #[error("invalid JWKS: {0}")]
     InvalidJwks(&'static str),
+    /// The token endpoint answered, but the issuer's JWKS could not be
+    /// fetched to check the ID token (the fetch failed in transport or was
+    /// given up). The answer is refused as for a bad signature; a rotated
+    /// refresh token in it is kept. Code `jwks_unavailable`.
+    #[error("the issuer's JWKS could not be fetched to check the ID token")]
+    KeysUnavailable,
 }
 
 impl IdTokenError {
@@ -118,6 +124,7 @@ impl IdTokenError {
             IdTokenError::KeyUnusable(_) => "jwk_unusable",
             IdTokenError::InvalidSignature => "invalid_signature",
             IdTokenError::InvalidJwks(_) => "invalid_jwks",
+            IdTokenError::KeysUnavailable => "jwks_unavailable",
         }
     }
 }

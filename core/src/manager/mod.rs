@@ -85,6 +85,8 @@ mod machine;
 mod refresh;
 mod resource;
 mod revocation;
+#[cfg(feature = "login")]
+mod signature;
 mod state;
 
 pub use connection::{
@@ -271,8 +273,10 @@ pub enum Action<'a> {
 pub enum Completion<'a> {
     /// The exchange finished; here is the token.
     Ready(AccessTokenRef<'a>),
-    /// Send this request again (same id): a retry the protocol asks for,
-    /// at most once.
+    /// Send this request (same id) and hand its response back: a retry
+    /// the protocol asks for (a DPoP nonce, at most once), or the issuer's
+    /// JWKS, fetched to check the signature of the ID token in the answer
+    /// just handed in (the answer waits on the flight meanwhile).
     Resend(OutgoingRequest),
     /// (Deferred DPoP signers.) The retry's proof needs a signature first.
     Sign(SignatureRequest),
@@ -368,6 +372,10 @@ pub struct TokenManager {
     entropy: Box<dyn Entropy + Send>,
     /// DPoP, when enabled.
     dpop: Option<dpop::DpopState>,
+    /// The issuer's keys, when ID token signatures are checked (shared by
+    /// every session a driver mounts).
+    #[cfg(feature = "login")]
+    jwks: Option<crate::jwks::JwksCache>,
 }
 
 impl fmt::Debug for TokenManager {
@@ -388,6 +396,8 @@ impl TokenManager {
         let instance = TokenManager::instance_name(&mut entropy);
         TokenManager {
             instance,
+            #[cfg(feature = "login")]
+            jwks: TokenManager::jwks_cache_for(&config),
             config,
             state: Box::default(),
             machine_cache: TokenCache::new(),
@@ -645,6 +655,7 @@ impl TokenManager {
             assertion,
             pending_proof,
             sent_nonce,
+            id_token_keys: None,
         });
         Ok(dispatch)
     }
@@ -657,6 +668,15 @@ impl TokenManager {
         now: UnixTime,
     ) -> Completion<'_> {
         span!("response", request_id = id.as_u64());
+        // An ID token's signature is checked (its keys fetched first, under
+        // the same id) before anything reads the answer.
+        #[cfg(feature = "login")]
+        let response = match self.id_token_keys(id, response, now) {
+            signature::Keys::Go(response) => response,
+            signature::Keys::Fetch(request) => {
+                return Completion::Resend(OutgoingRequest { id, request });
+            }
+        };
         // Parsed once: the nonce retry, the errors and the tokens read it.
         let mut answer = ParsedResponse::parse(&response, &self.config.limits);
         let Some((flight, abandoned)) = self.state.flights.take(id) else {
@@ -741,7 +761,9 @@ impl TokenManager {
     /// The host could not send request `id` or got no response. The flight
     /// is released and nothing stored changes; callers waiting for the same
     /// audience get [`Error::Transport`].
-    pub fn handle_transport_error(&mut self, id: RequestId, _now: UnixTime) -> Error {
+    pub fn handle_transport_error(&mut self, id: RequestId, now: UnixTime) -> Error {
+        #[cfg(not(feature = "login"))]
+        let _ = now;
         span!("transport_error", request_id = id.as_u64());
         decision!(
             info,
@@ -749,6 +771,14 @@ impl TokenManager {
             request_id = id.as_u64(),
             code = "transport_error"
         );
+        // A JWKS fetch failed, but the token endpoint had answered: the
+        // answer (and the refresh token it rotated in) is applied, refused
+        // for its unchecked ID token, never dropped.
+        #[cfg(feature = "login")]
+        if let Some(parked) = self.unpark(id, true) {
+            let _ = self.handle_response(id, parked, now);
+            return Error::Transport;
+        }
         match self.state.flights.take(id) {
             Some((flight, abandoned)) => {
                 if flight.refresh_token().is_some() && !abandoned {
@@ -765,6 +795,20 @@ impl TokenManager {
     /// released without an outcome, so its waiters take their own turn.
     /// Returns whether such a request was in flight.
     pub fn cancel(&mut self, id: RequestId) -> bool {
+        // Given up while its JWKS was fetched: the token endpoint had
+        // answered, so the answer is applied (refused for its unchecked ID
+        // token, its rotated refresh token kept, or revoked when the
+        // session moved on) rather than dropped with the flight.
+        #[cfg(feature = "login")]
+        if let Some(parked) = self.unpark(id, false) {
+            let now = self
+                .state
+                .flights
+                .get_mut(id)
+                .map_or(UnixTime::EPOCH, |f| f.sent_at);
+            let _ = self.handle_response(id, parked, now);
+            return true;
+        }
         match self.state.flights.release(id) {
             Some(flight) => {
                 if flight.refresh_token().is_some() {
