@@ -65,6 +65,9 @@ pub(crate) enum FlightKind {
     /// An RFC 8693 token exchange; the result is handed back, not stored.
     #[cfg(feature = "exchange")]
     TokenExchange,
+    /// A Token Vault exchange of the session's refresh token (`subject`)
+    /// for the access token of `connection` (with `login_hint`).
+    Connection(Box<ConnectionFlight>),
     /// The revocation of a refresh token: the session's at logout, or one
     /// that an answer proved and that could not be stored.
     Revocation { refresh_token: RefreshToken },
@@ -92,8 +95,31 @@ impl core::fmt::Debug for FlightKind {
             FlightKind::ClientCredentials => f.write_str("ClientCredentials"),
             #[cfg(feature = "exchange")]
             FlightKind::TokenExchange => f.write_str("TokenExchange"),
+            FlightKind::Connection(flight) => f
+                .debug_struct("Connection")
+                .field("connection", &flight.connection)
+                .field("login_hint", &flight.login_hint)
+                .finish_non_exhaustive(),
             FlightKind::Revocation { .. } => f.write_str("Revocation"),
         }
+    }
+}
+
+/// What a Token Vault exchange is for (boxed in [`FlightKind`]: flights
+/// are moved around whole).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ConnectionFlight {
+    /// The refresh token sent as the subject token: the answer is stored
+    /// only while the session still holds it.
+    pub subject: RefreshToken,
+    pub connection: String,
+    pub login_hint: Option<String>,
+}
+
+impl ConnectionFlight {
+    /// Whether this exchange is for `connection` with `login_hint`.
+    pub fn is_for(&self, connection: &str, login_hint: Option<&str>) -> bool {
+        self.connection == connection && self.login_hint.as_deref() == login_hint
     }
 }
 
@@ -159,6 +185,8 @@ impl Flight {
 struct Outcome {
     id: RequestId,
     audience: Option<String>,
+    /// A Token Vault exchange's connection and login hint.
+    connection: Option<Box<(String, Option<String>)>>,
     result: Result<(), Error>,
 }
 
@@ -201,6 +229,38 @@ impl Flights {
             .map(|f| f.id)
     }
 
+    /// The Token Vault exchange in flight for `connection` with
+    /// `login_hint`, if any.
+    pub fn connection_in_flight(
+        &self,
+        connection: &str,
+        login_hint: Option<&str>,
+    ) -> Option<RequestId> {
+        self.active
+            .iter()
+            .find(|f| matches!(&f.kind, FlightKind::Connection(c) if c.is_for(connection, login_hint)))
+            .map(|f| f.id)
+    }
+
+    /// How flight `id` ended when it was a Token Vault exchange for
+    /// `connection` with `login_hint`.
+    pub fn connection_outcome(
+        &self,
+        id: RequestId,
+        connection: &str,
+        login_hint: Option<&str>,
+    ) -> Option<&Result<(), Error>> {
+        self.outcomes
+            .iter()
+            .find(|o| o.id == id)
+            .filter(|o| {
+                o.connection
+                    .as_deref()
+                    .is_some_and(|(c, h)| c == connection && h.as_deref() == login_hint)
+            })
+            .map(|o| &o.result)
+    }
+
     pub fn is_active(&self, id: RequestId) -> bool {
         self.active.iter().any(|f| f.id == id)
     }
@@ -227,6 +287,12 @@ impl Flights {
         self.outcomes.push_back(Outcome {
             id: flight.id,
             audience: flight.audience.clone(),
+            connection: match &flight.kind {
+                FlightKind::Connection(c) => {
+                    Some(Box::new((c.connection.clone(), c.login_hint.clone())))
+                }
+                _ => None,
+            },
             result,
         });
     }

@@ -2,6 +2,10 @@
 //! Auth0 Next.js SDK: `tokenSet`, `accessTokens[]`, and whatever else the
 //! session holds (`user`, `internal`, …), kept untouched.
 //!
+//! `connectionTokenSets[]` holds the Token Vault's federated connection
+//! tokens ([`ConnectionTokenSet`], the SDK's `ConnectionTokenSet`: one per
+//! connection and login hint).
+//!
 //! tokenkeeper adds one member, `tokenkeeper`, with the session's
 //! `generation` (a counter raised by every change, for compare-and-swap in
 //! shared stores) and the flags that must survive a restart
@@ -17,6 +21,7 @@ use serde_json::{Map, Value};
 use crate::cache::TokenCache;
 use crate::error::Error;
 use crate::limits::{Limits, json_depth_exceeds};
+use crate::secret::AccessToken;
 use crate::time::UnixTime;
 use crate::token::set::seconds_from_json;
 use crate::token::wire::{Key, KeySeed, fill, keep_other};
@@ -63,12 +68,79 @@ pub struct RefreshClaim {
     pub until: UnixTime,
 }
 
+/// A federated connection's access token, as the Auth0 Next.js SDK stores
+/// it in `connectionTokenSets[]` (see
+/// [`TokenManager::get_connection_token`](crate::TokenManager::get_connection_token)).
+/// An entry is keyed by `connection` and `loginHint`: an entry without a
+/// hint answers only calls without one, as in the SDK.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionTokenSet {
+    /// The connection's access token (`accessToken`).
+    #[serde(
+        rename = "accessToken",
+        default = "empty_access_token",
+        skip_serializing_if = "is_empty_access_token"
+    )]
+    pub access_token: AccessToken,
+    /// When it expires (`expiresAt`, epoch seconds; unknown counts as
+    /// expired).
+    #[serde(
+        rename = "expiresAt",
+        default,
+        deserialize_with = "lenient_time",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub expires_at: Option<UnixTime>,
+    /// The granted scope, when the server said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// The connection's name (`google-oauth2`, `github`, …).
+    #[serde(default)]
+    pub connection: String,
+    /// The login hint the token was asked with (`loginHint`).
+    #[serde(rename = "loginHint", default, skip_serializing_if = "Option::is_none")]
+    pub login_hint: Option<String>,
+    /// Members this crate does not know, kept for the round trip.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl ConnectionTokenSet {
+    /// Whether this entry answers a call for `connection` with
+    /// `login_hint`: the SDK treats "no hint" as its own key, not a
+    /// wildcard.
+    #[must_use]
+    pub fn matches(&self, connection: &str, login_hint: Option<&str>) -> bool {
+        self.connection == connection && self.login_hint.as_deref() == login_hint
+    }
+}
+
+fn empty_access_token() -> AccessToken {
+    AccessToken::new("")
+}
+
+// An entry read without a token is written back without one (the round
+// trip keeps what was there), and is never served.
+fn is_empty_access_token(token: &AccessToken) -> bool {
+    token.secret().is_empty()
+}
+
+/// Reads `expiresAt` leniently (anything unusable is unknown).
+fn lenient_time<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<UnixTime>, D::Error> {
+    let value = Value::deserialize(deserializer)?;
+    Ok(seconds_from_json(&value).map(UnixTime::from_secs))
+}
+
 /// A user's session: the main token set, the per-audience cache, and the
 /// rest of the SDK session kept as it was.
 #[derive(Debug, Clone)]
 pub struct Session {
     pub(crate) token_set: TokenSet,
     pub(crate) cache: TokenCache,
+    /// The Token Vault's connection tokens (`connectionTokenSets`). A
+    /// member not shaped like the SDK's is kept as it was in `extra`
+    /// instead (read as none), until a connection token is stored.
+    connections: Vec<ConnectionTokenSet>,
     state: KeeperState,
     pub(crate) session_expires_at: Option<UnixTime>,
     extra: Map<String, Value>,
@@ -81,6 +153,7 @@ impl Session {
         Session {
             token_set,
             cache: TokenCache::new(),
+            connections: Vec::new(),
             state: KeeperState::default(),
             session_expires_at: None,
             extra: Map::new(),
@@ -284,6 +357,20 @@ impl Session {
         self.cache.entries()
     }
 
+    /// The Token Vault's connection tokens (`connectionTokenSets`), in
+    /// their stored order.
+    #[must_use]
+    pub fn connection_token_sets(&self) -> &[ConnectionTokenSet] {
+        &self.connections
+    }
+
+    /// The connection tokens to change: an unreadable stored member gives
+    /// way to them.
+    pub(crate) fn connections_mut(&mut self) -> &mut Vec<ConnectionTokenSet> {
+        self.extra.remove("connectionTokenSets");
+        &mut self.connections
+    }
+
     /// The per-audience cache.
     #[must_use]
     pub fn cache(&self) -> &TokenCache {
@@ -414,7 +501,12 @@ impl Session {
 /// The session's own members; any other is kept in `extra` (`user`,
 /// `internal`, …). Read and written by hand, as the token sets are (see
 /// `token::wire`): no `#[serde(flatten)]` buffering.
-const SESSION: &[&str] = &["tokenSet", "accessTokens", "tokenkeeper"];
+const SESSION: &[&str] = &[
+    "tokenSet",
+    "accessTokens",
+    "tokenkeeper",
+    "connectionTokenSets",
+];
 
 impl Serialize for Session {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -423,6 +515,9 @@ impl Serialize for Session {
         map.serialize_entry("tokenSet", &self.token_set)?;
         if !self.cache.is_empty() {
             map.serialize_entry("accessTokens", &self.cache.entries())?;
+        }
+        if !self.connections.is_empty() {
+            map.serialize_entry("connectionTokenSets", &self.connections)?;
         }
         map.serialize_entry("tokenkeeper", &self.state)?;
         for (name, value) in &self.extra {
@@ -446,12 +541,16 @@ impl<'de> Deserialize<'de> for Session {
                 let mut token_set: Option<TokenSet> = None;
                 let mut access_tokens: Option<Vec<AccessTokenSet>> = None;
                 let mut state: Option<KeeperState> = None;
+                let mut connections_raw: Option<Value> = None;
                 let mut extra = Map::new();
                 while let Some(key) = map.next_key_seed(KeySeed(SESSION))? {
                     match key {
                         Key::Known(0) => fill(&mut map, &mut token_set, "tokenSet")?,
                         Key::Known(1) => fill(&mut map, &mut access_tokens, "accessTokens")?,
-                        Key::Known(_) => fill(&mut map, &mut state, "tokenkeeper")?,
+                        Key::Known(2) => fill(&mut map, &mut state, "tokenkeeper")?,
+                        Key::Known(_) => {
+                            fill(&mut map, &mut connections_raw, "connectionTokenSets")?;
+                        }
                         Key::Other(name) => keep_other(&mut map, &mut extra, name)?,
                     }
                 }
@@ -463,9 +562,23 @@ impl<'de> Deserialize<'de> for Session {
                     // The SDK accepts a ceiling only when 0 < value < 1e10.
                     .filter(|&s| s > 0 && s < 10_000_000_000)
                     .map(UnixTime::from_secs);
+                // A malformed member must not make the whole session
+                // unreadable (the user would be logged out): it is kept as
+                // it was, unread.
+                let connections = match connections_raw {
+                    None => Vec::new(),
+                    Some(raw) => match Vec::<ConnectionTokenSet>::deserialize(&raw) {
+                        Ok(connections) => connections,
+                        Err(_) => {
+                            extra.insert("connectionTokenSets".into(), raw);
+                            Vec::new()
+                        }
+                    },
+                };
                 Ok(Session {
                     token_set,
                     cache: TokenCache::from_entries(access_tokens.unwrap_or_default()),
+                    connections,
                     state: state.unwrap_or_default(),
                     session_expires_at,
                     extra,
@@ -499,6 +612,40 @@ mod tests {
         let mut expected = input;
         expected["tokenkeeper"] = json!({"generation": 0});
         assert_eq!(back, expected);
+    }
+
+    #[test]
+    fn a_malformed_connection_member_is_kept_not_fatal() {
+        for raw in [
+            json!(null),
+            json!(7),
+            json!([1, 2]),
+            json!([{"connection": 5}]),
+        ] {
+            let input = json!({"tokenSet": {"accessToken": "a"}, "connectionTokenSets": raw});
+            let session: Session = serde_json::from_value(input.clone()).unwrap();
+            assert!(session.connection_token_sets().is_empty(), "{raw}");
+            let back = serde_json::to_value(&session).unwrap();
+            assert_eq!(back["connectionTokenSets"], raw);
+        }
+        // Storing a connection token replaces it.
+        let mut session: Session = serde_json::from_value(
+            json!({"tokenSet": {"accessToken": "a"}, "connectionTokenSets": 7}),
+        )
+        .unwrap();
+        session.connections_mut().push(ConnectionTokenSet {
+            access_token: AccessToken::new("gh"),
+            expires_at: Some(UnixTime::from_secs(9)),
+            scope: None,
+            connection: "github".into(),
+            login_hint: None,
+            extra: Map::new(),
+        });
+        let back = serde_json::to_value(&session).unwrap();
+        assert_eq!(
+            back["connectionTokenSets"],
+            json!([{"accessToken": "gh", "expiresAt": 9, "connection": "github"}])
+        );
     }
 
     #[test]

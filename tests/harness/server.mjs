@@ -29,7 +29,10 @@
 // §4.2), stale or future iat, wrong htm/ath/key, and tokens for another
 // audience or expired; token exchange accepts only subject tokens for one of
 // the resource servers, issued to a client the exchanging client may act
-// for (see token_exchange.mjs).
+// for (see token_exchange.mjs); the Token Vault exchange (Auth0's
+// federated connection grant) accepts only this client's live refresh token
+// and a known connection (google-oauth2, github; see token_vault.mjs), and
+// counts the tokens it issues per connection (stats.connection_tokens_issued).
 //
 // Provider (issuer origin, P1): standard oidc-provider routes — /auth, /token,
 // /token/introspection, /token/revocation, /jwks, /me, /session/end,
@@ -79,6 +82,7 @@ import { CookieJar, driveLogin, LoginError } from './login_driver.mjs';
 import { endSession } from './end_session.mjs';
 import { createResourceServer } from './resource_server.mjs';
 import { registerTokenExchange, TOKEN_EXCHANGE, tokenExchangeExtraClaims } from './token_exchange.mjs';
+import { FEDERATED_CONNECTION_GRANT, registerTokenVault } from './token_vault.mjs';
 
 redirectConsoleToStderr();
 
@@ -183,7 +187,7 @@ const clients = [
     client_id: 'confidential-basic',
     client_secret: 'secret-basic-1',
     token_endpoint_auth_method: 'client_secret_basic',
-    grant_types: [...CODE_FLOW_GRANTS, 'client_credentials', TOKEN_EXCHANGE],
+    grant_types: [...CODE_FLOW_GRANTS, 'client_credentials', TOKEN_EXCHANGE, FEDERATED_CONNECTION_GRANT],
     response_types: ['code'],
     redirect_uris: [REDIRECT_URI],
   },
@@ -191,7 +195,7 @@ const clients = [
     client_id: 'confidential-post',
     client_secret: 'secret-post-1',
     token_endpoint_auth_method: 'client_secret_post',
-    grant_types: [...CODE_FLOW_GRANTS, 'client_credentials', TOKEN_EXCHANGE],
+    grant_types: [...CODE_FLOW_GRANTS, 'client_credentials', TOKEN_EXCHANGE, FEDERATED_CONNECTION_GRANT],
     response_types: ['code'],
     redirect_uris: [REDIRECT_URI],
   },
@@ -200,14 +204,16 @@ const clients = [
     token_endpoint_auth_method: 'private_key_jwt',
     token_endpoint_auth_signing_alg: 'ES256',
     jwks: { keys: [pkjwtPublic] },
-    grant_types: [...CODE_FLOW_GRANTS, 'client_credentials', TOKEN_EXCHANGE],
+    grant_types: [...CODE_FLOW_GRANTS, 'client_credentials', TOKEN_EXCHANGE, FEDERATED_CONNECTION_GRANT],
     response_types: ['code'],
     redirect_uris: [REDIRECT_URI],
   },
   {
     client_id: 'public-pkce',
     token_endpoint_auth_method: 'none',
-    grant_types: CODE_FLOW_GRANTS,
+    // The federated connection grant is registered so its handler refuses
+    // a public client as Auth0 does (`unauthorized_client`).
+    grant_types: [...CODE_FLOW_GRANTS, FEDERATED_CONNECTION_GRANT],
     response_types: ['code'],
     redirect_uris: [REDIRECT_URI],
   },
@@ -254,7 +260,7 @@ clients.push({
   client_secret: 'axum-web-secret-1',
   application_type: 'native',
   token_endpoint_auth_method: 'client_secret_post',
-  grant_types: CODE_FLOW_GRANTS,
+  grant_types: [...CODE_FLOW_GRANTS, FEDERATED_CONNECTION_GRANT],
   response_types: ['code'],
   redirect_uris: ['http://127.0.0.1/auth/callback'],
   post_logout_redirect_uris: ['http://127.0.0.1/'],
@@ -432,6 +438,7 @@ async function main() {
   let currentJwks = signingJwks;
   let rotations = 0;
   registerTokenExchange(provider, publicJwks, getResourceServerInfo, Object.keys(RESOURCE_SERVERS));
+  registerTokenVault(provider, stats);
 
   for (const event of [
     'grant.error', 'server_error', 'authorization.error', 'introspection.error',

@@ -33,7 +33,9 @@ use std::sync::Arc;
 use tokenkeeper::dpop::P256Signer;
 use tokenkeeper::login::LoginTransaction;
 use tokenkeeper::store::SessionKey;
-use tokenkeeper::{AccessTokenInfo, Config, MemoryStore, Session, SessionStore, TokenRequest};
+use tokenkeeper::{
+    AccessTokenInfo, Config, ConnectionRequest, MemoryStore, Session, SessionStore, TokenRequest,
+};
 use tokenkeeper_reqwest::Sessions;
 
 use crate::stateful::SessionBackend;
@@ -228,6 +230,24 @@ impl Driver {
             Err(e) => return Outcome::failed(e),
         };
         let result = sessions.get_access_token(&id, request).await;
+        Outcome {
+            changed: Self::changed(sessions, &id, before),
+            result,
+        }
+    }
+
+    /// A federated connection's access token (Token Vault) for the session
+    /// in `source`: cached in its `connectionTokenSets`, else exchanged for.
+    pub async fn get_connection_token(
+        &self,
+        source: SessionSource,
+        request: &ConnectionRequest<'_>,
+    ) -> Outcome<AccessTokenInfo> {
+        let (sessions, id, before) = match self.resolve(source).await {
+            Ok(resolved) => resolved,
+            Err(e) => return Outcome::failed(e),
+        };
+        let result = sessions.get_connection_token(&id, request).await;
         Outcome {
             changed: Self::changed(sessions, &id, before),
             result,

@@ -27,7 +27,7 @@ use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 use http::{HeaderMap, StatusCode, header};
 use serde_json::Value;
-use tokenkeeper::{AccessTokenInfo, TokenRequest};
+use tokenkeeper::{AccessTokenInfo, ConnectionRequest, TokenRequest};
 
 use crate::Auth;
 use crate::auth::now_secs;
@@ -334,6 +334,61 @@ impl<S: Send + Sync> FromRequestParts<S> for Api {
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Response> {
         let (auth, session) = context(parts).await?;
         Ok(Api { auth, session })
+    }
+}
+
+/// Token Vault for the logged-in user: the access tokens of the
+/// federated connections (`google-oauth2`, `github`, …) they linked, as the
+/// SDK's `getAccessTokenForConnection` gives them (cached in the session's
+/// `connectionTokenSets`; an exchange's new session goes out with the
+/// handler's response).
+///
+/// ```no_run
+/// use tokenkeeper::ConnectionRequest;
+/// use tokenkeeper_axum::Connections;
+///
+/// async fn calendar(connections: Connections) -> String {
+///     match connections.token(&ConnectionRequest::new("google-oauth2")).await {
+///         Ok(token) => format!("expires at {}", token.expires_at.as_secs()),
+///         Err(error) => format!("no token: {error}"),
+///     }
+/// }
+/// ```
+pub struct Connections {
+    auth: Auth,
+    session: RequestSession,
+}
+
+impl std::fmt::Debug for Connections {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connections").finish_non_exhaustive()
+    }
+}
+
+impl Connections {
+    /// The access token of `request.connection` (with its login hint).
+    ///
+    /// # Errors
+    /// [`Error::Driver`] with the core's `failed_to_exchange_refresh_token`
+    /// (the server refused the exchange), `missing_refresh_token`, or a
+    /// transport error.
+    pub async fn token(&self, request: &ConnectionRequest<'_>) -> Result<AccessTokenInfo, Error> {
+        let driver = &self.auth.inner.driver;
+        Ok(self
+            .session
+            .run(&self.auth, |source| {
+                driver.get_connection_token(source, request)
+            })
+            .await?)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Connections {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Response> {
+        let (auth, session) = context(parts).await?;
+        Ok(Connections { auth, session })
     }
 }
 

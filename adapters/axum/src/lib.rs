@@ -62,7 +62,7 @@ pub mod transaction;
 pub use auth::Auth;
 pub use config::{AuthBuilder, MissingSession, Routes};
 pub use error::Error;
-pub use extract::{Api, AuthLayer, AuthService, DefaultApi, Token, TokenSpec, User};
+pub use extract::{Api, AuthLayer, AuthService, Connections, DefaultApi, Token, TokenSpec, User};
 pub use routes::backchannel_logout::BACKCHANNEL_LOGOUT_PATH;
 
 impl AuthBuilder {

@@ -10,6 +10,11 @@
 //!   .clear(&request_cookies, &mut set_cookies)
 //! ```
 //!
+//! A stateless session's Token Vault tokens (`connectionTokenSets`) go in
+//! cookies of their own, one JWE per entry, `__FC_0`, `__FC_1`, … (the
+//! SDK's layout): read back into the session, rewritten with it, and those
+//! beyond the current count deleted.
+//!
 //! Expiry ([`SessionDurations`], the SDK's `calculateMaxAge`): rolling
 //! sessions live `min(now + inactivity, createdAt + absolute)`; without
 //! rolling, `absolute` from the write.
@@ -22,6 +27,19 @@ use crate::jwe::{CookieKey, JweError};
 
 /// The SDK's session cookie name.
 pub const DEFAULT_COOKIE_NAME: &str = "__session";
+
+/// The prefix of the SDK's connection token cookies (`__FC_<index>`).
+pub const CONNECTION_COOKIE_PREFIX: &str = "__FC_";
+
+/// The index of a connection token cookie (`__FC_<digits>`), as the SDK
+/// matches them (any other `__FC…` cookie is not one).
+fn connection_cookie_index(name: &str) -> Option<usize> {
+    let digits = name.strip_prefix(CONNECTION_COOKIE_PREFIX)?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
 
 /// How long a session lives (seconds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,13 +189,37 @@ impl SessionCookie {
         cookies: &RequestCookies<'_>,
         now: u64,
     ) -> Result<Session, NoSession> {
-        let claims = self.read_claims(cookies, now)?;
+        let mut claims = self.read_claims(cookies, now)?;
+        let connections = self.read_connection_cookies(cookies, now);
+        if !connections.is_empty() {
+            claims.insert("connectionTokenSets".into(), Value::Array(connections));
+        }
         let session: Session =
             serde_json::from_value(Value::Object(claims)).map_err(|_| NoSession::NotASession)?;
         if session.is_logged_out() {
             return Err(NoSession::Absent);
         }
         Ok(session)
+    }
+
+    /// The entries of the request's `__FC_<i>` cookies in index order;
+    /// one that does not decrypt is skipped (as the SDK does).
+    fn read_connection_cookies(&self, cookies: &RequestCookies<'_>, now: u64) -> Vec<Value> {
+        let mut found: Vec<(usize, &str)> = cookies
+            .iter()
+            .filter_map(|(name, value)| Some((connection_cookie_index(name)?, value)))
+            .collect();
+        found.sort_by_key(|(index, _)| *index);
+        found
+            .into_iter()
+            .filter(|(_, value)| value.len() <= self.max_bytes)
+            .filter_map(|(_, value)| self.key.decrypt(value, now).ok())
+            .map(|mut entry| {
+                // The cookie's own expiry, not the entry's.
+                entry.remove("exp");
+                Value::Object(entry)
+            })
+            .collect()
     }
 
     /// Writes `claims` as the session cookie at `now` for a session
@@ -230,15 +272,52 @@ impl SessionCookie {
         cookies: &RequestCookies<'_>,
         out: &mut Vec<String>,
     ) -> Result<(), SessionCookieError> {
-        let Ok(Value::Object(claims)) = serde_json::to_value(session) else {
+        let Ok(Value::Object(mut claims)) = serde_json::to_value(session) else {
             return Err(SessionCookieError::Encrypt(JweError::Payload));
         };
-        self.write(claims, created_at(session, now), now, cookies, out)
+        let connections = match claims.remove("connectionTokenSets") {
+            Some(Value::Array(entries)) => entries,
+            // Not the SDK's shape: kept in the session cookie as it was.
+            Some(other) => {
+                claims.insert("connectionTokenSets".into(), other);
+                Vec::new()
+            }
+            None => Vec::new(),
+        };
+        let created_at = created_at(session, now);
+        self.write(claims, created_at, now, cookies, out)?;
+        let max_age = self.durations.max_age(created_at, now);
+        let mut written = 0;
+        for (index, entry) in connections.into_iter().enumerate() {
+            let Value::Object(entry) = entry else {
+                return Err(SessionCookieError::Encrypt(JweError::Payload));
+            };
+            let jwe = self
+                .key
+                .encrypt(entry, now.saturating_add(max_age))
+                .map_err(SessionCookieError::Encrypt)?;
+            let name = format!("{CONNECTION_COOKIE_PREFIX}{index}");
+            out.push(self.attributes.set_cookie(&name, &jwe, Some(max_age)));
+            written = index + 1;
+        }
+        // Entries the session no longer has would be read back next time.
+        for (name, _) in cookies.iter() {
+            if connection_cookie_index(name).is_some_and(|index| index >= written) {
+                out.push(self.attributes.delete_cookie(name));
+            }
+        }
+        Ok(())
     }
 
-    /// Deletes the session cookie and its chunks.
+    /// Deletes the session cookie, its chunks and its connection token
+    /// cookies.
     pub fn clear(&self, cookies: &RequestCookies<'_>, out: &mut Vec<String>) {
         cookies::delete_chunked(&self.name, &self.attributes, cookies, out);
+        for (name, _) in cookies.iter() {
+            if connection_cookie_index(name).is_some() {
+                out.push(self.attributes.delete_cookie(name));
+            }
+        }
     }
 }
 

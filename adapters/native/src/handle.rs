@@ -21,8 +21,8 @@ use tokenkeeper::grant::TokenExchangeRequest;
 use tokenkeeper::login::LoginTransaction;
 use tokenkeeper::store::DEFAULT_KEY;
 use tokenkeeper::{
-    AccessTokenInfo, AsyncSessionStore, Config, HttpRequest, HttpResponse, Session, SessionStore,
-    TokenManager, TokenRequest, UnsharedStore,
+    AccessTokenInfo, AsyncSessionStore, Config, ConnectionRequest, HttpRequest, HttpResponse,
+    Session, SessionStore, TokenManager, TokenRequest, UnsharedStore,
 };
 
 use crate::drive::{Host, One, drive, lock};
@@ -181,6 +181,25 @@ impl<T: Transport> Handle<T> {
         request: &TokenRequest<'_>,
     ) -> Result<AccessTokenInfo, Error<T::Error>> {
         self.token(Ask::Machine(request)).await
+    }
+
+    /// A federated connection's access token (Token Vault, the SDK's
+    /// `getAccessTokenForConnection`): the one cached in the session's
+    /// `connectionTokenSets` when fresh, otherwise exchanged for with the
+    /// session's refresh token (one exchange per connection and login hint
+    /// at a time; concurrent callers wait for it) and saved with the
+    /// session.
+    ///
+    /// # Errors
+    /// [`Error::Core`] with `failed_to_exchange_refresh_token` when the
+    /// server refused the exchange, `missing_session` /
+    /// `missing_refresh_token` when there is nothing to exchange; a
+    /// transport error, [`Error::Store`].
+    pub async fn get_connection_token(
+        &self,
+        request: &ConnectionRequest<'_>,
+    ) -> Result<AccessTokenInfo, Error<T::Error>> {
+        self.token(Ask::Connection(request)).await
     }
 
     async fn token(&self, ask: Ask<'_, '_>) -> Result<AccessTokenInfo, Error<T::Error>> {

@@ -31,8 +31,8 @@ use tokenkeeper::dpop::{EcdsaSignature, Signer};
 use tokenkeeper::driver::{self, Ask, Call, Finished};
 use tokenkeeper::login::LoginTransaction;
 use tokenkeeper::{
-    AccessTokenInfo, AsyncSessionStore, Config, HttpRequest, HttpResponse, Session, SessionStore,
-    TokenManager, TokenRequest, UnsharedStore,
+    AccessTokenInfo, AsyncSessionStore, Config, ConnectionRequest, HttpRequest, HttpResponse,
+    Session, SessionStore, TokenManager, TokenRequest, UnsharedStore,
 };
 
 use crate::drive::{ById, Host, drive, lock};
@@ -179,6 +179,23 @@ impl<T: Transport> Sessions<T> {
             return Ok(token.to_owned());
         }
         match self.run(id, Call::token(Ask::User(request))).await? {
+            Finished::Token(token) => Ok(token),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// A federated connection's access token for the session stored under
+    /// `id` (Token Vault; see [`Handle::get_connection_token`](crate::Handle::get_connection_token)).
+    ///
+    /// # Errors
+    /// As [`Sessions::get_access_token`]; `failed_to_exchange_refresh_token`
+    /// when the server refused the exchange.
+    pub async fn get_connection_token(
+        &self,
+        id: &str,
+        request: &ConnectionRequest<'_>,
+    ) -> Result<AccessTokenInfo, Error<T::Error>> {
+        match self.run(id, Call::token(Ask::Connection(request))).await? {
             Finished::Token(token) => Ok(token),
             other => Err(unexpected(&other)),
         }

@@ -151,8 +151,8 @@ use tokenkeeper::dpop::Signer;
 use tokenkeeper::grant::TokenExchangeRequest;
 use tokenkeeper::login::LoginTransaction;
 use tokenkeeper::{
-    AccessTokenInfo, AsyncSessionStore, Config, Headers, HttpRequest, HttpResponse, Session,
-    SessionStore, TokenManager, TokenRequest,
+    AccessTokenInfo, AsyncSessionStore, Config, ConnectionRequest, Headers, HttpRequest,
+    HttpResponse, Session, SessionStore, TokenManager, TokenRequest,
 };
 use tokenkeeper_native::event_listener::EventListener;
 use tokenkeeper_native::{Handle, Settings, Transport};
@@ -475,6 +475,23 @@ impl TokenKeeper {
         request: &TokenRequest<'_>,
     ) -> Result<AccessTokenInfo, Error> {
         self.inner.get_access_token(request).await
+    }
+
+    /// A federated connection's access token (Token Vault, the SDK's
+    /// `getAccessTokenForConnection`): the one cached in the session's
+    /// `connectionTokenSets` when fresh, otherwise exchanged for with the
+    /// session's refresh token (one exchange per connection and login hint
+    /// at a time) and saved with the session.
+    ///
+    /// # Errors
+    /// As [`TokenKeeper::get_access_token`]; code
+    /// `failed_to_exchange_refresh_token` when the server refused the
+    /// exchange.
+    pub async fn get_connection_token(
+        &self,
+        request: &ConnectionRequest<'_>,
+    ) -> Result<AccessTokenInfo, Error> {
+        self.inner.get_connection_token(request).await
     }
 
     /// A client-credentials token for `request`'s audience and scope (no

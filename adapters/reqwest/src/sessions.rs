@@ -20,8 +20,8 @@ use std::time::Duration;
 use tokenkeeper::dpop::Signer;
 use tokenkeeper::login::LoginTransaction;
 use tokenkeeper::{
-    AccessTokenInfo, AsyncSessionStore, Config, Headers, Session, SessionStore, TokenManager,
-    TokenRequest,
+    AccessTokenInfo, AsyncSessionStore, Config, ConnectionRequest, Headers, Session, SessionStore,
+    TokenManager, TokenRequest,
 };
 use tokenkeeper_native::SessionsSettings;
 
@@ -189,6 +189,20 @@ impl Sessions {
         request: &TokenRequest<'_>,
     ) -> Result<AccessTokenInfo, Error> {
         self.inner.get_access_token(id, request).await
+    }
+
+    /// A federated connection's access token for the session stored under
+    /// `id` (Token Vault; see
+    /// [`TokenKeeper::get_connection_token`](crate::TokenKeeper::get_connection_token)).
+    ///
+    /// # Errors
+    /// As [`Sessions::get_access_token`].
+    pub async fn get_connection_token(
+        &self,
+        id: &str,
+        request: &ConnectionRequest<'_>,
+    ) -> Result<AccessTokenInfo, Error> {
+        self.inner.get_connection_token(id, request).await
     }
 
     /// A client-credentials token, shared by the whole application.

@@ -136,8 +136,8 @@ use tokenkeeper::dpop::{EcdsaSignature, Signer};
 use tokenkeeper::grant::TokenExchangeRequest;
 use tokenkeeper::login::LoginTransaction;
 use tokenkeeper::{
-    AccessTokenInfo, Config, Headers, HttpRequest, HttpResponse, Session, SessionStore,
-    TokenManager, TokenRequest,
+    AccessTokenInfo, Config, ConnectionRequest, Headers, HttpRequest, HttpResponse, Session,
+    SessionStore, TokenManager, TokenRequest,
 };
 use tokenkeeper_native::event_listener::{EventListener, Listener as _};
 use tokenkeeper_native::{BoxError, Handle, Settings, SignFuture, Transport, block_on};
@@ -431,6 +431,23 @@ impl TokenKeeper {
     /// be saved.
     pub fn get_access_token(&self, request: &TokenRequest<'_>) -> Result<AccessTokenInfo, Error> {
         block_on(self.inner.get_access_token(request))
+    }
+
+    /// A federated connection's access token (Token Vault, the SDK's
+    /// `getAccessTokenForConnection`): the one cached in the session's
+    /// `connectionTokenSets` when fresh, otherwise exchanged for with the
+    /// session's refresh token (one exchange per connection and login hint
+    /// at a time) and saved with the session.
+    ///
+    /// # Errors
+    /// As [`TokenKeeper::get_access_token`]; code
+    /// `failed_to_exchange_refresh_token` when the server refused the
+    /// exchange.
+    pub fn get_connection_token(
+        &self,
+        request: &ConnectionRequest<'_>,
+    ) -> Result<AccessTokenInfo, Error> {
+        block_on(self.inner.get_connection_token(request))
     }
 
     /// A client-credentials token for `request`'s audience and scope (no

@@ -21,7 +21,9 @@ use std::time::Duration;
 
 use tokenkeeper::dpop::{EcdsaSignature, Signer};
 use tokenkeeper::login::LoginTransaction;
-use tokenkeeper::{AccessTokenInfo, Config, Session, SessionStore, TokenManager, TokenRequest};
+use tokenkeeper::{
+    AccessTokenInfo, Config, ConnectionRequest, Session, SessionStore, TokenManager, TokenRequest,
+};
 use tokenkeeper_native::{BoxError, SessionsSettings, block_on};
 use ureq::http;
 
@@ -172,6 +174,21 @@ impl Sessions {
         request: &TokenRequest<'_>,
     ) -> Result<AccessTokenInfo, Error> {
         block_on(self.inner.get_access_token(id, request))
+    }
+
+    /// A federated connection's access token for the session stored under
+    /// `id` (Token Vault; see
+    /// [`TokenKeeper::get_connection_token`](crate::TokenKeeper::get_connection_token)).
+    ///
+    /// # Errors
+    /// As [`Sessions::get_access_token`]; `failed_to_exchange_refresh_token`
+    /// when the server refused the exchange.
+    pub fn get_connection_token(
+        &self,
+        id: &str,
+        request: &ConnectionRequest<'_>,
+    ) -> Result<AccessTokenInfo, Error> {
+        block_on(self.inner.get_connection_token(id, request))
     }
 
     /// A client-credentials token, shared by the whole application.

@@ -41,8 +41,9 @@ use tokenkeeper::grant::TokenExchangeRequest;
 #[cfg(feature = "login")]
 use tokenkeeper::login::LoginTransaction;
 use tokenkeeper::{
-    AccessTokenInfo, Authorization, Config, HttpRequest, HttpResponse, ResourceRetries,
-    ResourceVerdict, Session, SessionStore, TokenManager, TokenRequest, UnsharedStore,
+    AccessTokenInfo, Authorization, Config, ConnectionRequest, HttpRequest, HttpResponse,
+    ResourceRetries, ResourceVerdict, Session, SessionStore, TokenManager, TokenRequest,
+    UnsharedStore,
 };
 
 use crate::Error;
@@ -266,6 +267,23 @@ impl TokenKeeper {
             Finished::Token(token) => Ok(token),
             _ => Err(Error::unsupported("a token call's end")),
         }
+    }
+
+    /// A federated connection's access token (Token Vault, the SDK's
+    /// `getAccessTokenForConnection`): the one cached in the session's
+    /// `connectionTokenSets` when fresh, otherwise exchanged for with the
+    /// session's refresh token (one exchange per connection and login hint
+    /// at a time). Only for confidential clients, like the exchange itself.
+    ///
+    /// # Errors
+    /// As [`TokenKeeper::get_access_token`]; code
+    /// `failed_to_exchange_refresh_token` when the server refused the
+    /// exchange.
+    pub async fn get_connection_token(
+        &self,
+        request: &ConnectionRequest<'_>,
+    ) -> Result<AccessTokenInfo, Error> {
+        self.token(Ask::Connection(request)).await
     }
 
     /// Finishes a login: checks the callback URL (or query) against

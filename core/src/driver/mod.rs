@@ -79,7 +79,9 @@ use alloc::string::String;
 
 use crate::error::Error;
 use crate::flight::RequestId;
-use crate::manager::{AccessTokenInfo, Action, Dispatch, TokenManager, TokenRequest};
+use crate::manager::{
+    AccessTokenInfo, Action, ConnectionRequest, Dispatch, TokenManager, TokenRequest,
+};
 use crate::store::SessionKey;
 use crate::time::UnixTime;
 
@@ -225,6 +227,10 @@ impl Driver {
             }
             (Ask::User(request), None) => self.manager.get_access_token(request, now),
             (Ask::Machine(request), _) => self.manager.get_client_credentials_token(request, now),
+            (Ask::Connection(request), Some(id)) => self
+                .manager
+                .get_connection_token_after_wait(request, id, now),
+            (Ask::Connection(request), None) => self.manager.get_connection_token(request, now),
         };
         match action {
             Action::Ready(token) => Step::Ready(token.to_owned()),
@@ -277,6 +283,9 @@ pub enum Ask<'r, 'a> {
     User(&'r TokenRequest<'a>),
     /// A client-credentials token (no session).
     Machine(&'r TokenRequest<'a>),
+    /// A federated connection's token (Token Vault): exchanged with the
+    /// session's refresh token, cached in the session.
+    Connection(&'r ConnectionRequest<'a>),
 }
 
 /// The flight a dispatch belongs to.

@@ -183,6 +183,14 @@ pub enum Error {
     /// A refresh failed; the cause says why. Code `failed_to_refresh_token`.
     #[error("The access token has expired and there was an error while trying to refresh it.")]
     FailedToRefreshToken(#[source] ResponseError),
+    /// The Token Vault exchange of the refresh token for a connection's
+    /// access token failed; the cause has the server's error. Code
+    /// `failed_to_exchange_refresh_token` (the SDK's
+    /// `AccessTokenForConnectionError`).
+    #[error(
+        "There was an error trying to exchange the refresh token for a connection access token."
+    )]
+    FailedToExchangeRefreshToken(#[source] ResponseError),
     /// A token request other than a refresh failed. Code `token_request_failed`.
     #[error("the token request failed")]
     TokenRequestFailed(#[source] ResponseError),
@@ -285,6 +293,7 @@ impl Error {
             Error::ReauthenticationRequired => "reauthentication_required",
             Error::LoggedOut => "logged_out",
             Error::FailedToRefreshToken(_) => "failed_to_refresh_token",
+            Error::FailedToExchangeRefreshToken(_) => "failed_to_exchange_refresh_token",
             Error::TokenRequestFailed(_) => "token_request_failed",
             Error::MfaRequired(_) => "mfa_required",
             Error::MissingScopes { .. } => "missing_scopes",
@@ -331,6 +340,7 @@ impl Error {
     pub fn server_error(&self) -> Option<&ServerError> {
         match self {
             Error::FailedToRefreshToken(cause)
+            | Error::FailedToExchangeRefreshToken(cause)
             | Error::TokenRequestFailed(cause)
             | Error::TokenExchange(TokenExchangeError::Failed(cause)) => cause.server_error(),
             Error::Revocation(e) => e.server_error(),

@@ -37,6 +37,8 @@ pub(crate) enum TokenAt {
     Entry(EntryIndex),
     /// An entry of the machine (client credentials) cache.
     Machine(EntryIndex),
+    /// An entry of the session's `connectionTokenSets` (Token Vault).
+    Connection(usize),
 }
 
 /// What [`TokenManager::get_access_token`] does next.

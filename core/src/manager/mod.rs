@@ -25,6 +25,8 @@
 //! exchange_code(transaction, callback, now) ─► Dispatch   login; its response starts a session
 //! get_client_credentials_token(request, now) ─► Action    machine tokens, no session
 //! exchange_token(request, now) ─► Dispatch                RFC 8693, the result not stored
+//! get_connection_token(request, now) ─► Action            Token Vault: a connection's token,
+//!                                                         cached in `connectionTokenSets`
 //! logout(now) ─► Option<Dispatch>                         marks the session, revokes its refresh token
 //! authorize(method, url, token, now) ─► Authorization     then handle_resource_response(…)
 //!
@@ -66,12 +68,13 @@
 //!
 //! One flow per file, its start beside its apply: `refresh` (a due token;
 //! `lookup` decides it), `login` (code exchange), `machine` (client
-//! credentials), `exchange` (RFC 8693), `revocation` (logout and proven
+//! credentials), `exchange` (RFC 8693), `connection` (Token Vault), `revocation` (logout and proven
 //! tokens), `resource` (API requests), `dpop` (proofs, deferred signatures,
 //! the nonce retry), `claim` (shared-store claims). This file keeps the
 //! types, the flights' launch, and the dispatch of responses by flight kind.
 
 mod claim;
+mod connection;
 mod dpop;
 #[cfg(feature = "exchange")]
 mod exchange;
@@ -86,6 +89,10 @@ mod revocation;
 mod signature;
 mod state;
 
+pub use connection::{
+    ConnectionRequest, GRANT_TYPE_FEDERATED_CONNECTION_ACCESS_TOKEN,
+    REQUESTED_TOKEN_TYPE_FEDERATED_CONNECTION_ACCESS_TOKEN, SUBJECT_TYPE_REFRESH_TOKEN,
+};
 pub use dpop::SignatureRequest;
 pub use resource::{Authorization, PendingAuthorization, ResourceRetries, ResourceVerdict};
 pub(crate) use state::SessionState;
@@ -708,6 +715,7 @@ impl TokenManager {
             #[cfg(feature = "login")]
             FlightKind::CodeExchange { .. } => self.apply_login(&flight, &mut answer, now),
             FlightKind::ClientCredentials => self.apply_machine_token(&flight, &mut answer, now),
+            FlightKind::Connection(_) => self.apply_connection_token(&flight, &mut answer, now),
             #[cfg(feature = "exchange")]
             FlightKind::TokenExchange => {
                 let result = self.apply_exchange(&mut answer);

@@ -112,6 +112,12 @@ impl SessionState {
         match at {
             TokenAt::Main => self.session.as_ref().map(|s| main_ref(&s.token_set)),
             TokenAt::Entry(at) => self.session.as_ref()?.cache.at(at).map(entry_ref),
+            TokenAt::Connection(at) => self
+                .session
+                .as_ref()?
+                .connection_token_sets()
+                .get(at)
+                .map(super::connection::connection_ref),
             TokenAt::Machine(_) => None,
         }
     }

@@ -180,7 +180,7 @@ pub trait Driver: Clone + Send + Sync + Sized + 'static {
 
 /// `tokenkeeper_ureq::TokenKeeper`.
 #[derive(Clone)]
-pub struct Ureq(tokenkeeper_ureq::TokenKeeper);
+pub struct Ureq(pub tokenkeeper_ureq::TokenKeeper);
 
 impl Driver for Ureq {
     const NAME: &'static str = "ureq";
@@ -282,8 +282,8 @@ impl Driver for Ureq {
 /// belong to this runtime, so it lives as long as the handle).
 #[derive(Clone)]
 pub struct Reqwest {
-    keeper: tokenkeeper_reqwest::TokenKeeper,
-    runtime: Arc<tokio::runtime::Runtime>,
+    pub keeper: tokenkeeper_reqwest::TokenKeeper,
+    pub runtime: Arc<tokio::runtime::Runtime>,
 }
 
 fn current_thread_runtime() -> tokio::runtime::Runtime {
