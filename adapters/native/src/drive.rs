@@ -24,9 +24,7 @@
 //! `.await`, a request, a store operation or a signature.
 
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::task::Poll;
 use std::time::Duration;
 
 use event_listener::Event;
