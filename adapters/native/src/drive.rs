@@ -23,7 +23,6 @@
 //! The core's lock is taken for each step and never held across an
 //! `.await`, a request, a store operation or a signature.
 
-use std::future::Future;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
