@@ -44,13 +44,14 @@ async fn the_example_app_in_headless_chromium() {
             .exists(),
         "run `npm ci` in {JS_DIR} first"
     );
-    let browser = app::BrowserModule::load(Path::new(app::BrowserModule::DIR)).unwrap_or_else(|e| {
-        panic!(
-            "the page's wasm module is not in {}: run {} first ({e})",
-            app::BrowserModule::DIR,
-            app::BrowserModule::SCRIPT
-        )
-    });
+    let browser =
+        app::BrowserModule::load(Path::new(app::BrowserModule::DIR)).unwrap_or_else(|e| {
+            panic!(
+                "the page's wasm module is not in {}: run {} first ({e})",
+                app::BrowserModule::DIR,
+                app::BrowserModule::SCRIPT
+            )
+        });
     let harness = Harness::start(HarnessOptions::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

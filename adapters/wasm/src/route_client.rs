@@ -155,7 +155,9 @@ mod js_export {
         }
     }
 
-    fn read_options(options: &JsValue) -> Result<(AccessTokenQuery, core::time::Duration), JsValue> {
+    fn read_options(
+        options: &JsValue,
+    ) -> Result<(AccessTokenQuery, core::time::Duration), JsValue> {
         let mut query = AccessTokenQuery::default();
         let mut timeout_ms = DEFAULT_TIMEOUT_MS;
         if options.is_undefined() || options.is_null() {
@@ -203,9 +205,17 @@ mod js_export {
     fn token_object(info: &AccessTokenInfo) -> Result<JsValue, JsValue> {
         let object = Object::new();
         set(&object, "token", &JsValue::from_str(info.token.secret()))?;
-        set(&object, "tokenType", &JsValue::from_str(info.token_type.as_str()))?;
+        set(
+            &object,
+            "tokenType",
+            &JsValue::from_str(info.token_type.as_str()),
+        )?;
         // Seconds since the epoch, as the route's `expires_at`.
-        set(&object, "expiresAt", &JsValue::from_f64(info.expires_at.as_secs() as f64))?;
+        set(
+            &object,
+            "expiresAt",
+            &JsValue::from_f64(info.expires_at.as_secs() as f64),
+        )?;
         if let Some(scope) = &info.scope {
             set(&object, "scope", &JsValue::from_str(scope))?;
         }
@@ -296,7 +306,10 @@ mod tests {
             r#"{"error":{"message":"The user does not have an active session.","code":"missing_session"}}"#,
         );
         let error = read_route_response(&missing, &limits).unwrap_err();
-        assert_eq!(error_fields(&error), ("route", "missing_session", Some(401)));
+        assert_eq!(
+            error_fields(&error),
+            ("route", "missing_session", Some(401))
+        );
         let html = HttpResponse::new(502, "<html>bad gateway</html>");
         let error = read_route_response(&html, &limits).unwrap_err();
         assert_eq!(

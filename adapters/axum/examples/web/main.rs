@@ -25,7 +25,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or(3000);
     let dir = Path::new(app::BrowserModule::DIR);
     if !dir.join("tokenkeeper_wasm_bg.wasm").exists() {
-        println!("building the page's wasm route client ({})", app::BrowserModule::SCRIPT);
+        println!(
+            "building the page's wasm route client ({})",
+            app::BrowserModule::SCRIPT
+        );
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         let status = std::process::Command::new("bash")
             .arg(root.join(app::BrowserModule::SCRIPT))
