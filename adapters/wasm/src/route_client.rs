@@ -323,3 +323,68 @@ mod tests {
         assert_eq!(error_fields(&timeout), ("fetch", "timeout", None));
     }
 }
+
+// The JavaScript face, in Node (`scripts/wasm-tests.sh run`, or
+// `cargo test -p tokenkeeper-wasm --target wasm32-unknown-unknown --lib`
+// with wasm-bindgen-test-runner): what a page's `catch` sees. The route's
+// answers themselves are covered in a real browser by
+// adapters/axum/tests/browser.rs.
+#[cfg(all(test, target_arch = "wasm32"))]
+mod js_tests {
+    use js_sys::{Object, Reflect};
+    use wasm_bindgen::{JsCast as _, JsValue};
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    use super::js_export::get_access_token_from_route_js;
+
+    fn member(value: &JsValue, name: &str) -> JsValue {
+        Reflect::get(value, &JsValue::from_str(name)).unwrap()
+    }
+
+    fn options(members: &[(&str, JsValue)]) -> JsValue {
+        let object = Object::new();
+        for (name, value) in members {
+            Reflect::set(&object, &JsValue::from_str(name), value).unwrap();
+        }
+        object.into()
+    }
+
+    #[wasm_bindgen_test]
+    async fn no_answer_is_a_typed_fetch_error() {
+        // An invalid URL: fetch rejects before any connection.
+        let error = get_access_token_from_route_js(
+            "http://[::1/auth/access-token".into(),
+            JsValue::UNDEFINED,
+        )
+        .await
+        .unwrap_err();
+        let error = error.dyn_into::<js_sys::Error>().expect("an Error object");
+        assert_eq!(String::from(error.name()), "RouteTokenError");
+        assert_eq!(member(&error, "kind").as_string().as_deref(), Some("fetch"));
+        assert_eq!(
+            member(&error, "code").as_string().as_deref(),
+            Some("transport_error")
+        );
+        assert!(member(&error, "status").is_undefined());
+    }
+
+    #[wasm_bindgen_test]
+    async fn options_of_the_wrong_type_are_type_errors() {
+        for bad in [
+            JsValue::from_str("audience"),
+            options(&[("audience", JsValue::from_f64(1.0))]),
+            options(&[("scope", JsValue::TRUE)]),
+            options(&[("mergeScopes", JsValue::from_str("false"))]),
+            options(&[("timeoutMs", JsValue::from_f64(-1.0))]),
+            options(&[("timeoutMs", JsValue::from_f64(f64::NAN))]),
+        ] {
+            let error = get_access_token_from_route_js("/auth/access-token".into(), bad.clone())
+                .await
+                .unwrap_err();
+            assert!(
+                error.is_instance_of::<js_sys::TypeError>(),
+                "{bad:?}: {error:?}"
+            );
+        }
+    }
+}
