@@ -10,8 +10,8 @@
 //! typed error. Screenshots of each step go to `target/axum-e2e/`; any
 //! console error (but the one 401 of that call) fails the test.
 //!
-//! The page's wasm module must be built first: `scripts/axum-web-wasm.sh`
-//! (scripts/test.sh does).
+//! The page's wasm module is built by `scripts/axum-web-wasm.sh` (run by
+//! scripts/test.sh, and by this test when the module is missing).
 //!
 //! Without `/usr/bin/chromium` (or `$CHROMIUM`) the test says SKIPPED and
 //! passes, unless `AXUM_E2E_REQUIRED=1` (scripts/test.sh sets it after
@@ -44,14 +44,29 @@ async fn the_example_app_in_headless_chromium() {
             .exists(),
         "run `npm ci` in {JS_DIR} first"
     );
-    let browser =
-        app::BrowserModule::load(Path::new(app::BrowserModule::DIR)).unwrap_or_else(|e| {
-            panic!(
-                "the page's wasm module is not in {}: run {} first ({e})",
-                app::BrowserModule::DIR,
-                app::BrowserModule::SCRIPT
-            )
-        });
+    // The page's wasm module: built here when missing (scripts/test.sh
+    // builds it fresh before the tests).
+    let dir = Path::new(app::BrowserModule::DIR);
+    if !dir.join("tokenkeeper_wasm_bg.wasm").exists() {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .join(app::BrowserModule::SCRIPT);
+        let status = std::process::Command::new("bash")
+            .arg(&script)
+            .status()
+            .expect("bash");
+        assert!(
+            status.success(),
+            "{} failed: {status}",
+            app::BrowserModule::SCRIPT
+        );
+    }
+    let browser = app::BrowserModule::load(dir).unwrap_or_else(|e| {
+        panic!(
+            "the page's wasm module is not in {}: {e}",
+            app::BrowserModule::DIR
+        )
+    });
     let harness = Harness::start(HarnessOptions::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
