@@ -67,6 +67,7 @@ try {
     }
     problems.push(`console error on ${page.url()}: ${msg.text()}`);
   });
+  page.on('pageerror', (error) => problems.push(`page error on ${page.url()}: ${error.message}`));
   const wasmLoads = [];
   page.on('response', (response) => {
     if (new URL(response.url()).pathname === '/pkg/tokenkeeper_wasm_bg.wasm') {
@@ -95,7 +96,6 @@ try {
   for (let i = 0; i < 20 && expected401 === 0; i += 1) await page.waitForTimeout(100);
   check(expected401 === 1, `the 401 logged once, not ${expected401} times`);
   await shot('no-session-error');
-  page.on('pageerror', (error) => problems.push(`page error on ${page.url()}: ${error.message}`));
 
   // 1. The protected page sends the browser to the server's login page.
   await page.goto(`${base}/dashboard`);
@@ -169,6 +169,8 @@ try {
   check(page.url().startsWith(issuer), `login again, not ${page.url()}`);
   await page.waitForSelector('input[name="login"]');
   await shot('login-again');
+  // No other 401 slipped through the console filter later on.
+  check(expected401 === 1, `the one expected 401, not ${expected401}`);
 } catch (error) {
   problems.push(String(error.stack ?? error));
   if (page) await page.screenshot({ path: join(outDir, 'failure.png'), fullPage: true }).catch(() => {});
