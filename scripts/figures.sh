@@ -91,14 +91,15 @@ if [ "$mode" = --bench ]; then
   p256=$(ratio_of '^p256: interleaved' 'whole/bare = [0-9.]+')
   ring=$(ratio_of '^ring: interleaved' 'whole/bare = [0-9.]+')
   ureq_ratio=$(ratio_of '^interleaved medians of' 'ratio [0-9.]+')
-  redis_ratio=$(ratio_of '^redis cached token' 'handle/bare = [0-9.]+')
+  redis_ratio=$(ratio_of '^redis cached token' 'sessions/bare = [0-9.]+')
+  redis_handle=$(ratio_of '^redis cached token' 'handle/bare = [0-9.]+')
   redis_lookup=$(ratio_of '^redis cached token' 'lookup/bare = [0-9.]+')
-  redis_trips=$(ratio_of '^redis cached token' 'call: handle = [0-9.]+')
+  redis_trips=$(ratio_of '^redis cached token' 'call: sessions = [0-9.]+')
   wake_of() { { grep -E "^redis wake-up after the save's reply" "$bench_log" | tail -n 1 | grep -Eo "$1 [0-9.]+[µmn]?s" | cut -d' ' -f2; } || true; }
   wake_p50=$(wake_of p50)
   wake_p99=$(wake_of p99)
   for value in "$cached100" "$cached10" "$cached1" "$p256" "$ring" "$ureq_ratio" \
-    "$redis_ratio" "$redis_lookup" "$redis_trips" "$wake_p50" "$wake_p99"; do
+    "$redis_ratio" "$redis_handle" "$redis_lookup" "$redis_trips" "$wake_p50" "$wake_p99"; do
     [ -n "$value" ] || { echo "FAILED: a benchmark printed no ratio (see the log above)" >&2; exit 1; }
   done
   # ratio, target -> "1.03× (within ≤ 1.1×)" or "(OVER ≤ 1.1×)"
@@ -115,7 +116,7 @@ if [ "$mode" = --bench ]; then
   echo "| whole DPoP proof, p256 signer (\`p256-tables\`) | the bare p256 signature of the same input | $(beside "$p256" 1.1) | ≤ 1.1× |"
   echo "| whole DPoP proof, ring signer | the bare ring signature | $(beside "$ring" 1.1) | ≤ 1.1× |"
   echo "| one refresh round trip through the ureq adapter | the same POST with a bare \`ureq::Agent\` to the same local server | $(beside "$ureq_ratio" 1.05) | ≤ 1.05× |"
-  echo "| cached token of a session not in memory, through the Redis store: a fresh reqwest handle, one \`get_access_token\` ($redis_trips round trips per call) | a bare \`HGET\` of the same key, RESP3 \`ConnectionManager\`, same server | $(beside "$redis_ratio" 1.2) (store \`load\` + core lookup alone: $(printf '%.2f' "$redis_lookup")×) | ≤ 1.2×, ≤ 1 round trip |"
+  echo "| cached token of a session not in memory, through the Redis store: one app-wide reqwest \`Sessions\` (1 session in memory, 2 asked in turn), one \`get_access_token\` ($redis_trips round trips per call) | a bare \`HGET\` of the same key, RESP3 \`ConnectionManager\`, same server | $(beside "$redis_ratio" 1.2) (store \`load\` + core lookup alone: $(printf '%.2f' "$redis_lookup")×; a fresh handle per call: $(printf '%.2f' "$redis_handle")×) | ≤ 1.2×, ≤ 1 round trip |"
   echo "| wake-up of a waiting instance after another saves (pub/sub, loopback; from the save's reply) | — | p50 **$wake_p50**, p99 **$wake_p99** | p99 < 5 ms |"
 fi
 exit $status

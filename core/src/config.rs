@@ -49,6 +49,16 @@ pub struct Config {
     pub(crate) shared_store: bool,
     pub(crate) nonce_capacity: usize,
     pub(crate) dpop_clock_skew: i64,
+    /// The issuer's JWKS (from discovery, or configured): ID tokens from
+    /// the token endpoint have their signatures checked against it.
+    #[cfg_attr(not(feature = "login"), allow(dead_code))]
+    pub(crate) jwks_uri: Option<String>,
+    #[cfg_attr(not(feature = "login"), allow(dead_code))]
+    pub(crate) verify_id_token_signatures: bool,
+    #[cfg_attr(not(feature = "login"), allow(dead_code))]
+    pub(crate) jwks_ttl: Duration,
+    #[cfg_attr(not(feature = "login"), allow(dead_code))]
+    pub(crate) jwks_refetch_interval: Duration,
 }
 
 impl Config {
@@ -81,6 +91,10 @@ impl Config {
                 shared_store: false,
                 nonce_capacity: crate::dpop::DEFAULT_NONCE_CAPACITY,
                 dpop_clock_skew: 0,
+                jwks_uri: None,
+                verify_id_token_signatures: true,
+                jwks_ttl: Duration::from_secs(600),
+                jwks_refetch_interval: Duration::from_secs(60),
             },
             problem: None,
         }
@@ -116,6 +130,22 @@ impl Config {
     #[must_use]
     pub fn lease(&self) -> Duration {
         self.lease
+    }
+
+    /// The issuer's `jwks_uri`, when known (from discovery or
+    /// [`ConfigBuilder::jwks_uri`]).
+    #[must_use]
+    pub fn jwks_uri(&self) -> Option<&str> {
+        self.jwks_uri.as_deref()
+    }
+
+    /// Whether the signatures of ID tokens from the token endpoint are
+    /// checked against the issuer's JWKS: with the `login` feature, when a
+    /// `jwks_uri` is known and [`ConfigBuilder::verify_id_token_signatures`]
+    /// was not turned off.
+    #[must_use]
+    pub fn verifies_id_token_signatures(&self) -> bool {
+        cfg!(feature = "login") && self.verify_id_token_signatures && self.jwks_uri.is_some()
     }
 
     /// The issuer, when configured (ID tokens are validated against it).
@@ -309,7 +339,46 @@ impl ConfigBuilder {
         self
     }
 
-    /// Takes the endpoints and issuer from discovered metadata, requires
+    /// The issuer's JWKS URL. With it (and the `login` feature) every ID
+    /// token from the token endpoint, at login and on refresh, has its
+    /// `RS256`/`ES256` signature checked against the issuer's keys, which
+    /// the manager asks the host to fetch (see
+    /// [`Completion::Resend`](crate::Completion::Resend)) and caches.
+    /// [`ConfigBuilder::metadata`] sets it from discovery's `jwks_uri`.
+    pub fn jwks_uri(mut self, jwks_uri: impl Into<String>) -> Self {
+        self.config.jwks_uri = Some(jwks_uri.into());
+        self
+    }
+
+    /// Whether ID token signatures are checked when a `jwks_uri` is known
+    /// (default `true`). OIDC Core §3.1.3.7 allows skipping the check for
+    /// an ID token received straight from the token endpoint over TLS;
+    /// checking anyway is the secure default (a token endpoint behind a
+    /// TLS-terminating proxy, a mis-routed request, or a compromised
+    /// internal hop cannot forge an identity), at the cost of one JWKS
+    /// fetch per TTL.
+    pub fn verify_id_token_signatures(mut self, verify: bool) -> Self {
+        self.config.verify_id_token_signatures = verify;
+        self
+    }
+
+    /// How long fetched keys are used (default 10 minutes).
+    pub fn jwks_ttl(mut self, ttl: Duration) -> Self {
+        self.config.jwks_ttl = ttl;
+        self
+    }
+
+    /// The least time between two JWKS fetches caused by an unknown `kid`
+    /// (default 60 s): a key rotation is picked up at once, a flood of
+    /// made-up `kid`s causes at most one fetch per interval.
+    pub fn jwks_refetch_interval(mut self, interval: Duration) -> Self {
+        self.config.jwks_refetch_interval = interval;
+        self
+    }
+
+    /// Takes the endpoints, issuer and `jwks_uri` (ID token signatures are
+    /// then checked, see [`ConfigBuilder::jwks_uri`]) from discovered
+    /// metadata, requires
     /// the `iss` callback parameter when the server announces it (RFC 9207),
     /// and remembers the advertised client authentication methods so
     /// [`ConfigBuilder::build`] can refuse an unsupported one.
@@ -318,6 +387,9 @@ impl ConfigBuilder {
     pub fn metadata(mut self, metadata: &crate::discovery::AuthorizationServerMetadata) -> Self {
         self.config.token_endpoint = metadata.token_endpoint.clone();
         self.config.issuer = Some(metadata.issuer.clone());
+        if let Some(jwks_uri) = &metadata.jwks_uri {
+            self.config.jwks_uri = Some(jwks_uri.clone());
+        }
         if let Some(revocation) = &metadata.revocation_endpoint {
             self.config.revocation_endpoint = Some(revocation.clone());
         }
@@ -364,6 +436,11 @@ impl ConfigBuilder {
         }
         if matches!(c.client_auth, ClientAuth::PrivateKeyJwt(_)) && c.issuer.is_none() {
             return invalid("private_key_jwt needs the issuer (the assertions' audience)");
+        }
+        if let Some(jwks_uri) = &c.jwks_uri
+            && !is_http_url(jwks_uri)
+        {
+            return invalid("the jwks_uri must be an absolute http(s) URL");
         }
         if let Some(endpoint) = &c.revocation_endpoint
             && !is_http_url(endpoint)

@@ -13,9 +13,9 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::dpop::UnsignedProof;
-use crate::error::Error;
+use crate::error::{Error, IdTokenError};
 use crate::grant::client_auth::ClientAssertionKey;
-use crate::http::HttpRequest;
+use crate::http::{HttpRequest, HttpResponse};
 use crate::secret::RefreshToken;
 use crate::time::UnixTime;
 
@@ -126,6 +126,22 @@ pub(crate) struct Flight {
     /// The DPoP nonce the request's proof carried (a `use_dpop_nonce`
     /// answer earns its retry only when it offers another).
     pub sent_nonce: Option<Box<str>>,
+    /// (Login and refresh with a JWKS configured.) Where the signature
+    /// check of the ID token in the answer stands.
+    #[cfg_attr(not(feature = "login"), allow(dead_code))]
+    pub id_token_keys: Option<Box<IdTokenKeys>>,
+}
+
+/// The signature check of the ID token a token response carries (the
+/// manager's `signature` flow).
+#[derive(Debug, Clone)]
+#[cfg_attr(not(feature = "login"), allow(dead_code))]
+pub(crate) enum IdTokenKeys {
+    /// The token response, parked while the issuer's JWKS is fetched: the
+    /// next response handed back with this flight's id is the JWKS.
+    Fetching(HttpResponse),
+    /// The verdict on the signature, for the apply step.
+    Checked(Result<(), IdTokenError>),
 }
 
 impl Flight {
@@ -276,6 +292,15 @@ impl Flights {
     pub fn take_pending_proof(&mut self, id: RequestId) -> Option<(UnsignedProof, HttpRequest)> {
         let flight = self.active.iter_mut().find(|f| f.id == id)?;
         flight.pending_proof.take().map(|pending| *pending)
+    }
+
+    /// The flight `id`, active or recently abandoned, to update in place.
+    #[cfg_attr(not(feature = "login"), allow(dead_code))]
+    pub fn get_mut(&mut self, id: RequestId) -> Option<&mut Flight> {
+        match self.active.iter().position(|f| f.id == id) {
+            Some(i) => self.active.get_mut(i),
+            None => self.abandoned.iter_mut().find(|f| f.id == id),
+        }
     }
 
     /// Re-registers a flight (a `use_dpop_nonce` retry keeps its id).

@@ -6,6 +6,13 @@
 //! [`Jwks`] can be attached to also verify `RS256` and `ES256` signatures
 //! (`RS256` and `ES256` by the crate's JWS check; keys cached by [`JwksCache`]).
 //!
+//! The [`TokenManager`](crate::TokenManager) does check them, by default:
+//! whenever its configuration knows the issuer's `jwks_uri` (discovery's,
+//! through `ConfigBuilder::metadata`), every ID token of a login or a
+//! refresh has its signature verified against the manager's own
+//! [`JwksCache`] before its claims are, the keys fetched by the host on
+//! request (`Completion::Resend`, see `manager::signature`).
+//!
 //! # Call order
 //!
 //! ```text

@@ -23,6 +23,10 @@
 //! replay_cache.poll_timeout() ─► handle_timeout(now)       forget expired jtis
 //! ```
 //!
+//! Ending the sessions across instances: [`crate::store::logout_marks`]
+//! ("logged out at" marks by `sid`/`sub` that every instance checks on
+//! load; `end_sessions`, `is_ended`).
+//!
 //! Fleets keep `jti`s in their shared store instead: [`validate`] (every
 //! check but the replay), then an atomic "set if absent" of
 //! [`LogoutToken::replay_key`] that expires at

@@ -10,6 +10,7 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
@@ -18,6 +19,7 @@ use crate::error::Error;
 use crate::limits::{Limits, json_depth_exceeds};
 use crate::time::UnixTime;
 use crate::token::set::seconds_from_json;
+use crate::token::wire::{Key, KeySeed, fill, keep_other};
 use crate::token::{AccessTokenSet, TokenSet};
 
 /// tokenkeeper's own persisted state inside the session.
@@ -409,59 +411,68 @@ impl Session {
     }
 }
 
-#[derive(Serialize)]
-struct WireOut<'a> {
-    #[serde(rename = "tokenSet")]
-    token_set: &'a TokenSet,
-    #[serde(rename = "accessTokens", skip_serializing_if = "Vec::is_empty")]
-    access_tokens: Vec<&'a AccessTokenSet>,
-    tokenkeeper: &'a KeeperState,
-    #[serde(flatten)]
-    extra: &'a Map<String, Value>,
-}
-
-#[derive(Deserialize)]
-struct WireIn {
-    #[serde(rename = "tokenSet")]
-    token_set: TokenSet,
-    #[serde(rename = "accessTokens", default)]
-    access_tokens: Vec<AccessTokenSet>,
-    #[serde(default)]
-    tokenkeeper: KeeperState,
-    #[serde(flatten)]
-    extra: Map<String, Value>,
-}
+/// The session's own members; any other is kept in `extra` (`user`,
+/// `internal`, …). Read and written by hand, as the token sets are (see
+/// `token::wire`): no `#[serde(flatten)]` buffering.
+const SESSION: &[&str] = &["tokenSet", "accessTokens", "tokenkeeper"];
 
 impl Serialize for Session {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        WireOut {
-            token_set: &self.token_set,
-            access_tokens: self.cache.entries(),
-            tokenkeeper: &self.state,
-            extra: &self.extra,
+        use serde::ser::SerializeMap as _;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("tokenSet", &self.token_set)?;
+        if !self.cache.is_empty() {
+            map.serialize_entry("accessTokens", &self.cache.entries())?;
         }
-        .serialize(serializer)
+        map.serialize_entry("tokenkeeper", &self.state)?;
+        for (name, value) in &self.extra {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
     }
 }
 
 impl<'de> Deserialize<'de> for Session {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let wire = WireIn::deserialize(deserializer)?;
-        let session_expires_at = wire
-            .extra
-            .get("internal")
-            .and_then(|i| i.get("sessionExpiresAt"))
-            .and_then(seconds_from_json)
-            // The SDK accepts a ceiling only when 0 < value < 1e10.
-            .filter(|&s| s > 0 && s < 10_000_000_000)
-            .map(UnixTime::from_secs);
-        Ok(Session {
-            token_set: wire.token_set,
-            cache: TokenCache::from_entries(wire.access_tokens),
-            state: wire.tokenkeeper,
-            session_expires_at,
-            extra: wire.extra,
-        })
+        struct SessionVisitor;
+        impl<'de> Visitor<'de> for SessionVisitor {
+            type Value = Session;
+
+            fn expecting(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                f.write_str("a session")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Session, A::Error> {
+                let mut token_set: Option<TokenSet> = None;
+                let mut access_tokens: Option<Vec<AccessTokenSet>> = None;
+                let mut state: Option<KeeperState> = None;
+                let mut extra = Map::new();
+                while let Some(key) = map.next_key_seed(KeySeed(SESSION))? {
+                    match key {
+                        Key::Known(0) => fill(&mut map, &mut token_set, "tokenSet")?,
+                        Key::Known(1) => fill(&mut map, &mut access_tokens, "accessTokens")?,
+                        Key::Known(_) => fill(&mut map, &mut state, "tokenkeeper")?,
+                        Key::Other(name) => keep_other(&mut map, &mut extra, name)?,
+                    }
+                }
+                let token_set = token_set.ok_or_else(|| de::Error::missing_field("tokenSet"))?;
+                let session_expires_at = extra
+                    .get("internal")
+                    .and_then(|i| i.get("sessionExpiresAt"))
+                    .and_then(seconds_from_json)
+                    // The SDK accepts a ceiling only when 0 < value < 1e10.
+                    .filter(|&s| s > 0 && s < 10_000_000_000)
+                    .map(UnixTime::from_secs);
+                Ok(Session {
+                    token_set,
+                    cache: TokenCache::from_entries(access_tokens.unwrap_or_default()),
+                    state: state.unwrap_or_default(),
+                    session_expires_at,
+                    extra,
+                })
+            }
+        }
+        deserializer.deserialize_map(SessionVisitor)
     }
 }
 

@@ -9,7 +9,7 @@
 
 const MAX_STEPS = 30;
 
-class CookieJar {
+export class CookieJar {
   #cookies = new Map(); // name -> { value, path }
 
   store(response) {
@@ -80,12 +80,13 @@ export class LoginError extends Error {
  * @param {string} opts.issuer the provider's issuer (its origin bounds the walk)
  * @param {string} opts.login the login id to use (any value is accepted)
  * @param {string} [opts.password]
+ * @param {CookieJar} [opts.jar] the browser's cookies (kept by the caller
+ *   for a later logout at the provider)
  * @returns {Promise<{callbackUrl: string, trail: string[]}>}
  */
 export async function driveLogin({
-  authorizationUrl, issuer, login, password = 'password',
+  authorizationUrl, issuer, login, password = 'password', jar = new CookieJar(),
 }) {
-  const jar = new CookieJar();
   const issuerOrigin = new URL(issuer).origin;
   const trail = [];
 

@@ -51,6 +51,17 @@
 //                                  -> {callback_url, trail}; drives the
 //                                  devInteractions login + consent pages
 //   POST /__harness/rs_nonce/rotate -> {nonce}: invalidates the RS DPoP nonce
+//   POST /__harness/backchannel/target {url}: where the back-channel
+//                                  logout relay (axum-web's
+//                                  backchannel_logout_uri) forwards to
+//   GET  /__harness/backchannel    {received, answers}: relayed logouts
+//   POST /__harness/end_session    {login?} -> {trail, backchannel_answers}:
+//                                  the user logs out at the provider (its
+//                                  browser session of the last login), which
+//                                  sends back-channel logout tokens
+//   POST /__harness/keys/rotate    -> {kid, kids}: a new RS256 signing key
+//                                  (new kid) signs from now on; old keys
+//                                  stay in the JWKS
 //   GET  /__harness/config         the effective options
 
 import * as crypto from 'node:crypto';
@@ -59,9 +70,13 @@ import * as querystring from 'node:querystring';
 import { readFileSync } from 'node:fs';
 
 import Provider, { errors } from 'oidc-provider';
+// Key rotation (`/__harness/keys/rotate`): the provider's own keystore
+// initialisation, re-run with a new signing key first.
+import initializeKeystore from 'oidc-provider/lib/helpers/initialize_keystore.js';
 
 import { log, redirectConsoleToStderr } from './log.mjs';
-import { driveLogin, LoginError } from './login_driver.mjs';
+import { CookieJar, driveLogin, LoginError } from './login_driver.mjs';
+import { endSession } from './end_session.mjs';
 import { createResourceServer } from './resource_server.mjs';
 import { registerTokenExchange, TOKEN_EXCHANGE, tokenExchangeExtraClaims } from './token_exchange.mjs';
 
@@ -206,6 +221,17 @@ const clients = [
   },
 ];
 
+// A public client whose ID tokens are signed with ES256 (the provider's
+// P-256 key) instead of the default RS256: issue 18's second algorithm.
+clients.push({
+  client_id: 'public-es256',
+  token_endpoint_auth_method: 'none',
+  id_token_signed_response_alg: 'ES256',
+  grant_types: CODE_FLOW_GRANTS,
+  response_types: ['code'],
+  redirect_uris: [REDIRECT_URI],
+});
+
 // The command-line tool's client (`cli/`): a public native client, so a
 // loopback redirect URI with any port matches the registered one
 // (RFC 8252 §7.3; oidc-provider ignores the port for `native` clients),
@@ -259,6 +285,9 @@ function resetStats() {
 
 const REDACT = new Set(['client_secret', 'client_assertion', 'code_verifier', 'password']);
 
+const backchannel = { target: null, received: [], answers: [] };
+// The browser cookies of the last login of each user, for end_session.
+const browserJars = new Map();
 let failNext = null; // { status, body, contentType, headers, times }
 let delayNext = null; // { ms, times }
 
@@ -326,6 +355,11 @@ async function main() {
       userinfo: { enabled: true },
       // RFC 8628, for the command-line tool's `login --device` (cli-native).
       deviceFlow: { enabled: true },
+      // OIDC Back-Channel Logout 1.0: on logout the provider POSTs a
+      // logout token to each client's backchannel_logout_uri (axum-web's
+      // goes through the relay below to the app under test), and ID tokens
+      // carry the session's `sid`.
+      backchannelLogout: { enabled: true },
       dPoP: {
         enabled: true,
         // nonces are only available when a nonceSecret is configured; then
@@ -370,6 +404,17 @@ async function main() {
       BackchannelAuthenticationRequest: 600,
       PreAuthorizedCode: 600,
     },
+    // oidc-provider's outgoing requests refuse loopback addresses (SSRF
+    // protection, by a dispatcher it adds); the back-channel logout relay
+    // lives on the provider's own loopback origin, so for that one URL the
+    // plain fetch is used. Every other outgoing request keeps the check.
+    fetch(url, fetchOptions) {
+      if (String(url).startsWith(`${issuer}/__harness/backchannel`)) {
+        const { dispatcher: _dispatcher, ...plain } = fetchOptions;
+        return globalThis.fetch(url, plain);
+      }
+      return globalThis.fetch(url, fetchOptions);
+    },
     async renderError(ctx, out, _error) {
       ctx.type = 'html';
       ctx.body = `<!DOCTYPE html><html><body><h1>oops</h1><pre>${JSON.stringify(out)
@@ -377,7 +422,15 @@ async function main() {
     },
   };
 
+  // axum-web's back-channel logout URI: a relay on the provider's origin
+  // (fixed when the provider starts) to the app of the running test
+  // (its port is known only then: POST /__harness/backchannel/target).
+  const axumWeb = clients.find((c) => c.client_id === 'axum-web');
+  axumWeb.backchannel_logout_uri = `${issuer}/__harness/backchannel`;
+  axumWeb.backchannel_logout_session_required = true;
   const provider = new Provider(issuer, configuration);
+  let currentJwks = signingJwks;
+  let rotations = 0;
   registerTokenExchange(provider, publicJwks, getResourceServerInfo, Object.keys(RESOURCE_SERVERS));
 
   for (const event of [
@@ -392,8 +445,33 @@ async function main() {
     });
   }
   provider.on('grant.revoked', (_ctx, grantId) => log(`grant revoked: ${grantId}`));
+  provider.on('backchannel.error', (_ctx, err, client) => log(`backchannel logout to ${client.clientId} failed: ${err?.message}`));
 
   const tokenPath = new URL(provider.urlFor('token')).pathname;
+
+  // The back-channel logout relay: forwards the provider's logout POST to
+  // the app (the target set by the test), answering with the app's answer.
+  provider.use(async (ctx, next) => {
+    if (ctx.path !== '/__harness/backchannel' || ctx.method !== 'POST') {
+      await next();
+      return;
+    }
+    const raw = await readBody(ctx.req);
+    backchannel.received.push(raw);
+    if (!backchannel.target) {
+      ctx.status = 200;
+      return;
+    }
+    const answer = await fetch(backchannel.target, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: raw,
+    });
+    backchannel.answers.push(answer.status);
+    log(`backchannel logout relayed to ${backchannel.target} -> ${answer.status}`);
+    ctx.status = answer.status;
+    ctx.body = await answer.text();
+  });
 
   // Counting / fault-injection middleware, runs before the provider itself.
   provider.use(async (ctx, next) => {
@@ -501,12 +579,15 @@ async function main() {
           return;
         }
         try {
+          const jar = new CookieJar();
           const { callbackUrl, trail } = await driveLogin({
             authorizationUrl: json.authorization_url,
             issuer,
             login: json.login ?? 'alice',
             password: json.password,
+            jar,
           });
+          browserJars.set(json.login ?? 'alice', jar);
           stats.logins += 1;
           log(`login ok: ${trail.join(' | ')}`);
           sendJson(res, 200, { callback_url: callbackUrl, trail });
@@ -517,6 +598,32 @@ async function main() {
             trail: err instanceof LoginError ? err.trail : [],
           });
         }
+      } else if (req.method === 'POST' && pathname === '/__harness/end_session') {
+        const jar = browserJars.get(json.login ?? 'alice');
+        if (!jar) {
+          sendJson(res, 404, { error: 'no login of that user to end' });
+          return;
+        }
+        const before = backchannel.answers.length;
+        const trail = await endSession({ issuer, jar });
+        sendJson(res, 200, { trail, backchannel_answers: backchannel.answers.slice(before) });
+      } else if (req.method === 'POST' && pathname === '/__harness/backchannel/target') {
+        backchannel.target = json.url ?? null;
+        sendJson(res, 200, { target: backchannel.target });
+      } else if (req.method === 'GET' && pathname === '/__harness/backchannel') {
+        sendJson(res, 200, { received: backchannel.received.length, answers: backchannel.answers });
+      } else if (req.method === 'POST' && pathname === '/__harness/keys/rotate') {
+        // A new RS256 signing key with a new kid, put first (the provider
+        // signs with the first matching key); the old keys stay published
+        // for tokens already issued, as a real rotation does.
+        const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+        rotations += 1;
+        const kid = `harness-rs256-rotated-${rotations}`;
+        const jwk = { ...privateKey.export({ format: 'jwk' }), kid, alg: 'RS256', use: 'sig' };
+        currentJwks = { keys: [jwk, ...currentJwks.keys] };
+        initializeKeystore.call(provider, currentJwks);
+        log(`signing keys rotated: ${kid} first`);
+        sendJson(res, 200, { kid, kids: currentJwks.keys.map((k) => k.kid) });
       } else if (req.method === 'POST' && pathname === '/__harness/rs_nonce/rotate') {
         sendJson(res, 200, { nonce: rs.state.rotateNonce() });
       } else if (req.method === 'GET' && pathname === '/__harness/config') {

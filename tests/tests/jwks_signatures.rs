@@ -4,10 +4,9 @@
 //! login, and the provider's RS256 ID token (and ES256 JWT access token)
 //! verified by signature.
 //!
-//! Back-channel logout end to end (the provider POSTing a logout token to
-//! the app) needs the web route `/auth/backchannel-logout`, which does not
-//! exist yet: the core's logout token validation is tested with generated
-//! keys in `core/tests/jwks_logout.rs`.
+//! The manager's own use of the JWKS at login and refresh is in
+//! `jwks_login.rs`; back-channel logout end to end (the provider POSTing a
+//! logout token to the app) in `adapters/axum/tests/backchannel.rs`.
 
 #[macro_use]
 #[allow(unused_macros)]

@@ -47,6 +47,8 @@ pub(crate) struct AuthInner {
     pub(crate) authorization_params: Vec<(String, String)>,
     pub(crate) post_logout_path: String,
     pub(crate) login_resources: Vec<String>,
+    /// The issuer's keys for back-channel logout tokens.
+    pub(crate) backchannel: crate::routes::backchannel_logout::Backchannel,
 }
 
 impl std::fmt::Debug for AuthInner {
@@ -148,6 +150,8 @@ impl Auth {
             builder.durations,
             builder.max_cookie_bytes,
         );
+        let backchannel =
+            crate::routes::backchannel_logout::Backchannel::new(metadata.jwks_uri.as_deref());
         Ok(Auth {
             inner: Arc::new(AuthInner {
                 base_url,
@@ -165,6 +169,7 @@ impl Auth {
                 authorization_params: builder.authorization_params,
                 post_logout_path: builder.post_logout_path,
                 login_resources: builder.login_resources,
+                backchannel,
             }),
         })
     }
@@ -213,7 +218,9 @@ impl Auth {
             .load(&id)
             .ok()
             .flatten()
-            .filter(|s| !s.is_logged_out());
+            .filter(|s| !s.is_logged_out())
+            // A back-channel logout received by any instance ended it.
+            .filter(|s| !backend.is_ended(s, tokenkeeper::UnixTime::from_secs(now)));
         Loaded {
             session,
             id: Some(id),

@@ -63,6 +63,7 @@ pub use auth::Auth;
 pub use config::{AuthBuilder, MissingSession, Routes};
 pub use error::Error;
 pub use extract::{Api, AuthLayer, AuthService, DefaultApi, Token, TokenSpec, User};
+pub use routes::backchannel_logout::BACKCHANNEL_LOGOUT_PATH;
 
 impl AuthBuilder {
     /// Discovers the server and builds the integration.

@@ -6,11 +6,23 @@
 //! [`SessionStore`] for an id (load, compare-and-swap save, clear), which
 //! the driver uses as it is. A Redis-backed or database-backed backend
 //! implements these two methods.
+//!
+//! Back-channel logout (`POST /auth/backchannel-logout`) needs the backend
+//! to keep "logged out at" marks by `sid` and `sub` and the seen logout
+//! token `jti`s, shared by every instance
+//! ([`tokenkeeper::store::logout_marks`]): [`SessionBackend::logout_marks`].
+//! Every session the backend loads is checked against them, so a logout
+//! one instance receives ends the session on every instance's next
+//! request.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use tokenkeeper::{MemoryStore, SessionStore, StoreError};
+use tokenkeeper::store::logout_marks::{self, LogoutMarks, MemoryLogoutMarks};
+use tokenkeeper::{MemoryStore, Session, SessionStore, StoreError, UnixTime};
+
+/// Logout marks shared by the instances of an app, behind a lock.
+pub type SharedLogoutMarks = Arc<Mutex<dyn LogoutMarks + Send>>;
 
 /// Sessions by id.
 pub trait SessionBackend: Send + Sync + 'static {
@@ -24,12 +36,30 @@ pub trait SessionBackend: Send + Sync + 'static {
     fn delete(&self, id: &str) -> Result<(), StoreError> {
         self.store(id).clear(id)
     }
+
+    /// Where back-channel logout marks and seen `jti`s live, shared by
+    /// every instance; `None` (the default): back-channel logout is not
+    /// served (the route answers 501).
+    fn logout_marks(&self) -> Option<SharedLogoutMarks> {
+        None
+    }
+
+    /// Whether a back-channel logout ended `session` (a store error counts
+    /// as ended: failing closed).
+    fn is_ended(&self, session: &Session, now: UnixTime) -> bool {
+        let Some(marks) = self.logout_marks() else {
+            return false;
+        };
+        let mut marks = marks.lock().unwrap_or_else(PoisonError::into_inner);
+        logout_marks::is_ended(&mut *marks, session, now).unwrap_or(true)
+    }
 }
 
 /// Sessions in this process's memory (tests, single-instance apps).
 #[derive(Debug, Default, Clone)]
 pub struct MemoryBackend {
     sessions: Arc<Mutex<HashMap<String, Arc<Mutex<MemoryStore>>>>>,
+    marks: Arc<Mutex<MemoryLogoutMarks>>,
 }
 
 impl MemoryBackend {
@@ -74,5 +104,9 @@ impl SessionBackend for MemoryBackend {
             .unwrap_or_else(PoisonError::into_inner)
             .remove(id);
         Ok(())
+    }
+
+    fn logout_marks(&self) -> Option<SharedLogoutMarks> {
+        Some(self.marks.clone())
     }
 }

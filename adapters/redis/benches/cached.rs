@@ -3,7 +3,12 @@
 //! its hash: the same bytes the store reads) with the same kind of client (a
 //! RESP3 [`ConnectionManager`] on the same server), in the same run.
 //!
-//! Two paths, both starting with nothing in memory:
+//! Three paths, each starting with the session not in memory:
+//! - **sessions** (the headline figure): one application-wide
+//!   `tokenkeeper_reqwest::Sessions` with one session kept in memory, asked
+//!   in turn for two stored sessions, so each call evicts one and loads the
+//!   other from Redis — what a web backend with more users than its
+//!   in-memory cap pays;
 //! - **handle**: a fresh `tokenkeeper_reqwest::TokenKeeper` per call
 //!   (`builder(config).client(c).async_store(store).session_key(key)`,
 //!   reusing one `reqwest::Client`, as an application does) and one
@@ -15,7 +20,8 @@
 //!
 //! Round trips per call are counted with `MONITOR` (the lines of commands a
 //! client sent; commands a Lua script ran are tagged `lua` and not round
-//! trips). The ratio is the median of per-round ratios, the rounds
+//! trips, and a `MULTI` … `EXEC` transaction, sent in one write and
+//! answered in one reply, counts once). The ratio is the median of per-round ratios, the rounds
 //! alternating which side goes first (target: at most 1.2).
 //!
 //! The `redis-server` is the bench's own, on a free loopback port.
@@ -36,11 +42,14 @@ use serde_json::json;
 use tokenkeeper::store::AsyncSessionStore as _;
 use tokenkeeper::{Action, Config, TokenManager, TokenRequest, UnixTime};
 use tokenkeeper_redis::{DEFAULT_PREFIX, RedisStore};
-use tokenkeeper_reqwest::{OsEntropy, TokenKeeper};
+use tokenkeeper_reqwest::{OsEntropy, Sessions, TokenKeeper};
 
 use support::{RedisServer, now, session};
 
 const KEY: &str = "bench-session";
+/// A second stored session: asking for the two in turn, with one session
+/// kept in memory, loads each from Redis on every call.
+const OTHER_KEY: &str = "bench-session-2";
 
 struct Setup {
     runtime: tokio::runtime::Runtime,
@@ -48,6 +57,10 @@ struct Setup {
     bare: ConnectionManager,
     /// A fresh handle on the shared store (one `reqwest::Client` for all).
     new_handle: Box<dyn Fn() -> TokenKeeper>,
+    /// The application-wide sessions object, one session in memory.
+    sessions: Sessions,
+    /// Which session the next `sessions` call asks for.
+    turn: bool,
     manager: TokenManager,
     redis_key: String,
 }
@@ -76,6 +89,7 @@ fn setup(redis: &RedisServer) -> Setup {
             }
         }));
         store.save(KEY, &fresh, None).await.unwrap();
+        store.save(OTHER_KEY, &fresh, None).await.unwrap();
         // The store's kind of connection: RESP3, multiplexed, managed.
         let mut info = Client::open(redis.url())
             .unwrap()
@@ -92,6 +106,7 @@ fn setup(redis: &RedisServer) -> Setup {
         (store, bare)
     });
     let client = tokenkeeper_reqwest::client(tokenkeeper_reqwest::DEFAULT_TIMEOUT).unwrap();
+    let client_for_sessions = client.clone();
     let (shared, handle_config) = (store.clone(), config());
     let new_handle = Box::new(move || {
         TokenKeeper::builder(handle_config.clone())
@@ -101,11 +116,19 @@ fn setup(redis: &RedisServer) -> Setup {
             .build()
             .unwrap()
     });
+    let sessions = Sessions::builder(config())
+        .client(client_for_sessions)
+        .async_store(store.clone())
+        .capacity(1)
+        .build()
+        .unwrap();
     Setup {
         runtime,
         store,
         bare,
         new_handle,
+        sessions,
+        turn: false,
         manager: TokenManager::new(config(), OsEntropy),
         redis_key: format!("{DEFAULT_PREFIX}:session:{KEY}"),
     }
@@ -125,6 +148,19 @@ impl Setup {
     async fn handle(&self) -> usize {
         let keeper = (self.new_handle)();
         let token = keeper.get_access_token(&TokenRequest::new()).await.unwrap();
+        token.token.secret().len()
+    }
+
+    /// The application-wide object, asked for the session that is not in
+    /// memory (the other one is): a load from Redis, then the cached path.
+    async fn sessions(&mut self) -> usize {
+        self.turn = !self.turn;
+        let key = if self.turn { KEY } else { OTHER_KEY };
+        let token = self
+            .sessions
+            .get_access_token(key, &TokenRequest::new())
+            .await
+            .unwrap();
         token.token.secret().len()
     }
 
@@ -150,6 +186,7 @@ fn round_trips(redis: &RedisServer, calls: usize, call: impl FnOnce()) -> f64 {
     let (done, counted) = mpsc::channel();
     std::thread::spawn(move || {
         let mut count = 0usize;
+        let mut in_transaction = false;
         let mut line = String::new();
         loop {
             line.clear();
@@ -159,7 +196,12 @@ fn round_trips(redis: &RedisServer, calls: usize, call: impl FnOnce()) -> f64 {
             if line.contains("\"bench-monitor-end\"") {
                 break;
             }
-            if !line.contains(" lua]") {
+            if in_transaction {
+                in_transaction = !line.contains("\"EXEC\"");
+            } else if line.contains("\"MULTI\"") {
+                in_transaction = true;
+                count += 1;
+            } else if !line.contains(" lua]") {
                 count += 1;
             }
         }
@@ -184,6 +226,9 @@ fn bench(c: &mut Criterion) {
     group.bench_function("bare_hget", |b| {
         b.iter(|| black_box(runtime.block_on(setup.bare_hget())))
     });
+    group.bench_function("sessions_get_access_token", |b| {
+        b.iter(|| black_box(runtime.block_on(setup.sessions())))
+    });
     group.bench_function("handle_get_access_token", |b| {
         b.iter(|| black_box(runtime.block_on(setup.handle())))
     });
@@ -202,9 +247,17 @@ fn interleaved() {
     // script is refused with NOSCRIPT and sent again as EVAL).
     runtime.block_on(async {
         setup.handle().await;
+        setup.sessions().await;
         setup.load_and_lookup().await;
     });
     const COUNTED: usize = 100;
+    let sessions_trips = round_trips(&redis, COUNTED, || {
+        runtime.block_on(async {
+            for _ in 0..COUNTED {
+                black_box(setup.sessions().await);
+            }
+        })
+    });
     let handle_trips = round_trips(&redis, COUNTED, || {
         runtime.block_on(async {
             for _ in 0..COUNTED {
@@ -222,30 +275,34 @@ fn interleaved() {
 
     const ROUNDS: usize = 200;
     const CALLS: usize = 50;
+    let mut sessions_ratios = Vec::with_capacity(ROUNDS);
     let mut handle_ratios = Vec::with_capacity(ROUNDS);
     let mut lookup_ratios = Vec::with_capacity(ROUNDS);
-    let mut per_call = [(); 3].map(|()| Vec::with_capacity(ROUNDS));
+    let mut per_call = [(); 4].map(|()| Vec::with_capacity(ROUNDS));
     runtime.block_on(async {
         for _ in 0..CALLS * 4 {
             black_box(setup.bare_hget().await);
             black_box(setup.handle().await);
+            black_box(setup.sessions().await);
             black_box(setup.load_and_lookup().await);
         }
         for round in 0..ROUNDS {
-            let mut times = [0f64; 3];
+            let mut times = [0f64; 4];
             // Rotate which side goes first, so drift hits each alike.
-            for side in (0..3).map(|i| (i + round) % 3) {
+            for side in (0..4).map(|i| (i + round) % 4) {
                 let started = Instant::now();
                 for _ in 0..CALLS {
                     match side {
                         0 => black_box(setup.bare_hget().await),
                         1 => black_box(setup.handle().await),
-                        _ => black_box(setup.load_and_lookup().await),
+                        2 => black_box(setup.load_and_lookup().await),
+                        _ => black_box(setup.sessions().await),
                     };
                 }
                 times[side] = started.elapsed().as_secs_f64();
             }
             handle_ratios.push(times[1] / times[0]);
+            sessions_ratios.push(times[3] / times[0]);
             lookup_ratios.push(times[2] / times[0]);
             for (all, time) in per_call.iter_mut().zip(times) {
                 all.push(time / CALLS as f64 * 1e6);
@@ -258,7 +315,15 @@ fn interleaved() {
         .query(&mut redis.connection())
         .unwrap();
     for line in stats.lines() {
-        if line.starts_with("cmdstat_evalsha:") || line.starts_with("cmdstat_hget:") {
+        if [
+            "cmdstat_evalsha:",
+            "cmdstat_hget:",
+            "cmdstat_exec:",
+            "cmdstat_hmget:",
+        ]
+        .iter()
+        .any(|name| line.starts_with(name))
+        {
             println!("redis server time: {line}");
         }
     }
@@ -266,12 +331,14 @@ fn interleaved() {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
-    let [bare, handle, lookup] = per_call.map(median);
+    let [bare, handle, lookup, sessions] = per_call.map(median);
     println!(
         "redis cached token, not in memory: interleaved medians of {ROUNDS} rounds of {CALLS} calls: \
-         bare HGET {bare:.1} µs, handle {handle:.1} µs, load + lookup {lookup:.1} µs; \
-         round trips per call: handle = {handle_trips:.2}, load + lookup = {lookup_trips:.2}; \
-         handle/bare = {:.3}, lookup/bare = {:.3}",
+         bare HGET {bare:.1} µs, sessions {sessions:.1} µs, handle {handle:.1} µs, \
+         load + lookup {lookup:.1} µs; round trips per call: sessions = {sessions_trips:.2}, \
+         handle = {handle_trips:.2}, load + lookup = {lookup_trips:.2}; \
+         sessions/bare = {:.3}, handle/bare = {:.3}, lookup/bare = {:.3}",
+        median(sessions_ratios),
         median(handle_ratios),
         median(lookup_ratios),
     );

@@ -85,9 +85,17 @@ impl BlockingRedisStore {
         key: &str,
         invocation: &redis::ScriptInvocation<'_>,
     ) -> Result<T, RedisStoreError> {
-        let result = self
-            .connection()
-            .and_then(|connection| invocation.invoke(connection));
+        self.with_connection(key, |connection| invocation.invoke(connection))
+    }
+
+    /// Runs `command` on the connection; one that failed is made again
+    /// next time.
+    fn with_connection<T>(
+        &mut self,
+        key: &str,
+        command: impl FnOnce(&mut Connection) -> redis::RedisResult<T>,
+    ) -> Result<T, RedisStoreError> {
+        let result = self.connection().and_then(command);
         if let Err(error) = &result
             && (error.is_io_error() || error.is_connection_dropped() || error.is_timeout())
         {
@@ -99,13 +107,13 @@ impl BlockingRedisStore {
 
 impl SessionStore for BlockingRedisStore {
     fn load(&mut self, key: &SessionKey) -> Result<Option<Session>, StoreError> {
-        let loaded: ops::Loaded = self.run(key, &ops::load(&self.keys, key))?;
-        let (session, claimed) = ops::session_of(
-            &self.keys.session(key),
-            loaded,
-            &self.options.limits,
-            ops::now_ms(),
-        )?;
+        let pipeline = ops::load(&self.keys, key);
+        let reply: ops::LoadReply =
+            self.with_connection(key, |connection| pipeline.query(connection))?;
+        let redis_key = self.keys.session(key);
+        let loaded = ops::loaded_of(&redis_key, reply)?;
+        let (session, claimed) =
+            ops::session_of(&redis_key, loaded, &self.options.limits, ops::now_ms())?;
         if claimed {
             Tally::bump(&self.tally.claims_read);
         }

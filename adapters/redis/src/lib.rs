@@ -48,6 +48,7 @@
 //! <prefix>:floor:<key>     the highest generation ever stored (kept across clear)
 //! <prefix>:claim:<key>     the refresh claim, JSON {"owner","until","generation"}, PX = the lease
 //! <prefix>:changed         channel: the key of every session saved or cleared
+//! <prefix>:bcl:sid:<sid>   back-channel logout marks and seen jtis (RedisLogoutMarks)
 //! ```
 //!
 //! # The refresh claim
@@ -96,6 +97,7 @@ mod blocking;
 mod counters;
 mod error;
 mod keys;
+mod logout_marks;
 mod nonblocking;
 mod ops;
 mod options;
@@ -106,6 +108,7 @@ pub use blocking::BlockingRedisStore;
 pub use counters::Counters;
 pub use error::RedisStoreError;
 pub use keys::DEFAULT_PREFIX;
+pub use logout_marks::RedisLogoutMarks;
 pub use nonblocking::RedisStore;
 pub use options::RedisStoreOptions;
 pub use tokenkeeper;

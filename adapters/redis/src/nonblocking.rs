@@ -130,10 +130,11 @@ impl RedisStore {
         let shared = &*self.shared;
         shared.wakes.loading(key);
         let redis_key = shared.keys.session(key);
-        let loaded: ops::Loaded = ops::load(&shared.keys, key)
-            .invoke_async(&mut self.connection())
+        let reply: ops::LoadReply = ops::load(&shared.keys, key)
+            .query_async(&mut self.connection())
             .await
             .map_err(|e| RedisStoreError::from_redis(&redis_key, e))?;
+        let loaded = ops::loaded_of(&redis_key, reply)?;
         let (session, claimed) =
             ops::session_of(&redis_key, loaded, &shared.options.limits, ops::now_ms())?;
         if claimed {

@@ -10,11 +10,16 @@ use tokenkeeper::{Session, StoreError, UnixTime};
 
 use crate::error::RedisStoreError;
 use crate::keys::KeyScheme;
-use crate::script::{CLEAR_SCRIPT, FLOOR_SCRIPT, GENERATION_SCRIPT, LOAD_SCRIPT, SAVE_SCRIPT};
+use crate::script::{CLEAR_SCRIPT, FLOOR_SCRIPT, GENERATION_SCRIPT, SAVE_SCRIPT};
 
-/// What the load script answers: session JSON, generation, claim JSON,
-/// claim PTTL.
+/// What a load reads: session JSON, generation, claim JSON, claim PTTL
+/// (nothing when no session is stored).
 pub(crate) type Loaded = Option<(Option<String>, Option<String>, Option<String>, i64)>;
+
+/// What the load transaction answers: the session key's type, its session
+/// and generation fields (an error for a key of another type), the claim,
+/// the claim's PTTL.
+pub(crate) type LoadReply = (String, redis::Value, Option<String>, i64);
 
 /// What the save script answers: `(1)` or `(0, found)`.
 pub(crate) type SaveReply = (i64, Option<String>);
@@ -26,10 +31,48 @@ pub(crate) fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-pub(crate) fn load(keys: &KeyScheme, key: &str) -> ScriptInvocation<'static> {
-    let mut invocation = LOAD_SCRIPT.key(keys.session(key));
-    invocation.key(keys.claim(key));
-    invocation
+/// The load: one `MULTI`/`EXEC` transaction (atomic, one round trip) of
+/// plain reads, not a script. The reads need no logic on the server, and
+/// a script costs the server about 20 times an `HGET` (6.7 µs against
+/// 0.3 µs measured), which was most of a cached token's time through the
+/// store. A key of another type fails the `HMGET` (`WRONGTYPE`, kept as
+/// the reply's value): the `TYPE` read beside it names the foreign value,
+/// refused and left as it is.
+pub(crate) fn load(keys: &KeyScheme, key: &str) -> redis::Pipeline {
+    let session = keys.session(key);
+    let claim = keys.claim(key);
+    let mut pipe = redis::pipe();
+    pipe.atomic()
+        .ignore_errors()
+        .cmd("TYPE")
+        .arg(&session)
+        .cmd("HMGET")
+        .arg(&session)
+        .arg("session")
+        .arg("generation")
+        .cmd("GET")
+        .arg(&claim)
+        .cmd("PTTL")
+        .arg(&claim);
+    pipe
+}
+
+/// The load transaction's answer as the session's fields, or a refusal
+/// of a value this store did not write.
+pub(crate) fn loaded_of(redis_key: &str, reply: LoadReply) -> Result<Loaded, RedisStoreError> {
+    let (kind, fields, claim, pttl) = reply;
+    match kind.as_str() {
+        "none" => Ok(None),
+        "hash" => {
+            let (json, generation): (Option<String>, Option<String>) =
+                redis::from_redis_value(fields).map_err(|e| RedisStoreError::Redis(e.into()))?;
+            Ok(Some((json, generation, claim, pttl)))
+        }
+        other => Err(RedisStoreError::Foreign {
+            key: redis_key.to_owned(),
+            found: format!("a {other}"),
+        }),
+    }
 }
 
 pub(crate) fn generation(keys: &KeyScheme, key: &str) -> ScriptInvocation<'static> {

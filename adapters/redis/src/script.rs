@@ -1,5 +1,6 @@
-//! The Lua scripts: every operation reads and writes its keys in one
-//! atomic step on the server (`EVALSHA`, with `EVAL` when the script
+//! The Lua scripts: every operation but the load (a plain `MULTI`/`EXEC`
+//! read, see `ops::load`) reads and writes its keys in one atomic step on
+//! the server (`EVALSHA`, with `EVAL` when the script
 //! cache was flushed: the `redis` crate's [`Script`]). No `WATCH`: on a
 //! multiplexed connection shared by every task it would watch for all of
 //! them at once.
@@ -92,19 +93,6 @@ redis.call('PUBLISH', ARGV[8], ARGV[9])
 return {1, false}
 ";
 
-/// Load. KEYS: session, claim. Answers nil, or `{session JSON,
-/// generation, claim JSON, claim PTTL}`.
-const LOAD: &str = r"
-local found, refusal = stored_generation(KEYS[1])
-if refusal then return refusal end
-if not found then return false end
-local fields = redis.call('HMGET', KEYS[1], 'session', 'generation')
-local claim = redis.call('GET', KEYS[2])
-local pttl = 0
-if claim then pttl = redis.call('PTTL', KEYS[2]) end
-return {fields[1], fields[2], claim, pttl}
-";
-
 /// Generation. KEYS: session. Answers nil or the generation.
 const GENERATION: &str = r"
 local found, refusal = stored_generation(KEYS[1])
@@ -134,7 +122,6 @@ fn script(body: &str) -> Script {
 }
 
 pub(crate) static SAVE_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(SAVE));
-pub(crate) static LOAD_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(LOAD));
 pub(crate) static GENERATION_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(GENERATION));
 pub(crate) static FLOOR_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(FLOOR));
 pub(crate) static CLEAR_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(CLEAR));

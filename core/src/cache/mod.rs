@@ -43,6 +43,23 @@ impl<'a> WantedScope<'a> {
         self.parts.iter().all(|part| scope::covers(have, part))
     }
 
+    /// Whether `scope` is exactly the two parts joined by one space (or the
+    /// one non-empty part): then it covers them, with no token scan.
+    fn joined_equals(&self, scope: &str) -> bool {
+        let [first, second] = self.parts;
+        match (first.is_empty(), second.is_empty()) {
+            (true, true) => false,
+            (false, true) => scope == first,
+            (true, false) => scope == second,
+            (false, false) => {
+                scope.len() == first.len() + 1 + second.len()
+                    && scope.as_bytes().get(first.len()) == Some(&b' ')
+                    && scope.starts_with(first)
+                    && scope.ends_with(second)
+            }
+        }
+    }
+
     /// Whether nothing is wanted.
     #[must_use]
     pub fn is_empty(&self) -> bool {
@@ -127,11 +144,51 @@ impl Slot {
 
     /// Whether the key scope covers `wanted`.
     fn covers(&self, wanted: &WantedScope<'_>) -> bool {
+        // The common case first: the entry was stored for this very request,
+        // so its key scope is the two parts joined (what `merged` gives when
+        // they share no token). Equal strings cover; anything else is
+        // checked token by token.
+        if wanted.joined_equals(self.set.key_scope()) {
+            return true;
+        }
         wanted
             .parts
             .iter()
             .all(|part| scope::tokens(part).all(|t| self.has(t.as_bytes())))
     }
+}
+
+/// One audience's entries: its hash, the audience, their positions.
+#[derive(Debug, Clone)]
+struct AudienceIndex {
+    hash: u64,
+    audience: String,
+    positions: Vec<usize>,
+}
+
+/// The hash an audience is indexed by: a word-at-a-time multiply-rotate
+/// mix. The list is searched, never probed, so quality only matters for
+/// speed (a collision lengthens the scan of equal hashes by one string
+/// compare) and no seed is needed. Written here rather than taken from
+/// `foldhash` (already a dependency): its `Hasher` plumbing cost a wasm app
+/// about 3 KB for these few lines' work.
+fn audience_hash(audience: &str) -> u64 {
+    const MIX: u64 = 0x9e37_79b9_7f4a_7c15;
+    let bytes = audience.as_bytes();
+    let mut hash = (bytes.len() as u64).wrapping_mul(MIX);
+    let mut words = bytes.chunks_exact(8);
+    for word in &mut words {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(word);
+        hash = (hash ^ u64::from_le_bytes(w))
+            .wrapping_mul(MIX)
+            .rotate_left(31);
+    }
+    let mut last = 0u64;
+    for (i, &b) in words.remainder().iter().enumerate() {
+        last |= u64::from(b) << (8 * i);
+    }
+    (hash ^ last).wrapping_mul(MIX).rotate_left(31)
 }
 
 /// Where an entry sits in a [`TokenCache`]: a plain index, valid until the
@@ -147,12 +204,15 @@ pub struct TokenCache {
     /// The entries in insertion order (the `accessTokens[]` order): a
     /// replaced entry keeps its place, a new one goes last.
     slots: Vec<Slot>,
-    /// The positions in `slots` of each audience's entries, sorted by
-    /// audience for a binary search; rebuilt when an entry goes (rare:
+    /// The positions in `slots` of each audience's entries, sorted by the
+    /// audience's hash (then the audience) for a binary search on integers
+    /// and one string compare at the end; rebuilt when an entry goes (rare:
     /// writes happen at refresh time). A sorted list rather than a
-    /// `BTreeMap`: the same lookups, without another copy of the tree code
-    /// in a wasm app.
-    by_audience: Vec<(String, Vec<usize>)>,
+    /// `BTreeMap` or a hash table: the same lookups, without another copy of
+    /// the tree or table code in a wasm app. Audiences of one API family
+    /// share long prefixes, so comparing strings at every step of the search
+    /// cost most of a cached lookup.
+    by_audience: Vec<AudienceIndex>,
     /// The recency clock: raised by every counted use and write.
     clock: u64,
 }
@@ -393,29 +453,47 @@ impl TokenCache {
         self.slots = slots;
     }
 
+    /// Where `audience` sits in the index: `Ok` with its place, or `Err`
+    /// with where it would go.
+    fn search(&self, audience: &str) -> Result<usize, usize> {
+        let hash = audience_hash(audience);
+        let start = self.by_audience.partition_point(|e| e.hash < hash);
+        let mut at = start;
+        while let Some(e) = self.by_audience.get(at) {
+            if e.hash != hash {
+                break;
+            }
+            match e.audience.as_str().cmp(audience) {
+                core::cmp::Ordering::Equal => return Ok(at),
+                core::cmp::Ordering::Greater => break,
+                core::cmp::Ordering::Less => at += 1,
+            }
+        }
+        Err(at)
+    }
+
     /// The positions of `audience`'s entries.
     fn positions(&self, audience: &str) -> Option<&[usize]> {
-        let at = self
-            .by_audience
-            .binary_search_by(|(a, _)| a.as_str().cmp(audience))
-            .ok()?;
-        self.by_audience.get(at).map(|(_, p)| p.as_slice())
+        let at = self.search(audience).ok()?;
+        self.by_audience.get(at).map(|e| e.positions.as_slice())
     }
 
     /// Records that `audience` has an entry at position `i`.
     fn index(&mut self, audience: &str, i: usize) {
-        match self
-            .by_audience
-            .binary_search_by(|(a, _)| a.as_str().cmp(audience))
-        {
+        match self.search(audience) {
             Ok(at) => {
-                if let Some((_, positions)) = self.by_audience.get_mut(at) {
-                    positions.push(i);
+                if let Some(e) = self.by_audience.get_mut(at) {
+                    e.positions.push(i);
                 }
             }
-            Err(at) => self
-                .by_audience
-                .insert(at, (String::from(audience), alloc::vec![i])),
+            Err(at) => self.by_audience.insert(
+                at,
+                AudienceIndex {
+                    hash: audience_hash(audience),
+                    audience: String::from(audience),
+                    positions: alloc::vec![i],
+                },
+            ),
         }
     }
 }
@@ -437,6 +515,71 @@ mod tests {
             token_type: None,
             extra: Map::new(),
         }
+    }
+
+    #[test]
+    fn many_audiences_are_each_found_and_unknown_ones_are_not() {
+        // Inserted out of order, with shared prefixes and a removal: the
+        // hash-sorted index must find every audience and no other.
+        let audiences: Vec<String> = (0..300)
+            .map(|i| alloc::format!("https://api{}.example.com", (i * 7919) % 300))
+            .collect();
+        let mut cache = TokenCache::new();
+        for (i, audience) in audiences.iter().enumerate() {
+            cache.upsert(entry(audience, "read", "read", &alloc::format!("at-{i}")));
+        }
+        let wanted = WantedScope::new("read", "");
+        let now = UnixTime::from_secs(1);
+        for (i, audience) in audiences.iter().enumerate() {
+            let found = cache
+                .find(audience, &wanted, now)
+                .map(|e| e.access_token.secret());
+            assert_eq!(found, Some(alloc::format!("at-{i}").as_str()), "{audience}");
+        }
+        for unknown in [
+            "https://api300.example.com",
+            "https://api1.example.com/",
+            "",
+        ] {
+            assert!(cache.find(unknown, &wanted, now).is_none(), "{unknown}");
+        }
+        assert!(cache.remove("https://api5.example.com", "read"));
+        assert!(
+            cache
+                .find("https://api5.example.com", &wanted, now)
+                .is_none()
+        );
+        assert!(
+            cache
+                .find("https://api6.example.com", &wanted, now)
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn a_key_scope_equal_to_the_joined_parts_covers_them_and_others_are_scanned() {
+        let cache = TokenCache::from_entries(alloc::vec![entry(
+            "https://api1",
+            "openid read:data",
+            "openid read:data",
+            "t"
+        )]);
+        let now = UnixTime::from_secs(1);
+        let hit = |a: &str, b: &str| {
+            cache
+                .find("https://api1", &WantedScope::new(a, b), now)
+                .is_some()
+        };
+        assert!(hit("openid", "read:data"));
+        assert!(hit("openid read:data", ""));
+        assert!(hit("", "openid read:data"));
+        // Same length, not the same scope.
+        assert!(!hit("openid", "read:date"));
+        assert!(!hit("openie", "read:data"));
+        // Not joined, still covered token by token.
+        assert!(hit("read:data", "openid"));
+        assert!(hit("read:data", ""));
+        assert!(!hit("openid", "write"));
     }
 
     #[test]

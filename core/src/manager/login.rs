@@ -5,6 +5,8 @@
 //! exchange_code(transaction, callback, now) ──► OutgoingRequest           state, iss, error checked
 //! handle_response(id, response, now) ──► Completion::Ready(token)          ID token checked,
 //!                                                                          session started
+//!                                     └─► Completion::Resend(GET jwks_uri) keys needed first
+//!                                           (see `signature`): send, hand the JWKS back, same id
 //! ```
 
 use alloc::string::String;
@@ -92,6 +94,10 @@ impl TokenManager {
         };
         let claims = match &parsed.id_token {
             Some(id_token) => {
+                // The signature (when the issuer's JWKS is configured) was
+                // checked before the answer was read: refused, nothing is
+                // stored.
+                super::signature::signature_verdict(flight)?;
                 let issuer = self.config.issuer.as_deref().ok_or_else(|| {
                     Error::InvalidConfiguration(String::from(
                         "an issuer is needed to validate the ID token of a login",

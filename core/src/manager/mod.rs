@@ -82,6 +82,8 @@ mod machine;
 mod refresh;
 mod resource;
 mod revocation;
+#[cfg(feature = "login")]
+mod signature;
 mod state;
 
 pub use dpop::SignatureRequest;
@@ -264,8 +266,10 @@ pub enum Action<'a> {
 pub enum Completion<'a> {
     /// The exchange finished; here is the token.
     Ready(AccessTokenRef<'a>),
-    /// Send this request again (same id): a retry the protocol asks for,
-    /// at most once.
+    /// Send this request (same id) and hand its response back: a retry
+    /// the protocol asks for (a DPoP nonce, at most once), or the issuer's
+    /// JWKS, fetched to check the signature of the ID token in the answer
+    /// just handed in (the answer waits on the flight meanwhile).
     Resend(OutgoingRequest),
     /// (Deferred DPoP signers.) The retry's proof needs a signature first.
     Sign(SignatureRequest),
@@ -361,6 +365,10 @@ pub struct TokenManager {
     entropy: Box<dyn Entropy + Send>,
     /// DPoP, when enabled.
     dpop: Option<dpop::DpopState>,
+    /// The issuer's keys, when ID token signatures are checked (shared by
+    /// every session a driver mounts).
+    #[cfg(feature = "login")]
+    jwks: Option<crate::jwks::JwksCache>,
 }
 
 impl fmt::Debug for TokenManager {
@@ -381,6 +389,8 @@ impl TokenManager {
         let instance = TokenManager::instance_name(&mut entropy);
         TokenManager {
             instance,
+            #[cfg(feature = "login")]
+            jwks: TokenManager::jwks_cache_for(&config),
             config,
             state: Box::default(),
             machine_cache: TokenCache::new(),
@@ -638,6 +648,7 @@ impl TokenManager {
             assertion,
             pending_proof,
             sent_nonce,
+            id_token_keys: None,
         });
         Ok(dispatch)
     }
@@ -650,6 +661,15 @@ impl TokenManager {
         now: UnixTime,
     ) -> Completion<'_> {
         span!("response", request_id = id.as_u64());
+        // An ID token's signature is checked (its keys fetched first, under
+        // the same id) before anything reads the answer.
+        #[cfg(feature = "login")]
+        let response = match self.id_token_keys(id, response, now) {
+            signature::Keys::Go(response) => response,
+            signature::Keys::Fetch(request) => {
+                return Completion::Resend(OutgoingRequest { id, request });
+            }
+        };
         // Parsed once: the nonce retry, the errors and the tokens read it.
         let mut answer = ParsedResponse::parse(&response, &self.config.limits);
         let Some((flight, abandoned)) = self.state.flights.take(id) else {
@@ -743,6 +763,8 @@ impl TokenManager {
         );
         match self.state.flights.take(id) {
             Some((flight, abandoned)) => {
+                #[cfg(feature = "login")]
+                self.keys_transport_error(&flight);
                 if flight.refresh_token().is_some() && !abandoned {
                     self.release_claim_and_announce();
                 }

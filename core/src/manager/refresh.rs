@@ -11,6 +11,8 @@
 //!                                       then the access token (main set or
 //!                                       its entry), TokensUpdated raised
 //!                                   └─► invalid_grant: ReauthenticationRequired
+//!                 └─► a new ID token and the issuer's keys not at hand:
+//!                     Completion::Resend(GET jwks_uri) first (see `signature`)
 //! ```
 
 use alloc::string::String;
@@ -148,6 +150,16 @@ impl TokenManager {
         // after the rotation is kept: a refused answer still spent the old
         // refresh token, and only the rotated one is live.
         let id_token_checked = match &id_token {
+            #[cfg(feature = "login")]
+            Some(new_id_token) => super::signature::signature_verdict(flight).and_then(|()| {
+                check_refreshed_id_token(
+                    &self.config,
+                    session.token_set.id_token.as_ref(),
+                    new_id_token,
+                    now,
+                )
+            }),
+            #[cfg(not(feature = "login"))]
             Some(new_id_token) => check_refreshed_id_token(
                 &self.config,
                 session.token_set.id_token.as_ref(),

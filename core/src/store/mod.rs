@@ -29,10 +29,12 @@ use alloc::boxed::Box;
 
 use crate::session::Session;
 
+pub mod logout_marks;
 mod memory;
 mod nonblocking;
 mod unshared;
 
+pub use logout_marks::{LogoutMarks, MemoryLogoutMarks};
 pub use memory::MemoryStore;
 pub use nonblocking::{AsyncSessionStore, Changed};
 pub use unshared::UnsharedStore;

@@ -4,6 +4,7 @@ pub mod freshness;
 pub mod response;
 pub mod set;
 mod token_type;
+pub(crate) mod wire;
 
 pub use freshness::{Decision, Freshness};
 pub use response::TokenResponse;

@@ -8,6 +8,7 @@
 //!            ─► 302 /page (+ Set-Cookie __session, delete __txn_{state})
 //! page JS ─► /auth/access-token?audience=… ─► 200 {token, expires_at, …}
 //! browser ─► /auth/logout ─► 302 end_session_endpoint (+ delete __session)
+//! server  ─► POST /auth/backchannel-logout (stateful) ─► 200 / 400 (the sessions it names end)
 //! ```
 
 use axum::Router;
@@ -18,6 +19,7 @@ use http::{HeaderValue, StatusCode, header};
 use crate::Auth;
 
 mod access_token;
+pub(crate) mod backchannel_logout;
 mod callback;
 mod login;
 mod logout;
@@ -30,7 +32,18 @@ impl Auth {
         S: Clone + Send + Sync + 'static,
     {
         let routes = &self.inner.routes;
-        Router::new()
+        let router = Router::new();
+        // Back-channel logout ends sessions in the shared store: stateful
+        // mode only.
+        let router = if self.is_stateful() {
+            router.route(
+                backchannel_logout::BACKCHANNEL_LOGOUT_PATH,
+                axum::routing::post(backchannel_logout::backchannel_logout),
+            )
+        } else {
+            router
+        };
+        router
             .route(&routes.login, get(login::login))
             .route(&routes.callback, get(callback::callback))
             .route(&routes.logout, get(logout::logout))
