@@ -128,7 +128,7 @@ try {
     const audience = api === 'api1' ? 'https://api1.example.com' : 'https://api2.example.com';
     const sent = await tokenRequest(() => page.click(`#call-${api}`));
     check(sent.url.search === `?audience=${encodeURIComponent(audience)}`, `${api}: the query ${sent.url.search}`);
-    check(/(^|; )__session=/.test(sent.headers.cookie ?? ''), `${api}: the session cookie went with it`);
+    check(/(^|; )__session(__0)?=/.test(sent.headers.cookie ?? ''), `${api}: the session cookie went with it`);
     check(sent.headers.accept === 'application/json', `${api}: the route client's accept header, not ${sent.headers.accept}`);
     check(!('authorization' in sent.headers), `${api}: no token sent to the route`);
     await page.waitForSelector(`#${api}[data-state="ok"], #${api}[data-state="error"]`);
@@ -144,7 +144,10 @@ try {
   }
   // The browser keeps no token: only the session cookie (HttpOnly).
   const cookies = await context.cookies(base);
-  check(cookies.some((c) => c.name === '__session' && c.httpOnly), 'an HttpOnly __session cookie');
+  // Whole or chunked (`__session__0`, … above 3,500 bytes), always HttpOnly.
+  const sessionCookies = cookies.filter((c) => /^__session(__\d+)?$/.test(c.name));
+  check(sessionCookies.length > 0 && sessionCookies.every((c) => c.httpOnly),
+    `an HttpOnly __session cookie: ${JSON.stringify(cookies.map((c) => [c.name, c.value.length, c.httpOnly]))}`);
   const stored = await page.evaluate(() => JSON.stringify({ ...localStorage }) + JSON.stringify({ ...sessionStorage }));
   check(stored === '{}{}', `nothing in Web Storage: ${stored}`);
   check(wasmLoads.length >= 2 && wasmLoads.every((l) => l === '200 application/wasm'),
