@@ -61,6 +61,9 @@ trap cleanup EXIT
 step "wasm tools"
 bash scripts/wasm-tests.sh install
 
+step "the axum example page's wasm route client (served by the example, used by adapters/axum/tests/browser.rs)"
+bash scripts/axum-web-wasm.sh
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

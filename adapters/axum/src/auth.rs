@@ -238,6 +238,17 @@ impl Auth {
         }
     }
 
+    /// [`Auth::source`] for a caller that has no further use for
+    /// `loaded`'s session: a cookie session is moved out, not copied (a
+    /// session is a few kilobytes of strings and maps, and each copy is
+    /// zeroized again when dropped). `loaded.id` stays.
+    pub(crate) fn take_source(&self, loaded: &mut Loaded) -> SessionSource {
+        match (&self.inner.backend, &loaded.id) {
+            (Some(_), Some(_)) => self.source(loaded),
+            _ => SessionSource::Cookie(loaded.session.take()),
+        }
+    }
+
     /// Whether new sessions are stateful (kept in the backend).
     pub(crate) fn is_stateful(&self) -> bool {
         self.inner.backend.is_some()

@@ -3,10 +3,15 @@
 //! against the real authorization server, driven by `tests/js/e2e.mjs`
 //! (playwright-core on Debian's `/usr/bin/chromium`): protected page →
 //! login page → form → consent → the app showing the user → the page's
-//! JavaScript fetches `/auth/access-token` and calls API 1, then API 2
-//! through the multi-resource refresh token → logout → login asked again.
-//! Screenshots of each step go to `target/axum-e2e/`; any console error
-//! fails the test.
+//! JavaScript asks `/auth/access-token` through the wasm adapter's route
+//! client (`getAccessTokenFromRoute`) and calls API 1, then API 2 through
+//! the multi-resource refresh token → logout → login asked again. Before
+//! the login the same client gets the route's 401 `missing_session` as a
+//! typed error. Screenshots of each step go to `target/axum-e2e/`; any
+//! console error (but the one 401 of that call) fails the test.
+//!
+//! The page's wasm module is built by `scripts/axum-web-wasm.sh` (run by
+//! scripts/test.sh, and by this test when the module is missing).
 //!
 //! Without `/usr/bin/chromium` (or `$CHROMIUM`) the test says SKIPPED and
 //! passes, unless `AXUM_E2E_REQUIRED=1` (scripts/test.sh sets it after
@@ -39,11 +44,34 @@ async fn the_example_app_in_headless_chromium() {
             .exists(),
         "run `npm ci` in {JS_DIR} first"
     );
+    // The page's wasm module: built here when missing (scripts/test.sh
+    // builds it fresh before the tests).
+    let dir = Path::new(app::BrowserModule::DIR);
+    if !dir.join("tokenkeeper_wasm_bg.wasm").exists() {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .join(app::BrowserModule::SCRIPT);
+        let status = std::process::Command::new("bash")
+            .arg(&script)
+            .status()
+            .expect("bash");
+        assert!(
+            status.success(),
+            "{} failed: {status}",
+            app::BrowserModule::SCRIPT
+        );
+    }
+    let browser = app::BrowserModule::load(dir).unwrap_or_else(|e| {
+        panic!(
+            "the page's wasm module is not in {}: {e}",
+            app::BrowserModule::DIR
+        )
+    });
     let harness = Harness::start(HarnessOptions::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let auth = app::builder(harness.issuer(), &base).build().await.unwrap();
-    let router = app::app(&auth, harness.resource_server());
+    let router = app::app(&auth, harness.resource_server(), &browser);
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
 
     // target/axum-e2e, next to the build's other artefacts.
@@ -72,6 +100,7 @@ async fn the_example_app_in_headless_chromium() {
     assert!(run.status.success(), "e2e failed:\n{stdout}\n{stderr}");
     eprintln!("{stdout}");
     for step in [
+        "no-session-error",
         "login-page",
         "consent",
         "dashboard",

@@ -93,6 +93,7 @@
 //! | `TokenKeeper`, `Builder` | the handle: `get_access_token`, `get_client_credentials_token`, `login`, `logout`, `exchange_token`, `send_authorized`, `send_request`, `with_manager`, `session`, `set_session`, `clear_session` |
 //! | `fetch(&HttpRequest, timeout)`, `fetch_with_limit(…, max_body)` | one core request over `fetch`, its body bounded (default: the core's default limit) |
 //! | `discover(issuer, timeout)` | OpenID Connect discovery |
+//! | `route_client::get_access_token_from_route` (feature `route`; to JavaScript: `getAccessTokenFromRoute(routeUrl, options)`) | a token from the app's own `/auth/access-token` route, or its typed error |
 //! | `WebCryptoKey` | the non-extractable DPoP key |
 //! | `WebCryptoEntropy`, `now()`, `sleep()` | entropy, clock, timer from the global scope |
 //! | `WebStorageStore` (feature `web-storage`) | a `SessionStore` on `localStorage` / `sessionStorage` |

@@ -18,6 +18,18 @@
 //! ([`tokenkeeper::route::parse_access_token_response`]), so the typed
 //! errors are the route's own codes (`missing_session`,
 //! `failed_to_refresh_token`, …).
+//!
+//! For a page's own JavaScript the call is exported by `wasm-bindgen`
+//! (built as a `cdylib`, see `scripts/axum-web-wasm.sh`):
+//!
+//! ```text
+//! import init, { getAccessTokenFromRoute } from './pkg/tokenkeeper_wasm.js';
+//! await init();
+//! const { token, tokenType, expiresAt, scope } = await getAccessTokenFromRoute(
+//!   '/auth/access-token', { audience, scope, mergeScopes, timeoutMs });
+//! // rejects with an Error named "RouteTokenError": { kind: "route" | "fetch",
+//! //   code: "missing_session" | …, status: 401 | … | undefined, message }
+//! ```
 
 use tokenkeeper::Limits;
 use tokenkeeper::route::{AccessTokenQuery, RouteError, parse_access_token_response};
@@ -88,6 +100,149 @@ pub async fn get_access_token_from_route(
     read_route_response(&response, &limits)
 }
 
+/// What the JavaScript error object of [`RouteTokenError`] carries
+/// besides its message: `kind` (`"route"` when the route answered,
+/// `"fetch"` when no answer could be read), `code`, and the HTTP `status`
+/// when the route answered with one.
+#[must_use]
+pub fn error_fields(error: &RouteTokenError) -> (&'static str, &str, Option<u16>) {
+    match error {
+        RouteTokenError::Route(e) => {
+            let status = match e {
+                RouteError::MfaRequired(_) => Some(403),
+                RouteError::AccessToken { status, .. }
+                | RouteError::UnexpectedResponse { status } => Some(*status),
+                // A 200 whose token is unusable, or an over-limit answer.
+                _ => None,
+            };
+            ("route", e.code(), status)
+        }
+        RouteTokenError::Fetch(e) => ("fetch", e.code(), None),
+    }
+}
+
+/// The page-facing export: `getAccessTokenFromRoute(routeUrl, options)`.
+#[cfg(target_arch = "wasm32")]
+mod js_export {
+    use js_sys::{Object, Reflect};
+    use tokenkeeper::AccessTokenInfo;
+    use tokenkeeper::route::AccessTokenQuery;
+    use wasm_bindgen::prelude::*;
+
+    use super::{RouteTokenError, error_fields, get_access_token_from_route};
+
+    /// The per-call timeout when the options give none (as the adapter's
+    /// other requests).
+    const DEFAULT_TIMEOUT_MS: f64 = 10_000.0;
+
+    /// Asks the app's access-token route at `routeUrl` (relative to the
+    /// page, e.g. `/auth/access-token`) for a token. `options`: optional
+    /// `audience` and `scope` (strings), `mergeScopes` (boolean; `false`
+    /// asks for exactly `scope`), `timeoutMs` (number, default 10000).
+    /// Resolves to `{ token, tokenType, expiresAt, scope?, audience? }`;
+    /// rejects with an `Error` named `RouteTokenError` carrying `kind`,
+    /// `code` and `status` (see [`error_fields`]), or a `TypeError` for
+    /// options of the wrong type. Nothing is kept in the page.
+    #[wasm_bindgen(js_name = getAccessTokenFromRoute)]
+    pub async fn get_access_token_from_route_js(
+        route_url: String,
+        options: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        let (query, timeout) = read_options(&options)?;
+        match get_access_token_from_route(&route_url, &query, timeout).await {
+            Ok(info) => token_object(&info),
+            Err(error) => Err(error_object(&error)?),
+        }
+    }
+
+    fn read_options(
+        options: &JsValue,
+    ) -> Result<(AccessTokenQuery, core::time::Duration), JsValue> {
+        let mut query = AccessTokenQuery::default();
+        let mut timeout_ms = DEFAULT_TIMEOUT_MS;
+        if options.is_undefined() || options.is_null() {
+            return Ok((query, core::time::Duration::from_millis(timeout_ms as u64)));
+        }
+        if !options.is_object() {
+            return Err(js_sys::TypeError::new("options must be an object").into());
+        }
+        let member = |name: &str| Reflect::get(options, &JsValue::from_str(name));
+        let absent = |v: &JsValue| v.is_undefined() || v.is_null();
+        let text = |name: &str| -> Result<Option<String>, JsValue> {
+            let value = member(name)?;
+            if absent(&value) {
+                return Ok(None);
+            }
+            value
+                .as_string()
+                .map(Some)
+                .ok_or_else(|| js_sys::TypeError::new(&format!("{name} must be a string")).into())
+        };
+        query.audience = text("audience")?;
+        query.scope = text("scope")?;
+        let merge = member("mergeScopes")?;
+        if !absent(&merge) {
+            let merge = merge
+                .as_bool()
+                .ok_or_else(|| js_sys::TypeError::new("mergeScopes must be a boolean"))?;
+            // As the route: only `false` changes anything.
+            query.merge_scopes = (!merge).then_some(false);
+        }
+        let timeout = member("timeoutMs")?;
+        if !absent(&timeout) {
+            timeout_ms = timeout
+                .as_f64()
+                .filter(|ms| ms.is_finite() && *ms > 0.0)
+                .ok_or_else(|| js_sys::TypeError::new("timeoutMs must be a positive number"))?;
+        }
+        Ok((query, core::time::Duration::from_millis(timeout_ms as u64)))
+    }
+
+    fn set(object: &Object, name: &str, value: &JsValue) -> Result<(), JsValue> {
+        Reflect::set(object, &JsValue::from_str(name), value).map(|_| ())
+    }
+
+    fn token_object(info: &AccessTokenInfo) -> Result<JsValue, JsValue> {
+        let object = Object::new();
+        set(&object, "token", &JsValue::from_str(info.token.secret()))?;
+        set(
+            &object,
+            "tokenType",
+            &JsValue::from_str(info.token_type.as_str()),
+        )?;
+        // Seconds since the epoch, as the route's `expires_at`.
+        set(
+            &object,
+            "expiresAt",
+            &JsValue::from_f64(info.expires_at.as_secs() as f64),
+        )?;
+        if let Some(scope) = &info.scope {
+            set(&object, "scope", &JsValue::from_str(scope))?;
+        }
+        if let Some(audience) = &info.audience {
+            set(&object, "audience", &JsValue::from_str(audience))?;
+        }
+        Ok(object.into())
+    }
+
+    fn error_object(error: &RouteTokenError) -> Result<JsValue, JsValue> {
+        let (kind, code, status) = error_fields(error);
+        // The message with its cause, as the route's own text says what
+        // happened ("The user does not have an active session.").
+        let message = match error {
+            RouteTokenError::Route(e) => e.to_string(),
+            RouteTokenError::Fetch(e) => format!("{error}: {e}"),
+        };
+        let object = js_sys::Error::new(&message);
+        object.set_name("RouteTokenError");
+        set(&object, "kind", &JsValue::from_str(kind))?;
+        set(&object, "code", &JsValue::from_str(code))?;
+        let status = status.map_or(JsValue::UNDEFINED, |s| JsValue::from_f64(f64::from(s)));
+        set(&object, "status", &status)?;
+        Ok(object.into())
+    }
+}
+
 /// The token or the error in the route's `response` (the target-independent
 /// half of [`get_access_token_from_route`]).
 ///
@@ -141,5 +296,95 @@ mod tests {
             read_route_response(&html, &limits).unwrap_err().code(),
             "unexpected_response"
         );
+    }
+
+    #[test]
+    fn the_javascript_error_fields() {
+        let limits = Limits::default();
+        let missing = HttpResponse::new(
+            401,
+            r#"{"error":{"message":"The user does not have an active session.","code":"missing_session"}}"#,
+        );
+        let error = read_route_response(&missing, &limits).unwrap_err();
+        assert_eq!(
+            error_fields(&error),
+            ("route", "missing_session", Some(401))
+        );
+        let html = HttpResponse::new(502, "<html>bad gateway</html>");
+        let error = read_route_response(&html, &limits).unwrap_err();
+        assert_eq!(
+            error_fields(&error),
+            ("route", "unexpected_response", Some(502))
+        );
+        let no_token = HttpResponse::new(200, r#"{"token_type":"Bearer"}"#);
+        let error = read_route_response(&no_token, &limits).unwrap_err();
+        assert_eq!(error_fields(&error).2, None, "{error:?}");
+        let timeout = RouteTokenError::Fetch(Error::Timeout);
+        assert_eq!(error_fields(&timeout), ("fetch", "timeout", None));
+    }
+}
+
+// The JavaScript face, in Node (`scripts/wasm-tests.sh run`, or
+// `cargo test -p tokenkeeper-wasm --target wasm32-unknown-unknown --lib`
+// with wasm-bindgen-test-runner): what a page's `catch` sees. The route's
+// answers themselves are covered in a real browser by
+// adapters/axum/tests/browser.rs.
+#[cfg(all(test, target_arch = "wasm32"))]
+mod js_tests {
+    use js_sys::{Object, Reflect};
+    use wasm_bindgen::{JsCast as _, JsValue};
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    use super::js_export::get_access_token_from_route_js;
+
+    fn member(value: &JsValue, name: &str) -> JsValue {
+        Reflect::get(value, &JsValue::from_str(name)).unwrap()
+    }
+
+    fn options(members: &[(&str, JsValue)]) -> JsValue {
+        let object = Object::new();
+        for (name, value) in members {
+            Reflect::set(&object, &JsValue::from_str(name), value).unwrap();
+        }
+        object.into()
+    }
+
+    #[wasm_bindgen_test]
+    async fn no_answer_is_a_typed_fetch_error() {
+        // An invalid URL: fetch rejects before any connection.
+        let error = get_access_token_from_route_js(
+            "http://[::1/auth/access-token".into(),
+            JsValue::UNDEFINED,
+        )
+        .await
+        .unwrap_err();
+        let error = error.dyn_into::<js_sys::Error>().expect("an Error object");
+        assert_eq!(String::from(error.name()), "RouteTokenError");
+        assert_eq!(member(&error, "kind").as_string().as_deref(), Some("fetch"));
+        assert_eq!(
+            member(&error, "code").as_string().as_deref(),
+            Some("transport_error")
+        );
+        assert!(member(&error, "status").is_undefined());
+    }
+
+    #[wasm_bindgen_test]
+    async fn options_of_the_wrong_type_are_type_errors() {
+        for bad in [
+            JsValue::from_str("audience"),
+            options(&[("audience", JsValue::from_f64(1.0))]),
+            options(&[("scope", JsValue::TRUE)]),
+            options(&[("mergeScopes", JsValue::from_str("false"))]),
+            options(&[("timeoutMs", JsValue::from_f64(-1.0))]),
+            options(&[("timeoutMs", JsValue::from_f64(f64::NAN))]),
+        ] {
+            let error = get_access_token_from_route_js("/auth/access-token".into(), bad.clone())
+                .await
+                .unwrap_err();
+            assert!(
+                error.is_instance_of::<js_sys::TypeError>(),
+                "{bad:?}: {error:?}"
+            );
+        }
     }
 }

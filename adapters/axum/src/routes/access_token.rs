@@ -24,7 +24,7 @@ pub(super) async fn access_token(
 ) -> Response {
     let cookies = RequestCookies::from_headers(&headers);
     let now = now_secs();
-    let loaded = auth.load(&cookies, now);
+    let mut loaded = auth.load(&cookies, now);
     let query = AccessTokenQuery::parse(query.as_deref().unwrap_or(""));
     let request = query.token_request();
     let mut set_cookies = Vec::new();
@@ -38,7 +38,8 @@ pub(super) async fn access_token(
         let outcome = auth
             .inner
             .driver
-            .get_access_token(auth.source(&loaded), &request)
+            // The route needs only the id afterwards (to clear or persist).
+            .get_access_token(auth.take_source(&mut loaded), &request)
             .await;
         // The route contract speaks the core's errors; the transport's
         // become the core's `transport_error`.
