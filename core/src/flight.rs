@@ -67,6 +67,7 @@ pub(crate) enum FlightKind {
     TokenExchange,
     /// A Token Vault exchange of the session's refresh token (`subject`)
     /// for the access token of `connection` (with `login_hint`).
+    #[cfg(feature = "exchange")]
     Connection(Box<ConnectionFlight>),
     /// The revocation of a refresh token: the session's at logout, or one
     /// that an answer proved and that could not be stored.
@@ -95,6 +96,7 @@ impl core::fmt::Debug for FlightKind {
             FlightKind::ClientCredentials => f.write_str("ClientCredentials"),
             #[cfg(feature = "exchange")]
             FlightKind::TokenExchange => f.write_str("TokenExchange"),
+            #[cfg(feature = "exchange")]
             FlightKind::Connection(flight) => f
                 .debug_struct("Connection")
                 .field("connection", &flight.connection)
@@ -107,6 +109,7 @@ impl core::fmt::Debug for FlightKind {
 
 /// What a Token Vault exchange is for (boxed in [`FlightKind`]: flights
 /// are moved around whole).
+#[cfg(feature = "exchange")]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ConnectionFlight {
     /// The refresh token sent as the subject token: the answer is stored
@@ -116,6 +119,7 @@ pub(crate) struct ConnectionFlight {
     pub login_hint: Option<String>,
 }
 
+#[cfg(feature = "exchange")]
 impl ConnectionFlight {
     /// Whether this exchange is for `connection` with `login_hint`.
     pub fn is_for(&self, connection: &str, login_hint: Option<&str>) -> bool {
@@ -186,6 +190,7 @@ struct Outcome {
     id: RequestId,
     audience: Option<String>,
     /// A Token Vault exchange's connection and login hint.
+    #[cfg(feature = "exchange")]
     connection: Option<Box<(String, Option<String>)>>,
     result: Result<(), Error>,
 }
@@ -231,6 +236,7 @@ impl Flights {
 
     /// The Token Vault exchange in flight for `connection` with
     /// `login_hint`, if any.
+    #[cfg(feature = "exchange")]
     pub fn connection_in_flight(
         &self,
         connection: &str,
@@ -244,6 +250,7 @@ impl Flights {
 
     /// How flight `id` ended when it was a Token Vault exchange for
     /// `connection` with `login_hint`.
+    #[cfg(feature = "exchange")]
     pub fn connection_outcome(
         &self,
         id: RequestId,
@@ -287,6 +294,7 @@ impl Flights {
         self.outcomes.push_back(Outcome {
             id: flight.id,
             audience: flight.audience.clone(),
+            #[cfg(feature = "exchange")]
             connection: match &flight.kind {
                 FlightKind::Connection(c) => {
                     Some(Box::new((c.connection.clone(), c.login_hint.clone())))

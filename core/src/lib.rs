@@ -208,13 +208,16 @@ pub use manager::{
 pub use manager::{
     Authorization, Dispatch, PendingAuthorization, ResourceRetries, SignatureRequest,
 };
+#[cfg(feature = "exchange")]
 pub use manager::{
     ConnectionRequest, GRANT_TYPE_FEDERATED_CONNECTION_ACCESS_TOKEN,
     REQUESTED_TOKEN_TYPE_FEDERATED_CONNECTION_ACCESS_TOKEN, SUBJECT_TYPE_REFRESH_TOKEN,
 };
 pub use scope::DEFAULT_SCOPE;
 pub use secret::{AccessToken, ClientSecret, IdToken, MfaToken, RefreshToken};
-pub use session::{ConnectionTokenSet, RefreshClaim, Session};
+#[cfg(feature = "exchange")]
+pub use session::ConnectionTokenSet;
+pub use session::{RefreshClaim, Session};
 pub use store::{AsyncSessionStore, MemoryStore, SessionStore, StoreError, UnsharedStore};
 pub use time::UnixTime;
 pub use token::{AccessTokenSet, TokenResponse, TokenSet, TokenType};

@@ -21,6 +21,7 @@ use serde_json::{Map, Value};
 use crate::cache::TokenCache;
 use crate::error::Error;
 use crate::limits::{Limits, json_depth_exceeds};
+#[cfg(feature = "exchange")]
 use crate::secret::AccessToken;
 use crate::time::UnixTime;
 use crate::token::set::seconds_from_json;
@@ -72,7 +73,9 @@ pub struct RefreshClaim {
 /// it in `connectionTokenSets[]` (see
 /// [`TokenManager::get_connection_token`](crate::TokenManager::get_connection_token)).
 /// An entry is keyed by `connection` and `loginHint`: an entry without a
-/// hint answers only calls without one, as in the SDK.
+/// hint answers only calls without one, as in the SDK. (Feature
+/// `exchange`; without it the member is kept unread, as any other.)
+#[cfg(feature = "exchange")]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConnectionTokenSet {
     /// The connection's access token (`accessToken`).
@@ -105,6 +108,7 @@ pub struct ConnectionTokenSet {
     pub extra: Map<String, Value>,
 }
 
+#[cfg(feature = "exchange")]
 impl ConnectionTokenSet {
     /// Whether this entry answers a call for `connection` with
     /// `login_hint`: the SDK treats "no hint" as its own key, not a
@@ -115,17 +119,20 @@ impl ConnectionTokenSet {
     }
 }
 
+#[cfg(feature = "exchange")]
 fn empty_access_token() -> AccessToken {
     AccessToken::new("")
 }
 
 // An entry read without a token is written back without one (the round
 // trip keeps what was there), and is never served.
+#[cfg(feature = "exchange")]
 fn is_empty_access_token(token: &AccessToken) -> bool {
     token.secret().is_empty()
 }
 
 /// Reads `expiresAt` leniently (anything unusable is unknown).
+#[cfg(feature = "exchange")]
 fn lenient_time<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<UnixTime>, D::Error> {
     let value = Value::deserialize(deserializer)?;
     Ok(seconds_from_json(&value).map(UnixTime::from_secs))
@@ -140,6 +147,7 @@ pub struct Session {
     /// The Token Vault's connection tokens (`connectionTokenSets`). A
     /// member not shaped like the SDK's is kept as it was in `extra`
     /// instead (read as none), until a connection token is stored.
+    #[cfg(feature = "exchange")]
     connections: Vec<ConnectionTokenSet>,
     state: KeeperState,
     pub(crate) session_expires_at: Option<UnixTime>,
@@ -153,6 +161,7 @@ impl Session {
         Session {
             token_set,
             cache: TokenCache::new(),
+            #[cfg(feature = "exchange")]
             connections: Vec::new(),
             state: KeeperState::default(),
             session_expires_at: None,
@@ -359,6 +368,7 @@ impl Session {
 
     /// The Token Vault's connection tokens (`connectionTokenSets`), in
     /// their stored order.
+    #[cfg(feature = "exchange")]
     #[must_use]
     pub fn connection_token_sets(&self) -> &[ConnectionTokenSet] {
         &self.connections
@@ -366,6 +376,7 @@ impl Session {
 
     /// The connection tokens to change: an unreadable stored member gives
     /// way to them.
+    #[cfg(feature = "exchange")]
     pub(crate) fn connections_mut(&mut self) -> &mut Vec<ConnectionTokenSet> {
         self.extra.remove("connectionTokenSets");
         &mut self.connections
@@ -501,12 +512,15 @@ impl Session {
 /// The session's own members; any other is kept in `extra` (`user`,
 /// `internal`, …). Read and written by hand, as the token sets are (see
 /// `token::wire`): no `#[serde(flatten)]` buffering.
+#[cfg(feature = "exchange")]
 const SESSION: &[&str] = &[
     "tokenSet",
     "accessTokens",
     "tokenkeeper",
     "connectionTokenSets",
 ];
+#[cfg(not(feature = "exchange"))]
+const SESSION: &[&str] = &["tokenSet", "accessTokens", "tokenkeeper"];
 
 impl Serialize for Session {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -516,6 +530,7 @@ impl Serialize for Session {
         if !self.cache.is_empty() {
             map.serialize_entry("accessTokens", &self.cache.entries())?;
         }
+        #[cfg(feature = "exchange")]
         if !self.connections.is_empty() {
             map.serialize_entry("connectionTokenSets", &self.connections)?;
         }
@@ -541,16 +556,18 @@ impl<'de> Deserialize<'de> for Session {
                 let mut token_set: Option<TokenSet> = None;
                 let mut access_tokens: Option<Vec<AccessTokenSet>> = None;
                 let mut state: Option<KeeperState> = None;
+                #[cfg(feature = "exchange")]
                 let mut connections_raw: Option<Value> = None;
                 let mut extra = Map::new();
                 while let Some(key) = map.next_key_seed(KeySeed(SESSION))? {
                     match key {
                         Key::Known(0) => fill(&mut map, &mut token_set, "tokenSet")?,
                         Key::Known(1) => fill(&mut map, &mut access_tokens, "accessTokens")?,
-                        Key::Known(2) => fill(&mut map, &mut state, "tokenkeeper")?,
-                        Key::Known(_) => {
+                        #[cfg(feature = "exchange")]
+                        Key::Known(3) => {
                             fill(&mut map, &mut connections_raw, "connectionTokenSets")?;
                         }
+                        Key::Known(_) => fill(&mut map, &mut state, "tokenkeeper")?,
                         Key::Other(name) => keep_other(&mut map, &mut extra, name)?,
                     }
                 }
@@ -565,6 +582,7 @@ impl<'de> Deserialize<'de> for Session {
                 // A malformed member must not make the whole session
                 // unreadable (the user would be logged out): it is kept as
                 // it was, unread.
+                #[cfg(feature = "exchange")]
                 let connections = match connections_raw {
                     None => Vec::new(),
                     Some(raw) => match Vec::<ConnectionTokenSet>::deserialize(&raw) {
@@ -578,6 +596,7 @@ impl<'de> Deserialize<'de> for Session {
                 Ok(Session {
                     token_set,
                     cache: TokenCache::from_entries(access_tokens.unwrap_or_default()),
+                    #[cfg(feature = "exchange")]
                     connections,
                     state: state.unwrap_or_default(),
                     session_expires_at,
@@ -615,6 +634,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "exchange")]
     fn a_malformed_connection_member_is_kept_not_fatal() {
         for raw in [
             json!(null),

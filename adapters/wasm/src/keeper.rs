@@ -31,6 +31,8 @@ use std::rc::Rc;
 
 use futures_channel::oneshot;
 #[cfg(feature = "exchange")]
+use tokenkeeper::ConnectionRequest;
+#[cfg(feature = "exchange")]
 use tokenkeeper::TokenResponse;
 #[cfg(feature = "discovery")]
 use tokenkeeper::discovery::{AuthorizationServerMetadata, DiscoveryKind, discovery_request};
@@ -41,9 +43,8 @@ use tokenkeeper::grant::TokenExchangeRequest;
 #[cfg(feature = "login")]
 use tokenkeeper::login::LoginTransaction;
 use tokenkeeper::{
-    AccessTokenInfo, Authorization, Config, ConnectionRequest, HttpRequest, HttpResponse,
-    ResourceRetries, ResourceVerdict, Session, SessionStore, TokenManager, TokenRequest,
-    UnsharedStore,
+    AccessTokenInfo, Authorization, Config, HttpRequest, HttpResponse, ResourceRetries,
+    ResourceVerdict, Session, SessionStore, TokenManager, TokenRequest, UnsharedStore,
 };
 
 use crate::Error;
@@ -279,6 +280,7 @@ impl TokenKeeper {
     /// As [`TokenKeeper::get_access_token`]; code
     /// `failed_to_exchange_refresh_token` when the server refused the
     /// exchange.
+    #[cfg(feature = "exchange")]
     pub async fn get_connection_token(
         &self,
         request: &ConnectionRequest<'_>,

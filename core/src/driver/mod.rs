@@ -79,9 +79,9 @@ use alloc::string::String;
 
 use crate::error::Error;
 use crate::flight::RequestId;
-use crate::manager::{
-    AccessTokenInfo, Action, ConnectionRequest, Dispatch, TokenManager, TokenRequest,
-};
+#[cfg(feature = "exchange")]
+use crate::manager::ConnectionRequest;
+use crate::manager::{AccessTokenInfo, Action, Dispatch, TokenManager, TokenRequest};
 use crate::store::SessionKey;
 use crate::time::UnixTime;
 
@@ -227,9 +227,11 @@ impl Driver {
             }
             (Ask::User(request), None) => self.manager.get_access_token(request, now),
             (Ask::Machine(request), _) => self.manager.get_client_credentials_token(request, now),
+            #[cfg(feature = "exchange")]
             (Ask::Connection(request), Some(id)) => self
                 .manager
                 .get_connection_token_after_wait(request, id, now),
+            #[cfg(feature = "exchange")]
             (Ask::Connection(request), None) => self.manager.get_connection_token(request, now),
         };
         match action {
@@ -285,6 +287,7 @@ pub enum Ask<'r, 'a> {
     Machine(&'r TokenRequest<'a>),
     /// A federated connection's token (Token Vault): exchanged with the
     /// session's refresh token, cached in the session.
+    #[cfg(feature = "exchange")]
     Connection(&'r ConnectionRequest<'a>),
 }
 

@@ -38,6 +38,7 @@ pub(crate) enum TokenAt {
     /// An entry of the machine (client credentials) cache.
     Machine(EntryIndex),
     /// An entry of the session's `connectionTokenSets` (Token Vault).
+    #[cfg(feature = "exchange")]
     Connection(usize),
 }
 

@@ -74,6 +74,7 @@
 //! types, the flights' launch, and the dispatch of responses by flight kind.
 
 mod claim;
+#[cfg(feature = "exchange")]
 mod connection;
 mod dpop;
 #[cfg(feature = "exchange")]
@@ -89,6 +90,7 @@ mod revocation;
 mod signature;
 mod state;
 
+#[cfg(feature = "exchange")]
 pub use connection::{
     ConnectionRequest, GRANT_TYPE_FEDERATED_CONNECTION_ACCESS_TOKEN,
     REQUESTED_TOKEN_TYPE_FEDERATED_CONNECTION_ACCESS_TOKEN, SUBJECT_TYPE_REFRESH_TOKEN,
@@ -715,6 +717,7 @@ impl TokenManager {
             #[cfg(feature = "login")]
             FlightKind::CodeExchange { .. } => self.apply_login(&flight, &mut answer, now),
             FlightKind::ClientCredentials => self.apply_machine_token(&flight, &mut answer, now),
+            #[cfg(feature = "exchange")]
             FlightKind::Connection(_) => self.apply_connection_token(&flight, &mut answer, now),
             #[cfg(feature = "exchange")]
             FlightKind::TokenExchange => {

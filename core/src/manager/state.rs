@@ -112,6 +112,7 @@ impl SessionState {
         match at {
             TokenAt::Main => self.session.as_ref().map(|s| main_ref(&s.token_set)),
             TokenAt::Entry(at) => self.session.as_ref()?.cache.at(at).map(entry_ref),
+            #[cfg(feature = "exchange")]
             TokenAt::Connection(at) => self
                 .session
                 .as_ref()?
