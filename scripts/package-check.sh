@@ -31,6 +31,15 @@ cargo_home=${CARGO_HOME:-$HOME/.cargo}
 for crate in "${crates[@]}"; do
   rm -rf "$cargo_home"/registry/src/-*/"$crate"-[0-9]*
 done
+# The same holds for what cargo compiled from them: a registry crate of one
+# name and version is taken to never change, so its compiled artifacts in
+# the shared target directory are reused as they are (a dependent was
+# verified against a core without this round's features). Our crates'
+# artifacts go too; cargo rebuilds them (not their dependencies).
+target_dir=$(cargo metadata --format-version 1 --no-deps | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')
+for profile in "$target_dir"/debug "$target_dir"/release; do
+  rm -rf "$profile"/.fingerprint/tokenkeeper-* "$profile"/deps/libtokenkeeper-* "$profile"/deps/tokenkeeper-*
+done
 
 step "cargo package ${crates[*]}"
 # --allow-dirty: this checks what would be packaged, not the VCS state.

@@ -153,6 +153,21 @@ run() {
     cargo test -p tokenkeeper-wasm --target wasm32-unknown-unknown --all-features --no-fail-fast -- "$@" \
     || status=$?
   say "cargo test finished in $((SECONDS - started)) s with status $status"
+  if [ "$status" -eq 0 ]; then
+    # The browser examples (login, custom_store, dpop), built for Node and
+    # run against the same harness (adapters/wasm/examples/node_smoke.cjs).
+    say "the wasm examples in Node against the harness"
+    cargo build -p tokenkeeper-wasm --target wasm32-unknown-unknown --examples
+    local target_dir examples="$workdir/examples"
+    target_dir=$(cargo metadata --format-version 1 --no-deps \
+      | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')
+    for example in login dpop custom_store; do
+      wasm-bindgen --target nodejs --out-dir "$examples/$example" \
+        "$target_dir/wasm32-unknown-unknown/debug/examples/$example.wasm"
+    done
+    cp adapters/wasm/examples/node_smoke.cjs "$examples/"
+    node "$examples/node_smoke.cjs" "$WASM_HARNESS_ISSUER" "$WASM_HARNESS_CONTROL" || status=$?
+  fi
   if [ "$status" -ne 0 ]; then
     for log in "$workdir"/*.log; do
       say "--- $(basename "$log") ---"

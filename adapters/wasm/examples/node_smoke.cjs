@@ -10,7 +10,8 @@
 //   done
 //   cp adapters/wasm/examples/node_smoke.cjs /tmp/wasm-ex/ && node /tmp/wasm-ex/node_smoke.cjs ISSUER CONTROL
 //
-// Not run by scripts/test.sh (yet): a smoke check of the browser examples.
+// scripts/wasm-tests.sh run (and so scripts/test.sh) runs it after the wasm
+// tests, against its own harness.
 const assert = require('node:assert/strict');
 const { beginLogin, finishLogin } = require('./login/login.js');
 const { StoredApp } = require('./custom_store/custom_store.js');
@@ -33,6 +34,9 @@ const [issuer, control] = process.argv.slice(2);
   const t1 = await app.accessToken();
   const stored = JSON.parse([...mem.values()][0]);
   console.log('custom_store: saves', saves, 'rotated', stored.tokenSet.refreshToken !== s.tokenSet.refreshToken, 'stored token is served', stored.tokenSet.accessToken === t1);
+  assert.ok(saves >= 1, 'the refresh was saved in the page\'s store');
+  assert.notEqual(stored.tokenSet.refreshToken, s.tokenSet.refreshToken, 'the rotated refresh token is stored');
+  assert.equal(stored.tokenSet.accessToken, t1, 'the stored token is the one served');
   // dpop: a non-extractable key, then a DPoP refresh with the stored session
   const pair = await newKey();
   assert.equal(pair.privateKey.extractable, false);
