@@ -25,6 +25,7 @@
 
 #[allow(missing_docs)]
 pub mod adapter_support;
+pub mod example_runs;
 
 /// The workspace README's code examples, compiled (and, unless marked
 /// `no_run`, run) by `cargo test` as doctests: the README's examples work

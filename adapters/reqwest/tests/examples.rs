@@ -1,225 +1,25 @@
 //! The examples `client_credentials`, `custom_store`, `login` and `dpop`
 //! run as their own processes against the local authorization server
-//! (node-oidc-provider, started by the harness). `get_token_async` is run
-//! in `integration.rs`.
+//! (node-oidc-provider, started by the harness); the `login` and `dpop`
+//! checks are shared with the ureq adapter's
+//! (`tokenkeeper_integration::example_runs`). `get_token_async` is run in
+//! `integration.rs`.
 //!
 //! Plain `cargo test -p tokenkeeper-reqwest` builds the examples; `--test
 //! examples` alone does not (`example()` then says so).
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
-
-use tokenkeeper::dpop::DpopKey;
+use tokenkeeper_integration::example_runs::{self, temp_dir};
 use tokenkeeper_integration::util::example;
-use tokenkeeper_integration::{
-    API1, CLI_NATIVE, CONFIDENTIAL_POST, Harness, HarnessOptions, jwt, pkce_login,
-};
-
-/// A fresh folder for one test's files.
-fn temp_dir(name: &str) -> PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let dir = std::env::temp_dir().join(format!(
-        "tokenkeeper-reqwest-example-{name}-{}-{nanos}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-#[cfg(unix)]
-fn mode(path: &Path) -> u32 {
-    use std::os::unix::fs::PermissionsExt as _;
-    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
-}
-
-/// A plain HTTP/1.1 GET, as the browser sends it: status and body.
-fn browser_get(url: &str) -> (u16, String) {
-    let rest = url.strip_prefix("http://").expect("http URL");
-    let (host, target) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let mut stream = TcpStream::connect(host).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let request = format!("GET {target} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut response = String::new();
-    let _ = stream.read_to_string(&mut response);
-    let status = response
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
-}
-
-/// Runs a login example: reads the authorization URL from its stderr,
-/// lets the harness fill in the provider's login and consent pages as
-/// `alice`, then plays the browser's return to the example's loopback
-/// listener (after a stray `/favicon.ico`). Returns stdout, stderr and
-/// the page the browser got.
-fn drive_login(h: &Harness, mut command: Command) -> (String, String, (u16, String)) {
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the login example");
-    let stderr = child.stderr.take().unwrap();
-    let (url_tx, url_rx) = mpsc::channel();
-    let endpoint = h.authorization_endpoint();
-    let reader = std::thread::spawn(move || {
-        let mut all = String::new();
-        let mut lines = BufReader::new(stderr);
-        let mut line = String::new();
-        while lines.read_line(&mut line).unwrap_or(0) > 0 {
-            if line.trim().starts_with(&endpoint) {
-                let _ = url_tx.send(line.trim().to_owned());
-            }
-            all.push_str(&line);
-            line.clear();
-        }
-        all
-    });
-    let Ok(url) = url_rx.recv_timeout(Duration::from_secs(30)) else {
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!(
-            "no authorization URL on stderr:\n{}",
-            reader.join().unwrap()
-        );
-    };
-    assert!(url.contains("code_challenge_method=S256"), "PKCE: {url}");
-    assert!(
-        url.contains("redirect_uri=http%3A%2F%2F127.0.0.1%3A"),
-        "a loopback redirect with a port: {url}"
-    );
-    let redirect = h.login_as(&url, "alice");
-    assert!(redirect.contains("code="), "{redirect}");
-    let origin = &redirect[..redirect.find("/callback").unwrap()];
-    assert_eq!(browser_get(&format!("{origin}/favicon.ico")).0, 404);
-    let page = browser_get(&redirect);
-    let mut stdout = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut stdout)
-        .unwrap();
-    let status = child.wait().unwrap();
-    let stderr = reader.join().unwrap();
-    assert!(status.success(), "exit {status:?}\n{stdout}\n{stderr}");
-    (stdout, stderr, page)
-}
+use tokenkeeper_integration::{API1, CONFIDENTIAL_POST, Harness, HarnessOptions, jwt, pkce_login};
 
 #[test]
 fn the_login_example_logs_alice_in_and_saves_a_private_session() {
-    let output = example("login").env_clear().output().unwrap();
-    assert_eq!(output.status.code(), Some(2), "usage without environment");
-
-    let h = Harness::start(HarnessOptions::default());
-    let dir = temp_dir("login");
-    let file = dir.join("session.json");
-    let mut command = example("login");
-    command
-        .env_clear()
-        .env("TOKENKEEPER_ISSUER", h.issuer())
-        .env("TOKENKEEPER_CLIENT_ID", CLI_NATIVE.id)
-        .env("TOKENKEEPER_SESSION_FILE", &file)
-        .env("TOKENKEEPER_NO_BROWSER", "1");
-    let (stdout, _, (status, page)) = drive_login(&h, command);
-    assert_eq!(status, 200, "{page}");
-    assert!(page.contains("Logged in"), "{page}");
-    assert!(stdout.contains("logged in as alice"), "{stdout}");
-    assert!(stdout.contains("Bearer token"), "{stdout}");
-    assert_eq!(h.stats().grant("authorization_code"), 1);
-
-    #[cfg(unix)]
-    assert_eq!(mode(&file), 0o600, "owner-only session file");
-    let session =
-        tokenkeeper::Session::from_json(&std::fs::read(&file).unwrap(), &Default::default())
-            .unwrap();
-    assert_eq!(session.user().unwrap()["sub"], "alice");
-    assert!(
-        session.token_set().refresh_token.is_some(),
-        "offline_access: a refresh token to keep"
-    );
-    std::fs::remove_dir_all(&dir).unwrap();
+    example_runs::the_login_example_logs_alice_in_and_saves_a_private_session("reqwest");
 }
 
 #[test]
 fn the_dpop_example_binds_tokens_to_one_key_kept_on_disk() {
-    let output = example("dpop").env_clear().output().unwrap();
-    assert_eq!(output.status.code(), Some(2), "usage without environment");
-
-    let h = Harness::start(HarnessOptions::default());
-    let dir = temp_dir("dpop");
-    let key_file = dir.join("dpop-key.pem");
-    let run = || {
-        let tokens = pkce_login(&h, &CONFIDENTIAL_POST, "openid offline_access", &[]);
-        let output = example("dpop")
-            .env_clear()
-            .env("TOKENKEEPER_ISSUER", h.issuer())
-            .env("TOKENKEEPER_CLIENT_ID", CONFIDENTIAL_POST.id)
-            .env(
-                "TOKENKEEPER_CLIENT_SECRET",
-                CONFIDENTIAL_POST.secret.unwrap(),
-            )
-            .env(
-                "TOKENKEEPER_REFRESH_TOKEN",
-                tokens["refresh_token"].as_str().unwrap(),
-            )
-            .env("TOKENKEEPER_DPOP_KEY_FILE", &key_file)
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-        assert!(
-            output.status.success(),
-            "{stdout}{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        assert!(stdout.contains("token type DPoP"), "{stdout}");
-        stdout
-    };
-    let thumbprint_of = |stdout: &str| {
-        stdout
-            .split_once("DPoP key ")
-            .and_then(|(_, rest)| rest.split(' ').next())
-            .map(String::from)
-            .unwrap_or_else(|| panic!("no thumbprint in {stdout}"))
-    };
-
-    let first = run();
-    assert!(first.contains("created in"), "{first}");
-    #[cfg(unix)]
-    assert_eq!(mode(&key_file), 0o600, "owner-only key file");
-    let on_disk = DpopKey::from_pkcs8_pem(&std::fs::read_to_string(&key_file).unwrap()).unwrap();
-    assert_eq!(thumbprint_of(&first), on_disk.thumbprint());
-
-    let second = run();
-    assert!(second.contains("reused from"), "{second}");
-    assert_eq!(thumbprint_of(&second), thumbprint_of(&first), "same key");
-    let stats = h.stats();
-    assert_eq!(stats.grant("refresh_token"), 2);
-    assert!(
-        stats
-            .recent_token_requests
-            .iter()
-            .filter(|r| r["grant_type"] == "refresh_token")
-            .all(|r| r["dpop"] == true),
-        "every refresh carried a proof"
-    );
-    std::fs::remove_dir_all(&dir).unwrap();
+    example_runs::the_dpop_example_binds_tokens_to_one_key_kept_on_disk("reqwest");
 }
 
 #[test]
@@ -262,7 +62,7 @@ fn the_client_credentials_example_gets_one_machine_token() {
 #[test]
 fn the_custom_store_example_saves_every_rotation_in_its_async_store() {
     let h = Harness::start(HarnessOptions::default());
-    let dir = temp_dir("custom-store");
+    let dir = temp_dir("reqwest", "custom-store");
     let file = dir.join("session.json");
     let run = |refresh_token: &str| {
         let output = example("custom_store")
