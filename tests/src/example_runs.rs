@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use crate::util::example;
+use crate::util::{KillOnDrop, example};
 use crate::{CLI_NATIVE, CONFIDENTIAL_POST, Harness, HarnessOptions, pkce_login};
 use tokenkeeper::dpop::DpopKey;
 
@@ -69,12 +69,16 @@ pub fn browser_get(url: &str) -> (u16, String) {
 /// listener (after a stray `/favicon.ico`). Returns stdout, stderr and
 /// the page the browser got.
 pub fn drive_login(h: &Harness, mut command: Command) -> (String, String, (u16, String)) {
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the login example");
+    // Killed if a check below fails before it exits on its own.
+    let mut guard = KillOnDrop(
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the login example"),
+    );
+    let child = &mut guard.0;
     let stderr = child.stderr.take().unwrap();
     let (url_tx, url_rx) = mpsc::channel();
     let endpoint = h.authorization_endpoint();
@@ -92,8 +96,7 @@ pub fn drive_login(h: &Harness, mut command: Command) -> (String, String, (u16, 
         all
     });
     let Ok(url) = url_rx.recv_timeout(Duration::from_secs(30)) else {
-        let _ = child.kill();
-        let _ = child.wait();
+        drop(guard);
         panic!(
             "no authorization URL on stderr:\n{}",
             reader.join().unwrap()

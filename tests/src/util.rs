@@ -146,6 +146,21 @@ pub fn read_http_request(stream: &mut impl std::io::Read) -> Vec<u8> {
     }
 }
 
+/// A child process that is killed (and reaped) when the guard drops: a
+/// test that fails half way does not leave, say, a login example waiting
+/// on its loopback listener for ever.
+#[derive(Debug)]
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+        }
+        let _ = self.0.wait();
+    }
+}
+
 /// The example binary, built next to this test by `cargo test` (the
 /// newest build, if `cargo build --examples` left another).
 pub fn example(name: &str) -> std::process::Command {
