@@ -4,67 +4,16 @@
 //! chunked ones included, and every damaged cookie is no session on both
 //! sides.
 
-use std::io::Write as _;
-use std::process::{Command, Stdio};
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use http::HeaderMap;
 use serde_json::{Value, json};
 use tokenkeeper::Session;
-use tokenkeeper_axum::cookies::{CookieAttributes, MAX_CHUNK_SIZE, RequestCookies};
+use tokenkeeper_axum::cookies::{MAX_CHUNK_SIZE, RequestCookies};
 use tokenkeeper_axum::jwe::{CookieKey, JweError};
-use tokenkeeper_axum::session_cookie::{NoSession, SessionCookie, SessionDurations};
+use tokenkeeper_axum::session_cookie::NoSession;
 
-const SECRET: &str = "a-32-byte-long-secret-for-testing-only!!";
-const JS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/js");
+mod support;
 
-/// Runs one command of `tests/js/cookie_compat.mjs` (the SDK's code).
-fn sdk(command: Value) -> Value {
-    assert!(
-        std::path::Path::new(JS_DIR)
-            .join("node_modules/@auth0/nextjs-auth0")
-            .exists(),
-        "run `npm ci` in {JS_DIR} first"
-    );
-    let mut child = Command::new("node")
-        .arg("cookie_compat.mjs")
-        .current_dir(JS_DIR)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("node");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(command.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "node failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-fn codec() -> SessionCookie {
-    SessionCookie::new(
-        SECRET.as_bytes(),
-        "__session",
-        CookieAttributes::new(false),
-        SessionDurations::default(),
-        64 * 1024,
-    )
-}
+use support::sdk::{SECRET, codec, now, sdk};
 
 /// A session as the SDK keeps it after a login; `groups` claims make it as
 /// large as asked.

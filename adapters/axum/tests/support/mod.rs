@@ -3,6 +3,8 @@
 //! automatic redirects, so every hop is checked.
 #![allow(dead_code)]
 
+pub mod sdk;
+
 use axum::Router;
 use axum::routing::get;
 use tokenkeeper_axum::{Auth, AuthBuilder};
