@@ -18,10 +18,8 @@
 //!   (`TokenManager::set_session`, `get_access_token`): the store's share
 //!   alone, without the handle's setup.
 //!
-//! Round trips per call are counted with `MONITOR` (the lines of commands a
-//! client sent; commands a Lua script ran are tagged `lua` and not round
-//! trips, and a `MULTI` … `EXEC` transaction, sent in one write and
-//! answered in one reply, counts once). The ratio is the median of per-round ratios, the rounds
+//! Round trips per call are counted by the server: its read events
+//! (`INFO stats`), one per pipeline or transaction written at once. The ratio is the median of per-round ratios, the rounds
 //! alternating which side goes first (target: at most 1.2).
 //!
 //! The `redis-server` is the bench's own, on a free loopback port.
@@ -30,9 +28,6 @@
 mod support;
 
 use std::hint::black_box;
-use std::io::{BufRead as _, BufReader, Write as _};
-use std::net::TcpStream;
-use std::sync::mpsc;
 use std::time::Instant;
 
 use criterion::{Criterion, criterion_group};
@@ -90,7 +85,8 @@ fn setup(redis: &RedisServer) -> Setup {
         }));
         store.save(KEY, &fresh, None).await.unwrap();
         store.save(OTHER_KEY, &fresh, None).await.unwrap();
-        // The store's kind of connection: RESP3, multiplexed, managed.
+        // The store's kind of connection: RESP3, multiplexed, managed,
+        // with the store's default timeouts.
         let mut info = Client::open(redis.url())
             .unwrap()
             .get_connection_info()
@@ -100,7 +96,12 @@ fn setup(redis: &RedisServer) -> Setup {
             .clone()
             .set_protocol(ProtocolVersion::RESP3);
         info = info.set_redis_settings(settings);
-        let bare = ConnectionManager::new(Client::open(info).unwrap())
+        // The store's timeouts too (the `redis` crate wraps each request
+        // of such a client in a timer).
+        let bare_config = redis::aio::ConnectionManagerConfig::new()
+            .set_response_timeout(Some(std::time::Duration::from_secs(2)))
+            .set_connection_timeout(Some(std::time::Duration::from_secs(2)));
+        let bare = ConnectionManager::new_with_config(Client::open(info).unwrap(), bare_config)
             .await
             .unwrap();
         (store, bare)
@@ -175,47 +176,26 @@ impl Setup {
     }
 }
 
-/// Client commands (not a script's own) `calls` of `call` send, by `MONITOR`.
+/// Round trips per call: the server's read events (`total_reads_processed`
+/// of `INFO stats`) during `calls` calls. A pipeline or a transaction,
+/// written at once, is one read however many commands it holds; the
+/// closing `INFO` adds one read of its own, taken off.
 fn round_trips(redis: &RedisServer, calls: usize, call: impl FnOnce()) -> f64 {
-    let mut monitor = TcpStream::connect(("127.0.0.1", redis.port())).unwrap();
-    monitor.write_all(b"MONITOR\r\n").unwrap();
-    let mut lines = BufReader::new(monitor.try_clone().unwrap());
-    let mut ok = String::new();
-    lines.read_line(&mut ok).unwrap();
-    assert_eq!(ok, "+OK\r\n");
-    let (done, counted) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut count = 0usize;
-        let mut in_transaction = false;
-        let mut line = String::new();
-        loop {
-            line.clear();
-            if lines.read_line(&mut line).unwrap_or(0) == 0 {
-                break;
-            }
-            if line.contains("\"bench-monitor-end\"") {
-                break;
-            }
-            if in_transaction {
-                in_transaction = !line.contains("\"EXEC\"");
-            } else if line.contains("\"MULTI\"") {
-                in_transaction = true;
-                count += 1;
-            } else if !line.contains(" lua]") {
-                count += 1;
-            }
-        }
-        done.send(count).unwrap();
-    });
+    let mut info = redis.connection();
+    let mut reads = || -> u64 {
+        let stats: String = redis::cmd("INFO").arg("stats").query(&mut info).unwrap();
+        stats
+            .lines()
+            .find_map(|line| line.strip_prefix("total_reads_processed:"))
+            .expect("total_reads_processed in INFO stats")
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let before = reads();
     call();
-    let mut end = redis.connection();
-    let _: String = redis::cmd("ECHO")
-        .arg("bench-monitor-end")
-        .query(&mut end)
-        .unwrap();
-    let count = counted.recv().unwrap();
-    drop(monitor);
-    count as f64 / calls as f64
+    let after = reads();
+    (after - before - 1) as f64 / calls as f64
 }
 
 fn bench(c: &mut Criterion) {

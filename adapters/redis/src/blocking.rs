@@ -107,11 +107,19 @@ impl BlockingRedisStore {
 
 impl SessionStore for BlockingRedisStore {
     fn load(&mut self, key: &SessionKey) -> Result<Option<Session>, StoreError> {
-        let pipeline = ops::load(&self.keys, key);
-        let reply: ops::LoadReply =
-            self.with_connection(key, |connection| pipeline.query(connection))?;
+        let quick = ops::quick_load(&self.keys, key);
+        let reply: ops::QuickReply =
+            self.with_connection(key, |connection| quick.query(connection))?;
         let redis_key = self.keys.session(key);
-        let loaded = ops::loaded_of(&redis_key, reply)?;
+        let loaded = match ops::quick_loaded(reply) {
+            Some(loaded) => loaded,
+            None => {
+                let pipeline = ops::load(&self.keys, key);
+                let reply: ops::LoadReply =
+                    self.with_connection(key, |connection| pipeline.query(connection))?;
+                ops::loaded_of(&redis_key, reply)?
+            }
+        };
         let (session, claimed) =
             ops::session_of(&redis_key, loaded, &self.options.limits, ops::now_ms())?;
         if claimed {

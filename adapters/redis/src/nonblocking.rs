@@ -130,11 +130,21 @@ impl RedisStore {
         let shared = &*self.shared;
         shared.wakes.loading(key);
         let redis_key = shared.keys.session(key);
-        let reply: ops::LoadReply = ops::load(&shared.keys, key)
-            .query_async(&mut self.connection())
+        let mut connection = self.connection();
+        let quick: ops::QuickReply = ops::quick_load(&shared.keys, key)
+            .query_async(&mut connection)
             .await
             .map_err(|e| RedisStoreError::from_redis(&redis_key, e))?;
-        let loaded = ops::loaded_of(&redis_key, reply)?;
+        let loaded = match ops::quick_loaded(quick) {
+            Some(loaded) => loaded,
+            None => {
+                let reply: ops::LoadReply = ops::load(&shared.keys, key)
+                    .query_async(&mut connection)
+                    .await
+                    .map_err(|e| RedisStoreError::from_redis(&redis_key, e))?;
+                ops::loaded_of(&redis_key, reply)?
+            }
+        };
         let (session, claimed) =
             ops::session_of(&redis_key, loaded, &shared.options.limits, ops::now_ms())?;
         if claimed {

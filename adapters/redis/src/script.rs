@@ -1,5 +1,5 @@
-//! The Lua scripts: every operation but the load (a plain `MULTI`/`EXEC`
-//! read, see `ops::load`) reads and writes its keys in one atomic step on
+//! The Lua scripts: every operation but the load (a pipeline of plain
+//! reads, see `ops::quick_load`) reads and writes its keys in one atomic step on
 //! the server (`EVALSHA`, with `EVAL` when the script
 //! cache was flushed: the `redis` crate's [`Script`]). No `WATCH`: on a
 //! multiplexed connection shared by every task it would watch for all of

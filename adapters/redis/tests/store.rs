@@ -290,6 +290,66 @@ async fn rediss_urls_with_a_private_ca() {
     assert!(matches!(refused, RedisStoreError::Redis(_)), "{refused:?}");
 }
 
+/// How many times the server ran `command` since the last `CONFIG
+/// RESETSTAT`.
+fn calls(raw: &mut redis::Connection, command: &str) -> u64 {
+    let stats: String = redis::cmd("INFO").arg("commandstats").query(raw).unwrap();
+    let prefix = format!("cmdstat_{command}:calls=");
+    stats
+        .lines()
+        .find_map(|line| line.strip_prefix(prefix.as_str()))
+        .map_or(0, |rest| rest.split(',').next().unwrap().parse().unwrap())
+}
+
+fn reset_stats(raw: &mut redis::Connection) {
+    let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query(raw).unwrap();
+}
+
+#[tokio::test]
+async fn a_load_is_one_pipeline_and_a_torn_read_is_read_again_in_a_transaction() {
+    let redis = RedisServer::start();
+    let store = RedisStore::connect(&redis.url()).await.unwrap();
+    let mut blocking = BlockingRedisStore::connect(&redis.url()).unwrap();
+    let mut raw = redis.connection();
+    store.save("s", &plain(0), None).await.unwrap();
+    store
+        .save("s", &claimed(1, "owner-a", 30), Some(0))
+        .await
+        .unwrap();
+
+    // The claim written with this generation: one pipeline, no transaction.
+    reset_stats(&mut raw);
+    let loaded = store.load("s").await.unwrap().unwrap();
+    assert_eq!(loaded.refresh_claim().unwrap().owner, "owner-a");
+    assert_eq!(blocking.load("s").unwrap().unwrap().generation(), 1);
+    assert_eq!(calls(&mut raw, "hgetall"), 2);
+    assert_eq!(calls(&mut raw, "multi"), 0);
+    // Nothing stored: one pipeline too.
+    assert!(store.load("none").await.unwrap().is_none());
+    assert_eq!(calls(&mut raw, "multi"), 0);
+
+    // A save at generation 2 landing between the hash read and the claim
+    // read leaves this picture: a claim of generation 2 beside the session
+    // of generation 1. The quick load must not mix them; it reads both
+    // again in one transaction.
+    let torn = json!({"owner": "owner-b", "until": now() + 30, "generation": 2}).to_string();
+    let _: () = raw.pset_ex("tokenkeeper:claim:s", &torn, 30_000).unwrap();
+    reset_stats(&mut raw);
+    let loaded = store.load("s").await.unwrap().unwrap();
+    assert_eq!(loaded.generation(), 1);
+    assert_eq!(calls(&mut raw, "multi"), 1, "read again atomically");
+    blocking.load("s").unwrap().unwrap();
+    assert_eq!(calls(&mut raw, "multi"), 2, "the blocking store too");
+
+    // A claim without a session (a clear between the reads): the same.
+    let _: () = raw
+        .pset_ex("tokenkeeper:claim:gone", &torn, 30_000)
+        .unwrap();
+    reset_stats(&mut raw);
+    assert!(store.load("gone").await.unwrap().is_none());
+    assert_eq!(calls(&mut raw, "multi"), 1);
+}
+
 #[tokio::test]
 async fn foreign_and_corrupt_values_are_typed_errors_and_left_as_they_were() {
     let redis = RedisServer::start();
@@ -307,8 +367,11 @@ async fn foreign_and_corrupt_values_are_typed_errors_and_left_as_they_were() {
     let _: () = raw
         .hset("tokenkeeper:session:nogen", "session", "{}")
         .unwrap();
+    // A hash of other fields: the quick load's `HGETALL` sees fields, so
+    // it is not taken for a missing key.
+    let _: () = raw.hset("tokenkeeper:session:other", "x", "y").unwrap();
 
-    for key in ["str", "list", "nogen"] {
+    for key in ["str", "list", "nogen", "other"] {
         for error in [
             store.load(key).await.unwrap_err(),
             store.save(key, &plain(0), None).await.unwrap_err(),
