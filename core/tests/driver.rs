@@ -362,3 +362,110 @@ fn callers_during_startup_share_one_load() {
         "a second startup load: {effect:?}"
     );
 }
+
+/// Runs `call` to its end, answering store operations from `store` (none
+/// may come when `store` is `None`); the kinds of effect seen.
+fn run_to_end(
+    driver: &mut Driver,
+    mut call: Call<'_, '_>,
+    server: &mut FakeServer,
+    mut store: Option<&mut tokenkeeper::UnsharedStore>,
+    now: u64,
+) -> (
+    Result<Finished, tokenkeeper::driver::Failure>,
+    Vec<&'static str>,
+) {
+    let mut seen = Vec::new();
+    loop {
+        let effect = driver.poll(&mut call, t(now));
+        seen.push(kind(&effect));
+        match effect {
+            Effect::Send { request, .. } => {
+                let response = server.handle(&request.request);
+                driver.handle_response(&mut call, response, t(now));
+            }
+            Effect::Store(op) => {
+                let store = store.as_deref_mut().expect("no store operation in memory");
+                let answer = op.run(store);
+                driver.handle_store(&mut call, answer);
+            }
+            Effect::Done(result) => return (result, seen),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_memory_only_driver_runs_no_store_operation_and_ends_as_an_unshared_store_would() {
+    let start = || {
+        let manager = TokenManager::new(builder().build().unwrap(), SeededEntropy::new(1));
+        Driver::starting(manager, DEFAULT_KEY, Some(expired_session(1000)))
+    };
+    let mut memory = start().memory_only();
+    let mut unshared = start();
+    let mut store = tokenkeeper::UnsharedStore::new();
+    let (mut server_a, mut server_b) = (FakeServer::default(), FakeServer::default());
+    let forced = TokenRequest::new().force_refresh();
+    let mut tokens = Vec::new();
+    for (round, now) in [2000, 2001, 2002].into_iter().enumerate() {
+        let request = if round == 0 {
+            TokenRequest::new()
+        } else {
+            forced
+        };
+        let (a, seen_a) = run_to_end(
+            &mut memory,
+            Call::token(Ask::User(&request)),
+            &mut server_a,
+            None,
+            now,
+        );
+        let (b, seen_b) = run_to_end(
+            &mut unshared,
+            Call::token(Ask::User(&request)),
+            &mut server_b,
+            Some(&mut store),
+            now,
+        );
+        // Only the transport: the startup's load and install, the check
+        // before the refresh and the save after it are answered inside.
+        assert_eq!(seen_a, ["send", "done"], "round {round}");
+        assert!(seen_b.contains(&"save"), "{seen_b:?}");
+        let (Ok(Finished::Token(a)), Ok(Finished::Token(b))) = (a, b) else {
+            panic!("round {round}: both refresh");
+        };
+        assert_eq!(a.token.secret(), b.token.secret());
+        tokens.push(a.token.secret().to_owned());
+        assert_eq!(
+            memory.manager.session().unwrap().to_json(),
+            unshared.manager.session().unwrap().to_json()
+        );
+        assert_eq!(memory.saved_generation(), unshared.saved_generation());
+        assert_eq!(
+            memory.saved_generation(),
+            Some(memory.manager.session().unwrap().generation()),
+            "saved: nothing left pending"
+        );
+    }
+    assert_eq!(tokens.len(), 3);
+    assert!(tokens.windows(2).all(|w| w[0] != w[1]), "{tokens:?}");
+    // A local logout (clear) and a new session (install): no store either.
+    let (cleared, seen) = run_to_end(&mut memory, Call::clear(), &mut server_a, None, 2003);
+    assert!(cleared.is_ok(), "{cleared:?}");
+    assert_eq!(seen, ["done"]);
+    assert!(memory.manager.session().is_none());
+    let (installed, seen) = run_to_end(
+        &mut memory,
+        Call::install(expired_session(5000)),
+        &mut server_a,
+        None,
+        2004,
+    );
+    assert!(installed.is_ok(), "{installed:?}");
+    assert_eq!(seen, ["done"]);
+    let generation = memory.manager.session().unwrap().generation();
+    assert!(
+        generation > 3,
+        "a new session goes above every generation seen: {generation}"
+    );
+}

@@ -53,12 +53,13 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// Settings for `config`: an [`UnsharedStore`] under [`DEFAULT_KEY`], no
+    /// Settings for `config`: no store (the session is kept in the handle's
+    /// memory only, and a save copies nothing), the key [`DEFAULT_KEY`], no
     /// starting session, no DPoP.
     pub fn new(config: Config) -> Self {
         Settings {
             config,
-            store: StoreSource::Blocking(Box::new(UnsharedStore::new())),
+            store: StoreSource::Memory,
             key: DEFAULT_KEY.into(),
             session: None,
             dpop: None,
@@ -110,6 +111,12 @@ impl Settings {
             manager.enable_dpop(signer)?;
         }
         let (driver, store): (Driver, Box<dyn DynStore>) = match self.store {
+            StoreSource::Memory => {
+                let driver = Driver::starting(manager, &self.key, self.session).memory_only();
+                // Never asked: the driver answers every store operation.
+                let unused: Box<dyn SessionStore + Send> = Box::new(UnsharedStore::new());
+                (driver, Box::new(Blocking(Mutex::new(unused))))
+            }
             StoreSource::Blocking(store) => {
                 let (driver, store) = tokenkeeper::driver::Keeper::with_key(
                     manager,

@@ -108,6 +108,7 @@ impl SessionsSettings {
             manager.enable_dpop(signer)?;
         }
         let store: Box<dyn DynStore> = match self.store {
+            StoreSource::Memory => Box::new(Blocking(Mutex::new(Box::new(UnsharedStore::new())))),
             StoreSource::Blocking(store) => Box::new(Blocking(Mutex::new(store))),
             StoreSource::Async(store) => store,
         };

@@ -42,9 +42,10 @@ use tokenkeeper::driver::{Ask, Call, Driver, Effect, Failure, Finished, Keeper, 
 use tokenkeeper::grant::TokenExchangeRequest;
 #[cfg(feature = "login")]
 use tokenkeeper::login::LoginTransaction;
+use tokenkeeper::store::DEFAULT_KEY;
 use tokenkeeper::{
     AccessTokenInfo, Authorization, Config, HttpRequest, HttpResponse, ResourceRetries,
-    ResourceVerdict, Session, SessionStore, TokenManager, TokenRequest, UnsharedStore,
+    ResourceVerdict, Session, SessionStore, TokenManager, TokenRequest,
 };
 
 use crate::Error;
@@ -97,7 +98,9 @@ struct Inner {
     /// store.
     driver: RefCell<Driver>,
     /// Where the session is kept; each operation runs in one step.
-    store: RefCell<Box<dyn SessionStore>>,
+    /// `None`: the session is kept in memory only (the driver answers
+    /// every store operation).
+    store: RefCell<Option<Box<dyn SessionStore>>>,
     /// Callers waiting for another call's progress; all woken after every
     /// step that changed something (each polls the driver again).
     waiters: RefCell<Vec<oneshot::Sender<()>>>,
@@ -122,7 +125,7 @@ impl fmt::Debug for TokenKeeper {
 pub struct Builder {
     config: Config,
     timeout: Option<Duration>,
-    store: Box<dyn SessionStore>,
+    store: Option<Box<dyn SessionStore>>,
     session: Option<Session>,
     dpop: Option<WebCryptoKey>,
 }
@@ -155,11 +158,12 @@ impl Builder {
         self
     }
 
-    /// Where the session is kept (default: an [`UnsharedStore`]: the session
-    /// stays in this handle's memory and nothing is copied). The
+    /// Where the session is kept (default: none: the session stays in this
+    /// handle's memory only, and nothing is copied — as an
+    /// [`UnsharedStore`](tokenkeeper::UnsharedStore) would keep it). The
     /// session is loaded from it when the handle is built.
     pub fn store(mut self, store: impl SessionStore + 'static) -> Self {
-        self.store = Box::new(store);
+        self.store = Some(Box::new(store));
         self
     }
 
@@ -193,7 +197,16 @@ impl Builder {
             manager.enable_dpop(key.deferred_signer())?;
         }
         // The session is loaded (or the starting one saved) here, at once.
-        let (driver, store) = Keeper::new(manager, self.store, self.session)?.into_parts();
+        let (driver, store) = match self.store {
+            Some(store) => {
+                let (driver, store) = Keeper::new(manager, store, self.session)?.into_parts();
+                (driver, Some(store))
+            }
+            None => (
+                Driver::starting(manager, DEFAULT_KEY, self.session).memory_only(),
+                None,
+            ),
+        };
         Ok(TokenKeeper {
             inner: Rc::new(Inner {
                 driver: RefCell::new(driver),
@@ -213,7 +226,7 @@ impl TokenKeeper {
         Builder {
             config,
             timeout: None,
-            store: Box::new(UnsharedStore::new()),
+            store: None,
             session: None,
             dpop: None,
         }
@@ -503,7 +516,10 @@ impl TokenKeeper {
                     inner.wake_all();
                 }
                 Effect::Store(op) => {
-                    let answer = op.run(&mut **inner.store.borrow_mut());
+                    let answer = match inner.store.borrow_mut().as_deref_mut() {
+                        Some(store) => op.run(store),
+                        None => inner.driver.borrow().answer_in_memory(&op),
+                    };
                     inner
                         .driver
                         .borrow_mut()

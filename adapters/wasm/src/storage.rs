@@ -12,7 +12,7 @@
 //!
 //! **Mind what this stores**: the refresh token, readable by any script of
 //! the origin (an XSS reads it). Prefer keeping the session in memory (the
-//! default `UnsharedStore`, or a `MemoryStore`) unless
+//! default: no store at all, or a `MemoryStore`) unless
 //! the session must survive a reload, and keep the refresh token's lifetime
 //! short (rotation with reuse detection, as the harness's provider does).
 

@@ -478,7 +478,8 @@ impl Driver {
         then: Then,
         answer: Option<StoreAnswer>,
     ) {
-        match self.advance(job, answer) {
+        let step = self.advance(job, answer);
+        match self.settle_in_memory(step) {
             JobStep::Op(op, job) => call.stage = Stage::Issue(op, job, then),
             JobStep::Done(result) => {
                 if matches!(then, Then::Started(_)) {

@@ -136,6 +136,9 @@ pub(crate) struct Persistence {
     /// A call runs the startup (its load, then its install): the others
     /// wait until it is done.
     starting: bool,
+    /// No store: the manager's memory is the only copy, and every store
+    /// operation is answered here ([`Driver::memory_only`]).
+    memory_only: bool,
 }
 
 impl Persistence {
@@ -150,6 +153,7 @@ impl Persistence {
             store_busy: false,
             startup: None,
             starting: false,
+            memory_only: false,
         }
     }
 
@@ -197,6 +201,31 @@ impl Driver {
         let mut driver = Driver::new(manager, key);
         driver.persistence.startup = Some(session.map(alloc::boxed::Box::new));
         driver
+    }
+
+    /// Keeps the session in this driver's memory only: no store at all.
+    /// Every store operation is answered here, as an
+    /// [`UnsharedStore`](crate::UnsharedStore) would answer it (nothing to
+    /// load, the generation last saved, every save accepted), and a save
+    /// copies nothing. For a host whose session no other writer shares and
+    /// that never needs it read back — the adapters' handles when the
+    /// application plugs in no store. ([`Sessions`] evicts sessions from
+    /// memory, so it always has a store.)
+    #[must_use]
+    ///
+    /// A driver made [`starting`](Driver::starting) installs its starting
+    /// session here and now (there is nothing to load).
+    pub fn memory_only(mut self) -> Self {
+        self.persistence.memory_only = true;
+        if let Some(startup) = self.persistence.startup.take() {
+            self.persistence.starting = false;
+            if let Some(session) = startup {
+                let step = self.advance(Job::Install(session, persist_install_start()), None);
+                // In memory every answer is `Ok`: the install cannot fail.
+                let _ = self.settle_in_memory(step);
+            }
+        }
+        self
     }
 
     /// The key the session is stored under.

@@ -206,6 +206,34 @@ impl Driver {
         }
     }
 
+    /// Runs `step` on to its end when there is no store
+    /// ([`Driver::memory_only`]), answering each operation here; any other
+    /// driver gets `step` back as it was.
+    pub(crate) fn settle_in_memory(&mut self, mut step: JobStep) -> JobStep {
+        while self.persistence.memory_only
+            && let JobStep::Op(op, job) = step
+        {
+            let answer = self.answer_in_memory(&op);
+            step = self.advance(job, Some(answer));
+        }
+        step
+    }
+
+    /// What a store would answer `op` with when there is none
+    /// ([`Driver::memory_only`]): what an `UnsharedStore` answers (nothing
+    /// to load, the generation last saved, every save and clear accepted).
+    /// A memory-only driver answers its own operations; a host without a
+    /// store can hand this to [`Driver::handle_store`] all the same.
+    pub fn answer_in_memory(&self, op: &StoreOp) -> StoreAnswer {
+        Ok(match op {
+            StoreOp::Load { .. } => StoreValue::Loaded(None),
+            StoreOp::Generation { .. } => StoreValue::Generation(self.persistence.saved),
+            StoreOp::Save { .. } => StoreValue::Saved,
+            StoreOp::Clear { .. } => StoreValue::Cleared,
+            StoreOp::Floor { .. } => StoreValue::Floor(self.persistence.floor),
+        })
+    }
+
     fn op_load(&self) -> StoreOp {
         StoreOp::Load {
             key: self.persistence.key.clone(),
@@ -349,6 +377,11 @@ impl Driver {
             return JobStep::Done(Ok(JobValue::Saved(Saved::Nothing)));
         };
         let generation = session.generation();
+        if self.persistence.memory_only {
+            // Saved as it is: the session here is the only copy.
+            let done = Job::Save(mode, SaveStage::Cas(generation));
+            return self.advance(done, Some(Ok(StoreValue::Saved)));
+        }
         let op = self.op_save(Box::new(session.clone()), self.persistence.saved);
         JobStep::Op(op, Job::Save(mode, SaveStage::Cas(generation)))
     }
