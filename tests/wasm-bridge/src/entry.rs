@@ -67,7 +67,7 @@ fn failure(error: &Error) -> WireFailure {
         code: error.code().to_owned(),
         requires_login: error.requires_login(),
         message: error.to_string(),
-        core: error.core().and_then(WireCoreError::new),
+        core: error.core().and_then(WireCoreError::new).map(Box::new),
     }
 }
 

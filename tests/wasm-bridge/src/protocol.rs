@@ -140,7 +140,7 @@ pub struct WireFailure {
     pub code: String,
     pub requires_login: bool,
     pub message: String,
-    pub core: Option<WireCoreError>,
+    pub core: Option<Box<WireCoreError>>,
 }
 
 impl WireFailure {
