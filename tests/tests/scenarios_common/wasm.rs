@@ -134,11 +134,15 @@ pub fn bridge_module() -> Result<PathBuf, String> {
     }
 }
 
+/// The callers waiting for a reply, by request id; `None` once the host
+/// has exited.
+type Waiting = Option<HashMap<u64, mpsc::Sender<Reply>>>;
+
 /// The Node host: its stdin, the callers waiting for replies, the stores
 /// its keepers use.
 struct Host {
     stdin: Mutex<ChildStdin>,
-    waiting: Arc<Mutex<HashMap<u64, mpsc::Sender<Reply>>>>,
+    waiting: Arc<Mutex<Waiting>>,
     stores: Arc<Mutex<HashMap<u64, SharedStore>>>,
     next_id: AtomicU64,
     _child: Mutex<Child>,
@@ -183,7 +187,7 @@ impl Host {
             .spawn(move || serve_stores(&requests, &replies, &fifos, &served))
             .map_err(|e| e.to_string())?;
 
-        let waiting: Arc<Mutex<HashMap<u64, mpsc::Sender<Reply>>>> = Arc::default();
+        let waiting: Arc<Mutex<Waiting>> = Arc::new(Mutex::new(Some(HashMap::new())));
         let answered = Arc::clone(&waiting);
         std::thread::Builder::new()
             .name("wasm-replies".into())
@@ -192,15 +196,19 @@ impl Host {
                     let Ok(line) = line else { break };
                     match serde_json::from_str::<Reply>(&line) {
                         Ok(reply) => {
-                            if let Some(caller) = lock(&answered).remove(&reply.id) {
+                            let caller = lock(&answered)
+                                .as_mut()
+                                .and_then(|waiting| waiting.remove(&reply.id));
+                            if let Some(caller) = caller {
                                 let _ = caller.send(reply);
                             }
                         }
                         Err(e) => eprintln!("[wasm driver] unreadable reply {line:?}: {e}"),
                     }
                 }
-                // The host ended: every caller still waiting learns it.
-                lock(&answered).clear();
+                // The host ended: every caller still waiting learns it (its
+                // sender drops), and so does every later one.
+                lock(&answered).take();
             })
             .map_err(|e| e.to_string())?;
 
@@ -230,6 +238,9 @@ impl Host {
             .collect();
         {
             let mut waiting = lock(&self.waiting);
+            let Some(waiting) = waiting.as_mut() else {
+                panic!("the wasm host (node) has exited; its stderr is above")
+            };
             for request in &requests {
                 waiting.insert(request.id, tx.clone());
             }

@@ -16,9 +16,11 @@
 //! ```
 
 #![forbid(unsafe_code)]
-// The wire types are plain data named after what they carry.
-#![allow(missing_docs)]
 
+// The wire types mirror the core's field for field and variant for
+// variant (`WireToken` is `AccessTokenInfo`, `WireCoreError` is
+// `tokenkeeper::Error`, …): their members' docs are the core's.
+#[allow(missing_docs)]
 pub mod protocol;
 
 #[cfg(target_arch = "wasm32")]
