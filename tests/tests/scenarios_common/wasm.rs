@@ -124,6 +124,7 @@ pub fn bridge_module() -> Result<PathBuf, String> {
         // Another test process got there first with the same module.
         let _ = fs::remove_dir_all(&staging);
     }
+    remove_stale_modules(&target_dir, &pkg);
     if module.exists() {
         Ok(module)
     } else {
@@ -131,6 +132,28 @@ pub fn bridge_module() -> Result<PathBuf, String> {
             "{} is missing after wasm-bindgen",
             module.display()
         ))
+    }
+}
+
+/// Removes the bindgen output of earlier modules, once an hour old (a
+/// test process loads its module at its start: none still needs one that
+/// old).
+fn remove_stale_modules(target_dir: &Path, current: &Path) {
+    let Ok(entries) = fs::read_dir(target_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let stale = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > Duration::from_secs(3600));
+        let is_module = entry.file_name().to_string_lossy().starts_with("pkg-");
+        if is_module && stale && path != current {
+            let _ = fs::remove_dir_all(path);
+        }
     }
 }
 
