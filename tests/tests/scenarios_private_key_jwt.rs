@@ -1,6 +1,6 @@
-//! `private_key_jwt` (RFC 7523, ES256) client authentication through each
-//! adapter (ureq, reqwest, wasm) against node-oidc-provider's `pkjwt` client: login,
-//! refreshes and logout, and a fresh assertion on the DPoP nonce retry.
+//! `private_key_jwt` (RFC 7523, ES256) client authentication through every
+//! adapter against node-oidc-provider's `pkjwt` client: login, refreshes
+//! and logout, and a fresh assertion on the DPoP nonce retry.
 //!
 //! node-oidc-provider refuses a client assertion whose `jti` it has seen
 //! (`client assertion tokens must only be used once`), so every success
