@@ -91,7 +91,11 @@ pub struct Failure {
     /// The adapter error's stable code (`failed_to_refresh_token`,
     /// `transport_error`, …).
     pub code: &'static str,
-    /// The core's error, when it is one (boxed: a small `Err`).
+    /// The core's error, when it is one (boxed: a small `Err`). Through
+    /// the wasm driver it is rebuilt from the wire for the kinds
+    /// `WireCoreError` carries (every one holding plain data; not the ID
+    /// token, login, discovery, revocation, signing, DPoP or MFA errors,
+    /// which come as `None` with their code and message).
     pub core: Option<Box<tokenkeeper::Error>>,
     /// `requires_login()` of the adapter error.
     pub requires_login: bool,
