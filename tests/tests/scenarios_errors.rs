@@ -1,4 +1,4 @@
-//! The bad paths, each run through both native adapters against
+//! The bad paths, each run through every adapter against
 //! node-oidc-provider: a refresh token the server does not know, a target
 //! the grant does not cover, a wrong client secret, a server that is down,
 //! an HTML error page, and a resource server that rejects the token.
@@ -7,8 +7,8 @@
 mod scenarios_common;
 
 use scenarios_common::{
-    Ask, Driver, SharedStore, access_token, client_auth, closed_port, config, expire, logged_in,
-    refresh_token, with_refresh_token,
+    Ask, Config, Driver, SharedStore, access_token, client_auth, closed_port, config, expire,
+    logged_in, refresh_token, with_refresh_token,
 };
 use tokenkeeper::{ResponseError, TokenRequest};
 use tokenkeeper_integration::{
@@ -176,7 +176,7 @@ fn server_down_is_a_transport_error_and_the_session_is_untouched<D: Driver>() {
     let h = harness();
     let session = expire(&logged_in::<D>(&h, &CONFIDENTIAL_POST));
     let store = SharedStore::with_session(session.clone());
-    let down = tokenkeeper::Config::builder(
+    let down = Config::builder(
         format!("http://127.0.0.1:{}/token", closed_port()),
         CONFIDENTIAL_POST.id,
     )

@@ -1,5 +1,5 @@
-//! Scenarios beyond the plain refresh, each run through both native
-//! adapters against node-oidc-provider: DPoP with nonces at the token
+//! Scenarios beyond the plain refresh, each run through every
+//! adapter against node-oidc-provider: DPoP with nonces at the token
 //! endpoint and at the resource server, client credentials, token exchange
 //! (RFC 8693, the harness's own grant handler) and logout with revocation.
 
@@ -9,12 +9,12 @@ mod scenarios_common;
 use std::collections::BTreeSet;
 
 use scenarios_common::{
-    Ask, Driver, LOGIN_SCOPE, SharedStore, access_token, client_auth, config, dpop_signer, login,
-    refresh_token,
+    Ask, Config, Driver, LOGIN_SCOPE, SharedStore, access_token, client_auth, config, dpop_signer,
+    login, refresh_token,
 };
 use tokenkeeper::grant::TargetParameter;
 use tokenkeeper::grant::{TokenExchangeError, TokenExchangeRequest};
-use tokenkeeper::{Config, ResponseError, TokenRequest, TokenType};
+use tokenkeeper::{ResponseError, TokenRequest, TokenType};
 use tokenkeeper_integration::{
     API1, API2, CONFIDENTIAL_BASIC, CONFIDENTIAL_POST, Harness, HarnessOptions, M2M,
     TOKEN_EXCHANGE_GRANT, jwt, resource_request, token_request,

@@ -1,6 +1,6 @@
 //! Scenarios of a user session's token lifecycle against node-oidc-provider
-//! (refresh-token rotation on, two APIs), each run through both native
-//! adapters: login (three client authentication methods), cached reuse,
+//! (refresh-token rotation on, two APIs), each run through every
+//! adapter: login (three client authentication methods), cached reuse,
 //! twenty rotations in a row, a forced refresh, two audiences from one
 //! refresh token, and concurrent callers for both audiences.
 

@@ -1,6 +1,6 @@
-//! `private_key_jwt` (RFC 7523, ES256) client authentication through both
-//! native adapters against node-oidc-provider's `pkjwt` client: login,
-//! refreshes and logout, and a fresh assertion on the DPoP nonce retry.
+//! `private_key_jwt` (RFC 7523, ES256) client authentication through every
+//! adapter against node-oidc-provider's `pkjwt` client: login, refreshes
+//! and logout, and a fresh assertion on the DPoP nonce retry.
 //!
 //! node-oidc-provider refuses a client assertion whose `jti` it has seen
 //! (`client assertion tokens must only be used once`), so every success
@@ -12,11 +12,12 @@ mod scenarios_common;
 use std::collections::BTreeSet;
 
 use scenarios_common::{
-    Ask, Driver, LOGIN_SCOPE, SharedStore, client_auth, config, dpop_signer, login, refresh_token,
+    Ask, Config, Driver, LOGIN_SCOPE, SharedStore, client_auth, config, dpop_signer, login,
+    refresh_token,
 };
 use tokenkeeper::grant::TargetParameter;
 use tokenkeeper::grant::TokenExchangeRequest;
-use tokenkeeper::{Config, TokenRequest, TokenType};
+use tokenkeeper::{TokenRequest, TokenType};
 use tokenkeeper_integration::{
     API1, API2, CONFIDENTIAL_BASIC, CONFIDENTIAL_POST, DpopKey, Harness, HarnessOptions, PKJWT,
     TestClient, client_assertion, jwt, token_request,

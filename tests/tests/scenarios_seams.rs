@@ -1,4 +1,4 @@
-//! Seams against node-oidc-provider (issue 12), through each native adapter:
+//! Seams against node-oidc-provider (issue 12), through each adapter:
 //! a refresh buffer longer than the tokens live does not refresh on every
 //! call.
 

@@ -1,4 +1,4 @@
-//! One store, several handles, each run through both native adapters
+//! One store, several handles, each run through every adapter
 //! against node-oidc-provider: two handles in one process adopt each
 //! other's saved changes instead of spending a refresh token twice, and two
 //! "processes" (handles with their own single flight) that share a store

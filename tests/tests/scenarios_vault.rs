@@ -1,6 +1,6 @@
 //! Token Vault (the SDK's `getAccessTokenForConnection`) against
 //! node-oidc-provider with the harness's federated connection handler
-//! (`tests/harness/token_vault.mjs`), through both native adapters: the
+//! (`tests/harness/token_vault.mjs`), through every adapter: the
 //! exchange and its request, the per-connection cache and its key, force,
 //! expiry, the typed errors, and single flight under 16 concurrent callers.
 
@@ -11,8 +11,8 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use scenarios_common::{
-    Driver, Failure, Reqwest, SharedStore, Ureq, config, config_builder, logged_in, refresh_token,
-    with_refresh_token,
+    Driver, Failure, Reqwest, SharedStore, Ureq, Wasm, config, config_builder, logged_in,
+    refresh_token, with_refresh_token,
 };
 use serde_json::{Value, json};
 use tokenkeeper::{
@@ -22,6 +22,7 @@ use tokenkeeper::{
 use tokenkeeper_integration::{
     CONFIDENTIAL_BASIC, CONFIDENTIAL_POST, Harness, HarnessOptions, PUBLIC_PKCE,
 };
+use tokenkeeper_wasm_bridge::protocol::{Answer, Command, WireConnectionRequest};
 
 scenarios!(
     exchange_works_and_is_stored_as_the_sdk_stores_it,
@@ -107,6 +108,42 @@ impl Vault for Reqwest {
             }
             answers
         })
+    }
+}
+
+impl Vault for Wasm {
+    fn connection(&self, request: &ConnectionRequest<'_>) -> Result<AccessTokenInfo, Failure> {
+        let request = WireConnectionRequest::new(request);
+        Wasm::one(Command::Connection {
+            keeper: self.id(),
+            request,
+        })
+        .map(connection_token)
+    }
+
+    fn connections_at_once(
+        &self,
+        n: usize,
+        connection: &'static str,
+    ) -> Vec<Result<AccessTokenInfo, Failure>> {
+        // One line to the host: all n tasks start in the same tick.
+        let commands = (0..n)
+            .map(|_| Command::Connection {
+                keeper: self.id(),
+                request: WireConnectionRequest::new(&ConnectionRequest::new(connection)),
+            })
+            .collect();
+        Wasm::all(commands)
+            .into_iter()
+            .map(|outcome| outcome.map(connection_token))
+            .collect()
+    }
+}
+
+fn connection_token(answer: Answer) -> AccessTokenInfo {
+    match answer {
+        Answer::Token(token) => token.get(),
+        other => panic!("expected a token, got {other:?}"),
     }
 }
 

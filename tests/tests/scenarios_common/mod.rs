@@ -1,14 +1,24 @@
-//! Shared by the `scenarios_*` suites: a [`Driver`] over each native
-//! adapter (the blocking `tokenkeeper-ureq` and the async
-//! `tokenkeeper-reqwest`, the latter driven by a Tokio current-thread
-//! runtime), the `scenarios!` macro that instantiates every scenario for
-//! both, and helpers (harness clients' configurations, a login through the
-//! core, a store that records every save).
+//! Shared by the `scenarios_*` suites: a [`Driver`] over each adapter (the
+//! blocking `tokenkeeper-ureq`; the async `tokenkeeper-reqwest`, driven by
+//! a Tokio current-thread runtime; and `tokenkeeper-wasm`, compiled for
+//! wasm32 and run in Node by the bridge in `tests/wasm-bridge`, see
+//! [`wasm`]), the `scenarios!` macro that instantiates every scenario for
+//! all three, and helpers (harness clients' configurations, a login through
+//! the core, a store that records every save).
 //!
 //! Each scenario is a generic function `fn name<D: Driver>()`; the macro
-//! turns it into `ureq_driver::name` and `reqwest_driver::name` tests.
+//! turns it into `ureq_driver::name`, `reqwest_driver::name` and
+//! `wasm_driver::name` tests. Scenarios build their configuration with
+//! this module's [`Config`] (the core's, plus the builder calls that made
+//! it, which is how it reaches the wasm module).
 
 #![allow(dead_code, missing_docs)]
+
+mod config;
+pub mod wasm;
+
+pub use config::{Config, ConfigBuilder, wire_client_auth};
+pub use wasm::Wasm;
 
 use std::sync::{Arc, Barrier};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -22,17 +32,22 @@ use tokenkeeper::grant::ClientAuth;
 use tokenkeeper::grant::TargetParameter;
 use tokenkeeper::grant::TokenExchangeRequest;
 use tokenkeeper::login::{LoginRequest, LoginTransaction};
-use tokenkeeper::{AccessTokenInfo, ClientSecret, Config, ConfigBuilder, Session, TokenRequest};
+use tokenkeeper::{AccessTokenInfo, ClientSecret, Session, TokenRequest};
 use tokenkeeper_integration::{
     API1, API2, Harness, PKJWT_KID, PKJWT_PRIVATE_PEM_PATH, REDIRECT_URI, TestClient,
+};
+use tokenkeeper_wasm_bridge::protocol::{
+    Answer, Command, WireExchangeRequest, WireTokenRequest, metadata_from_json, session_from_json,
+    token_response_from_json,
 };
 
 /// The scope of every login (OIDC, a refresh token, both API scopes).
 pub const LOGIN_SCOPE: &str = "openid profile email offline_access read:data write:data";
 
 /// Instantiates each named scenario `fn name<D: Driver>()` of the calling
-/// file as a test per adapter: `ureq_driver::name`, `reqwest_driver::name`.
-/// Attributes before a name (`#[ignore = "…"]`) are kept on both tests.
+/// file as a test per adapter: `ureq_driver::name`, `reqwest_driver::name`,
+/// `wasm_driver::name`. Attributes before a name (`#[ignore = "…"]`) are
+/// kept on all three tests.
 macro_rules! scenarios {
     ($($(#[$meta:meta])* $name:ident),* $(,)?) => {
         /// The scenarios through `tokenkeeper-ureq` (threads).
@@ -56,6 +71,17 @@ macro_rules! scenarios {
                 }
             )*
         }
+        /// The scenarios through `tokenkeeper-wasm` (tasks in one Node
+        /// event loop).
+        mod wasm_driver {
+            $(
+                $(#[$meta])*
+                #[test]
+                fn $name() {
+                    super::$name::<crate::scenarios_common::Wasm>();
+                }
+            )*
+        }
     };
 }
 
@@ -65,7 +91,11 @@ pub struct Failure {
     /// The adapter error's stable code (`failed_to_refresh_token`,
     /// `transport_error`, …).
     pub code: &'static str,
-    /// The core's error, when it is one (boxed: a small `Err`).
+    /// The core's error, when it is one (boxed: a small `Err`). Through
+    /// the wasm driver it is rebuilt from the wire for the kinds
+    /// `WireCoreError` carries (every one holding plain data; not the ID
+    /// token, login, discovery, revocation, signing, DPoP or MFA errors,
+    /// which come as `None` with their code and message).
     pub core: Option<Box<tokenkeeper::Error>>,
     /// `requires_login()` of the adapter error.
     pub requires_login: bool,
@@ -129,7 +159,7 @@ pub enum Ask {
 /// One adapter, seen through the operations the scenarios need. Every
 /// method blocks until the adapter's answer is there.
 pub trait Driver: Clone + Send + Sync + Sized + 'static {
-    /// `ureq` or `reqwest`.
+    /// `ureq`, `reqwest` or `wasm`.
     const NAME: &'static str;
 
     /// A handle on `config` whose session lives in `store` (loaded from it
@@ -186,7 +216,7 @@ impl Driver for Ureq {
     const NAME: &'static str = "ureq";
 
     fn build(config: Config, store: SharedStore, dpop: Option<Arc<P256Signer>>) -> Self {
-        let mut builder = tokenkeeper_ureq::TokenKeeper::builder(config).store(store);
+        let mut builder = tokenkeeper_ureq::TokenKeeper::builder(config.core).store(store);
         if let Some(signer) = dpop {
             builder = builder.dpop(signer);
         }
@@ -306,7 +336,7 @@ impl Driver for Reqwest {
         let runtime = Arc::new(current_thread_runtime());
         // reqwest's client needs the runtime's reactor when it is built.
         let keeper = runtime.block_on(async move {
-            let mut builder = tokenkeeper_reqwest::TokenKeeper::builder(config).store(store);
+            let mut builder = tokenkeeper_reqwest::TokenKeeper::builder(config.core).store(store);
             if let Some(signer) = dpop {
                 builder = builder.dpop(signer);
             }
@@ -406,6 +436,148 @@ impl Driver for Reqwest {
             }
             answers
         })
+    }
+}
+
+// ---------------------------------------------------------------------------
+// wasm
+
+impl Wasm {
+    fn ask(&self, command: Command) -> Result<Answer, Failure> {
+        Wasm::one(command)
+    }
+}
+
+fn token(answer: Answer) -> AccessTokenInfo {
+    match answer {
+        Answer::Token(token) => token.get(),
+        other => panic!("expected a token, got {other:?}"),
+    }
+}
+
+impl Driver for Wasm {
+    const NAME: &'static str = "wasm";
+
+    fn build(config: Config, store: SharedStore, dpop: Option<Arc<P256Signer>>) -> Self {
+        let jwk = dpop.map(|signer| signer.key().to_jwk().to_string());
+        Wasm::build(&config, store, jwk).unwrap_or_else(|e| panic!("wasm handle: {e:?}"))
+    }
+
+    fn discover(issuer: &str) -> Result<AuthorizationServerMetadata, Failure> {
+        let command = Command::Discover {
+            issuer: issuer.to_owned(),
+        };
+        match Wasm::one(command)? {
+            Answer::Metadata { json } => {
+                Ok(metadata_from_json(&json, issuer).expect("the metadata again"))
+            }
+            other => panic!("expected metadata, got {other:?}"),
+        }
+    }
+
+    fn get(&self, request: &TokenRequest<'_>) -> Result<AccessTokenInfo, Failure> {
+        let request = WireTokenRequest::new(request);
+        self.ask(Command::Get {
+            keeper: self.id(),
+            request,
+        })
+        .map(token)
+    }
+
+    fn machine(&self, request: &TokenRequest<'_>) -> Result<AccessTokenInfo, Failure> {
+        let request = WireTokenRequest::new(request);
+        self.ask(Command::Machine {
+            keeper: self.id(),
+            request,
+        })
+        .map(token)
+    }
+
+    fn login(
+        &self,
+        transaction: &LoginTransaction,
+        callback: &str,
+    ) -> Result<AccessTokenInfo, Failure> {
+        self.ask(Command::Login {
+            keeper: self.id(),
+            transaction: transaction.clone(),
+            callback: callback.to_owned(),
+        })
+        .map(token)
+    }
+
+    fn logout(&self) -> Result<(), Failure> {
+        self.ask(Command::Logout { keeper: self.id() }).map(drop)
+    }
+
+    fn exchange(&self, request: &TokenExchangeRequest<'_>) -> Result<TokenResponse, Failure> {
+        let auth = wire_client_auth(request.client_auth());
+        let request = WireExchangeRequest::new(request, auth).expect("a valid exchange request");
+        match self.ask(Command::Exchange {
+            keeper: self.id(),
+            request,
+        })? {
+            Answer::Exchanged { json } => {
+                Ok(token_response_from_json(&json).expect("the token response again"))
+            }
+            other => panic!("expected a token response, got {other:?}"),
+        }
+    }
+
+    fn call_api(&self, request: &TokenRequest<'_>, url: &str) -> Result<ApiResponse, Failure> {
+        let command = Command::CallApi {
+            keeper: self.id(),
+            request: WireTokenRequest::new(request),
+            url: url.to_owned(),
+        };
+        match self.ask(command)? {
+            Answer::Api {
+                status,
+                body,
+                www_authenticate,
+            } => Ok(ApiResponse {
+                status,
+                body: serde_json::from_str(&body).unwrap_or(Value::Null),
+                www_authenticate,
+            }),
+            other => panic!("expected an API response, got {other:?}"),
+        }
+    }
+
+    fn session(&self) -> Option<Session> {
+        match self.ask(Command::Session { keeper: self.id() }) {
+            Ok(Answer::Session { json }) => {
+                json.map(|json| session_from_json(&json).expect("the session again"))
+            }
+            other => panic!("expected a session, got {other:?}"),
+        }
+    }
+
+    fn dpop_thumbprint(&self) -> Option<String> {
+        match self.ask(Command::DpopThumbprint { keeper: self.id() }) {
+            Ok(Answer::Thumbprint { jkt }) => jkt,
+            other => panic!("expected a thumbprint, got {other:?}"),
+        }
+    }
+
+    fn at_once(
+        &self,
+        asks: Vec<(Ask, TokenRequest<'static>)>,
+    ) -> Vec<Result<AccessTokenInfo, Failure>> {
+        let commands = asks
+            .iter()
+            .map(|(ask, request)| {
+                let (keeper, request) = (self.id(), WireTokenRequest::new(request));
+                match ask {
+                    Ask::User => Command::Get { keeper, request },
+                    Ask::Machine => Command::Machine { keeper, request },
+                }
+            })
+            .collect();
+        Wasm::all(commands)
+            .into_iter()
+            .map(|outcome| outcome.map(token))
+            .collect()
     }
 }
 
