@@ -61,6 +61,9 @@ trap cleanup EXIT
 step "wasm tools"
 bash scripts/wasm-tests.sh install
 
+step "the scenario suite's wasm bridge (tests/wasm-bridge; built here, not inside a test)"
+cargo build --target wasm32-unknown-unknown -p tokenkeeper-wasm-bridge --target-dir target/wasm-bridge
+
 step "the axum example page's wasm route client (served by the example, used by adapters/axum/tests/browser.rs)"
 bash scripts/axum-web-wasm.sh
 
