@@ -474,3 +474,72 @@ fn ten_thousand_sessions_with_a_thousand_in_memory_get_their_tokens_in_bounded_m
         "{after_round_two} bytes after the second round, {at_all} after the first"
     );
 }
+
+/// Drives `call` on `id` with no store at all: a store operation fails the
+/// test.
+fn run_in_memory(
+    sessions: &mut Sessions,
+    server: &mut Server,
+    id: &str,
+    mut call: Call<'_, '_>,
+) -> Result<Finished, tokenkeeper::driver::Failure> {
+    loop {
+        match sessions.poll(id, &mut call, now()) {
+            Effect::Store(op) => panic!("a store operation in memory: {op:?}"),
+            Effect::Send { request, .. } => {
+                let response = server.handle(&request.request);
+                sessions.handle_response(id, &mut call, response, now());
+            }
+            Effect::Done(result) => return result,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+/// With no store, memory holds the only copy of every session: installed
+/// sessions stay past the capacity and refresh with no store operation;
+/// slots of ids that hold no session still go.
+#[test]
+fn memory_only_sessions_are_never_evicted_and_run_no_store_operation() {
+    let _serial = serial();
+    let mut sessions = sessions(2).memory_only();
+    let mut server = Server::default();
+    for i in 0..5 {
+        let result = run_in_memory(
+            &mut sessions,
+            &mut server,
+            &id(i),
+            Call::install(session(i, true)),
+        );
+        assert!(result.is_ok(), "{result:?}");
+    }
+    assert_eq!(sessions.len(), 5, "none evicted past the capacity of 2");
+    let forced = TokenRequest::new().force_refresh();
+    for round in 1..=2u32 {
+        for i in 0..5 {
+            let result = run_in_memory(
+                &mut sessions,
+                &mut server,
+                &id(i),
+                Call::token(Ask::User(&forced)),
+            );
+            let Ok(Finished::Token(token)) = result else {
+                panic!("{result:?}")
+            };
+            assert_eq!(token.token.secret(), format!("at-u{i}-{round}"));
+        }
+    }
+    assert_eq!(server.replays, 0);
+    // Unknown ids: no session, and their slots go again.
+    let request = TokenRequest::new();
+    for unknown in 0..10 {
+        let result = run_in_memory(
+            &mut sessions,
+            &mut server,
+            &format!("nobody-{unknown}"),
+            Call::token(Ask::User(&request)),
+        );
+        assert!(result.is_err(), "{result:?}");
+    }
+    assert_eq!(sessions.len(), 5);
+}

@@ -57,12 +57,14 @@ pub struct SessionsSettings {
 }
 
 impl SessionsSettings {
-    /// Settings for `config`: an [`UnsharedStore`] (this process only),
-    /// [`DEFAULT_CAPACITY`] sessions in memory, no DPoP.
+    /// Settings for `config`: no store (this process only: memory holds the
+    /// only copy of each session, so none is evicted while it holds one,
+    /// whatever the capacity), [`DEFAULT_CAPACITY`] sessions in memory, no
+    /// DPoP.
     pub fn new(config: Config) -> Self {
         SessionsSettings {
             config,
-            store: StoreSource::Blocking(Box::new(UnsharedStore::new())),
+            store: StoreSource::Memory,
             capacity: DEFAULT_CAPACITY,
             dpop: None,
             deferred_signer: None,
@@ -107,13 +109,19 @@ impl SessionsSettings {
         if let Some(signer) = self.dpop {
             manager.enable_dpop(signer)?;
         }
+        let mut core = driver::Sessions::new(manager, self.capacity);
         let store: Box<dyn DynStore> = match self.store {
-            StoreSource::Memory => Box::new(Blocking(Mutex::new(Box::new(UnsharedStore::new())))),
+            StoreSource::Memory => {
+                core = core.memory_only();
+                // Never asked: the driver answers every store operation.
+                let unused: Box<dyn SessionStore + Send> = Box::new(UnsharedStore::new());
+                Box::new(Blocking(Mutex::new(unused)))
+            }
             StoreSource::Blocking(store) => Box::new(Blocking(Mutex::new(store))),
             StoreSource::Async(store) => store,
         };
         Ok(Sessions {
-            core: Mutex::new(driver::Sessions::new(manager, self.capacity)),
+            core: Mutex::new(core),
             host: Host {
                 transport,
                 store,

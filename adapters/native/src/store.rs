@@ -62,10 +62,11 @@ impl DynStore for Blocking {
 
 /// Where the handle's store comes from.
 pub(crate) enum StoreSource {
-    /// None plugged in: a handle keeps its session in memory only
-    /// ([`Driver::memory_only`](tokenkeeper::driver::Driver::memory_only):
-    /// no store operation, no copy); [`Sessions`](crate::Sessions), which
-    /// evicts, keeps them in an [`UnsharedStore`](tokenkeeper::UnsharedStore).
+    /// None plugged in: the sessions are kept in memory only, with no
+    /// store operation and no copy
+    /// ([`Driver::memory_only`](tokenkeeper::driver::Driver::memory_only),
+    /// [`Sessions::memory_only`](tokenkeeper::driver::Sessions::memory_only):
+    /// a session is never evicted, memory being its only copy).
     Memory,
     Blocking(Box<dyn SessionStore + Send>),
     Async(Box<dyn DynStore>),

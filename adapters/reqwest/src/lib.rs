@@ -342,8 +342,8 @@ impl Builder {
         self
     }
 
-    /// Where the session is kept (default: an [`UnsharedStore`](tokenkeeper::UnsharedStore): the session
-    /// stays in this handle's memory and nothing is copied). The
+    /// Where the session is kept (default: none: the session stays in this
+    /// handle's memory only, with no store operation and no copy). The
     /// session is loaded from it when the handle is built. To read the
     /// session elsewhere in the process, or to share it between handles,
     /// pass an `Arc<Mutex<MemoryStore>>` and keep a clone.

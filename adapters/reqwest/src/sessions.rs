@@ -87,8 +87,9 @@ impl SessionsBuilder {
     }
 
     /// Keeps sessions in `store`, each under its id (blocking: it must
-    /// answer at once, as an in-memory one does). Default: memory, this
-    /// process only.
+    /// answer at once, as an in-memory one does). Default: memory only, this
+    /// process only; memory then holds the only copy of each session, so a
+    /// session is never evicted for the capacity.
     pub fn store(mut self, store: impl SessionStore + Send + 'static) -> Self {
         self.settings.store(Box::new(store));
         self
@@ -101,7 +102,9 @@ impl SessionsBuilder {
     }
 
     /// At most `capacity` sessions in memory (default
-    /// [`DEFAULT_CAPACITY`](tokenkeeper_native::DEFAULT_CAPACITY)).
+    /// [`DEFAULT_CAPACITY`](tokenkeeper_native::DEFAULT_CAPACITY)); with a
+    /// store, the least recently used idle one goes first; without one,
+    /// only slots that hold no session go.
     pub fn capacity(mut self, capacity: usize) -> Self {
         self.settings.capacity(capacity);
         self

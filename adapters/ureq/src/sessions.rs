@@ -79,8 +79,9 @@ impl SessionsBuilder {
         self
     }
 
-    /// Keeps sessions in `store`, each under its id. Default: memory, this
-    /// process only.
+    /// Keeps sessions in `store`, each under its id. Default: memory only,
+    /// this process only; memory then holds the only copy of each session,
+    /// so a session is never evicted for the capacity.
     pub fn store(mut self, store: impl SessionStore + Send + 'static) -> Self {
         self.settings.store(Box::new(store));
         self
@@ -88,7 +89,8 @@ impl SessionsBuilder {
 
     /// At most `capacity` sessions in memory (default
     /// [`DEFAULT_CAPACITY`](tokenkeeper_native::DEFAULT_CAPACITY)); the
-    /// least recently used idle one goes first.
+    /// least recently used idle one goes first (with a store: without one,
+    /// only slots that hold no session go).
     pub fn capacity(mut self, capacity: usize) -> Self {
         self.settings.capacity(capacity);
         self

@@ -145,6 +145,38 @@ fn sessions_beyond_the_capacity_are_reloaded_from_the_store_with_their_tokens() 
     assert_eq!(h.stats().token_requests_total, 0);
 }
 
+/// With no store, memory holds the only copy of each session: none is
+/// evicted for the capacity (before, the default store kept no copy, and a
+/// session evicted past the capacity was lost: `missing_session`).
+#[test]
+fn without_a_store_sessions_beyond_the_capacity_stay_in_memory_and_are_not_lost() {
+    let h = Harness::start(HarnessOptions::default());
+    let sessions = Sessions::builder(config(&h)).capacity(1).build().unwrap();
+    let ids = login_all(&h, &sessions);
+    assert_eq!(sessions.in_memory(), USERS.len(), "none evicted");
+    h.reset_stats();
+    for _ in 0..2 {
+        for (user, id) in &ids {
+            let token = sessions.get_access_token(id, &TokenRequest::new()).unwrap();
+            assert_eq!(jwt::claims(token.token.secret())["sub"], *user);
+        }
+    }
+    assert_eq!(h.stats().token_requests_total, 0, "served from memory");
+    // Ids that hold no session still take no lasting room.
+    for unknown in ["nobody-1", "nobody-2", "nobody-3"] {
+        let error = sessions
+            .get_access_token(unknown, &TokenRequest::new())
+            .unwrap_err();
+        assert_eq!(error.code(), "missing_session");
+    }
+    assert_eq!(sessions.in_memory(), USERS.len());
+    // A local logout frees its slot.
+    let (_, first) = ids.iter().next().unwrap();
+    sessions.clear(first).unwrap();
+    assert!(sessions.session(first).is_none());
+    assert_eq!(sessions.in_memory(), USERS.len() - 1);
+}
+
 #[test]
 fn send_authorized_presents_each_sessions_own_bearer_token() {
     let h = Harness::start(HarnessOptions::default());

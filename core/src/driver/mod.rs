@@ -158,6 +158,12 @@ impl Persistence {
     }
 
     /// Loads the session before the first call.
+    /// No store behind this session ([`Driver::memory_only`]).
+    pub(crate) fn in_memory(mut self) -> Self {
+        self.memory_only = true;
+        self
+    }
+
     pub(crate) fn load_first(mut self) -> Self {
         self.startup = Some(None);
         self

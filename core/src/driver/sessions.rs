@@ -11,7 +11,9 @@
 //! At most `capacity` sessions are kept in memory, the least recently used
 //! going first, and only idle ones (no call under way, no flight, nothing
 //! unsaved or owed); the others are loaded from the store on demand,
-//! through the same [`StoreOp`](super::StoreOp)s keyed by id.
+//! through the same [`StoreOp`](super::StoreOp)s keyed by id. With no store
+//! ([`Sessions::memory_only`]) memory holds the only copy: a session never
+//! leaves it, and only the slots of ids that hold none do.
 //!
 //! # Call order
 //!
@@ -73,8 +75,11 @@ struct Slot {
 }
 
 impl Slot {
-    fn new(key: &str, load_first: bool) -> Self {
-        let persistence = Persistence::new(key);
+    fn new(key: &str, load_first: bool, memory_only: bool) -> Self {
+        let mut persistence = Persistence::new(key);
+        if memory_only {
+            persistence = persistence.in_memory();
+        }
         Slot {
             state: Box::default(),
             persistence: if load_first {
@@ -86,9 +91,13 @@ impl Slot {
         }
     }
 
-    /// Whether the slot may leave memory: nothing under way or owed.
-    fn is_idle(&self) -> bool {
-        self.callers == 0 && self.persistence.is_settled() && self.state.is_idle()
+    /// Whether the slot may leave memory: nothing under way or owed, and,
+    /// without a store, no session (memory is its only copy).
+    fn may_go(&self, memory_only: bool) -> bool {
+        self.callers == 0
+            && self.persistence.is_settled()
+            && self.state.is_idle()
+            && !(memory_only && self.state.session().is_some())
     }
 }
 
@@ -109,6 +118,8 @@ pub struct Sessions {
     /// Client-credentials calls: machine tokens belong to no session.
     machine: Slot,
     capacity: usize,
+    /// No store: see [`Sessions::memory_only`].
+    memory_only: bool,
 }
 
 impl Sessions {
@@ -121,9 +132,23 @@ impl Sessions {
         Sessions {
             driver: Driver::new(manager, ""),
             table: Table::new(seed),
-            machine: Slot::new("", false),
+            machine: Slot::new("", false, false),
             capacity: capacity.max(1),
+            memory_only: false,
         }
+    }
+
+    /// Serves sessions with no store: memory holds the only copy of each,
+    /// so a slot holding a session never leaves it, whatever the capacity
+    /// (which then bounds only the slots of ids that hold none), and every
+    /// store operation is answered in memory ([`Driver::memory_only`]).
+    /// Without this, a session evicted to a store that keeps no copy would
+    /// be lost.
+    #[must_use]
+    pub fn memory_only(mut self) -> Self {
+        self.memory_only = true;
+        self.machine.persistence = Persistence::new("").in_memory();
+        self
     }
 
     /// The most sessions kept in memory (more only while none may go).
@@ -306,7 +331,9 @@ impl Sessions {
     ) -> Result<(String, Dispatch), Error> {
         let (id, bytes) = self.driver.manager.draw_session_id();
         self.evict(self.capacity.saturating_sub(1));
-        let at = self.table.insert(&id, Slot::new(&id, false));
+        let at = self
+            .table
+            .insert(&id, Slot::new(&id, false, self.memory_only));
         let dispatch = self.mounted(Place::Session(at), |driver, _| {
             driver.manager.choose_login_id(bytes);
             driver.manager.exchange_code(transaction, callback, now)
@@ -338,12 +365,13 @@ impl Sessions {
         }
         // Room first, so the new slot (the newest) is not what goes.
         self.evict(self.capacity.saturating_sub(1));
-        self.table.insert(id, Slot::new(id, true))
+        self.table.insert(id, Slot::new(id, true, self.memory_only))
     }
 
     /// Drops idle sessions, least recently used first, down to `keep`.
     fn evict(&mut self, keep: usize) {
-        self.table.evict(keep, Slot::is_idle);
+        let memory_only = self.memory_only;
+        self.table.evict(keep, |slot| slot.may_go(memory_only));
     }
 
     /// Runs `f` with the slot at `place` mounted on the driver.
