@@ -80,7 +80,9 @@ pub fn is_valid_token_type(value: &str) -> bool {
     nid_ok && nss_ok
 }
 
-const RESERVED: [&str; 13] = [
+/// The form members the exchange sets itself or the client authentication
+/// adds: an extra parameter may not be one of them.
+pub const RESERVED: [&str; 13] = [
     "grant_type",
     "subject_token",
     "subject_token_type",

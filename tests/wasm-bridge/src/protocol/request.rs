@@ -2,6 +2,9 @@
 //! requests, owned.
 
 use serde::{Deserialize, Serialize};
+// The form members the exchange sets itself (or the client authentication
+// adds): any other is one of its extra parameters.
+use tokenkeeper::__private::grant::TOKEN_EXCHANGE_RESERVED as EXCHANGE_OWN;
 use tokenkeeper::grant::{ClientAuth, TokenExchangeError, TokenExchangeRequest};
 use tokenkeeper::{ConnectionRequest, TokenRequest};
 
@@ -84,24 +87,6 @@ pub struct WireExchangeRequest {
     pub target: Option<(String, WireTarget)>,
     pub extra: Vec<(String, String)>,
 }
-
-/// The form members the exchange sets itself (or the client
-/// authentication adds); any other is one of its extra parameters.
-const EXCHANGE_OWN: [&str; 13] = [
-    "grant_type",
-    "subject_token",
-    "subject_token_type",
-    "actor_token",
-    "actor_token_type",
-    "requested_token_type",
-    "scope",
-    "audience",
-    "resource",
-    "client_id",
-    "client_secret",
-    "client_assertion",
-    "client_assertion_type",
-];
 
 impl WireExchangeRequest {
     /// `request`, read back from the request it builds; `client_auth` is
