@@ -266,6 +266,7 @@ pub mod __private {
         pub use crate::grant::internal::*;
         #[cfg(feature = "exchange")]
         pub use crate::grant::token_exchange::GRANT_TYPE as TOKEN_EXCHANGE_GRANT_TYPE;
+        #[cfg(feature = "exchange")]
         pub use crate::grant::token_exchange::RESERVED as TOKEN_EXCHANGE_RESERVED;
     }
 }
