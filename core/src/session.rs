@@ -487,6 +487,27 @@ impl Session {
         self.state.refresh_claim.as_ref()
     }
 
+    /// This session with `claim` as its refresh claim: for a store that
+    /// keeps the claim apart from the session (a key with its own lease, a
+    /// column) and hands back the claim as it read it. The claim is what
+    /// the store says; the rest of the session is unchanged.
+    ///
+    /// ```
+    /// use tokenkeeper::{RefreshClaim, Session, UnixTime};
+    ///
+    /// let json = br#"{"tokenSet":{"accessToken":"a","refreshToken":"r","expiresAt":1}}"#;
+    /// let session = Session::from_json(json, &Default::default()).unwrap();
+    /// let claim = RefreshClaim { owner: "instance-a".into(), until: UnixTime::from_secs(60) };
+    /// let claimed = session.with_refresh_claim(Some(claim));
+    /// assert_eq!(claimed.refresh_claim().unwrap().owner, "instance-a");
+    /// assert!(claimed.with_refresh_claim(None).refresh_claim().is_none());
+    /// ```
+    #[must_use]
+    pub fn with_refresh_claim(mut self, claim: Option<RefreshClaim>) -> Self {
+        self.state.refresh_claim = claim;
+        self
+    }
+
     pub(crate) fn set_refresh_claim(&mut self, claim: Option<RefreshClaim>) {
         self.state.refresh_claim = claim;
     }

@@ -6,7 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use redis::ScriptInvocation;
 use serde_json::{Value, json};
 use tokenkeeper::Limits;
-use tokenkeeper::{Session, StoreError, UnixTime};
+use tokenkeeper::{RefreshClaim, Session, StoreError, UnixTime};
 
 use crate::error::RedisStoreError;
 use crate::keys::KeyScheme;
@@ -272,39 +272,19 @@ pub(crate) fn session_of(
     if generation.parse::<u64>().ok() != Some(session.generation()) {
         return Err(foreign("a generation that is not the session's"));
     }
-    let claim = claim
+    let owner = claim
         .filter(|_| pttl > 0)
         .and_then(|c| serde_json::from_str::<Value>(&c).ok())
         .and_then(|c| c.get("owner").and_then(Value::as_str).map(str::to_owned));
-    let stored = session.refresh_claim().map(|c| c.owner.clone());
-    if claim.is_none() && stored.is_none() {
-        return Ok((Some(session), false));
-    }
-    // The claim key decides: rewrite the session's claim and read it again.
-    let mut value: Value = serde_json::from_str(&json).map_err(|_| foreign("not JSON"))?;
-    let Some(state) = value
-        .as_object_mut()
-        .map(|o| o.entry("tokenkeeper").or_insert_with(|| json!({})))
-        .and_then(Value::as_object_mut)
-    else {
-        return Err(foreign(
-            "a session whose tokenkeeper member is not an object",
-        ));
-    };
+    // The claim key decides, whatever the session JSON says: its owner,
+    // and its end on this host's clock.
+    let claim = owner.map(|owner| {
+        let remaining_ms = u64::try_from(pttl).unwrap_or(0);
+        RefreshClaim {
+            owner,
+            until: UnixTime::from_secs((now_ms + remaining_ms).div_ceil(1000)),
+        }
+    });
     let live = claim.is_some();
-    match claim {
-        Some(owner) => {
-            let remaining_ms = u64::try_from(pttl).unwrap_or(0);
-            let until = UnixTime::from_secs((now_ms + remaining_ms).div_ceil(1000));
-            state.insert(
-                "refreshClaim".into(),
-                json!({ "owner": owner, "until": until.as_secs() }),
-            );
-        }
-        None => {
-            state.remove("refreshClaim");
-        }
-    }
-    let session = Session::from_json(value.to_string().as_bytes(), limits).map_err(corrupt)?;
-    Ok((Some(session), live))
+    Ok((Some(session.with_refresh_claim(claim)), live))
 }
