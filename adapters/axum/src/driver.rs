@@ -195,8 +195,8 @@ impl Driver {
         let sessions = &self.cookies;
         let newer_here = |id: &str| {
             sessions
-                .session(id)
-                .is_some_and(|here| here.generation() >= session.generation())
+                .generation(id)
+                .is_some_and(|here| here >= session.generation())
         };
         if let Some(id) = session.id()
             && newer_here(id)
@@ -215,8 +215,11 @@ impl Driver {
 
     /// The session after a call, if its generation moved from `before`.
     fn changed(sessions: &Sessions, id: &str, before: Option<u64>) -> Option<Session> {
-        let after = sessions.session(id)?;
-        (Some(after.generation()) != before).then_some(after)
+        // The generation first: the session is copied only when it moved.
+        let after = sessions.generation(id)?;
+        (Some(after) != before)
+            .then(|| sessions.session(id))
+            .flatten()
     }
 
     /// An access token for `request` on the session in `source`.

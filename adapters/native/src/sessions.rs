@@ -262,6 +262,14 @@ impl<T: Transport> Sessions<T> {
         self.lock().session(id).cloned()
     }
 
+    /// The generation of session `id` as held in memory (`None` when it is
+    /// not in memory): what [`Sessions::session`] would tell of it, without
+    /// copying the session.
+    #[must_use]
+    pub fn generation(&self, id: &str) -> Option<u64> {
+        self.lock().session(id).map(Session::generation)
+    }
+
     /// Session `id`, loaded from the store if it is not in memory.
     ///
     /// # Errors

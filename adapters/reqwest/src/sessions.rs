@@ -249,6 +249,13 @@ impl Sessions {
         self.inner.session(id)
     }
 
+    /// The generation of session `id` as held in memory (`None` when it is
+    /// not in memory), without copying the session.
+    #[must_use]
+    pub fn generation(&self, id: &str) -> Option<u64> {
+        self.inner.generation(id)
+    }
+
     /// Session `id`, loaded from the store if it is not in memory.
     ///
     /// # Errors

@@ -162,6 +162,12 @@ fn without_a_store_sessions_beyond_the_capacity_stay_in_memory_and_are_not_lost(
         }
     }
     assert_eq!(h.stats().token_requests_total, 0, "served from memory");
+    for id in ids.values() {
+        let generation = sessions.session(id).map(|s| s.generation());
+        assert!(generation.is_some());
+        assert_eq!(sessions.generation(id), generation);
+    }
+    assert_eq!(sessions.generation("nobody"), None);
     // Ids that hold no session still take no lasting room.
     for unknown in ["nobody-1", "nobody-2", "nobody-3"] {
         let error = sessions
