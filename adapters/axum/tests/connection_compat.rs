@@ -6,14 +6,13 @@
 //! sessions written here are read by it with theirs, and entries the
 //! session no longer has are deleted.
 
-use http::HeaderMap;
 use serde_json::{Value, json};
 use tokenkeeper::Session;
 use tokenkeeper_axum::cookies::RequestCookies;
 
 mod support;
 
-use support::sdk::{SECRET, codec, now, sdk};
+use support::sdk::{SECRET, codec, headers, jar_from_set_cookies, now, sdk};
 
 fn entries() -> Value {
     json!([
@@ -31,26 +30,6 @@ fn sdk_session(connections: &Value) -> Value {
         "internal": {"sid": "sid-1", "createdAt": now()},
         "connectionTokenSets": connections,
     })
-}
-
-fn headers(jar: &[(String, String)]) -> HeaderMap {
-    let mut headers = HeaderMap::new();
-    let cookie: Vec<String> = jar.iter().map(|(n, v)| format!("{n}={v}")).collect();
-    headers.insert(http::header::COOKIE, cookie.join("; ").parse().unwrap());
-    headers
-}
-
-/// What a browser keeps of `Set-Cookie` values (deletions dropped).
-fn jar_from_set_cookies(set_cookies: &[String]) -> Vec<(String, String)> {
-    set_cookies
-        .iter()
-        .filter(|c| !c.contains("Max-Age=0"))
-        .map(|c| {
-            let pair = c.split(';').next().unwrap();
-            let (n, v) = pair.split_once('=').unwrap();
-            (n.to_owned(), v.to_owned())
-        })
-        .collect()
 }
 
 /// The SDK's entries without the cookie's `exp` it leaves in them.

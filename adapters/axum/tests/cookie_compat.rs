@@ -4,7 +4,6 @@
 //! chunked ones included, and every damaged cookie is no session on both
 //! sides.
 
-use http::HeaderMap;
 use serde_json::{Value, json};
 use tokenkeeper::Session;
 use tokenkeeper_axum::cookies::{MAX_CHUNK_SIZE, RequestCookies};
@@ -13,7 +12,7 @@ use tokenkeeper_axum::session_cookie::NoSession;
 
 mod support;
 
-use support::sdk::{SECRET, codec, now, sdk};
+use support::sdk::{SECRET, codec, headers, jar_from_set_cookies, now, sdk};
 
 /// A session as the SDK keeps it after a login; `groups` claims make it as
 /// large as asked.
@@ -57,26 +56,6 @@ fn browser_jar(set: &Value) -> Vec<(String, String)> {
                 c["name"].as_str().unwrap().to_owned(),
                 c["value"].as_str().unwrap().to_owned(),
             )
-        })
-        .collect()
-}
-
-fn headers(jar: &[(String, String)]) -> HeaderMap {
-    let mut headers = HeaderMap::new();
-    let cookie: Vec<String> = jar.iter().map(|(n, v)| format!("{n}={v}")).collect();
-    headers.insert(http::header::COOKIE, cookie.join("; ").parse().unwrap());
-    headers
-}
-
-/// `Set-Cookie` values written here, as the jar a browser would keep.
-fn jar_from_set_cookies(set_cookies: &[String]) -> Vec<(String, String)> {
-    set_cookies
-        .iter()
-        .filter(|c| !c.contains("Max-Age=0"))
-        .map(|c| {
-            let pair = c.split(';').next().unwrap();
-            let (n, v) = pair.split_once('=').unwrap();
-            (n.to_owned(), v.to_owned())
         })
         .collect()
 }

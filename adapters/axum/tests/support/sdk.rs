@@ -61,3 +61,24 @@ pub fn codec() -> SessionCookie {
         64 * 1024,
     )
 }
+
+/// The `Cookie` header a browser sends for `jar`.
+pub fn headers(jar: &[(String, String)]) -> http::HeaderMap {
+    let mut headers = http::HeaderMap::new();
+    let cookie: Vec<String> = jar.iter().map(|(n, v)| format!("{n}={v}")).collect();
+    headers.insert(http::header::COOKIE, cookie.join("; ").parse().unwrap());
+    headers
+}
+
+/// What a browser keeps of `Set-Cookie` values (deletions dropped).
+pub fn jar_from_set_cookies(set_cookies: &[String]) -> Vec<(String, String)> {
+    set_cookies
+        .iter()
+        .filter(|c| !c.contains("Max-Age=0"))
+        .map(|c| {
+            let pair = c.split(';').next().unwrap();
+            let (n, v) = pair.split_once('=').unwrap();
+            (n.to_owned(), v.to_owned())
+        })
+        .collect()
+}
