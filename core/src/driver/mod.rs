@@ -157,13 +157,18 @@ impl Persistence {
         }
     }
 
-    /// Loads the session before the first call.
     /// No store behind this session ([`Driver::memory_only`]).
     pub(crate) fn in_memory(mut self) -> Self {
         self.memory_only = true;
         self
     }
 
+    /// Whether no store is behind this session.
+    pub(crate) fn is_memory_only(&self) -> bool {
+        self.memory_only
+    }
+
+    /// Loads the session before the first call.
     pub(crate) fn load_first(mut self) -> Self {
         self.startup = Some(None);
         self
@@ -215,12 +220,12 @@ impl Driver {
     /// load, the generation last saved, every save accepted), and a save
     /// copies nothing. For a host whose session no other writer shares and
     /// that never needs it read back — the adapters' handles when the
-    /// application plugs in no store. ([`Sessions`] evicts sessions from
-    /// memory, so it always has a store.)
-    #[must_use]
+    /// application plugs in no store. (For many sessions, see
+    /// [`Sessions::memory_only`].)
     ///
     /// A driver made [`starting`](Driver::starting) installs its starting
     /// session here and now (there is nothing to load).
+    #[must_use]
     pub fn memory_only(mut self) -> Self {
         self.persistence.memory_only = true;
         if let Some(startup) = self.persistence.startup.take() {

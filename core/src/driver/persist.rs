@@ -378,7 +378,8 @@ impl Driver {
         };
         let generation = session.generation();
         if self.persistence.memory_only {
-            // Saved as it is: the session here is the only copy.
+            // Saved as it is: the session here is the only copy. Answered
+            // here, not by `settle_in_memory`, so no `Save` op clones it.
             let done = Job::Save(mode, SaveStage::Cas(generation));
             return self.advance(done, Some(Ok(StoreValue::Saved)));
         }

@@ -93,11 +93,11 @@ impl Slot {
 
     /// Whether the slot may leave memory: nothing under way or owed, and,
     /// without a store, no session (memory is its only copy).
-    fn may_go(&self, memory_only: bool) -> bool {
+    fn may_go(&self) -> bool {
         self.callers == 0
             && self.persistence.is_settled()
             && self.state.is_idle()
-            && !(memory_only && self.state.session().is_some())
+            && !(self.persistence.is_memory_only() && self.state.session().is_some())
     }
 }
 
@@ -118,8 +118,6 @@ pub struct Sessions {
     /// Client-credentials calls: machine tokens belong to no session.
     machine: Slot,
     capacity: usize,
-    /// No store: see [`Sessions::memory_only`].
-    memory_only: bool,
 }
 
 impl Sessions {
@@ -134,7 +132,6 @@ impl Sessions {
             table: Table::new(seed),
             machine: Slot::new("", false, false),
             capacity: capacity.max(1),
-            memory_only: false,
         }
     }
 
@@ -146,9 +143,13 @@ impl Sessions {
     /// be lost.
     #[must_use]
     pub fn memory_only(mut self) -> Self {
-        self.memory_only = true;
         self.machine.persistence = Persistence::new("").in_memory();
         self
+    }
+
+    /// Whether there is no store (the machine slot says it for all).
+    fn is_memory_only(&self) -> bool {
+        self.machine.persistence.is_memory_only()
     }
 
     /// The most sessions kept in memory (more only while none may go).
@@ -333,7 +334,7 @@ impl Sessions {
         self.evict(self.capacity.saturating_sub(1));
         let at = self
             .table
-            .insert(&id, Slot::new(&id, false, self.memory_only));
+            .insert(&id, Slot::new(&id, false, self.is_memory_only()));
         let dispatch = self.mounted(Place::Session(at), |driver, _| {
             driver.manager.choose_login_id(bytes);
             driver.manager.exchange_code(transaction, callback, now)
@@ -365,13 +366,13 @@ impl Sessions {
         }
         // Room first, so the new slot (the newest) is not what goes.
         self.evict(self.capacity.saturating_sub(1));
-        self.table.insert(id, Slot::new(id, true, self.memory_only))
+        let memory_only = self.is_memory_only();
+        self.table.insert(id, Slot::new(id, true, memory_only))
     }
 
     /// Drops idle sessions, least recently used first, down to `keep`.
     fn evict(&mut self, keep: usize) {
-        let memory_only = self.memory_only;
-        self.table.evict(keep, |slot| slot.may_go(memory_only));
+        self.table.evict(keep, Slot::may_go);
     }
 
     /// Runs `f` with the slot at `place` mounted on the driver.
