@@ -307,16 +307,7 @@ impl LogoutTarget {
     /// ```
     #[must_use]
     pub fn ends(&self, session: &Session) -> bool {
-        let sub = session
-            .user()
-            .and_then(|user| user.get("sub"))
-            .and_then(Value::as_str);
-        let sid = session
-            .extra()
-            .get("internal")
-            .and_then(|internal| internal.get("sid"))
-            .and_then(Value::as_str);
-        self.matches(sub, sid)
+        self.matches(session.sub(), session.sid())
     }
 }
 

@@ -438,6 +438,23 @@ impl Session {
         self.extra.get("user")
     }
 
+    /// The user's `sub` (`user.sub`), if a string.
+    pub(crate) fn sub(&self) -> Option<&str> {
+        self.user()?.get("sub")?.as_str()
+    }
+
+    /// The SDK's session id (`internal.sid`), if a string.
+    pub(crate) fn sid(&self) -> Option<&str> {
+        self.extra.get("internal")?.get("sid")?.as_str()
+    }
+
+    /// When the session was created (`internal.createdAt`: any number or
+    /// numeric string of seconds, as the SDK accepts), if it says.
+    pub(crate) fn created_at(&self) -> Option<UnixTime> {
+        let created = self.extra.get("internal")?.get("createdAt")?;
+        crate::token::set::seconds_from_json(created).map(UnixTime::from_secs)
+    }
+
     /// Sets the `user` member.
     pub fn set_user(&mut self, user: Value) {
         self.extra.insert("user".into(), user);

@@ -28,8 +28,6 @@ use alloc::collections::BTreeMap;
 use alloc::string::String;
 use core::time::Duration;
 
-use serde_json::Value;
-
 use super::StoreError;
 #[cfg(feature = "login")]
 use crate::logout_token::LogoutTarget;
@@ -121,17 +119,9 @@ pub fn is_ended(
     session: &Session,
     now: UnixTime,
 ) -> Result<bool, StoreError> {
-    let internal = session.extra().get("internal");
-    let created = internal
-        .and_then(|i| i.get("createdAt"))
-        .and_then(Value::as_u64)
-        .map_or(UnixTime::from_secs(0), UnixTime::from_secs);
-    let sid = internal.and_then(|i| i.get("sid")).and_then(Value::as_str);
-    let sub = session
-        .user()
-        .and_then(|u| u.get("sub"))
-        .and_then(Value::as_str);
-    for key in [sid.map(sid_key), sub.map(sub_key)].into_iter().flatten() {
+    let created = session.created_at().unwrap_or(UnixTime::from_secs(0));
+    let keys = [session.sid().map(sid_key), session.sub().map(sub_key)];
+    for key in keys.into_iter().flatten() {
         if marks.marked_at(&key, now)?.is_some_and(|at| at >= created) {
             return Ok(true);
         }
@@ -244,6 +234,24 @@ mod tests {
         assert!(is_ended(&mut marks, &session("alice", "s2", 1_000), t).unwrap());
         assert!(!is_ended(&mut marks, &session("alice", "s3", 1_001), t).unwrap());
         assert!(!is_ended(&mut marks, &session("bob", "s4", 900), t).unwrap());
+    }
+
+    /// `createdAt` as the SDK accepts it (any number, a numeric string):
+    /// a login after the mark stays logged in however it is written.
+    #[test]
+    fn a_newer_login_written_as_a_float_or_a_string_is_not_ended() {
+        let mut marks = MemoryLogoutMarks::new();
+        let t = UnixTime::from_secs(1_000);
+        end_sessions(&mut marks, &target(Some("alice"), None), t, RETAIN).unwrap();
+        for created in ["1001.5", "\"1001\""] {
+            let json = alloc::format!(
+                r#"{{"user":{{"sub":"alice"}},"internal":{{"sid":"s","createdAt":{created}}},
+                   "tokenSet":{{"accessToken":"at","expiresAt":1}}}}"#
+            );
+            let session = Session::from_json(json.as_bytes(), &crate::Limits::default()).unwrap();
+            assert!(!is_ended(&mut marks, &session, t).unwrap(), "{created}");
+        }
+        assert!(is_ended(&mut marks, &session("alice", "s", 999), t).unwrap());
     }
 
     #[test]
