@@ -277,6 +277,8 @@ function newStats() {
     resource_requests: 0,
     resource_nonce_challenges: 0,
     logins: 0,
+    // GET requests for the provider's JWKS
+    jwks_requests: 0,
     // last 100 token endpoint requests (secrets redacted)
     recent_token_requests: [],
   };
@@ -455,6 +457,12 @@ async function main() {
   provider.on('backchannel.error', (_ctx, err, client) => log(`backchannel logout to ${client.clientId} failed: ${err?.message}`));
 
   const tokenPath = new URL(provider.urlFor('token')).pathname;
+
+  const jwksPath = new URL(provider.urlFor('jwks')).pathname;
+  provider.use(async (ctx, next) => {
+    if (ctx.path === jwksPath && ctx.method === 'GET') stats.jwks_requests += 1;
+    await next();
+  });
 
   // The back-channel logout relay: forwards the provider's logout POST to
   // the app (the target set by the test), answering with the app's answer.

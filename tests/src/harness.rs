@@ -63,6 +63,9 @@ pub struct Stats {
     pub resource_nonce_challenges: u64,
     /// Successful [`Harness::login`] runs.
     pub logins: u64,
+    /// `GET` requests for the provider's JWKS.
+    #[serde(default)]
+    pub jwks_requests: u64,
     /// The last 100 token requests: `grant_type`, `dpop`, `params` (secrets
     /// redacted), `authorization_scheme`, `status`, `error`, `canned`.
     pub recent_token_requests: Vec<Value>,

@@ -183,6 +183,29 @@ async fn a_logout_token_to_one_instance_ends_the_session_on_the_other() {
     assert_eq!(profile.status, 200);
 }
 
+/// Logout tokens arriving together on a cold key cache: one JWKS fetch
+/// serves them all (the others wait for it instead of fetching too).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_logout_tokens_share_one_jwks_fetch() {
+    let app = support::start(|b| b.stateful(MemoryBackend::new())).await;
+    app.harness.reset_stats();
+    let posts: Vec<_> = (0..8)
+        .map(|i| {
+            let token = sign(
+                &es256_header(),
+                &logout_claims(&app, &format!("sid-{i}"), &format!("jti-together-{i}")),
+            );
+            let base = app.base.clone();
+            tokio::spawn(async move { post_logout_token(&base, &token).await })
+        })
+        .collect();
+    for post in posts {
+        let (status, body, _) = post.await.unwrap();
+        assert_eq!(status, 200, "{body}");
+    }
+    assert_eq!(app.harness.stats().jwks_requests, 1, "one fetch for all");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_logout_tokens_are_refused_each_with_its_code_and_end_nothing() {
     let backend = MemoryBackend::new();

@@ -111,9 +111,11 @@ async fn end_sessions(auth: &Auth, body: &[u8]) -> Result<(), Refusal> {
 }
 
 /// The keys to check `token` with, fetched as the cache asks (at most
-/// twice: a cold cache, then one refetch for an unknown `kid`). A token
-/// the keys refuse is the token's fault (400); keys that cannot be had are
-/// not (503).
+/// twice: a cold cache, then one refetch for an unknown `kid`). One fetch
+/// at a time: a request that finds another's fetch in flight waits for it
+/// (polling the cache, within [`FETCH_TIMEOUT`]) instead of fetching again.
+/// A token the keys refuse is the token's fault (400); keys that cannot be
+/// had are not (503).
 async fn keys_for(auth: &Auth, token: &str, now: UnixTime) -> Result<Jwks, Refusal> {
     let unavailable = || Refusal::Failed;
     let cache = auth
@@ -122,7 +124,10 @@ async fn keys_for(auth: &Auth, token: &str, now: UnixTime) -> Result<Jwks, Refus
         .jwks
         .as_ref()
         .ok_or_else(unavailable)?;
-    for _ in 0..3 {
+    let limits = tokenkeeper::Limits::default();
+    let give_up = tokio::time::Instant::now() + FETCH_TIMEOUT;
+    let mut fetches = 0;
+    loop {
         // Decide under the lock, fetch without it.
         let request = {
             let mut cache = cache.lock().unwrap_or_else(PoisonError::into_inner);
@@ -131,18 +136,25 @@ async fn keys_for(auth: &Auth, token: &str, now: UnixTime) -> Result<Jwks, Refus
                 KeyLookup::Refused(error) => {
                     return Err(Refusal::Token(LogoutTokenError::from(error)));
                 }
-                KeyLookup::Fetch => cache.poll_request(now).unwrap_or_else(|| cache.request()),
+                KeyLookup::Fetch if fetches < 2 => cache.poll_request(now),
                 _ => return Err(unavailable()),
             }
         };
-        let response = send(auth.inner.driver.client(), &request).await;
+        let Some(request) = request else {
+            // Another request's fetch is in flight: its answer serves this
+            // one too.
+            if tokio::time::Instant::now() >= give_up {
+                return Err(unavailable());
+            }
+            tokio::time::sleep(IN_FLIGHT_POLL).await;
+            continue;
+        };
+        fetches += 1;
+        let response = send(auth.inner.driver.client(), &request, limits.max_body_bytes).await;
         let mut cache = cache.lock().unwrap_or_else(PoisonError::into_inner);
         match response {
             Some(response) => {
-                if cache
-                    .handle_response(&response, now, &tokenkeeper::Limits::default())
-                    .is_err()
-                {
+                if cache.handle_response(&response, now, &limits).is_err() {
                     return Err(unavailable());
                 }
             }
@@ -152,23 +164,41 @@ async fn keys_for(auth: &Auth, token: &str, now: UnixTime) -> Result<Jwks, Refus
             }
         }
     }
-    Err(unavailable())
 }
 
-async fn send(client: &reqwest::Client, request: &HttpRequest) -> Option<HttpResponse> {
-    let mut call = client.get(&request.url).timeout(Duration::from_secs(10));
+/// The longest a logout request fetches or waits for the issuer's keys.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How often a request waiting for another's JWKS fetch looks again.
+const IN_FLIGHT_POLL: Duration = Duration::from_millis(20);
+
+/// `GET` of the JWKS: the status and at most `max_body + 1` bytes of body
+/// (the cache refuses a longer one), within [`FETCH_TIMEOUT`].
+async fn send(
+    client: &reqwest::Client,
+    request: &HttpRequest,
+    max_body: usize,
+) -> Option<HttpResponse> {
+    let mut call = client.get(&request.url).timeout(FETCH_TIMEOUT);
     for (name, value) in request.headers.iter() {
         call = call.header(name, value);
     }
-    let response = call.send().await.ok()?;
+    let mut response = call.send().await.ok()?;
     let status = response.status().as_u16();
-    let body = response.bytes().await.ok()?;
-    Some(HttpResponse::new(status, body.to_vec()))
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.ok()? {
+        body.extend_from_slice(&chunk);
+        if body.len() > max_body {
+            break;
+        }
+    }
+    Some(HttpResponse::new(status, body))
 }
 
 fn to_axum(response: HttpResponse) -> Response {
     let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::BAD_REQUEST);
-    let mut out = (status, response.body.clone()).into_response();
+    let mut response = response;
+    let mut out = (status, std::mem::take(&mut response.body)).into_response();
     for (name, value) in response.headers.iter() {
         if let (Ok(name), Ok(value)) = (
             HeaderName::from_bytes(name.as_bytes()),
