@@ -165,8 +165,11 @@ impl MemoryLogoutMarks {
     }
 }
 
+// Each write first forgets what ran out (writes are logout requests: rare),
+// so what is kept stays bounded by what is live without a timer.
 impl LogoutMarks for MemoryLogoutMarks {
     fn mark(&mut self, key: &str, at: UnixTime, until: UnixTime) -> Result<(), StoreError> {
+        self.handle_timeout(at);
         let entry = self.marks.entry(String::from(key)).or_insert((at, until));
         *entry = (entry.0.max(at), entry.1.max(until));
         Ok(())
@@ -186,7 +189,8 @@ impl LogoutMarks for MemoryLogoutMarks {
         until: UnixTime,
         now: UnixTime,
     ) -> Result<bool, StoreError> {
-        if self.seen.get(key).is_some_and(|kept| *kept > now) {
+        self.handle_timeout(now);
+        if self.seen.contains_key(key) {
             return Ok(false);
         }
         self.seen.insert(String::from(key), until);
@@ -252,6 +256,21 @@ mod tests {
             assert!(!is_ended(&mut marks, &session, t).unwrap(), "{created}");
         }
         assert!(is_ended(&mut marks, &session("alice", "s", 999), t).unwrap());
+    }
+
+    #[test]
+    fn writes_forget_what_ran_out_so_memory_stays_bounded() {
+        let mut marks = MemoryLogoutMarks::new();
+        let short = Duration::from_secs(10);
+        for i in 0..100u64 {
+            let t = UnixTime::from_secs(1_000 + i * 20);
+            let sid = alloc::format!("s{i}");
+            end_sessions(&mut marks, &target(None, Some(&sid)), t, short).unwrap();
+            let jti = alloc::format!("jti-{i}");
+            assert!(marks.record_once(&jti, t.saturating_add(short), t).unwrap());
+        }
+        assert_eq!(marks.len(), 1, "only the live mark is kept");
+        assert_eq!(marks.seen.len(), 1, "only the live jti is kept");
     }
 
     #[test]
