@@ -80,17 +80,24 @@ async fn the_example_app_in_headless_chromium() {
         .to_string_lossy()
         .into_owned();
     let _ = std::fs::remove_dir_all(&out);
-    // Bounded: a hung browser run fails the test instead of hanging CI, and
-    // the node process (which closes Chromium in its `finally`) is killed
-    // when the test gives up on it.
+    // Bounded: a hung browser run fails the test instead of hanging CI.
+    // Node and the Chromium it starts run in their own process group, killed
+    // whole when the test gives up on them or fails (a SIGKILL to node alone
+    // would leave Chromium running: its `finally` never runs).
+    let child = tokio::process::Command::new("node")
+        .args(["e2e.mjs", &base, harness.issuer(), &out])
+        .env("CHROMIUM", &chromium)
+        .current_dir(JS_DIR)
+        .process_group(0)
+        .kill_on_drop(true)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("node");
+    let _group = KillGroupOnDrop(child.id().expect("node's pid"));
     let run = tokio::time::timeout(
         std::time::Duration::from_secs(300),
-        tokio::process::Command::new("node")
-            .args(["e2e.mjs", &base, harness.issuer(), &out])
-            .env("CHROMIUM", &chromium)
-            .current_dir(JS_DIR)
-            .kill_on_drop(true)
-            .output(),
+        child.wait_with_output(),
     )
     .await
     .expect("the browser run finished within 5 minutes")
@@ -125,4 +132,18 @@ async fn the_example_app_in_headless_chromium() {
         .unwrap();
     assert_eq!(refresh["status"], 200, "{refresh}");
     assert_eq!(refresh["params"]["resource"], app::API2, "{refresh}");
+}
+
+/// Kills process group `.0` (node and its Chromium) when dropped: at the
+/// end of the test, on a timeout or a failed assertion alike. Nothing is
+/// left to kill after a run that ended by itself.
+struct KillGroupOnDrop(u32);
+
+impl Drop for KillGroupOnDrop {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.0)])
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
 }
