@@ -22,7 +22,7 @@ use tokenkeeper::login::LoginTransaction;
 use tokenkeeper::store::DEFAULT_KEY;
 use tokenkeeper::{
     AccessTokenInfo, AsyncSessionStore, Config, ConnectionRequest, HttpRequest, HttpResponse,
-    Session, SessionStore, TokenManager, TokenRequest, UnsharedStore,
+    Session, SessionStore, TokenManager, TokenRequest,
 };
 
 use crate::drive::{Host, One, drive, lock};
@@ -113,9 +113,7 @@ impl Settings {
         let (driver, store): (Driver, Box<dyn DynStore>) = match self.store {
             StoreSource::Memory => {
                 let driver = Driver::starting(manager, &self.key, self.session).memory_only();
-                // Never asked: the driver answers every store operation.
-                let unused: Box<dyn SessionStore + Send> = Box::new(UnsharedStore::new());
-                (driver, Box::new(Blocking(Mutex::new(unused))))
+                (driver, StoreSource::never_asked())
             }
             StoreSource::Blocking(store) => {
                 let (driver, store) = tokenkeeper::driver::Keeper::with_key(

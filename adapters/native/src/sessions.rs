@@ -32,7 +32,7 @@ use tokenkeeper::driver::{self, Ask, Call, Finished};
 use tokenkeeper::login::LoginTransaction;
 use tokenkeeper::{
     AccessTokenInfo, AsyncSessionStore, Config, ConnectionRequest, HttpRequest, HttpResponse,
-    Session, SessionStore, TokenManager, TokenRequest, UnsharedStore,
+    Session, SessionStore, TokenManager, TokenRequest,
 };
 
 use crate::drive::{ById, Host, drive, lock};
@@ -113,9 +113,7 @@ impl SessionsSettings {
         let store: Box<dyn DynStore> = match self.store {
             StoreSource::Memory => {
                 core = core.memory_only();
-                // Never asked: the driver answers every store operation.
-                let unused: Box<dyn SessionStore + Send> = Box::new(UnsharedStore::new());
-                Box::new(Blocking(Mutex::new(unused)))
+                StoreSource::never_asked()
             }
             StoreSource::Blocking(store) => Box::new(Blocking(Mutex::new(store))),
             StoreSource::Async(store) => store,

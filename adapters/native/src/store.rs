@@ -71,3 +71,13 @@ pub(crate) enum StoreSource {
     Blocking(Box<dyn SessionStore + Send>),
     Async(Box<dyn DynStore>),
 }
+
+impl StoreSource {
+    /// The store a host runs [`StoreSource::Memory`] with: never asked (the
+    /// driver answers every store operation itself), there because a host
+    /// has one.
+    pub(crate) fn never_asked() -> Box<dyn DynStore> {
+        let unshared: Box<dyn SessionStore + Send> = Box::new(tokenkeeper::UnsharedStore::new());
+        Box::new(Blocking(Mutex::new(unshared)))
+    }
+}

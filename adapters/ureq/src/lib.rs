@@ -379,19 +379,29 @@ impl Builder {
     /// [`Error::Core`] when the DPoP signer is not ES256,
     /// [`Error::Certificate`] when a root certificate does not parse.
     pub fn build(self) -> Result<TokenKeeper, Error> {
-        #[cfg(not(any(feature = "rustls", feature = "native-tls")))]
-        let _ = self.roots;
-        let agent = match self.agent {
-            Some(agent) => agent,
-            #[cfg(any(feature = "rustls", feature = "native-tls"))]
-            None if !self.roots.is_empty() => agent_with_roots(self.timeout, &self.roots)?,
-            None => agent(self.timeout),
-        };
+        let agent = builder_agent(self.agent, self.timeout, &self.roots)?;
         // The session is loaded (or installed) here, at once.
         Ok(TokenKeeper {
             inner: Arc::new(self.settings.build(Agent(agent))?),
         })
     }
+}
+
+/// The agent a builder sends with: the one given, else one made with
+/// `timeout`, trusting `roots` (PEM) besides the platform's when given.
+pub(crate) fn builder_agent(
+    given: Option<ureq::Agent>,
+    timeout: Duration,
+    roots: &[u8],
+) -> Result<ureq::Agent, Error> {
+    #[cfg(not(any(feature = "rustls", feature = "native-tls")))]
+    let _ = roots;
+    Ok(match given {
+        Some(agent) => agent,
+        #[cfg(any(feature = "rustls", feature = "native-tls"))]
+        None if !roots.is_empty() => agent_with_roots(timeout, roots)?,
+        None => agent(timeout),
+    })
 }
 
 impl TokenKeeper {

@@ -27,7 +27,7 @@ use tokenkeeper::{
 use tokenkeeper_native::{BoxError, SessionsSettings, block_on};
 use ureq::http;
 
-use crate::{Agent, DEFAULT_TIMEOUT, Error, agent, deferred, send_resource};
+use crate::{Agent, DEFAULT_TIMEOUT, Error, deferred, send_resource};
 
 /// The application-wide handle: any number of sessions by id on one agent
 /// (configuration, DPoP key and nonces, machine tokens shared), single
@@ -119,14 +119,7 @@ impl SessionsBuilder {
     /// [`Error::Core`] when the DPoP signer is not ES256,
     /// [`Error::Certificate`] when a root certificate does not parse.
     pub fn build(self) -> Result<Sessions, Error> {
-        #[cfg(not(any(feature = "rustls", feature = "native-tls")))]
-        let _ = self.roots;
-        let agent = match self.agent {
-            Some(agent) => agent,
-            #[cfg(any(feature = "rustls", feature = "native-tls"))]
-            None if !self.roots.is_empty() => crate::agent_with_roots(self.timeout, &self.roots)?,
-            None => agent(self.timeout),
-        };
+        let agent = crate::builder_agent(self.agent, self.timeout, &self.roots)?;
         Ok(Sessions {
             inner: Arc::new(self.settings.build(Agent(agent))?),
         })
