@@ -113,6 +113,21 @@ impl LogoutMarks for RedisLogoutMarks {
         Ok(at.map(UnixTime::from_secs))
     }
 
+    fn latest_mark(
+        &mut self,
+        keys: &[&str],
+        _now: UnixTime,
+    ) -> Result<Option<UnixTime>, StoreError> {
+        let keys: Vec<String> = keys.iter().map(|key| self.key(key)).collect();
+        let Some(first) = keys.first().cloned() else {
+            return Ok(None);
+        };
+        // One MGET for all: a session's sid and sub on every request.
+        let marks: Vec<Option<u64>> =
+            self.run(&first, |c| redis::cmd("MGET").arg(&keys).query(c))?;
+        Ok(marks.into_iter().flatten().max().map(UnixTime::from_secs))
+    }
+
     fn record_once(
         &mut self,
         key: &str,

@@ -46,6 +46,21 @@ fn a_mark_written_by_one_instance_ends_the_session_for_another() {
     // A different prefix is another app.
     let mut other_app = RedisLogoutMarks::connect(&redis.url(), "other").unwrap();
     assert!(!is_ended(&mut other_app, &session, t).unwrap());
+
+    // The check every request makes reads the sid and sub marks together:
+    // one MGET, no GET.
+    let mut raw = redis.connection();
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query(&mut raw)
+        .unwrap();
+    assert!(is_ended(&mut b, &alice("s5", now() - 10), t).unwrap());
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut raw)
+        .unwrap();
+    assert!(stats.contains("cmdstat_mget:calls=1,"), "{stats}");
+    assert!(!stats.contains("cmdstat_get:"), "{stats}");
 }
 
 #[test]

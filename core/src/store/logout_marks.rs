@@ -26,6 +26,7 @@
 
 use alloc::collections::BTreeMap;
 use alloc::string::String;
+use alloc::vec::Vec;
 use core::time::Duration;
 
 use super::StoreError;
@@ -56,6 +57,25 @@ pub trait LogoutMarks {
     /// # Errors
     /// [`StoreError::Backend`] when the store cannot be read.
     fn marked_at(&mut self, key: &str, now: UnixTime) -> Result<Option<UnixTime>, StoreError>;
+
+    /// The latest of the marks kept at `now` under `keys` ([`is_ended`]
+    /// asks for a session's `sid` and `sub` on every request). By default
+    /// one [`marked_at`](LogoutMarks::marked_at) per key; a store that can
+    /// read them together should (one round trip).
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the store cannot be read.
+    fn latest_mark(
+        &mut self,
+        keys: &[&str],
+        now: UnixTime,
+    ) -> Result<Option<UnixTime>, StoreError> {
+        let mut latest = None;
+        for key in keys {
+            latest = latest.max(self.marked_at(key, now)?);
+        }
+        Ok(latest)
+    }
 
     /// Records `key` (a logout token's replay key) until `until`; `false`
     /// when it was already recorded at `now` (a replay). Must be atomic
@@ -120,13 +140,17 @@ pub fn is_ended(
     now: UnixTime,
 ) -> Result<bool, StoreError> {
     let created = session.created_at().unwrap_or(UnixTime::from_secs(0));
-    let keys = [session.sid().map(sid_key), session.sub().map(sub_key)];
-    for key in keys.into_iter().flatten() {
-        if marks.marked_at(&key, now)?.is_some_and(|at| at >= created) {
-            return Ok(true);
-        }
+    let keys: Vec<String> = [session.sid().map(sid_key), session.sub().map(sub_key)]
+        .into_iter()
+        .flatten()
+        .collect();
+    if keys.is_empty() {
+        return Ok(false);
     }
-    Ok(false)
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    Ok(marks
+        .latest_mark(&keys, now)?
+        .is_some_and(|at| at >= created))
 }
 
 /// Logout marks and seen `jti`s in memory: one process (several app
