@@ -32,6 +32,14 @@ case "${TOKENKEEPER_SKIP_FUZZ:-0}" in
   *) die "TOKENKEEPER_SKIP_FUZZ must be 0 or 1, not '${TOKENKEEPER_SKIP_FUZZ}'" ;;
 esac
 
+# A CI run builds everything once: incremental caches would only take
+# disk (gigabytes across the workspace). The disk in use is printed at the
+# start and at the end, so a run that nears a full disk says so.
+export CARGO_INCREMENTAL=0
+disk() { printf 'disk: %s free; target/ holds %s\n' "$(df -h --output=avail . | tail -1 | tr -d ' ')" "$(du -sh target 2>/dev/null | cut -f1)"; }
+step "disk"
+disk
+
 step "toolchain targets"
 rustup target add thumbv7em-none-eabihf wasm32-unknown-unknown >/dev/null
 
@@ -113,6 +121,9 @@ else
   step "fuzz smoke (${FUZZ_SECONDS:-30} s per target)"
   bash scripts/fuzz.sh "${FUZZ_SECONDS:-30}"
 fi
+
+step "disk"
+disk
 
 if pgrep -f "$root/tests/harness/server.mjs" >/dev/null; then
   echo "a test left the authorization server running" >&2
