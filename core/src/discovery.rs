@@ -276,7 +276,7 @@ impl AuthorizationServerMetadata {
                 reason: "JSON nesting is deeper than the limit",
             }));
         }
-        let mut object = match serde_json::from_slice::<Value>(json) {
+        let mut object = match crate::limits::from_json_slice::<Value>(json) {
             Ok(Value::Object(object)) => object,
             Ok(_) => return Err(DiscoveryError::NotAnObject),
             Err(_) => return Err(DiscoveryError::NotJson),

@@ -211,7 +211,7 @@ impl Jwks {
         if json.len() > limits.max_body_bytes || json_depth_exceeds(json, limits.max_json_depth) {
             return Err(JwksError::Invalid("the document exceeds the limits"));
         }
-        let Ok(Value::Object(document)) = serde_json::from_slice::<Value>(json) else {
+        let Ok(Value::Object(document)) = crate::limits::from_json_slice::<Value>(json) else {
             return Err(JwksError::Invalid("not a JSON object"));
         };
         let Some(Value::Array(entries)) = document.get("keys") else {

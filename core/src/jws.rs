@@ -193,7 +193,7 @@ fn header_of(encoded: &str) -> Result<(JwsHeader, Map<String, Value>), JwsError>
     if json_depth_exceeds(&bytes, 8) {
         return Err(JwsError::Malformed("the header is not a JSON object"));
     }
-    let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(&bytes) else {
+    let Ok(Value::Object(map)) = crate::limits::from_json_slice::<Value>(&bytes) else {
         return Err(JwsError::Malformed("the header is not a JSON object"));
     };
     let alg = match map.get("alg") {

@@ -44,7 +44,7 @@ pub fn decode_claims(token: &str) -> Result<Map<String, Value>, JwtError> {
     if json_depth_exceeds(&bytes, 32) {
         return Err(JwtError::NotJsonObject);
     }
-    match serde_json::from_slice::<Value>(&bytes) {
+    match crate::limits::from_json_slice::<Value>(&bytes) {
         Ok(Value::Object(map)) => Ok(map),
         _ => Err(JwtError::NotJsonObject),
     }
@@ -67,7 +67,7 @@ pub fn decode_header(token: &str) -> Result<Map<String, Value>, JwtError> {
     if json_depth_exceeds(&bytes, 8) {
         return Err(JwtError::NotJsonObject);
     }
-    match serde_json::from_slice::<Value>(&bytes) {
+    match crate::limits::from_json_slice::<Value>(&bytes) {
         Ok(Value::Object(map)) => Ok(map),
         _ => Err(JwtError::NotJsonObject),
     }

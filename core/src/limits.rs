@@ -65,6 +65,19 @@ impl Limits {
     }
 }
 
+/// `serde_json::from_slice`, with the UTF-8 of the whole input checked
+/// once: serde_json then reads a `&str` and does not check each string
+/// again (a parse of a token response or a session spends about a fifth
+/// of its time there), and the crate carries one reader, not two.
+/// Input that is not UTF-8 is not JSON: an error either way.
+pub(crate) fn from_json_slice<'de, T: serde::Deserialize<'de>>(
+    json: &'de [u8],
+) -> Result<T, serde_json::Error> {
+    let text = core::str::from_utf8(json)
+        .map_err(|_| <serde_json::Error as serde::de::Error>::custom("not UTF-8"))?;
+    serde_json::from_str(text)
+}
+
 /// The deepest nesting of arrays and objects in `json`, counting brackets
 /// outside strings. Stops early once `max` is exceeded.
 #[must_use]

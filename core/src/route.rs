@@ -300,7 +300,7 @@ pub fn parse_access_token_response(
             reason: "JSON nesting is deeper than the limit",
         }));
     }
-    let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(&response.body) else {
+    let Ok(Value::Object(body)) = crate::limits::from_json_slice::<Value>(&response.body) else {
         return Err(RouteError::UnexpectedResponse { status });
     };
     if response.is_success() {

@@ -337,7 +337,15 @@ impl Session {
         }
         // serde_json's message quotes the offending value, which may be a
         // token: only where and what kind of error is kept.
-        serde_json::from_slice(json).map_err(|e| {
+        // One UTF-8 check of the whole input: serde_json then skips checking
+        // each string (see `limits::from_json_slice`).
+        let text = core::str::from_utf8(json).map_err(|e| {
+            Error::InvalidSession(alloc::format!(
+                "the session JSON is not UTF-8 (at byte {})",
+                e.valid_up_to()
+            ))
+        })?;
+        serde_json::from_str(text).map_err(|e| {
             Error::InvalidSession(alloc::format!(
                 "the session JSON is not shaped like a session ({:?} error at line {}, column {})",
                 e.classify(),
@@ -719,6 +727,13 @@ mod tests {
                 .unwrap_err()
                 .code(),
             "invalid_session"
+        );
+        // Not UTF-8 inside a string: where, and no byte of the value.
+        let err = Session::from_json(b"{\"tokenSet\":{\"accessToken\":\"a\xffb\"}}", &limits)
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidSession(m) if m == "the session JSON is not UTF-8 (at byte 29)"),
+            "{err:?}"
         );
     }
 

@@ -192,7 +192,7 @@ fn read_id_token(
     if !response.is_success() || limits.check_response(response).is_err() {
         return None;
     }
-    let member: IdTokenMember<'_> = serde_json::from_slice(&response.body).ok()?;
+    let member: IdTokenMember<'_> = crate::limits::from_json_slice(&response.body).ok()?;
     member
         .id_token
         .map(|token| Zeroizing::new(String::from(token.as_ref())))

@@ -225,10 +225,17 @@ fn read_body<'a>(
     limits.check_response(response)?;
     let status = response.status;
     // As `serde_json::from_slice`: the value, then nothing but whitespace.
-    let mut deserializer = serde_json::Deserializer::from_slice(&response.body);
-    let parsed = BodySeed(members)
-        .deserialize(&mut deserializer)
-        .and_then(|object| deserializer.end().map(|()| object));
+    // A body that is not UTF-8 is not JSON either; one check of the whole
+    // body lets serde_json skip checking each string on its own.
+    let parsed = core::str::from_utf8(&response.body)
+        .map_err(drop)
+        .and_then(|text| {
+            let mut deserializer = serde_json::Deserializer::from_str(text);
+            BodySeed(members)
+                .deserialize(&mut deserializer)
+                .and_then(|object| deserializer.end().map(|()| object))
+                .map_err(drop)
+        });
     let flat = matches!(parsed, Ok(true)) && !members.nested;
     if !(flat && limits.max_json_depth >= 1)
         && json_depth_exceeds(&response.body, limits.max_json_depth)
@@ -701,7 +708,7 @@ mod reference {
                 reason: "JSON nesting is deeper than the limit",
             });
         }
-        let object = match serde_json::from_slice::<Value>(&response.body) {
+        let object = match crate::limits::from_json_slice::<Value>(&response.body) {
             Ok(Value::Object(map)) => map,
             Ok(_) if response.is_success() => {
                 return Err(ResponseError::Malformed {
@@ -793,7 +800,8 @@ mod reference {
         {
             return None;
         }
-        let Ok(Value::Object(object)) = serde_json::from_slice::<Value>(&response.body) else {
+        let Ok(Value::Object(object)) = crate::limits::from_json_slice::<Value>(&response.body)
+        else {
             return None;
         };
         let is_mfa = |name| object.get(name).and_then(Value::as_str) == Some("mfa_required");
@@ -1155,6 +1163,13 @@ mod tests {
             }
             let invalid_utf8 = HttpResponse::new(200, b"[\"\xff\"]".to_vec());
             agree(&invalid_utf8, &Limits::default()).unwrap();
+            // Not UTF-8 outside a string, and past the depth limit too.
+            let mut deep_invalid = "[".repeat(33).into_bytes();
+            deep_invalid.extend_from_slice(b"\xff]");
+            let deep_invalid = HttpResponse::new(200, deep_invalid);
+            agree(&deep_invalid, &Limits::default()).unwrap();
+            let object_invalid = HttpResponse::new(400, b"{\"error\":\"x\",\xff}".to_vec());
+            agree(&object_invalid, &Limits::default()).unwrap();
             // Past the depth limit: that error comes first, whatever else
             // is wrong with the body (broken syntax, an `error` member).
             let deep = "[".repeat(33);
