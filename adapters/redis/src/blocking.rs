@@ -107,10 +107,10 @@ impl BlockingRedisStore {
 
 impl SessionStore for BlockingRedisStore {
     fn load(&mut self, key: &SessionKey) -> Result<Option<Session>, StoreError> {
-        let quick = ops::quick_load(&self.keys, key);
+        let redis_key = self.keys.session(key);
+        let quick = ops::quick_load(&redis_key, &self.keys.claim(key));
         let reply: ops::QuickReply =
             self.with_connection(key, |connection| quick.query(connection))?;
-        let redis_key = self.keys.session(key);
         let loaded = match ops::quick_loaded(reply) {
             Some(loaded) => loaded,
             None => {

@@ -32,28 +32,41 @@ pub(crate) fn now_ms() -> u64 {
 }
 
 /// The load's first try: one pipeline (one round trip, no transaction) of
-/// plain reads — the session hash (`HGETALL`), the claim and its `PTTL`.
-/// A transaction made the server queue and replay the reads and the client
-/// parse two more replies: about 1.09× a bare `HGET` against 1.03× for
-/// this pipeline (measured side by side on one connection). Another
-/// client's save may land between the reads; [`quick_loaded`] tells when
-/// that could matter, and the load is then read again by [`load`].
-pub(crate) fn quick_load(keys: &KeyScheme, key: &str) -> redis::Pipeline {
-    let claim = keys.claim(key);
-    let mut pipe = redis::pipe();
+/// plain reads — the session's two fields (`HMGET`), whether its key
+/// exists, the claim and its `PTTL`. A transaction made the server queue
+/// and replay the reads and the client parse two more replies: about
+/// 1.09× a bare `HGET` against 1.03× for a pipeline (measured side by side
+/// on one connection). `HMGET` of the two fields the load needs answers
+/// two values where `HGETALL` answered six (with `claim_owner`), and each
+/// value costs the client's reply parser about 1k instructions; `EXISTS`
+/// tells a missing key from a hash of other fields. Another client's save
+/// may land between the reads; [`quick_loaded`] tells when that could
+/// matter, and the load is then read again by [`load`].
+pub(crate) fn quick_load(session_key: &str, claim_key: &str) -> redis::Pipeline {
+    let mut pipe = redis::Pipeline::with_capacity(4);
     pipe.ignore_errors()
-        .cmd("HGETALL")
-        .arg(keys.session(key))
-        .cmd("GET")
-        .arg(&claim)
-        .cmd("PTTL")
-        .arg(&claim);
+        .add_command(command(&["HMGET", session_key, "session", "generation"]))
+        .add_command(command(&["EXISTS", session_key]))
+        .add_command(command(&["GET", claim_key]))
+        .add_command(command(&["PTTL", claim_key]));
     pipe
 }
 
-/// What the quick load answers: the session hash (an error for a key of
-/// another type), the claim, the claim's PTTL.
-pub(crate) type QuickReply = (redis::Value, Option<String>, i64);
+/// A command of these words, its buffers allocated once at their size
+/// (built word by word, they grow several times).
+fn command(words: &[&str]) -> redis::Cmd {
+    let bytes = words.iter().map(|word| word.len()).sum();
+    let mut command = redis::Cmd::with_capacity(words.len(), bytes);
+    for word in words {
+        command.arg(*word);
+    }
+    command
+}
+
+/// What the quick load answers: the session's two fields (an error for a
+/// key of another type), whether the key exists, the claim, the claim's
+/// PTTL.
+pub(crate) type QuickReply = (redis::Value, bool, Option<String>, i64);
 
 /// The quick load's answer as the session's fields; `None` when it must be
 /// read again in one transaction ([`load`]):
@@ -66,34 +79,13 @@ pub(crate) type QuickReply = (redis::Value, Option<String>, i64);
 /// caller then decides, it writes with a compare-and-swap on the
 /// generation it read, which the save that removed the claim has moved on.
 pub(crate) fn quick_loaded(reply: QuickReply) -> Option<Loaded> {
-    let (hash, claim, pttl) = reply;
-    let pairs: Vec<(redis::Value, redis::Value)> = match hash {
-        redis::Value::Map(pairs) => pairs,
-        // RESP2: field, value, field, value, …
-        redis::Value::Array(items) => {
-            let mut items = items.into_iter();
-            let mut pairs = Vec::with_capacity(items.len() / 2);
-            while let (Some(field), Some(value)) = (items.next(), items.next()) {
-                pairs.push((field, value));
-            }
-            pairs
-        }
-        redis::Value::Nil => Vec::new(),
-        _ => return None,
+    let (fields, exists, claim, pttl) = reply;
+    // `WRONGTYPE` (kept as the reply's value) is not two fields.
+    let redis::Value::Array(fields) = fields else {
+        return None;
     };
-    let empty = pairs.is_empty();
-    let (mut json, mut generation) = (None, None);
-    for (field, value) in pairs {
-        let redis::Value::BulkString(field) = field else {
-            return None;
-        };
-        let slot = match field.as_slice() {
-            b"session" => &mut json,
-            b"generation" => &mut generation,
-            _ => continue,
-        };
-        *slot = Some(redis::from_redis_value::<String>(value).ok()?);
-    }
+    let (json, generation): (Option<String>, Option<String>) =
+        redis::from_redis_value(redis::Value::Array(fields)).ok()?;
     if let Some(claim) = &claim {
         let claimed_generation = serde_json::from_str::<Value>(claim)
             .ok()
@@ -103,9 +95,9 @@ pub(crate) fn quick_loaded(reply: QuickReply) -> Option<Loaded> {
             return None;
         }
     }
-    if empty {
-        // A missing key (Redis keeps no empty hash). A hash of other fields
-        // goes on to `session_of`, which refuses it, as before.
+    if !exists {
+        // A missing key (Redis keeps no empty hash). A hash of other
+        // fields exists: it goes on to `session_of`, which refuses it.
         return claim.is_none().then_some(None);
     }
     Some(Some((json, generation, claim, pttl)))
