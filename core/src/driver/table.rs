@@ -1,6 +1,7 @@
 //! A bounded map from session id to value that remembers use order: a hash
 //! index into a slab of entries linked from newest to oldest. A lookup
-//! allocates nothing (hash, probe, relink); only a new id does.
+//! allocates nothing (hash, probe, relink); only a new id does, once (the
+//! index holds slot numbers and compares the entries' own keys).
 //!
 //! ```text
 //! find(id) ──► index ──► touch: unlink, relink as newest
@@ -12,8 +13,10 @@
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 
+use core::hash::BuildHasher as _;
+
 use foldhash::fast::FixedState;
-use hashbrown::HashMap;
+use hashbrown::HashTable;
 
 /// No entry (the ends of the use list).
 const NIL: usize = usize::MAX;
@@ -31,7 +34,9 @@ struct Entry<V> {
 /// See the [module docs](self).
 #[derive(Debug)]
 pub(crate) struct Table<V> {
-    index: HashMap<Box<str>, usize, FixedState>,
+    /// Slot numbers, hashed by their entry's key.
+    index: HashTable<usize>,
+    hasher: FixedState,
     slots: Vec<Option<Entry<V>>>,
     vacant: Vec<usize>,
     newest: usize,
@@ -43,7 +48,8 @@ impl<V> Table<V> {
     /// ids an attacker chose cannot be aimed at one bucket).
     pub(crate) fn new(seed: u64) -> Self {
         Table {
-            index: HashMap::with_hasher(FixedState::with_seed(seed)),
+            index: HashTable::new(),
+            hasher: FixedState::with_seed(seed),
             slots: Vec::new(),
             vacant: Vec::new(),
             newest: NIL,
@@ -59,9 +65,17 @@ impl<V> Table<V> {
     /// The slot of `key`, marked as used just now.
     #[inline]
     pub(crate) fn find(&mut self, key: &str) -> Option<usize> {
-        let at = *self.index.get(key)?;
+        let at = self.slot_of(key)?;
         self.touch(at);
         Some(at)
+    }
+
+    /// The slot holding `key`.
+    #[inline]
+    fn slot_of(&self, key: &str) -> Option<usize> {
+        let slots = &self.slots;
+        let holds = |at: &usize| slots[*at].as_ref().is_some_and(|e| &*e.key == key);
+        self.index.find(self.hasher.hash_one(key), holds).copied()
     }
 
     /// The value in slot `at` (a slot [`Table::find`] or
@@ -73,7 +87,7 @@ impl<V> Table<V> {
 
     /// The value of `key`, without marking it used.
     pub(crate) fn peek(&self, key: &str) -> Option<&V> {
-        let at = *self.index.get(key)?;
+        let at = self.slot_of(key)?;
         self.slots.get(at)?.as_ref().map(|e| &e.value)
     }
 
@@ -95,7 +109,9 @@ impl<V> Table<V> {
                 self.slots.len() - 1
             }
         };
-        self.index.insert(key.into(), at);
+        let (slots, hasher) = (&self.slots, &self.hasher);
+        let rehash = |at: &usize| slots[*at].as_ref().map_or(0, |e| hasher.hash_one(&*e.key));
+        self.index.insert_unique(hasher.hash_one(key), at, rehash);
         self.link_newest(at);
         at
     }
@@ -112,9 +128,14 @@ impl<V> Table<V> {
             let newer = entry.newer;
             if may_go(&entry.value) {
                 self.unlink(at);
-                if let Some(entry) = self.slots[at].take() {
-                    self.index.remove(&entry.key);
+                let hash = self.slots[at]
+                    .as_ref()
+                    .map(|e| self.hasher.hash_one(&*e.key));
+                if let Some(Ok(found)) = hash.map(|hash| self.index.find_entry(hash, |i| *i == at))
+                {
+                    found.remove();
                 }
+                self.slots[at] = None;
                 self.vacant.push(at);
                 gone += 1;
             }
@@ -204,5 +225,34 @@ mod tests {
         assert_eq!(table.len(), 4);
         assert_eq!(table.evict(0, |_| true), 4);
         assert_eq!(order(&table), [] as [u32; 0]);
+    }
+
+    /// The index holds slot numbers and compares the entries' keys: it
+    /// finds every key through its growth (rehashing reads the keys from
+    /// the slots), forgets evicted ones, and finds reused slots' new keys.
+    #[test]
+    fn finds_every_key_through_growth_eviction_and_reuse() {
+        let mut table = Table::new(11);
+        for i in 0..600u32 {
+            let at = table.insert(&format!("id-{i}"), i);
+            assert_eq!(table.get_mut(at), Some(&mut { i }));
+        }
+        for i in 0..600u32 {
+            assert_eq!(table.peek(&format!("id-{i}")), Some(&i));
+        }
+        assert_eq!(table.evict(100, |_| true), 500);
+        for i in 0..600u32 {
+            let kept = table.peek(&format!("id-{i}")).copied();
+            assert_eq!(kept, (i >= 500).then_some(i), "{i}");
+        }
+        for i in 600..1100u32 {
+            table.insert(&format!("id-{i}"), i);
+        }
+        assert_eq!(table.len(), 600);
+        for i in (500..1100u32).rev() {
+            assert!(table.find(&format!("id-{i}")).is_some(), "{i}");
+        }
+        assert!(table.find("id-0").is_none() && table.find("id-499").is_none());
+        assert_eq!(order(&table).first(), Some(&500));
     }
 }
