@@ -68,6 +68,20 @@ fn manager() -> TokenManager {
 /// Starts a login whose token response carries an ID token with `kid`;
 /// hands that response in and returns what the manager answers.
 fn login<'m>(m: &'m mut TokenManager, kid: &str, at: u64) -> (RequestId, Completion<'m>) {
+    login_answered(m, at, |nonce| {
+        json!({"access_token": "at-1", "token_type": "Bearer", "expires_in": 300,
+            "id_token": id_token(kid, nonce, at)})
+        .to_string()
+    })
+}
+
+/// Starts a login and answers it with the body `answer` writes for the
+/// login's nonce; what the manager answers.
+fn login_answered<'m>(
+    m: &'m mut TokenManager,
+    at: u64,
+    answer: impl FnOnce(&str) -> String,
+) -> (RequestId, Completion<'m>) {
     let (url, transaction) = LoginRequest::new("https://as.example/authorize", CLIENT, REDIRECT)
         .scope("openid")
         .start(&mut SeededEntropy::new(at))
@@ -78,13 +92,9 @@ fn login<'m>(m: &'m mut TokenManager, kid: &str, at: u64) -> (RequestId, Complet
     let Dispatch::Send(out) = m.exchange_code(&transaction, &callback, now).unwrap() else {
         panic!("no signer")
     };
-    let body = json!({"access_token": "at-1", "token_type": "Bearer", "expires_in": 300,
-        "id_token": id_token(kid, transaction.nonce().secret(), at)});
+    let body = answer(transaction.nonce().secret());
     let id = out.id;
-    (
-        id,
-        m.handle_response(id, HttpResponse::new(200, body.to_string()), now),
-    )
+    (id, m.handle_response(id, HttpResponse::new(200, body), now))
 }
 
 fn asks_for_jwks(id: RequestId, completion: &Completion<'_>) {
@@ -127,6 +137,31 @@ fn a_jwks_fetch_lost_in_transport_ends_the_login_and_the_next_one_fetches_again(
     );
     assert_eq!(code(done), "ok");
     assert!(m.session().is_some());
+}
+
+/// A token response naming `id_token` twice: the one the login would
+/// store (the last, as `JSON.parse` reads it) carries a forged signature.
+/// The signature step once read the member on its own, where serde refused
+/// the duplicate, and so checked nothing: the forged token was stored.
+#[test]
+fn a_duplicated_id_token_member_is_checked_as_the_login_reads_it() {
+    let mut m = manager();
+    let (id, completion) = login_answered(&mut m, NOW, |nonce| {
+        let good = id_token("k1", nonce, NOW);
+        let (signed, _) = good.rsplit_once('.').unwrap();
+        let forged = format!("{signed}.{}", b64([7u8; 64]));
+        format!(
+            r#"{{"access_token":"at-1","token_type":"Bearer","expires_in":300,"id_token":"{good}","id_token":"{forged}"}}"#
+        )
+    });
+    asks_for_jwks(id, &completion);
+    let done = m.handle_response(
+        id,
+        HttpResponse::new(200, jwks_body()),
+        UnixTime::from_secs(NOW),
+    );
+    assert_eq!(code(done), "invalid_signature");
+    assert!(m.session().is_none(), "nothing stored");
 }
 
 #[test]

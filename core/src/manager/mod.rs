@@ -671,16 +671,23 @@ impl TokenManager {
     ) -> Completion<'_> {
         span!("response", request_id = id.as_u64());
         // An ID token's signature is checked (its keys fetched first, under
-        // the same id) before anything reads the answer.
+        // the same id) before anything else reads the answer.
         #[cfg(feature = "login")]
-        let response = match self.id_token_keys(id, response, now) {
-            signature::Keys::Go(response) => response,
-            signature::Keys::Fetch(request) => {
-                return Completion::Resend(OutgoingRequest { id, request });
-            }
+        let (response, check) = match self.id_token_answer(id, response, now) {
+            signature::Answer::Plain(response) => (response, None),
+            signature::Answer::Check { response, fetched } => (response, Some(fetched)),
         };
-        // Parsed once: the nonce retry, the errors and the tokens read it.
+        // Parsed once: the signature check, the nonce retry, the errors and
+        // the tokens read it (the ID token checked is the one applied).
         let mut answer = ParsedResponse::parse(&response, &self.config.limits);
+        #[cfg(feature = "login")]
+        if let Some(fetched) = check
+            && let Some(request) = self.check_id_token(id, &answer, fetched, now)
+        {
+            drop(answer);
+            self.park(id, response);
+            return Completion::Resend(OutgoingRequest { id, request });
+        }
         let Some((flight, abandoned)) = self.state.flights.take(id) else {
             // Forgotten (or never ours): a refresh token it proves is not
             // dropped silently.

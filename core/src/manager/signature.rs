@@ -29,12 +29,7 @@
 //! `hmac_alg_refused`, `jwk_not_found`, `jwk_alg_mismatch`, `jwk_unusable`,
 //! `invalid_jwks`.
 
-use alloc::borrow::Cow;
 use alloc::boxed::Box;
-use alloc::string::String;
-
-use serde::Deserialize;
-use zeroize::Zeroizing;
 
 use super::TokenManager;
 use crate::error::{Error, IdTokenError};
@@ -42,21 +37,22 @@ use crate::flight::{Flight, FlightKind, IdTokenKeys, RequestId};
 use crate::http::{HttpRequest, HttpResponse};
 use crate::jwks::{JwksCache, KeyLookup};
 use crate::time::UnixTime;
+use crate::token::response::ParsedResponse;
 
-/// What to do with a response after the signature step.
-pub(super) enum Keys {
-    /// Handle this response (the one handed in, or the parked token
-    /// response the JWKS completed).
-    Go(HttpResponse),
-    /// Fetch the JWKS with this request, under the flight's id.
-    Fetch(HttpRequest),
-}
-
-/// The `id_token` member of a token response, read without the rest.
-#[derive(Deserialize)]
-struct IdTokenMember<'a> {
-    #[serde(borrow, default)]
-    id_token: Option<Cow<'a, str>>,
+/// A response to a flight, after the JWKS step.
+pub(super) enum Answer {
+    /// No ID token signature to check here: handle it as it is.
+    Plain(HttpResponse),
+    /// A token answer whose ID token (if any) is checked once parsed
+    /// ([`TokenManager::check_id_token`]).
+    Check {
+        /// The token answer (the one handed in, or the parked one the
+        /// JWKS completed).
+        response: HttpResponse,
+        /// Whether the keys were just fetched for it (a second fetch is
+        /// not asked for).
+        fetched: bool,
+    },
 }
 
 impl TokenManager {
@@ -81,72 +77,96 @@ impl TokenManager {
         )
     }
 
-    /// The signature step of a response to flight `id`: a JWKS response
-    /// for a parked answer is cached and the parked answer comes back; a
-    /// token response carrying an ID token is checked, or parked while the
-    /// keys are fetched. Anything else goes on unchanged.
-    pub(super) fn id_token_keys(
+    /// The first half of the signature step, before the answer is
+    /// parsed: a JWKS response for a parked answer is cached and the parked
+    /// answer comes back to be checked; a token answer to a login or a
+    /// refresh is to be checked; anything else goes on unchanged.
+    pub(super) fn id_token_answer(
         &mut self,
         id: RequestId,
         response: HttpResponse,
         now: UnixTime,
-    ) -> Keys {
+    ) -> Answer {
         let Some(cache) = self.jwks.as_mut() else {
-            return Keys::Go(response);
+            return Answer::Plain(response);
         };
         let Some(flight) = self.state.flights.get_mut(id) else {
-            return Keys::Go(response);
+            return Answer::Plain(response);
         };
         if matches!(
             flight.id_token_keys.as_deref(),
             Some(IdTokenKeys::Checked(Err(IdTokenError::KeysUnavailable)))
         ) {
             // An answer taken back from its failed key fetch: refused as it is.
-            return Keys::Go(response);
+            return Answer::Plain(response);
         }
         if !matches!(
             flight.kind,
             FlightKind::Refresh { .. } | FlightKind::CodeExchange { .. }
         ) {
-            return Keys::Go(response);
+            return Answer::Plain(response);
         }
-        let limits = &self.config.limits;
-        let (answer, fetched) = match flight.id_token_keys.take().map(|keys| *keys) {
+        match flight.id_token_keys.take().map(|keys| *keys) {
             Some(IdTokenKeys::Fetching(parked)) => {
                 // `response` is the JWKS. Its TTL counts from now: the
                 // send time is a moment earlier.
-                if let Err(error) = cache.handle_response(&response, now, limits) {
+                if let Err(error) = cache.handle_response(&response, now, &self.config.limits) {
                     flight.id_token_keys = Some(Box::new(IdTokenKeys::Checked(Err(
                         IdTokenError::from(error),
                     ))));
-                    return Keys::Go(parked);
+                    return Answer::Plain(parked);
                 }
-                (parked, true)
+                Answer::Check {
+                    response: parked,
+                    fetched: true,
+                }
             }
-            _ => (response, false),
-        };
-        let token = match read_id_token(&answer, limits) {
-            Some(token) => token,
-            None => return Keys::Go(answer),
-        };
-        let verdict = match cache.lookup(&token, now) {
-            KeyLookup::Ready(jwks) => crate::jws::verify(&token, jwks)
+            _ => Answer::Check {
+                response,
+                fetched: false,
+            },
+        }
+    }
+
+    /// The second half, on the one parse of the answer: the ID token the
+    /// answer will be applied with (the last of duplicated members) is
+    /// verified and the verdict kept on the flight; or, when the keys are
+    /// stale or do not know its `kid` (and were not just fetched), the JWKS
+    /// request to send under the flight's id, the caller parking the answer
+    /// ([`TokenManager::park`]).
+    pub(super) fn check_id_token(
+        &mut self,
+        id: RequestId,
+        answer: &ParsedResponse<'_>,
+        fetched: bool,
+        now: UnixTime,
+    ) -> Option<HttpRequest> {
+        let token = answer.id_token()?;
+        let cache = self.jwks.as_mut()?;
+        let flight = self.state.flights.get_mut(id)?;
+        let verdict = match cache.lookup(token, now) {
+            KeyLookup::Ready(jwks) => crate::jws::verify(token, jwks)
                 .map(|_header| ())
                 .map_err(IdTokenError::from),
             KeyLookup::Refused(error) => Err(IdTokenError::from(error)),
+            // A fetch already in flight (another session's) is not waited
+            // for: this flight fetches its own copy.
             KeyLookup::Fetch if !fetched => {
-                // A fetch already in flight (another session's) is not
-                // waited for: this flight fetches its own copy.
-                let request = cache.poll_request(now).unwrap_or_else(|| cache.request());
-                flight.id_token_keys = Some(Box::new(IdTokenKeys::Fetching(answer)));
-                return Keys::Fetch(request);
+                return Some(cache.poll_request(now).unwrap_or_else(|| cache.request()));
             }
             // The keys just fetched did not become fresh (a TTL of zero):
             // nothing knows the key.
             KeyLookup::Fetch => Err(IdTokenError::KeyNotFound),
         };
         flight.id_token_keys = Some(Box::new(IdTokenKeys::Checked(verdict)));
-        Keys::Go(answer)
+        None
+    }
+
+    /// Parks `answer` on flight `id` while its keys are fetched.
+    pub(super) fn park(&mut self, id: RequestId, answer: HttpResponse) {
+        if let Some(flight) = self.state.flights.get_mut(id) {
+            flight.id_token_keys = Some(Box::new(IdTokenKeys::Fetching(answer)));
+        }
     }
 
     /// The token answer parked on flight `id` while its keys were being
@@ -181,19 +201,4 @@ pub(super) fn signature_verdict(flight: &Flight) -> Result<(), Error> {
         Some(IdTokenKeys::Checked(Err(error))) => Err(Error::IdToken(error.clone())),
         _ => Ok(()),
     }
-}
-
-/// The `id_token` of a successful token response within the limits
-/// (anything else is left to the response parser to refuse).
-fn read_id_token(
-    response: &HttpResponse,
-    limits: &crate::limits::Limits,
-) -> Option<Zeroizing<String>> {
-    if !response.is_success() || limits.check_response(response).is_err() {
-        return None;
-    }
-    let member: IdTokenMember<'_> = crate::limits::from_json_slice(&response.body).ok()?;
-    member
-        .id_token
-        .map(|token| Zeroizing::new(String::from(token.as_ref())))
 }

@@ -187,6 +187,21 @@ impl<'a> ParsedResponse<'a> {
         parsed
     }
 
+    /// The `id_token` of a successful answer, as [`take_token_response`]
+    /// will read it (the last of duplicated members, as `JSON.parse`
+    /// keeps); `None` for an error, an unreadable body, or an `id_token`
+    /// that is not a string (which the token response refuses).
+    ///
+    /// [`take_token_response`]: ParsedResponse::take_token_response
+    #[cfg(feature = "login")]
+    pub(crate) fn id_token(&self) -> Option<&str> {
+        let members = self.body().ok()?;
+        if !self.response.is_success() || members.errors().error.is_some() {
+            return None;
+        }
+        raw_str(members.id_token.as_ref())
+    }
+
     /// The MFA details when the body is an `mfa_required` error (`error`
     /// or `code`), whatever the status.
     pub(crate) fn mfa_required(&self) -> Option<MfaRequired> {
