@@ -23,7 +23,7 @@ use crate::cookies::{CookieAttributes, RequestCookies};
 use crate::driver::{Driver, SessionSource};
 use crate::error::Error;
 use crate::session_cookie::{NoSession, SessionCookie, created_at};
-use crate::stateful::SessionBackend;
+use crate::stateful::{SessionBackend, on_blocking_pool};
 
 /// The integration, shared by every request (cheap to clone).
 #[derive(Clone, Debug)]
@@ -193,6 +193,9 @@ impl Auth {
             .session
     }
 
+    /// The request's session: from its cookie, or from the backend under
+    /// the cookie's id, calling the backend in place (see
+    /// [`Auth::load_async`] for request handlers).
     pub(crate) fn load(&self, cookies: &RequestCookies<'_>, now: u64) -> Loaded {
         let inner = &self.inner;
         let Some(backend) = &inner.backend else {
@@ -201,7 +204,40 @@ impl Auth {
                 id: None,
             };
         };
-        let id = match inner.cookie.read_claims(cookies, now) {
+        let Some(id) = self.stateful_id(cookies, now) else {
+            return Loaded::default();
+        };
+        Loaded {
+            session: stored_session(&**backend, &id, now),
+            id: Some(id),
+        }
+    }
+
+    /// [`Auth::load`] for request handlers: a backend that may block
+    /// ([`SessionBackend::blocks`]) is called on tokio's blocking pool, not
+    /// on the runtime's worker.
+    pub(crate) async fn load_async(&self, cookies: &RequestCookies<'_>, now: u64) -> Loaded {
+        let backend = match &self.inner.backend {
+            Some(backend) if backend.blocks() => Arc::clone(backend),
+            _ => return self.load(cookies, now),
+        };
+        let Some(id) = self.stateful_id(cookies, now) else {
+            return Loaded::default();
+        };
+        let key = id.clone();
+        let session = on_blocking_pool(move || stored_session(&*backend, &key, now))
+            .await
+            // `None`: the runtime is shutting down (no session: failing closed).
+            .flatten();
+        Loaded {
+            session,
+            id: Some(id),
+        }
+    }
+
+    /// The session id a stateful session cookie holds.
+    fn stateful_id(&self, cookies: &RequestCookies<'_>, now: u64) -> Option<String> {
+        match self.inner.cookie.read_claims(cookies, now) {
             Ok(claims) => claims.get("id").and_then(Value::as_str).map(String::from),
             Err(
                 NoSession::Absent
@@ -209,21 +245,6 @@ impl Auth {
                 | NoSession::TooLarge
                 | NoSession::NotASession,
             ) => None,
-        };
-        let Some(id) = id else {
-            return Loaded::default();
-        };
-        let session = backend
-            .store(&id)
-            .load(&id)
-            .ok()
-            .flatten()
-            .filter(|s| !s.is_logged_out())
-            // A back-channel logout received by any instance ended it.
-            .filter(|s| !backend.is_ended(s, tokenkeeper::UnixTime::from_secs(now)));
-        Loaded {
-            session,
-            id: Some(id),
         }
     }
 
@@ -276,15 +297,21 @@ impl Auth {
         Ok(())
     }
 
-    /// Clears the session cookie (and forgets a stateful session).
-    pub(crate) fn clear(
+    /// Clears the session cookie (and forgets a stateful session, on the
+    /// blocking pool when the backend may block).
+    pub(crate) async fn clear(
         &self,
         loaded: &Loaded,
         cookies: &RequestCookies<'_>,
         out: &mut Vec<String>,
     ) {
         if let (Some(backend), Some(id)) = (&self.inner.backend, &loaded.id) {
-            let _ = backend.delete(id);
+            if backend.blocks() {
+                let (backend, id) = (Arc::clone(backend), id.clone());
+                let _ = on_blocking_pool(move || backend.delete(&id)).await;
+            } else {
+                let _ = backend.delete(id);
+            }
         }
         self.inner.cookie.clear(cookies, out);
     }
@@ -321,6 +348,18 @@ pub(crate) fn safe_return_to(base: &Url, origin: &str, return_to: &str) -> Optio
         out.push_str(query);
     }
     Some(out)
+}
+
+/// The live session stored under `id`: not logged out, and not ended by a
+/// back-channel logout any instance received.
+fn stored_session(backend: &dyn SessionBackend, id: &str, now: u64) -> Option<Session> {
+    backend
+        .store(id)
+        .load(id)
+        .ok()
+        .flatten()
+        .filter(|s| !s.is_logged_out())
+        .filter(|s| !backend.is_ended(s, tokenkeeper::UnixTime::from_secs(now)))
 }
 
 #[cfg(test)]

@@ -34,11 +34,12 @@ use tokenkeeper::dpop::P256Signer;
 use tokenkeeper::login::LoginTransaction;
 use tokenkeeper::store::SessionKey;
 use tokenkeeper::{
-    AccessTokenInfo, Config, ConnectionRequest, MemoryStore, Session, SessionStore, TokenRequest,
+    AccessTokenInfo, AsyncSessionStore, Config, ConnectionRequest, MemoryStore, Session,
+    SessionStore, StoreError, TokenRequest,
 };
 use tokenkeeper_reqwest::Sessions;
 
-use crate::stateful::SessionBackend;
+use crate::stateful::{SessionBackend, on_blocking_pool};
 
 /// The OS random source (login values, session ids).
 pub use tokenkeeper_reqwest::OsEntropy;
@@ -132,6 +133,8 @@ impl Driver {
                 builder = builder.dpop(signer.clone());
             }
             builder = match store {
+                // Each store call on the blocking pool: see `SessionBackend::blocks`.
+                Some(backend) if backend.blocks() => builder.async_store(OnBlockingPool(backend)),
                 Some(backend) => builder.store(Backend(backend)),
                 None => builder.store(Bounded::new(4 * IN_MEMORY)),
             };
@@ -338,6 +341,59 @@ impl SessionStore for Backend {
         self.0.store(key).floor(key)
     }
 }
+
+/// The app's [`SessionBackend`], one that may block, as one async store
+/// for every id: each call runs on tokio's blocking pool.
+struct OnBlockingPool(Arc<dyn SessionBackend>);
+
+impl OnBlockingPool {
+    /// `call` on the backend's store of `key`, on the blocking pool.
+    async fn run<T: Send + 'static>(
+        &self,
+        key: &SessionKey,
+        call: impl FnOnce(&dyn SessionBackend, &str) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (backend, key) = (Arc::clone(&self.0), key.to_owned());
+        on_blocking_pool(move || call(&*backend, &key))
+            .await
+            .unwrap_or_else(|| Err(StoreError::backend(ShuttingDown)))
+    }
+}
+
+impl AsyncSessionStore for OnBlockingPool {
+    async fn load(&self, key: &SessionKey) -> Result<Option<Session>, StoreError> {
+        self.run(key, |backend, key| backend.store(key).load(key))
+            .await
+    }
+    async fn save(
+        &self,
+        key: &SessionKey,
+        session: &Session,
+        expected: Option<u64>,
+    ) -> Result<(), StoreError> {
+        let session = session.clone();
+        self.run(key, move |backend, key| {
+            backend.store(key).save(key, &session, expected)
+        })
+        .await
+    }
+    async fn generation(&self, key: &SessionKey) -> Result<Option<u64>, StoreError> {
+        self.run(key, |backend, key| backend.store(key).generation(key))
+            .await
+    }
+    async fn clear(&self, key: &SessionKey) -> Result<(), StoreError> {
+        self.run(key, |backend, key| backend.delete(key)).await
+    }
+    async fn floor(&self, key: &SessionKey) -> Result<u64, StoreError> {
+        self.run(key, |backend, key| backend.store(key).floor(key))
+            .await
+    }
+}
+
+/// A store call not run: the runtime is shutting down.
+#[derive(Debug, thiserror::Error)]
+#[error("the runtime is shutting down")]
+struct ShuttingDown;
 
 /// Stateless sessions' store: this process's memory, at most `capacity`
 /// ids (the oldest written first forgotten: the cookie still holds it).

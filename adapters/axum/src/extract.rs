@@ -119,27 +119,33 @@ where
 
     fn call(&mut self, mut request: Request) -> Self::Future {
         let auth = self.layer.auth.clone();
-        let loaded = auth.load(&RequestCookies::from_headers(request.headers()), now_secs());
-        if self.layer.require_login && loaded.session.is_none() {
-            let path = request
-                .uri()
-                .path_and_query()
-                .map_or("/", |p| p.as_str())
-                .to_owned();
-            return Box::pin(async move { Ok(auth.missing(&path)) });
-        }
-        let session = RequestSession::new(loaded);
-        // The request's cookies, to replace or delete the chunks it has.
+        let require_login = self.layer.require_login;
+        // The request's cookies: to find its session, and to replace or
+        // delete the chunks it has.
         let mut cookies = HeaderMap::new();
         for value in request.headers().get_all(header::COOKIE) {
             cookies.append(header::COOKIE, value.clone());
         }
-        request.extensions_mut().insert(auth.clone());
-        request.extensions_mut().insert(session.clone());
         // The clone that was made ready is the one called (tower's rule).
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         Box::pin(async move {
+            // A stateful backend that may block is read on the blocking
+            // pool, not on this worker.
+            let loaded = auth
+                .load_async(&RequestCookies::from_headers(&cookies), now_secs())
+                .await;
+            if require_login && loaded.session.is_none() {
+                let path = request
+                    .uri()
+                    .path_and_query()
+                    .map_or("/", |p| p.as_str())
+                    .to_owned();
+                return Ok(auth.missing(&path));
+            }
+            let session = RequestSession::new(loaded);
+            request.extensions_mut().insert(auth.clone());
+            request.extensions_mut().insert(session.clone());
             let mut response = inner.call(request).await?;
             let route = response.extensions().get::<RouteResponse>().is_some();
             if route {

@@ -111,7 +111,7 @@ impl RequestSession {
         let state = self.0.lock().await;
         let mut out = Vec::new();
         match (state.change, &state.loaded.session) {
-            (Change::Expired, _) => auth.clear(&state.loaded, cookies, &mut out),
+            (Change::Expired, _) => auth.clear(&state.loaded, cookies, &mut out).await,
             (Change::Changed, Some(session)) => {
                 auth.persist(session, state.loaded.id.as_deref(), cookies, now, &mut out)?;
             }

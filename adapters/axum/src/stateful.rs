@@ -5,7 +5,9 @@
 //! [`SessionBackend`] is the one seam: it hands out the core's
 //! [`SessionStore`] for an id (load, compare-and-swap save, clear), which
 //! the driver uses as it is. A Redis-backed or database-backed backend
-//! implements these two methods.
+//! implements these two methods; its calls may block
+//! ([`SessionBackend::blocks`], the default), so they run on tokio's
+//! blocking pool, never on the runtime's worker threads.
 //!
 //! Back-channel logout (`POST /auth/backchannel-logout`) needs the backend
 //! to keep "logged out at" marks by `sid` and `sub` and the seen logout
@@ -42,6 +44,17 @@ pub trait SessionBackend: Send + Sync + 'static {
     /// served (the route answers 501).
     fn logout_marks(&self) -> Option<SharedLogoutMarks> {
         None
+    }
+
+    /// Whether this backend's calls may wait on I/O (a network store such
+    /// as `tokenkeeper_redis::BlockingRedisStore`, a database): the
+    /// default, `true`. They then run on tokio's blocking pool
+    /// (`spawn_blocking`), never on the runtime's worker threads, so a
+    /// slow store call cannot stall the other requests of a worker. A
+    /// backend that answers from memory says `false` and is called in
+    /// place (a hop to the blocking pool costs more than its answer).
+    fn blocks(&self) -> bool {
+        true
     }
 
     /// Whether a back-channel logout ended `session` (a store error counts
@@ -108,5 +121,22 @@ impl SessionBackend for MemoryBackend {
 
     fn logout_marks(&self) -> Option<SharedLogoutMarks> {
         Some(self.marks.clone())
+    }
+
+    fn blocks(&self) -> bool {
+        false
+    }
+}
+
+/// Runs `work`, a blocking backend's call, on tokio's blocking pool; a
+/// panic in it goes on in the caller. `None` when the runtime is shutting
+/// down and the work was never run.
+pub(crate) async fn on_blocking_pool<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(done) => Some(done),
+        Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+        Err(_) => None,
     }
 }

@@ -24,7 +24,7 @@ pub(super) async fn access_token(
 ) -> Response {
     let cookies = RequestCookies::from_headers(&headers);
     let now = now_secs();
-    let mut loaded = auth.load(&cookies, now);
+    let mut loaded = auth.load_async(&cookies, now).await;
     let query = AccessTokenQuery::parse(query.as_deref().unwrap_or(""));
     let request = query.token_request();
     let mut set_cookies = Vec::new();
@@ -61,7 +61,7 @@ pub(super) async fn access_token(
             .as_ref()
             .is_some_and(|e| e.code() == "session_expired")
         {
-            auth.clear(&loaded, &cookies, &mut set_cookies);
+            auth.clear(&loaded, &cookies, &mut set_cookies).await;
         } else if let Some(changed) = &outcome.changed
             && let Err(e) = auth.persist(
                 changed,

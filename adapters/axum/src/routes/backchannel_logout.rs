@@ -32,6 +32,7 @@ use tokenkeeper::{HttpRequest, HttpResponse, UnixTime};
 
 use crate::Auth;
 use crate::auth::now_secs;
+use crate::stateful::on_blocking_pool;
 
 /// The route's path (the SDK's `/auth/backchannel-logout`).
 pub const BACKCHANNEL_LOGOUT_PATH: &str = "/auth/backchannel-logout";
@@ -90,24 +91,35 @@ impl From<LogoutTokenError> for Refusal {
 
 async fn end_sessions(auth: &Auth, body: &[u8]) -> Result<(), Refusal> {
     let inner = &auth.inner;
-    let marks = inner
+    let (marks, blocks) = inner
         .backend
         .as_ref()
-        .and_then(|backend| backend.logout_marks())
+        .and_then(|backend| Some((backend.logout_marks()?, backend.blocks())))
         .ok_or(Refusal::Unavailable)?;
     let token = logout_token_from_form(body)?;
     let now = UnixTime::from_secs(now_secs());
     let jwks = keys_for(auth, &token, now).await?;
     let validated = LogoutTokenValidator::new(&inner.metadata.issuer, &inner.client_id, &jwks)
         .validate(&token, now)?;
-    let mut marks = marks.lock().unwrap_or_else(PoisonError::into_inner);
-    match marks.record_once(&validated.replay_key(), validated.remember_until(), now) {
-        Ok(true) => {}
-        Ok(false) => return Err(Refusal::Token(LogoutTokenError::Replayed)),
-        Err(_) => return Err(Refusal::Failed),
+    let write = move || {
+        let mut marks = marks.lock().unwrap_or_else(PoisonError::into_inner);
+        match marks.record_once(&validated.replay_key(), validated.remember_until(), now) {
+            Ok(true) => {}
+            Ok(false) => return Err(Refusal::Token(LogoutTokenError::Replayed)),
+            Err(_) => return Err(Refusal::Failed),
+        }
+        logout_marks::end_sessions(&mut *marks, validated.target(), now, DEFAULT_MARK_RETENTION)
+            .map_err(|_| Refusal::Failed)
+    };
+    // Marks kept in a store that may block are written on the blocking
+    // pool (see `SessionBackend::blocks`).
+    if blocks {
+        on_blocking_pool(write)
+            .await
+            .unwrap_or(Err(Refusal::Failed))
+    } else {
+        write()
     }
-    logout_marks::end_sessions(&mut *marks, validated.target(), now, DEFAULT_MARK_RETENTION)
-        .map_err(|_| Refusal::Failed)
 }
 
 /// The keys to check `token` with, fetched as the cache asks (at most

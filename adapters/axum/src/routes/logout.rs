@@ -21,7 +21,7 @@ pub(super) async fn logout(
 ) -> Response {
     let inner = &auth.inner;
     let cookies = RequestCookies::from_headers(&headers);
-    let loaded = auth.load(&cookies, now_secs());
+    let loaded = auth.load_async(&cookies, now_secs()).await;
     let return_to = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
         .find(|(name, _)| name == "returnTo")
         .and_then(|(_, value)| auth.safe_return_to(&value))
@@ -36,7 +36,7 @@ pub(super) async fn logout(
         let _ = inner.driver.logout(auth.source(&loaded)).await;
     }
     let mut set_cookies = Vec::new();
-    auth.clear(&loaded, &cookies, &mut set_cookies);
+    auth.clear(&loaded, &cookies, &mut set_cookies).await;
     let Some(end_session) = inner.metadata.end_session_endpoint.as_deref() else {
         return redirect(&return_to, set_cookies);
     };

@@ -10,7 +10,9 @@ use crate::auth::now_secs;
 use crate::cookies::RequestCookies;
 
 pub(super) async fn profile(State(auth): State<Auth>, headers: HeaderMap) -> Response {
-    let loaded = auth.load(&RequestCookies::from_headers(&headers), now_secs());
+    let loaded = auth
+        .load_async(&RequestCookies::from_headers(&headers), now_secs())
+        .await;
     let no_store = [(header::CACHE_CONTROL, "no-store")];
     match loaded.session.as_ref().and_then(|s| s.user()) {
         Some(user) => (no_store, axum::Json(user.clone())).into_response(),
