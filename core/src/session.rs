@@ -621,10 +621,7 @@ impl<'de> Deserialize<'de> for Session {
                 let session_expires_at = extra
                     .get("internal")
                     .and_then(|i| i.get("sessionExpiresAt"))
-                    .and_then(seconds_from_json)
-                    // The SDK accepts a ceiling only when 0 < value < 1e10.
-                    .filter(|&s| s > 0 && s < 10_000_000_000)
-                    .map(UnixTime::from_secs);
+                    .and_then(ceiling_from_json);
                 // A malformed member must not make the whole session
                 // unreadable (the user would be logged out): it is kept as
                 // it was, unread.
@@ -652,6 +649,16 @@ impl<'de> Deserialize<'de> for Session {
         }
         deserializer.deserialize_map(SessionVisitor)
     }
+}
+
+/// A session ceiling as the SDK reads one (an ID token's
+/// `session_expiry`, a stored `sessionExpiresAt`): seconds as an integer,
+/// a float or a numeric string, valid only when 0 < value < 1e10. The
+/// login and the load read it here, so both see the same ceiling.
+pub(crate) fn ceiling_from_json(value: &Value) -> Option<UnixTime> {
+    seconds_from_json(value)
+        .filter(|&s| s > 0 && s < 10_000_000_000)
+        .map(UnixTime::from_secs)
 }
 
 #[cfg(test)]

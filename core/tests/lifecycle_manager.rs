@@ -186,6 +186,40 @@ fn login_checks_nonce_state_and_issuer() {
     );
 }
 
+/// A stored session that keeps no ID token (an SDK session written
+/// without one, say) still belongs to its user: a refresh that answers with
+/// an ID token for someone else is refused, not stored beside the user it
+/// contradicts. Its `sub` was compared only with a stored ID token's.
+#[test]
+fn refresh_of_a_session_without_an_id_token_checks_the_users_sub() {
+    let mut m = manager();
+    m.set_session(
+        tokenkeeper::Session::from_json(
+            br#"{"user":{"sub":"auth0|ada"},"tokenSet":{"accessToken":"a","refreshToken":"r","expiresAt":1}}"#,
+            &Default::default(),
+        )
+        .unwrap(),
+    );
+    let eve = id_token(
+        serde_json::json!({"iss": ISSUER, "aud": "client-1", "sub": "auth0|eve", "exp": 9000, "iat": 2000}),
+    );
+    let ada = id_token(
+        serde_json::json!({"iss": ISSUER, "aud": "client-1", "sub": "auth0|ada", "exp": 9000, "iat": 2000}),
+    );
+    for (id_token, expected) in [(eve, Some("subject_mismatch")), (ada, None)] {
+        let Action::Send(out) = m.get_access_token(&TokenRequest::new().force_refresh(), t(2000))
+        else {
+            panic!()
+        };
+        let response = HttpResponse::new(200, serde_json::json!({"access_token": "x", "token_type": "Bearer", "expires_in": 60, "refresh_token": "r", "id_token": id_token}).to_string());
+        match (m.handle_response(out.id, response, t(2000)), expected) {
+            (Completion::Failed(e), Some(code)) => assert_eq!(e.code(), code),
+            (Completion::Ready(_), None) => {}
+            (other, _) => panic!("{other:?}"),
+        }
+    }
+}
+
 #[test]
 fn refresh_after_login_checks_sub() {
     let mut m = manager();
@@ -536,6 +570,40 @@ fn login_keeps_the_session_ceiling() {
         "session_expired"
     );
     assert!(m.session().is_none());
+}
+
+/// A `session_expiry` written as a float or a numeric string (a NumericDate
+/// may be either) is the ceiling all the same, read at login as a stored
+/// session's `sessionExpiresAt` is read. Read as an integer only, it was
+/// dropped: no ceiling, and a login past it was let in.
+#[test]
+fn login_reads_a_float_or_string_session_expiry() {
+    for expiry in [serde_json::json!(2000.0), serde_json::json!("2000")] {
+        let mut m = manager();
+        login_with(
+            &mut m,
+            None,
+            "auth0|ada",
+            serde_json::json!({"session_expiry": expiry}),
+        )
+        .unwrap();
+        assert_eq!(
+            m.session().unwrap().session_expires_at(),
+            Some(t(2000)),
+            "{expiry}"
+        );
+    }
+    for expiry in [serde_json::json!(1010.5), serde_json::json!("1010")] {
+        let mut m = manager();
+        let refused = login_with(
+            &mut m,
+            None,
+            "auth0|ada",
+            serde_json::json!({"session_expiry": expiry}),
+        );
+        assert_eq!(refused.unwrap_err(), "session_expired", "{expiry}");
+        assert!(m.session().is_none());
+    }
 }
 
 /// A client assertion that cannot be signed fails the request before it

@@ -147,9 +147,7 @@ impl TokenManager {
             ceiling = claims
                 .claims()
                 .get("session_expiry")
-                .and_then(Value::as_u64)
-                .filter(|&s| s > 0 && s < 10_000_000_000)
-                .map(UnixTime::from_secs);
+                .and_then(crate::session::ceiling_from_json);
             session.set_user(Value::Object(claims.into_claims()));
         }
         if ceiling.is_some_and(|c| now >= c.saturating_sub(self.config.session_ceiling_leeway)) {

@@ -152,20 +152,12 @@ impl TokenManager {
         let id_token_checked = match &id_token {
             #[cfg(feature = "login")]
             Some(new_id_token) => super::signature::signature_verdict(flight).and_then(|()| {
-                check_refreshed_id_token(
-                    &self.config,
-                    session.token_set.id_token.as_ref(),
-                    new_id_token,
-                    now,
-                )
+                check_refreshed_id_token(&self.config, session_subject(session), new_id_token, now)
             }),
             #[cfg(not(feature = "login"))]
-            Some(new_id_token) => check_refreshed_id_token(
-                &self.config,
-                session.token_set.id_token.as_ref(),
-                new_id_token,
-                now,
-            ),
+            Some(new_id_token) => {
+                check_refreshed_id_token(&self.config, session_subject(session), new_id_token, now)
+            }
             None => Ok(()),
         };
         let expires_at = match id_token_checked.and(usable) {
@@ -282,11 +274,10 @@ impl TokenManager {
 #[inline(never)]
 fn check_refreshed_id_token(
     config: &Config,
-    old_id_token: Option<&IdToken>,
+    old_sub: Option<String>,
     new_id_token: &IdToken,
     now: UnixTime,
 ) -> Result<(), Error> {
-    let old_sub = old_id_token.and_then(subject);
     let new_sub = match (&config.issuer, &old_sub) {
         (Some(issuer), Some(old_sub)) => {
             let validator = IdTokenValidator::new(issuer, &config.client_id)
@@ -320,16 +311,28 @@ fn check_refreshed_id_token(
 #[inline(never)]
 fn check_refreshed_id_token(
     _config: &Config,
-    old_id_token: Option<&IdToken>,
+    old_sub: Option<String>,
     new_id_token: &IdToken,
     _now: UnixTime,
 ) -> Result<(), Error> {
     let new_sub =
         subject(new_id_token).ok_or(Error::IdToken(crate::error::IdTokenError::MissingSub))?;
-    match old_id_token.and_then(subject) {
+    match old_sub {
         Some(old_sub) if old_sub != new_sub => Err(Error::SubjectMismatch),
         _ => Ok(()),
     }
+}
+
+/// Who the session belongs to: its ID token's `sub`, or, for a session
+/// that keeps no ID token, its user's `sub` (what the app, the logout
+/// marks and the extractors go by).
+fn session_subject(session: &crate::session::Session) -> Option<String> {
+    session
+        .token_set
+        .id_token
+        .as_ref()
+        .and_then(subject)
+        .or_else(|| session.sub().map(String::from))
 }
 
 /// The `sub` claim of an ID token, read without validation.
