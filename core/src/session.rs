@@ -457,8 +457,11 @@ impl Session {
     }
 
     /// When the session was created (`internal.createdAt`: any number or
-    /// numeric string of seconds, as the SDK accepts), if it says.
-    pub(crate) fn created_at(&self) -> Option<UnixTime> {
+    /// numeric string of seconds, as the SDK accepts), if it says. The
+    /// back-channel logout marks and the cookie's absolute lifetime both
+    /// count from it.
+    #[must_use]
+    pub fn created_at(&self) -> Option<UnixTime> {
         let created = self.extra.get("internal")?.get("createdAt")?;
         crate::token::set::seconds_from_json(created).map(UnixTime::from_secs)
     }

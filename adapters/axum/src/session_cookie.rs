@@ -321,20 +321,36 @@ impl SessionCookie {
     }
 }
 
-/// `internal.createdAt` of `session`, or `now` when it has none.
+/// `internal.createdAt` of `session` ([`Session::created_at`]: an integer,
+/// a float or a numeric string, as the SDK and the logout marks read it),
+/// or `now` when it has none.
 #[must_use]
 pub fn created_at(session: &Session, now: u64) -> u64 {
     session
-        .extra()
-        .get("internal")
-        .and_then(|internal| internal.get("createdAt"))
-        .and_then(Value::as_u64)
-        .unwrap_or(now)
+        .created_at()
+        .map_or(now, |created| created.as_secs())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The absolute lifetime counts from `createdAt` however it is
+    /// written; read as an integer only, a float or a string restarted it
+    /// at every write.
+    #[test]
+    fn created_at_reads_floats_and_strings() {
+        for created in ["1700000000", "1700000000.0", "\"1700000000\""] {
+            let json = format!(
+                r#"{{"tokenSet":{{"accessToken":"a"}},"internal":{{"createdAt":{created}}}}}"#
+            );
+            let session = Session::from_json(json.as_bytes(), &Default::default()).unwrap();
+            assert_eq!(created_at(&session, 5), 1_700_000_000, "{created}");
+        }
+        let none = Session::from_json(br#"{"tokenSet":{"accessToken":"a"}}"#, &Default::default())
+            .unwrap();
+        assert_eq!(created_at(&none, 5), 5);
+    }
 
     #[test]
     fn durations_follow_the_sdk() {
