@@ -477,8 +477,11 @@ impl Session {
         &self.extra
     }
 
-    /// Sets the `internal` member (the SDK's `sid`, `createdAt`, …).
+    /// Sets the `internal` member (the SDK's `sid`, `createdAt`, …). Its
+    /// `sessionExpiresAt`, or its absence, is the session's ceiling from
+    /// now on, as when the session is loaded.
     pub fn set_internal(&mut self, internal: Map<String, Value>) {
+        self.session_expires_at = internal.get("sessionExpiresAt").and_then(ceiling_from_json);
         self.extra
             .insert("internal".into(), Value::Object(internal));
     }
@@ -722,6 +725,31 @@ mod tests {
             back["connectionTokenSets"],
             json!([{"accessToken": "gh", "expiresAt": 9, "connection": "github"}])
         );
+    }
+
+    /// The ceiling the session enforces is the one its JSON carries: set
+    /// through `internal`, it holds in memory and after a store round
+    /// trip alike (it was enforced in memory only until a reload).
+    #[test]
+    fn set_internal_sets_the_ceiling_it_carries() {
+        let limits = Limits::default();
+        let mut session = Session::from_json(
+            br#"{"tokenSet":{"accessToken":"a"},"internal":{"sessionExpiresAt":900}}"#,
+            &limits,
+        )
+        .unwrap();
+        assert_eq!(session.session_expires_at(), Some(UnixTime::from_secs(900)));
+        session.set_internal(Map::new());
+        assert_eq!(session.session_expires_at(), None);
+        let mut internal = Map::new();
+        internal.insert("sessionExpiresAt".into(), Value::from(1200.0));
+        session.set_internal(internal);
+        assert_eq!(
+            session.session_expires_at(),
+            Some(UnixTime::from_secs(1200))
+        );
+        let reloaded = Session::from_json(session.to_json().as_bytes(), &limits).unwrap();
+        assert_eq!(reloaded.session_expires_at(), session.session_expires_at());
     }
 
     #[test]
