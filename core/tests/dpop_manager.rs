@@ -255,9 +255,29 @@ fn resource_requests_carry_ath_and_their_own_nonce() {
         panic!()
     };
     assert_eq!(claims_of(headers.get("dpop").unwrap())["nonce"], "rs-nonce");
-    // The same challenge without a new nonce: no second retry.
+    // A second request sent at the same time, without the nonce, gets the
+    // same challenge: it retries too (the first answer taught the cache the
+    // nonce, which once made this one `Accepted`, its 401 passed on).
     assert_eq!(
         m.handle_resource_response(url, &token, &challenge, t(2001)),
+        ResourceVerdict::RetryWithNonce
+    );
+    // One nonce retry per request: a server that keeps refusing cannot
+    // make a caller loop.
+    let mut retries = tokenkeeper::ResourceRetries::new();
+    assert_eq!(
+        retries.admit(m.handle_resource_response(url, &token, &challenge, t(2001))),
+        Some(ResourceVerdict::RetryWithNonce)
+    );
+    assert_eq!(
+        retries.admit(m.handle_resource_response(url, &token, &challenge, t(2001))),
+        None
+    );
+    // A challenge with no usable nonce: nothing to retry with.
+    let bare = HttpResponse::new(401, "")
+        .with_header("WWW-Authenticate", r#"DPoP error="use_dpop_nonce""#);
+    assert_eq!(
+        m.handle_resource_response(url, &token, &bare, t(2001)),
         ResourceVerdict::Accepted
     );
     // And the resource server's nonce never goes to the token endpoint.

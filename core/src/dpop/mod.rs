@@ -92,6 +92,7 @@ pub(crate) mod internal {
     pub use super::htu::{htu, origin};
     pub use super::nonce::{
         DEFAULT_NONCE_CAPACITY, DPOP_NONCE_HEADER, MAX_NONCE_BYTES, NonceCache, is_valid_nonce,
+        offered_nonce,
     };
     pub use super::proof::{
         DpopProof, JTI_BYTES, MAX_JTI_BYTES, MIN_JTI_BYTES, ProofBuilder, ProofError, ProofOutcome,

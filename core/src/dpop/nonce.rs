@@ -41,6 +41,15 @@ pub fn is_valid_nonce(nonce: &str) -> bool {
             .all(|b| matches!(b, 0x21 | 0x23..=0x5b | 0x5d..=0x7e))
 }
 
+/// The nonce `headers` offer: the first `DPoP-Nonce` field, surrounding
+/// whitespace ignored, if it is valid ([`is_valid_nonce`]). What the cache
+/// learns and what a `use_dpop_nonce` retry is decided on.
+#[must_use]
+pub fn offered_nonce(headers: &Headers) -> Option<&str> {
+    let nonce = headers.get(DPOP_NONCE_HEADER)?.trim_matches([' ', '\t']);
+    is_valid_nonce(nonce).then_some(nonce)
+}
+
 struct Entry {
     origin: String,
     nonce: String,
@@ -114,11 +123,10 @@ impl NonceCache {
     /// unusable `url` changes nothing and returns `false`. Only the first
     /// `DPoP-Nonce` field is read; surrounding whitespace is ignored.
     pub fn learn(&mut self, url: &str, headers: &Headers) -> bool {
-        let Some(value) = headers.get(DPOP_NONCE_HEADER) else {
+        let Some(nonce) = offered_nonce(headers) else {
             return false;
         };
-        let nonce = value.trim_matches([' ', '\t']);
-        if !is_valid_nonce(nonce) || self.capacity == 0 {
+        if self.capacity == 0 {
             return false;
         }
         let Ok(origin) = origin(url) else {

@@ -199,12 +199,8 @@ impl TokenManager {
             return false;
         };
         dpop.token_nonces.learn(url, answer.headers());
-        let offered = answer
-            .headers()
-            .get(crate::dpop::DPOP_NONCE_HEADER)
-            .map(|value| value.trim_matches([' ', '\t']))
-            .filter(|nonce| crate::dpop::is_valid_nonce(nonce));
-        offered.is_some_and(|offered| Some(offered) != carried)
+        crate::dpop::offered_nonce(answer.headers())
+            .is_some_and(|offered| Some(offered) != carried)
             // RFC 9449 §8: a JSON body with the `use_dpop_nonce` error.
             && answer.is_error("use_dpop_nonce")
     }

@@ -7,7 +7,8 @@
 //! …send the API request…
 //! handle_resource_response(url, token, response, now)
 //!   ├─► Accepted                                    use the response
-//!   ├─► RetryWithNonce   DPoP error="use_dpop_nonce" and a new DPoP-Nonce: authorize again, resend once
+//!   ├─► RetryWithNonce   DPoP error="use_dpop_nonce" and a DPoP-Nonce: authorize again, resend
+//!                        once (`ResourceRetries` counts)
 //!   └─► TokenRejected    error="invalid_token": the token is marked expired; get a token
 //!                        (it refreshes) and resend once
 //! ```
@@ -222,10 +223,18 @@ impl TokenManager {
         now: UnixTime,
     ) -> ResourceVerdict {
         let _ = now;
-        let new_nonce = self
-            .dpop
-            .as_mut()
-            .is_some_and(|d| d.resource_nonces.learn(url, &response.headers));
+        // Whether a nonce came to retry with. Not "a nonce new to the
+        // cache": two requests sent at once without one both get the
+        // challenge, and the first answer teaches the cache the nonce the
+        // second must retry with too. `ResourceRetries` keeps it to one
+        // retry per request.
+        let offered = match self.dpop.as_mut() {
+            Some(dpop) => {
+                dpop.resource_nonces.learn(url, &response.headers);
+                crate::dpop::offered_nonce(&response.headers).is_some()
+            }
+            None => false,
+        };
         if response.status != 401 {
             return ResourceVerdict::Accepted;
         }
@@ -234,7 +243,7 @@ impl TokenManager {
             return ResourceVerdict::Accepted;
         };
         if is_use_dpop_nonce(&challenges) {
-            return if new_nonce {
+            return if offered {
                 ResourceVerdict::RetryWithNonce
             } else {
                 ResourceVerdict::Accepted
