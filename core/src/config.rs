@@ -268,7 +268,10 @@ impl ConfigBuilder {
     }
 
     /// Strict scopes: fewer scopes granted than asked is a `missing_scopes`
-    /// error (the token is stored all the same). Default off.
+    /// error, on the refresh that got the token and on every later call
+    /// that would be answered with it from the cache (the token is stored
+    /// all the same, so those calls do not refresh again; a forced refresh
+    /// asks the server anew). Default off.
     pub fn strict_scopes(mut self, strict: bool) -> Self {
         self.config.strict_scopes = strict;
         self

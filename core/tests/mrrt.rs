@@ -509,9 +509,19 @@ fn strict_scopes_report_missing_and_still_store() {
         }
         other => panic!("{other:?}"),
     }
-    // Stored: the next call does not loop on refreshes.
+    // Stored: the next call does not loop on refreshes, and does not hand
+    // out the token it just refused either (it once came back `Ready`).
+    match m.get_access_token(&req, t(1001)) {
+        Action::Failed(tokenkeeper::Error::MissingScopes { missing }) => {
+            assert_eq!(missing, "write:data")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(server.refreshes, 1);
+    // What the token was granted is still served.
+    let granted = TokenRequest::new().audience(API1).scope("read:data");
     assert!(matches!(
-        m.get_access_token(&req, t(1001)),
+        m.get_access_token(&granted, t(1002)),
         Action::Ready(_)
     ));
     assert_eq!(server.refreshes, 1);

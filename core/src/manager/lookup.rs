@@ -56,6 +56,9 @@ pub(super) enum Next {
     Refresh(Box<RefreshPlan>),
     /// (Peeking only.) Not ready; the full ask decides what follows.
     NotReady,
+    /// A cached token that cannot be handed out (`strict_scopes`: its
+    /// granted scope misses some of the wanted one).
+    Failed(Error),
 }
 
 /// Whether a decision is acted on or only peeked at.
@@ -172,6 +175,22 @@ impl TokenManager {
         let refresh_token =
             match freshness.decide(now, config.refresh_buffer, request.force_refresh) {
                 Decision::Ready => {
+                    // Strict scopes: the token stored after a refresh that
+                    // granted less is not handed out on a later call either.
+                    if config.strict_scopes {
+                        let granted = match location {
+                            Location::Main { .. } => session.token_set.scope.as_deref(),
+                            Location::Entry { .. } => entry.and_then(|e| e.scope.as_deref()),
+                        };
+                        // No `scope` means "as requested" (RFC 6749 §5.1).
+                        let missing = granted.map(|g| crate::scope::missing(&wanted.merged(), g));
+                        if let Some(missing) = missing.filter(|m| !m.is_empty()) {
+                            if peek {
+                                return decided(Next::NotReady);
+                            }
+                            return decided(Next::Failed(Error::MissingScopes { missing }));
+                        }
+                    }
                     decision!(
                         debug,
                         event = "cache_hit",

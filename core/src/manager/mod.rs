@@ -20,7 +20,8 @@
 //!                                 ├─► Action::Reload { until }    (shared stores) another process
 //!                                 │      refreshes: reload the session from the store, ask again
 //!                                 ├─► Action::LoginRequired(error)
-//!                                 └─► Action::Failed(error)       the flight waited on failed
+//!                                 └─► Action::Failed(error)       the flight waited on failed, or
+//!                                        (strict scopes) the cached token misses scopes
 //!
 //! exchange_code(transaction, callback, now) ─► Dispatch   login; its response starts a session
 //! get_client_credentials_token(request, now) ─► Action    machine tokens, no session
@@ -257,7 +258,9 @@ pub enum Action<'a> {
     /// Only an interactive login can help (`missing_refresh_token`,
     /// `session_expired`, `reauthentication_required`, …).
     LoginRequired(Error),
-    /// The refresh this caller waited on failed with this error.
+    /// The refresh this caller waited on failed with this error; or, with
+    /// strict scopes, the cached token lacks some of the wanted scopes
+    /// (`missing_scopes`).
     Failed(Error),
     /// (Shared stores.) Another manager is refreshing this session: reload
     /// the session from the store (it will carry the new tokens) and ask
@@ -489,6 +492,7 @@ impl TokenManager {
             Next::Wait(id) => Action::Wait(id),
             Next::Reload { until } => Action::Reload { until },
             Next::Refresh(plan) => self.start_refresh(*plan, now),
+            Next::Failed(error) => Action::Failed(error),
             // Unreachable: only a peek decides this.
             Next::NotReady => Action::LoginRequired(Error::MissingSession),
         }
