@@ -12,9 +12,29 @@ use crate::error::RedisStoreError;
 use crate::keys::KeyScheme;
 use crate::script::{CLEAR_SCRIPT, FLOOR_SCRIPT, GENERATION_SCRIPT, SAVE_SCRIPT};
 
-/// What a load reads: session JSON, generation, claim JSON, claim PTTL
-/// (nothing when no session is stored).
-pub(crate) type Loaded = Option<(Option<String>, Option<String>, Option<String>, i64)>;
+/// What a load reads: session JSON, generation, the claim key's value,
+/// claim PTTL (nothing when no session is stored).
+pub(crate) type Loaded = Option<(Option<String>, Option<String>, Option<StoredClaim>, i64)>;
+
+/// The claim key's JSON, read once: who holds the claim, and the
+/// generation the claim was saved with (each `None` when the value does
+/// not say, or is not JSON).
+#[derive(Debug)]
+pub(crate) struct StoredClaim {
+    owner: Option<String>,
+    generation: Option<u64>,
+}
+
+impl StoredClaim {
+    fn read(json: &str) -> StoredClaim {
+        let value = serde_json::from_str::<Value>(json).ok();
+        let member = |name| value.as_ref().and_then(|v| v.get(name));
+        StoredClaim {
+            owner: member("owner").and_then(Value::as_str).map(str::to_owned),
+            generation: member("generation").and_then(Value::as_u64),
+        }
+    }
+}
 
 /// What the load transaction answers: the session key's type, its session
 /// and generation fields (an error for a key of another type), the claim,
@@ -80,12 +100,10 @@ pub(crate) fn quick_loaded(reply: QuickReply) -> Option<Loaded> {
     if json.is_none() && generation.is_none() {
         return None;
     }
+    let claim = claim.as_deref().map(StoredClaim::read);
     if let Some(claim) = &claim {
-        let claimed_generation = serde_json::from_str::<Value>(claim)
-            .ok()
-            .and_then(|c| c.get("generation").and_then(Value::as_u64));
         let stored_generation = generation.as_deref().and_then(|g| g.parse::<u64>().ok());
-        if stored_generation.is_none() || claimed_generation != stored_generation {
+        if stored_generation.is_none() || claim.generation != stored_generation {
             return None;
         }
     }
@@ -137,7 +155,12 @@ pub(crate) fn loaded_of(redis_key: &str, reply: LoadReply) -> Result<Loaded, Red
         "hash" => {
             let (json, generation): (Option<String>, Option<String>) =
                 redis::from_redis_value(fields).map_err(|e| RedisStoreError::Redis(e.into()))?;
-            Ok(Some((json, generation, claim, pttl)))
+            Ok(Some((
+                json,
+                generation,
+                claim.as_deref().map(StoredClaim::read),
+                pttl,
+            )))
         }
         other => Err(RedisStoreError::Foreign {
             key: redis_key.to_owned(),
@@ -264,10 +287,7 @@ pub(crate) fn session_of(
     if generation.parse::<u64>().ok() != Some(session.generation()) {
         return Err(foreign("a generation that is not the session's"));
     }
-    let owner = claim
-        .filter(|_| pttl > 0)
-        .and_then(|c| serde_json::from_str::<Value>(&c).ok())
-        .and_then(|c| c.get("owner").and_then(Value::as_str).map(str::to_owned));
+    let owner = claim.filter(|_| pttl > 0).and_then(|c| c.owner);
     // The claim key decides, whatever the session JSON says: its owner,
     // and its end on this host's clock.
     let claim = owner.map(|owner| {
