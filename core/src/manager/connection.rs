@@ -115,6 +115,16 @@ impl<'a> ConnectionRequest<'a> {
         self
     }
 
+    /// The request as it goes on the wire: an empty login hint is not sent,
+    /// so it is no hint for the cache and the flights either (it once made
+    /// a second exchange and a second entry for the same request).
+    fn as_sent(self) -> Self {
+        ConnectionRequest {
+            login_hint: self.login_hint.filter(|hint| !hint.is_empty()),
+            ..self
+        }
+    }
+
     /// Forcing a new exchange.
     #[must_use]
     pub const fn force_refresh(mut self) -> Self {
@@ -165,6 +175,7 @@ impl TokenManager {
         request: &ConnectionRequest<'_>,
         now: UnixTime,
     ) -> Action<'_> {
+        let request = &request.as_sent();
         match self.decide_connection(request, now) {
             Decided::Ready(at) => match self.token_at(TokenAt::Connection(at)) {
                 Some(token) => Action::Ready(token),
@@ -208,7 +219,7 @@ impl TokenManager {
         if self.state.flights.is_active(waited) {
             return Action::Wait(waited);
         }
-        let mut request = *request;
+        let mut request = request.as_sent();
         match self
             .state
             .flights
@@ -534,6 +545,10 @@ mod tests {
             ready(m.get_connection_token(&ConnectionRequest::new("google-oauth2"), t(NOW + 1))),
             "google-cached"
         );
+        assert_eq!(m.session().unwrap().connection_token_sets().len(), 4);
+        // An empty hint is not sent: it is the hint-less request, cached.
+        let empty = ConnectionRequest::new("github").login_hint("");
+        assert_eq!(ready(m.get_connection_token(&empty, t(NOW + 1))), "gh");
         assert_eq!(m.session().unwrap().connection_token_sets().len(), 4);
     }
 
