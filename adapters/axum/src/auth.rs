@@ -187,6 +187,11 @@ impl Auth {
     }
 
     /// The session of a request with `headers`, if it has a valid one.
+    ///
+    /// Synchronous: a stateful backend is called on the calling thread,
+    /// even one that may block ([`SessionBackend::blocks`]). In an async
+    /// handler, prefer the extractors (or `spawn_blocking`), which keep
+    /// such calls off the runtime's workers.
     #[must_use]
     pub fn session(&self, headers: &HeaderMap) -> Option<Session> {
         self.load(&RequestCookies::from_headers(headers), now_secs())

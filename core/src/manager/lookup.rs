@@ -183,11 +183,12 @@ impl TokenManager {
                             Location::Entry { .. } => entry.and_then(|e| e.scope.as_deref()),
                         };
                         // No `scope` means "as requested" (RFC 6749 §5.1).
-                        let missing = granted.map(|g| crate::scope::missing(&wanted.merged(), g));
-                        if let Some(missing) = missing.filter(|m| !m.is_empty()) {
+                        // Checked without allocating; the list only on failure.
+                        if let Some(granted) = granted.filter(|g| !wanted.covered_by(g)) {
                             if peek {
                                 return decided(Next::NotReady);
                             }
+                            let missing = crate::scope::missing(&wanted.merged(), granted);
                             return decided(Next::Failed(Error::MissingScopes { missing }));
                         }
                     }

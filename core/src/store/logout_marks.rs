@@ -26,7 +26,6 @@
 
 use alloc::collections::BTreeMap;
 use alloc::string::String;
-use alloc::vec::Vec;
 use core::time::Duration;
 
 use super::StoreError;
@@ -140,16 +139,19 @@ pub fn is_ended(
     now: UnixTime,
 ) -> Result<bool, StoreError> {
     let created = session.created_at().unwrap_or(UnixTime::from_secs(0));
-    let keys: Vec<String> = [session.sid().map(sid_key), session.sub().map(sub_key)]
-        .into_iter()
-        .flatten()
-        .collect();
-    if keys.is_empty() {
+    // Asked on every request of a stateful session: the keys on the stack.
+    let (sid, sub) = (session.sid().map(sid_key), session.sub().map(sub_key));
+    let mut keys = [""; 2];
+    let mut count = 0;
+    for key in [sid.as_deref(), sub.as_deref()].into_iter().flatten() {
+        keys[count] = key;
+        count += 1;
+    }
+    if count == 0 {
         return Ok(false);
     }
-    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
     Ok(marks
-        .latest_mark(&keys, now)?
+        .latest_mark(&keys[..count], now)?
         .is_some_and(|at| at >= created))
 }
 
