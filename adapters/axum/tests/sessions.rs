@@ -20,6 +20,19 @@ fn access_token_url(app: &App) -> String {
     format!("{}/auth/access-token?audience={audience}", app.base)
 }
 
+/// The harness and an app keeping its sessions in `backend`.
+async fn stateful_app(backend: &(impl SessionBackend + Clone)) -> App {
+    let backend = backend.clone();
+    start(move |b| b.stateful(backend)).await
+}
+
+/// Another browser with `browser`'s cookies (another tab of the user).
+fn same_cookies(browser: &Browser) -> Browser {
+    let mut copy = Browser::new();
+    copy.jar = browser.jar.clone();
+    copy
+}
+
 /// The token endpoint's next answer waits `ms`: the concurrent requests
 /// all arrive while the first one's refresh is out.
 async fn delay_next_token_request(app: &App, ms: u64) {
@@ -43,8 +56,7 @@ async fn concurrent_tokens(app: &App, browser: &Browser) -> Vec<String> {
     let url = access_token_url(app);
     let tasks: Vec<_> = (0..CONCURRENT)
         .map(|_| {
-            let mut copy = Browser::new();
-            copy.jar = browser.jar.clone();
+            let mut copy = same_cookies(browser);
             let url = url.clone();
             tokio::spawn(async move {
                 let response = copy.get(&url).await;
@@ -89,11 +101,7 @@ async fn concurrent_requests_of_one_cookie_session_share_one_refresh() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_requests_of_one_stateful_session_share_one_refresh() {
     let backend = MemoryBackend::new();
-    let app = start({
-        let backend = backend.clone();
-        move |b| b.stateful(backend)
-    })
-    .await;
+    let app = stateful_app(&backend).await;
     stateful_session_shares_one_refresh(&app).await;
     assert_eq!(backend.len(), 1);
 }
@@ -104,11 +112,7 @@ async fn concurrent_requests_of_one_stateful_session_share_one_refresh() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_requests_of_one_blocking_stateful_session_share_one_refresh() {
     let backend = SlowBackend::default();
-    let app = start({
-        let backend = backend.clone();
-        move |b| b.stateful(backend)
-    })
-    .await;
+    let app = stateful_app(&backend).await;
     backend.delay_ms.store(20, Ordering::SeqCst);
     stateful_session_shares_one_refresh(&app).await;
     assert_eq!(backend.inner.len(), 1);
@@ -178,11 +182,7 @@ impl SessionBackend for SlowBackend {
 #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
 async fn a_blocking_backend_does_not_stall_the_worker() {
     let backend = SlowBackend::default();
-    let app = start({
-        let backend = backend.clone();
-        move |b| b.stateful(backend)
-    })
-    .await;
+    let app = stateful_app(&backend).await;
     let mut browser = Browser::new();
     assert_eq!(browser.login(&app, "").await.status, 302);
     backend.delay_ms.store(500, Ordering::SeqCst);
@@ -190,8 +190,7 @@ async fn a_blocking_backend_does_not_stall_the_worker() {
     let profile = format!("{}/auth/profile", app.base);
     let started = Instant::now();
     let slow = tokio::spawn({
-        let mut copy = Browser::new();
-        copy.jar = browser.jar.clone();
+        let mut copy = same_cookies(&browser);
         async move {
             let started = Instant::now();
             let response = copy.get(&profile).await;
