@@ -108,7 +108,7 @@ impl BlockingRedisStore {
 impl SessionStore for BlockingRedisStore {
     fn load(&mut self, key: &SessionKey) -> Result<Option<Session>, StoreError> {
         let redis_key = self.keys.session(key);
-        let quick = ops::quick_load(&redis_key, &self.keys.claim(key));
+        let quick = ops::quick_load(&redis_key);
         let reply: ops::QuickReply =
             self.with_connection(key, |connection| quick.query(connection))?;
         let loaded = match ops::quick_loaded(reply) {

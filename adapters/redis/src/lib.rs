@@ -60,12 +60,16 @@
 //! live. The core sends the refresh only when that save succeeded and the
 //! session it holds still carries its own claim (a session another caller
 //! loaded in between — another instance's claim — never lets it out). A
-//! load reads the claim key back: the session's claim is the
-//! key's owner, ending at this host's clock plus the key's remaining
-//! lease (so instances with skewed clocks agree on it), or none once
-//! Redis expired the key (a crashed owner blocks the others for one
-//! lease at most). A save without a claim deletes the claim key it
-//! displaces (the owner's release with the new tokens); a clear deletes it.
+//! load reads the session hash's `claim_owner` (written by the same
+//! save); only when it names an owner does it read the claim key back,
+//! with the session, in one transaction: the session's claim is the key's
+//! owner, ending at this host's clock plus the key's remaining lease (so
+//! instances with skewed clocks agree on it), or none once Redis expired
+//! the key (a crashed owner blocks the others for one lease at most). A
+//! claim key whose owner the session does not record (left by a session
+//! that expired under it) is nobody's claim. A save without a claim
+//! deletes the claim key it displaces (the owner's release with the new
+//! tokens); a clear deletes it.
 //!
 //! ```text
 //!            claim saved (SET PX lease)        tokens saved (DEL claim, PUBLISH)
@@ -77,8 +81,10 @@
 //!
 //! # Call order (one operation)
 //!
-//! `load`, `generation`, `floor`, `save`, `clear`: one script each, one
-//! round trip, atomic on the server. `changed(key, within)`: waits for a
+//! `generation`, `floor`, `save`, `clear`: one script each, one round
+//! trip, atomic on the server. `load`: one `HMGET` (atomic); a second
+//! round trip, a `MULTI`/`EXEC` that also reads the claim key, only when
+//! the session records a claim or is not found. `changed(key, within)`: waits for a
 //! message on the channel about `key` since this store's last load of it.
 //!
 //! # Errors

@@ -131,7 +131,7 @@ impl RedisStore {
         shared.wakes.loading(key);
         let redis_key = shared.keys.session(key);
         let mut connection = self.connection();
-        let quick: ops::QuickReply = ops::quick_load(&redis_key, &shared.keys.claim(key))
+        let quick: ops::QuickReply = ops::quick_load(&redis_key)
             .query_async(&mut connection)
             .await
             .map_err(|e| RedisStoreError::from_redis(&redis_key, e))?;

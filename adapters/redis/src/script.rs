@@ -51,12 +51,17 @@ local floor = redis.call('GET', KEYS[2])
 if floor and not string.match(floor, '^%d+$') then floor = false end
 if not found and floor and not not_below(ARGV[2], floor) then return {0, found} end
 
+-- The claim key counts only as the claim the stored session records
+-- (its `claim_owner`): a key left by a session that expired under it is
+-- nobody's claim, and goes with this save.
+local displaced = ''
+if found then displaced = redis.call('HGET', KEYS[1], 'claim_owner') or '' end
 local held = redis.call('GET', KEYS[3])
 local holder = nil
-if held then
+if held and displaced ~= '' then
   local ok, claim = pcall(cjson.decode, held)
-  if ok and type(claim) == 'table' and type(claim.owner) == 'string' then
-    holder = claim.owner
+  if ok and type(claim) == 'table' and claim.owner == displaced then
+    holder = displaced
   end
 end
 local owner = ''
@@ -66,13 +71,13 @@ if ARGV[5] ~= '' then
   if tonumber(ARGV[7]) > 0 then
     redis.call('SET', KEYS[3], ARGV[6], 'PX', ARGV[7])
     owner = ARGV[5]
+  elseif held then
+    redis.call('DEL', KEYS[3])
   end
 elseif held then
-  -- Released (or the session replaced): the claim this save displaces
-  -- goes, another's stays.
-  local displaced = ''
-  if found then displaced = redis.call('HGET', KEYS[1], 'claim_owner') or '' end
-  if holder == nil or holder == displaced then redis.call('DEL', KEYS[3]) end
+  -- Released, or the session replaced: the claim this save displaces
+  -- goes.
+  redis.call('DEL', KEYS[3])
 end
 
 redis.call('HSET', KEYS[1], 'session', ARGV[3], 'generation', ARGV[2], 'claim_owner', owner)

@@ -306,51 +306,118 @@ fn reset_stats(raw: &mut redis::Connection) {
 }
 
 #[tokio::test]
-async fn a_load_is_one_pipeline_and_a_torn_read_is_read_again_in_a_transaction() {
+async fn a_load_without_a_claim_is_one_command_and_a_recorded_claim_is_read_in_a_transaction() {
     let redis = RedisServer::start();
     let store = RedisStore::connect(&redis.url()).await.unwrap();
     let mut blocking = BlockingRedisStore::connect(&redis.url()).unwrap();
     let mut raw = redis.connection();
     store.save("s", &plain(0), None).await.unwrap();
+
+    // No claim recorded: one `HMGET`, nothing else (the claim key is not
+    // read at all).
+    reset_stats(&mut raw);
+    assert!(
+        store
+            .load("s")
+            .await
+            .unwrap()
+            .unwrap()
+            .refresh_claim()
+            .is_none()
+    );
+    assert!(
+        blocking
+            .load("s")
+            .unwrap()
+            .unwrap()
+            .refresh_claim()
+            .is_none()
+    );
+    assert_eq!(calls(&mut raw, "hmget"), 2);
+    for other in ["get", "pttl", "multi", "exec", "type"] {
+        assert_eq!(calls(&mut raw, other), 0, "{other}");
+    }
+
+    // A claim recorded: the claim key and its lease are read with the
+    // session in one transaction (a second round trip, only while a
+    // refresh is under way).
     store
         .save("s", &claimed(1, "owner-a", 30), Some(0))
         .await
         .unwrap();
-
-    // The claim written with this generation: one pipeline, no transaction.
     reset_stats(&mut raw);
     let loaded = store.load("s").await.unwrap().unwrap();
     assert_eq!(loaded.refresh_claim().unwrap().owner, "owner-a");
-    assert_eq!(blocking.load("s").unwrap().unwrap().generation(), 1);
-    assert_eq!(calls(&mut raw, "hmget"), 2);
-    assert_eq!(calls(&mut raw, "multi"), 0);
-    // Nothing stored: the pipeline finds neither field, and the
+    let loaded = blocking.load("s").unwrap().unwrap();
+    assert_eq!(loaded.refresh_claim().unwrap().owner, "owner-a");
+    assert_eq!(calls(&mut raw, "multi"), 2);
+    assert_eq!(calls(&mut raw, "pttl"), 2);
+
+    // Nothing stored: the `HMGET` finds neither field, and the
     // transaction tells a missing key from a foreign one.
+    reset_stats(&mut raw);
     assert!(store.load("none").await.unwrap().is_none());
     assert_eq!(calls(&mut raw, "multi"), 1);
     assert!(blocking.load("none").unwrap().is_none());
     assert_eq!(calls(&mut raw, "multi"), 2);
 
-    // A save at generation 2 landing between the hash read and the claim
-    // read leaves this picture: a claim of generation 2 beside the session
-    // of generation 1. The quick load must not mix them; it reads both
-    // again in one transaction.
-    let torn = json!({"owner": "owner-b", "until": now() + 30, "generation": 2}).to_string();
-    let _: () = raw.pset_ex("tokenkeeper:claim:s", &torn, 30_000).unwrap();
-    reset_stats(&mut raw);
+    // A claim key the session does not record (another owner's key beside
+    // the session's own claim) is not the session's claim.
+    let other = json!({"owner": "owner-b", "until": now() + 30, "generation": 2}).to_string();
+    let _: () = raw.pset_ex("tokenkeeper:claim:s", &other, 30_000).unwrap();
     let loaded = store.load("s").await.unwrap().unwrap();
     assert_eq!(loaded.generation(), 1);
-    assert_eq!(calls(&mut raw, "multi"), 1, "read again atomically");
-    blocking.load("s").unwrap().unwrap();
-    assert_eq!(calls(&mut raw, "multi"), 2, "the blocking store too");
+    assert!(
+        loaded.refresh_claim().is_none(),
+        "{:?}",
+        loaded.refresh_claim()
+    );
+}
 
-    // A claim without a session (a clear between the reads): the same.
-    let _: () = raw
-        .pset_ex("tokenkeeper:claim:gone", &torn, 30_000)
+/// A session that expired in Redis (its ceiling) while its claim key was
+/// live, then a new login under the same key: the old claim key is
+/// nobody's claim. Loads see no claim, and the new session's refresh
+/// claims at once — not a conflict on every try until the old lease ends
+/// (the loads and the save script agree on what a live claim is).
+#[tokio::test]
+async fn a_claim_key_left_by_an_expired_session_does_not_block_the_next_one() {
+    let redis = RedisServer::start();
+    let a = RedisStore::connect(&redis.url()).await.unwrap();
+    let b = RedisStore::connect(&redis.url()).await.unwrap();
+    let mut raw = redis.connection();
+    a.save("s", &plain(0), None).await.unwrap();
+    a.save("s", &claimed(1, "owner-a", 30), Some(0))
+        .await
         .unwrap();
-    reset_stats(&mut raw);
-    assert!(store.load("gone").await.unwrap().is_none());
-    assert_eq!(calls(&mut raw, "multi"), 1);
+    // The session hash expires; the claim key lives on.
+    let _: () = raw.del("tokenkeeper:session:s").unwrap();
+    let live: i64 = raw.pttl("tokenkeeper:claim:s").unwrap();
+    assert!(live > 0);
+
+    // A new login saves the session again (above the floor).
+    b.save("s", &plain(5), None).await.unwrap();
+    let loaded = b.load("s").await.unwrap().unwrap();
+    assert!(
+        loaded.refresh_claim().is_none(),
+        "{:?}",
+        loaded.refresh_claim()
+    );
+    // Its refresh claims: saved, the claim key now the new owner's.
+    b.save("s", &claimed(6, "owner-b", 30), Some(5))
+        .await
+        .unwrap();
+    let claim: String = raw.get("tokenkeeper:claim:s").unwrap();
+    assert!(claim.contains("owner-b"), "{claim}");
+    assert_eq!(
+        b.load("s")
+            .await
+            .unwrap()
+            .unwrap()
+            .refresh_claim()
+            .unwrap()
+            .owner,
+        "owner-b"
+    );
 }
 
 #[tokio::test]
