@@ -98,15 +98,28 @@ pub(crate) fn quick_loaded(reply: QuickReply) -> Option<Loaded> {
     let redis::Value::Array(fields) = reply.0 else {
         return None;
     };
-    let (json, generation, claim_owner): (Option<String>, Option<String>, Option<String>) =
-        redis::from_redis_value(redis::Value::Array(fields)).ok()?;
+    let [json, generation, claim_owner] = <[redis::Value; 3]>::try_from(fields).ok()?;
+    // No claim recorded; anything else (none, a claim, not text) is read
+    // again in the transaction.
+    if !matches!(&claim_owner, redis::Value::BulkString(owner) if owner.is_empty()) {
+        return None;
+    }
+    let (json, generation) = (text(json)?, text(generation)?);
     if json.is_none() && generation.is_none() {
         return None;
     }
-    if claim_owner.as_deref() != Some("") {
-        return None;
-    }
     Some(Some((json, generation, None, 0)))
+}
+
+/// A field's value as text, taking the reply's bytes (no copy):
+/// `Some(None)` for a field that is not there, `None` for a value that is
+/// not UTF-8 text (read again in the transaction, which reports it).
+fn text(value: redis::Value) -> Option<Option<String>> {
+    match value {
+        redis::Value::Nil => Some(None),
+        redis::Value::BulkString(bytes) => String::from_utf8(bytes).ok().map(Some),
+        _ => None,
+    }
 }
 
 /// A command of these words, its buffers allocated once at their size
