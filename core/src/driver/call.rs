@@ -580,11 +580,16 @@ impl Driver {
                 // A refresh spends the session's refresh token: it must
                 // still be the live one. With a shared store the core's
                 // claim was just saved with compare-and-swap (lost: another
-                // process refreshes); without, compare with the store.
+                // process refreshes); without, compare with the store — a
+                // store there is: with none, this driver is the only
+                // writer.
                 match saved {
                     Ok(Saved::Stored) => call.stage = Stage::Flight(id, dispatch),
                     Ok(Saved::Adopted) => self.lost(call, id),
-                    Ok(Saved::Nothing) if matches!(call.ask, Some(Ask::User(_))) => {
+                    Ok(Saved::Nothing)
+                        if matches!(call.ask, Some(Ask::User(_)))
+                            && !self.persistence.is_memory_only() =>
+                    {
                         call.stage = Stage::Begin(Spec::MovedOn, Then::LostCheck(dispatch));
                     }
                     Ok(Saved::Nothing) => call.stage = Stage::Flight(id, dispatch),
