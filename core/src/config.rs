@@ -31,6 +31,10 @@ pub struct Config {
     pub(crate) client_auth: ClientAuth,
     pub(crate) default_audience: Option<String>,
     pub(crate) default_scope: DefaultScope,
+    /// Whether the single default scope is already in merged form (its
+    /// tokens once each, single-space separated): a request that adds no
+    /// scope then wants it as it is, with no merge (set by `build`).
+    pub(crate) default_scope_normalized: bool,
     pub(crate) merge_scopes: bool,
     pub(crate) refresh_buffer: Duration,
     pub(crate) default_lifetime: Duration,
@@ -74,6 +78,7 @@ impl Config {
                 client_auth: ClientAuth::None,
                 default_audience: None,
                 default_scope: DefaultScope::Single(String::from(DEFAULT_SCOPE)),
+                default_scope_normalized: false,
                 merge_scopes: true,
                 refresh_buffer: Duration::ZERO,
                 default_lifetime: Duration::from_secs(3600),
@@ -461,7 +466,12 @@ impl ConfigBuilder {
         if matches!(c.default_scope, DefaultScope::PerAudience(_)) && c.default_audience.is_none() {
             return invalid("When defining scope as a Map, an audience is required.");
         }
-        Ok(self.config)
+        let mut config = self.config;
+        config.default_scope_normalized = match &config.default_scope {
+            DefaultScope::Single(scope) => crate::scope::normalize(scope) == *scope,
+            DefaultScope::PerAudience(_) => false,
+        };
+        Ok(config)
     }
 }
 

@@ -26,6 +26,9 @@ use crate::token::AccessTokenSet;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WantedScope<'a> {
     parts: [&'a str; 2],
+    /// The first part is known to be in merged form (each token once,
+    /// single spaces): with nothing in the second, it is the merge.
+    first_merged: bool,
 }
 
 impl<'a> WantedScope<'a> {
@@ -34,6 +37,17 @@ impl<'a> WantedScope<'a> {
     pub const fn new(first: &'a str, second: &'a str) -> Self {
         WantedScope {
             parts: [first, second],
+            first_merged: false,
+        }
+    }
+
+    /// The same, `first` known to be in merged form already (the
+    /// configuration's default scope, checked once when it was built).
+    #[must_use]
+    pub(crate) const fn with_merged_first(first: &'a str, second: &'a str) -> Self {
+        WantedScope {
+            parts: [first, second],
+            first_merged: true,
         }
     }
 
@@ -69,6 +83,12 @@ impl<'a> WantedScope<'a> {
     /// The merged scope string (allocates; for requests, not lookups).
     #[must_use]
     pub fn merged(&self) -> String {
+        // A request that adds no scope to a default scope already in
+        // merged form: a copy (the merge walks every byte; it ran on every
+        // refresh).
+        if self.first_merged && self.parts[1].is_empty() {
+            return String::from(self.parts[0]);
+        }
         scope::merge(self.parts[0], self.parts[1])
     }
 }

@@ -326,7 +326,11 @@ pub(super) fn resolve<'r>(
     let audience = request.audience.or(config.default_audience.as_deref());
     let asked = request.scope.unwrap_or("");
     let wanted = if request.merge_scopes.unwrap_or(config.merge_scopes) {
-        WantedScope::new(config.scope_for(audience), asked)
+        if config.default_scope_normalized {
+            WantedScope::with_merged_first(config.scope_for(audience), asked)
+        } else {
+            WantedScope::new(config.scope_for(audience), asked)
+        }
     } else {
         WantedScope::new(asked, "")
     };
@@ -370,5 +374,45 @@ pub(super) fn entry_ref(entry: &AccessTokenSet) -> AccessTokenRef<'_> {
         scope: entry.scope.as_deref(),
         audience: Some(&entry.audience),
         token_type: entry.token_type.as_ref().unwrap_or(&BEARER),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::resolve;
+    use crate::{Config, TokenRequest, scope};
+
+    /// The wanted scope's merge is the merge of the default scope and the
+    /// scope asked for, whether the default scope was in merged form (then
+    /// copied, not merged) or not.
+    #[test]
+    fn the_wanted_scope_merges_as_the_default_scope_and_the_ask_do() {
+        for default in [
+            scope::DEFAULT_SCOPE,
+            "read",
+            "",
+            "a  b",
+            " a b",
+            "a b ",
+            "a b a",
+            "openid openid",
+        ] {
+            let config = Config::builder("https://as.example/token", "client")
+                .scope(default)
+                .build()
+                .unwrap();
+            for asked in [None, Some(""), Some("b c"), Some("  ")] {
+                let mut request = TokenRequest::new();
+                if let Some(asked) = asked {
+                    request = request.scope(asked);
+                }
+                let (_, wanted) = resolve(&config, &request);
+                assert_eq!(
+                    wanted.merged(),
+                    scope::merge(default, asked.unwrap_or("")),
+                    "{default:?} + {asked:?}"
+                );
+            }
+        }
     }
 }
