@@ -5,10 +5,12 @@
 mod support;
 
 use support::{FakeServer, builder, expired_session, t};
+use tokenkeeper::__private::form;
 use tokenkeeper::driver::{Ask, Call, Driver, Effect, Finished, StoreOp};
+use tokenkeeper::login::LoginRequest;
 use tokenkeeper::store::DEFAULT_KEY;
 use tokenkeeper::{
-    MemoryStore, SeededEntropy, SessionStore, StoreError, TokenManager, TokenRequest,
+    HttpResponse, MemoryStore, SeededEntropy, SessionStore, StoreError, TokenManager, TokenRequest,
 };
 
 fn driver() -> Driver {
@@ -468,4 +470,88 @@ fn a_memory_only_driver_runs_no_store_operation_and_ends_as_an_unshared_store_wo
         generation > 3,
         "a new session goes above every generation seen: {generation}"
     );
+}
+
+/// A code login on a driver that has saved a session, then logged out:
+/// the new session goes above every generation seen — in memory (the session here
+/// the only copy) as it does against a store's floor.
+#[test]
+fn a_login_on_a_memory_only_driver_goes_above_every_generation_seen_as_with_a_store() {
+    let start = || {
+        let manager = TokenManager::new(builder().build().unwrap(), SeededEntropy::new(1));
+        Driver::starting(manager, DEFAULT_KEY, Some(expired_session(1000)))
+    };
+    let mut memory = start().memory_only();
+    let mut unshared = start();
+    let mut store = tokenkeeper::UnsharedStore::new();
+    let (mut server_a, mut server_b) = (FakeServer::default(), FakeServer::default());
+    let forced = TokenRequest::new().force_refresh();
+    for now in [2000, 2001, 2002] {
+        for (driver, server, store) in [
+            (&mut memory, &mut server_a, None),
+            (&mut unshared, &mut server_b, Some(&mut store)),
+        ] {
+            let (result, _) =
+                run_to_end(driver, Call::token(Ask::User(&forced)), server, store, now);
+            assert!(matches!(result, Ok(Finished::Token(_))), "{result:?}");
+        }
+    }
+    let seen = memory.manager.session().unwrap().generation();
+    assert!(seen >= 3, "{seen}");
+
+    let mut generations = Vec::new();
+    for (driver, mut store) in [(&mut memory, None), (&mut unshared, Some(&mut store))] {
+        // Logged out first: the login's session starts from nothing.
+        let (cleared, _) = run_to_end(
+            driver,
+            Call::clear(),
+            &mut FakeServer::default(),
+            store.as_deref_mut(),
+            2500,
+        );
+        assert!(cleared.is_ok(), "{cleared:?}");
+        let (url, transaction) =
+            LoginRequest::new("https://as.example/authorize", "client-1", "https://app/cb")
+                .scope("profile offline_access")
+                .start(&mut SeededEntropy::new(11))
+                .unwrap();
+        let pairs = form::parse(url.split_once('?').unwrap().1);
+        let state = form::find(&pairs, "state").unwrap();
+        let callback = format!("https://app/cb?code=c&state={state}");
+        let dispatch = driver
+            .manager
+            .exchange_code(&transaction, &callback, t(3000))
+            .unwrap();
+        let mut call = Call::flight(dispatch);
+        let result = loop {
+            match driver.poll(&mut call, t(3000)) {
+                Effect::Send { .. } => {
+                    let answer = HttpResponse::new(
+                        200,
+                        r#"{"access_token":"at-new","token_type":"Bearer","expires_in":60,"refresh_token":"rt-new","scope":"profile offline_access"}"#,
+                    )
+                    .with_header("Content-Type", "application/json");
+                    driver.handle_response(&mut call, answer, t(3000));
+                }
+                Effect::Store(op) => {
+                    let store = store.as_deref_mut().expect("no store operation in memory");
+                    let answer = op.run(store);
+                    driver.handle_store(&mut call, answer);
+                }
+                Effect::Done(result) => break result,
+                other => panic!("unexpected {other:?}"),
+            }
+        };
+        assert!(result.is_ok(), "{result:?}");
+        let session = driver.manager.session().unwrap();
+        assert_eq!(session.token_set().access_token.secret(), "at-new");
+        assert!(
+            session.generation() > seen,
+            "a new session goes above {seen}: {}",
+            session.generation()
+        );
+        assert_eq!(driver.saved_generation(), Some(session.generation()));
+        generations.push(session.generation());
+    }
+    assert_eq!(generations[0], generations[1], "in memory as with a store");
 }

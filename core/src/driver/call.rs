@@ -231,6 +231,12 @@ impl Driver {
                     let step = self.ask(ask, waited, now);
                     call.stage = Stage::Begin(Spec::Persist, Then::Asked(step));
                 }
+                Stage::Begin(Spec::Persist, then)
+                    if self.persistence.memory_only && !self.persistence.store_busy =>
+                {
+                    let saved = self.persist_in_memory();
+                    call.stage = Stage::Resume(then, Ok(JobValue::Saved(saved)));
+                }
                 Stage::Begin(spec, then) => {
                     if self.persistence.store_busy && !call.holds_store {
                         if matches!(spec, Spec::Persist) && then.may_defer() {

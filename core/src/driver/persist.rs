@@ -140,6 +140,31 @@ impl Driver {
         Job::Save(SaveMode::Persist { changed }, SaveStage::Start)
     }
 
+    /// A memory-only driver's persist, whole and at once: what the save
+    /// job ([`Driver::persist_job`], its operations answered in memory by
+    /// [`Driver::settle_in_memory`]) comes to, without its steps — this
+    /// runs twice per refresh. The session here is the only copy: a change
+    /// is marked saved as it is; a new session still goes above the
+    /// highest generation this driver saw.
+    pub(crate) fn persist_in_memory(&mut self) -> Saved {
+        self.drain_events();
+        if !self.persistence.pending.any {
+            return Saved::Nothing;
+        }
+        let login = self.persistence.pending.login;
+        let floor = self.persistence.floor;
+        self.persistence.pending = Pending::default();
+        let Some(session) = self.manager.session() else {
+            return Saved::Nothing;
+        };
+        let mut generation = session.generation();
+        if login && generation <= floor {
+            generation = self.manager.renumber_session(Some(floor));
+        }
+        self.mark_saved(generation);
+        Saved::Stored
+    }
+
     /// Drains the core's events into the pending change; whether any came.
     pub(crate) fn drain_events(&mut self) -> bool {
         let mut changed = false;
