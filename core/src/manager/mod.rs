@@ -677,9 +677,11 @@ impl TokenManager {
         // An ID token's signature is checked (its keys fetched first, under
         // the same id) before anything else reads the answer.
         #[cfg(feature = "login")]
-        let (response, check) = match self.id_token_answer(id, response, now) {
-            signature::Answer::Plain(response) => (response, None),
-            signature::Answer::Check { response, fetched } => (response, Some(fetched)),
+        let mut response = response;
+        #[cfg(feature = "login")]
+        let check = match self.id_token_answer(id, &mut response, now) {
+            signature::Answer::Plain => None,
+            signature::Answer::Check { fetched } => Some(fetched),
         };
         // Parsed once: the signature check, the nonce retry, the errors and
         // the tokens read it (the ID token checked is the one applied).

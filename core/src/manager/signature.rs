@@ -39,16 +39,14 @@ use crate::jwks::{JwksCache, KeyLookup};
 use crate::time::UnixTime;
 use crate::token::response::ParsedResponse;
 
-/// A response to a flight, after the JWKS step.
+/// What the JWKS step makes of a response to a flight.
 pub(super) enum Answer {
     /// No ID token signature to check here: handle it as it is.
-    Plain(HttpResponse),
+    Plain,
     /// A token answer whose ID token (if any) is checked once parsed
-    /// ([`TokenManager::check_id_token`]).
+    /// ([`TokenManager::check_id_token`]). The response is the token
+    /// answer: the one handed in, or the parked one the JWKS completed.
     Check {
-        /// The token answer (the one handed in, or the parked one the
-        /// JWKS completed).
-        response: HttpResponse,
         /// Whether the keys were just fetched for it (a second fetch is
         /// not asked for).
         fetched: bool,
@@ -79,52 +77,50 @@ impl TokenManager {
 
     /// The first half of the signature step, before the answer is
     /// parsed: a JWKS response for a parked answer is cached and the parked
-    /// answer comes back to be checked; a token answer to a login or a
-    /// refresh is to be checked; anything else goes on unchanged.
+    /// answer takes its place in `response`, to be checked; a token answer
+    /// to a login or a refresh is to be checked; anything else goes on
+    /// unchanged. (The response is changed in place, not moved through:
+    /// this runs on every answer.)
     pub(super) fn id_token_answer(
         &mut self,
         id: RequestId,
-        response: HttpResponse,
+        response: &mut HttpResponse,
         now: UnixTime,
     ) -> Answer {
         let Some(cache) = self.jwks.as_mut() else {
-            return Answer::Plain(response);
+            return Answer::Plain;
         };
         let Some(flight) = self.state.flights.get_mut(id) else {
-            return Answer::Plain(response);
+            return Answer::Plain;
         };
         if matches!(
             flight.id_token_keys.as_deref(),
             Some(IdTokenKeys::Checked(Err(IdTokenError::KeysUnavailable)))
         ) {
             // An answer taken back from its failed key fetch: refused as it is.
-            return Answer::Plain(response);
+            return Answer::Plain;
         }
         if !matches!(
             flight.kind,
             FlightKind::Refresh { .. } | FlightKind::CodeExchange { .. }
         ) {
-            return Answer::Plain(response);
+            return Answer::Plain;
         }
         match flight.id_token_keys.take().map(|keys| *keys) {
             Some(IdTokenKeys::Fetching(parked)) => {
                 // `response` is the JWKS. Its TTL counts from now: the
                 // send time is a moment earlier.
-                if let Err(error) = cache.handle_response(&response, now, &self.config.limits) {
+                let cached = cache.handle_response(response, now, &self.config.limits);
+                *response = parked;
+                if let Err(error) = cached {
                     flight.id_token_keys = Some(Box::new(IdTokenKeys::Checked(Err(
                         IdTokenError::from(error),
                     ))));
-                    return Answer::Plain(parked);
+                    return Answer::Plain;
                 }
-                Answer::Check {
-                    response: parked,
-                    fetched: true,
-                }
+                Answer::Check { fetched: true }
             }
-            _ => Answer::Check {
-                response,
-                fetched: false,
-            },
+            _ => Answer::Check { fetched: false },
         }
     }
 
