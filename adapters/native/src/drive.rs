@@ -241,10 +241,14 @@ pub(crate) async fn drive<T: Transport, G: Target>(
     };
     // The adapter's own errors, kept while the driver ends the call.
     let mut failed: Option<Error<T::Error>> = None;
+    // The time an answer was handed in, for the poll right after it (the
+    // core's clock counts seconds; reading it costs more than the poll).
+    let mut answered_at: Option<UnixTime> = None;
     loop {
         let (effect, listener) = {
             let mut state = lock(core);
-            let effect = target.poll(&mut state, &mut running.call, now());
+            let at = answered_at.take().unwrap_or_else(now);
+            let effect = target.poll(&mut state, &mut running.call, at);
             // Listening before the lock is released: no wake-up is lost.
             let listener = matches!(effect, Effect::Wait(_)).then(|| host.progress.listen());
             (effect, listener)
@@ -260,13 +264,15 @@ pub(crate) async fn drive<T: Transport, G: Target>(
                     }
                 };
                 let mut state = lock(core);
+                let at = now();
+                answered_at = Some(at);
                 match sent {
                     Ok(response) => {
-                        target.handle_response(&mut state, &mut running.call, response, now());
+                        target.handle_response(&mut state, &mut running.call, response, at);
                     }
                     Err(error) => {
                         failed = Some(error);
-                        target.handle_transport_error(&mut state, &mut running.call, now());
+                        target.handle_transport_error(&mut state, &mut running.call, at);
                     }
                 }
                 drop(state);
