@@ -121,7 +121,7 @@ impl SessionsBuilder {
     pub fn build(self) -> Result<Sessions, Error> {
         let agent = crate::builder_agent(self.agent, self.timeout, &self.roots)?;
         Ok(Sessions {
-            inner: Arc::new(self.settings.build(Agent(agent))?),
+            inner: Arc::new(self.settings.build(Agent::new(agent))?),
         })
     }
 }
