@@ -55,6 +55,11 @@ pub(crate) enum FlightKind {
     Refresh {
         destination: Destination,
         refresh_token: RefreshToken,
+        /// The API named on the wire (`audience` / `resource`): what a JWT
+        /// access token in the answer must be for. The main token of a
+        /// session is refreshed for its own API even when the request
+        /// named none.
+        target: Option<String>,
     },
     /// The `authorization_code` exchange of a login; the ID token must carry
     /// this nonce.
@@ -80,9 +85,11 @@ impl core::fmt::Debug for FlightKind {
             FlightKind::Refresh {
                 destination,
                 refresh_token,
+                target,
             } => f
                 .debug_struct("Refresh")
                 .field("destination", destination)
+                .field("target", target)
                 // `RefreshToken` redacts itself.
                 .field("refresh_token", refresh_token)
                 .finish(),
@@ -175,6 +182,15 @@ pub(crate) enum IdTokenKeys {
 }
 
 impl Flight {
+    /// The API a JWT access token in the answer must be for: the one named
+    /// on the wire for a refresh, the audience asked for otherwise.
+    pub fn token_audience(&self) -> Option<&str> {
+        match &self.kind {
+            FlightKind::Refresh { target, .. } => target.as_deref(),
+            _ => self.audience.as_deref(),
+        }
+    }
+
     /// The refresh token a refresh spends.
     pub fn refresh_token(&self) -> Option<&RefreshToken> {
         match &self.kind {

@@ -545,6 +545,47 @@ fn defect_13_a_jwt_access_token_for_another_api_is_refused_not_cached() {
     }
 }
 
+/// A session logged in for one API, refreshed with no audience asked and
+/// none configured: the refresh names the session's API on the wire, and
+/// the answer's JWT access token is checked against that API, the one
+/// asked for (it was not checked at all).
+#[test]
+fn a_main_token_refresh_checks_the_audience_it_named_on_the_wire() {
+    let stored = format!(
+        r#"{{"user":{{"sub":"user-1"}},"tokenSet":{{"accessToken":"at-login","refreshToken":"rt-0","expiresAt":1000,"audience":"{API1}","scope":"openid offline_access"}}}}"#
+    );
+    let session = Session::from_json(stored.as_bytes(), &Default::default()).unwrap();
+    let mut m = manager(builder(), session);
+    // Another API's token: refused, not stored.
+    let out = send(m.get_access_token(&TokenRequest::new(), t(2000)));
+    assert_eq!(field(&out.request, "audience").as_deref(), Some(API1));
+    let answer = json(
+        200,
+        serde_json::json!({"access_token": at_jwt("https://other-api"),
+            "token_type": "Bearer", "expires_in": 600, "refresh_token": "rt-1"}),
+    );
+    assert_eq!(
+        failed_code(m.handle_response(out.id, answer, t(2000))),
+        "access_token_audience_mismatch"
+    );
+    assert_eq!(
+        m.session().unwrap().token_set().access_token.secret(),
+        "at-login"
+    );
+    assert_eq!(rt(&m), "rt-1", "the rotation is kept all the same");
+    // The API named on the wire: taken.
+    let out = send(m.get_access_token(&TokenRequest::new(), t(2001)));
+    let good = at_jwt(API1);
+    let answer = json(
+        200,
+        serde_json::json!({"access_token": good, "token_type": "Bearer", "expires_in": 600}),
+    );
+    match m.handle_response(out.id, answer, t(2001)) {
+        Completion::Ready(token) => assert_eq!(token.token.secret(), good),
+        other => panic!("{other:?}"),
+    }
+}
+
 #[test]
 fn defect_13_metadata_announcing_resource_indicators_selects_resource() {
     let metadata = tokenkeeper::discovery::AuthorizationServerMetadata::from_json(

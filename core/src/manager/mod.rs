@@ -561,7 +561,7 @@ impl TokenManager {
         }
         // A JWT access token must be for the API asked for: a server that
         // ignored the target parameter answers with a token for another one.
-        if let Some(audience) = flight.audience.as_deref()
+        if let Some(audience) = flight.token_audience()
             && crate::jwt::access_token_names_audience(parsed.access_token.secret(), audience)
                 == Some(false)
         {

@@ -78,6 +78,7 @@ impl TokenManager {
         let kind = FlightKind::Refresh {
             destination,
             refresh_token,
+            target,
         };
         let launched = self.launch(kind, audience, requested_scope, request, now);
         if launched.is_ok() && self.config.shared_store {
