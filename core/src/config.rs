@@ -283,7 +283,9 @@ impl ConfigBuilder {
     }
 
     /// The most per-audience cache entries kept (default 50; at least 1).
-    /// The least recently used entry goes first.
+    /// The least recently used entry goes first. The Token Vault's
+    /// connection tokens (`connectionTokenSets`) are capped at the same
+    /// number; there the one that expires first goes.
     pub fn max_cache_entries(mut self, max: usize) -> Self {
         self.config.max_cache_entries = max;
         self

@@ -20,6 +20,14 @@ pub struct Limits {
     pub max_json_depth: usize,
     /// Longest access, refresh or ID token accepted, in bytes (default 64 KiB).
     pub max_token_bytes: usize,
+    /// Largest stored session read back ([`Session::from_json`]), in bytes
+    /// (default 8 MiB). A session grows with its caches: with the default
+    /// caps (50 access tokens and 50 connection tokens, each at most
+    /// `max_token_bytes`) it stays below 7 MiB, so whatever this library
+    /// saves it can read again. Lower it with the caps and the token size.
+    ///
+    /// [`Session::from_json`]: crate::Session::from_json
+    pub max_session_bytes: usize,
 }
 
 impl Default for Limits {
@@ -30,6 +38,7 @@ impl Default for Limits {
             max_header_value_bytes: 16 * 1024,
             max_json_depth: 32,
             max_token_bytes: 64 * 1024,
+            max_session_bytes: 8 * 1024 * 1024,
         }
     }
 }

@@ -325,9 +325,9 @@ impl Session {
     /// [`Error::InvalidSession`] when the input is too large, too deep, not
     /// JSON, or not shaped like a session.
     pub fn from_json(json: &[u8], limits: &Limits) -> Result<Self, Error> {
-        if json.len() > limits.max_body_bytes {
+        if json.len() > limits.max_session_bytes {
             return Err(Error::InvalidSession(String::from(
-                "the session is larger than the body limit",
+                "the session is larger than the session limit",
             )));
         }
         if json_depth_exceeds(json, limits.max_json_depth) {
@@ -671,6 +671,59 @@ pub(crate) fn ceiling_from_json(value: &Value) -> Option<UnixTime> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// The largest session the default caps let grow (its three tokens,
+    /// 50 cached access tokens and 50 connection tokens, each of the
+    /// largest size a response may carry) is read back with the default
+    /// limits. (It was refused past 1 MiB, the response body limit: a
+    /// session that grew past it was saved and then could not be loaded.)
+    #[test]
+    fn the_largest_session_the_default_caps_allow_is_read_back() {
+        let limits = Limits::default();
+        let config = crate::Config::builder("https://as.example/token", "c")
+            .build()
+            .unwrap();
+        let entries = config.max_cache_entries;
+        let token = "t".repeat(limits.max_token_bytes);
+        let access_tokens: alloc::vec::Vec<serde_json::Value> = (0..entries)
+            .map(|i| {
+                json!({"accessToken": token, "audience": alloc::format!("https://api{i}.example"),
+                    "requestedScope": "openid profile email offline_access read:data write:data",
+                    "scope": "openid profile email offline_access read:data write:data",
+                    "expiresAt": 1_900_000_000, "expiresIn": 3600, "token_type": "DPoP"})
+            })
+            .collect();
+        let connections: alloc::vec::Vec<serde_json::Value> = (0..entries)
+            .map(|i| {
+                json!({"accessToken": token, "expiresAt": 1_900_000_000, "scope": "repo user",
+                    "connection": alloc::format!("connection-{i}"),
+                    "loginHint": alloc::format!("user-{i}@example.com")})
+            })
+            .collect();
+        let input = json!({
+            "user": {"sub": "auth0|1", "name": "Ada"},
+            "tokenSet": {"accessToken": token, "refreshToken": token, "idToken": token,
+                "expiresAt": 1_900_000_000, "scope": "openid", "audience": "https://api.example"},
+            "accessTokens": access_tokens,
+            "connectionTokenSets": connections,
+            "internal": {"sid": "s1", "createdAt": 5},
+        });
+        let input = serde_json::to_string(&input).unwrap();
+        assert!(input.len() > limits.max_body_bytes, "{}", input.len());
+        let session = Session::from_json(input.as_bytes(), &limits).unwrap();
+        assert_eq!(session.access_tokens().len(), entries);
+        assert_eq!(session.connection_token_sets().len(), entries);
+        let saved = session.to_json();
+        let back = Session::from_json(saved.as_bytes(), &limits).unwrap();
+        assert_eq!(back.to_json(), saved);
+        // Headroom for what the SDK and users keep beside it.
+        assert!(
+            saved.len() < limits.max_session_bytes * 7 / 8,
+            "{} of {}",
+            saved.len(),
+            limits.max_session_bytes
+        );
+    }
 
     #[test]
     fn round_trip_keeps_foreign_members() {

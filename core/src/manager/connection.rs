@@ -381,6 +381,7 @@ impl TokenManager {
             extra: serde_json::Map::new(),
         };
         let connections = session.connections_mut();
+        let mut evicted = false;
         let at = match found.filter(|&at| at < connections.len()) {
             Some(at) => {
                 connections[at] = entry;
@@ -388,12 +389,33 @@ impl TokenManager {
             }
             None => {
                 connections.push(entry);
-                connections.len() - 1
+                let mut at = connections.len() - 1;
+                // Capped as the access-token cache is: a session that meets
+                // many connections and login hints would otherwise grow
+                // until it is too large to be stored and read back. The
+                // entry that expires first goes (unknown counts as expired).
+                if connections.len() > self.config.max_cache_entries
+                    && let Some(victim) = connections[..at]
+                        .iter()
+                        .enumerate()
+                        .min_by_key(|(_, e)| e.expires_at.unwrap_or(UnixTime::EPOCH))
+                        .map(|(i, _)| i)
+                {
+                    connections.remove(victim);
+                    at -= 1;
+                    evicted = true;
+                }
+                at
             }
         };
-        self.session_changed(&[ChangeReason::TokensUpdated {
+        let updated = ChangeReason::TokensUpdated {
             refresh_token_rotated: false,
-        }]);
+        };
+        if evicted {
+            self.session_changed(&[updated, ChangeReason::Evicted]);
+        } else {
+            self.session_changed(&[updated]);
+        }
         Ok(TokenAt::Connection(at))
     }
 }
@@ -491,6 +513,67 @@ mod tests {
 
     fn drain(manager: &mut TokenManager) -> Vec<Event> {
         core::iter::from_fn(|| manager.poll_event()).collect()
+    }
+
+    /// Connection tokens are capped as the access-token cache is (here at
+    /// 3): a new connection past the cap evicts the entry that expires
+    /// first, never the one just stored, and the session announces it.
+    #[test]
+    fn connection_tokens_are_capped_the_first_to_expire_goes() {
+        let json = serde_json::json!({
+            "user": {"sub": "auth0|1"},
+            "tokenSet": {"accessToken": "at", "refreshToken": "rt-1", "expiresAt": NOW + 3600},
+            "connectionTokenSets": [
+                {"accessToken": "late", "expiresAt": NOW + 900, "connection": "a"},
+                {"accessToken": "early", "expiresAt": NOW + 100, "connection": "b"},
+                {"accessToken": "middle", "expiresAt": NOW + 500, "connection": "c"}
+            ]
+        });
+        let session = Session::from_json(json.to_string().as_bytes(), &Default::default()).unwrap();
+        let config = Config::builder("https://as.example/oauth/token", "client-1")
+            .max_cache_entries(3)
+            .build()
+            .unwrap();
+        let mut m = TokenManager::new(config, SeededEntropy::new(3));
+        m.set_session(session);
+        drain(&mut m);
+        for (connection, token, gone) in [("d", "new-d", "early"), ("e", "new-e", "middle")] {
+            let (id, _) = sent(m.get_connection_token(&ConnectionRequest::new(connection), t(NOW)));
+            assert_eq!(
+                completed(m.handle_response(id, ok_body(token), t(NOW))).unwrap(),
+                token
+            );
+            let held: Vec<&str> = m
+                .session()
+                .unwrap()
+                .connection_token_sets()
+                .iter()
+                .map(|e| e.access_token.secret())
+                .collect();
+            assert_eq!(held.len(), 3, "{held:?}");
+            assert!(held.contains(&token), "{held:?}");
+            assert!(!held.contains(&gone), "{gone} evicted: {held:?}");
+            let events = drain(&mut m);
+            assert!(
+                events.iter().any(|e| matches!(
+                    e,
+                    Event::SessionChanged {
+                        reason: ChangeReason::Evicted,
+                        ..
+                    }
+                )),
+                "{events:?}"
+            );
+            // The stored token is served from the session.
+            assert_eq!(
+                ready(m.get_connection_token(&ConnectionRequest::new(connection), t(NOW + 1))),
+                token
+            );
+        }
+        assert_eq!(
+            ready(m.get_connection_token(&ConnectionRequest::new("a"), t(NOW + 1))),
+            "late"
+        );
     }
 
     #[test]
