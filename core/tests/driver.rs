@@ -5,12 +5,12 @@
 mod support;
 
 use support::{FakeServer, builder, expired_session, t};
-use tokenkeeper::__private::form;
 use tokenkeeper::driver::{Ask, Call, Driver, Effect, Finished, StoreOp};
-use tokenkeeper::login::LoginRequest;
 use tokenkeeper::store::DEFAULT_KEY;
+#[cfg(feature = "login")]
+use tokenkeeper::{__private::form, HttpResponse, login::LoginRequest};
 use tokenkeeper::{
-    HttpResponse, MemoryStore, SeededEntropy, SessionStore, StoreError, TokenManager, TokenRequest,
+    MemoryStore, SeededEntropy, SessionStore, StoreError, TokenManager, TokenRequest,
 };
 
 fn driver() -> Driver {
@@ -475,6 +475,7 @@ fn a_memory_only_driver_runs_no_store_operation_and_ends_as_an_unshared_store_wo
 /// A code login on a driver that has saved a session, then logged out:
 /// the new session goes above every generation seen — in memory (the session here
 /// the only copy) as it does against a store's floor.
+#[cfg(feature = "login")]
 #[test]
 fn a_login_on_a_memory_only_driver_goes_above_every_generation_seen_as_with_a_store() {
     let start = || {
