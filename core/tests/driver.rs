@@ -397,14 +397,19 @@ fn run_to_end(
     }
 }
 
-#[test]
-fn a_memory_only_driver_runs_no_store_operation_and_ends_as_an_unshared_store_would() {
+/// Two drivers on the same expired session: one memory-only, one to run
+/// against an `UnsharedStore` (the reference it must end like).
+fn memory_and_unshared() -> (Driver, Driver) {
     let start = || {
         let manager = TokenManager::new(builder().build().unwrap(), SeededEntropy::new(1));
         Driver::starting(manager, DEFAULT_KEY, Some(expired_session(1000)))
     };
-    let mut memory = start().memory_only();
-    let mut unshared = start();
+    (start().memory_only(), start())
+}
+
+#[test]
+fn a_memory_only_driver_runs_no_store_operation_and_ends_as_an_unshared_store_would() {
+    let (mut memory, mut unshared) = memory_and_unshared();
     let mut store = tokenkeeper::UnsharedStore::new();
     let (mut server_a, mut server_b) = (FakeServer::default(), FakeServer::default());
     let forced = TokenRequest::new().force_refresh();
@@ -478,12 +483,7 @@ fn a_memory_only_driver_runs_no_store_operation_and_ends_as_an_unshared_store_wo
 #[cfg(feature = "login")]
 #[test]
 fn a_login_on_a_memory_only_driver_goes_above_every_generation_seen_as_with_a_store() {
-    let start = || {
-        let manager = TokenManager::new(builder().build().unwrap(), SeededEntropy::new(1));
-        Driver::starting(manager, DEFAULT_KEY, Some(expired_session(1000)))
-    };
-    let mut memory = start().memory_only();
-    let mut unshared = start();
+    let (mut memory, mut unshared) = memory_and_unshared();
     let mut store = tokenkeeper::UnsharedStore::new();
     let (mut server_a, mut server_b) = (FakeServer::default(), FakeServer::default());
     let forced = TokenRequest::new().force_refresh();
