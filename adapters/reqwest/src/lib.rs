@@ -155,7 +155,7 @@ use tokenkeeper::{
     HttpResponse, Session, SessionStore, TokenManager, TokenRequest,
 };
 use tokenkeeper_native::event_listener::EventListener;
-use tokenkeeper_native::{Handle, Settings, Transport};
+use tokenkeeper_native::{Handle, LastUrl, Settings, Transport};
 
 mod error;
 mod sessions;
@@ -236,7 +236,7 @@ pub async fn discover(
     client: &reqwest::Client,
     issuer: &str,
 ) -> Result<AuthorizationServerMetadata, Error> {
-    tokenkeeper_native::discover(&Client(client.clone()), issuer).await
+    tokenkeeper_native::discover(&Client::new(client.clone()), issuer).await
 }
 
 /// The shared handle. Cheap to clone; every clone drives the same session.
@@ -406,7 +406,7 @@ impl Builder {
         };
         // A blocking store's session is loaded (or installed) here, at once.
         Ok(TokenKeeper {
-            inner: Arc::new(self.settings.build(Client(client))?),
+            inner: Arc::new(self.settings.build(Client::new(client))?),
         })
     }
 }
@@ -643,7 +643,13 @@ impl TokenKeeper {
 
 /// How this adapter sends and waits: reqwest's client, awaited, and an
 /// executor-agnostic timer.
-struct Client(reqwest::Client);
+struct Client(reqwest::Client, LastUrl<(http::Uri, reqwest::Url)>);
+
+impl Client {
+    fn new(client: reqwest::Client) -> Self {
+        Client(client, LastUrl::default())
+    }
+}
 
 impl Transport for Client {
     type Error = reqwest::Error;
@@ -658,10 +664,10 @@ impl Transport for Client {
     ) -> Result<HttpResponse, Error> {
         // `Duration::MAX`: no deadline known (a timer that long would overflow).
         let Some(budget) = budget.filter(|budget| *budget != Duration::MAX) else {
-            return send(&self.0, request, max_body).await;
+            return send(&self.0, &self.1, request, max_body).await;
         };
         let mut timer = pin!(futures_timer::Delay::new(budget));
-        let mut exchange = pin!(send(&self.0, request, max_body));
+        let mut exchange = pin!(send(&self.0, &self.1, request, max_body));
         poll_fn(|cx| {
             if let Poll::Ready(result) = exchange.as_mut().poll(cx) {
                 return Poll::Ready(result);
@@ -693,13 +699,37 @@ impl Transport for Client {
 /// (the core rejects a longer one itself).
 async fn send(
     client: &reqwest::Client,
+    last_url: &LastUrl<(http::Uri, reqwest::Url)>,
     request: HttpRequest,
     max_body: usize,
 ) -> Result<HttpResponse, Error> {
-    // Nothing is copied: the URL, header values and body move; `execute`
-    // adds the client's default headers as `send` does.
-    let request = http::Request::try_from(request).map_err(http::Error::from)?;
-    let request = reqwest::Request::try_from(request).map_err(Error::Transport)?;
+    // Nothing is copied: header values and body move, and the URL is
+    // parsed once per endpoint (reqwest's `Url` and the `http` crate's
+    // `Uri` both); `execute` adds the client's default headers as `send`
+    // does.
+    let parsed = last_url.parse(&request.url, |url| -> Result<_, Option<http::Error>> {
+        let uri = http::Uri::try_from(url).map_err(|e| Some(http::Error::from(e)))?;
+        let parsed = reqwest::Url::parse(url).map_err(|_| None)?;
+        Ok((uri, parsed))
+    });
+    let request = match parsed {
+        Ok((uri, url)) => {
+            let (parts, body) = request
+                .into_http_with_uri(uri)
+                .map_err(http::Error::from)?
+                .into_parts();
+            let mut request = reqwest::Request::new(parts.method, url);
+            *request.headers_mut() = parts.headers;
+            *request.body_mut() = Some(body.into());
+            request
+        }
+        Err(Some(error)) => return Err(Error::InvalidRequest(error)),
+        // A URL reqwest refuses: its own conversion says why.
+        Err(None) => {
+            let request = http::Request::try_from(request).map_err(http::Error::from)?;
+            reqwest::Request::try_from(request).map_err(Error::Transport)?
+        }
+    };
     let mut response = client.execute(request).await.map_err(error::transport)?;
     let status = response.status().as_u16();
     let headers = Headers::from(response.headers());

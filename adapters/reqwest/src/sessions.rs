@@ -145,7 +145,7 @@ impl SessionsBuilder {
             )?,
         };
         Ok(Sessions {
-            inner: Arc::new(self.settings.build(Client(client))?),
+            inner: Arc::new(self.settings.build(Client::new(client))?),
         })
     }
 }

@@ -127,7 +127,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 use std::io::Read as _;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokenkeeper::TokenResponse;
@@ -140,7 +140,7 @@ use tokenkeeper::{
     SessionStore, TokenManager, TokenRequest,
 };
 use tokenkeeper_native::event_listener::{EventListener, Listener as _};
-use tokenkeeper_native::{BoxError, Handle, Settings, SignFuture, Transport, block_on};
+use tokenkeeper_native::{BoxError, Handle, LastUrl, Settings, SignFuture, Transport, block_on};
 use ureq::http;
 
 mod error;
@@ -593,38 +593,21 @@ impl TokenKeeper {
 
 /// How this adapter sends and waits: blocking the calling thread (the
 /// futures finish on their first poll, run by [`block_on`]).
-struct Agent(ureq::Agent, LastUri);
+struct Agent(ureq::Agent, LastUrl<http::Uri>);
 
 impl Agent {
     fn new(agent: ureq::Agent) -> Self {
-        Agent(agent, LastUri::default())
+        Agent(agent, LastUrl::default())
     }
 }
 
-/// The URL last sent to, kept parsed: a handle sends to its token endpoint
-/// again and again, and parsing the URL cost more than the rest of the
-/// request's conversion (about 770 instructions of some 2,800). The core
-/// sends only to configured endpoints (token, revocation, JWKS, discovery),
-/// so the kept URL holds nothing secret.
-#[derive(Default)]
-struct LastUri(Mutex<Option<(String, http::Uri)>>);
-
-impl LastUri {
-    /// `request` for ureq, its URL parsed once per change of URL.
-    fn convert(&self, mut request: HttpRequest) -> Result<http::Request<Vec<u8>>, http::Error> {
-        let mut last = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let uri = match &*last {
-            Some((url, uri)) if *url == request.url => uri.clone(),
-            _ => {
-                let url = std::mem::take(&mut request.url);
-                let uri = http::Uri::try_from(url.as_str())?;
-                *last = Some((url, uri.clone()));
-                uri
-            }
-        };
-        drop(last);
-        Ok(request.into_http_with_uri(uri)?)
-    }
+/// `request` for ureq, its URL parsed once per change of URL.
+fn convert(
+    last_url: &LastUrl<http::Uri>,
+    request: HttpRequest,
+) -> Result<http::Request<Vec<u8>>, http::Error> {
+    let uri = last_url.parse(&request.url, |url| http::Uri::try_from(url))?;
+    Ok(request.into_http_with_uri(uri)?)
 }
 
 impl Transport for Agent {
@@ -649,14 +632,14 @@ impl Transport for Agent {
 /// a longer one itself). Within `budget`, body included, when given.
 fn send(
     agent: &ureq::Agent,
-    last_uri: &LastUri,
+    last_url: &LastUrl<http::Uri>,
     request: HttpRequest,
     max_body: usize,
     budget: Option<Duration>,
 ) -> Result<HttpResponse, ureq::Error> {
     // Nothing is copied: header values and body move; the URL is parsed
     // once per endpoint.
-    let mut request = last_uri.convert(request)?;
+    let mut request = convert(last_url, request)?;
     let config = agent.config();
     let global = config.timeouts().global;
     // The agent's timeout, cut short by the budget (a per-request setting
@@ -758,47 +741,3 @@ const _: fn() = || {
     shareable::<TokenKeeper>();
     shareable::<Sessions>();
 };
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn request(url: &str) -> HttpRequest {
-        let mut headers = tokenkeeper::Headers::new();
-        headers.append("Content-Type", "application/x-www-form-urlencoded");
-        HttpRequest {
-            method: tokenkeeper::Method::POST,
-            url: url.to_owned(),
-            headers,
-            body: b"a=b".to_vec(),
-        }
-    }
-
-    /// The kept URL is used only for the same URL: a request to another
-    /// endpoint (a revocation, a discovery fetch) and back goes where its
-    /// own URL says.
-    #[test]
-    fn a_parsed_url_is_reused_only_for_the_same_url() {
-        let last = LastUri::default();
-        for url in [
-            "https://as.example/oauth/token",
-            "https://as.example/oauth/token",
-            "https://as.example/oauth/revoke",
-            "https://other.example:8443/oauth/token?x=1",
-            "https://as.example/oauth/token",
-        ] {
-            let converted = last.convert(request(url)).unwrap();
-            assert_eq!(converted.uri().to_string(), url);
-            assert_eq!(converted.body(), b"a=b");
-        }
-        assert!(last.convert(request("not a url")).is_err());
-        // A refused URL leaves the kept one as it was.
-        let converted = last
-            .convert(request("https://as.example/oauth/token"))
-            .unwrap();
-        assert_eq!(
-            converted.uri().to_string(),
-            "https://as.example/oauth/token"
-        );
-    }
-}
