@@ -23,8 +23,10 @@ pub struct Limits {
     /// Largest stored session read back ([`Session::from_json`]), in bytes
     /// (default 8 MiB). A session grows with its caches: with the default
     /// caps (50 access tokens and 50 connection tokens, each at most
-    /// `max_token_bytes`) it stays below 7 MiB, so whatever this library
-    /// saves it can read again. Lower it with the caps and the token size.
+    /// `max_token_bytes`) and scopes of ordinary length it stays below
+    /// 7 MiB. (Scopes, login hints and members kept from another writer
+    /// are bounded only by `max_body_bytes` each, so this is headroom, not
+    /// a proof.) Lower it with the caps and the token size.
     ///
     /// [`Session::from_json`]: crate::Session::from_json
     pub max_session_bytes: usize,

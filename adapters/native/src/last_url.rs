@@ -3,8 +3,9 @@
 //!
 //! A handle sends to its token endpoint again and again; parsing the URL
 //! cost a refresh more than the rest of the request's conversion. The core
-//! sends only to configured endpoints (token, revocation, JWKS, discovery),
-//! so the kept URL holds nothing secret.
+//! sends only to configured endpoints (token, revocation, JWKS, discovery);
+//! a URL handed to an adapter's `send_request` is kept the same way until
+//! the next request, so it should not carry a secret in its query.
 
 use std::sync::{Mutex, PoisonError};
 

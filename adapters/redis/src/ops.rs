@@ -171,10 +171,9 @@ pub(crate) fn loaded_of(redis_key: &str, reply: LoadReply) -> Result<Loaded, Red
             // The claim key counts only as the claim the session records
             // (as the save script counts it): a key left by a session that
             // expired under it is nobody's claim.
-            let claim = claim
-                .as_deref()
-                .map(StoredClaim::read)
-                .filter(|c| c.owner.is_some() && c.owner == claim_owner);
+            let claim = claim.as_deref().map(StoredClaim::read).filter(|c| {
+                c.owner.as_deref().is_some_and(|o| !o.is_empty()) && c.owner == claim_owner
+            });
             Ok(Some((json, generation, claim, pttl)))
         }
         other => Err(RedisStoreError::Foreign {
