@@ -393,8 +393,10 @@ impl TokenManager {
                 // Capped as the access-token cache is: a session that meets
                 // many connections and login hints would otherwise grow
                 // until it is too large to be stored and read back. The
-                // entry that expires first goes (unknown counts as expired).
-                if connections.len() > self.config.max_cache_entries
+                // entry that expires first goes (unknown counts as expired),
+                // as many as the cap asks (a session read over a lowered
+                // cap comes back under it).
+                while connections.len() > self.config.max_cache_entries
                     && let Some(victim) = connections[..at]
                         .iter()
                         .enumerate()
@@ -574,6 +576,27 @@ mod tests {
             ready(m.get_connection_token(&ConnectionRequest::new("a"), t(NOW + 1))),
             "late"
         );
+        // Read over a lowered cap: the next new entry brings it under.
+        let session = m.session().unwrap().clone();
+        let config = Config::builder("https://as.example/oauth/token", "client-1")
+            .max_cache_entries(1)
+            .build()
+            .unwrap();
+        let mut m = TokenManager::new(config, SeededEntropy::new(4));
+        m.set_session(session);
+        let (id, _) = sent(m.get_connection_token(&ConnectionRequest::new("f"), t(NOW)));
+        assert_eq!(
+            completed(m.handle_response(id, ok_body("new-f"), t(NOW))).unwrap(),
+            "new-f"
+        );
+        let held: Vec<&str> = m
+            .session()
+            .unwrap()
+            .connection_token_sets()
+            .iter()
+            .map(|e| e.access_token.secret())
+            .collect();
+        assert_eq!(held, ["new-f"]);
     }
 
     #[test]
