@@ -9,7 +9,11 @@
 
 use std::sync::{Mutex, PoisonError};
 
-/// One URL and what it parsed to (see the [module docs](self)).
+/// One URL and what the HTTP library's parser made of it: a handle sends
+/// to its token endpoint again and again, and parsing the URL cost a
+/// refresh more than the rest of the request's conversion. A URL handed
+/// to an adapter's `send_request` is kept the same way until the next
+/// request, so it should not carry a secret in its query.
 #[derive(Debug)]
 pub struct LastUrl<T>(Mutex<Option<(String, T)>>);
 
