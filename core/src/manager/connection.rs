@@ -517,6 +517,16 @@ mod tests {
         core::iter::from_fn(|| manager.poll_event()).collect()
     }
 
+    /// The connection tokens the session holds, in order.
+    fn held(m: &TokenManager) -> Vec<&str> {
+        m.session()
+            .unwrap()
+            .connection_token_sets()
+            .iter()
+            .map(|e| e.access_token.secret())
+            .collect()
+    }
+
     /// Connection tokens are capped as the access-token cache is (here at
     /// 3): a new connection past the cap evicts the entry that expires
     /// first, never the one just stored, and the session announces it.
@@ -545,13 +555,7 @@ mod tests {
                 completed(m.handle_response(id, ok_body(token), t(NOW))).unwrap(),
                 token
             );
-            let held: Vec<&str> = m
-                .session()
-                .unwrap()
-                .connection_token_sets()
-                .iter()
-                .map(|e| e.access_token.secret())
-                .collect();
+            let held = held(&m);
             assert_eq!(held.len(), 3, "{held:?}");
             assert!(held.contains(&token), "{held:?}");
             assert!(!held.contains(&gone), "{gone} evicted: {held:?}");
@@ -589,14 +593,7 @@ mod tests {
             completed(m.handle_response(id, ok_body("new-f"), t(NOW))).unwrap(),
             "new-f"
         );
-        let held: Vec<&str> = m
-            .session()
-            .unwrap()
-            .connection_token_sets()
-            .iter()
-            .map(|e| e.access_token.secret())
-            .collect();
-        assert_eq!(held, ["new-f"]);
+        assert_eq!(held(&m), ["new-f"]);
     }
 
     #[test]
